@@ -1,0 +1,10 @@
+"""`wdrobust train` (not implemented yet)."""
+
+from __future__ import annotations
+
+from wdrobust.cli.errors import fail
+
+
+def command() -> None:
+    """Not implemented yet."""
+    raise fail("wdrobust train is not implemented yet")

@@ -1,0 +1,11 @@
+"""Certificates: sound upper bounds (and labelled estimates) of the WDRO risk from growth majorants.
+
+``CERTIFICATES`` maps a registry name to its class; every class follows ``certify.base.Certificate``:
+``Cls(model, threat, *, losses, radii, device, batch_size, progress).run(x, y) -> CertificateResult``.
+"""
+
+from wdrobust.certify.base import Certificate, CertificateResult, ShellBound, default_radii
+
+CERTIFICATES: dict[str, type[Certificate]] = {}
+
+__all__ = ["CERTIFICATES", "Certificate", "CertificateResult", "ShellBound", "default_radii"]

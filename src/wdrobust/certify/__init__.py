@@ -5,7 +5,15 @@
 """
 
 from wdrobust.certify.base import Certificate, CertificateResult, ShellBound, default_radii
+from wdrobust.certify.global_lipschitz import GlobalLipschitz
 
-CERTIFICATES: dict[str, type[Certificate]] = {}
+CERTIFICATES: dict[str, type[Certificate]] = {cls.name: cls for cls in (GlobalLipschitz,)}
 
-__all__ = ["CERTIFICATES", "Certificate", "CertificateResult", "ShellBound", "default_radii"]
+__all__ = [
+    "CERTIFICATES",
+    "Certificate",
+    "CertificateResult",
+    "GlobalLipschitz",
+    "ShellBound",
+    "default_radii",
+]

@@ -1,0 +1,129 @@
+"""The global Lipschitz certificate is sound (>= brute-force gradient norms) and exact for linear models."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _certify_brute import grid, pair_gradient_norms, tiny_mlp
+from torch import nn
+
+from wdrobust.certify import CERTIFICATES, GlobalLipschitz
+from wdrobust.certify.chain import build_chain
+from wdrobust.certify.global_lipschitz import pair_lipschitz
+from wdrobust.losses import loss_fn
+from wdrobust.nets.layers import Normalize
+from wdrobust.threat import DUAL, ThreatModel
+
+ACTS = [nn.ReLU, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.ELU]
+
+
+def _table(model: nn.Module, norm: str, shape: tuple[int, ...], k: int) -> torch.Tensor:
+    return pair_lipschitz(build_chain(model, shape, torch.device("cpu")), norm, k)
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_global_table_dominates_grid_gradients(act: type[nn.Module], norm: str) -> None:
+    model = tiny_mlp(seed=ACTS.index(act), activation=act)
+    brute = pair_gradient_norms(model, grid(121), DUAL[norm]).amax(dim=1).double()
+    table = _table(model, norm, (2,), 3)
+    assert (table >= brute - 1e-6).all()
+    assert torch.equal(table.diagonal(), torch.zeros(3, dtype=table.dtype))
+    assert (table.fill_diagonal_(1.0) > 0).all()
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_global_is_exact_for_a_linear_model(norm: str) -> None:
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 4)).eval()
+    w = model[1].weight.detach().double()
+    exact = torch.stack(
+        [
+            torch.stack(
+                [(w[j] - w[y]).norm(p={"l1": 1, "l2": 2, "linf": float("inf")}[DUAL[norm]]) for j in range(4)]
+            )
+            for y in range(4)
+        ]
+    )
+    assert torch.allclose(_table(model, norm, (2, 3), 4), exact, rtol=1e-5)
+
+
+def test_global_cnn_with_normalize_batchnorm_avgpool_dominates_samples() -> None:
+    torch.manual_seed(1)
+    bn = nn.BatchNorm2d(3)
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    bn.weight.data.uniform_(-2, 2)
+    model = nn.Sequential(
+        Normalize([0.4], [0.3]),
+        nn.Conv2d(1, 3, 3, padding=1),
+        bn,
+        nn.GELU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(3, 2, 2),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(2, 3),
+    ).eval()
+    x = torch.rand(3000, 1, 4, 4)
+    for norm in ["linf", "l2", "l1"]:
+        table = _table(model, norm, (1, 4, 4), 3)
+        brute = pair_gradient_norms(_Flat(model), x.reshape(3000, 16), DUAL[norm]).amax(dim=1).double()
+        assert (table >= brute - 1e-6).all()
+
+
+class _Flat(nn.Module):
+    """Wrap a (1,4,4)-input model so that the brute-force helper can feed flat points."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.reshape(-1, 1, 4, 4))
+
+
+def test_large_conv_block_uses_a_sound_spectral_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With materialisation disabled the l2 bound uses sqrt(||A||_1 ||A||_inf) and stays sound."""
+    import wdrobust.certify.chain as chain
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3)).eval()
+    exact = _table(model, "l2", (1, 4, 4), 3)
+    monkeypatch.setattr(chain, "MATERIALISE_LIMIT", 0)
+    loose = _table(model, "l2", (1, 4, 4), 3)
+    brute = pair_gradient_norms(_Flat(model), torch.rand(3000, 16), "l2").amax(dim=1).double()
+    assert (loose >= exact - 1e-9).all()
+    assert (exact >= brute - 1e-6).all()
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2"])
+def test_global_majorant_and_radius_are_sound_on_a_grid(norm: str) -> None:
+    model = tiny_mlp(seed=7, widths=(6,))
+    pts = grid(101)
+    x = torch.tensor([[0.3, 0.6], [0.5, 0.5], [0.8, 0.2], [0.1, 0.9]])
+    y = model(x).argmax(dim=1)
+    y[0] = (y[0] + 1) % 3  # one misclassified sample
+    threat = ThreatModel(norm, 0.15, "inf")
+    res = GlobalLipschitz(model, threat, losses=("ce", "margin", "zero_one"), device="cpu").run(x, y)
+    assert res.sound and res.method == "global"
+    dist = (pts[None] - x[:, None]).norm(p=float("inf") if norm == "linf" else 2, dim=2)  # (N, G)
+    z = model(pts)
+    for loss in ("ce", "margin"):
+        val = torch.stack([loss_fn(loss, z, torch.full((len(pts),), int(c))) for c in y])  # (N, G)
+        gain = torch.where(dist <= threat.eps, val - loss_fn(loss, model(x), y)[:, None], -torch.inf)
+        assert (res.majorants[loss](threat.eps) >= gain.amax(dim=1).detach().numpy() - 1e-5).all()
+    flips = z.argmax(dim=1)[None] != y[:, None]
+    nearest = torch.where(flips, dist, torch.inf).amin(dim=1).numpy()
+    assert res.certified_radius[0] == 0
+    assert (res.certified_radius <= nearest + 1e-6).all()
+    assert (res.certified_radius[1:] > 0).all()
+
+
+def test_registry_and_unsupported_layer() -> None:
+    assert CERTIFICATES["global"] is GlobalLipschitz
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3))
+    with pytest.raises(ValueError, match="MaxPool2d"):
+        GlobalLipschitz(model, ThreatModel("linf", 0.1), device="cpu").run(
+            torch.rand(2, 1, 6, 6), torch.zeros(2, dtype=torch.long)
+        )

@@ -5,14 +5,20 @@
 """
 
 from wdrobust.certify.base import Certificate, CertificateResult, ShellBound, default_radii
+from wdrobust.certify.empirical import Empirical
+from wdrobust.certify.first_order import FirstOrder
 from wdrobust.certify.global_lipschitz import GlobalLipschitz
 
-CERTIFICATES: dict[str, type[Certificate]] = {cls.name: cls for cls in (GlobalLipschitz,)}
+CERTIFICATES: dict[str, type[Certificate]] = {
+    cls.name: cls for cls in (GlobalLipschitz, FirstOrder, Empirical)
+}
 
 __all__ = [
     "CERTIFICATES",
     "Certificate",
     "CertificateResult",
+    "Empirical",
+    "FirstOrder",
     "GlobalLipschitz",
     "ShellBound",
     "default_radii",

@@ -1,0 +1,22 @@
+"""Data readers: scikit-learn digits (offline default), MNIST idx files, CIFAR-10/100 pickle batches
+and tabular .npz/.csv files. Nothing is ever downloaded.
+
+``load(name, split, root=None, device=None) -> (x, y)``; ``DATASETS`` holds each set's input shape and
+number of classes; ``info(name)`` also covers tabular files.
+"""
+
+from wdrobust.data.base import DATA_ENV, SPLITS
+from wdrobust.data.registry import DATASETS, DEFAULT_DATASET, DatasetInfo, info, load
+from wdrobust.data.tabular import TabularData, read_tabular
+
+__all__ = [
+    "DATASETS",
+    "DATA_ENV",
+    "DEFAULT_DATASET",
+    "SPLITS",
+    "DatasetInfo",
+    "TabularData",
+    "info",
+    "load",
+    "read_tabular",
+]

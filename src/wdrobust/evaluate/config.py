@@ -1,0 +1,212 @@
+"""Evaluation configuration: defaults, TOML files, flag overrides, validation and a canonical hash.
+
+A configuration is a flat record (``EvalConfig``). Sources are merged in this order, later ones winning:
+the built-in defaults (equal to ``configs/digits-default.toml``), a TOML file (``--config``), command-line
+flags. The *canonical* form (sorted JSON of the fields that change results) is stored in the run's store
+together with its SHA-256; a run folder refuses a configuration whose hash differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wdrobust.losses import check_loss
+from wdrobust.threat import NORMS, ThreatModel, parse_number
+
+#: Name of the bundled default model (trained on first use and cached).
+DEFAULT_MODEL = "digits-default"
+
+#: Fields that do not change any stored number: left out of the canonical form and its hash.
+RUNTIME_FIELDS = ("out", "device", "quiet")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """Everything ``wdrobust evaluate`` needs. eps and p keep the user's spelling ("8/255", "inf")."""
+
+    model: str = DEFAULT_MODEL
+    data: str = "digits"
+    data_root: str | None = None
+    split: str = "test"
+    n: int = 300
+    batch_size: int = 100
+    norm: str = "linf"
+    eps: tuple[str, ...] = ("0.05", "0.1")
+    p: tuple[str, ...] = ("1", "2", "inf")
+    losses: tuple[str, ...] = ("ce", "margin", "zero_one")
+    attacks: tuple[str, ...] = ("pgd", "apgd", "wda", "wda++")
+    certificates: tuple[str, ...] = ("global", "first-order", "local", "cell", "radius")
+    attack_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    certificate_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seed: int = 0
+    out: str = "runs/digits-default"
+    device: str | None = None
+    quiet: bool = False
+
+    @property
+    def eps_values(self) -> tuple[float, ...]:
+        """The radii as floats, in the given order."""
+        return tuple(parse_number(e, "eps") for e in self.eps)
+
+    @property
+    def p_values(self) -> tuple[float, ...]:
+        """The Wasserstein orders as floats (math.inf for "inf"), in the given order."""
+        return tuple(parse_number(p, "p") for p in self.p)
+
+    def threats(self) -> list[ThreatModel]:
+        """Every ThreatModel(norm, eps, p) of the grid, eps-major."""
+        return [ThreatModel(self.norm, e, p) for e in self.eps_values for p in self.p_values]
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(EvalConfig)}
+_TUPLES = ("eps", "p", "losses", "attacks", "certificates")
+
+
+def split_list(value: str | list | tuple) -> tuple[str, ...]:
+    """A comma-separated string or a list -> tuple of stripped strings (numbers kept as text)."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = tuple(str(v).strip() for v in items)
+    if any(not v for v in out):
+        raise ValueError(f"empty item in list {value!r}")
+    return out
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Convert a TOML or flag value to the field's type; raise ValueError naming the field."""
+    if name in _TUPLES:
+        return split_list(value)
+    if name in ("n", "batch_size", "seed"):
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise ValueError(f"{name} must be an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"{name} must be an integer, got {value!r}") from None
+    if name in ("attack_options", "certificate_options"):
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise ValueError(f"{name} must be a table of tables ([{name}.NAME])")
+        return {str(k): dict(v) for k, v in value.items()}
+    if name == "quiet":
+        return bool(value)
+    return None if value is None else str(value)
+
+
+def merge(base: EvalConfig, overrides: dict[str, Any]) -> EvalConfig:
+    """base with the non-None overrides applied; unknown keys raise ValueError."""
+    unknown = sorted(set(overrides) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"unknown configuration key {unknown[0]!r}")
+    values = {k: _coerce(k, v) for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(base, **values)
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """The key/value table of a TOML configuration file (``[evaluate]`` table or top level)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"configuration file not found: {path}")
+    try:
+        table = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    return table.get("evaluate", table)
+
+
+def build_config(config_file: str | Path | None = None, **flags: Any) -> EvalConfig:
+    """Defaults <- TOML file <- flags (None means "not given"), then validated."""
+    cfg = EvalConfig()
+    if config_file is not None:
+        cfg = merge(cfg, load_toml(config_file))
+    return validate(merge(cfg, flags))
+
+
+def validate(cfg: EvalConfig) -> EvalConfig:
+    """Check everything that can be checked without loading the model or the data.
+
+    Names of attacks and certificates are checked against the registries; eps >= 0, p >= 1, n >= 1,
+    batch_size >= 1, losses known, no duplicates. Raises ValueError with a one-line message.
+    """
+    if cfg.norm not in NORMS:
+        raise ValueError(f"unknown norm {cfg.norm!r}: expected one of {', '.join(NORMS)}")
+    if cfg.n < 1:
+        raise ValueError(f"n must be >= 1, got {cfg.n}")
+    if cfg.batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
+    for name in ("eps", "p", "losses", "attacks", "certificates"):
+        values = getattr(cfg, name)
+        if len(set(values)) != len(values):
+            raise ValueError(f"{name} lists a value twice: {', '.join(values)}")
+    if not cfg.eps or not cfg.p:
+        raise ValueError("eps and p need at least one value each")
+    if not cfg.attacks and not cfg.certificates:
+        raise ValueError("nothing to do: give at least one attack or certificate")
+    cfg.threats()  # eps >= 0, finite; p >= 1
+    for loss in cfg.losses:
+        check_loss(loss)
+    _check_names("attack", cfg.attacks, cfg.attack_options)
+    _check_names("certificate", cfg.certificates, cfg.certificate_options)
+    return cfg
+
+
+def _check_names(kind: str, names: tuple[str, ...], options: dict[str, dict]) -> None:
+    registry = registry_of(kind)
+    for name in names:
+        if name not in registry:
+            known = ", ".join(sorted(registry)) or "none registered"
+            raise ValueError(f"unknown {kind} {name!r}: expected one of {known}")
+    for name in options:
+        if name not in names:
+            raise ValueError(f"{kind}_options.{name} given but {name!r} is not in the {kind}s list")
+
+
+def registry_of(kind: str) -> dict[str, type]:
+    """The ATTACKS or CERTIFICATES registry (imported lazily: evaluate sits above both)."""
+    if kind == "attack":
+        from wdrobust.attacks import ATTACKS
+
+        return ATTACKS
+    from wdrobust.certify import CERTIFICATES
+
+    return CERTIFICATES
+
+
+def _number_key(value: float) -> float | str:
+    return "inf" if math.isinf(value) else value
+
+
+def canonical(cfg: EvalConfig) -> dict[str, Any]:
+    """The fields that change results, with eps/p as numbers ("inf" for infinity)."""
+    out = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RUNTIME_FIELDS}
+    out["eps"] = [_number_key(e) for e in cfg.eps_values]
+    out["p"] = [_number_key(p) for p in cfg.p_values]
+    out["losses"] = list(cfg.losses)
+    out["attacks"] = list(cfg.attacks)
+    out["certificates"] = list(cfg.certificates)
+    return out
+
+
+def canonical_json(cfg: EvalConfig) -> str:
+    """Sorted, whitespace-free JSON of ``canonical(cfg)``."""
+    return json.dumps(canonical(cfg), sort_keys=True, separators=(",", ":"))
+
+
+def config_hash(cfg: EvalConfig) -> str:
+    """SHA-256 hex digest of ``canonical_json(cfg)``."""
+    return hashlib.sha256(canonical_json(cfg).encode()).hexdigest()
+
+
+def to_dict(cfg: EvalConfig) -> dict[str, Any]:
+    """All fields as JSON-ready values, eps/p in the user's spelling (stored beside the canonical form)."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+
+
+def from_dict(data: dict[str, Any]) -> EvalConfig:
+    """Inverse of ``to_dict``."""
+    return merge(EvalConfig(), data)

@@ -1,0 +1,180 @@
+"""Per-sample records: attack and certificate results <-> the named arrays stored per unit, and the
+concatenation of a job's batches (padding columns so batches with different widths line up).
+
+Array names
+    clean:        index, y, correct, loss.<loss>
+    attack:       t, gain.<loss>, flip_distance (optional)
+    certificate:  major.<loss>.knots, major.<loss>.slopes, major.<loss>.cap, certified_radius,
+                  lipschitz, cell_radius (each optional)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from wdrobust.primal.curves import Majorant
+
+
+def _np(a: Any) -> np.ndarray:
+    """A tensor or array as a float64 numpy array on the CPU."""
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().double().numpy()
+    return np.asarray(a, dtype=np.float64)
+
+
+def attack_arrays(result: Any) -> dict[str, np.ndarray]:
+    """Arrays of an ``AttackResult``: candidate distances t (N, M), gains per loss, flip distances."""
+    out = {"t": _np(result.t)}
+    out.update({f"gain.{k}": _np(v) for k, v in result.gains.items()})
+    if result.flip_distance is not None:
+        out["flip_distance"] = _np(result.flip_distance)
+    return out
+
+
+def certificate_arrays(result: Any) -> dict[str, np.ndarray]:
+    """Arrays of a ``CertificateResult``: majorants (knots, slopes, cap) per loss and per-sample radii."""
+    out: dict[str, np.ndarray] = {}
+    for loss, maj in result.majorants.items():
+        out[f"major.{loss}.knots"] = maj.knots
+        out[f"major.{loss}.slopes"] = maj.slopes
+        out[f"major.{loss}.cap"] = maj.cap
+    for name in ("certified_radius", "lipschitz", "cell_radius"):
+        value = getattr(result, name)
+        if value is not None:
+            out[name] = _np(value)
+    return out
+
+
+def pad_points(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Row-stack (t, g) blocks of different widths: missing columns are padding (t = inf, g = 0)."""
+    width = max(t.shape[1] for t, _ in parts)
+    ts = [np.pad(t, ((0, 0), (0, width - t.shape[1])), constant_values=math.inf) for t, _ in parts]
+    gs = [np.pad(g, ((0, 0), (0, width - g.shape[1]))) for _, g in parts]
+    return np.concatenate(ts), np.concatenate(gs)
+
+
+def widen_majorant(knots: np.ndarray, slopes: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same piecewise-linear majorant with ``width`` >= M segments: the last segment (r_M-1, r_M] is
+    split into width - M + 1 equal pieces with its slope, so phibar is unchanged and the last knot stays."""
+    n, m = knots.shape
+    extra = width - m
+    if extra == 0:
+        return knots, slopes
+    lo = knots[:, -2] if m > 1 else np.zeros(n)
+    frac = np.arange(1, extra + 2) / (extra + 1)
+    tail = lo[:, None] + (knots[:, -1] - lo)[:, None] * frac[None, :]
+    tail[:, -1] = knots[:, -1]
+    new_knots = np.concatenate([knots[:, :-1], tail], axis=1)
+    new_slopes = np.concatenate([slopes, np.repeat(slopes[:, -1:], extra, axis=1)], axis=1)
+    return new_knots, new_slopes
+
+
+def stack_majorants(parts: list[Majorant]) -> Majorant:
+    """Row-stack per-batch majorants of possibly different widths into one (``widen_majorant``)."""
+    width = max(p.knots.shape[1] for p in parts)
+    widened = [widen_majorant(p.knots, p.slopes, width) for p in parts]
+    return Majorant(
+        np.concatenate([k for k, _ in widened]),
+        np.concatenate([s for _, s in widened]),
+        np.concatenate([p.cap for p in parts]),
+        sound=all(p.sound for p in parts),
+        name=parts[0].name,
+    )
+
+
+@dataclass
+class AttackRecord:
+    """A whole attack job over the N evaluated samples."""
+
+    method: str
+    eps: float
+    p: float
+    t: np.ndarray
+    gains: dict[str, np.ndarray]
+    flip_distance: np.ndarray | None
+    seconds: float
+    forward_passes: int
+    backward_passes: int
+
+
+@dataclass
+class CertificateRecord:
+    """A whole certificate job over the N evaluated samples."""
+
+    method: str
+    sound: bool
+    majorants: dict[str, Majorant]
+    certified_radius: np.ndarray | None
+    lipschitz: np.ndarray | None
+    cell_radius: np.ndarray | None
+    seconds: float
+    forward_passes: int
+    backward_passes: int
+    note: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _optional(batches: list[dict[str, np.ndarray]], name: str) -> np.ndarray | None:
+    if not all(name in b for b in batches):
+        return None
+    return np.concatenate([b[name] for b in batches])
+
+
+def join_attack(spec: dict, batches: list[dict[str, np.ndarray]], units: list) -> AttackRecord:
+    """One AttackRecord from the job's per-batch arrays (in batch order) and its stored units."""
+    losses = sorted({k[5:] for b in batches for k in b if k.startswith("gain.")})
+    t = None
+    gains = {}
+    for loss in losses:
+        t, gains[loss] = pad_points([(b["t"], b[f"gain.{loss}"]) for b in batches])
+    if t is None:
+        t, _ = pad_points([(b["t"], b["t"]) for b in batches])
+    return AttackRecord(
+        method=spec["method"],
+        eps=float(spec["eps"]),
+        p=float(spec["p"]),
+        t=t,
+        gains=gains,
+        flip_distance=_optional(batches, "flip_distance"),
+        seconds=sum(u.seconds for u in units),
+        forward_passes=sum(u.forward_passes for u in units),
+        backward_passes=sum(u.backward_passes for u in units),
+    )
+
+
+def join_certificate(spec: dict, batches: list[dict[str, np.ndarray]], units: list) -> CertificateRecord:
+    """One CertificateRecord from the job's per-batch arrays (in batch order) and its stored units."""
+    sound = all(u.info.get("sound", False) for u in units)
+    losses = sorted({k.split(".")[1] for b in batches for k in b if k.startswith("major.")})
+    majorants = {
+        loss: stack_majorants(
+            [
+                Majorant(
+                    b[f"major.{loss}.knots"],
+                    b[f"major.{loss}.slopes"],
+                    b[f"major.{loss}.cap"],
+                    sound=sound,
+                    name=f"{spec['method']}:{loss}",
+                )
+                for b in batches
+            ]
+        )
+        for loss in losses
+    }
+    notes = dict.fromkeys(u.info.get("note", "") for u in units if u.info.get("note"))
+    return CertificateRecord(
+        method=spec["method"],
+        sound=sound,
+        majorants=majorants,
+        certified_radius=_optional(batches, "certified_radius"),
+        lipschitz=_optional(batches, "lipschitz"),
+        cell_radius=_optional(batches, "cell_radius"),
+        seconds=sum(u.seconds for u in units),
+        forward_passes=sum(u.forward_passes for u in units),
+        backward_passes=sum(u.backward_passes for u in units),
+        note="; ".join(notes),
+    )

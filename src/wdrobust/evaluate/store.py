@@ -1,0 +1,208 @@
+"""The run store: per-sample records of an evaluation in one SQLite file (stdlib sqlite3, WAL mode).
+
+Tables
+    meta(key, value)            config (user spelling), canonical config, its SHA-256, data facts
+    sessions(id, started, pid)  one row per process that worked on the run
+    jobs(job, spec)             what each job computes (JSON: kind, method, norm, eps, p)
+    units(job, batch, ...)      one row per finished (job, batch) unit: session, start/finish times,
+                                seconds, pass counts, JSON info; primary key (job, batch), so a finished unit
+                                can never be stored twice
+    arrays(job, batch, name, dtype, shape, data)
+                                the unit's per-sample arrays (row i = sample i of the batch), raw bytes
+
+A unit's arrays and its ``units`` row are written in one transaction, so after a crash (even SIGKILL) a
+unit is either fully stored or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STORE_NAME = "store.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions(id INTEGER PRIMARY KEY AUTOINCREMENT, started REAL NOT NULL,
+    pid INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS jobs(job TEXT PRIMARY KEY, spec TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS units(job TEXT NOT NULL, batch INTEGER NOT NULL, session INTEGER NOT NULL,
+    started REAL NOT NULL, finished REAL NOT NULL, seconds REAL NOT NULL,
+    forward_passes INTEGER NOT NULL, backward_passes INTEGER NOT NULL, info TEXT NOT NULL,
+    PRIMARY KEY(job, batch));
+CREATE TABLE IF NOT EXISTS arrays(job TEXT NOT NULL, batch INTEGER NOT NULL, name TEXT NOT NULL,
+    dtype TEXT NOT NULL, shape TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY(job, batch, name));
+"""
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A finished (job, batch) unit as stored."""
+
+    job: str
+    batch: int
+    session: int
+    started: float
+    finished: float
+    seconds: float
+    forward_passes: int
+    backward_passes: int
+    info: dict[str, Any]
+
+
+def encode(a: np.ndarray) -> tuple[str, str, bytes]:
+    """(dtype, shape JSON, bytes) of an array; floats are stored as float64, bools as uint8."""
+    a = np.asarray(a)
+    if a.dtype.kind == "f":
+        a = a.astype(np.float64)
+    elif a.dtype.kind == "b":
+        a = a.astype(np.uint8)
+    elif a.dtype.kind in "iu":
+        a = a.astype(np.int64)
+    else:
+        raise ValueError(f"cannot store arrays of dtype {a.dtype}")
+    return a.dtype.str, json.dumps(list(a.shape)), np.ascontiguousarray(a).tobytes()
+
+
+def decode(dtype: str, shape: str, data: bytes) -> np.ndarray:
+    """Inverse of ``encode``."""
+    return np.frombuffer(data, dtype=np.dtype(dtype)).reshape(json.loads(shape)).copy()
+
+
+class Store:
+    """A run's SQLite store. ``Store(path)`` opens (creating if needed) the file in WAL mode."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(_SCHEMA)
+        self.session: int | None = None
+
+    def close(self) -> None:
+        """Close the connection (checkpointing the WAL)."""
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- meta, sessions, jobs -------------------------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        """The JSON value stored under key, or None."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, values: dict[str, Any]) -> None:
+        """Store JSON values under their keys, in one transaction."""
+        with self._transaction():
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                [(k, json.dumps(v, sort_keys=True)) for k, v in values.items()],
+            )
+
+    def begin_session(self) -> int:
+        """Record that this process works on the run; returns its session id."""
+        with self._transaction():
+            cur = self.conn.execute(
+                "INSERT INTO sessions(started, pid) VALUES (?, ?)", (time.time(), os.getpid())
+            )
+        self.session = int(cur.lastrowid)
+        return self.session
+
+    def add_jobs(self, specs: dict[str, dict[str, Any]]) -> None:
+        """Record the jobs' specs (idempotent)."""
+        with self._transaction():
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO jobs(job, spec) VALUES (?, ?)",
+                [(k, json.dumps(v, sort_keys=True)) for k, v in specs.items()],
+            )
+
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        """{job: spec} of every recorded job."""
+        return {j: json.loads(s) for j, s in self.conn.execute("SELECT job, spec FROM jobs ORDER BY job")}
+
+    # -- units ----------------------------------------------------------------------------------------
+    def finished(self) -> set[tuple[str, int]]:
+        """The (job, batch) pairs already stored."""
+        return {(j, int(b)) for j, b in self.conn.execute("SELECT job, batch FROM units")}
+
+    def put_unit(
+        self,
+        job: str,
+        batch: int,
+        arrays: dict[str, np.ndarray],
+        *,
+        started: float,
+        seconds: float,
+        forward_passes: int = 0,
+        backward_passes: int = 0,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        """Store a finished unit: its arrays and its ``units`` row in one transaction.
+
+        A unit already stored raises sqlite3.IntegrityError (finished units are never recomputed).
+        """
+        if self.session is None:
+            raise RuntimeError("begin_session() before storing units")
+        rows = [(job, batch, name, *encode(a)) for name, a in arrays.items()]
+        with self._transaction():
+            self.conn.execute(
+                "INSERT INTO units VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job,
+                    batch,
+                    self.session,
+                    started,
+                    time.time(),
+                    seconds,
+                    int(forward_passes),
+                    int(backward_passes),
+                    json.dumps(info or {}, sort_keys=True),
+                ),
+            )
+            self.conn.executemany("INSERT INTO arrays VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def units(self, job: str | None = None) -> list[Unit]:
+        """Finished units (of one job, or all), ordered by job then batch."""
+        sql = "SELECT * FROM units" + (" WHERE job = ?" if job else "") + " ORDER BY job, batch"
+        rows = self.conn.execute(sql, (job,) if job else ())
+        return [Unit(r[0], int(r[1]), *r[2:8], json.loads(r[8])) for r in rows]
+
+    def arrays(self, job: str, batch: int) -> dict[str, np.ndarray]:
+        """{name: array} of one stored unit."""
+        rows = self.conn.execute(
+            "SELECT name, dtype, shape, data FROM arrays WHERE job = ? AND batch = ?", (job, batch)
+        )
+        return {name: decode(dt, sh, data) for name, dt, sh, data in rows}
+
+    def job_arrays(self, job: str, batches: Iterable[int]) -> list[dict[str, np.ndarray]]:
+        """The arrays of the given batches of a job, in that order."""
+        return [self.arrays(job, b) for b in batches]
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error (the connection is in autocommit mode)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: type | None, *exc: object) -> None:
+        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")

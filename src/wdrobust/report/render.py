@@ -1,0 +1,43 @@
+"""Re-rendering a run's outputs from its store: results.json, report.md and plots/ (atomic writes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from wdrobust.evaluate.aggregate import load_records
+from wdrobust.evaluate.store import STORE_NAME, Store
+from wdrobust.report.io import write_json, write_text
+from wdrobust.report.markdown import render_markdown
+from wdrobust.report.plots import write_plots
+from wdrobust.report.results import build_results
+
+RESULTS_NAME = "results.json"
+REPORT_NAME = "report.md"
+PLOTS_DIR = "plots"
+
+
+@dataclass
+class Rendered:
+    """Paths of the written outputs."""
+
+    results: Path
+    report: Path
+    plots: list[Path]
+
+
+def render(run_dir: str | Path) -> Rendered:
+    """Aggregate the store of ``run_dir`` and write results.json, report.md and the plots."""
+    run_dir = Path(run_dir)
+    store_path = run_dir / STORE_NAME
+    if not store_path.is_file():
+        raise FileNotFoundError(f"no wdrobust run in {run_dir} (missing {STORE_NAME})")
+    with Store(store_path) as store:
+        records = load_records(store)
+    results = build_results(records)
+    plots = write_plots(results, records, run_dir / PLOTS_DIR)
+    return Rendered(
+        results=write_json(run_dir / RESULTS_NAME, results),
+        report=write_text(run_dir / REPORT_NAME, render_markdown(results, plots)),
+        plots=[run_dir / p for p in plots],
+    )

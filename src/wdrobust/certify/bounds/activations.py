@@ -1,0 +1,167 @@
+"""Bound rules of elementwise activations sigma: ReLU, LeakyReLU, GELU (exact erf form), SiLU, ELU.
+
+On an interval [l, u] the value range and the derivative range are hulls of sigma (resp. sigma') at l, u
+and at the special points inside [l, u]:
+- value: the stationary points of sigma (GELU and SiLU have one minimum each; the others are monotone);
+- derivative: the stationary points of sigma' (its extrema) and the jumps of sigma' with both one-sided
+  values. ReLU: jump at 0 with {0, 1}; LeakyReLU(a): jump at 0 with {a, 1}; ELU(alpha): jump at 0 with
+  {alpha, 1}, monotone elsewhere; GELU: sigma'(x) = Phi(x) + x phi(x), sigma''(x) = phi(x)(2 - x^2), so
+  the extrema of sigma' are at +-sqrt(2); SiLU: sigma'(x) = s(x)(1 + x(1 - s(x))), sigma''(x) =
+  s(1 - s)(2 + x(1 - 2s)) vanishes at +-SILU_DERIV_CRIT (found numerically, checked by a test).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wdrobust.certify.bounds.interval import Box, Cot, scale
+from wdrobust.certify.bounds.rule import Rule, interval_arg, register, unsupported
+
+Fn = Callable[[torch.Tensor], torch.Tensor]
+
+#: Minimiser of GELU(x) = x Phi(x): the root of Phi(x) + x phi(x) = 0.
+GELU_MIN = -0.7517915241
+#: Minimiser of SiLU(x) = x s(x): the root of 1 + x (1 - s(x)) = 0.
+SILU_MIN = -1.2784645428
+#: Extrema of GELU': sigma''(x) = phi(x)(2 - x^2) = 0.
+GELU_DERIV_CRIT = math.sqrt(2.0)
+#: Extrema of SiLU': the positive root of 2 + x (1 - 2 s(x)) = 0 (and its negative).
+SILU_DERIV_CRIT = 2.3993572805
+
+
+@dataclass(frozen=True)
+class Activation:
+    """sigma, sigma', the stationary points of sigma, and the special points of sigma' with their values."""
+
+    value: Fn
+    derivative: Fn
+    value_points: tuple[float, ...]
+    derivative_points: tuple[tuple[float, tuple[float, ...]], ...]
+
+
+def _gelu_deriv(x: torch.Tensor) -> torch.Tensor:
+    return 0.5 * (1 + torch.erf(x / math.sqrt(2.0))) + x * torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+def _silu_deriv(x: torch.Tensor) -> torch.Tensor:
+    s = torch.sigmoid(x)
+    return s * (1 + x * (1 - s))
+
+
+def _point(fn: Fn, x: float) -> float:
+    return float(fn(torch.tensor(x, dtype=torch.float64)))
+
+
+def piecewise_linear(slope: float) -> Activation:
+    """max(x, 0) + slope min(x, 0): derivative slope for x < 0 and 1 for x > 0."""
+    return Activation(
+        value=lambda x: torch.where(x > 0, x, slope * x),
+        derivative=lambda x: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, slope)),
+        value_points=(),
+        derivative_points=((0.0, (slope, 1.0)),),
+    )
+
+
+def elu(alpha: float) -> Activation:
+    """x for x > 0, alpha (e^x - 1) otherwise (alpha > 0); derivative 1 or alpha e^x."""
+    return Activation(
+        value=lambda x: torch.where(x > 0, x, alpha * torch.expm1(x.clamp(max=0))),
+        derivative=lambda x: torch.where(x > 0, torch.ones_like(x), alpha * torch.exp(x.clamp(max=0))),
+        value_points=(),
+        derivative_points=((0.0, (alpha, 1.0)),),
+    )
+
+
+GELU = Activation(
+    value=lambda x: F.gelu(x),
+    derivative=_gelu_deriv,
+    value_points=(GELU_MIN,),
+    derivative_points=tuple((c, (_point(_gelu_deriv, c),)) for c in (-GELU_DERIV_CRIT, GELU_DERIV_CRIT)),
+)
+SILU = Activation(
+    value=lambda x: F.silu(x),
+    derivative=_silu_deriv,
+    value_points=(SILU_MIN,),
+    derivative_points=tuple((c, (_point(_silu_deriv, c),)) for c in (-SILU_DERIV_CRIT, SILU_DERIV_CRIT)),
+)
+
+
+def hull(fn: Fn, lo: torch.Tensor, hi: torch.Tensor, points: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """[min, max] of {fn(lo), fn(hi)} and of the given values at the points x_c with lo <= x_c <= hi.
+
+    points: iterable of (x_c, values at x_c). Exact for fn continuous and monotone between the points.
+    """
+    a, b = fn(lo), fn(hi)
+    low, high = torch.minimum(a, b), torch.maximum(a, b)
+    for x_c, values in points:
+        inside = (lo <= x_c) & (x_c <= hi)
+        for v in values:
+            low = torch.where(inside, torch.clamp(low, max=v), low)
+            high = torch.where(inside, torch.clamp(high, min=v), high)
+    return low, high
+
+
+def bound_activation(act: Activation, x: Box) -> tuple[Box, torch.Tensor, torch.Tensor]:
+    """(range box of sigma over x, lower and upper bounds of sigma' over x)."""
+    vpoints = [(c, (_point(act.value, c),)) for c in act.value_points]
+    vlo, vhi = hull(act.value, x.lo, x.hi, vpoints)
+    dlo, dhi = hull(act.derivative, x.lo, x.hi, act.derivative_points)
+    return Box(vlo, vhi), dlo, dhi
+
+
+def activation_of(op: Any, name: str, kwargs: dict[str, Any]) -> Activation:
+    """The Activation of a module, function or method, checking the options it is called with."""
+    if isinstance(op, nn.Module):
+        opts = {k: getattr(op, k) for k in ("negative_slope", "alpha", "approximate") if hasattr(op, k)}
+        kind = type(op).__name__.lower()
+    else:
+        opts = dict(kwargs)
+        kind = getattr(op, "__name__", str(op)).lower().replace("_", "")
+    if opts.get("approximate", "none") != "none":
+        raise unsupported("GELU(approximate='tanh')", name, "only the exact erf form")
+    if kind in ("relu",):
+        return piecewise_linear(0.0)
+    if kind in ("leakyrelu",):
+        return piecewise_linear(float(opts.get("negative_slope", 0.01)))
+    if kind == "elu":
+        alpha = float(opts.get("alpha", 1.0))
+        if alpha <= 0:
+            raise unsupported(f"ELU(alpha={alpha})", name, "alpha must be positive")
+        return elu(alpha)
+    if kind == "gelu":
+        return GELU
+    if kind == "silu":
+        return SILU
+    raise unsupported(kind, name)
+
+
+@register(nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, F.relu, torch.relu, "relu")
+@register(F.leaky_relu, F.gelu, F.silu, F.elu)
+class ActivationRule(Rule):
+    """sigma applied elementwise; backward multiplies by the derivative interval [sigma'_lo, sigma'_hi]."""
+
+    nonlinear = True
+
+    def forward(self, *args: Any, **kwargs: Any) -> Box:
+        x = interval_arg(self, args)
+        if len(args) > 1:
+            names = {F.leaky_relu: "negative_slope", F.elu: "alpha"}
+            if self.op not in names:
+                raise unsupported(getattr(self.op, "__name__", str(self.op)), self.name, "extra arguments")
+            kwargs = {names[self.op]: args[1], **kwargs}
+        kwargs.pop("inplace", None)
+        self.n_args = len(args)
+        self.activation = activation_of(self.op, self.name, kwargs)
+        out, self.dlo, self.dhi = bound_activation(self.activation, x)
+        self.stable = (self.dlo == self.dhi).reshape(x.lo.shape[0], -1).all(dim=1)
+        return out
+
+    def backward(self, cot: Cot) -> tuple[Cot | None, ...]:
+        return (scale(cot, self.dlo, self.dhi), *((None,) * (self.n_args - 1)))

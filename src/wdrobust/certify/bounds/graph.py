@@ -1,0 +1,262 @@
+"""Tracing and dispatch of the bound engine: a model's torch.fx graph with one bound rule per node.
+
+``BoundGraph(model)`` traces the model once (modules that have a rule stay leaves), checks that every
+operation on the input has a rule (else a ValueError naming the first unsupported operation), and
+offers, for inputs x0 (B, *S), radii r (B,) and a threat norm:
+- ``bounds``: boxes of every value over B(x0, r) cap [0, 1]^d by interval propagation. The affine prefix
+  of the graph (the values that are affine functions of the input, before the first nonlinearity) is
+  tightened with the ball itself: a_k(x) in a_k(x0) +- r ||A_k||_* where A_k is the k-th row of the
+  prefix's linear part (its dual norms are computed once per norm by pushing the input basis through);
+- ``backward``: an interval cotangent pushed from the output to the input (the interval backward pass);
+- ``margin_upper``: upper bounds of c^T z over the region for cotangents c.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import fx, nn
+
+# Importing the operator modules registers their rules.
+from wdrobust.certify.bounds import activations as _activations  # noqa: F401
+from wdrobust.certify.bounds import linear as _linear  # noqa: F401
+from wdrobust.certify.bounds import norm as _norm  # noqa: F401
+from wdrobust.certify.bounds import pool as _pool  # noqa: F401
+from wdrobust.certify.bounds import shape as _shape  # noqa: F401
+from wdrobust.certify.bounds.interval import Box, Cot
+from wdrobust.certify.bounds.rule import FUNCTION_RULES, METHOD_RULES, MODULE_RULES, Rule, unsupported
+from wdrobust.threat import dual_of
+
+#: Operations that read only the shape of an interval value; they are evaluated on a concrete stand-in.
+SHAPE_QUERIES = {("call_method", "size"), ("call_method", "dim"), ("call_function", getattr)}
+#: Input dimension above which the ball tightening of the affine prefix is skipped (it stays sound).
+TIGHTEN_LIMIT = 1 << 14
+
+
+class _Tracer(fx.Tracer):
+    """Keeps every module with a registered rule as one call_module node."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return type(m) in MODULE_RULES or super().is_leaf_module(m, qualname)
+
+
+def _describe(node: fx.Node, gm: fx.GraphModule) -> str:
+    if node.op == "call_module":
+        return type(gm.get_submodule(node.target)).__name__
+    if node.op == "call_method":
+        return f".{node.target}()"
+    return getattr(node.target, "__name__", str(node.target))
+
+
+class Bounds:
+    """Boxes of the graph's interval values and the rules that produced them, for one batch."""
+
+    def __init__(self, boxes: dict[fx.Node, Box], rules: dict[fx.Node, Rule]) -> None:
+        self.boxes = boxes
+        self.rules = rules
+
+    def stable(self) -> torch.Tensor:
+        """(B,) bool: every nonlinearity has a single derivative value over the region."""
+        flags = [r.stable for r in self.rules.values() if r.nonlinear]
+        first = next(iter(self.boxes.values())).lo
+        out = torch.ones(first.shape[0], dtype=torch.bool, device=first.device)
+        for f in flags:
+            out &= f
+        return out
+
+
+class BoundGraph:
+    """A model traced for the bound engine; see the module docstring."""
+
+    def __init__(self, model: nn.Module) -> None:
+        try:
+            graph = _Tracer().trace(model)
+        except Exception as exc:  # fx raises many kinds of errors on untraceable code
+            raise ValueError(f"cannot trace the model with torch.fx: {exc}") from None
+        self.gm = fx.GraphModule(model, graph)
+        self.nodes = list(graph.nodes)
+        inputs = [n for n in self.nodes if n.op == "placeholder"]
+        if len(inputs) != 1:
+            raise ValueError(f"the model must take exactly one input, its graph has {len(inputs)}")
+        self.input = inputs[0]
+        self.interval: set[fx.Node] = {self.input}
+        self.rule_of: dict[fx.Node, type[Rule]] = {}
+        for node in self.nodes:
+            if node.op in ("placeholder", "output") or (node.op, node.target) in SHAPE_QUERIES:
+                continue
+            if not any(a in self.interval for a in node.all_input_nodes):
+                continue
+            self.interval.add(node)
+            self.rule_of[node] = self._rule_class(node)
+            if any(
+                isinstance(a, (list, tuple)) and any(v in self.interval for v in a) for a in node.args
+            ) or any(v in self.interval for v in node.kwargs.values()):
+                raise unsupported(_describe(node, self.gm), node.name, "interval input inside a list/keyword")
+        out = next(n for n in self.nodes if n.op == "output").args[0]
+        if not isinstance(out, fx.Node) or out not in self.interval:
+            raise ValueError("the model must return one logits tensor computed from its input")
+        self.output = out
+        self.prefix = self._affine_prefix()
+        self.frontier = [
+            n for n in self.prefix if n is not self.input and any(u not in self.prefix for u in n.users)
+        ]
+        self._rownorms: dict[tuple[str, torch.device, torch.dtype], dict[fx.Node, torch.Tensor]] = {}
+
+    def _rule_class(self, node: fx.Node) -> type[Rule]:
+        if node.op == "call_module":
+            rule = MODULE_RULES.get(type(self.gm.get_submodule(node.target)))
+        elif node.op == "call_function":
+            rule = FUNCTION_RULES.get(node.target)
+        elif node.op == "call_method":
+            rule = METHOD_RULES.get(node.target)
+        else:
+            rule = None
+        if rule is None:
+            raise unsupported(_describe(node, self.gm), node.name)
+        return rule
+
+    def _op(self, node: fx.Node) -> Any:
+        return self.gm.get_submodule(node.target) if node.op == "call_module" else node.target
+
+    def _affine_prefix(self) -> set[fx.Node]:
+        prefix = {self.input}
+        for node in self.nodes:
+            rule = self.rule_of.get(node)
+            inputs = [a for a in node.all_input_nodes if a in self.interval]
+            if rule is not None and rule.affine and all(a in prefix for a in inputs):
+                prefix.add(node)
+        return prefix
+
+    # -- concrete evaluation -------------------------------------------------------------------------
+    def _concrete(self, node: fx.Node, env: dict[fx.Node, Any]) -> Any:
+        """Evaluate one node on concrete values (never in place)."""
+        args = fx.node.map_arg(node.args, lambda n: env[n])
+        kwargs = dict(fx.node.map_arg(node.kwargs, lambda n: env[n]))
+        if node.op == "get_attr":
+            obj: Any = self.gm
+            for part in str(node.target).split("."):
+                obj = getattr(obj, part)
+            return obj
+        if node.op == "call_module":
+            mod = self.gm.get_submodule(node.target)
+            if getattr(mod, "inplace", False) and isinstance(args[0], torch.Tensor):
+                args = (args[0].clone(), *args[1:])
+            return mod(*args, **kwargs)
+        if kwargs.get("inplace"):
+            kwargs["inplace"] = False
+        if node.op == "call_method":
+            return getattr(args[0], node.target)(*args[1:], **kwargs)
+        return node.target(*args, **kwargs)
+
+    def evaluate(self, x: torch.Tensor, nodes: set[fx.Node] | None = None) -> dict[fx.Node, Any]:
+        """Concrete values of the graph's nodes at x (all nodes, or only those in ``nodes``)."""
+        env: dict[fx.Node, Any] = {self.input: x}
+        for node in self.nodes:
+            if node.op in ("placeholder", "output") or (nodes is not None and node not in nodes):
+                continue
+            env[node] = self._concrete(node, env)
+        return env
+
+    def _constants(self, node: fx.Node, env: dict[fx.Node, Any]) -> Any:
+        """A non-interval node, evaluated with each box replaced by its lower end (for shape queries)."""
+        stand_in = {k: (v.lo if isinstance(v, Box) else v) for k, v in env.items()}
+        return self._concrete(node, stand_in)
+
+    # -- ball tightening of the affine prefix -------------------------------------------------------
+    def rownorms(self, norm: str, like: torch.Tensor) -> dict[fx.Node, torch.Tensor]:
+        """||A_k||_* for every unit of the affine prefix's frontier values, shape (1, *S_node) each.
+
+        A is the linear part of input -> value, A e_i = value(e_i) - value(0), accumulated over chunks of
+        the input basis: sum |.| (dual l1), sqrt(sum squares) (dual l2) or max |.| (dual linf).
+        """
+        key = (norm, like.device, like.dtype)
+        if key in self._rownorms:
+            return self._rownorms[key]
+        shape = like.shape[1:]
+        d = math.prod(shape)
+        dual = dual_of(norm)
+        zero = self.evaluate(like.new_zeros((1, *shape)), self.prefix)
+        size = max(zero[n].numel() for n in self.frontier) if self.frontier else 1
+        chunk = max(1, (1 << 22) // size)
+        acc = {n: torch.zeros_like(zero[n]) for n in self.frontier}
+        for start in range(0, d, chunk):
+            idx = torch.arange(start, min(d, start + chunk), device=like.device)
+            basis = torch.zeros((idx.numel(), d), dtype=like.dtype, device=like.device)
+            basis[torch.arange(idx.numel(), device=like.device), idx] = 1.0
+            env = self.evaluate(basis.reshape(-1, *shape), self.prefix)
+            for n in self.frontier:
+                col = (env[n] - zero[n]).abs()
+                if dual == "l1":
+                    acc[n] += col.sum(dim=0, keepdim=True)
+                elif dual == "l2":
+                    acc[n] += col.square().sum(dim=0, keepdim=True)
+                else:
+                    acc[n] = torch.maximum(acc[n], col.amax(dim=0, keepdim=True))
+        if dual == "l2":
+            acc = {n: a.sqrt() for n, a in acc.items()}
+        self._rownorms[key] = acc
+        return acc
+
+    # -- interval propagation ------------------------------------------------------------------------
+    def bounds(self, x0: torch.Tensor, r: torch.Tensor, norm: str, tighten: bool = True) -> Bounds:
+        """Boxes of every interval value over B(x0_b, r_b) cap [0, 1]^d; x0 (B, *S), r (B,)."""
+        rr = r.reshape(-1, *([1] * (x0.dim() - 1)))
+        env: dict[fx.Node, Any] = {self.input: Box((x0 - rr).clamp(0, 1), (x0 + rr).clamp(0, 1))}
+        rules: dict[fx.Node, Rule] = {}
+        tight = tighten and bool(self.frontier) and math.prod(x0.shape[1:]) <= TIGHTEN_LIMIT
+        anchors = self.evaluate(x0, self.prefix) if tight else {}
+        norms = self.rownorms(norm, x0) if tight else {}
+        for node in self.nodes:
+            if node.op in ("placeholder", "output"):
+                continue
+            if node not in self.interval:
+                env[node] = self._constants(node, env)
+                continue
+            rule = self.rule_of[node](self._op(node), node.name)
+            args = fx.node.map_arg(node.args, lambda n: env[n])
+            kwargs = dict(fx.node.map_arg(node.kwargs, lambda n: env[n]))
+            box = rule.forward(*args, **kwargs)
+            if node in norms:
+                half = r.reshape(-1, *([1] * (box.lo.dim() - 1))) * norms[node]
+                box = box.intersect(anchors[node] - half, anchors[node] + half)
+            env[node] = box
+            rules[node] = rule
+        return Bounds({n: v for n, v in env.items() if n in self.interval}, rules)
+
+    def backward(self, bounds: Bounds, seed: Cot) -> Cot:
+        """Push the output cotangent seed (B, C, K) back to the input: an interval (B, C, *S)."""
+        cots: dict[fx.Node, Cot] = {self.output: seed}
+        for node in reversed(self.nodes):
+            cot = cots.pop(node, None)
+            if cot is None:
+                continue
+            if node is self.input:
+                return cot
+            grads = bounds.rules[node].backward(cot)
+            for arg, g in zip(node.args, grads, strict=False):
+                if g is None or not isinstance(arg, fx.Node) or arg not in self.interval:
+                    continue
+                cots[arg] = cots[arg] + g if arg in cots else g
+        x = bounds.boxes[self.input].lo
+        return Cot(x.new_zeros((*seed.center.shape[:2], *x.shape[1:])))
+
+    def margin_upper(self, bounds: Bounds, c: torch.Tensor) -> torch.Tensor:
+        """Upper bounds of c_b^T z over the region, c (B, C, K) -> (B, C).
+
+        When the logits come from an affine rule of one interval value h (z = A h + b), the bound is
+        c^T z(center h) + |A^T c| . radius(h) (exact over the box of h); otherwise c+ . hi - c- . lo.
+        """
+        z = bounds.boxes[self.output]
+        node = self.output
+        rule = bounds.rules.get(node)
+        args = [a for a in node.args if isinstance(a, fx.Node) and a in self.interval]
+        exact = node not in self.prefix  # prefix boxes may be tightened, so their centers are not A h + b
+        if exact and rule is not None and rule.affine and len(args) == 1 and node.args[0] is args[0]:
+            h = bounds.boxes[args[0]]
+            back = rule.backward(Cot(c))[0]
+            if back is not None and back.radius is None:
+                spread = (back.center.abs() * h.radius.unsqueeze(1)).flatten(2).sum(dim=2)
+                return (c * z.center.unsqueeze(1)).sum(dim=2) + spread
+        return (c.clamp(min=0) * z.hi.unsqueeze(1) + c.clamp(max=0) * z.lo.unsqueeze(1)).sum(dim=2)

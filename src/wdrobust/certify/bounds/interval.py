@@ -1,0 +1,112 @@
+"""Interval values of the bound engine: forward boxes and backward interval cotangents.
+
+A forward ``Box`` holds elementwise bounds lo <= v <= hi of one graph value over the input region, shape
+(B, *S) with B = samples x radii. A backward ``Cot`` holds an interval vector of gradients of the margins
+m_j with respect to that value, in midpoint-radius form center +- radius, shape (B, C, *S) with C classes;
+radius None means the interval is a single point (exact).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+Fn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Box:
+    """Elementwise bounds lo <= v <= hi, both shape (B, *S)."""
+
+    lo: torch.Tensor
+    hi: torch.Tensor
+
+    @property
+    def center(self) -> torch.Tensor:
+        """(lo + hi) / 2."""
+        return (self.lo + self.hi) / 2
+
+    @property
+    def radius(self) -> torch.Tensor:
+        """(hi - lo) / 2 (>= 0)."""
+        return (self.hi - self.lo) / 2
+
+    @classmethod
+    def from_center(cls, center: torch.Tensor, radius: torch.Tensor) -> Box:
+        """The box center +- radius."""
+        return cls(center - radius, center + radius)
+
+    def intersect(self, lo: torch.Tensor, hi: torch.Tensor) -> Box:
+        """The box cap [lo, hi] (both boxes contain the true values, so the intersection does too)."""
+        return Box(torch.maximum(self.lo, lo), torch.minimum(self.hi, hi))
+
+
+@dataclass
+class Cot:
+    """Interval cotangent center +- radius, shape (B, C, *S); radius None means exactly center."""
+
+    center: torch.Tensor
+    radius: torch.Tensor | None = None
+
+    def __add__(self, other: Cot) -> Cot:
+        """Interval sum (exact for sums of the two intervals)."""
+        if self.radius is None:
+            radius = other.radius
+        elif other.radius is None:
+            radius = self.radius
+        else:
+            radius = self.radius + other.radius
+        return Cot(self.center + other.center, radius)
+
+    def __neg__(self) -> Cot:
+        return Cot(-self.center, self.radius)
+
+    def magnitude(self) -> torch.Tensor:
+        """max(|lo|, |hi|) = |center| + radius, elementwise."""
+        mag = self.center.abs()
+        return mag if self.radius is None else mag + self.radius
+
+
+def lift(t: torch.Tensor, box_ndim: int) -> torch.Tensor:
+    """Insert the class axis into a per-sample tensor (B, *S) -> (B, 1, *S) so it broadcasts over cots.
+
+    Constant tensors with fewer dimensions than the box broadcast over trailing axes and are returned as is.
+    """
+    return t.unsqueeze(1) if t.dim() == box_ndim else t
+
+
+def map_classes(cot: Cot, fn: Fn, abs_fn: Fn | None = None) -> Cot:
+    """Apply a linear map fn (acting on (B', *S)) to each class slice of a cot (B, C, *S).
+
+    The center goes through fn, the radius through abs_fn (the map with absolute weights, |A|^T r);
+    abs_fn None means fn itself has non-negative weights.
+    """
+    b, c = cot.center.shape[:2]
+
+    def apply(f: Fn, t: torch.Tensor) -> torch.Tensor:
+        out = f(t.reshape(b * c, *t.shape[2:]))
+        return out.reshape(b, c, *out.shape[1:])
+
+    radius = None if cot.radius is None else apply(abs_fn or fn, cot.radius)
+    return Cot(apply(fn, cot.center), radius)
+
+
+def scale(cot: Cot, dlo: torch.Tensor, dhi: torch.Tensor) -> Cot:
+    """Interval product D * v for D in [dlo, dhi] (shape (B, *S), lifted over classes) and v in cot.
+
+    Point v: D v in [min(dlo v, dhi v), max(...)] = (dlo + dhi)/2 v +- (dhi - dlo)/2 |v|. Interval v:
+    the hull of the four endpoint products (exact interval multiplication), returned as center/radius.
+    """
+    dlo = dlo.unsqueeze(1)
+    dhi = dhi.unsqueeze(1)
+    if cot.radius is None:
+        v = cot.center
+        return Cot((dlo + dhi) / 2 * v, (dhi - dlo) / 2 * v.abs())
+    vlo = cot.center - cot.radius
+    vhi = cot.center + cot.radius
+    p1, p2, p3, p4 = dlo * vlo, dlo * vhi, dhi * vlo, dhi * vhi
+    lo = torch.minimum(torch.minimum(p1, p2), torch.minimum(p3, p4))
+    hi = torch.maximum(torch.maximum(p1, p2), torch.maximum(p3, p4))
+    return Cot((lo + hi) / 2, (hi - lo) / 2)

@@ -1,0 +1,86 @@
+"""The bound-rule interface and the registry that maps graph operations to rules.
+
+Each supported operation of a torch.fx graph has one ``Rule`` subclass, registered for module classes
+(``call_module``), functions (``call_function``) or method names (``call_method``). A rule is instantiated
+once per graph node and per bound computation; ``forward`` maps the arguments' boxes to the output's box
+(remembering what ``backward`` needs, e.g. derivative intervals), and ``backward`` maps the output's
+interval cotangent to one cotangent per positional argument (None for constant arguments).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from wdrobust.certify.bounds.interval import Box, Cot
+
+MODULE_RULES: dict[type[nn.Module], type[Rule]] = {}
+FUNCTION_RULES: dict[Callable[..., Any], type[Rule]] = {}
+METHOD_RULES: dict[str, type[Rule]] = {}
+
+
+class Rule:
+    """Bound rule of one operation ``op`` (a module, a function or a method name).
+
+    affine: the output is an affine function of the single interval argument (used for the ball
+    tightening of the affine prefix); nonlinear: the rule has derivative intervals and sets ``stable``,
+    a (B,) bool tensor that is True where the derivative is a single value over the whole box.
+    """
+
+    affine: ClassVar[bool] = False
+    nonlinear: ClassVar[bool] = False
+
+    def __init__(self, op: Any, name: str) -> None:
+        self.op = op
+        self.name = name
+        self.stable: torch.Tensor | None = None
+
+    def call(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """Apply the original operation to a concrete tensor x (the first argument)."""
+        if isinstance(self.op, str):
+            return getattr(x, self.op)(*args, **kwargs)
+        return self.op(x, *args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Box:
+        """Bounds of the output given boxes (interval arguments) and concrete values (the others)."""
+        raise NotImplementedError
+
+    def backward(self, cot: Cot) -> tuple[Cot | None, ...]:
+        """Interval cotangents of the positional arguments from the output's cotangent."""
+        raise NotImplementedError
+
+
+def register(*keys: Any) -> Callable[[type[Rule]], type[Rule]]:
+    """Class decorator registering a rule for module classes, functions and method names (strings)."""
+
+    def deco(rule: type[Rule]) -> type[Rule]:
+        for key in keys:
+            if isinstance(key, str):
+                METHOD_RULES[key] = rule
+            elif isinstance(key, type) and issubclass(key, nn.Module):
+                MODULE_RULES[key] = rule
+            else:
+                FUNCTION_RULES[key] = rule
+        return rule
+
+    return deco
+
+
+def unsupported(what: str, name: str, why: str = "no bound rule") -> ValueError:
+    """The error raised for an operation the engine cannot bound; it names the operation."""
+    return ValueError(f"unsupported operation {what} (graph node {name!r}): {why}")
+
+
+def interval_arg(rule: Rule, args: tuple[Any, ...]) -> Box:
+    """The first argument as a Box; other interval arguments are an error for single-input rules."""
+    if not isinstance(args[0], Box) or any(isinstance(a, Box) for a in args[1:]):
+        raise unsupported(type(rule).__name__, rule.name, "expects exactly one interval input, first")
+    return args[0]
+
+
+def rest(args: tuple[Any, ...]) -> tuple[None, ...]:
+    """No cotangents for the constant arguments after the first."""
+    return (None,) * (len(args) - 1)

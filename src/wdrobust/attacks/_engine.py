@@ -1,0 +1,270 @@
+"""Machinery shared by every attack: pass counting, candidate recording, projection and step directions.
+
+An attack works on one batch at a time through a :class:`Batch`. Every model evaluation goes through
+``Batch.evaluate`` (forward) or ``Batch.gradient`` (forward + backward); both count passes per sample and
+record the evaluated points as candidates, so every iterate of every attack is a candidate point for the
+primal solver (DESIGN.md section 2) at no extra model call.
+
+Rows: an attack may evaluate any multiset of the batch's samples, given by ``rows`` (m,) indices into the
+batch (a subset of still-active samples, or the batch repeated k times for k targets). The j-th occurrence
+of sample i in ``rows`` becomes a new candidate column of sample i.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from wdrobust.losses import all_losses, loss_fn
+from wdrobust.threat import ThreatModel, lp_norm, steepest
+
+#: objective(z (m, K), rows (m,)) -> (m,) values to ascend.
+Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Passes:
+    """Totals of per-sample forward and backward passes (a batch of m samples counts m)."""
+
+    forward: int = 0
+    backward: int = 0
+
+
+def safe_radius(radius: torch.Tensor) -> torch.Tensor:
+    """radius (1 - 1e-5) - 1e-7, clamped at 0: a margin so float32 rounding of x0 + delta never lands
+    outside the ball when the distance is recomputed from the stored points."""
+    return (radius * (1.0 - 1e-5) - 1e-7).clamp(min=0.0)
+
+
+def feasible(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """g with the coordinates zeroed where ascent would leave the box: g_k > 0 at x_k >= 1, g_k < 0 at x_k <= 0."""
+    blocked = ((g > 0) & (x >= 1.0)) | ((g < 0) & (x <= 0.0))
+    return g.masked_fill(blocked, 0.0)
+
+
+def steepest_step(g: torch.Tensor, x: torch.Tensor, norm: str) -> torch.Tensor:
+    """Dual-norm maximiser u* = argmax_{||u|| <= 1} <g~, u> of the box-feasible gradient g~ (see ``feasible``).
+
+    linf: sign(g); l2: g~ / ||g~||_2; l1: signed one-hot at argmax |g~_k|. Shapes (m, *S) -> (m, *S).
+    """
+    return steepest(g if norm == "linf" else feasible(g, x), norm)
+
+
+def sparse_l1_step(g: torch.Tensor, x: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Sparse l1 ascent direction (SLIDE-style): u = sign(g~) on the top-k coordinates by |g~|, scaled so
+    ||u||_1 = 1, with k = max(1, ceil(sparsity * d)) and g~ the box-feasible gradient. (m, *S) -> (m, *S)."""
+    flat = feasible(g, x).reshape(g.shape[0], -1)
+    k = max(1, math.ceil(sparsity * flat.shape[1]))
+    top = flat.abs().topk(k, dim=1)
+    u = torch.zeros_like(flat)
+    u.scatter_(1, top.indices, torch.sign(flat.gather(1, top.indices)))
+    count = u.abs().sum(dim=1, keepdim=True).clamp(min=1.0)
+    return (u / count).reshape(g.shape)
+
+
+def direction(g: torch.Tensor, x: torch.Tensor, norm: str, sparsity: float | None = None) -> torch.Tensor:
+    """Ascent direction of unit norm: the dual-norm maximiser, or the sparse top-k step for l1 when
+    ``sparsity`` is given (PGD, APGD)."""
+    if norm == "l1" and sparsity is not None:
+        return sparse_l1_step(g, x, sparsity)
+    return steepest_step(g, x, norm)
+
+
+def loss_objective(name: str, y: torch.Tensor) -> Objective:
+    """Objective l(z, y_rows) for a loss name (ce, margin, dlr)."""
+    return lambda z, rows: loss_fn(name, z, y[rows])
+
+
+def target_margin(y: torch.Tensor, target: torch.Tensor) -> Objective:
+    """Objective m_t(x) = z_t - z_y with a target class t_i per batch sample (target shape (n,))."""
+
+    def objective(z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return z.gather(1, target[rows, None]).squeeze(1) - z.gather(1, y[rows, None]).squeeze(1)
+
+    return objective
+
+
+def occurrence(rows: torch.Tensor) -> torch.Tensor:
+    """For rows (m,), the number of earlier entries equal to rows[i] (0 for the first occurrence)."""
+    order = torch.argsort(rows, stable=True)
+    ranked = rows[order]
+    first = torch.searchsorted(ranked, ranked)
+    rank = torch.empty_like(rows)
+    rank[order] = torch.arange(rows.shape[0], device=rows.device) - first
+    return rank
+
+
+@dataclass
+class Recorder:
+    """Candidate points of one batch: distances t (n, M), gains per loss (n, M), closest flip (n,).
+
+    Built from the clean logits z0 (n, K); ``add`` appends the candidates x (m, *S) with logits z of
+    the samples ``rows``: t = ||x - x0_row|| (computed in float64), gain = l(z) - l(z0).
+    """
+
+    x0: torch.Tensor
+    y: torch.Tensor
+    z0: torch.Tensor
+    norm: str
+    losses: tuple[str, ...]
+    keep_points: bool = False
+    clean: dict[str, torch.Tensor] = field(init=False)
+    flip: torch.Tensor = field(init=False)
+    t: list[torch.Tensor] = field(init=False, default_factory=list)
+    gains: dict[str, list[torch.Tensor]] = field(init=False)
+    points: list[torch.Tensor] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.clean = {k: v.double() for k, v in all_losses(self.z0, self.y, self.losses).items()}
+        self.losses = tuple(self.clean)
+        self.gains = {name: [] for name in self.losses}
+        wrong = self.z0.argmax(dim=1) != self.y
+        self.flip = torch.where(wrong, 0.0, math.inf).to(torch.float64)
+
+    def add(self, x: torch.Tensor, z: torch.Tensor, rows: torch.Tensor) -> None:
+        """Record the m candidates x (m, *S) with logits z (m, K) of batch samples rows (m,)."""
+        n = self.x0.shape[0]
+        x, z = x.detach(), z.detach()
+        col = occurrence(rows)
+        width = int(col.max()) + 1 if rows.numel() else 0
+        dist = lp_norm(x.double() - self.x0[rows].double(), self.norm)
+        t = torch.full((n, width), math.inf, dtype=torch.float64, device=x.device)
+        t[rows, col] = dist
+        self.t.append(t)
+        values = all_losses(z, self.y[rows], self.losses)
+        for name in self.losses:
+            g = torch.zeros((n, width), dtype=torch.float64, device=x.device)
+            g[rows, col] = values[name].double() - self.clean[name][rows]
+            self.gains[name].append(g)
+        wrong = z.argmax(dim=1) != self.y[rows]
+        flipped = torch.full((n,), math.inf, dtype=torch.float64, device=x.device)
+        flipped.scatter_reduce_(0, rows[wrong], dist[wrong], reduce="amin")
+        self.flip = torch.minimum(self.flip, flipped)
+        if self.keep_points:
+            p = self.x0[:, None].repeat(1, width, *([1] * (x.dim() - 1)))
+            p[rows, col] = x
+            self.points.append(p)
+
+
+class Batch:
+    """One batch under attack: clean inputs x0 (n, *S), labels y (n,), the model, the pass counter and
+    the candidate recorder. ``n_total`` is the size N of the whole run (used by radius schedules)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        threat: ThreatModel,
+        x0: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        losses: tuple[str, ...],
+        passes: Passes,
+        generator: torch.Generator,
+        n_total: int,
+        keep_points: bool = False,
+    ) -> None:
+        self.model, self.threat, self.x0, self.y = model, threat, x0, y
+        self.passes, self.generator, self.n_total = passes, generator, n_total
+        self.all = torch.arange(x0.shape[0], device=x0.device)
+        with torch.no_grad():
+            z0 = model(x0)
+        passes.forward += x0.shape[0]
+        if z0.dim() != 2:
+            raise ValueError(f"the model must return logits of shape (N, K), got {tuple(z0.shape)}")
+        if int(y.max()) >= z0.shape[1]:
+            raise ValueError(f"label {int(y.max())} out of range for a model with {z0.shape[1]} classes")
+        self.z0 = z0.detach()
+        self.recorder = Recorder(x0, y, self.z0, threat.norm, losses, keep_points)
+
+    @property
+    def n(self) -> int:
+        """Batch size n."""
+        return self.x0.shape[0]
+
+    @property
+    def classes(self) -> int:
+        """Number of classes K."""
+        return self.z0.shape[1]
+
+    def evaluate(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of x (m, *S) for samples rows (default: the whole batch); one counted forward, recorded."""
+        rows = self.all if rows is None else rows
+        with torch.no_grad():
+            z = self.model(x)
+        self.passes.forward += x.shape[0]
+        self.recorder.add(x, z, rows)
+        return z
+
+    def gradient(
+        self, x: torch.Tensor, objective: Objective, rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(z, v, g): logits, objective values v = objective(z, rows) (m,) and g = grad_x v_i (m, *S).
+
+        One counted forward and backward over the m rows; x is recorded as a candidate.
+        """
+        rows = self.all if rows is None else rows
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            z = self.model(x)
+            v = objective(z, rows)
+            (g,) = torch.autograd.grad(v.sum(), x)
+        self.passes.forward += x.shape[0]
+        self.passes.backward += x.shape[0]
+        self.recorder.add(x, z, rows)
+        return z.detach(), v.detach(), g
+
+    def project(self, x: torch.Tensor, rows: torch.Tensor, radius: torch.Tensor | float) -> torch.Tensor:
+        """Projection of x (m, *S) onto B(x0_rows, radius) and the box, radius shrunk by ``safe_radius``."""
+        r = torch.as_tensor(radius, dtype=x.dtype, device=x.device).expand(x.shape[0])
+        return self.threat.project(x, self.x0[rows], safe_radius(r))
+
+    def random_start(self, rows: torch.Tensor, radius: torch.Tensor | float) -> torch.Tensor:
+        """A random point of B(x0_rows, radius) cap box: uniform in the linf cube of the radius, projected."""
+        x0 = self.x0[rows]
+        r = torch.as_tensor(radius, dtype=x0.dtype, device=x0.device).expand(x0.shape[0])
+        u = torch.rand(x0.shape, generator=self.generator, device=x0.device, dtype=x0.dtype)
+        delta = (2 * u - 1) * r.reshape(-1, *([1] * (x0.dim() - 1)))
+        return self.project(x0 + delta, rows, r)
+
+    def top_targets(self, k: int) -> torch.Tensor:
+        """The k non-true classes with the largest clean logits, (n, k), best first."""
+        masked = self.z0.scatter(1, self.y[:, None], -math.inf)
+        return masked.topk(k, dim=1).indices
+
+
+def ascend(
+    batch: Batch,
+    x: torch.Tensor,
+    rows: torch.Tensor,
+    objective: Objective,
+    radius: float | torch.Tensor,
+    steps: int,
+    step: float | torch.Tensor,
+    sparsity: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Projected steepest ascent x <- P_{B(x0, radius) cap box}(x + step u(grad objective)), ``steps``
+    gradient steps plus one forward at the last iterate. Returns the best iterate (m, *S) and its
+    objective value (m,) (the best, not the last)."""
+    best_x, best_v = x, torch.full((x.shape[0],), -math.inf, device=x.device)
+    step = torch.as_tensor(step, dtype=x.dtype, device=x.device).expand(x.shape[0])
+    shape = (-1, *([1] * (x.dim() - 1)))
+    for _ in range(steps):
+        _, v, g = batch.gradient(x, objective, rows)
+        best_x, best_v = keep_best(best_x, best_v, x, v)
+        u = direction(g, x, batch.threat.norm, sparsity)
+        x = batch.project(x + step.reshape(shape) * u, rows, radius)
+    v = objective(batch.evaluate(x, rows), rows)
+    return keep_best(best_x, best_v, x, v)
+
+
+def keep_best(
+    best_x: torch.Tensor, best_v: torch.Tensor, x: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row-wise (x, v) where v > best_v, else (best_x, best_v)."""
+    better = v > best_v
+    mask = better.reshape(-1, *([1] * (x.dim() - 1)))
+    return torch.where(mask, x, best_x), torch.where(better, v, best_v)

@@ -1,0 +1,170 @@
+"""``a3`` (Adaptive AutoAttack, Liu et al., CVPR 2022) and ``a3-wda`` (WDA as A3's inner attack).
+
+Our reading of the method, written from its description:
+- Adaptive direction initialisation (ADI): each restart starts from output-diversified steps
+  x <- P(x + eps/s u(grad_x <w_i, z(x)>)) (s = ods_steps) with w_i = U(-1, 1)^K + b_{y_i}: the uniform
+  ODS weights biased by b_c, the mean unit logit shift z(x_adv) - z(x) of the samples of class c broken so
+  far in the batch (zero before any success), so later starts lean toward directions that worked.
+- Online statistics-based discarding (OSD): after every restart, broken samples leave, and so do the
+  hard ones: samples whose best margin max_{j != y} z_j - z_y within eps lies more than ``discard``
+  standard deviations below the mean of the samples still attacked.
+- Restarts on a schedule: ``restarts`` restarts of ``n_iter`` APGD iterations each; a3 alternates the
+  CE and DLR losses (margin when K < 3), a3-wda ascends WDA's targeted margin, the r-th restart taking
+  the r-th ranked target of WDA's probe, and for p < inf continues over WDA's radius schedule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from wdrobust.attacks._engine import Batch, Objective, ascend, direction, loss_objective, target_margin
+from wdrobust.attacks.apgd import apgd_ascent
+from wdrobust.attacks.base import Attack, radius_schedule
+from wdrobust.attacks.wda import WDA
+from wdrobust.threat import ThreatModel
+
+
+class A3(Attack):
+    """Adaptive AutoAttack. Options: restarts, n_iter (APGD iterations per restart), ods_steps,
+    discard (standard deviations below the mean for OSD; inf keeps every sample)."""
+
+    name = "a3"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        threat: ThreatModel,
+        *,
+        restarts: int = 4,
+        n_iter: int = 25,
+        ods_steps: int = 2,
+        discard: float = 2.0,
+        **common: Any,
+    ) -> None:
+        super().__init__(model, threat, **common)
+        if min(restarts, n_iter, ods_steps) < 1 or discard <= 0:
+            raise ValueError("restarts, n_iter and ods_steps must be >= 1 and discard > 0")
+        self.restarts, self.n_iter, self.ods_steps, self.discard = restarts, n_iter, ods_steps, discard
+
+    def objective(self, batch: Batch, restart: int) -> Objective:
+        """The restart's loss: CE on even restarts, DLR (margin if K < 3) on odd ones."""
+        name = "ce" if restart % 2 == 0 else ("dlr" if batch.classes >= 3 else "margin")
+        return loss_objective(name, batch.y)
+
+    def inner(self, batch: Batch, start: torch.Tensor, rows: torch.Tensor, restart: int) -> torch.Tensor:
+        """APGD on the restart's objective from ``start``; returns the best iterate."""
+        eps = self.threat.eps
+        best, _ = apgd_ascent(batch, start, rows, self.objective(batch, restart), eps, self.n_iter)
+        return best
+
+    def prepare(self, batch: Batch) -> None:
+        """Per-batch set-up before the restarts (none for a3)."""
+
+    def attack_batch(self, batch: Batch) -> None:
+        self.prepare(batch)
+        eps, k = self.threat.eps, batch.classes
+        bias = torch.zeros(k, k, device=batch.x0.device)
+        rows = batch.all[batch.recorder.flip > eps]
+        for restart in range(self.restarts):
+            if rows.numel() == 0:
+                break
+            start = self.adi_start(batch, rows, bias)
+            best = self.inner(batch, start, rows, restart)
+            broken = batch.recorder.flip[rows] <= eps
+            if broken.any():
+                z = batch.evaluate(best[broken], rows[broken])
+                shift = torch.nn.functional.normalize(z - batch.z0[rows[broken]], dim=1)
+                total = torch.zeros_like(bias).index_add_(0, batch.y[rows[broken]], shift)
+                bias = torch.nn.functional.normalize(bias + total, dim=1)
+            rows = rows[~broken]
+            rows = rows[~self.hard(batch, rows)]
+
+    def adi_start(self, batch: Batch, rows: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """Biased output-diversified start: ods_steps ascent steps of <w_i, z(x)>, w_i = U(-1,1)^K + b_{y_i}."""
+        k = batch.classes
+        u = torch.rand(rows.numel(), k, generator=batch.generator, device=batch.x0.device) * 2 - 1
+        w = u + bias[batch.y[rows]]
+        lookup = torch.zeros(batch.n, k, device=w.device).index_copy_(0, rows, w)
+
+        def ods(z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+            return (z * lookup[r]).sum(dim=1)
+
+        eps, x = self.threat.eps, batch.x0[rows]
+        for _ in range(self.ods_steps):
+            _, _, g = batch.gradient(x, ods, rows)
+            x = batch.project(x + eps / self.ods_steps * direction(g, x, self.threat.norm), rows, eps)
+        return x
+
+    def hard(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
+        """OSD: rows (m,) whose best margin within eps is below mean - discard * std of the m rows."""
+        if rows.numel() < 2:
+            return torch.zeros(rows.numel(), dtype=torch.bool, device=rows.device)
+        rec = batch.recorder
+        t = torch.cat(rec.t, 1)[rows]
+        gain = torch.cat(rec.gains["margin"], 1)[rows]
+        best = (
+            torch.where(t <= self.threat.eps, gain, -torch.inf).amax(1).clamp(min=0)
+            + rec.clean["margin"][rows]
+        )
+        return best < best.mean() - self.discard * best.std()
+
+
+class A3WDA(A3):
+    """A3 with WDA as the inner attack (targeted margin of the r-th ranked target, WDA's probe).
+    Extra options: k, target, probe_steps, probe_metric, steps and radii (as in WDA)."""
+
+    name = "a3-wda"
+
+    def __init__(
+        self,
+        model: nn.Module,
+        threat: ThreatModel,
+        *,
+        k: int = 3,
+        target: str = "probe",
+        probe_steps: int = 3,
+        probe_metric: str = "margin",
+        steps: int = 20,
+        radii: int = 6,
+        restarts: int = 4,
+        n_iter: int = 25,
+        ods_steps: int = 2,
+        discard: float = 2.0,
+        **common: Any,
+    ) -> None:
+        super().__init__(
+            model, threat, restarts=restarts, n_iter=n_iter, ods_steps=ods_steps, discard=discard, **common
+        )
+        self.wda = WDA(
+            model,
+            threat,
+            k=k,
+            target=target,
+            probe_steps=probe_steps,
+            probe_metric=probe_metric,
+            steps=steps,
+            radii=radii,
+            **common,
+        )
+        self.ranked = torch.empty(0)
+
+    def prepare(self, batch: Batch) -> None:
+        """Rank the targets once per batch with WDA's probe."""
+        self.ranked = self.wda.ranked_targets(batch)
+
+    def inner(self, batch: Batch, start: torch.Tensor, rows: torch.Tensor, restart: int) -> torch.Tensor:
+        """APGD on m_{t_r} (t_r the restart's ranked target) at eps, then WDA's larger radii for p < inf."""
+        target = self.ranked[:, restart % self.ranked.shape[1]]
+        objective = target_margin(batch.y, target)
+        eps = self.threat.eps
+        x, _ = apgd_ascent(batch, start, rows, objective, eps, self.n_iter)
+        best = x
+        d = batch.x0[0].numel()
+        for r in radius_schedule(self.threat, batch.n_total, d, self.wda.radii)[1:]:
+            x, _ = ascend(
+                batch, x, rows, objective, r, self.wda.steps, self.wda.step_size * r / self.wda.steps
+            )
+        return best

@@ -1,0 +1,78 @@
+"""``autoattack``: adapter to the reference AutoAttack (PyPI package ``pyautoattack``), an optional
+baseline. The package is imported only when the attack runs; the core never depends on it.
+
+The reference returns one adversarial point per sample (x_adv); it becomes the sample's only candidate
+besides x_i. Passes are counted by wrapping the model: each forward counts its batch size, and each
+backward through the logits counts it again.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import torch
+from torch import nn
+
+from wdrobust.attacks._engine import Batch, Passes
+from wdrobust.attacks.base import Attack
+from wdrobust.threat import ThreatModel
+
+NORM_NAMES = {"linf": "Linf", "l2": "L2", "l1": "L1"}
+VERSIONS = ("standard", "plus", "rand")
+
+
+class PassCounting(nn.Module):
+    """model wrapped so that forward and backward passes are added to ``passes`` (per sample); inputs
+    are reshaped to the model's sample shape (the reference wants images (N, C, H, W))."""
+
+    def __init__(self, model: nn.Module, passes: Passes, shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.model, self.passes, self.shape = model, passes, shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.model(x.reshape(x.shape[0], *self.shape))
+        n = x.shape[0]
+        self.passes.forward += n
+        if z.requires_grad:
+            z.register_hook(lambda grad: self._backward(n))
+        return z
+
+    def _backward(self, n: int) -> None:
+        self.passes.backward += n
+
+
+class AutoAttackReference(Attack):
+    """The reference AutoAttack (``version`` standard, plus or rand) at the point-wise radius eps."""
+
+    name = "autoattack"
+
+    def __init__(
+        self, model: nn.Module, threat: ThreatModel, *, version: str = "standard", **common: Any
+    ) -> None:
+        super().__init__(model, threat, **common)
+        if version not in VERSIONS:
+            raise ValueError(f"unknown AutoAttack version {version!r}: expected one of {', '.join(VERSIONS)}")
+        self.version = version
+
+    def attack_batch(self, batch: Batch) -> None:
+        try:
+            reference = importlib.import_module("pyautoattack")
+        except ImportError:
+            raise ValueError(
+                "the autoattack baseline needs the optional package pyautoattack "
+                "(pip install 'wdrobust[reference]')"
+            ) from None
+        shape = tuple(batch.x0.shape[1:])
+        images = batch.x0 if batch.x0.dim() == 4 else batch.x0.reshape(batch.n, 1, 1, -1)
+        adversary = reference.AutoAttack(
+            PassCounting(self.model, batch.passes, shape),
+            eps=self.threat.eps,
+            norm=NORM_NAMES[self.threat.norm],
+            seed=self.seed,
+            version=self.version,
+            device=batch.x0.device,
+        )
+        x_adv, _ = adversary.run_standard_evaluation(images, batch.y, batch_size=batch.n)
+        x_adv = x_adv.reshape(batch.x0.shape).to(batch.x0.device, batch.x0.dtype)
+        batch.evaluate(batch.project(x_adv, batch.all, self.threat.eps))

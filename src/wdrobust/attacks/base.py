@@ -1,0 +1,226 @@
+"""The attack result type shared by every attack, and the base class that runs an attack in batches.
+
+An attack yields, per sample i, candidate points x_ik with distances t_ik = ||x_ik - x_i|| and gains
+g_ik = l(x_ik, y_i) - l(x_i, y_i) for each recorded loss (DESIGN.md section 1, "Lower bound"); the primal
+solver turns them into an explicit adversarial distribution.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from wdrobust._device import resolve_device
+from wdrobust.attacks._engine import Batch, Passes
+from wdrobust.losses import LOSSES, check_loss
+from wdrobust.primal.curves import AttainedPoints
+from wdrobust.threat import ThreatModel
+
+
+def _pad(a: np.ndarray, width: int, value: float) -> np.ndarray:
+    """a (N, M) padded on the right with ``value`` to (N, width)."""
+    return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=value)
+
+
+@dataclass
+class AttackResult:
+    """Candidate points of an attack over N samples (shapes in docs/architecture.md).
+
+    t: (N, M) distances (inf = padding); gains: {loss: (N, M)} loss at the candidate minus clean loss;
+    clean_loss: {loss: (N,)}; clean_correct: (N,) bool; flip_distance: (N,) distance of the closest
+    misclassified candidate (0 if clean-misclassified, inf if none); points: (N, M, *S) or None;
+    forward_passes / backward_passes: totals of per-sample passes; seconds: wall time.
+    """
+
+    attack: str
+    threat: ThreatModel
+    t: np.ndarray
+    gains: dict[str, np.ndarray]
+    clean_loss: dict[str, np.ndarray]
+    clean_correct: np.ndarray
+    flip_distance: np.ndarray | None = None
+    points: torch.Tensor | None = None
+    forward_passes: int = 0
+    backward_passes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def n(self) -> int:
+        """Number of samples N."""
+        return self.t.shape[0]
+
+    def attained(self, loss: str) -> AttainedPoints:
+        """The attained points (t, gains[loss]) of one loss, for ``primal.lower_bound``."""
+        if loss not in self.gains:
+            raise ValueError(f"loss {loss!r} was not recorded: have {', '.join(self.gains)}")
+        return AttainedPoints(self.t, self.gains[loss])
+
+    def robust_accuracy(self, eps: float | None = None) -> float:
+        """Point-wise robust accuracy at radius eps (default threat.eps): the fraction of samples that are
+        clean-correct and have no misclassified candidate within distance eps."""
+        eps = self.threat.eps if eps is None else eps
+        flip = self.flip_distance if self.flip_distance is not None else self._flips()
+        return float(np.mean(flip > eps))
+
+    def _flips(self) -> np.ndarray:
+        """Closest misclassified candidate from the zero_one gains (clean-misclassified: 0)."""
+        g = self.gains["zero_one"] + self.clean_loss["zero_one"][:, None]
+        t = np.where(g > 0.5, self.t, np.inf).min(axis=1)
+        return np.where(self.clean_correct, t, 0.0)
+
+    @staticmethod
+    def concat(results: list[AttackResult]) -> AttackResult:
+        """Results of consecutive sample ranges joined along N (candidate columns padded with inf)."""
+        if not results:
+            raise ValueError("concat needs at least one result")
+        first = results[0]
+        width = max(r.t.shape[1] for r in results)
+        flips = [r.flip_distance for r in results]
+        points = [r.points for r in results]
+        if all(p is not None for p in points):
+            cols = max(p.shape[1] for p in points)
+            padded = [torch.cat([p, p[:, :1].expand(-1, cols - p.shape[1], *p.shape[2:])], 1) for p in points]
+            joined = torch.cat(padded)
+        else:
+            joined = None
+        return AttackResult(
+            attack=first.attack,
+            threat=first.threat,
+            t=np.concatenate([_pad(r.t, width, np.inf) for r in results]),
+            gains={k: np.concatenate([_pad(r.gains[k], width, 0.0) for r in results]) for k in first.gains},
+            clean_loss={k: np.concatenate([r.clean_loss[k] for r in results]) for k in first.clean_loss},
+            clean_correct=np.concatenate([r.clean_correct for r in results]),
+            flip_distance=None if any(f is None for f in flips) else np.concatenate(flips),
+            points=joined,
+            forward_passes=sum(r.forward_passes for r in results),
+            backward_passes=sum(r.backward_passes for r in results),
+            seconds=sum(r.seconds for r in results),
+        )
+
+
+def model_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
+    """The explicit device, else the device of the model's first parameter or buffer, else resolve_device."""
+    if device is not None:
+        return resolve_device(device)
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return resolve_device(None)
+
+
+class Attack:
+    """Base class: validation, batching, eval mode, seeding, pass counting, timing.
+
+    Subclasses set ``name`` and implement ``attack_batch(batch)``, which drives the model only through
+    ``batch.evaluate`` / ``batch.gradient`` so that every pass is counted and every iterate recorded.
+    The model is put in eval mode for the run and its training flag restored afterwards.
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        threat: ThreatModel,
+        *,
+        losses: tuple[str, ...] | None = None,
+        seed: int = 0,
+        batch_size: int = 256,
+        device: str | torch.device | None = None,
+        keep_points: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        if not isinstance(threat, ThreatModel):
+            raise ValueError(f"threat must be a ThreatModel, got {type(threat).__name__}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.losses = tuple(check_loss(n) for n in (LOSSES if losses is None else losses))
+        if "zero_one" not in self.losses:
+            self.losses = (*self.losses, "zero_one")
+        self.model, self.threat, self.seed, self.batch_size = model, threat, int(seed), int(batch_size)
+        self.device = model_device(model, device)
+        self.keep_points, self.progress = keep_points, progress
+
+    def attack_batch(self, batch: Batch) -> None:
+        """Attack one batch (every evaluated point lands in ``batch.recorder``)."""
+        raise NotImplementedError
+
+    def run(self, x: torch.Tensor, y: torch.Tensor) -> AttackResult:
+        """Attack inputs x (N, *S) in [0, 1] with labels y (N,); returns the candidate points of all N."""
+        x = torch.as_tensor(x)
+        y = torch.as_tensor(y)
+        if x.dim() < 2 or y.dim() != 1 or x.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"need x of shape (N, *S) and y of shape (N,), got {tuple(x.shape)}, {tuple(y.shape)}"
+            )
+        if x.shape[0] == 0:
+            raise ValueError("no samples to attack")
+        if not torch.is_floating_point(x):
+            raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
+        if torch.isnan(x).any() or x.min() < 0 or x.max() > 1:
+            raise ValueError("inputs must lie in the box [0, 1]")
+        if y.min() < 0:
+            raise ValueError("labels must be >= 0")
+        training = self.model.training
+        self.model.eval()
+        start = time.perf_counter()
+        try:
+            parts = [self._run_batch(x, y, b, s) for b, s in enumerate(range(0, x.shape[0], self.batch_size))]
+        finally:
+            self.model.train(training)
+        result = AttackResult.concat(parts)
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _run_batch(self, x: torch.Tensor, y: torch.Tensor, index: int, start: int) -> AttackResult:
+        stop = min(start + self.batch_size, x.shape[0])
+        passes = Passes()
+        generator = torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + index)
+        batch = Batch(
+            self.model,
+            self.threat,
+            x[start:stop].to(self.device, torch.float32),
+            y[start:stop].to(self.device, torch.int64),
+            losses=self.losses,
+            passes=passes,
+            generator=generator,
+            n_total=x.shape[0],
+            keep_points=self.keep_points,
+        )
+        self.attack_batch(batch)
+        rec = batch.recorder
+        if self.progress is not None:
+            self.progress(stop, x.shape[0])
+        return AttackResult(
+            attack=self.name,
+            threat=self.threat,
+            t=torch.cat(rec.t, 1).cpu().numpy() if rec.t else np.zeros((batch.n, 0)),
+            gains={
+                k: torch.cat(v, 1).cpu().numpy() if v else np.zeros((batch.n, 0))
+                for k, v in rec.gains.items()
+            },
+            clean_loss={k: v.cpu().numpy() for k, v in rec.clean.items()},
+            clean_correct=(batch.z0.argmax(1) == batch.y).cpu().numpy(),
+            flip_distance=rec.flip.cpu().numpy(),
+            points=torch.cat(rec.points, 1).cpu() if rec.points else None,
+            forward_passes=passes.forward,
+            backward_passes=passes.backward,
+        )
+
+
+def radius_schedule(threat: ThreatModel, n_total: int, d: int, count: int) -> list[float]:
+    """Radii for distributional attacks: [eps] for p = inf; else ``count`` radii geometric from eps to
+    r_max = min(diam X, N^(1/p) eps), the farthest any single sample can move under the budget N eps^p."""
+    eps = threat.eps
+    if math.isinf(threat.p) or eps == 0 or count < 2:
+        return [eps]
+    r_max = min(threat.diameter(d), n_total ** (1.0 / threat.p) * eps)
+    if r_max <= eps:
+        return [eps]
+    return [float(r) for r in np.geomspace(eps, r_max, count)]

@@ -41,13 +41,13 @@ def safe_radius(radius: torch.Tensor) -> torch.Tensor:
 
 
 def feasible(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """g with the coordinates zeroed where ascent would leave the box: g_k > 0 at x_k >= 1, g_k < 0 at x_k <= 0."""
+    """g zeroed where ascent leaves the box: g_k > 0 at x_k >= 1 or g_k < 0 at x_k <= 0."""
     blocked = ((g > 0) & (x >= 1.0)) | ((g < 0) & (x <= 0.0))
     return g.masked_fill(blocked, 0.0)
 
 
 def steepest_step(g: torch.Tensor, x: torch.Tensor, norm: str) -> torch.Tensor:
-    """Dual-norm maximiser u* = argmax_{||u|| <= 1} <g~, u> of the box-feasible gradient g~ (see ``feasible``).
+    """Dual-norm maximiser u* = argmax_{||u|| <= 1} <g~, u> of the box-feasible gradient g~ (``feasible``).
 
     linf: sign(g); l2: g~ / ||g~||_2; l1: signed one-hot at argmax |g~_k|. Shapes (m, *S) -> (m, *S).
     """

@@ -83,7 +83,7 @@ class A3(Attack):
             rows = rows[~self.hard(batch, rows)]
 
     def adi_start(self, batch: Batch, rows: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """Biased output-diversified start: ods_steps ascent steps of <w_i, z(x)>, w_i = U(-1,1)^K + b_{y_i}."""
+        """Biased output-diversified start: ods_steps ascent steps of <w_i, z(x)>, w_i = U(-1,1)^K + b_y."""
         k = batch.classes
         u = torch.rand(rows.numel(), k, generator=batch.generator, device=batch.x0.device) * 2 - 1
         w = u + bias[batch.y[rows]]

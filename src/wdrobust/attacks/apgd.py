@@ -80,7 +80,7 @@ def apgd_ascent(
 
 class APGD(Attack):
     """APGD-CE (loss="ce") or APGD-DLR (loss="dlr", K >= 3), ``restarts`` random starts on the samples
-    not yet misclassified. Options: n_iter (gradient steps per restart), loss, restarts, sparsity (l1 step)."""
+    not yet misclassified. Options: n_iter (gradient steps per restart), loss, restarts, sparsity (l1)."""
 
     name = "apgd"
 

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 SPLITS = ("train", "test")
 #: Environment variable naming the default data root (else ./data under the current directory).
@@ -30,6 +29,8 @@ def stratified_split(y: np.ndarray, n_test: int | float, seed: int = 0) -> tuple
 
     n_test: the number of test samples (int) or their fraction (float). Every class keeps its share.
     """
+    from sklearn.model_selection import train_test_split  # slow import: only when splitting
+
     idx = np.arange(len(y))
     try:
         train, test = train_test_split(idx, test_size=n_test, random_state=seed, stratify=y)

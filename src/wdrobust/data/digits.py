@@ -7,7 +7,6 @@ and seed 0 (1347 train / 450 test), identical on every machine.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from wdrobust.data.base import check_split, stratified_split
 
@@ -17,6 +16,8 @@ SEED = 0
 
 def read_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
     """x float32 (N, 1, 8, 8) in [0, 1] and y int64 (N,) of the requested split."""
+    from sklearn.datasets import load_digits  # slow import: only when reading
+
     check_split(split)
     bunch = load_digits()
     x = (bunch.images / 16.0).astype(np.float32)[:, None]

@@ -1,0 +1,238 @@
+"""Training: standard and PGD adversarial training, and the cached default digits model.
+
+``train`` minimises the mean cross-entropy E l_ce(f(x'), y) with Adam over shuffled mini-batches, where
+x' = x (standard) or x' = PGD(x) (adversarial training, Madry et al.): the inner maximisation of the
+cross-entropy over B(x, eps) ∩ [0, 1]^d by projected steepest ascent with the threat's dual-norm
+maximiser, a uniform random start and step size 2.5 eps / steps. Runs are seeded (weights via
+``nets.build(seed=...)``, batch order and random starts via a private generator) and deterministic on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wdrobust import data, nets
+from wdrobust._device import resolve_device
+from wdrobust.threat import ThreatModel
+
+ADVERSARIAL = ("pgd",)
+#: Environment variable naming the cache directory of the default model (else ./runs/cache).
+CACHE_ENV = "WDROBUST_CACHE"
+#: The default model: an MLP 64 -> 128 -> 64 -> 10 with ReLU on digits, and its training options.
+DEFAULT_DATA = "digits"
+DEFAULT_ARCH = "mlp"
+DEFAULT_ARCH_KWARGS: dict[str, Any] = {"widths": [128, 64], "activation": "relu"}
+DEFAULT_TRAIN: dict[str, Any] = {"epochs": 50, "lr": 1e-3, "batch_size": 64, "seed": 0}
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class TrainResult:
+    """The trained model (eval mode), the mean training loss of each epoch and the wall-clock seconds."""
+
+    model: nn.Module
+    epoch_losses: list[float]
+    seconds: float
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """argmax_k f(x)_k per sample, (N, *S) -> (N,) int64, in batches."""
+    return torch.cat([model(x[i : i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)])
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Clean accuracy (1/N) sum_i 1{argmax f(x_i) = y_i}."""
+    return (predict(model, x, batch_size) == y).float().mean().item()
+
+
+def pgd(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    threat: ThreatModel,
+    steps: int,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Approximate argmax of l_ce(f(x'), y) over x' in B(x, eps) ∩ [0, 1]^d, shape (N, *S) -> (N, *S).
+
+    x'_0 = proj(x + u), u uniform in [-eps, eps]^d; x'_{k+1} = proj(x'_k + a u*(grad)), a = 2.5 eps / steps,
+    u* the dual-norm maximiser (sign for linf). Returns the last iterate (detached).
+    """
+    eps = threat.eps
+    noise = torch.rand(x.shape, generator=generator, device="cpu").to(x.device) * 2 - 1
+    x_adv = threat.project(x + eps * noise, x, eps)
+    step = 2.5 * eps / max(steps, 1)
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(F.cross_entropy(model(x_adv), y), x_adv)
+        x_adv = threat.project(x_adv.detach() + step * threat.steepest_direction(grad), x, eps)
+    return x_adv.detach()
+
+
+def _check_options(epochs: int, lr: float, batch_size: int, adversarial: str | None, steps: int) -> None:
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if not lr > 0:
+        raise ValueError(f"learning rate must be > 0, got {lr}")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    if adversarial is not None and adversarial not in ADVERSARIAL:
+        raise ValueError(
+            f"unknown adversarial training {adversarial!r}: expected one of {', '.join(ADVERSARIAL)}"
+        )
+    if adversarial is not None and steps < 1:
+        raise ValueError(f"PGD steps must be >= 1, got {steps}")
+
+
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int = 50,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    adversarial: str | None = None,
+    eps: float | str = 0.1,
+    norm: str = "linf",
+    steps: int = 10,
+    weight_decay: float = 0.0,
+    device: str | torch.device | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on x (N, *S) in [0, 1], y (N,) with Adam and cross-entropy.
+
+    adversarial: None (standard training) or "pgd" (train on PGD points of ThreatModel(norm, eps), with
+    ``steps`` ascent steps, found with the model in eval mode). progress(done, total) is called after
+    every optimiser step. Returns the model in eval mode on ``device``.
+    """
+    _check_options(epochs, lr, batch_size, adversarial, steps)
+    if len(x) != len(y) or len(x) == 0:
+        raise ValueError(f"need as many labels as inputs (and at least one), got {len(x)} and {len(y)}")
+    threat = ThreatModel(norm, eps) if adversarial else None
+    dev = resolve_device(device)
+    model.to(dev)
+    x, y = x.to(dev), y.to(dev)
+    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    per_epoch = -(-len(x) // batch_size)
+    losses: list[float] = []
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        order = torch.randperm(len(x), generator=generator).to(dev)
+        total = 0.0
+        for b in range(per_epoch):
+            idx = order[b * batch_size : (b + 1) * batch_size]
+            xb, yb = x[idx], y[idx]
+            if threat is not None:
+                model.eval()
+                xb = pgd(model, xb, yb, threat, steps, generator)
+            model.train()
+            loss = F.cross_entropy(model(xb), yb)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(idx)
+            if progress is not None:
+                progress(epoch * per_epoch + b + 1, epochs * per_epoch)
+        losses.append(total / len(x))
+    return TrainResult(model.eval(), losses, time.perf_counter() - start)
+
+
+@dataclass
+class FitResult:
+    """A model trained on a data set's train split, its clean test accuracy and the checkpoint metadata."""
+
+    model: nn.Module
+    test_accuracy: float
+    seconds: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def fit(
+    data_name: str = DEFAULT_DATA,
+    arch: str = DEFAULT_ARCH,
+    *,
+    root: str | Path | None = None,
+    arch_kwargs: dict[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    progress: Progress | None = None,
+    **train_options: Any,
+) -> FitResult:
+    """Build ``arch`` for the data set (its input shape and classes), train it on the train split with
+    ``train_options`` (see ``train``; seed also seeds the weights) and measure clean test accuracy."""
+    dev = resolve_device(device)
+    x_train, y_train = data.load(data_name, "train", root, dev)
+    x_test, y_test = data.load(data_name, "test", root, dev)
+    meta = data.info(data_name)
+    kwargs = {"input_shape": list(meta.input_shape), "num_classes": meta.num_classes, **(arch_kwargs or {})}
+    model = nets.build(arch, seed=train_options.get("seed", 0), **kwargs)
+    result = train(model, x_train, y_train, device=dev, progress=progress, **train_options)
+    acc = accuracy(result.model, x_test, y_test)
+    record = {
+        "data": data_name,
+        "train": train_options,
+        "test_accuracy": acc,
+        "train_seconds": result.seconds,
+    }
+    return FitResult(result.model, acc, result.seconds, record)
+
+
+def default_model_path() -> Path:
+    """Where the default digits MLP is cached: $WDROBUST_CACHE/digits-mlp.safetensors, else
+    ./runs/cache/digits-mlp.safetensors under the current directory."""
+    return (
+        Path(os.environ.get(CACHE_ENV, Path("runs") / "cache")) / f"{DEFAULT_DATA}-{DEFAULT_ARCH}.safetensors"
+    )
+
+
+def _is_current_default(path: Path) -> bool:
+    """True when the cached checkpoint was trained with today's default architecture and options."""
+    if not path.is_file():
+        return False
+    try:
+        header = nets.load_metadata(path)
+    except (OSError, ValueError):
+        return False
+    meta = header.get("metadata", {})
+    kwargs = header.get("kwargs", {})
+    return (
+        header.get("arch") == DEFAULT_ARCH
+        and meta.get("data") == DEFAULT_DATA
+        and meta.get("train") == DEFAULT_TRAIN
+        and all(kwargs.get(k) == v for k, v in DEFAULT_ARCH_KWARGS.items())
+    )
+
+
+def ensure_default_model(
+    device: str | torch.device | None = None,
+    progress: Progress | None = None,
+    cache: str | Path | None = None,
+) -> Path:
+    """The path of the default digits MLP checkpoint (see ``default_model_path``), training and saving it
+    first unless a cached checkpoint with the current default options exists (about 1.5 s on one core)."""
+    path = default_model_path(cache)
+    if not _is_current_default(path):
+        result = fit(
+            DEFAULT_DATA,
+            DEFAULT_ARCH,
+            arch_kwargs=DEFAULT_ARCH_KWARGS,
+            device=device,
+            progress=progress,
+            **DEFAULT_TRAIN,
+        )
+        nets.save(result.model, path, metadata=result.metadata)
+    return path

@@ -46,7 +46,7 @@ def load_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
     """Load, subset and check the data and the model; nothing is written to the run folder."""
     from wdrobust import data
 
-    x, y = data.load(cfg.data, cfg.split, root=cfg.data_root)
+    x, y = data.load(cfg.data, cfg.split, root=cfg.data_root, device="cpu")
     available = int(x.shape[0])
     if available == 0:
         raise ValueError(f"data {cfg.data!r} split {cfg.split!r} is empty")

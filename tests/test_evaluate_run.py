@@ -1,0 +1,129 @@
+"""A small real evaluation (digits default model, real attacks and certificates): bounds are ordered,
+outputs are written, re-running resumes without recomputation, changed configurations are refused."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from wdrobust.evaluate import Store, build_config, load_records, run
+from wdrobust.evaluate.aggregate import best_flip_distances
+from wdrobust.report import render
+
+TOL = 1e-9
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One cached default digits model per test worker."""
+    path = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WDROBUST_CACHE", str(path))
+        yield path
+
+
+def small_config(out, **flags):
+    base = dict(
+        n=24,
+        batch_size=12,
+        eps="0.05,0.1",
+        p="1,2,inf",
+        attacks="pgd,wda,wda++",
+        certificates="global,first-order,local,radius",
+        out=str(out),
+        quiet=True,
+    )
+    return build_config(**(base | flags))
+
+
+@pytest.fixture(scope="module")
+def small_run(cache, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "small"
+    cfg = small_config(out)
+    outcome = run(cfg)
+    rendered = render(out)
+    return cfg, outcome, rendered, json.loads(rendered.results.read_text())
+
+
+def entries(results):
+    for tm in results["threat_models"]:
+        for loss, entry in tm["losses"].items():
+            yield tm, loss, entry
+
+
+def test_lower_bounds_below_every_sound_upper_bound(small_run):
+    *_, results = small_run
+    checked = 0
+    for tm, loss, entry in entries(results):
+        lowers = [v["value"] for v in entry["lower"]["attacks"].values()]
+        best = entry["lower"]["best"]["value"]
+        assert best >= max(lowers) - TOL, (tm, loss)  # pooling attained points never loses
+        assert best >= entry["clean"] - TOL
+        for name, up in entry["upper"].items():
+            if up["sound"]:
+                assert best <= up["value"] + TOL, (tm["eps"], tm["p"], loss, name)
+                checked += 1
+        if entry["best_sound_upper"] is not None:
+            assert entry["gap"] >= -TOL
+    assert checked >= 2 * 3 * 3  # every (eps, p, loss) has a sound certificate
+
+
+def test_budget_audit_and_accuracy_band(small_run):
+    *_, results = small_run
+    for tm, loss, entry in entries(results):
+        for v in [*entry["lower"]["attacks"].values(), entry["lower"]["best"]]:
+            assert v["budget_ok"] and v["budget"] <= tm["eps"] * (1 + 1e-9) + 1e-12
+        if loss == "zero_one":
+            acc = entry["accuracy"]
+            assert acc["lower"] <= acc["upper"] + TOL <= acc["clean"] + 2 * TOL
+
+
+def test_pointwise_accuracy_matches_flip_distances(small_run):
+    _, outcome, _, results = small_run
+    with Store(outcome.run_dir / "store.sqlite") as store:
+        records = load_records(store)
+    flips = best_flip_distances(records)
+    for tm in results["threat_models"]:
+        if tm["p"] == "inf":
+            expected = np.mean(records.correct & (flips > tm["eps"]))
+            assert math.isclose(tm["losses"]["zero_one"]["accuracy"]["upper"], expected, abs_tol=1e-12)
+
+
+def test_outputs_written(small_run):
+    _, outcome, rendered, results = small_run
+    assert results["schema"] == "wdrobust/results/v1"
+    assert results["n"] == 24 and results["incomplete_jobs"] == []
+    assert {"global", "local", "radius", "first-order"} <= set(results["methods"]["certificates"])
+    assert results["methods"]["certificates"]["first-order"]["sound"] is False
+    text = rendered.report.read_text()
+    assert "Risk band, loss `ce`" in text and "estimate" in text and "sound" in text
+    names = {p.name for p in rendered.plots}
+    assert {"risk_vs_eps_ce.png", "risk_vs_eps_zero_one.png", "radii.png", "lipschitz.png"} <= names
+    for p in rendered.plots:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (outcome.run_dir / "run.log").read_text().count("stored") == outcome.computed
+
+
+def test_rerun_resumes_and_report_rerenders(small_run):
+    cfg, first, rendered, results = small_run
+    again = run(cfg)
+    assert again.computed == 0 and again.resumed == first.computed
+    with Store(first.run_dir / "store.sqlite") as store:
+        assert {u.session for u in store.units()} == {1}
+    rendered.results.unlink()
+    assert json.loads(render(first.run_dir).results.read_text()) == results
+
+
+def test_changed_config_is_refused_then_forced(cache, tmp_path):
+    out = tmp_path / "r"
+    tiny = dict(n=4, batch_size=4, eps="0.1", p="inf", attacks="wda++", certificates="global")
+    run(small_config(out, **tiny))
+    with pytest.raises(ValueError, match="different configuration"):
+        run(small_config(out, **(tiny | {"seed": 1})))
+    outcome = run(small_config(out, **(tiny | {"seed": 1})), force=True)
+    assert outcome.resumed == 0 and outcome.computed > 0
+    with Store(out / "store.sqlite") as store:
+        assert store.get_meta("config")["seed"] == 1

@@ -71,7 +71,7 @@ def command(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err_console,
-        disable=quiet,
+        disable=quiet or not err_console.is_terminal,
         transient=True,
     ) as bar:
         task = bar.add_task("train", total=None)

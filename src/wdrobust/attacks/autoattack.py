@@ -63,6 +63,10 @@ class AutoAttackReference(Attack):
                 "the autoattack baseline needs the optional package pyautoattack "
                 "(pip install 'wdrobust[reference]')"
             ) from None
+        if batch.classes < 3:
+            raise ValueError(
+                f"the reference AutoAttack needs at least 3 classes, the model has {batch.classes}"
+            )
         shape = tuple(batch.x0.shape[1:])
         images = batch.x0 if batch.x0.dim() == 4 else batch.x0.reshape(batch.n, 1, 1, -1)
         adversary = reference.AutoAttack(
@@ -73,6 +77,7 @@ class AutoAttackReference(Attack):
             version=self.version,
             device=batch.x0.device,
         )
+        adversary.apgd_targeted.n_target_classes = adversary.fab.n_target_classes = min(9, batch.classes - 1)
         x_adv, _ = adversary.run_standard_evaluation(images, batch.y, batch_size=batch.n)
         x_adv = x_adv.reshape(batch.x0.shape).to(batch.x0.device, batch.x0.dtype)
         batch.evaluate(batch.project(x_adv, batch.all, self.threat.eps))

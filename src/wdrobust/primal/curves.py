@@ -61,7 +61,9 @@ class Majorant:
 
     knots: shape (N, M), per-sample increasing outer radii r_i1 < ... < r_iM of the segments; the last
         knot is the diameter of X (no point lies farther). slopes: shape (N, M), slope >= 0 on the
-        segment (r_i,k-1, r_ik] (r_i0 = 0). cap: shape (N,), phibar is min(cap_i, PL(t)) (+inf = no cap).
+        segment (r_i,k-1, r_ik] (r_i0 = 0); +inf is allowed (a jump: phibar reaches the cap just after
+        r_i,k-1, e.g. zero_one beyond a certified radius). cap: shape (N,), phibar is min(cap_i, PL(t))
+        (+inf = no cap).
 
         phibar_i(t) = min(cap_i, sum_k slopes_ik * |[0, t] cap (r_i,k-1, r_ik]|)
 
@@ -81,6 +83,8 @@ class Majorant:
             raise ValueError(f"knots and slopes shapes differ: {self.knots.shape} vs {self.slopes.shape}")
         if np.isnan(self.knots).any() or np.isnan(self.slopes).any():
             raise ValueError("majorant contains NaN")
+        if not np.isfinite(self.knots).all():
+            raise ValueError("majorant knots must be finite (the last one is the diameter of X)")
         if (self.slopes < 0).any():
             raise ValueError("majorant slopes must be >= 0")
         if (self.knots <= 0).any() or (np.diff(self.knots, axis=1) <= 0).any():
@@ -103,4 +107,6 @@ class Majorant:
         t = np.broadcast_to(np.asarray(t, dtype=np.float64), (self.n,))
         lo = np.concatenate([np.zeros((self.n, 1)), self.knots[:, :-1]], axis=1)
         inside = np.clip(np.minimum(t[:, None], self.knots) - lo, 0.0, None)
-        return np.minimum(self.cap, (self.slopes * inside).sum(axis=1))
+        with np.errstate(invalid="ignore"):
+            grown = np.where(inside > 0, self.slopes * inside, 0.0).sum(axis=1)
+        return np.minimum(self.cap, grown)

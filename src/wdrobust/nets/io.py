@@ -85,13 +85,19 @@ def load_metadata(path: str | Path) -> dict[str, Any]:
     return header
 
 
+def _reason(exc: Exception) -> str:
+    """The informative sentence of torch's weights_only refusal (the text after 'WeightsUnpickler error:')."""
+    text = str(exc).split("WeightsUnpickler error:")[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0].split(". ")[0] if lines else type(exc).__name__
+
+
 def _state_dict_from_torch_file(path: Path) -> dict[str, torch.Tensor]:
     """Read a plain state_dict (possibly nested under a common key, possibly 'module.'-prefixed)."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
-        raise ValueError(f"refusing to load {path}: not a plain tensor state_dict ({first})") from None
+        raise ValueError(f"refusing to load {path}: not a plain tensor state_dict ({_reason(exc)})") from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise ValueError(f"cannot read {path} as a torch file: {str(exc).splitlines()[0]}") from None
     if isinstance(obj, dict):

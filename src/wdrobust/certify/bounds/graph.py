@@ -31,6 +31,8 @@ from wdrobust.threat import dual_of
 
 #: Operations that read only the shape of an interval value; they are evaluated on a concrete stand-in.
 SHAPE_QUERIES = {("call_method", "size"), ("call_method", "dim"), ("call_function", getattr)}
+#: Modules whose training mode uses batch statistics or randomness (they are bounded in eval mode only).
+TRAINING_DEPENDENT = (nn.modules.batchnorm._BatchNorm, nn.Dropout)
 #: Input dimension above which the ball tightening of the affine prefix is skipped (it stays sound).
 TIGHTEN_LIMIT = 1 << 14
 
@@ -115,6 +117,10 @@ class BoundGraph:
             rule = None
         if rule is None:
             raise unsupported(_describe(node, self.gm), node.name)
+        if node.op == "call_module":
+            mod = self.gm.get_submodule(node.target)
+            if mod.training and isinstance(mod, TRAINING_DEPENDENT):
+                raise unsupported(type(mod).__name__, node.name, "training mode (call model.eval())")
         return rule
 
     def _op(self, node: fx.Node) -> Any:

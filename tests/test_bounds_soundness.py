@@ -1,0 +1,158 @@
+"""Soundness of the bound engine on random tiny networks, checked against brute force.
+
+(a) L_ij(r) >= max ||grad m_j(p)||_* over dense grids of the region B(x, r) cap [0,1]^d, boundary
+included. For ReLU/LeakyReLU networks the gradient at a point is its activation pattern's Jacobian
+J_pattern^T c, so the grid maximum is the maximum over every activation cell the grid meets; for smooth
+activations it is a dense sample of a continuous function. 5 activations x 3 norms x 12 seeds, each
+with several centres and radii.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from wdrobust.certify.bounds import BoundGraph, margin_lipschitz, margin_upper_rows
+from wdrobust.certify.bounds.activations import (
+    GELU,
+    GELU_DERIV_CRIT,
+    GELU_MIN,
+    SILU,
+    SILU_DERIV_CRIT,
+    SILU_MIN,
+    _gelu_deriv,
+    _silu_deriv,
+    bound_activation,
+    elu,
+    piecewise_linear,
+)
+from wdrobust.certify.bounds.interval import Box
+from wdrobust.nets.gradients import margin_gradients
+from wdrobust.threat import dual_of, lp_norm
+
+ACTS = {"relu": nn.ReLU, "leaky": lambda: nn.LeakyReLU(0.1), "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
+
+
+def tiny_net(seed: int, d: int, act: str, k: int = 3) -> nn.Module:
+    """A random MLP with 1-3 hidden layers of widths 3-8 in float64."""
+    g = torch.Generator().manual_seed(seed)
+    depth = int(torch.randint(1, 4, (1,), generator=g))
+    widths = [d] + [int(w) for w in torch.randint(3, 9, (depth,), generator=g)] + [k]
+    layers: list[nn.Module] = []
+    for i in range(len(widths) - 1):
+        lin = nn.Linear(widths[i], widths[i + 1])
+        with torch.no_grad():
+            lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * 1.5)
+            lin.bias.copy_(torch.randn(lin.bias.shape, generator=g) * 0.5)
+        layers.append(lin)
+        if i < len(widths) - 2:
+            layers.append(ACTS[act]())
+    return nn.Sequential(*layers).double().eval()
+
+
+def region_points(x: torch.Tensor, r: float, norm: str, per_axis: int) -> torch.Tensor:
+    """Dense points of B(x, r) cap [0,1]^d: a grid of the clipped linf box (faces included), kept inside
+    the ball, plus points on the sphere clipped to the box. x: (d,); returns (P, d)."""
+    d = x.shape[0]
+    axes = [
+        torch.linspace(float((x[i] - r).clamp(0, 1)), float((x[i] + r).clamp(0, 1)), per_axis)
+        for i in range(d)
+    ]
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, d).double()
+    g = torch.Generator().manual_seed(0)
+    dirs = torch.randn(400, d, generator=g, dtype=torch.float64)
+    sphere = (x + r * dirs / lp_norm(dirs, norm)[:, None]).clamp(0, 1)
+    pts = torch.cat([grid, sphere, x[None]])
+    return pts[lp_norm(pts - x, norm) <= r * (1 + 1e-12)]
+
+
+def max_gradient_norm(net: nn.Module, pts: torch.Tensor, y: int, norm: str) -> torch.Tensor:
+    """max over points of ||grad m_j||_* per class j, shape (K,)."""
+    _, g = margin_gradients(net, pts, torch.full((pts.shape[0],), y, dtype=torch.long))
+    return lp_norm(g.reshape(-1, g.shape[-1]), dual_of(norm)).reshape(g.shape[:2]).amax(dim=0)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+@pytest.mark.parametrize("act", list(ACTS))
+def test_lipschitz_bound_dominates_grid(act: str, norm: str) -> None:
+    cases = 0
+    for seed in range(12):
+        d = 2 + seed % 2
+        net = tiny_net(seed, d, act)
+        g = torch.Generator().manual_seed(100 + seed)
+        x = torch.rand(3, d, generator=g, dtype=torch.float64)
+        x[0, 0] = 0.0  # a centre on the boundary of the box
+        y = torch.randint(0, 3, (3,), generator=g)
+        radii = [0.03, 0.15, 0.6]
+        lip = margin_lipschitz(net, x, y, radii, norm, device="cpu")
+        assert torch.isfinite(lip).all()
+        assert (lip.gather(1, y[:, None, None].expand(3, 1, 3)) == 0).all()
+        for i in range(3):
+            for m, r in enumerate(radii):
+                pts = region_points(x[i], r, norm, 31 if d == 2 else 11)
+                truth = max_gradient_norm(net, pts, int(y[i]), norm)
+                assert (truth <= lip[i, :, m] * (1 + 1e-9) + 1e-12).all(), (seed, i, r, truth, lip[i, :, m])
+                cases += 1
+    assert cases == 12 * 3 * 3
+
+
+def test_lipschitz_grows_with_radius_and_is_tight_at_small_radius() -> None:
+    net = tiny_net(3, 2, "relu")
+    x = torch.tensor([[0.4, 0.6]], dtype=torch.float64)
+    y = torch.tensor([0])
+    lip = margin_lipschitz(net, x, y, [1e-6, 0.1, 0.5, 1.0], "linf", device="cpu")[0]
+    assert (lip[:, 1:] >= lip[:, :-1] - 1e-12).all()
+    _, g = margin_gradients(net, x, y)
+    # a tiny region is inside one cell: the bound is the exact gradient norm there
+    torch.testing.assert_close(lip[:, 0], g[0].abs().sum(dim=1), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_margin_upper_bound_dominates_grid(norm: str) -> None:
+    for seed in range(10):
+        net = tiny_net(seed, 2, ["relu", "gelu", "silu"][seed % 3])
+        graph = BoundGraph(net)
+        x = torch.rand(2, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        y = torch.tensor([0, 2])
+        for r in (0.05, 0.3):
+            upper = margin_upper_rows(graph, x, torch.full((2,), r, dtype=torch.float64), y, norm)
+            for i in range(2):
+                pts = region_points(x[i], r, norm, 25)
+                z = net(pts)
+                m = z - z[:, int(y[i])][:, None]
+                assert (m.amax(dim=0) <= upper[i] + 1e-9).all()
+
+
+def test_activation_critical_points() -> None:
+    """The hard-coded special points are where the derivatives say they are."""
+    t = torch.tensor
+    assert abs(float(_gelu_deriv(t(GELU_MIN, dtype=torch.float64)))) < 1e-9
+    assert abs(float(_silu_deriv(t(SILU_MIN, dtype=torch.float64)))) < 1e-9
+    s = torch.sigmoid(t(SILU_DERIV_CRIT, dtype=torch.float64))
+    assert abs(float(2 + SILU_DERIV_CRIT * (1 - 2 * s))) < 1e-9
+    assert math.sqrt(2.0) == GELU_DERIV_CRIT
+    xs = torch.linspace(-8, 8, 200001, dtype=torch.float64)
+    for deriv, crit in ((_gelu_deriv, GELU_DERIV_CRIT), (_silu_deriv, SILU_DERIV_CRIT)):
+        vals = deriv(xs)
+        assert abs(float(xs[vals.argmax()]) - crit) < 1e-3
+        assert abs(float(xs[vals.argmin()]) + crit) < 1e-3
+
+
+@pytest.mark.parametrize(
+    "act", [piecewise_linear(0.0), piecewise_linear(0.2), elu(1.0), elu(0.5), GELU, SILU], ids=str
+)
+def test_activation_ranges_contain_samples(act) -> None:
+    g = torch.Generator().manual_seed(0)
+    lo = torch.randn(300, generator=g, dtype=torch.float64) * 3
+    hi = lo + torch.rand(300, generator=g, dtype=torch.float64) * 4
+    box, dlo, dhi = bound_activation(act, Box(lo, hi))
+    ts = torch.linspace(0, 1, 2001, dtype=torch.float64)[:, None]
+    pts = lo + ts * (hi - lo)
+    v, dv = act.value(pts), act.derivative(pts)
+    assert (v >= box.lo - 1e-12).all() and (v <= box.hi + 1e-12).all()
+    assert (dv >= dlo - 1e-12).all() and (dv <= dhi + 1e-12).all()
+    # tight: the sampled ranges reach the bounds up to the sampling resolution
+    assert (v.amin(0) - box.lo).max() < 1e-3 and (box.hi - v.amax(0)).max() < 1e-3

@@ -1,0 +1,327 @@
+"""The ``milp`` certificate (exact, small ReLU nets): the local Lipschitz constant as a mixed-integer program.
+
+For a sample (x_i, y_i) and a radius r the region is the box B = [max(x_i - r, 0), min(x_i + r, 1)], which
+is B_inf(x_i, r) cap [0,1]^d and encloses the l2 and l1 balls of radius r (so it is sound for every norm).
+The program maximises ||grad m_j(x)||_* jointly over x in B and the class j != y_i:
+
+- forward: z_l = W_l a_{l-1} + b_l, a_l = relu(z_l) with one binary delta per neuron and big-M constants
+  from interval bounds [lo, hi] of z_l (a >= z, a >= 0, a <= z - lo (1 - delta), a <= hi delta); neurons
+  whose interval has one sign get delta fixed by its bounds, which makes the same constraints exact.
+- class choice: binaries beta_j (sum = 1, beta_y = 0), c = sum_j beta_j e_j - e_y, v_L = W_L^T c (linear).
+- backward: w_l = delta_l * v_{l+1} (exact big-M product with interval bounds of v_{l+1}),
+  v_l = W_l^T w_l; the gradient is g = v_1 = W_1^T D_1 ... W_{L-1}^T D_{L-1} W_L^T c.
+- objective: linf threat, dual l1: sum_k |g_k| with a sign binary per input coordinate; l1 threat, dual
+  linf: max_k |g_k| with a one-hot (coordinate, sign) choice. l2 threat: ||g||_2 <= sqrt(||g||_1 ||g||_inf),
+  so the bound is sqrt(max ||g||_1 * max ||g||_inf) from the two programs: sound, but not exact.
+
+HiGHS (scipy.optimize.milp) solves it; the value used is the solver's dual bound (-mip_dual_bound), an
+upper bound of the maximum up to the solver's feasibility tolerances (1e-6), even when the time limit
+stops the search early. Each shell's value is also capped by the global bound and by the next shell.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from scipy.optimize import Bounds, LinearConstraint, milp
+from torch import nn
+
+from wdrobust.certify.base import Certificate, ShellBound, check_radii
+from wdrobust.certify.chain import build_chain
+from wdrobust.certify.global_lipschitz import pair_lipschitz
+
+#: Relative slack added to the solver's dual bound against its feasibility tolerances.
+SOLVER_SLACK = 1e-6
+
+
+@dataclass
+class ReluNet:
+    """Dense affine layers z_l = W_l a_{l-1} + b_l (float64 numpy), ReLU between them, logits last."""
+
+    weights: list[np.ndarray]
+    biases: list[np.ndarray]
+
+    @classmethod
+    def from_model(cls, model: nn.Module, input_shape: tuple[int, ...]) -> ReluNet:
+        """The layers of a Sequential ReLU network; other activations or big blocks raise ValueError."""
+        chain = build_chain(model, input_shape, torch.device("cpu"))
+        for act in chain.activations:
+            if not isinstance(act, nn.ReLU):
+                raise ValueError(f"milp supports ReLU networks only, found {type(act).__name__}")
+        if any(b.matrix is None for b in chain.blocks):
+            raise ValueError("milp needs dense layers small enough to materialise")
+        return cls([b.matrix.numpy() for b in chain.blocks], [b.offset.numpy() for b in chain.blocks])
+
+
+def _affine_interval(w: np.ndarray, lo: np.ndarray, hi: np.ndarray, b: np.ndarray | float = 0.0):
+    """Interval of W u + b for u in [lo, hi]: (W+ lo + W- hi + b, W+ hi + W- lo + b)."""
+    wp, wn = np.clip(w, 0, None), np.clip(w, None, 0)
+    return wp @ lo + wn @ hi + b, wp @ hi + wn @ lo + b
+
+
+@dataclass
+class Intervals:
+    """Interval bounds over the box: pre-activations z_l, relu indicators delta_l in {0,1} (lo, hi),
+    backward vectors v_l (v_L = W_L^T c down to v_1 = g) and products w_l = delta_l v_{l+1}."""
+
+    z: list[tuple[np.ndarray, np.ndarray]]
+    delta: list[tuple[np.ndarray, np.ndarray]]
+    v: list[tuple[np.ndarray, np.ndarray]]
+    w: list[tuple[np.ndarray, np.ndarray]]
+
+
+def interval_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int) -> Intervals:
+    """Interval propagation forward over the box [lo, hi] and backward from c = e_j - e_y (any j != y).
+
+    Indices: z[l], delta[l], w[l] for hidden layer l = 0..L-2; v[l] is the input of layer l's transpose,
+    v[L-1] = W_L^T c and v[0] = g (shape d_0).
+    """
+    z, delta = [], []
+    a_lo, a_hi = lo, hi
+    for w, b in zip(net.weights[:-1], net.biases[:-1], strict=True):
+        z_lo, z_hi = _affine_interval(w, a_lo, a_hi, b)
+        z.append((z_lo, z_hi))
+        delta.append(((z_lo > 0).astype(float), (z_hi > 0).astype(float)))
+        a_lo, a_hi = np.clip(z_lo, 0, None), np.clip(z_hi, 0, None)
+    last = net.weights[-1]
+    rows = np.delete(last, y, axis=0) - last[y]  # (K-1, d_{L-1}): W_L^T (e_j - e_y) for j != y
+    v: list[tuple[np.ndarray, np.ndarray]] = [(rows.min(axis=0), rows.max(axis=0))]
+    ws: list[tuple[np.ndarray, np.ndarray]] = []
+    for layer in range(len(net.weights) - 2, -1, -1):
+        (v_lo, v_hi), (d_lo, d_hi) = v[0], delta[layer]
+        w_lo = np.where(d_lo == 1, v_lo, np.where(d_hi == 0, 0.0, np.minimum(v_lo, 0.0)))
+        w_hi = np.where(d_lo == 1, v_hi, np.where(d_hi == 0, 0.0, np.maximum(v_hi, 0.0)))
+        ws.insert(0, (w_lo, w_hi))
+        v.insert(0, _affine_interval(net.weights[layer].T, w_lo, w_hi))
+    return Intervals(z, delta, v, ws)
+
+
+class _Program:
+    """Incremental MILP builder: variables with bounds and integrality, sparse constraint rows."""
+
+    def __init__(self) -> None:
+        self.lb: list[np.ndarray] = []
+        self.ub: list[np.ndarray] = []
+        self.integer: list[np.ndarray] = []
+        self.triplets: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.row_lb: list[np.ndarray] = []
+        self.row_ub: list[np.ndarray] = []
+        self.n = 0
+        self.r = 0
+
+    def var(self, lo: np.ndarray, hi: np.ndarray, integer: bool = False) -> np.ndarray:
+        """Add len(lo) variables with bounds [lo, hi]; returns their indices."""
+        lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+        self.lb.append(lo)
+        self.ub.append(np.maximum(hi, lo))
+        self.integer.append(np.full(lo.shape, int(integer)))
+        idx = np.arange(self.n, self.n + lo.size)
+        self.n += lo.size
+        return idx
+
+    def constrain(self, terms: list[tuple[Any, np.ndarray]], lo: Any, hi: Any) -> None:
+        """Add R = len(lo) rows lo <= sum_t A_t x[idx_t] <= hi.
+
+        A term (A, idx) is a dense block when A has shape (R, len(idx)); a scalar or an (R,) vector A
+        means one coefficient per row on x[idx[k]] (idx of length R).
+        """
+        lo = np.asarray(lo, float)
+        rows = np.arange(self.r, self.r + len(lo))
+        for coef, idx in terms:
+            coef = np.asarray(coef, float)
+            if coef.ndim == 2:
+                self.triplets.append((np.repeat(rows, len(idx)), np.tile(idx, len(rows)), coef.ravel()))
+            else:
+                self.triplets.append((rows, np.asarray(idx), np.broadcast_to(coef, rows.shape)))
+        self.row_lb.append(lo)
+        self.row_ub.append(np.broadcast_to(np.asarray(hi, float), lo.shape))
+        self.r += len(lo)
+
+    def solve(self, indices: np.ndarray, coefficients: np.ndarray, time_limit: float) -> Any:
+        """Minimise sum_k coefficients_k x[indices_k]; returns scipy's OptimizeResult."""
+        c = np.zeros(self.n)
+        c[indices] = coefficients
+        rows, cols, vals = (np.concatenate(part) for part in zip(*self.triplets, strict=True))
+        mat = sp.csr_matrix((vals, (rows, cols)), shape=(self.r, self.n))
+        return milp(
+            c,
+            constraints=LinearConstraint(mat, np.concatenate(self.row_lb), np.concatenate(self.row_ub)),
+            integrality=np.concatenate(self.integer),
+            bounds=Bounds(np.concatenate(self.lb), np.concatenate(self.ub)),
+            options={"time_limit": time_limit, "disp": False},
+        )
+
+
+def _gradient_program(net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, bounds: Intervals):
+    """Forward, class choice and backward constraints; returns the program and the indices of g."""
+    prog = _Program()
+    a = prog.var(lo, hi)  # the input x
+    deltas = []
+    for layer, (w, b) in enumerate(zip(net.weights[:-1], net.biases[:-1], strict=True)):
+        z_lo, z_hi = bounds.z[layer]
+        d_lo, d_hi = bounds.delta[layer]
+        z = prog.var(z_lo, z_hi)
+        prog.constrain([(1.0, z), (-w, a)], b, b)  # z = W a + b
+        act = prog.var(np.clip(z_lo, 0, None), np.clip(z_hi, 0, None))
+        delta = prog.var(d_lo, d_hi, integer=True)
+        inf = np.full(len(z), np.inf)
+        prog.constrain([(1.0, act), (-1.0, z)], np.zeros(len(z)), inf)  # a >= z
+        prog.constrain([(1.0, act), (-1.0, z), (-z_lo, delta)], -inf, -z_lo)  # a <= z - lo (1 - delta)
+        prog.constrain([(1.0, act), (-z_hi, delta)], -inf, np.zeros(len(z)))  # a <= hi delta
+        a = act
+        deltas.append(delta)
+    last = net.weights[-1]
+    k = last.shape[0]
+    beta_hi = np.ones(k)
+    beta_hi[y] = 0.0
+    beta = prog.var(np.zeros(k), beta_hi, integer=True)
+    prog.constrain([(np.ones((1, k)), beta)], np.ones(1), np.ones(1))  # sum_j beta_j = 1
+    v_lo, v_hi = bounds.v[-1]
+    v = prog.var(v_lo, v_hi)
+    prog.constrain([(1.0, v), (-last.T, beta)], -last[y], -last[y])  # v_L = W_L^T beta - W_L[y]
+    for layer in range(len(net.weights) - 2, -1, -1):
+        v_lo, v_hi = bounds.v[layer + 1]
+        w_lo, w_hi = bounds.w[layer]
+        wv = prog.var(w_lo, w_hi)
+        delta = deltas[layer]
+        inf = np.full(len(wv), np.inf)
+        prog.constrain([(1.0, wv), (-1.0, v), (-v_lo, delta)], -inf, -v_lo)  # w <= v - vlo (1 - delta)
+        prog.constrain([(1.0, wv), (-1.0, v), (-v_hi, delta)], -v_hi, inf)  # w >= v - vhi (1 - delta)
+        prog.constrain([(1.0, wv), (-v_hi, delta)], -inf, np.zeros(len(wv)))  # w <= vhi delta
+        prog.constrain([(1.0, wv), (-v_lo, delta)], np.zeros(len(wv)), inf)  # w >= vlo delta
+        nv_lo, nv_hi = bounds.v[layer]
+        nv = prog.var(nv_lo, nv_hi)
+        prog.constrain([(1.0, nv), (-net.weights[layer].T, wv)], np.zeros(len(nv)), np.zeros(len(nv)))
+        v = nv
+    return prog, v
+
+
+def _abs_objective(prog: _Program, g: np.ndarray, g_lo: np.ndarray, g_hi: np.ndarray, dual: str):
+    """Variables t_k = |g_k| (exact with a sign binary sigma_k) and the objective: minimise -sum t (l1)
+    or, for linf, -s with s <= t_k + M (1 - pi_k), sum pi = 1 (one-hot choice of the coordinate)."""
+    big = np.maximum(np.abs(g_lo), np.abs(g_hi))
+    d = len(g)
+    t = prog.var(np.zeros(d), big)
+    sigma = prog.var(np.zeros(d), np.ones(d), integer=True)
+    inf = np.full(d, np.inf)
+    prog.constrain([(1.0, t), (-1.0, g), (2 * big, sigma)], -inf, 2 * big)  # t <= g + 2M (1 - sigma)
+    prog.constrain([(1.0, t), (1.0, g), (-2 * big, sigma)], -inf, np.zeros(d))  # t <= -g + 2M sigma
+    if dual == "l1":
+        return t, -np.ones(d)
+    top = float(big.max())
+    s = prog.var(np.zeros(1), np.full(1, top))
+    pick = prog.var(np.zeros(d), np.ones(d), integer=True)
+    prog.constrain([(np.ones((1, d)), pick)], np.ones(1), np.ones(1))
+    prog.constrain([(1.0, np.full(d, s[0])), (-1.0, t), (top, pick)], -inf, np.full(d, top))
+    return s, -np.ones(1)
+
+
+@dataclass
+class Solve:
+    """Bound of max_{x in box, j != y} ||grad m_j(x)||_dual, whether HiGHS proved it optimal, seconds."""
+
+    value: float
+    optimal: bool
+    seconds: float
+
+
+def max_gradient_norm(
+    net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, dual: str, time_limit: float
+) -> Solve:
+    """Solve the program for dual in {l1, linf}; the value is the solver's dual bound plus SOLVER_SLACK,
+    or the interval bound ||max(|g_lo|, |g_hi|)||_dual when the solver returns none."""
+    bounds = interval_bounds(net, lo, hi, y)
+    g_lo, g_hi = bounds.v[0]
+    big = np.maximum(np.abs(g_lo), np.abs(g_hi))
+    interval = float(big.sum() if dual == "l1" else big.max())
+    prog, g = _gradient_program(net, lo, hi, y, bounds)
+    idx, coef = _abs_objective(prog, g, g_lo, g_hi, dual)
+    res = prog.solve(idx, coef, time_limit)
+    dual_bound = getattr(res, "mip_dual_bound", None)
+    seconds = float(getattr(res, "time", 0.0) or 0.0)
+    if dual_bound is None or not math.isfinite(dual_bound):
+        return Solve(interval, False, seconds)
+    value = min(-float(dual_bound) * (1 + SOLVER_SLACK) + SOLVER_SLACK, interval)
+    return Solve(max(value, 0.0), res.status == 0, seconds)
+
+
+def lipschitz_on_box(
+    net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, norm: str, time_limit: float
+) -> tuple[float, bool]:
+    """Sound bound of max_{j != y} sup_box ||grad m_j||_* for the threat norm, and whether every program
+    was solved to optimality. linf -> one l1 program; l1 -> one linf program; l2 -> sqrt(l1 * linf)."""
+    duals = {"linf": ["l1"], "l1": ["linf"], "l2": ["l1", "linf"]}[norm]
+    solves = [max_gradient_norm(net, lo, hi, y, dual, time_limit) for dual in duals]
+    value = math.sqrt(math.prod(s.value for s in solves)) if norm == "l2" else solves[0].value
+    return value, all(s.optimal for s in solves)
+
+
+class MILPCertificate(Certificate):
+    """Exact local Lipschitz constants of small ReLU networks on shells around each sample.
+
+    Default shells: eps (when 0 < eps < diam) and the diameter. ``time_limit`` (seconds per program):
+    runs stopped early use the solver's bound (still sound) and say so in ``note``. The loss slopes use
+    max_{j != y} L_ij, which also bounds every class for the certified radius.
+    """
+
+    name = "milp"
+    sound = True
+
+    def __init__(self, *args: Any, time_limit: float = 60.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not time_limit > 0:
+            raise ValueError(f"time_limit must be positive, got {time_limit}")
+        self.time_limit = float(time_limit)
+        self.optimal = True
+        self._net: ReluNet | None = None
+        self._global: torch.Tensor | None = None
+
+    def shell_radii(self, d: int) -> np.ndarray:
+        """The user's radii (validated) or (eps, diam)."""
+        if self.radii is not None:
+            return check_radii(self.radii, self.threat, d)
+        return check_radii(
+            [self.threat.eps] if self.threat.eps > 0 else [self.threat.diameter(d)], self.threat, d
+        )
+
+    def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
+        shape = tuple(x.shape[1:])
+        if self._net is None:
+            self._net = ReluNet.from_model(self.model, shape)
+            chain = build_chain(self.model, shape, torch.device("cpu"))
+            self._global = pair_lipschitz(chain, self.threat.norm, z.shape[1]).amax(dim=1).numpy()
+        d = x[0].numel()
+        radii = self.shell_radii(d)
+        flat = x.reshape(x.shape[0], -1).double().cpu().numpy()
+        labels = y.cpu().numpy()
+        # One program per (sample, shell): each is a separate MILP, so this loop cannot be vectorised.
+        slopes = np.empty((x.shape[0], len(radii)))
+        for i in range(x.shape[0]):
+            for m, r in enumerate(radii):
+                lo, hi = np.clip(flat[i] - r, 0, 1), np.clip(flat[i] + r, 0, 1)
+                slopes[i, m], optimal = lipschitz_on_box(
+                    self._net, lo, hi, int(labels[i]), self.threat.norm, self.time_limit
+                )
+                self.optimal &= optimal
+        slopes = np.minimum(slopes, self._global[labels][:, None])
+        slopes = np.minimum.accumulate(slopes[:, ::-1], axis=1)[
+            :, ::-1
+        ]  # a smaller ball has a smaller constant
+        notes = (
+            []
+            if self.optimal
+            else ["time limit reached: the solver's dual bounds are used (sound, not exact)"]
+        )
+        if self.threat.norm == "l2":
+            notes.append("l2: sqrt(max ||g||_1 * max ||g||_inf) bound (sound, not exact)")
+        self.note = "; ".join(notes)
+        lip = torch.as_tensor(slopes, dtype=torch.float64, device=z.device)[:, None, :].expand(
+            -1, z.shape[1], -1
+        )
+        knots = torch.as_tensor(radii, dtype=torch.float64, device=z.device).expand(x.shape[0], -1)
+        return ShellBound.from_margins(lip.contiguous(), knots.contiguous(), z.double(), y, self.losses)

@@ -1,0 +1,137 @@
+"""upper_bound: sound against known growth functions, Hoelder for linear majorants, above lower bounds."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wdrobust.primal import AttainedPoints, Majorant, lower_bound, upper_bound
+from wdrobust.threat import ThreatModel
+
+P_VALUES = (1.0, 1.5, 2.0, 4.0, math.inf)
+
+
+def grid_points(phi: Majorant, steps: int = 400, eps: float | None = None) -> AttainedPoints:
+    """(t, phi(t)) on a grid over [0, T_i] per sample (plus t = eps): mixtures of these are feasible."""
+    far = phi.knots[:, -1:]
+    t = np.linspace(0.0, 1.0, steps + 1)[None, 1:] * far
+    t = np.concatenate([t, phi.knots] + ([np.full_like(far, eps)] if eps is not None else []), axis=1)
+    t = np.minimum(t, far)
+    g = np.stack([phi(t[:, k]) for k in range(t.shape[1])], axis=1)
+    return AttainedPoints(t, g)
+
+
+def random_growth(rng: np.random.Generator, n: int, m: int, capped: bool) -> Majorant:
+    """A piecewise-linear growth function, concave or not (random slopes), optionally capped."""
+    knots = np.cumsum(rng.random((n, m)) + 0.05, axis=1)
+    knots *= (1.0 + rng.random((n, 1))) / knots[:, -1:]
+    slopes = rng.random((n, m)) * rng.choice([0.0, 1.0, 5.0], size=(n, m))
+    cap = rng.random(n) * 2 if capped else None
+    return Majorant(knots, slopes, cap)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    p=st.sampled_from(P_VALUES),
+    eps=st.sampled_from([0.0, 0.02, 0.1, 0.4, 2.0]),
+    capped=st.booleans(),
+    loose=st.booleans(),
+)
+def test_upper_bound_is_sound_and_tight(seed: int, p: float, eps: float, capped: bool, loose: bool) -> None:
+    """phi is the true growth; the truth R - R(0) is bracketed by the grid LP (lower_bound on the grid,
+    exact for the grid) and the dual; a looser majorant (phi scaled up) must stay above the truth."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 12))
+    phi = random_growth(rng, n, int(rng.integers(1, 5)), capped)
+    threat = ThreatModel("l2", eps, p)
+    truth_lb = lower_bound(grid_points(phi, eps=eps), threat).value
+    major = Majorant(phi.knots, phi.slopes * (1.5 if loose else 1.0), None if phi.cap is None else phi.cap)
+    ub = upper_bound(major, threat)
+    assert ub.value >= truth_lb - 1e-9 * (1 + abs(truth_lb))
+    if not loose:  # the dual of the exact growth is the truth: the grid LP gets within its resolution
+        slack = 0.006 * (float(np.max(phi.slopes)) * float(np.max(phi.knots)) + 1e-12)
+        assert ub.value <= truth_lb + slack
+
+
+@pytest.mark.parametrize("p", [1.5, 2.0, 3.0, 4.0])
+def test_hoelder_for_linear_majorants(p: float) -> None:
+    """Two equal-slope segments (so no closed-form shortcut): the dual search must find Hoelder."""
+    rng = np.random.default_rng(int(p * 10))
+    n = 200
+    lip = rng.random(n) * 4
+    knots = np.stack([np.full(n, 3.0), np.full(n, 6.0)], axis=1)
+    threat = ThreatModel("l2", 0.05, p)
+    ub = upper_bound(Majorant(knots, np.stack([lip, lip], axis=1)), threat, clean=0.25)
+    q = threat.q
+    hoelder = 0.05 * np.mean(lip**q) ** (1 / q)
+    assert ub.method == "dual"
+    assert ub.value == pytest.approx(hoelder, rel=1e-9)
+    assert ub.risk == pytest.approx(0.25 + hoelder, rel=1e-9)
+    single = upper_bound(Majorant(knots[:, :1], lip[:, None]), threat)
+    assert single.value == pytest.approx(hoelder, rel=1e-9)
+
+
+def test_linear_p1_and_pinf_closed_forms() -> None:
+    lip = np.array([0.5, 2.0, 1.0, 3.5])
+    major = Majorant(np.full((4, 1), 10.0), lip[:, None])
+    assert upper_bound(major, ThreatModel("linf", 0.1, 1)).value == pytest.approx(0.1 * 3.5)
+    assert upper_bound(major, ThreatModel("linf", 0.1, "inf")).value == pytest.approx(0.1 * lip.mean())
+
+
+def test_diameter_truncation_is_below_hoelder() -> None:
+    """With a small diameter every sample saturates: the bound is mean L_i T < Hoelder."""
+    lip = np.array([1.0, 4.0])
+    major = Majorant(np.full((2, 1), 0.1), lip[:, None])
+    threat = ThreatModel("l2", 0.5, 2)
+    ub = upper_bound(major, threat)
+    assert ub.value == pytest.approx(np.mean(lip * 0.1))
+    assert ub.value < 0.5 * np.sqrt(np.mean(lip**2))
+
+
+@pytest.mark.parametrize("p", P_VALUES)
+def test_upper_above_lower_when_majorant_dominates_points(p: float) -> None:
+    rng = np.random.default_rng(3)
+    n, m = 30, 6
+    major = random_growth(rng, n, 3, capped=True)
+    t = rng.random((n, m)) * major.knots[:, -1:]
+    g = np.stack([major(t[:, k]) for k in range(m)], axis=1) * rng.random((n, m))
+    for eps in (0.0, 0.05, 0.3, 1.5):
+        threat = ThreatModel("l1", eps, p)
+        assert upper_bound(major, threat).value >= lower_bound(AttainedPoints(t, g), threat).value - 1e-12
+
+
+def test_zero_one_step_majorant_matches_flip_knapsack() -> None:
+    """phibar = 0 up to r_i, then the cap 1 (an infinite slope): the dual is the fractional knapsack."""
+    r = np.array([0.2, 0.5, 0.1, 0.9])
+    major = Majorant(
+        np.stack([r, np.full(4, 2.0)], axis=1), np.stack([np.zeros(4), np.full(4, np.inf)], 1), np.ones(4)
+    )
+    for p in (1.0, 2.0, math.inf):
+        threat = ThreatModel("l2", 0.3, p)
+        exact = lower_bound(AttainedPoints(r[:, None], np.ones((4, 1))), threat).value
+        assert upper_bound(major, threat).value == pytest.approx(exact, rel=1e-7, abs=1e-12)
+
+
+def test_uncapped_jump_is_unbounded_and_jump_at_zero() -> None:
+    inf_slope = Majorant(np.array([[0.5, 1.0]]), np.array([[1.0, np.inf]]))
+    assert upper_bound(inf_slope, ThreatModel("l2", 0.1, 2)).value == math.inf
+    jump = Majorant(np.array([[1.0]]), np.array([[np.inf]]), cap=np.array([0.7]))
+    assert upper_bound(jump, ThreatModel("l2", 0.0, 2)).value == pytest.approx(0.7)
+
+
+def test_bad_majorants_raise() -> None:
+    with pytest.raises(ValueError, match="slopes"):
+        Majorant(np.array([[1.0]]), np.array([[-1.0]]))
+    with pytest.raises(ValueError, match="increasing"):
+        Majorant(np.array([[1.0, 0.5]]), np.array([[1.0, 1.0]]))
+    with pytest.raises(ValueError, match="finite"):
+        Majorant(np.array([[1.0, np.inf]]), np.array([[1.0, 1.0]]))
+    with pytest.raises(ValueError, match="cap"):
+        Majorant(np.array([[1.0]]), np.array([[1.0]]), cap=np.array([1.0, 2.0]))
+    with pytest.raises(ValueError, match="Majorant"):
+        upper_bound("nope", ThreatModel("l2", 0.1, 2))

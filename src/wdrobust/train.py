@@ -191,12 +191,11 @@ def fit(
     return FitResult(result.model, acc, result.seconds, record)
 
 
-def default_model_path() -> Path:
-    """Where the default digits MLP is cached: $WDROBUST_CACHE/digits-mlp.safetensors, else
-    ./runs/cache/digits-mlp.safetensors under the current directory."""
-    return (
-        Path(os.environ.get(CACHE_ENV, Path("runs") / "cache")) / f"{DEFAULT_DATA}-{DEFAULT_ARCH}.safetensors"
-    )
+def default_model_path(cache: str | Path | None = None) -> Path:
+    """Where the default digits MLP is cached: <cache>/digits-mlp.safetensors with cache = the argument,
+    else $WDROBUST_CACHE, else ./runs/cache under the current directory."""
+    folder = Path(cache if cache is not None else os.environ.get(CACHE_ENV, Path("runs") / "cache"))
+    return folder / f"{DEFAULT_DATA}-{DEFAULT_ARCH}.safetensors"
 
 
 def _is_current_default(path: Path) -> bool:

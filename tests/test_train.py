@@ -1,0 +1,119 @@
+"""Training: determinism, the PGD inner loop, adversarial training, the cached default digits MLP."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from wdrobust import data, nets
+from wdrobust.threat import ThreatModel, lp_norm
+from wdrobust.train import (
+    DEFAULT_TRAIN,
+    accuracy,
+    default_model_path,
+    ensure_default_model,
+    pgd,
+    train,
+)
+
+
+@pytest.fixture(scope="module")
+def digits_train() -> tuple[torch.Tensor, torch.Tensor]:
+    return data.load("digits", "train", device="cpu")
+
+
+def test_default_model_reaches_95_percent(digits_mlp, digits_mlp_path, digits_test):
+    x, y = digits_test
+    acc = accuracy(digits_mlp, x, y)
+    assert acc >= 0.95
+    meta = nets.load_metadata(digits_mlp_path)["metadata"]
+    assert meta["test_accuracy"] == pytest.approx(acc) and meta["train"] == DEFAULT_TRAIN
+
+
+def test_same_seed_same_weights(digits_train):
+    x, y = digits_train[0][:300], digits_train[1][:300]
+    runs = []
+    for seed in (0, 0, 1):
+        model = nets.build("mlp", seed=seed, widths=[16])
+        result = train(model, x, y, epochs=2, seed=seed, device="cpu")
+        runs.append((torch.cat([p.flatten() for p in model.parameters()]), result.epoch_losses))
+    assert torch.equal(runs[0][0], runs[1][0]) and runs[0][1] == runs[1][1]
+    assert not torch.equal(runs[0][0], runs[2][0])
+
+
+def test_progress_reports_every_step(digits_train):
+    calls = []
+    model = nets.build("mlp", seed=0, widths=[8])
+    train(model, digits_train[0][:100], digits_train[1][:100], epochs=2, batch_size=32, device="cpu",
+          progress=lambda done, total: calls.append((done, total)))  # fmt: skip
+    assert calls == [(i, 8) for i in range(1, 9)]  # ceil(100 / 32) = 4 steps per epoch
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_pgd_stays_in_ball_and_box_and_raises_the_loss(digits_mlp, digits_test, norm):
+    x, y = digits_test[0][:100], digits_test[1][:100]
+    eps = {"linf": 0.1, "l2": 1.0, "l1": 4.0}[norm]
+    x_adv = pgd(
+        digits_mlp, x, y, ThreatModel(norm, eps), steps=10, generator=torch.Generator().manual_seed(0)
+    )
+    assert (lp_norm(x_adv - x, norm) <= eps * (1 + 1e-5)).all()
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    with torch.no_grad():
+        clean, adv = (F.cross_entropy(digits_mlp(v), y) for v in (x, x_adv))
+    assert adv > clean + 0.1
+
+
+def test_pgd_training_beats_standard_training_under_pgd(digits_train, digits_test):
+    x, y = digits_test
+    threat = ThreatModel("linf", 0.1)
+    robust = {}
+    for adversarial in (None, "pgd"):
+        model = nets.build("mlp", seed=0, widths=[128, 64])
+        train(model, *digits_train, epochs=15, adversarial=adversarial, eps=0.1, steps=5, device="cpu")
+        x_adv = pgd(model, x, y, threat, steps=20, generator=torch.Generator().manual_seed(1))
+        robust[adversarial] = accuracy(model, x_adv, y)
+        assert accuracy(model, x, y) > 0.9
+    assert robust["pgd"] > robust[None] + 0.15
+
+
+def test_default_model_is_cached_and_refreshed(digits_mlp_path, monkeypatch, tmp_path):
+    cache = digits_mlp_path.parent
+    stamp = digits_mlp_path.stat().st_mtime_ns
+    assert ensure_default_model(device="cpu", cache=cache) == digits_mlp_path
+    assert digits_mlp_path.stat().st_mtime_ns == stamp  # reused, not retrained
+    monkeypatch.setenv("WDROBUST_CACHE", str(tmp_path))
+    assert default_model_path() == tmp_path / "digits-mlp.safetensors"
+    # a checkpoint trained with other options is not taken for the default: it is retrained
+    side = nets.sidecar_path(digits_mlp_path)
+    header = json.loads(side.read_text())
+    stale = tmp_path / "digits-mlp.safetensors"
+    stale.write_bytes(digits_mlp_path.read_bytes())
+    header["metadata"]["train"]["epochs"] = 1
+    nets.sidecar_path(stale).write_text(json.dumps(header))
+    assert ensure_default_model(device="cpu") == stale
+    assert nets.load_metadata(stale)["metadata"]["train"] == DEFAULT_TRAIN
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"epochs": 0}, "epochs must be >= 1"),
+        ({"lr": 0.0}, "learning rate must be > 0"),
+        ({"batch_size": 0}, "batch size must be >= 1"),
+        ({"adversarial": "fgsm"}, "unknown adversarial training 'fgsm'"),
+        ({"adversarial": "pgd", "norm": "l3"}, "unknown norm 'l3'"),
+        ({"adversarial": "pgd", "eps": -1}, "eps must be >= 0"),
+    ],
+)
+def test_bad_options_raise(options, message):
+    model = nets.build("mlp", widths=[4])
+    with pytest.raises(ValueError, match=message):
+        train(model, torch.rand(4, 1, 8, 8), torch.zeros(4, dtype=torch.long), device="cpu", **options)
+
+
+def test_inputs_and_labels_must_match():
+    with pytest.raises(ValueError, match="as many labels as inputs"):
+        train(nets.build("mlp"), torch.rand(4, 1, 8, 8), torch.zeros(3, dtype=torch.long), device="cpu")

@@ -15,6 +15,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from wdrobust.threat import dual_of
+
 LOSSES = ("ce", "margin", "dlr", "zero_one")
 #: Losses the certificates bound (dlr is an attack objective only).
 CERTIFIABLE = ("ce", "margin", "zero_one")
@@ -74,8 +76,7 @@ def logit_lipschitz(name: str, logit_norm: str) -> float:
     check_loss(name)
     if name in ("zero_one", "dlr"):
         return math.inf
-    dual = {"linf": "l1", "l2": "l2", "l1": "linf"}[logit_norm]
-    return {"l1": 2.0, "l2": math.sqrt(2.0), "linf": 1.0}[dual]
+    return {"l1": 2.0, "l2": math.sqrt(2.0), "linf": 1.0}[dual_of(logit_norm)]
 
 
 def lipschitz_from_margins(name: str, margin_lip: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -91,7 +91,7 @@ def test_every_supported_operation(norm: str) -> None:
 
 def test_unsupported_operations_are_named() -> None:
     vit = nets.build("vit_tiny", input_shape=(1, 8, 8), dim=16, depth=1, heads=2).eval()
-    with pytest.raises(ValueError, match="unsupported operation|cannot trace") as err:
+    with pytest.raises(ValueError, match=r"unsupported operation|cannot trace") as err:
         BoundGraph(vit)
     assert any(
         name in str(err.value) for name in ("transpose", "LayerNorm", "MultiheadAttention", "softmax", "cat")

@@ -1,0 +1,98 @@
+"""The command line: --version, every subcommand's help, and a `wdrobust train` round trip."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from wdrobust import __version__, nets
+from wdrobust.cli import app
+from wdrobust.train import accuracy
+
+runner = CliRunner()
+COMMANDS = [(c.name, c.callback) for c in app.registered_commands]
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WDROBUST_CACHE", str(tmp_path / "cache"))
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"wdrobust {__version__}"
+
+
+@pytest.mark.parametrize(("name", "callback"), COMMANDS, ids=[name for name, _ in COMMANDS])
+def test_help_describes_each_subcommand(name, callback):
+    assert callback.__doc__, f"wdrobust {name} has no docstring"
+    summary = " ".join(callback.__doc__.strip().splitlines()[0].split())
+    assert name in runner.invoke(app, ["--help"]).output
+    result = runner.invoke(app, [name, "--help"])
+    assert result.exit_code == 0
+    assert summary in " ".join(result.output.split())
+
+
+def test_train_round_trip(tmp_path, digits_mlp, digits_test):
+    result = runner.invoke(
+        app, ["train", "--data", "digits", "--arch", "mlp", "--out", "m.safetensors", "-q"]
+    )
+    assert result.exit_code == 0, result.output
+    printed = float(re.search(r"clean test accuracy: ([\d.]+)%", result.output).group(1))
+    assert "checkpoint: m.safetensors" in result.output
+    model = nets.load(tmp_path / "m.safetensors", device="cpu")
+    x, y = digits_test
+    acc = accuracy(model, x, y)
+    assert acc >= 0.95 and printed == pytest.approx(100 * acc, abs=0.006)
+    # the CLI's default training is the default model's training: same weights, same logits
+    with torch.no_grad():
+        assert torch.equal(model(x), digits_mlp(x))
+    assert nets.load_metadata(tmp_path / "m.safetensors")["metadata"]["data"] == "digits"
+
+
+def test_train_pgd_records_its_options(tmp_path):
+    args = [
+        "train",
+        "--epochs",
+        "1",
+        "--adversarial",
+        "pgd",
+        "--eps",
+        "8/255",
+        "--norm",
+        "l2",
+        "--steps",
+        "2",
+    ]
+    result = runner.invoke(app, [*args, "--widths", "16", "--activation", "silu"])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "runs" / "models" / "digits-mlp-pgd.safetensors"
+    header = nets.load_metadata(path)
+    assert header["kwargs"]["widths"] == [16] and header["kwargs"]["activation"] == "silu"
+    expected = {"epochs": 1, "lr": 1e-3, "batch_size": 64, "seed": 0, "adversarial": "pgd", "norm": "l2"}
+    assert header["metadata"]["train"] == expected | {"steps": 2, "eps": pytest.approx(8 / 255)}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "m.pt"], "must end in .safetensors"),
+        (["--activation", "tanh"], "unknown activation 'tanh'"),
+        (["--arch", "vgg"], "unknown architecture 'vgg'"),
+        (["--widths", "12,x"], "--widths must be comma-separated integers"),
+        (["--arch", "resnet18", "--widths", "8"], "has no option widths"),
+        (["--data", "nosuch"], "unknown data set 'nosuch'"),
+        (["--adversarial", "pgd", "--eps", "abc"], "cannot parse 'abc'"),
+        (["--epochs", "0"], "epochs must be >= 1"),
+    ],
+)
+def test_train_bad_input_exit_2_without_checkpoint(tmp_path, args, message):
+    result = runner.invoke(app, ["train", *args])
+    assert result.exit_code == 2
+    assert result.output.strip() == result.output.strip().splitlines()[0]
+    assert message in result.output
+    assert not list(tmp_path.glob("m.*")) and not (tmp_path / "runs").exists()

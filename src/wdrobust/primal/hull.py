@@ -1,14 +1,15 @@
 """Per-sample increasing upper concave hulls of points (s_ik, g_ik), vectorised over samples.
 
 For each sample i the hull h_i is the least concave majorant of its points restricted to the part where it
-increases: it starts at (0, 0) (column 0) and ends at the point of largest gain. Only points on the Pareto
-front (sorted by s, gain above every earlier gain) can lie on it. They are swept left to right by Andrew's
-monotone chain, one column at a time for all samples at once (the only Python loops run over columns and
-over pops, never samples). A point with s = 0 and gain > 0 gives a vertical first segment (slope +inf,
-cost 0): free gain the greedy fill takes first.
+increases: it starts at (0, 0) (column 0) and ends at the point of largest gain. Only points whose gain
+exceeds every gain at smaller s (the Pareto front) can lie on it. The points are sorted by s and swept left
+to right by Andrew's monotone chain, one column at a time for all samples of a chunk at once (the only
+Python loops run over chunks, columns and pops, never over samples). A point with s = 0 and gain > 0 gives
+a vertical first segment (slope +inf, cost 0): free gain the greedy fill takes first.
 
-The chain's pop test compares the stored slopes themselves, so the hull slopes of every sample come out
-strictly decreasing as floats: the greedy fill can rely on that order without a stable sort.
+The stacks are vertex-major, shape (W, R): each column step then reads and writes contiguous memory. The
+chain's pop test compares stored slopes themselves, so hull slopes come out strictly decreasing as floats
+along each sample, and the greedy fill can rely on that order without a stable sort.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Rows per chunk: keeps a chunk's stacks in cache.
+CHUNK = 1 << 13
+
 
 @dataclass(frozen=True)
 class Hull:
-    """Hull vertices of N samples, left to right, padded to width H.
+    """Hull vertices of R samples, vertex-major: arrays (W, R), vertex v of sample i at [v, i].
 
-    index: (N, H) int64 column of each vertex in the input arrays (0 past ``count``).
-    s, g: (N, H) vertex coordinates; slope: (N, H) slope of the segment ending at each vertex
-    (slope[:, 0] = +inf; strictly decreasing and > 0 along each row up to ``count``).
-    count: (N,) number of vertices (>= 1: the start vertex always exists).
+    index: int64 column of each vertex in the input arrays. s, g: vertex coordinates. slope: slope of the
+    segment ending at each vertex (row 0 unused). count: (R,) number of vertices (>= 1: the start).
+    Entries at v >= count[i] are garbage.
     """
 
     index: np.ndarray
@@ -34,82 +37,76 @@ class Hull:
     slope: np.ndarray
     count: np.ndarray
 
+    def segments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(slope, cost, sample) of every hull segment, flattened vertex-major; shapes (E,)."""
+        width = self.s.shape[0]
+        used = np.arange(1, width)[:, None] < self.count[None, :]
+        lane = np.broadcast_to(np.arange(self.count.shape[0]), used.shape)
+        return self.slope[1:][used], (self.s[1:] - self.s[:-1])[used], lane[used]
 
-def _sorted_front(s: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Points with gain > 0 sorted by s after the start (column 0), and the mask of the Pareto front.
+    def vertex(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(index, s, g) of vertex v_i of each sample, v: (R,) int."""
+        lane = np.arange(v.shape[0])
+        return self.index[v, lane], self.s[v, lane], self.g[v, lane]
 
-    Returns (s, g, column, front), each (R, W) with W the largest number of candidates per row plus one;
-    ``front`` marks the points whose gain exceeds that of every point before them (g strictly increasing).
-    """
-    keep = np.isfinite(s) & (g > 0)
-    width = int(keep.sum(axis=1).max(initial=0)) + 1
-    key = np.where(keep, s, np.inf)
+
+def _sorted_columns(s: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points with gain > 0 sorted by s after the start (column 0), vertex-major (W, R):
+    (s, g, original column). W is the largest number of such points per row plus one."""
+    r, m = s.shape
+    useful = g > 0
+    width = int(useful.sum(axis=1).max(initial=0)) + 1
+    key = np.where(useful, s, np.inf)
     key[:, 0] = -1.0  # the start vertex (0, 0) sorts first
     order = np.argsort(key, axis=1)[:, :width]
-    ks = np.take_along_axis(key, order, axis=1)
-    kg = np.take_along_axis(g, order, axis=1)
-    ks[:, 0] = 0.0
-    front = np.isfinite(ks)
-    front[:, 1:] &= kg[:, 1:] > np.maximum.accumulate(kg, axis=1)[:, :-1]
-    return ks, kg, order, front
+    flat = (order + (np.arange(r) * m)[:, None]).T.ravel()
+    cs = s.ravel()[flat].reshape(width, r)
+    cg = g.ravel()[flat].reshape(width, r)
+    return cs, cg, np.ascontiguousarray(order.T)
 
 
 def _chunk_hull(s: np.ndarray, g: np.ndarray) -> Hull:
-    """Hull of a chunk of rows; the stacks are kept column-major so each column step is contiguous.
-
-    Along the Pareto front g increases strictly, so a point with the same s as the stack top has slope
-    +inf to it and pops it: ties in s need no special case.
-    """
+    """Monotone chain over the sorted columns of one chunk. A point joins only if its gain exceeds the
+    stack top's (the running maximum: Pareto front, padding and overflowed s = inf excluded); equal s
+    then means slope +inf, which pops the top, so ties need no special case."""
     r = s.shape[0]
     lane = np.arange(r)
-    front_s, front_g, front_k, live_all = (np.ascontiguousarray(a.T) for a in _sorted_front(s, g))
-    width = front_s.shape[0]
-    hs = np.zeros((width, r))  # stacks: vertex v of row i at [v, i]
+    cs_all, cg_all, ck_all = _sorted_columns(s, g)
+    width = cs_all.shape[0]
+    hs = np.zeros((width, r))
     hg = np.zeros((width, r))
     hk = np.zeros((width, r), dtype=np.int64)
-    hsl = np.full((width, r), np.inf)
+    hsl = np.empty((width, r))
     hsl[0] = np.nan  # the start vertex is never popped (nan <= x is False)
-    hg[0], hk[0] = front_g[0], front_k[0]
     fs, fg, fsl, fk = hs.reshape(-1), hg.reshape(-1), hsl.reshape(-1), hk.reshape(-1)
     top = np.ones(r, dtype=np.int64)
-    for j in range(1, width):
-        cs, cg, live = front_s[j], front_g[j], live_all[j]
-        pos = (top - 1) * r + lane
-        with np.errstate(divide="ignore", invalid="ignore"):
-            slope = (cg - fg[pos]) / (cs - fs[pos])
+    pos = lane.copy()  # flat position of each stack's top vertex: (top - 1) * r + lane
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for j in range(1, width):
+            cs, cg = cs_all[j], cg_all[j]
+            bg = fg[pos]
+            live = (cg > bg) & (cs < np.inf)
+            slope = (cg - bg) / (cs - fs[pos])
             pending = np.flatnonzero(live & (fsl[pos] <= slope))
             while pending.size:  # pop the top while it lies on or below the chord to the new point
                 top[pending] -= 1
-                at = (top[pending] - 1) * r + pending
+                at = pos[pending] - r
+                pos[pending] = at
                 new = (cg[pending] - fg[at]) / (cs[pending] - fs[at])
                 slope[pending] = new
                 pending = pending[fsl[at] <= new]
-        pos = top * r + lane  # the free slot above each stack; rows that do not push leave it unused
-        fs[pos], fg[pos], fsl[pos], fk[pos] = cs, cg, slope, front_k[j]
-        top += live
-    hsl[0] = np.inf
-    return Hull(index=hk.T, s=hs.T, g=hg.T, slope=hsl.T, count=top)
+            slot = pos + r  # the free slot above each stack; rows that do not push leave it unused
+            fs[slot], fg[slot], fsl[slot], fk[slot] = cs, cg, slope, ck_all[j]
+            top += live
+            pos += live * r
+    return Hull(index=hk, s=hs, g=hg, slope=hsl, count=top)
 
 
-def increasing_hull(s: np.ndarray, g: np.ndarray, chunk: int = 1 << 13) -> Hull:
-    """Increasing upper concave hull of each row of points (s (N, M) >= 0 or +inf, g (N, M)).
+def increasing_hulls(s: np.ndarray, g: np.ndarray, chunk: int = CHUNK) -> list[Hull]:
+    """Increasing upper concave hull of each row of points (s (N, M) >= 0 or +inf, g (N, M)), returned
+    per chunk of ``chunk`` rows (rows a*chunk ... in order).
 
-    Every row must hold a point with s = 0 (AttainedPoints puts (0, 0) in column 0); s = +inf marks
-    padding. Vertices are returned with their column indices into s and g. Rows are processed in chunks
-    of ``chunk`` so that each column step works in cache.
+    Column 0 of every row must be the point (0, 0) (AttainedPoints puts it there); s = +inf marks padding
+    (its gain must be <= 0, which AttainedPoints ensures by setting it to 0).
     """
-    n = s.shape[0]
-    parts = [_chunk_hull(s[a : a + chunk], g[a : a + chunk]) for a in range(0, n, chunk)]
-    width = max((int(h.count.max()) for h in parts), default=1)
-
-    def stack(field: str, fill: float) -> np.ndarray:
-        out = np.full((n, width), fill, dtype=getattr(parts[0], field).dtype if parts else np.float64)
-        for a, h in zip(range(0, n, chunk), parts, strict=True):
-            block = getattr(h, field)[:, :width]
-            out[a : a + block.shape[0], : block.shape[1]] = block
-        return out
-
-    count = np.concatenate([h.count for h in parts]) if parts else np.zeros(0, dtype=np.int64)
-    return Hull(
-        index=stack("index", 0), s=stack("s", 0.0), g=stack("g", 0.0), slope=stack("slope", 0.0), count=count
-    )
+    return [_chunk_hull(s[a : a + chunk], g[a : a + chunk]) for a in range(0, s.shape[0], chunk)]

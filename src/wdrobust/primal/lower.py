@@ -16,7 +16,7 @@ import torch
 
 from wdrobust.primal.curves import AttainedPoints
 from wdrobust.primal.distribution import Distribution
-from wdrobust.primal.hull import increasing_hull
+from wdrobust.primal.hull import increasing_hulls
 from wdrobust.primal.knapsack import greedy_fill
 from wdrobust.threat import ThreatModel
 
@@ -112,12 +112,12 @@ def _power(t: np.ndarray, p: float) -> np.ndarray:
 def _hull_fill(points: AttainedPoints, p: float, budget: float) -> Allocation:
     """p < inf: hull per sample, then the fractional knapsack over all hull segments."""
     n = points.n
-    s = _power(points.t, p)
-    hull = increasing_hull(s, points.g)
-    width = hull.s.shape[1]
-    seg = np.arange(1, width)[None, :] < hull.count[:, None]  # segment v ends at vertex v
-    fill = greedy_fill(hull.slope[:, 1:][seg], np.diff(hull.s, axis=1)[seg], budget)
-    owner = np.repeat(np.arange(n), hull.count - 1)
+    hulls = increasing_hulls(_power(points.t, p), points.g)
+    starts = np.cumsum([0] + [h.count.shape[0] for h in hulls])
+    parts = [h.segments() for h in hulls]
+    sigma = np.concatenate([sl for sl, _, _ in parts])
+    fill = greedy_fill(sigma, np.concatenate([c for _, c, _ in parts]), budget)
+    owner = np.concatenate([lane + a for (_, _, lane), a in zip(parts, starts, strict=False)])
     low = np.bincount(owner[fill.full], minlength=n)
     high = low.copy()
     alpha = np.zeros(n)
@@ -125,12 +125,14 @@ def _hull_fill(points: AttainedPoints, p: float, budget: float) -> Allocation:
         row = owner[fill.partial]
         high[row] += 1
         alpha[row] = fill.fraction
-    rows = np.arange(n)
-    s_lo, s_hi = hull.s[rows, low], hull.s[rows, high]
-    g_lo, g_hi = hull.g[rows, low], hull.g[rows, high]
+    lo = [h.vertex(low[a:b]) for h, a, b in zip(hulls, starts, starts[1:], strict=False)]
+    hi = [h.vertex(high[a:b]) for h, a, b in zip(hulls, starts, starts[1:], strict=False)]
+    (k_lo, s_lo, g_lo), (k_hi, s_hi, g_hi) = (
+        [np.concatenate(c) for c in zip(*v, strict=True)] for v in (lo, hi)
+    )
     return Allocation(
-        low=hull.index[rows, low],
-        high=hull.index[rows, high],
+        low=k_lo,
+        high=k_hi,
         alpha=alpha,
         cost=(1 - alpha) * s_lo + alpha * s_hi,
         gain=(1 - alpha) * g_lo + alpha * g_hi,

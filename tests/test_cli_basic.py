@@ -88,6 +88,8 @@ def test_train_pgd_records_its_options(tmp_path):
         (["--data", "nosuch"], "unknown data set 'nosuch'"),
         (["--adversarial", "pgd", "--eps", "abc"], "cannot parse 'abc'"),
         (["--epochs", "0"], "epochs must be >= 1"),
+        (["--device", "tpu9"], "unknown device 'tpu9'"),
+        (["--arch", "mlp", "--hidden", "8"], "has no option hidden"),
     ],
 )
 def test_train_bad_input_exit_2_without_checkpoint(tmp_path, args, message):
@@ -96,3 +98,26 @@ def test_train_bad_input_exit_2_without_checkpoint(tmp_path, args, message):
     assert result.output.strip() == result.output.strip().splitlines()[0]
     assert message in result.output
     assert not list(tmp_path.glob("m.*")) and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--arch", "cnn", "--widths", "4,8", "--hidden", "16", "--activation", "elu"],
+            {"widths": [4, 8], "hidden": 16, "activation": "elu"},
+        ),
+        (["--arch", "vit_tiny", "--depth", "1"], {"depth": 1}),
+        (
+            ["--arch", "wide_resnet", "--depth", "10", "--widen-factor", "1", "--batch-size", "256"],
+            {"depth": 10, "widen_factor": 1},
+        ),
+    ],
+    ids=["cnn", "vit_tiny", "wide_resnet"],
+)
+def test_train_other_architectures(tmp_path, args, expected):
+    result = runner.invoke(app, ["train", "--epochs", "1", "--out", "m.safetensors", *args])
+    assert result.exit_code == 0, result.output
+    header = nets.load_metadata(tmp_path / "m.safetensors")
+    assert header["arch"] == args[1]
+    assert {k: header["kwargs"][k] for k in expected} == expected

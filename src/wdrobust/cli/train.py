@@ -3,10 +3,12 @@
 from pathlib import Path
 from typing import Any
 
+import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from wdrobust import nets
+from wdrobust._device import resolve_device
 from wdrobust.cli.errors import err_console, user_errors
 from wdrobust.threat import NORMS, parse_number
 from wdrobust.train import ADVERSARIAL, DEFAULT_TRAIN, fit
@@ -23,6 +25,16 @@ def _widths(text: str) -> list[int]:
     return widths
 
 
+def check_device(device: str | None) -> None:
+    """ValueError for a malformed device string or a CUDA device on a machine without CUDA."""
+    try:
+        dev = resolve_device(device)
+    except RuntimeError:
+        raise ValueError(f"--device: unknown device {device!r} (e.g. cpu, cuda, cuda:1)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine")
+
+
 def default_out(data: str, arch: str, adversarial: str | None) -> Path:
     """runs/models/<data>-<arch>[-<adversarial>].safetensors (a tabular file contributes its stem)."""
     suffix = f"-{adversarial}" if adversarial else ""
@@ -37,6 +49,7 @@ def command(
     ),
     arch: str = typer.Option("mlp", help=f"Architecture: {', '.join(nets.ARCHS)}."),
     widths: str | None = typer.Option(None, help="mlp hidden widths / cnn channel widths, e.g. 128,64."),
+    hidden: int | None = typer.Option(None, help="cnn dense layer width."),
     activation: str | None = typer.Option(None, help=f"Activation: {', '.join(nets.ACTIVATIONS)}."),
     depth: int | None = typer.Option(None, help="wide_resnet / vit_tiny depth."),
     widen_factor: int | None = typer.Option(None, help="wide_resnet widening factor."),
@@ -56,8 +69,9 @@ def command(
 ) -> None:
     """Train a classifier (standard or PGD adversarial training) and save it as a checkpoint."""
     nets.check_arch(arch)
-    given = {"widths": _widths(widths) if widths else None, "activation": activation, "depth": depth}
-    given["widen_factor"] = widen_factor
+    check_device(device)
+    given = {"widths": _widths(widths) if widths else None, "hidden": hidden, "activation": activation}
+    given |= {"depth": depth, "widen_factor": widen_factor}
     arch_kwargs = {k: v for k, v in given.items() if v is not None}
     options: dict[str, Any] = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
     if adversarial is not None:

@@ -8,7 +8,7 @@ T_i the last knot (the diameter of X). phibar_i is piecewise linear, so the inne
 segment c + a (t - lo) - lambda t^p is concave with stationary point t* = (a / (p lambda))^(1/(p-1)),
 clipped to the segment; the cap truncates the domain where phibar first reaches it (slopes are >= 0), and
 the value there is the cap. D is convex in lambda with subgradient eps^p - mean_i t_i(lambda)^p; it is
-minimised by safeguarded regula falsi on that subgradient over log lambda. Every evaluated lambda is a
+minimised by regula falsi (Illinois) on that subgradient over log lambda. Every evaluated lambda is a
 sound bound and the smallest is returned.
 
 Special cases: p = inf gives mean_i phibar_i(eps) exactly; p = 1 gives the exact dual optimum (the
@@ -28,8 +28,8 @@ from wdrobust.primal.curves import AttainedPoints, Majorant
 from wdrobust.primal.lower import lower_bound, mean_clean
 from wdrobust.threat import ThreatModel
 
-_BRACKET_STEPS = 24
-_MAX_ITER = 80
+_MAX_ITER = 100
+_RTOL = 1e-11
 
 
 @dataclass(frozen=True)
@@ -88,66 +88,83 @@ def _shape(m: Majorant) -> _Shape:
 
 
 class _Dual:
-    """D(lambda) and its subgradient for one majorant, p in (1, inf); arrays (N, M) with invalid segments
-    scoring -inf."""
+    """D(lambda) and its subgradient for one majorant, p in (1, inf).
 
-    def __init__(self, shape: _Shape, p: float, eps: float) -> None:
+    The inner sup per sample is the larger of (a) the best breakpoint, max_k phibar(v_k) - lambda v_k^p
+    over v = 0, the truncated knots and t_cap (segment ends), and (b) the best interior stationary point:
+    with mu = lambda^(-1/(p-1)) and base = (a/p)^(1/(p-1)), t* = base mu lies inside a segment iff
+    lo/base < mu < hi/base, where its value is c - a lo + (p - 1) base^p mu and t*^p = base^p mu^p.
+    """
+
+    def __init__(self, m: Majorant, shape: _Shape, p: float, eps: float) -> None:
         self.p, self.eps_p = p, eps**p
-        self.shape = shape
-        self.lo_p, self.hi_p = shape.lo**p, shape.hi**p
-        self.base = (shape.a / p) ** (1 / (p - 1))  # t* = base * lambda^(-1/(p-1))
-        self.t_cap_p = shape.t_cap**p
-        self.rows = np.arange(shape.t_cap.shape[0])
+        n = m.n
+        vt = np.concatenate([np.zeros((n, 1)), shape.hi, shape.t_cap[:, None]], axis=1)
+        vv = np.concatenate([np.zeros((n, 1)), _values(m, shape.hi), shape.v_cap[:, None]], axis=1)
+        self.vt_p, self.vv = vt**p, vv
+        use = shape.valid & (shape.a > 0)
+        base = np.where(use, shape.a / p, 1.0) ** (1 / (p - 1))
+        self.mu_lo = np.where(use, shape.lo / base, np.inf)
+        self.mu_hi = np.where(use, shape.hi / base, -np.inf)
+        self.bp = base**p
+        self.c0 = shape.c - shape.a * shape.lo
+        self.k = (p - 1) * self.bp
+        self.rows = np.arange(n)
 
     def __call__(self, lam: float) -> tuple[float, float]:
         """(D(lambda), eps^p - mean_i t_i^p) at lambda > 0, t_i a maximiser of the inner sup."""
-        sh, p = self.shape, self.p
-        star = self.base * lam ** (-1 / (p - 1))
-        t = np.clip(star, sh.lo, sh.hi)
-        tp = np.where(star <= sh.lo, self.lo_p, np.where(star >= sh.hi, self.hi_p, t**p))
-        val = np.where(sh.valid, sh.c + sh.a * (t - sh.lo) - lam * tp, -np.inf)
-        k = val.argmax(axis=1)
-        seg_val, seg_tp = val[self.rows, k], tp[self.rows, k]
-        cap_val = sh.v_cap - lam * self.t_cap_p
-        best = np.maximum(np.maximum(seg_val, cap_val), 0.0)
-        best_tp = np.where(best == seg_val, seg_tp, np.where(best == cap_val, self.t_cap_p, 0.0))
+        rows = self.rows
+        at_vertex = self.vv - lam * self.vt_p
+        k = at_vertex.argmax(axis=1)
+        best, best_tp = at_vertex[rows, k], self.vt_p[rows, k]
+        mu = lam ** (-1 / (self.p - 1))
+        interior = np.where((self.mu_lo < mu) & (mu < self.mu_hi), self.c0 + mu * self.k, -np.inf)
+        j = interior.argmax(axis=1)
+        inner = interior[rows, j]
+        take = inner > best
+        best = np.where(take, inner, best)
+        best_tp = np.where(take, self.bp[rows, j] * mu**self.p, best_tp)
         return lam * self.eps_p + float(best.mean()), self.eps_p - float(best_tp.mean())
 
 
+def _tangent_floor(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    """Lower bound on min D between lambda_a and lambda_b from the tangents (lambda, D, D') at both ends
+    (D convex, D'(a) < 0 < D'(b)): the value where the two tangent lines cross."""
+    (la, va, da), (lb, vb, db) = a, b
+    cross = (vb - va + da * la - db * lb) / (da - db)
+    return va + da * (cross - la)
+
+
 def _minimise(dual: _Dual, lam_lo: float, lam_hi: float) -> tuple[float, float]:
-    """min over lambda in [lam_lo, lam_hi] of the convex D: geometric scan for the sign change of the
-    subgradient, then regula falsi (Illinois) on log lambda. Returns (best D, its lambda)."""
-    best = (math.inf, lam_lo)
-    grid = np.geomspace(lam_lo, lam_hi, _BRACKET_STEPS)
-    evals = [dual(float(lam)) for lam in grid]
-    for lam, (val, _) in zip(grid, evals, strict=True):
-        best = min(best, (val, float(lam)))
-    slopes = np.array([d for _, d in evals])
-    up = np.flatnonzero(slopes >= 0)
-    if up.size == 0 or up[0] == 0:
+    """min over lambda in [lam_lo, lam_hi] of the convex D by regula falsi (Illinois) on its subgradient
+    over log lambda. Stops when the tangents at the bracket ends prove the best value within
+    _RTOL of the minimum. Returns (the smallest D evaluated, its lambda)."""
+    lo = (lam_lo, *dual(lam_lo))
+    hi = (lam_hi, *dual(lam_hi))
+    best = min((lo[1], lam_lo), (hi[1], lam_hi))
+    if lo[2] >= 0 or hi[2] <= 0:  # D is monotone on the bracket: an end is the minimum
         return best
-    i = int(up[0])
-    u0, u1 = math.log(grid[i - 1]), math.log(grid[i])
-    d0, d1 = slopes[i - 1], slopes[i]
+    w_lo, w_hi = lo[2], hi[2]  # Illinois weights (the subgradients, halved when one end sticks)
     side = 0
     for _ in range(_MAX_ITER):
-        if u1 - u0 <= 1e-13 * max(1.0, abs(u0)):
+        if best[0] - _tangent_floor(lo, hi) <= _RTOL * abs(best[0]) + 1e-300:
             break
-        u = u0 - d0 * (u1 - u0) / (d1 - d0) if d1 != d0 else 0.5 * (u0 + u1)
-        u = min(max(u, u0 + 1e-3 * (u1 - u0)), u1 - 1e-3 * (u1 - u0))
-        val, d = dual(math.exp(u))
-        best = min(best, (val, math.exp(u)))
-        if d == 0:
+        u0, u1 = math.log(lo[0]), math.log(hi[0])
+        if u1 - u0 <= 1e-15 * max(1.0, abs(u0)):
             break
-        if d < 0:
-            u0, d0 = u, d
-            if side == -1:
-                d1 /= 2
+        u = u0 - w_lo * (u1 - u0) / (w_hi - w_lo)
+        lam = math.exp(min(max(u, u0 + 1e-4 * (u1 - u0)), u1 - 1e-4 * (u1 - u0)))
+        here = (lam, *dual(lam))
+        best = min(best, (here[1], lam))
+        if here[2] == 0:
+            break
+        if here[2] < 0:
+            lo, w_lo = here, here[2]
+            w_hi = w_hi / 2 if side == -1 else hi[2]
             side = -1
         else:
-            u1, d1 = u, d
-            if side == 1:
-                d0 /= 2
+            hi, w_hi = here, here[2]
+            w_lo = w_lo / 2 if side == 1 else lo[2]
             side = 1
     return best
 
@@ -155,13 +172,13 @@ def _minimise(dual: _Dual, lam_lo: float, lam_hi: float) -> tuple[float, float]:
 def _vertices(m: Majorant, shape: _Shape) -> AttainedPoints:
     """The breakpoints (knots and the cap point) of phibar with their values, for p = 1."""
     t = np.concatenate([m.knots, shape.t_cap[:, None]], axis=1)
-    g = np.concatenate([_at_knots(m), shape.v_cap[:, None]], axis=1)
+    g = np.concatenate([_values(m, m.knots), shape.v_cap[:, None]], axis=1)
     return AttainedPoints(t, g)
 
 
-def _at_knots(m: Majorant) -> np.ndarray:
-    """phibar_i at each of its knots, shape (N, M)."""
-    return np.stack([m(m.knots[:, k]) for k in range(m.knots.shape[1])], axis=1)
+def _values(m: Majorant, t: np.ndarray) -> np.ndarray:
+    """phibar_i(t_ik) for t of shape (N, K)."""
+    return np.stack([m(t[:, k]) for k in range(t.shape[1])], axis=1)
 
 
 def upper_bound(
@@ -203,7 +220,7 @@ def upper_bound(
     if hi <= 0:
         return done(d_zero, 0.0, "dual")
     lo = min(float(a.min(initial=np.inf)) / (p * far ** (p - 1)), float(shape.v_cap.max()) / far**p)
-    value, lam = _minimise(_Dual(shape, p, eps), max(lo, hi * 1e-12) * 1e-3, hi * 4)
+    value, lam = _minimise(_Dual(majorant, shape, p, eps), max(lo, hi * 1e-12) * 1e-3, hi * 4)
     if d_zero <= value:
         value, lam = d_zero, 0.0
     single = majorant.knots.shape[1] == 1 and np.isinf(majorant.cap).all()

@@ -219,3 +219,36 @@ def test_bad_calls_raise() -> None:
         )
     with pytest.raises(ValueError, match="AttainedPoints"):
         lower_bound((np.zeros(1), np.zeros(1)), ThreatModel("l2", 0.1, 2))
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0, 3.0])
+def test_many_chunks_match_lp(p: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows split over many hull chunks (chunk = 3) still give the LP optimum."""
+    monkeypatch.setattr("wdrobust.primal.hull.CHUNK", 3)
+    rng = np.random.default_rng(11)
+    t, g = rng.random((40, 5)), rng.standard_normal((40, 5))
+    threat = ThreatModel("l1", 0.3, p)
+    assert lower_bound(AttainedPoints(t, g), threat).value == pytest.approx(
+        lp_optimum(t, g, 0.3, p), rel=1e-9
+    )
+
+
+def test_large_instance_meets_its_dual_bound() -> None:
+    """Weak duality: value <= lam eps^p + mean_i max_k (g_ik - lam t_ik^p) for every lam, with equality at
+    the optimal lam; a 1-D minimisation over lam certifies optimality on N = 30,000 samples."""
+    from scipy.optimize import minimize_scalar
+
+    rng = np.random.default_rng(12)
+    n, m, p, eps = 30_000, 8, 2.0, 0.2
+    t = rng.random((n, m))
+    g = np.sqrt(t) * rng.random((n, 1)) + 0.1 * rng.standard_normal((n, m))
+    value = lower_bound(AttainedPoints(t, g), ThreatModel("l2", eps, p)).value
+    pts = AttainedPoints(t, g)
+    s = pts.t**p
+
+    def dual(lam: float) -> float:
+        return lam * eps**p + float((pts.g - lam * s).max(axis=1).mean())
+
+    best = minimize_scalar(dual, bounds=(0.0, 50.0), method="bounded", options={"xatol": 1e-12})
+    assert value <= best.fun + 1e-12
+    assert value == pytest.approx(best.fun, rel=1e-7)

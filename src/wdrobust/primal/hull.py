@@ -102,11 +102,12 @@ def _chunk_hull(s: np.ndarray, g: np.ndarray) -> Hull:
     return Hull(index=hk, s=hs, g=hg, slope=hsl, count=top)
 
 
-def increasing_hulls(s: np.ndarray, g: np.ndarray, chunk: int = CHUNK) -> list[Hull]:
+def increasing_hulls(s: np.ndarray, g: np.ndarray, chunk: int | None = None) -> list[Hull]:
     """Increasing upper concave hull of each row of points (s (N, M) >= 0 or +inf, g (N, M)), returned
-    per chunk of ``chunk`` rows (rows a*chunk ... in order).
+    per chunk of ``chunk`` rows (default CHUNK), in row order.
 
     Column 0 of every row must be the point (0, 0) (AttainedPoints puts it there); s = +inf marks padding
     (its gain must be <= 0, which AttainedPoints ensures by setting it to 0).
     """
-    return [_chunk_hull(s[a : a + chunk], g[a : a + chunk]) for a in range(0, s.shape[0], chunk)]
+    size = chunk or CHUNK
+    return [_chunk_hull(s[a : a + size], g[a : a + size]) for a in range(0, s.shape[0], size)]

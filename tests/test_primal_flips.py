@@ -84,3 +84,20 @@ def test_radii_below_distances_give_lower_accuracy(p: float) -> None:
 def test_bad_input_raises(d, c, message) -> None:
     with pytest.raises(ValueError, match=message):
         flip_knapsack(np.array(d), np.array(c), ThreatModel("l2", 0.1, 2))
+
+
+def test_many_ties_take_the_quickselect_path() -> None:
+    """40,000 samples with three distinct flip distances: the fill runs through the tie groups."""
+    rng = np.random.default_rng(9)
+    d = rng.choice([0.1, 0.2, 0.4], size=40_000)
+    correct = np.ones(40_000, dtype=bool)
+    threat = ThreatModel("l2", 0.15, 2)
+    res = flip_knapsack(d, correct, threat)
+    budget = 40_000 * 0.15**2
+    counts = [(d == v).sum() for v in (0.1, 0.2, 0.4)]
+    rest = budget - counts[0] * 0.1**2 - counts[1] * 0.2**2  # the two cheap groups flip whole
+    assert 0 < rest < counts[2] * 0.4**2
+    expected = (counts[0] + counts[1] + rest / 0.4**2) / 40_000
+    assert res.flipped_fraction == pytest.approx(expected, rel=1e-12)
+    assert np.count_nonzero((res.flipped > 0) & (res.flipped < 1)) <= 1
+    assert (res.flipped[d < 0.3] == 1).all()

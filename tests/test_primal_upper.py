@@ -107,13 +107,14 @@ def test_upper_above_lower_when_majorant_dominates_points(p: float) -> None:
 
 def test_zero_one_step_majorant_matches_flip_knapsack() -> None:
     """phibar = 0 up to r_i, then the cap 1 (an infinite slope): the dual is the fractional knapsack."""
-    r = np.array([0.2, 0.5, 0.1, 0.9])
+    r = np.array([0.2, 0.5, 0.1, 0.9, 0.3])  # 0.3 = eps: a flip at the boundary counts (p = inf)
+    n = r.size
     major = Majorant(
-        np.stack([r, np.full(4, 2.0)], axis=1), np.stack([np.zeros(4), np.full(4, np.inf)], 1), np.ones(4)
+        np.stack([r, np.full(n, 2.0)], axis=1), np.stack([np.zeros(n), np.full(n, np.inf)], 1), np.ones(n)
     )
     for p in (1.0, 2.0, math.inf):
         threat = ThreatModel("l2", 0.3, p)
-        exact = lower_bound(AttainedPoints(r[:, None], np.ones((4, 1))), threat).value
+        exact = lower_bound(AttainedPoints(r[:, None], np.ones((n, 1))), threat).value
         assert upper_bound(major, threat).value == pytest.approx(exact, rel=1e-7, abs=1e-12)
 
 

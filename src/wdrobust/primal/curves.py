@@ -61,8 +61,9 @@ class Majorant:
 
     knots: shape (N, M), per-sample increasing outer radii r_i1 < ... < r_iM of the segments; the last
         knot is the diameter of X (no point lies farther). slopes: shape (N, M), slope >= 0 on the
-        segment (r_i,k-1, r_ik] (r_i0 = 0); +inf is allowed (a jump: phibar reaches the cap just after
-        r_i,k-1, e.g. zero_one beyond a certified radius). cap: shape (N,), phibar is min(cap_i, PL(t))
+        segment (r_i,k-1, r_ik] (r_i0 = 0); +inf is allowed (a jump to the cap at r_i,k-1, e.g. zero_one
+        at a certified radius; ``__call__`` gives the value just before the jump, upper_bound counts the
+        cap from r_i,k-1 on). cap: shape (N,), phibar is min(cap_i, PL(t))
         (+inf = no cap).
 
         phibar_i(t) = min(cap_i, sum_k slopes_ik * |[0, t] cap (r_i,k-1, r_ik]|)

@@ -11,6 +11,10 @@ the value there is the cap. D is convex in lambda with subgradient eps^p - mean_
 minimised by regula falsi (Illinois) on that subgradient over log lambda. Every evaluated lambda is a
 sound bound and the smallest is returned.
 
+A jump (slope +inf on (r_k-1, r_k]) is read upper semicontinuously: the cap counts from t = r_k-1 on, as
+a supremum for p < inf and at t = eps = r_k-1 for p = inf (so a certified radius r_i may be the knot even
+when it only excludes flips strictly inside r_i).
+
 Special cases: p = inf gives mean_i phibar_i(eps) exactly; p = 1 gives the exact dual optimum (the
 concave hull of the piecewise-linear phibar is that of its vertices, so lower_bound on the vertices is the
 primal of the same LP); eps = 0 gives mean_i phibar_i(0+); one uncapped linear segment per sample also
@@ -201,9 +205,9 @@ def upper_bound(
         return UpperBound(threat, float(value), r0, lam, method, majorant.sound)
 
     p, eps = threat.p, threat.eps
-    if math.isinf(p):
-        return done(float(majorant(eps).mean()), None, "pointwise")
     shape = _shape(majorant)
+    if math.isinf(p):  # a jump at exactly eps counts (upper semicontinuous reading, as in flip_knapsack)
+        return done(float(np.where(shape.t_cap <= eps, shape.v_cap, majorant(eps)).mean()), None, "pointwise")
     if not np.isfinite(shape.v_cap).all():
         return done(math.inf, None, "dual")  # an uncapped jump: unbounded growth
     if eps == 0:

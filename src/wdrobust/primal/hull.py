@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Rows per chunk: keeps a chunk's stacks in cache.
-CHUNK = 1 << 13
+CHUNK = 1 << 12
 
 
 @dataclass(frozen=True)
@@ -51,24 +51,24 @@ class Hull:
 
 
 def _sorted_columns(s: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Points with gain > 0 sorted by s after the start (column 0), vertex-major (W, R):
-    (s, g, original column). W is the largest number of such points per row plus one."""
+    """Points with gain > 0 and finite s sorted by s after the start (column 0), vertex-major (W, R):
+    (s, g, original column), other points padded with g = -inf. W: the most such points per row, plus 1."""
     r, m = s.shape
-    useful = g > 0
+    useful = (g > 0) & (s < np.inf)  # s = inf: padding, or t^p overflowed
     width = int(useful.sum(axis=1).max(initial=0)) + 1
     key = np.where(useful, s, np.inf)
     key[:, 0] = -1.0  # the start vertex (0, 0) sorts first
     order = np.argsort(key, axis=1)[:, :width]
     flat = (order + (np.arange(r) * m)[:, None]).T.ravel()
     cs = s.ravel()[flat].reshape(width, r)
-    cg = g.ravel()[flat].reshape(width, r)
+    cg = np.where(useful, g, -np.inf).ravel()[flat].reshape(width, r)
     return cs, cg, np.ascontiguousarray(order.T)
 
 
 def _chunk_hull(s: np.ndarray, g: np.ndarray) -> Hull:
     """Monotone chain over the sorted columns of one chunk. A point joins only if its gain exceeds the
-    stack top's (the running maximum: Pareto front, padding and overflowed s = inf excluded); equal s
-    then means slope +inf, which pops the top, so ties need no special case."""
+    stack top's (the running maximum: Pareto front; the padding sorted last has gain -inf and never
+    joins); equal s then means slope +inf, which pops the top, so ties need no special case."""
     r = s.shape[0]
     lane = np.arange(r)
     cs_all, cg_all, ck_all = _sorted_columns(s, g)
@@ -79,17 +79,15 @@ def _chunk_hull(s: np.ndarray, g: np.ndarray) -> Hull:
     hsl = np.empty((width, r))
     hsl[0] = np.nan  # the start vertex is never popped (nan <= x is False)
     fs, fg, fsl, fk = hs.reshape(-1), hg.reshape(-1), hsl.reshape(-1), hk.reshape(-1)
-    top = np.ones(r, dtype=np.int64)
-    pos = lane.copy()  # flat position of each stack's top vertex: (top - 1) * r + lane
+    pos = lane.copy()  # flat position of each stack's top vertex: (count - 1) * r + lane
     with np.errstate(divide="ignore", invalid="ignore"):
         for j in range(1, width):
             cs, cg = cs_all[j], cg_all[j]
             bg = fg[pos]
-            live = (cg > bg) & (cs < np.inf)
+            live = cg > bg
             slope = (cg - bg) / (cs - fs[pos])
             pending = np.flatnonzero(live & (fsl[pos] <= slope))
             while pending.size:  # pop the top while it lies on or below the chord to the new point
-                top[pending] -= 1
                 at = pos[pending] - r
                 pos[pending] = at
                 new = (cg[pending] - fg[at]) / (cs[pending] - fs[at])
@@ -97,9 +95,8 @@ def _chunk_hull(s: np.ndarray, g: np.ndarray) -> Hull:
                 pending = pending[fsl[at] <= new]
             slot = pos + r  # the free slot above each stack; rows that do not push leave it unused
             fs[slot], fg[slot], fsl[slot], fk[slot] = cs, cg, slope, ck_all[j]
-            top += live
-            pos += live * r
-    return Hull(index=hk, s=hs, g=hg, slope=hsl, count=top)
+            pos = np.where(live, slot, pos)
+    return Hull(index=hk, s=hs, g=hg, slope=hsl, count=pos // r + 1)
 
 
 def increasing_hulls(s: np.ndarray, g: np.ndarray, chunk: int | None = None) -> list[Hull]:

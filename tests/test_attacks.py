@@ -76,7 +76,9 @@ def test_pointwise_attacks_stay_in_ball_and_box(name: str, threat: ThreatModel) 
     pts = result.points
     assert pts.shape[:2] == result.t.shape and pts.min() >= 0 and pts.max() <= 1
     dist = lp_norm((pts - x[:, None]).reshape(-1, x.shape[1]).double(), threat.norm).reshape(result.t.shape)
-    assert np.allclose(dist.numpy()[finite], result.t[finite], atol=1e-12)
+    exact, recorded = dist.numpy()[finite], result.t[finite]
+    # recorded distances are never below the exact distance of the stored points (audits stay sound)
+    assert np.all(recorded >= exact) and np.all(recorded <= exact * (1 + 2e-6) + 1e-12)
     assert result.t[finite].max() <= threat.eps
 
 

@@ -1,4 +1,8 @@
-"""Shared fixtures: the digits test split and the default digits MLP (trained once per session)."""
+"""Shared fixtures: the digits test split and the default digits MLP (trained once per session).
+
+Each test process uses one torch CPU thread: `make test` runs two xdist workers on two cores, and the
+small models of the suite only lose from intra-op threads that contend for them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ import torch
 
 from wdrobust import data, nets
 from wdrobust.train import ensure_default_model
+
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from wdrobust.threat import ThreatModel, lp_norm
 from wdrobust.train import (
     DEFAULT_TRAIN,
     accuracy,
+    cpu_threads_for,
     default_model_path,
     ensure_default_model,
     pgd,
@@ -50,6 +51,18 @@ def test_progress_reports_every_step(digits_train):
     train(model, digits_train[0][:100], digits_train[1][:100], epochs=2, batch_size=32, device="cpu",
           progress=lambda done, total: calls.append((done, total)))  # fmt: skip
     assert calls == [(i, 8) for i in range(1, 9)]  # ceil(100 / 32) = 4 steps per epoch
+
+
+def test_small_models_use_one_cpu_thread_and_restore_the_count(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    with cpu_threads_for(nets.build("mlp"), torch.device("cpu")):
+        assert seen == [1]
+    assert seen == [1, 7]
+    with cpu_threads_for(nets.build("resnet18"), torch.device("cpu")):
+        pass
+    assert seen == [1, 7]  # a large model keeps every thread
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2", "l1"])

@@ -2,24 +2,42 @@
 
 ``CERTIFICATES`` maps a registry name to its class; every class follows ``certify.base.Certificate``:
 ``Cls(model, threat, *, losses, radii, device, batch_size, progress).run(x, y) -> CertificateResult``.
+Sound: global, local, cell, radius, milp. Estimates (sound=False): first-order, empirical.
 """
 
 from wdrobust.certify.base import Certificate, CertificateResult, ShellBound, default_radii
+from wdrobust.certify.cell import CellCertificate
 from wdrobust.certify.empirical import Empirical
 from wdrobust.certify.first_order import FirstOrder
 from wdrobust.certify.global_lipschitz import GlobalLipschitz
+from wdrobust.certify.local import LocalCertificate
+from wdrobust.certify.milp import MILPCertificate
+from wdrobust.certify.radius import RadiusCertificate
 
 CERTIFICATES: dict[str, type[Certificate]] = {
-    cls.name: cls for cls in (GlobalLipschitz, FirstOrder, Empirical)
+    cls.name: cls
+    for cls in (
+        GlobalLipschitz,
+        LocalCertificate,
+        CellCertificate,
+        RadiusCertificate,
+        MILPCertificate,
+        FirstOrder,
+        Empirical,
+    )
 }
 
 __all__ = [
     "CERTIFICATES",
+    "CellCertificate",
     "Certificate",
     "CertificateResult",
     "Empirical",
     "FirstOrder",
     "GlobalLipschitz",
+    "LocalCertificate",
+    "MILPCertificate",
+    "RadiusCertificate",
     "ShellBound",
     "default_radii",
 ]

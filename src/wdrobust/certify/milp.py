@@ -2,12 +2,13 @@
 
 For a sample (x_i, y_i) and a radius r the region is the box B = [max(x_i - r, 0), min(x_i + r, 1)], which
 is B_inf(x_i, r) cap [0,1]^d and encloses the l2 and l1 balls of radius r (so it is sound for every norm).
-The program maximises ||grad m_j(x)||_* jointly over x in B and the class j != y_i:
+The program maximises ||grad m_j(x)||_* over x in B:
 
 - forward: z_l = W_l a_{l-1} + b_l, a_l = relu(z_l) with one binary delta per neuron and big-M constants
   from interval bounds [lo, hi] of z_l (a >= z, a >= 0, a <= z - lo (1 - delta), a <= hi delta); neurons
   whose interval has one sign get delta fixed by its bounds, which makes the same constraints exact.
-- class choice: binaries beta_j (sum = 1, beta_y = 0), c = sum_j beta_j e_j - e_y, v_L = W_L^T c (linear).
+- one program per class j != y_i: c = e_j - e_y and v_L = W_L^T c is a constant vector (a joint program
+  with class binaries was much slower: its interval bounds mix the classes and unfix most sign binaries).
 - backward: w_l = delta_l * v_{l+1} (exact big-M product with interval bounds of v_{l+1}),
   v_l = W_l^T w_l; the gradient is g = v_1 = W_1^T D_1 ... W_{L-1}^T D_{L-1} W_L^T c.
 - objective: linf threat, dual l1: sum_k |g_k| with a sign binary per input coordinate; l1 threat, dual
@@ -75,8 +76,8 @@ class Intervals:
     w: list[tuple[np.ndarray, np.ndarray]]
 
 
-def interval_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int) -> Intervals:
-    """Interval propagation forward over the box [lo, hi] and backward from c = e_j - e_y (any j != y).
+def interval_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, j: int) -> Intervals:
+    """Interval propagation forward over the box [lo, hi] and backward from c = e_j - e_y.
 
     Indices: z[l], delta[l], w[l] for hidden layer l = 0..L-2; v[l] is the input of layer l's transpose,
     v[L-1] = W_L^T c and v[0] = g (shape d_0).
@@ -89,8 +90,7 @@ def interval_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int) -> Int
         delta.append(((z_lo > 0).astype(float), (z_hi > 0).astype(float)))
         a_lo, a_hi = np.clip(z_lo, 0, None), np.clip(z_hi, 0, None)
     last = net.weights[-1]
-    rows = np.delete(last, y, axis=0) - last[y]  # (K-1, d_{L-1}): W_L^T (e_j - e_y) for j != y
-    v: list[tuple[np.ndarray, np.ndarray]] = [(rows.min(axis=0), rows.max(axis=0))]
+    v: list[tuple[np.ndarray, np.ndarray]] = [(last[j] - last[y], last[j] - last[y])]  # W_L^T (e_j - e_y)
     ws: list[tuple[np.ndarray, np.ndarray]] = []
     for layer in range(len(net.weights) - 2, -1, -1):
         (v_lo, v_hi), (d_lo, d_hi) = v[0], delta[layer]
@@ -157,8 +157,8 @@ class _Program:
         )
 
 
-def _gradient_program(net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, bounds: Intervals):
-    """Forward, class choice and backward constraints; returns the program and the indices of g."""
+def _gradient_program(net: ReluNet, lo: np.ndarray, hi: np.ndarray, bounds: Intervals):
+    """Forward and backward constraints for one class pair; returns the program and the indices of g."""
     prog = _Program()
     a = prog.var(lo, hi)  # the input x
     deltas = []
@@ -175,15 +175,7 @@ def _gradient_program(net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, boun
         prog.constrain([(1.0, act), (-z_hi, delta)], -inf, np.zeros(len(z)))  # a <= hi delta
         a = act
         deltas.append(delta)
-    last = net.weights[-1]
-    k = last.shape[0]
-    beta_hi = np.ones(k)
-    beta_hi[y] = 0.0
-    beta = prog.var(np.zeros(k), beta_hi, integer=True)
-    prog.constrain([(np.ones((1, k)), beta)], np.ones(1), np.ones(1))  # sum_j beta_j = 1
-    v_lo, v_hi = bounds.v[-1]
-    v = prog.var(v_lo, v_hi)
-    prog.constrain([(1.0, v), (-last.T, beta)], -last[y], -last[y])  # v_L = W_L^T beta - W_L[y]
+    v = prog.var(*bounds.v[-1])  # v_L = W_L^T (e_j - e_y), fixed by its bounds
     for layer in range(len(net.weights) - 2, -1, -1):
         v_lo, v_hi = bounds.v[layer + 1]
         w_lo, w_hi = bounds.w[layer]
@@ -207,10 +199,11 @@ def _abs_objective(prog: _Program, g: np.ndarray, g_lo: np.ndarray, g_hi: np.nda
     big = np.maximum(np.abs(g_lo), np.abs(g_hi))
     d = len(g)
     t = prog.var(np.zeros(d), big)
-    sigma = prog.var(np.zeros(d), np.ones(d), integer=True)
+    sigma = prog.var((g_lo >= 0).astype(float), (g_hi > 0).astype(float), integer=True)  # sigma = 1: g >= 0
+    m_neg, m_pos = np.clip(-2 * g_lo, 0, None), np.clip(2 * g_hi, 0, None)
     inf = np.full(d, np.inf)
-    prog.constrain([(1.0, t), (-1.0, g), (2 * big, sigma)], -inf, 2 * big)  # t <= g + 2M (1 - sigma)
-    prog.constrain([(1.0, t), (1.0, g), (-2 * big, sigma)], -inf, np.zeros(d))  # t <= -g + 2M sigma
+    prog.constrain([(1.0, t), (-1.0, g), (m_neg, sigma)], -inf, m_neg)  # t <= g + M- (1 - sigma)
+    prog.constrain([(1.0, t), (1.0, g), (-m_pos, sigma)], -inf, np.zeros(d))  # t <= -g + M+ sigma
     if dual == "l1":
         return t, -np.ones(d)
     top = float(big.max())
@@ -231,15 +224,15 @@ class Solve:
 
 
 def max_gradient_norm(
-    net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, dual: str, time_limit: float
+    net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, j: int, dual: str, time_limit: float
 ) -> Solve:
-    """Solve the program for dual in {l1, linf}; the value is the solver's dual bound plus SOLVER_SLACK,
-    or the interval bound ||max(|g_lo|, |g_hi|)||_dual when the solver returns none."""
-    bounds = interval_bounds(net, lo, hi, y)
+    """Bound of sup_box ||grad (z_j - z_y)||_dual for dual in {l1, linf}: the solver's dual bound plus
+    SOLVER_SLACK, or the interval bound ||max(|g_lo|, |g_hi|)||_dual when the solver returns none."""
+    bounds = interval_bounds(net, lo, hi, y, j)
     g_lo, g_hi = bounds.v[0]
     big = np.maximum(np.abs(g_lo), np.abs(g_hi))
     interval = float(big.sum() if dual == "l1" else big.max())
-    prog, g = _gradient_program(net, lo, hi, y, bounds)
+    prog, g = _gradient_program(net, lo, hi, bounds)
     idx, coef = _abs_objective(prog, g, g_lo, g_hi, dual)
     res = prog.solve(idx, coef, time_limit)
     dual_bound = getattr(res, "mip_dual_bound", None)
@@ -252,76 +245,78 @@ def max_gradient_norm(
 
 def lipschitz_on_box(
     net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, norm: str, time_limit: float
-) -> tuple[float, bool]:
-    """Sound bound of max_{j != y} sup_box ||grad m_j||_* for the threat norm, and whether every program
-    was solved to optimality. linf -> one l1 program; l1 -> one linf program; l2 -> sqrt(l1 * linf)."""
+) -> tuple[np.ndarray, bool]:
+    """Sound bounds L_j >= sup_box ||grad m_j||_* for every class j (shape (K,), L_y = 0) under the
+    threat norm, and whether every program was solved to optimality.
+
+    linf -> one l1 program per class; l1 -> one linf program; l2 -> sqrt(l1 bound * linf bound).
+    """
     duals = {"linf": ["l1"], "l1": ["linf"], "l2": ["l1", "linf"]}[norm]
-    solves = [max_gradient_norm(net, lo, hi, y, dual, time_limit) for dual in duals]
-    value = math.sqrt(math.prod(s.value for s in solves)) if norm == "l2" else solves[0].value
-    return value, all(s.optimal for s in solves)
+    k = net.weights[-1].shape[0]
+    values, optimal = np.zeros(k), True
+    for j in range(k):
+        if j == y:
+            continue
+        solves = [max_gradient_norm(net, lo, hi, y, j, dual, time_limit) for dual in duals]
+        values[j] = math.sqrt(math.prod(s.value for s in solves)) if norm == "l2" else solves[0].value
+        optimal &= all(s.optimal for s in solves)
+    return values, optimal
 
 
 class MILPCertificate(Certificate):
-    """Exact local Lipschitz constants of small ReLU networks on shells around each sample.
+    """Exact local Lipschitz constants L_ij(r) of small ReLU networks on shells around each sample.
 
-    Default shells: eps (when 0 < eps < diam) and the diameter. ``time_limit`` (seconds per program):
-    runs stopped early use the solver's bound (still sound) and say so in ``note``. The loss slopes use
-    max_{j != y} L_ij, which also bounds every class for the certified radius.
+    Default shells: eps (when 0 < eps < diam) and the diameter. The programs run on every shell but the
+    last: the diameter shell (the whole box [0,1]^d, far too many unstable neurons) takes the global
+    bound L[y_i, j]. ``time_limit``: seconds per program (one per sample, inner shell and class j != y_i;
+    two for l2). Runs stopped early use the solver's bound (still sound) and say so in ``note``. Every
+    L_ij(r_m) is capped by the global bound and by L_ij(r_m+1) (a smaller ball has a smaller constant).
     """
 
     name = "milp"
     sound = True
 
-    def __init__(self, *args: Any, time_limit: float = 60.0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, time_limit: float = 10.0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not time_limit > 0:
             raise ValueError(f"time_limit must be positive, got {time_limit}")
         self.time_limit = float(time_limit)
         self.optimal = True
         self._net: ReluNet | None = None
-        self._global: torch.Tensor | None = None
+        self._global: np.ndarray | None = None
 
     def shell_radii(self, d: int) -> np.ndarray:
         """The user's radii (validated) or (eps, diam)."""
         if self.radii is not None:
             return check_radii(self.radii, self.threat, d)
-        return check_radii(
-            [self.threat.eps] if self.threat.eps > 0 else [self.threat.diameter(d)], self.threat, d
-        )
+        first = self.threat.eps if self.threat.eps > 0 else self.threat.diameter(d)
+        return check_radii([first], self.threat, d)
 
-    def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
-        shape = tuple(x.shape[1:])
+    def _prepare(self, shape: tuple[int, ...], num_classes: int) -> None:
         if self._net is None:
             self._net = ReluNet.from_model(self.model, shape)
             chain = build_chain(self.model, shape, torch.device("cpu"))
-            self._global = pair_lipschitz(chain, self.threat.norm, z.shape[1]).amax(dim=1).numpy()
-        d = x[0].numel()
-        radii = self.shell_radii(d)
+            self._global = pair_lipschitz(chain, self.threat.norm, num_classes).numpy()
+
+    def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
+        self._prepare(tuple(x.shape[1:]), z.shape[1])
+        radii = self.shell_radii(x[0].numel())
         flat = x.reshape(x.shape[0], -1).double().cpu().numpy()
         labels = y.cpu().numpy()
-        # One program per (sample, shell): each is a separate MILP, so this loop cannot be vectorised.
-        slopes = np.empty((x.shape[0], len(radii)))
-        for i in range(x.shape[0]):
-            for m, r in enumerate(radii):
-                lo, hi = np.clip(flat[i] - r, 0, 1), np.clip(flat[i] + r, 0, 1)
-                slopes[i, m], optimal = lipschitz_on_box(
-                    self._net, lo, hi, int(labels[i]), self.threat.norm, self.time_limit
-                )
-                self.optimal &= optimal
-        slopes = np.minimum(slopes, self._global[labels][:, None])
-        slopes = np.minimum.accumulate(slopes[:, ::-1], axis=1)[
-            :, ::-1
-        ]  # a smaller ball has a smaller constant
-        notes = (
-            []
-            if self.optimal
-            else ["time limit reached: the solver's dual bounds are used (sound, not exact)"]
-        )
+        lip = np.repeat(self._global[labels][:, :, None], len(radii), axis=2)
+        # One program per (sample, inner shell, class): separate MILPs, so this loop cannot be vectorised.
+        for i, m in np.ndindex(x.shape[0], len(radii) - 1):
+            lo, hi = np.clip(flat[i] - radii[m], 0, 1), np.clip(flat[i] + radii[m], 0, 1)
+            lip[i, :, m], optimal = lipschitz_on_box(
+                self._net, lo, hi, int(labels[i]), self.threat.norm, self.time_limit
+            )
+            self.optimal &= optimal
+        lip = np.minimum(lip, self._global[labels][:, :, None])
+        lip = np.flip(np.minimum.accumulate(np.flip(lip, axis=2), axis=2), axis=2)
+        notes = [] if self.optimal else ["time limit reached: solver dual bounds used (sound, not exact)"]
         if self.threat.norm == "l2":
             notes.append("l2: sqrt(max ||g||_1 * max ||g||_inf) bound (sound, not exact)")
         self.note = "; ".join(notes)
-        lip = torch.as_tensor(slopes, dtype=torch.float64, device=z.device)[:, None, :].expand(
-            -1, z.shape[1], -1
-        )
+        lip_t = torch.as_tensor(lip.copy(), dtype=torch.float64, device=z.device)
         knots = torch.as_tensor(radii, dtype=torch.float64, device=z.device).expand(x.shape[0], -1)
-        return ShellBound.from_margins(lip.contiguous(), knots.contiguous(), z.double(), y, self.losses)
+        return ShellBound.from_margins(lip_t, knots.contiguous(), z.double(), y, self.losses)

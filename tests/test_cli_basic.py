@@ -88,6 +88,7 @@ def test_train_pgd_records_its_options(tmp_path):
         (["--data", "nosuch"], "unknown data set 'nosuch'"),
         (["--adversarial", "pgd", "--eps", "abc"], "cannot parse 'abc'"),
         (["--epochs", "0"], "epochs must be >= 1"),
+        (["--eps", "0.3"], "apply only with --adversarial pgd"),
         (["--device", "tpu9"], "unknown device 'tpu9'"),
         (["--arch", "mlp", "--hidden", "8"], "has no option hidden"),
     ],

@@ -13,6 +13,9 @@ from wdrobust.cli.errors import err_console, user_errors
 from wdrobust.threat import NORMS, parse_number
 from wdrobust.train import ADVERSARIAL, DEFAULT_TRAIN, fit
 
+#: PGD options of adversarial training when not given.
+PGD_DEFAULTS: dict[str, Any] = {"eps": 0.1, "norm": "linf", "steps": 10}
+
 
 def _widths(text: str) -> list[int]:
     """Parse "128,64" into [128, 64]; ValueError on anything but positive integers."""
@@ -58,9 +61,9 @@ def command(
     batch_size: int = typer.Option(DEFAULT_TRAIN["batch_size"], help="Mini-batch size."),
     seed: int = typer.Option(DEFAULT_TRAIN["seed"], help="Seed of weights, batch order and PGD starts."),
     adversarial: str | None = typer.Option(None, help=f"Adversarial training: {', '.join(ADVERSARIAL)}."),
-    eps: str = typer.Option("0.1", help="PGD radius (e.g. 0.1 or 8/255)."),
-    norm: str = typer.Option("linf", help=f"PGD threat norm: {', '.join(NORMS)}."),
-    steps: int = typer.Option(10, help="PGD steps per batch."),
+    eps: str | None = typer.Option(None, help="PGD radius, e.g. 0.1 or 8/255 [default: 0.1]."),
+    norm: str | None = typer.Option(None, help=f"PGD threat norm: {', '.join(NORMS)} [default: linf]."),
+    steps: int | None = typer.Option(None, help="PGD steps per batch [default: 10]."),
     out: Path | None = typer.Option(
         None, help="Checkpoint path (default runs/models/<data>-<arch>.safetensors)."
     ),
@@ -74,8 +77,13 @@ def command(
     given |= {"depth": depth, "widen_factor": widen_factor}
     arch_kwargs = {k: v for k, v in given.items() if v is not None}
     options: dict[str, Any] = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+    pgd_options = {"eps": eps, "norm": norm, "steps": steps}
+    if adversarial is None and any(v is not None for v in pgd_options.values()):
+        raise ValueError("--eps, --norm and --steps apply only with --adversarial pgd")
     if adversarial is not None:
-        options |= {"adversarial": adversarial, "eps": parse_number(eps, "eps"), "norm": norm, "steps": steps}
+        pgd_options = {k: v for k, v in pgd_options.items() if v is not None}
+        options |= {"adversarial": adversarial, **PGD_DEFAULTS, **pgd_options}
+        options["eps"] = parse_number(options["eps"], "eps")
     out = out or default_out(data, arch, adversarial)
     if out.suffix != ".safetensors":
         raise ValueError(f"--out must end in .safetensors, got {str(out)!r}")

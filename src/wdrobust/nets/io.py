@@ -131,9 +131,10 @@ def load(
 ) -> nn.Module:
     """Rebuild a model from a checkpoint, in eval mode on ``device``.
 
-    ``.safetensors``: architecture and kwargs come from the sidecar. ``.pt`` / ``.pth``: a plain
-    state_dict read with weights_only=True; the architecture is ``arch`` with ``kwargs`` (build options)
-    or, when arch is None, the sidecar's. Keys must match exactly (strict loading).
+    Weights: ``.safetensors``, or ``.pt`` / ``.pth`` holding a plain state_dict (read with
+    weights_only=True; nested under state_dict/model_state_dict/model/net and 'module.' prefixes are
+    accepted). Architecture: the sidecar's arch and kwargs when ``arch`` is None (``kwargs`` override
+    them), else ``arch`` built with ``kwargs``. Keys and shapes must match exactly (strict loading).
     """
     path = Path(path)
     if not path.is_file():

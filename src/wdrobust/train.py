@@ -33,6 +33,8 @@ DEFAULT_DATA = "digits"
 DEFAULT_ARCH = "mlp"
 DEFAULT_ARCH_KWARGS: dict[str, Any] = {"widths": [128, 64], "activation": "relu"}
 DEFAULT_TRAIN: dict[str, Any] = {"epochs": 50, "lr": 1e-3, "batch_size": 64, "seed": 0}
+#: PGD options of adversarial training when not given.
+PGD_DEFAULTS: dict[str, Any] = {"eps": 0.1, "norm": "linf", "steps": 10}
 
 #: Below this many parameters a model trains on one CPU thread: its operations are too small for intra-op
 #: parallelism to pay off and extra threads only contend (the default MLP: 2.4 s on one thread, 50-90 s
@@ -123,14 +125,14 @@ def train(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    epochs: int = 50,
-    lr: float = 1e-3,
-    batch_size: int = 64,
-    seed: int = 0,
+    epochs: int = DEFAULT_TRAIN["epochs"],
+    lr: float = DEFAULT_TRAIN["lr"],
+    batch_size: int = DEFAULT_TRAIN["batch_size"],
+    seed: int = DEFAULT_TRAIN["seed"],
     adversarial: str | None = None,
-    eps: float | str = 0.1,
-    norm: str = "linf",
-    steps: int = 10,
+    eps: float | str = PGD_DEFAULTS["eps"],
+    norm: str = PGD_DEFAULTS["norm"],
+    steps: int = PGD_DEFAULTS["steps"],
     weight_decay: float = 0.0,
     device: str | torch.device | None = None,
     progress: Progress | None = None,

@@ -11,10 +11,7 @@ from wdrobust import nets
 from wdrobust._device import resolve_device
 from wdrobust.cli.errors import err_console, user_errors
 from wdrobust.threat import NORMS, parse_number
-from wdrobust.train import ADVERSARIAL, DEFAULT_TRAIN, fit
-
-#: PGD options of adversarial training when not given.
-PGD_DEFAULTS: dict[str, Any] = {"eps": 0.1, "norm": "linf", "steps": 10}
+from wdrobust.train import ADVERSARIAL, DEFAULT_TRAIN, PGD_DEFAULTS, fit
 
 
 def _widths(text: str) -> list[int]:

@@ -171,3 +171,17 @@ def test_autoattack_resnet18_checkpoint_loads_key_for_key():
     reference = ref_module.ResNet18()
     reference.load_state_dict(state)
     torch.testing.assert_close(z, reference.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+def test_safetensors_without_or_with_a_broken_sidecar(tmp_path):
+    model = nets.build("mlp", seed=0, widths=[8]).eval()
+    path = nets.save(model, tmp_path / "m.safetensors")
+    side = nets.sidecar_path(path)
+    side.write_text("{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        nets.load(path)
+    side.unlink()
+    with pytest.raises(FileNotFoundError, match=r"m\.json not found"):
+        nets.load(path)
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.equal(nets.load(path, device="cpu", arch="mlp", widths=[8])(x), model(x))

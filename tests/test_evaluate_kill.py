@@ -3,6 +3,7 @@ before the kill is recomputed, and results.json equals that of an uninterrupted 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,10 +13,16 @@ import sys
 import time
 
 import pytest
+from typer.testing import CliRunner
+
+from wdrobust.cli import app
+from wdrobust.train import ensure_default_model
+
+runner = CliRunner()
 
 ARGS = [
     "evaluate",
-    "--n", "24",
+    "--n", "12",
     "--batch-size", "2",
     "--eps", "0.1",
     "--p", "2,inf",
@@ -42,24 +49,19 @@ def finished_units(store):
     if not store.exists():
         return {}
     try:
-        with sqlite3.connect(store, timeout=5) as conn:
+        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)) as conn:
             rows = conn.execute("SELECT job, batch, session, finished FROM units").fetchall()
-    except sqlite3.OperationalError:  # tables not created yet
+    except sqlite3.DatabaseError:  # file or tables not created yet
         return {}
     return {(j, b): (s, f) for j, b, s, f in rows}
 
 
 @pytest.fixture
-def env(tmp_path):
-    cache = tmp_path / "cache"
-    env = dict(os.environ, WDROBUST_CACHE=str(cache), OMP_NUM_THREADS="1")
-    # train the default model once, outside the timed/killed runs
-    subprocess.run(
-        [sys.executable, "-c", "from wdrobust.train import ensure_default_model; ensure_default_model()"],
-        env=env,
-        check=True,
-    )
-    return env
+def env(tmp_path, monkeypatch):
+    """Environment of the subprocesses: a fresh cache holding the default model, trained once here."""
+    monkeypatch.setenv("WDROBUST_CACHE", str(tmp_path / "cache"))
+    ensure_default_model()
+    return dict(os.environ, OMP_NUM_THREADS="1")
 
 
 def test_sigkill_then_resume_recomputes_nothing_and_matches_uninterrupted(tmp_path, env):
@@ -85,8 +87,8 @@ def test_sigkill_then_resume_recomputes_nothing_and_matches_uninterrupted(tmp_pa
     log = (killed_dir / "run.log").read_text()
     assert f"{len(before)} already finished (not recomputed)" in log
 
-    fresh = subprocess.run(command(clean_dir), env=env, capture_output=True, text=True)
-    assert fresh.returncode == 0, fresh.stderr
+    # the uninterrupted run of the same command, in-process (saves an interpreter start)
+    assert runner.invoke(app, [*ARGS, "--out", str(clean_dir)]).exit_code == 0
     killed = json.loads((killed_dir / "results.json").read_text())
     uninterrupted = json.loads((clean_dir / "results.json").read_text())
     assert killed["run"]["sessions"] == 2 and uninterrupted["run"]["sessions"] == 1

@@ -31,13 +31,15 @@ def command(
     data_root: str | None = typer.Option(None, help="Folder holding the data files (mnist, cifar)."),
     split: str | None = typer.Option(None, help="Split to evaluate: test (default) or train."),
     n: int | None = typer.Option(
-        None, "--n", help="Number of samples: the first n of the split [default 300]."
+        None, "--n", help="Number of samples: the first n of the split [default 450]."
     ),
     batch_size: int | None = typer.Option(
-        None, help="Samples per unit of work (and of storage/resumption) [100]."
+        None, help="Samples per unit of work (and of storage/resumption) [150]."
     ),
     norm: str | None = typer.Option(None, help="Threat norm: linf, l2 or l1 [linf]."),
-    eps: str | None = typer.Option(None, help="Comma-separated radii, fractions allowed: 0.05,0.1 or 8/255."),
+    eps: str | None = typer.Option(
+        None, help="Comma-separated radii, fractions allowed (8/255) [0.01,0.03]."
+    ),
     p: str | None = typer.Option(
         None, "--p", help="Comma-separated Wasserstein orders >= 1 or inf [1,2,inf]."
     ),

@@ -35,10 +35,10 @@ class EvalConfig:
     data: str = "digits"
     data_root: str | None = None
     split: str = "test"
-    n: int = 300
-    batch_size: int = 100
+    n: int = 450
+    batch_size: int = 150
     norm: str = "linf"
-    eps: tuple[str, ...] = ("0.05", "0.1")
+    eps: tuple[str, ...] = ("0.01", "0.03")
     p: tuple[str, ...] = ("1", "2", "inf")
     losses: tuple[str, ...] = ("ce", "margin", "zero_one")
     attacks: tuple[str, ...] = ("pgd", "apgd", "wda", "wda++")

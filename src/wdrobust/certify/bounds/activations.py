@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wdrobust.certify.bounds.interval import Box, Cot, scale
+from wdrobust.certify.bounds.interval import Box, Cot, Slopes, scale
 from wdrobust.certify.bounds.rule import Rule, interval_arg, register, unsupported
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
@@ -36,14 +36,20 @@ GELU_DERIV_CRIT = math.sqrt(2.0)
 SILU_DERIV_CRIT = 2.3993572805
 
 
+#: Closed-form bounds over [lo, hi]: (value lo, value hi, derivative lo, derivative hi).
+ClosedForm = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
+
+
 @dataclass(frozen=True)
 class Activation:
-    """sigma, sigma', the stationary points of sigma, and the special points of sigma' with their values."""
+    """sigma, sigma', the stationary points of sigma, the special points of sigma' with their values, and
+    optionally a cheaper closed form of the same bounds (``closed_form``, equal to the hull)."""
 
     value: Fn
     derivative: Fn
     value_points: tuple[float, ...]
     derivative_points: tuple[tuple[float, tuple[float, ...]], ...]
+    closed_form: ClosedForm | None = None
 
 
 def _gelu_deriv(x: torch.Tensor) -> torch.Tensor:
@@ -60,12 +66,27 @@ def _point(fn: Fn, x: float) -> float:
 
 
 def piecewise_linear(slope: float) -> Activation:
-    """max(x, 0) + slope min(x, 0): derivative slope for x < 0 and 1 for x > 0."""
+    """max(x, 0) + slope min(x, 0): derivative slope for x < 0 and 1 for x > 0.
+
+    For 0 <= slope <= 1 sigma is increasing and sigma' nondecreasing, so the hull has the closed form
+    [sigma(lo), sigma(hi)] and [sigma'(lo+), sigma'(hi-)] = [1 if lo > 0 else slope, 1 if hi >= 0 else slope]
+    (the jump at 0 counts with both one-sided values when 0 is in [lo, hi]).
+    """
+
+    def closed_form(lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if slope == 0.0:
+            return lo.clamp(min=0), hi.clamp(min=0), (lo > 0).to(lo.dtype), (hi >= 0).to(lo.dtype)
+        vlo, vhi = torch.maximum(lo, slope * lo), torch.maximum(hi, slope * hi)
+        dlo = (lo > 0).to(lo.dtype).mul_(1 - slope).add_(slope)
+        dhi = (hi >= 0).to(lo.dtype).mul_(1 - slope).add_(slope)
+        return vlo, vhi, dlo, dhi
+
     return Activation(
         value=lambda x: torch.where(x > 0, x, slope * x),
         derivative=lambda x: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, slope)),
         value_points=(),
         derivative_points=((0.0, (slope, 1.0)),),
+        closed_form=closed_form if 0.0 <= slope <= 1.0 else None,
     )
 
 
@@ -109,7 +130,17 @@ def hull(fn: Fn, lo: torch.Tensor, hi: torch.Tensor, points: Any) -> tuple[torch
 
 
 def bound_activation(act: Activation, x: Box) -> tuple[Box, torch.Tensor, torch.Tensor]:
-    """(range box of sigma over x, lower and upper bounds of sigma' over x)."""
+    """(range box of sigma over x, lower and upper bounds of sigma' over x): the closed form when the
+    activation has one, else ``hull_bounds``."""
+    if act.closed_form is None:
+        return hull_bounds(act, x)
+    vlo, vhi, dlo, dhi = act.closed_form(x.lo, x.hi)
+    return Box(vlo, vhi), dlo, dhi
+
+
+def hull_bounds(act: Activation, x: Box) -> tuple[Box, torch.Tensor, torch.Tensor]:
+    """(range box of sigma over x, lower and upper bounds of sigma' over x) from the hulls at the ends and
+    at the special points (any activation)."""
     vpoints = [(c, (_point(act.value, c),)) for c in act.value_points]
     vlo, vhi = hull(act.value, x.lo, x.hi, vpoints)
     dlo, dhi = hull(act.derivative, x.lo, x.hi, act.derivative_points)
@@ -159,9 +190,10 @@ class ActivationRule(Rule):
         kwargs.pop("inplace", None)
         self.n_args = len(args)
         self.activation = activation_of(self.op, self.name, kwargs)
-        out, self.dlo, self.dhi = bound_activation(self.activation, x)
-        self.stable = (self.dlo == self.dhi).reshape(x.lo.shape[0], -1).all(dim=1)
+        out, dlo, dhi = bound_activation(self.activation, x)
+        self.slopes = Slopes(dlo, dhi)
+        self.stable = (dlo == dhi).reshape(x.lo.shape[0], -1).all(dim=1)
         return out
 
     def backward(self, cot: Cot) -> tuple[Cot | None, ...]:
-        return (scale(cot, self.dlo, self.dhi), *((None,) * (self.n_args - 1)))
+        return (scale(cot, self.slopes), *((None,) * (self.n_args - 1)))

@@ -104,7 +104,8 @@ class BoundGraph:
         self.frontier = [
             n for n in self.prefix if n is not self.input and any(u not in self.prefix for u in n.users)
         ]
-        self._rownorms: dict[tuple[str, torch.device, torch.dtype], dict[fx.Node, torch.Tensor]] = {}
+        self._rownorms: dict[tuple[Any, ...], dict[fx.Node, torch.Tensor]] = {}
+        self._caches: dict[fx.Node, dict[Any, Any]] = {n: {} for n in self.rule_of}
 
     def _rule_class(self, node: fx.Node) -> type[Rule]:
         if node.op == "call_module":
@@ -171,15 +172,21 @@ class BoundGraph:
         return self._concrete(node, stand_in)
 
     # -- ball tightening of the affine prefix -------------------------------------------------------
+    def _weights_stamp(self) -> tuple[tuple[int, int], ...]:
+        """Storage and in-place versions of the model's parameters and buffers (changes on any update)."""
+        tensors = [*self.gm.parameters(), *self.gm.buffers()]
+        return tuple((t.data_ptr(), t._version) for t in tensors)
+
     def rownorms(self, norm: str, like: torch.Tensor) -> dict[fx.Node, torch.Tensor]:
         """||A_k||_* for every unit of the affine prefix's frontier values, shape (1, *S_node) each.
 
         A is the linear part of input -> value, A e_i = value(e_i) - value(0), accumulated over chunks of
         the input basis: sum |.| (dual l1), sqrt(sum squares) (dual l2) or max |.| (dual linf).
         """
-        key = (norm, like.device, like.dtype)
+        key = (norm, like.device, like.dtype, tuple(like.shape[1:]), self._weights_stamp())
         if key in self._rownorms:
             return self._rownorms[key]
+        self._rownorms.clear()  # the weights changed (or another norm/device): keep one entry
         shape = like.shape[1:]
         d = math.prod(shape)
         dual = dual_of(norm)
@@ -220,7 +227,7 @@ class BoundGraph:
             if node not in self.interval:
                 env[node] = self._constants(node, env)
                 continue
-            rule = self.rule_of[node](self._op(node), node.name)
+            rule = self.rule_of[node](self._op(node), node.name, self._caches[node])
             args = fx.node.map_arg(node.args, lambda n: env[n])
             kwargs = dict(fx.node.map_arg(node.kwargs, lambda n: env[n]))
             box = rule.forward(*args, **kwargs)

@@ -93,17 +93,57 @@ def map_classes(cot: Cot, fn: Fn, abs_fn: Fn | None = None) -> Cot:
     return Cot(apply(fn, cot.center), radius)
 
 
-def scale(cot: Cot, dlo: torch.Tensor, dhi: torch.Tensor) -> Cot:
-    """Interval product D * v for D in [dlo, dhi] (shape (B, *S), lifted over classes) and v in cot.
+@dataclass
+class Slopes:
+    """An interval [lo, hi] of elementwise derivatives D of a graph value, shape (B, *S).
 
-    Point v: D v in [min(dlo v, dhi v), max(...)] = (dlo + dhi)/2 v +- (dhi - dlo)/2 |v|. Interval v:
-    the hull of the four endpoint products (exact interval multiplication), returned as center/radius.
+    Precomputed once per forward pass for the backward pass: the midpoint-radius form ``mid +- rad``
+    lifted over the class axis (B, 1, *S), ``nonneg`` (lo >= 0 everywhere: ReLU, LeakyReLU, ELU, max
+    pooling) and ``exact`` (lo == hi everywhere).
     """
-    dlo = dlo.unsqueeze(1)
-    dhi = dhi.unsqueeze(1)
+
+    lo: torch.Tensor
+    hi: torch.Tensor
+
+    def __post_init__(self) -> None:
+        self.mid = ((self.lo + self.hi) / 2).unsqueeze(1)
+        self.rad = ((self.hi - self.lo) / 2).unsqueeze(1)
+        self.nonneg = bool((self.lo >= 0).all())
+        self.exact = not bool(self.rad.any())
+
+
+def scale(cot: Cot, d: Slopes) -> Cot:
+    """Interval product D * v for D in [d.lo, d.hi] (lifted over classes) and v in cot (exact hull).
+
+    Point v: D v = mid v +- rad |v|. Interval v = c +- r with D >= 0 (``scale_nonneg``), else the hull of
+    the four endpoint products (``scale_hull``).
+    """
     if cot.radius is None:
-        v = cot.center
-        return Cot((dlo + dhi) / 2 * v, (dhi - dlo) / 2 * v.abs())
+        return Cot(d.mid * cot.center, None if d.exact else d.rad * cot.center.abs())
+    return scale_nonneg(cot, d) if d.nonneg else scale_hull(cot, d)
+
+
+def scale_nonneg(cot: Cot, d: Slopes) -> Cot:
+    """D * v for 0 <= d.lo <= D <= d.hi and v = c +- r, in midpoint-radius form (exact hull):
+
+        center = mid c + rad clamp(c, -r, r),   radius = mid r + rad max(|c|, r).
+
+    (If v >= 0 the product is [lo vl, hi vu]; if v <= 0, [hi vl, lo vu]; if 0 in v, hi v; the formulas
+    above restate these three cases.) An exact D (rad = 0) gives mid c +- mid r.
+    """
+    c, r = cot.center, cot.radius
+    assert r is not None
+    if d.exact:
+        return Cot(d.mid * c, d.mid * r)
+    center = (d.rad * torch.clamp(c, min=-r, max=r)).addcmul_(d.mid, c)
+    radius = (d.rad * torch.maximum(c.abs(), r)).addcmul_(d.mid, r)
+    return Cot(center, radius)
+
+
+def scale_hull(cot: Cot, d: Slopes) -> Cot:
+    """D * v for any D in [d.lo, d.hi] and v = c +- r: the hull of the four endpoint products."""
+    assert cot.radius is not None
+    dlo, dhi = d.lo.unsqueeze(1), d.hi.unsqueeze(1)
     vlo = cot.center - cot.radius
     vhi = cot.center + cot.radius
     p1, p2, p3, p4 = dlo * vlo, dlo * vhi, dhi * vlo, dhi * vhi

@@ -2,10 +2,17 @@
 
 For y = A x + b over a box x in c +- r:  y in (A c + b) +- |A| r  (exact for one affine map).
 Backward: A^T applied to an interval cotangent center +- radius gives A^T center +- |A|^T radius.
+
+|A| is cached per graph node (``Rule.memo``). The transposed convolution is ``conv_transpose2d``, or, for
+small convolutions, a product with the dense matrix of the convolution (one GEMM is faster than a
+transposed convolution on small feature maps): used when the dense matrix has at most DENSE_ENTRIES
+entries and at most DENSE_FACTOR times the multiply-adds of the convolution. Each entry of the dense
+matrix is one kernel weight (or 0), so the dense matrix of |W| is |dense matrix of W|.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -14,6 +21,11 @@ from torch import nn
 
 from wdrobust.certify.bounds.interval import Box, Cot, Fn, map_classes
 from wdrobust.certify.bounds.rule import Rule, interval_arg, register, unsupported
+
+#: Largest dense convolution matrix (entries) used for the transposed convolution.
+DENSE_ENTRIES = 1 << 20
+#: Largest ratio of the dense matrix's entries to the convolution's multiply-adds per sample.
+DENSE_FACTOR = 8.0
 
 
 class AffineRule(Rule):
@@ -33,9 +45,13 @@ class AffineRule(Rule):
     def backward(self, cot: Cot) -> tuple[Cot | None, ...]:
         return (map_classes(cot, self.transpose, self.abs_transpose), *((None,) * (self.n_args - 1)))
 
+    def absolute(self, w: torch.Tensor) -> torch.Tensor:
+        """|w|, cached while w is unchanged."""
+        return self.memo("abs", (w,), w.abs)
 
-def _linear_maps(w: torch.Tensor, b: torch.Tensor | None) -> tuple[Fn, Fn, Fn, Fn]:
-    wa = w.abs()
+
+def _linear_maps(rule: AffineRule, w: torch.Tensor, b: torch.Tensor | None) -> tuple[Fn, Fn, Fn, Fn]:
+    wa = rule.absolute(w)
     return (lambda v: F.linear(v, w, b), lambda v: F.linear(v, wa), lambda v: v @ w, lambda v: v @ wa)
 
 
@@ -44,7 +60,7 @@ class LinearModule(AffineRule):
     """nn.Linear: A = weight."""
 
     def maps(self, x: Box) -> tuple[Fn, Fn, Fn, Fn]:
-        return _linear_maps(self.op.weight, self.op.bias)
+        return _linear_maps(self, self.op.weight, self.op.bias)
 
 
 @register(F.linear)
@@ -52,11 +68,15 @@ class LinearFunction(AffineRule):
     """F.linear(x, weight, bias=None)."""
 
     def maps(self, x: Box, weight: torch.Tensor, bias: torch.Tensor | None = None) -> tuple[Fn, Fn, Fn, Fn]:
-        return _linear_maps(weight, bias)
+        return _linear_maps(self, weight, bias)
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, int) else (int(v[0]), int(v[1]))
 
 
 def _conv_maps(
-    rule: Rule,
+    rule: AffineRule,
     x: Box,
     w: torch.Tensor,
     b: torch.Tensor | None,
@@ -69,19 +89,46 @@ def _conv_maps(
         if padding != "valid":
             raise unsupported(f"conv2d with padding={padding!r}", rule.name, "use integer padding")
         padding = 0
-    wa = w.abs()
-    in_shape = x.lo.shape[1:]
+    stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
+    wa = rule.absolute(w)
+    in_shape = tuple(x.lo.shape[1:])
+    out_hw = tuple(
+        (in_shape[1 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1
+        for i in range(2)
+    )
+    out_shape = (w.shape[0], *out_hw)
+    extra = tuple(
+        in_shape[1 + i]
+        - ((out_hw[i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (w.shape[2 + i] - 1) + 1)
+        for i in range(2)
+    )
 
-    def transpose(weight: torch.Tensor) -> Fn:
-        return lambda v: torch.nn.grad.conv2d_input(
-            (v.shape[0], *in_shape), weight, v, stride, padding, dilation, groups
-        )
+    def conv_t(weight: torch.Tensor) -> Fn:
+        return lambda v: F.conv_transpose2d(v, weight, None, stride, padding, extra, groups, dilation)
 
+    def dense(weight: torch.Tensor) -> torch.Tensor:
+        """The (F_out, F_in) matrix of the convolution (without bias): rows = transposes of the basis."""
+        f_out = math.prod(out_shape)
+        eye = torch.eye(f_out, dtype=weight.dtype, device=weight.device).reshape(f_out, *out_shape)
+        return conv_t(weight)(eye).reshape(f_out, -1)
+
+    def matmul(m: torch.Tensor) -> Fn:
+        return lambda v: (v.reshape(v.shape[0], -1) @ m).reshape(v.shape[0], *in_shape)
+
+    entries = math.prod(in_shape) * math.prod(out_shape)
+    macs = math.prod(out_shape) * w[0].numel()
+    if entries <= DENSE_ENTRIES and entries <= DENSE_FACTOR * macs:
+        key = ("dense", in_shape, stride, padding, dilation, groups)
+        m = rule.memo(key, (w,), lambda: dense(w))
+        ma = rule.memo(("abs", *key), (w,), m.abs)
+        transpose, abs_transpose = matmul(m), matmul(ma)
+    else:
+        transpose, abs_transpose = conv_t(w), conv_t(wa)
     return (
         lambda v: F.conv2d(v, w, b, stride, padding, dilation, groups),
         lambda v: F.conv2d(v, wa, None, stride, padding, dilation, groups),
-        transpose(w),
-        transpose(wa),
+        transpose,
+        abs_transpose,
     )
 
 

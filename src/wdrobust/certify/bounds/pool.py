@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wdrobust.certify.bounds.interval import Box, Cot, map_classes, scale
+from wdrobust.certify.bounds.interval import Box, Cot, Slopes, map_classes, scale
 from wdrobust.certify.bounds.rule import Rule, interval_arg, register, unsupported
 
 
@@ -97,8 +97,7 @@ class MaxPoolRule(Rule):
         best_lo = lo.amax(dim=2, keepdim=True)
         can_win = hi >= best_lo
         certain = can_win.sum(dim=2, keepdim=True) == 1
-        self.dlo = (can_win & certain).to(x.lo.dtype)
-        self.dhi = can_win.to(x.lo.dtype)
+        self.slopes = Slopes((can_win & certain).to(x.lo.dtype), can_win.to(x.lo.dtype))
         self.stable = certain.reshape(b, -1).all(dim=1)
         out_hw = (
             (h + 2 * self.p[0] - self.k[0]) // self.s[0] + 1,
@@ -113,9 +112,7 @@ class MaxPoolRule(Rule):
         def spread(t: torch.Tensor) -> torch.Tensor:  # (B, C_cls, c, Ho, Wo) -> (B, C_cls, c, 1, L)
             return t.reshape(b, n, c, 1, -1)
 
-        win = scale(
-            Cot(spread(cot.center), None if cot.radius is None else spread(cot.radius)), self.dlo, self.dhi
-        )
+        win = scale(Cot(spread(cot.center), None if cot.radius is None else spread(cot.radius)), self.slopes)
         h, w = self.in_shape[1:]
 
         def fold(t: torch.Tensor) -> torch.Tensor:

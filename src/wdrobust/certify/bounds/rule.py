@@ -4,7 +4,8 @@ Each supported operation of a torch.fx graph has one ``Rule`` subclass, register
 (``call_module``), functions (``call_function``) or method names (``call_method``). A rule is instantiated
 once per graph node and per bound computation; ``forward`` maps the arguments' boxes to the output's box
 (remembering what ``backward`` needs, e.g. derivative intervals), and ``backward`` maps the output's
-interval cotangent to one cotangent per positional argument (None for constant arguments).
+interval cotangent to one cotangent per positional argument (None for constant arguments). Values that
+depend only on the weights (|W|, dense matrices of small convolutions) are kept in a per-node ``cache``.
 """
 
 from __future__ import annotations
@@ -33,10 +34,22 @@ class Rule:
     affine: ClassVar[bool] = False
     nonlinear: ClassVar[bool] = False
 
-    def __init__(self, op: Any, name: str) -> None:
+    def __init__(self, op: Any, name: str, cache: dict[Any, Any] | None = None) -> None:
         self.op = op
         self.name = name
         self.stable: torch.Tensor | None = None
+        self.cache = {} if cache is None else cache
+
+    def memo(self, key: Any, deps: tuple[torch.Tensor, ...], make: Callable[[], Any]) -> Any:
+        """make(), cached in ``cache`` (shared by the rules of one graph node across bound computations)
+        under key until one of the tensors deps changes (storage, in-place version, dtype or device).
+        The entry holds deps, so their storage cannot be freed and reused by another tensor meanwhile."""
+        stamp = tuple((t.data_ptr(), t._version, t.dtype, t.device, tuple(t.shape)) for t in deps)
+        hit = self.cache.get(key)
+        if hit is None or hit[0] != stamp:
+            hit = (stamp, deps, make())
+            self.cache[key] = hit
+        return hit[2]
 
     def call(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Apply the original operation to a concrete tensor x (the first argument)."""

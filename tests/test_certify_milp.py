@@ -64,7 +64,7 @@ def test_milp_certificate_shells_radius_and_labels() -> None:
     res = cert.run(x, y)
     assert res.sound and res.method == "milp" and res.note == ""
     maj = res.majorants["margin"]
-    np.testing.assert_allclose(maj.knots, np.tile([0.1, 1.0], (3, 1)))
+    np.testing.assert_allclose(maj.knots[:, [0, -1]], np.tile([0.1, 1.0], (3, 1)), rtol=1e-6)
     for i in range(3):
         xi = x[i].double().numpy()
         brute = _brute(model, np.clip(xi - 0.1, 0, 1), np.clip(xi + 0.1, 0, 1), int(y[i]), "l1")

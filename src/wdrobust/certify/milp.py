@@ -17,7 +17,8 @@ The program maximises ||grad m_j(x)||_* over x in B:
 
 HiGHS (scipy.optimize.milp) solves it; the value used is the solver's dual bound (-mip_dual_bound), an
 upper bound of the maximum up to the solver's feasibility tolerances (1e-6), even when the time limit
-stops the search early. Each shell's value is also capped by the global bound and by the next shell.
+stops the search early. Each shell's value is also capped by the local engine's bound and by the next
+shell's value (a smaller ball has a smaller constant).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ import torch
 from scipy.optimize import Bounds, LinearConstraint, milp
 from torch import nn
 
-from wdrobust.certify.base import Certificate, ShellBound, check_radii
+from wdrobust.certify.base import ShellBound
 from wdrobust.certify.chain import build_chain
-from wdrobust.certify.global_lipschitz import pair_lipschitz
+from wdrobust.certify.local import LocalCertificate
 
 #: Relative slack added to the solver's dual bound against its feasibility tolerances.
 SOLVER_SLACK = 1e-6
@@ -263,60 +264,62 @@ def lipschitz_on_box(
     return values, optimal
 
 
-class MILPCertificate(Certificate):
-    """Exact local Lipschitz constants L_ij(r) of small ReLU networks on shells around each sample.
+class MILPCertificate(LocalCertificate):
+    """Exact local Lipschitz constants L_ij(r) of small ReLU networks on the inner shells (r <= eps).
 
-    Default shells: eps (when 0 < eps < diam) and the diameter. The programs run on every shell but the
-    last: the diameter shell (the whole box [0,1]^d, far too many unstable neurons) takes the global
-    bound L[y_i, j]. ``time_limit``: seconds per program (one per sample, inner shell and class j != y_i;
-    two for l2). Runs stopped early use the solver's bound (still sound) and say so in ``note``. Every
-    L_ij(r_m) is capped by the global bound and by L_ij(r_m+1) (a smaller ball has a smaller constant).
+    Shells: the default grid from eps up to the diameter (base.default_radii without the radii below
+    eps) or the user's radii. On shells with r <= ``milp_radius`` (default eps) one program per sample
+    and class j != y_i (two for l2) gives L_ij(r); every shell also gets the sound local bound of the
+    interval engine (certify.local), and the smaller of the two is used. Outer shells (boxes with too
+    many unstable neurons for a MILP) therefore carry the local bound. ``time_limit``: seconds per
+    program; runs stopped early use the solver's dual bound (still sound) and say so in ``note``.
     """
 
     name = "milp"
     sound = True
 
-    def __init__(self, *args: Any, time_limit: float = 10.0, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, time_limit: float = 10.0, milp_radius: float | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         if not time_limit > 0:
             raise ValueError(f"time_limit must be positive, got {time_limit}")
         self.time_limit = float(time_limit)
+        self.milp_radius = self.threat.eps if milp_radius is None else float(milp_radius)
         self.optimal = True
         self._net: ReluNet | None = None
-        self._global: np.ndarray | None = None
 
     def shell_radii(self, d: int) -> np.ndarray:
-        """The user's radii (validated) or (eps, diam)."""
-        if self.radii is not None:
-            return check_radii(self.radii, self.threat, d)
-        first = self.threat.eps if self.threat.eps > 0 else self.threat.diameter(d)
-        return check_radii([first], self.threat, d)
-
-    def _prepare(self, shape: tuple[int, ...], num_classes: int) -> None:
-        if self._net is None:
-            self._net = ReluNet.from_model(self.model, shape)
-            chain = build_chain(self.model, shape, torch.device("cpu"))
-            self._global = pair_lipschitz(chain, self.threat.norm, num_classes).numpy()
+        """The user's radii (validated), else default_radii from eps up (all of them when eps = 0)."""
+        radii = super().shell_radii(d)
+        if self.radii is None and self.threat.eps > 0:
+            radii = radii[radii >= self.threat.eps * (1 - 1e-12)]
+        return radii
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
-        self._prepare(tuple(x.shape[1:]), z.shape[1])
-        radii = self.shell_radii(x[0].numel())
+        if self._net is None:
+            self._net = ReluNet.from_model(self.model, tuple(x.shape[1:]))
+        lip_t, knots = self.shell_lipschitz(x, y)
+        lip = lip_t.double().cpu().numpy()
+        radii = knots[0].double().cpu().numpy()
         flat = x.reshape(x.shape[0], -1).double().cpu().numpy()
         labels = y.cpu().numpy()
-        lip = np.repeat(self._global[labels][:, :, None], len(radii), axis=2)
+        inner = np.flatnonzero(radii <= self.milp_radius * (1 + 1e-6))  # knots may be float32-rounded
         # One program per (sample, inner shell, class): separate MILPs, so this loop cannot be vectorised.
-        for i, m in np.ndindex(x.shape[0], len(radii) - 1):
-            lo, hi = np.clip(flat[i] - radii[m], 0, 1), np.clip(flat[i] + radii[m], 0, 1)
-            lip[i, :, m], optimal = lipschitz_on_box(
+        for i, m in np.ndindex(x.shape[0], len(inner)):
+            r = radii[inner[m]]
+            lo, hi = np.clip(flat[i] - r, 0, 1), np.clip(flat[i] + r, 0, 1)
+            exact, optimal = lipschitz_on_box(
                 self._net, lo, hi, int(labels[i]), self.threat.norm, self.time_limit
             )
+            lip[i, :, inner[m]] = np.minimum(lip[i, :, inner[m]], exact)
             self.optimal &= optimal
-        lip = np.minimum(lip, self._global[labels][:, :, None])
         lip = np.flip(np.minimum.accumulate(np.flip(lip, axis=2), axis=2), axis=2)
         notes = [] if self.optimal else ["time limit reached: solver dual bounds used (sound, not exact)"]
         if self.threat.norm == "l2":
             notes.append("l2: sqrt(max ||g||_1 * max ||g||_inf) bound (sound, not exact)")
+        if len(inner) == 0:
+            notes.append("no shell within milp_radius: local bounds only")
         self.note = "; ".join(notes)
         lip_t = torch.as_tensor(lip.copy(), dtype=torch.float64, device=z.device)
-        knots = torch.as_tensor(radii, dtype=torch.float64, device=z.device).expand(x.shape[0], -1)
-        return ShellBound.from_margins(lip_t, knots.contiguous(), z.double(), y, self.losses)
+        return ShellBound.from_margins(lip_t, knots.to(torch.float64), z.double(), y, self.losses)

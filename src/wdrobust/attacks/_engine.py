@@ -133,7 +133,8 @@ class Recorder:
         2^-24 relative of the exact one) rounded up by the factor 1 + 1e-6, three times cheaper.
         """
         if self.norm == "linf":
-            return lp_norm(x - self.x0[sel], "linf").double() * (1 + 1e-6)
+            diff = (x - self.x0[sel]).reshape(x.shape[0], -1)
+            return torch.linalg.vector_norm(diff, ord=math.inf, dim=1).double() * (1 + 1e-6)
         return lp_norm(x.double() - self.x0_64[sel], self.norm)
 
     def add(self, x: torch.Tensor, z: torch.Tensor, rows: torch.Tensor, full: bool = False) -> None:
@@ -269,22 +270,27 @@ def ascend(
     objective: Objective,
     radius: float | torch.Tensor,
     steps: int,
-    step: float | torch.Tensor,
+    step: float,
     sparsity: float | None = None,
+    keep: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Projected steepest ascent x <- P_{B(x0, radius) cap box}(x + step u(grad objective)), ``steps``
-    gradient steps plus one forward at the last iterate. Returns the best iterate (m, *S) and its
-    objective value (m,) (the best, not the last)."""
+    gradient steps plus one forward at the last iterate. Returns the best iterate (m, *S) and the best
+    objective value (m,); with keep=False the last iterate instead of the best (every iterate is a
+    recorded candidate anyway), which saves a pass over the inputs per step."""
     best_x, best_v = x, torch.full((x.shape[0],), -math.inf, device=x.device)
-    step = torch.as_tensor(step, dtype=x.dtype, device=x.device).expand(x.shape[0])
-    shape = (-1, *([1] * (x.dim() - 1)))
     for _ in range(steps):
         _, v, g = batch.gradient(x, objective, rows)
-        best_x, best_v = keep_best(best_x, best_v, x, v)
+        if keep:
+            best_x, best_v = keep_best(best_x, best_v, x, v)
+        else:
+            best_v = torch.maximum(best_v, v)
         u = direction(g, x, batch.threat.norm, sparsity)
-        x = batch.project(x + step.reshape(shape) * u, rows, radius)
+        x = batch.project(x.add(u, alpha=step), rows, radius)
     v = objective(batch.evaluate(x, rows), rows)
-    return keep_best(best_x, best_v, x, v)
+    if keep:
+        return keep_best(best_x, best_v, x, v)
+    return x, torch.maximum(best_v, v)
 
 
 def keep_best(

@@ -55,7 +55,17 @@ class PGD(Attack):
         rows = batch.all
         for restart in range(self.restarts):
             start = batch.random_start(rows, eps) if self.random_start or restart else batch.x0[rows]
-            ascend(batch, start, rows, objective, eps, self.steps, self.step_size * eps, self.sparsity)
+            ascend(
+                batch,
+                start,
+                rows,
+                objective,
+                eps,
+                self.steps,
+                self.step_size * eps,
+                self.sparsity,
+                keep=False,
+            )
             rows = rows[batch.recorder.flip[rows].isinf()]
             if rows.numel() == 0:
                 break

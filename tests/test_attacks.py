@@ -245,3 +245,8 @@ def test_autoattack_reference_adapter() -> None:
     assert result.t.shape == (8, 1) and np.nanmax(result.t) <= 0.3
     assert result.forward_passes == model.forward_count and result.backward_passes == model.backward_count
     assert math.isclose(result.robust_accuracy(), 0.0)
+
+
+def test_a_device_other_than_the_models_is_refused() -> None:
+    with pytest.raises(ValueError, match="move the model"):
+        ATTACKS["pgd"](tiny(), ThreatModel("linf", 0.1), device="meta")

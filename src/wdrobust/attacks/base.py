@@ -106,12 +106,14 @@ class AttackResult:
 
 
 def model_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
-    """The explicit device, else the device of the model's first parameter or buffer, else resolve_device."""
-    if device is not None:
+    """The device to attack on: the model's (its first parameter or buffer), else resolve_device(device).
+    An explicit device that differs from the model's raises ValueError (the model is never moved)."""
+    held = next((t.device for t in (*model.parameters(), *model.buffers())), None)
+    if held is None:
         return resolve_device(device)
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return resolve_device(None)
+    if device is not None and resolve_device(device).type != held.type:
+        raise ValueError(f"the model is on {held} but device={device!s} was requested: move the model first")
+    return held
 
 
 class Attack:

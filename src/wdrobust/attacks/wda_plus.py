@@ -76,7 +76,7 @@ class WDAPlus(Attack):
             dist = torch.nan_to_num(dist, nan=float("inf")).reshape(k, m)
             best = dist.argmin(dim=0)
             pick = best * m + torch.arange(m, device=x.device)
-            length = (dist[best, torch.arange(m)] * (1 + self.overshoot)).clamp(max=diameter)
+            length = (dist[best, torch.arange(m, device=x.device)] * (1 + self.overshoot)).clamp(max=diameter)
             length = torch.where(length.isfinite(), length, torch.full_like(length, diameter / 10))
             u = steepest_step(g[pick], x[rows], batch.threat.norm)
             step = (x[rows] + length.reshape(shape) * u).clamp(0.0, 1.0)

@@ -84,3 +84,34 @@ def test_milp_rejects_smooth_activations() -> None:
         )
     with pytest.raises(ValueError, match="time_limit"):
         MILPCertificate(model, ThreatModel("linf", 0.1), time_limit=0)
+
+
+def test_sampled_le_milp_le_local_le_global_on_a_digits_mlp(
+    digits_test: tuple[torch.Tensor, torch.Tensor],
+) -> None:
+    from wdrobust.certify.chain import build_chain
+    from wdrobust.certify.global_lipschitz import pair_lipschitz
+    from wdrobust.certify.local import margin_lipschitz
+    from wdrobust.nets.gradients import margin_gradients
+    from wdrobust.train import fit
+
+    model = fit("digits", "mlp", arch_kwargs={"widths": [16, 16]}, epochs=8, seed=0, device="cpu").model
+    x, y = digits_test[0][:3], digits_test[1][:3]
+    eps = 0.02
+    local = margin_lipschitz(model, x, y, [eps], "linf", device="cpu")[:, :, 0].double().numpy()
+    table = pair_lipschitz(build_chain(model, (1, 8, 8), torch.device("cpu")), "linf", 10).numpy()
+    net = ReluNet.from_model(model, (1, 8, 8))
+    gen = torch.Generator().manual_seed(0)
+    for i in range(3):
+        xi = x[i].reshape(-1).double().numpy()
+        lo, hi = np.clip(xi - eps, 0, 1), np.clip(xi + eps, 0, 1)
+        exact, optimal = lipschitz_on_box(net, lo, hi, int(y[i]), "linf", time_limit=30)
+        pts = torch.tensor(lo, dtype=torch.float32) + torch.rand(256, 64, generator=gen) * torch.tensor(
+            hi - lo, dtype=torch.float32
+        )
+        _, g = margin_gradients(model, pts.reshape(-1, 1, 8, 8), y[i].expand(256))
+        sampled = g.reshape(256, 10, -1).abs().sum(dim=2).amax(dim=0).double().numpy()
+        assert optimal
+        assert (sampled <= exact + 1e-4).all()
+        assert (exact <= local[i] + 1e-4).all()
+        assert (local[i] <= table[int(y[i])] + 1e-4).all()

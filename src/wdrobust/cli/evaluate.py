@@ -52,6 +52,9 @@ def command(
     ),
     seed: int | None = typer.Option(None, help="Random seed; each (job, batch) unit derives its own [0]."),
     device: str | None = typer.Option(None, help="cpu or cuda [cuda if available]."),
+    threads: int | None = typer.Option(
+        None, help="CPU threads for torch [1: fastest for small models on a busy machine; 0: all cores]."
+    ),
     out: str | None = typer.Option(None, "--out", "-o", help="Run folder [runs/digits-default]."),
     force: bool = typer.Option(
         False, "--force", help="Delete an existing run folder's store and start over."
@@ -79,6 +82,7 @@ def command(
         certificates=certificates,
         seed=seed,
         device=device,
+        threads=threads,
         out=out,
         quiet=quiet or None,
     )

@@ -24,7 +24,7 @@ from wdrobust.threat import NORMS, ThreatModel, parse_number
 DEFAULT_MODEL = "digits-default"
 
 #: Fields that do not change any stored number: left out of the canonical form and its hash.
-RUNTIME_FIELDS = ("out", "device", "quiet")
+RUNTIME_FIELDS = ("out", "device", "threads", "quiet")
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class EvalConfig:
     seed: int = 0
     out: str = "runs/digits-default"
     device: str | None = None
+    threads: int = 1
     quiet: bool = False
 
     @property
@@ -82,7 +83,7 @@ def _coerce(name: str, value: Any) -> Any:
     """Convert a TOML or flag value to the field's type; raise ValueError naming the field."""
     if name in _TUPLES:
         return split_list(value)
-    if name in ("n", "batch_size", "seed"):
+    if name in ("n", "batch_size", "seed", "threads"):
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ValueError(f"{name} must be an integer, got {value!r}")
         try:
@@ -137,6 +138,8 @@ def validate(cfg: EvalConfig) -> EvalConfig:
         raise ValueError(f"unknown norm {cfg.norm!r}: expected one of {', '.join(NORMS)}")
     if cfg.n < 1:
         raise ValueError(f"n must be >= 1, got {cfg.n}")
+    if cfg.threads < 0:
+        raise ValueError(f"threads must be >= 0 (0 = all cores), got {cfg.threads}")
     if cfg.batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {cfg.batch_size}")
     for name in ("eps", "p", "losses", "attacks", "certificates"):

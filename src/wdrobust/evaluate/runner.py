@@ -83,6 +83,8 @@ def run(cfg: EvalConfig, *, force: bool = False, console: Console | None = None)
     cfg = config_mod.validate(cfg)
     resume = check_run_folder(cfg, force)
     device = resolve_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
     inputs = load_inputs(cfg, device)
     out = Path(cfg.out)
     if force and (out / STORE_NAME).exists():

@@ -50,6 +50,7 @@ def risk_plot(results: dict[str, Any], loss: str, path: Path) -> str:
     """Risk versus eps for one loss, one panel per p."""
     ps = list(dict.fromkeys(tm["p"] for tm in results["threat_models"]))
     fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.6), squeeze=False, sharey=True)
+    finite = []
     for ax, p in zip(axes[0], ps, strict=True):
         s = _series(results, loss, p)
         ax.fill_between(s["eps"], s["lower"], s["best"], color="tab:blue", alpha=0.15, label="band")
@@ -60,10 +61,11 @@ def risk_plot(results: dict[str, Any], loss: str, path: Path) -> str:
             ax.plot(s["eps"], values, style, marker="s", ms=3, color=f"C{i + 1}", label=label)
         ax.set_title(f"p = {p}")
         ax.set_xlabel(f"eps ({results['norm']})")
-        finite = [v for v in s["lower"] + s["best"] if np.isfinite(v)]
-        if finite:
-            top = max(finite)
-            ax.set_ylim(min(finite) - 0.05 * abs(top), top * 1.6 + 1e-9 if top > 0 else 1.0)
+        finite += [v for v in s["lower"] + s["best"] if np.isfinite(v)]
+    if finite:  # show the whole band; looser certificates may leave the frame
+        lo, hi = min(finite), max(finite)
+        pad = 0.08 * (hi - lo) + 1e-9
+        axes[0][0].set_ylim(lo - pad, hi + pad)
     axes[0][0].set_ylabel(f"worst-case risk, loss {loss}")
     axes[0][-1].legend(fontsize=7, loc="upper left")
     fig.suptitle(f"{results['model']['name']} on {results['data']['name']}: Wasserstein risk band")
@@ -78,7 +80,8 @@ def radii_plot(records: Records, path: Path) -> str | None:
         series["flip distance (best attack)"] = flips[records.correct]
     for rec in records.certificates.values():
         if rec.certified_radius is not None:
-            series[f"certified radius ({rec.method})"] = rec.certified_radius[records.correct]
+            label = rec.method if rec.sound else f"{rec.method}, estimate"
+            series[f"certified radius ({label})"] = rec.certified_radius[records.correct]
     series = {k: v[np.isfinite(v)] for k, v in series.items()}
     if not any(v.size for v in series.values()):
         return None

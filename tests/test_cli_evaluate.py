@@ -90,3 +90,12 @@ def test_evaluate_prints_outputs_then_report_rerenders(tmp_path):
     assert invoke("report", "runs/nothing").exit_code == 2
     changed = invoke("evaluate", *args, "--seed", "3")
     assert changed.exit_code == 2 and "different configuration" in changed.output
+
+
+def test_bad_method_option_exit_2_no_folder(tmp_path):
+    path = tmp_path / "eval.toml"
+    path.write_text('attacks = ["wda++"]\ncertificates = ["global"]\n[attack_options."wda++"]\nnosuch = 1\n')
+    result = invoke("evaluate", "--config", str(path), "--out", "runs/bad", "--quiet")
+    assert result.exit_code == 2, result.output
+    assert "attack 'wda++': bad options" in result.output
+    assert not (tmp_path / "runs" / "bad").exists()

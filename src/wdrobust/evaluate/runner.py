@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -64,10 +65,14 @@ def check_run_folder(cfg: EvalConfig, force: bool) -> bool:
     out = Path(cfg.out)
     store_path = out / STORE_NAME
     if store_path.exists():
-        with Store(store_path) as store:
-            stored = store.get_meta("config_hash")
-        if stored == config_mod.config_hash(cfg) or force:
-            return stored == config_mod.config_hash(cfg) and not force
+        try:
+            with Store(store_path) as store:
+                stored = store.get_meta("config_hash")
+        except sqlite3.DatabaseError:
+            raise ValueError(f"{store_path} is not a wdrobust store; choose another --out") from None
+        current = config_mod.config_hash(cfg)
+        if stored is None or stored == current or force:  # None: killed before the config was recorded
+            return stored == current and not force
         raise ValueError(
             f"run folder {out} holds a different configuration; use --force to start over "
             "or choose another --out"
@@ -86,6 +91,7 @@ def run(cfg: EvalConfig, *, force: bool = False, console: Console | None = None)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     inputs = load_inputs(cfg, device)
+    check_methods(cfg, inputs, device)
     out = Path(cfg.out)
     if force and (out / STORE_NAME).exists():
         shutil.rmtree(out)
@@ -197,24 +203,54 @@ def compute_unit(
             correct=(z.argmax(dim=1) == y).cpu().numpy(),
         )
         return arrays, {"forward_passes": int(x.shape[0])}
-    options = dict(
-        (cfg.attack_options if job.kind == "attack" else cfg.certificate_options).get(job.method, {})
-    )
-    cls = config_mod.registry_of(job.kind)[job.method]
-    common = {"device": device, "batch_size": cfg.batch_size, "progress": None}
+    method = make_method(job, cfg, inputs.model, seed, radii, device)
+    result = method.run(x, y)
     if job.kind == "attack":
-        result = cls(inputs.model, job.threat, losses=cfg.losses, seed=seed, **common, **options).run(x, y)
-        info = {"seconds_method": float(result.seconds)}
+        info: dict[str, Any] = {"seconds_method": float(result.seconds)}
         arrays = attack_arrays(result)
     else:
-        options.setdefault("radii", radii)
-        losses = tuple(loss for loss in cfg.losses if loss in CERTIFIABLE)
-        result = cls(inputs.model, job.threat, losses=losses, **common, **options).run(x, y)
         info = {"sound": bool(result.sound), "note": result.note, "seconds_method": float(result.seconds)}
         arrays = certificate_arrays(result)
     info["forward_passes"] = int(getattr(result, "forward_passes", 0))
     info["backward_passes"] = int(getattr(result, "backward_passes", 0))
     return arrays, info
+
+
+def make_method(
+    job: Job,
+    cfg: EvalConfig,
+    model: torch.nn.Module,
+    seed: int,
+    radii: np.ndarray | None,
+    device: torch.device,
+) -> Any:
+    """The attack or certificate of a job, built with the configured options.
+
+    Attacks get the config's losses and the unit's seed; certificates the certifiable losses and, unless
+    their options say otherwise, the shell radii of ``jobs.certificate_radii``. Options the method does
+    not accept raise ValueError naming the method.
+    """
+    options = dict(
+        (cfg.attack_options if job.kind == "attack" else cfg.certificate_options).get(job.method, {})
+    )
+    cls = config_mod.registry_of(job.kind)[job.method]
+    common = {"device": device, "batch_size": cfg.batch_size, "progress": None}
+    try:
+        if job.kind == "attack":
+            return cls(model, job.threat, losses=cfg.losses, seed=seed, **common, **options)
+        options.setdefault("radii", radii)
+        losses = tuple(loss for loss in cfg.losses if loss in CERTIFIABLE)
+        return cls(model, job.threat, losses=losses, **common, **options)
+    except TypeError as exc:
+        raise ValueError(f"{job.kind} {job.method!r}: bad options: {exc}") from None
+
+
+def check_methods(cfg: EvalConfig, inputs: Inputs, device: torch.device) -> None:
+    """Build every job's method once (nothing runs), so bad options fail before the run folder exists."""
+    radii = certificate_radii(cfg, inputs.facts["input_dim"]) if cfg.certificates else None
+    for job in plan(cfg):
+        if job.kind != "clean":
+            make_method(job, cfg, inputs.model, cfg.seed, radii, device)
 
 
 @contextlib.contextmanager

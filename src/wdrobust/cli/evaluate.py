@@ -31,34 +31,37 @@ def command(
     data_root: str | None = typer.Option(None, help="Folder holding the data files (mnist, cifar)."),
     split: str | None = typer.Option(None, help="Split to evaluate: test (default) or train."),
     n: int | None = typer.Option(
-        None, "--n", help="Number of samples: the first n of the split [default 450]."
+        None, "--n", help="Number of samples: the first n of the split (default 450)."
     ),
     batch_size: int | None = typer.Option(
-        None, help="Samples per unit of work (and of storage/resumption) [150]."
+        None, help="Samples per unit of work (and of storage/resumption) (default 150)."
     ),
-    norm: str | None = typer.Option(None, help="Threat norm: linf, l2 or l1 [linf]."),
+    norm: str | None = typer.Option(None, help="Threat norm: linf, l2 or l1 (default linf)."),
     eps: str | None = typer.Option(
-        None, help="Comma-separated radii, fractions allowed (8/255) [0.01,0.03]."
+        None, help="Comma-separated radii, fractions allowed (8/255) (default 0.01,0.03)."
     ),
     p: str | None = typer.Option(
-        None, "--p", help="Comma-separated Wasserstein orders >= 1 or inf [1,2,inf]."
+        None, "--p", help="Comma-separated Wasserstein orders >= 1 or inf (default 1,2,inf)."
     ),
-    losses: str | None = typer.Option(None, help="Comma-separated losses: ce, margin, dlr, zero_one."),
+    losses: str | None = typer.Option(
+        None, help="Comma-separated losses: ce, margin, dlr, zero_one (default ce,margin,zero_one)."
+    ),
     attacks: str | None = typer.Option(
-        None, help="Comma-separated attacks (lower bounds), e.g. pgd,apgd,wda,wda++."
+        None, help="Comma-separated attacks (lower bounds) (default pgd,apgd,wda,wda++)."
     ),
     certificates: str | None = typer.Option(
-        None, help="Comma-separated certificates (upper bounds), e.g. global,first-order,local,cell,radius."
+        None,
+        help="Comma-separated certificates (upper bounds) (default global,first-order,local,cell,radius).",
     ),
-    seed: int | None = typer.Option(None, help="Random seed; each (job, batch) unit derives its own [0]."),
-    device: str | None = typer.Option(None, help="cpu or cuda [cuda if available]."),
+    seed: int | None = typer.Option(
+        None, help="Random seed; each (job, batch) unit derives its own (default 0)."
+    ),
+    device: str | None = typer.Option(None, help="cpu or cuda (default: cuda if available)."),
     threads: int | None = typer.Option(
-        None, help="CPU threads for torch [1: fastest for small models on a busy machine; 0: all cores]."
+        None, help="CPU threads for torch (default 1, fastest for small models; 0 = all cores)."
     ),
-    out: str | None = typer.Option(None, "--out", "-o", help="Run folder [runs/digits-default]."),
-    force: bool = typer.Option(
-        False, "--force", help="Delete an existing run folder's store and start over."
-    ),
+    out: str | None = typer.Option(None, "--out", "-o", help="Run folder (default runs/digits-default)."),
+    force: bool = typer.Option(False, "--force", help="Start over: delete the existing run in --out first."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the output paths."),
 ) -> None:
     """Evaluate a model: attack lower bounds and certified upper bounds for every (eps, p, loss).

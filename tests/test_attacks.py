@@ -250,3 +250,32 @@ def test_autoattack_reference_adapter() -> None:
 def test_a_device_other_than_the_models_is_refused() -> None:
     with pytest.raises(ValueError, match="move the model"):
         ATTACKS["pgd"](tiny(), ThreatModel("linf", 0.1), device="meta")
+
+
+def test_apgd_checkpoints_follow_the_schedule() -> None:
+    from wdrobust.attacks.apgd import checkpoints
+
+    # p = 0, 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99 (then > 1)
+    assert sorted(checkpoints(100)) == [22, 41, 57, 70, 80, 87, 93, 99]
+
+
+def test_sparse_l1_step_is_unit_and_box_feasible() -> None:
+    from wdrobust.attacks._engine import sparse_l1_step
+
+    g = torch.randn(6, 40)
+    x = torch.rand(6, 40)
+    x[:, :5] = 1.0  # at the upper face: ascent with g > 0 is blocked there
+    g[:, :5] = 10.0
+    u = sparse_l1_step(g, x, sparsity=0.1)
+    assert torch.allclose(u.abs().sum(1), torch.ones(6))
+    assert torch.all((u != 0).sum(1) == 4) and torch.all(u[:, :5] == 0)
+    assert torch.all(u * g >= 0)
+
+
+def test_a3_discarding_saves_passes() -> None:
+    x, y = data(n=40)
+    threat = ThreatModel("linf", 0.02)
+    keep = ATTACKS["a3"](tiny(), threat, restarts=3, n_iter=5, discard=1e9).run(x, y)
+    drop = ATTACKS["a3"](tiny(), threat, restarts=3, n_iter=5, discard=1e-9).run(x, y)
+    assert drop.forward_passes < keep.forward_passes
+    assert drop.robust_accuracy() >= keep.robust_accuracy() - 0.1

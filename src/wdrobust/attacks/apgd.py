@@ -25,11 +25,11 @@ ALPHA = 0.75
 
 def checkpoints(n_iter: int) -> set[int]:
     """Iterations w_j = ceil(p_j n_iter), 0 < w_j < n_iter, with p_1 = 0.22 and
-    p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06)."""
+    p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06) (p_j n_iter rounded to 1e-9 first: 0.57 * 100 -> 57)."""
     p = [0.0, 0.22]
     while p[-1] < 1:
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
-    return {w for w in (math.ceil(q * n_iter) for q in p[1:]) if 0 < w < n_iter}
+    return {w for w in (math.ceil(round(q * n_iter, 9)) for q in p[1:]) if 0 < w < n_iter}
 
 
 def apgd_ascent(

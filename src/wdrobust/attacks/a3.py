@@ -20,9 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import Batch, Objective, ascend, direction, loss_objective, target_margin
+from wdrobust.attacks._engine import Batch, Objective, direction, loss_objective, target_margin
 from wdrobust.attacks.apgd import apgd_ascent
-from wdrobust.attacks.base import Attack, radius_schedule
+from wdrobust.attacks.base import Attack
 from wdrobust.attacks.wda import WDA
 from wdrobust.threat import ThreatModel
 
@@ -160,11 +160,6 @@ class A3WDA(A3):
         target = self.ranked[:, restart % self.ranked.shape[1]]
         objective = target_margin(batch.y, target)
         eps = self.threat.eps
-        x, _ = apgd_ascent(batch, start, rows, objective, eps, self.n_iter)
-        best = x
-        d = batch.x0[0].numel()
-        for r in radius_schedule(self.threat, batch.n_total, d, self.wda.radii)[1:]:
-            x, _ = ascend(
-                batch, x, rows, objective, r, self.wda.steps, self.wda.step_size * r / self.wda.steps
-            )
+        best, _ = apgd_ascent(batch, start, rows, objective, eps, self.n_iter)
+        self.wda.ascend_radii(batch, best, rows, objective, self.wda.schedule(batch)[1:])
         return best

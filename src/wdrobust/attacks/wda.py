@@ -99,12 +99,15 @@ class WDA(Attack):
 
     def attack_batch(self, batch: Batch) -> None:
         target = self.ranked_targets(batch)[:, 0]
-        self.ascend_radii(batch, batch.x0, target_margin(batch.y, target))
+        self.ascend_radii(batch, batch.x0, batch.all, target_margin(batch.y, target), self.schedule(batch))
 
-    def ascend_radii(self, batch: Batch, start: torch.Tensor, objective: Any) -> torch.Tensor:
-        """Steepest ascent of the objective over the radius schedule, warm-started; returns the last best."""
-        x = start
-        d = batch.x0[0].numel()
-        for r in radius_schedule(self.threat, batch.n_total, d, self.radii):
-            x, _ = ascend(batch, x, batch.all, objective, r, self.steps, self.step_size * r / self.steps)
-        return x
+    def schedule(self, batch: Batch) -> list[float]:
+        """The radii of ``radius_schedule`` for this run (eps only for p = inf)."""
+        return radius_schedule(self.threat, batch.n_total, batch.x0[0].numel(), self.radii)
+
+    def ascend_radii(
+        self, batch: Batch, x: torch.Tensor, rows: torch.Tensor, objective: Any, radii: list[float]
+    ) -> None:
+        """Steepest ascent of the objective at each radius in turn, warm-started from the previous best."""
+        for r in radii:
+            x, _ = ascend(batch, x, rows, objective, r, self.steps, self.step_size * r / self.steps)

@@ -15,6 +15,7 @@ from torch import nn
 from wdrobust.certify.bounds import BoundGraph, linear, margin_lipschitz
 from wdrobust.certify.bounds.activations import bound_activation, hull_bounds, piecewise_linear
 from wdrobust.certify.bounds.interval import Box, Cot, Slopes, scale, scale_hull, scale_nonneg
+from wdrobust.nets.gradients import margin_gradients
 
 
 def _slopes(g: torch.Generator, shape: tuple[int, ...], kind: str) -> Slopes:
@@ -116,3 +117,14 @@ def test_cached_weights_follow_in_place_changes() -> None:
     fresh = margin_lipschitz(BoundGraph(net), x, y, [0.1], "linf", device="cpu")
     torch.testing.assert_close(after, fresh, rtol=0, atol=0)
     assert not torch.allclose(before, after)
+
+
+def test_max_pool_with_one_winner_per_window_is_exact() -> None:
+    """A tiny region keeps each window's winner: the bound is the gradient norm at the centre."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3))
+    net = net.double().eval()
+    x, y = torch.rand(3, 1, 4, 4, dtype=torch.float64), torch.tensor([0, 1, 2])
+    lip = margin_lipschitz(net, x, y, [1e-9], "linf", device="cpu")[:, :, 0]
+    _, g = margin_gradients(net, x, y)
+    torch.testing.assert_close(lip, g.abs().flatten(2).sum(dim=2), rtol=1e-6, atol=1e-9)

@@ -116,10 +116,10 @@ def scale(cot: Cot, d: Slopes) -> Cot:
     """Interval product D * v for D in [d.lo, d.hi] (lifted over classes) and v in cot (exact hull).
 
     Point v: D v = mid v +- rad |v|. Interval v = c +- r with D >= 0 (``scale_nonneg``), else the hull of
-    the four endpoint products (``scale_hull``).
+    the four endpoint products (``scale_hull``). The cot's shape must contain d's broadcast (B, 1, *S).
     """
     if cot.radius is None:
-        return Cot(d.mid * cot.center, None if d.exact else d.rad * cot.center.abs())
+        return Cot(d.mid * cot.center, None if d.exact else cot.center.abs().mul_(d.rad))
     return scale_nonneg(cot, d) if d.nonneg else scale_hull(cot, d)
 
 
@@ -129,14 +129,19 @@ def scale_nonneg(cot: Cot, d: Slopes) -> Cot:
         center = mid c + rad clamp(c, -r, r),   radius = mid r + rad max(|c|, r).
 
     (If v >= 0 the product is [lo vl, hi vu]; if v <= 0, [hi vl, lo vu]; if 0 in v, hi v; the formulas
-    above restate these three cases.) An exact D (rad = 0) gives mid c +- mid r.
+    above restate these three cases.) An exact D (rad = 0) gives mid c +- mid r. Computed in place on
+    two new tensors of the cot's shape.
     """
     c, r = cot.center, cot.radius
     assert r is not None
     if d.exact:
         return Cot(d.mid * c, d.mid * r)
-    center = (d.rad * torch.clamp(c, min=-r, max=r)).addcmul_(d.mid, c)
-    radius = (d.rad * torch.maximum(c.abs(), r)).addcmul_(d.mid, r)
+    center = torch.neg(r)
+    torch.clamp(c, min=center, max=r, out=center)
+    center.mul_(d.rad).addcmul_(d.mid, c)
+    radius = c.abs()
+    torch.maximum(radius, r, out=radius)
+    radius.mul_(d.rad).addcmul_(d.mid, r)
     return Cot(center, radius)
 
 

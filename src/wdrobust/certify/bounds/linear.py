@@ -115,20 +115,22 @@ def _conv_maps(
     def matmul(m: torch.Tensor) -> Fn:
         return lambda v: (v.reshape(v.shape[0], -1) @ m).reshape(v.shape[0], *in_shape)
 
+    def dense_forward(m: torch.Tensor, bias: torch.Tensor | None) -> Fn:
+        return lambda v: F.linear(v.reshape(v.shape[0], -1), m, bias).reshape(v.shape[0], *out_shape)
+
     entries = math.prod(in_shape) * math.prod(out_shape)
     macs = math.prod(out_shape) * w[0].numel()
     if entries <= DENSE_ENTRIES and entries <= DENSE_FACTOR * macs:
         key = ("dense", in_shape, stride, padding, dilation, groups)
         m = rule.memo(key, (w,), lambda: dense(w))
         ma = rule.memo(("abs", *key), (w,), m.abs)
-        transpose, abs_transpose = matmul(m), matmul(ma)
-    else:
-        transpose, abs_transpose = conv_t(w), conv_t(wa)
+        bias = None if b is None else b.repeat_interleave(math.prod(out_hw))
+        return dense_forward(m, bias), dense_forward(ma, None), matmul(m), matmul(ma)
     return (
         lambda v: F.conv2d(v, w, b, stride, padding, dilation, groups),
         lambda v: F.conv2d(v, wa, None, stride, padding, dilation, groups),
-        transpose,
-        abs_transpose,
+        conv_t(w),
+        conv_t(wa),
     )
 
 

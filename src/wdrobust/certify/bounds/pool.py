@@ -109,8 +109,8 @@ class MaxPoolRule(Rule):
         b, n = cot.center.shape[:2]
         c = self.in_shape[0]
 
-        def spread(t: torch.Tensor) -> torch.Tensor:  # (B, C_cls, c, Ho, Wo) -> (B, C_cls, c, 1, L)
-            return t.reshape(b, n, c, 1, -1)
+        def spread(t: torch.Tensor) -> torch.Tensor:  # (B, C_cls, c, Ho, Wo) -> (B, C_cls, c, k*k, L)
+            return t.reshape(b, n, c, 1, -1).expand(-1, -1, -1, self.k[0] * self.k[1], -1)
 
         win = scale(Cot(spread(cot.center), None if cot.radius is None else spread(cot.radius)), self.slopes)
         h, w = self.in_shape[1:]
@@ -120,4 +120,5 @@ class MaxPoolRule(Rule):
             out = out[:, :, self.p[0] : self.p[0] + h, self.p[1] : self.p[1] + w]
             return out.reshape(b, n, c, h, w)
 
-        return (Cot(fold(win.center), fold(win.radius)), *((None,) * (self.n_args - 1)))
+        radius = None if win.radius is None else fold(win.radius)
+        return (Cot(fold(win.center), radius), *((None,) * (self.n_args - 1)))

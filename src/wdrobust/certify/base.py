@@ -14,7 +14,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -165,7 +165,6 @@ class CertificateResult:
     cell_radius: np.ndarray | None = None
     seconds: float = 0.0
     note: str = ""
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
@@ -212,7 +211,6 @@ class CertificateResult:
                 sound=maj.sound,
                 name=maj.name,
             )
-        extra_keys = set(first.extra).intersection(*(r.extra for r in results))
         return CertificateResult(
             method=first.method,
             sound=all(r.sound for r in results),
@@ -225,7 +223,6 @@ class CertificateResult:
             cell_radius=_cat([r.cell_radius for r in results]),
             seconds=sum(r.seconds for r in results),
             note="; ".join(dict.fromkeys(r.note for r in results if r.note)),
-            extra={k: np.concatenate([r.extra[k] for r in results]) for k in sorted(extra_keys)},
         )
 
 

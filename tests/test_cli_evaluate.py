@@ -12,9 +12,15 @@ from wdrobust.cli import app
 runner = CliRunner()
 
 
+@pytest.fixture(scope="module")
+def model_cache(tmp_path_factory):
+    """One cache folder per module: the default model is trained at most once."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("WDROBUST_CACHE", str(tmp_path / "cache"))
+def cache(model_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("WDROBUST_CACHE", str(model_cache))
     monkeypatch.chdir(tmp_path)
 
 

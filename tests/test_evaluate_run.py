@@ -11,7 +11,8 @@ import pytest
 
 from wdrobust.evaluate import Store, build_config, load_records, run
 from wdrobust.evaluate.aggregate import best_flip_distances
-from wdrobust.report import render
+from wdrobust.report import build_results, render
+from wdrobust.report.io import json_ready
 
 TOL = 1e-9
 
@@ -31,7 +32,7 @@ def small_config(out, **flags):
         batch_size=12,
         eps="0.05,0.1",
         p="1,2,inf",
-        attacks="pgd,wda,wda++",
+        attacks="wda,wda++",
         certificates="global,first-order,local,radius",
         out=str(out),
         quiet=True,
@@ -39,13 +40,17 @@ def small_config(out, **flags):
     return build_config(**(base | flags))
 
 
-@pytest.fixture(scope="module")
-def small_run(cache, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "small"
-    cfg = small_config(out)
+def test_small_run(cache, tmp_path):
+    """One small run (a module fixture would run once per xdist worker), checked from several sides."""
+    cfg = small_config(tmp_path / "small")
     outcome = run(cfg)
-    rendered = render(out)
-    return cfg, outcome, rendered, json.loads(rendered.results.read_text())
+    rendered = render(outcome.run_dir)
+    small_run = (cfg, outcome, rendered, json.loads(rendered.results.read_text()))
+    check_lower_bounds_below_every_sound_upper_bound(small_run)
+    check_budget_audit_and_accuracy_band(small_run)
+    check_pointwise_accuracy_matches_flip_distances(small_run)
+    check_outputs_written(small_run)
+    check_rerun_resumes_and_aggregates_the_same(small_run)
 
 
 def entries(results):
@@ -54,7 +59,7 @@ def entries(results):
             yield tm, loss, entry
 
 
-def test_lower_bounds_below_every_sound_upper_bound(small_run):
+def check_lower_bounds_below_every_sound_upper_bound(small_run):
     *_, results = small_run
     checked = 0
     for tm, loss, entry in entries(results):
@@ -71,7 +76,7 @@ def test_lower_bounds_below_every_sound_upper_bound(small_run):
     assert checked >= 2 * 3 * 3  # every (eps, p, loss) has a sound certificate
 
 
-def test_budget_audit_and_accuracy_band(small_run):
+def check_budget_audit_and_accuracy_band(small_run):
     *_, results = small_run
     for tm, loss, entry in entries(results):
         for v in [*entry["lower"]["attacks"].values(), entry["lower"]["best"]]:
@@ -81,7 +86,7 @@ def test_budget_audit_and_accuracy_band(small_run):
             assert acc["lower"] <= acc["upper"] + TOL <= acc["clean"] + 2 * TOL
 
 
-def test_pointwise_accuracy_matches_flip_distances(small_run):
+def check_pointwise_accuracy_matches_flip_distances(small_run):
     _, outcome, _, results = small_run
     with Store(outcome.run_dir / "store.sqlite") as store:
         records = load_records(store)
@@ -92,7 +97,7 @@ def test_pointwise_accuracy_matches_flip_distances(small_run):
             assert math.isclose(tm["losses"]["zero_one"]["accuracy"]["upper"], expected, abs_tol=1e-12)
 
 
-def test_outputs_written(small_run):
+def check_outputs_written(small_run):
     _, outcome, rendered, results = small_run
     assert results["schema"] == "wdrobust/results/v1"
     assert results["n"] == 24 and results["incomplete_jobs"] == []
@@ -107,14 +112,16 @@ def test_outputs_written(small_run):
     assert (outcome.run_dir / "run.log").read_text().count("stored") == outcome.computed
 
 
-def test_rerun_resumes_and_report_rerenders(small_run):
-    cfg, first, rendered, results = small_run
+def check_rerun_resumes_and_aggregates_the_same(small_run):
+    cfg, first, _, results = small_run
     again = run(cfg)
     assert again.computed == 0 and again.resumed == first.computed
     with Store(first.run_dir / "store.sqlite") as store:
-        assert {u.session for u in store.units()} == {1}
-    rendered.results.unlink()
-    assert json.loads(render(first.run_dir).results.read_text()) == results
+        units = store.units()
+        assert {u.session for u in units} == {1}
+        assert len(units) == first.computed
+        rebuilt = json_ready(build_results(load_records(store)))
+    assert json.loads(json.dumps(rebuilt)) == results  # wdrobust report re-renders: test_cli_evaluate
 
 
 def test_changed_config_is_refused_then_forced(cache, tmp_path):

@@ -134,3 +134,22 @@ def test_changed_config_is_refused_then_forced(cache, tmp_path):
     assert outcome.resumed == 0 and outcome.computed > 0
     with Store(out / "store.sqlite") as store:
         assert store.get_meta("config")["seed"] == 1
+
+
+def test_resume_refuses_changed_data(cache, tmp_path):
+    path = tmp_path / "data.npz"
+    cfg = small_config(
+        tmp_path / "r",
+        n=4,
+        batch_size=4,
+        eps="0.1",
+        p="inf",
+        attacks="wda++",
+        certificates="global",
+        data=str(path),
+    )
+    np.savez(path, x=np.random.default_rng(0).random((80, 64)), y=np.arange(80) % 10)
+    run(cfg)
+    np.savez(path, x=np.random.default_rng(1).random((80, 64)), y=np.arange(80) % 10)  # same config, new data
+    with pytest.raises(ValueError, match="evaluated data changed"):
+        run(cfg)

@@ -6,6 +6,7 @@ Every check raises ValueError with a one-line message: unknown data or model, Na
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ def load_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
     classes = check_model(model, x, y, device)
     facts = {
         "model_path": path,
+        "model_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+        "data_sha256": hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest(),
         "input_shape": list(x.shape[1:]),
         "input_dim": int(x[0].numel()),
         "classes": classes,

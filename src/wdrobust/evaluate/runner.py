@@ -82,6 +82,16 @@ def check_run_folder(cfg: EvalConfig, force: bool) -> bool:
     return False
 
 
+def check_same_inputs(cfg: EvalConfig, inputs: Inputs) -> None:
+    """A resumed run must see the same model weights and samples as the stored units (SHA-256 of the
+    checkpoint file and of the evaluated samples); otherwise ValueError (use --force)."""
+    with Store(Path(cfg.out) / STORE_NAME) as store:
+        stored = store.get_meta("facts") or {}
+    for key, what in (("model_sha256", "model checkpoint"), ("data_sha256", "evaluated data")):
+        if key in stored and stored[key] != inputs.facts[key]:
+            raise ValueError(f"the {what} changed since run folder {cfg.out} was started; use --force")
+
+
 def run(cfg: EvalConfig, *, force: bool = False, console: Console | None = None) -> RunOutcome:
     """Compute every missing unit of ``cfg`` into ``cfg.out``; see the module docstring."""
     start = time.perf_counter()
@@ -92,6 +102,8 @@ def run(cfg: EvalConfig, *, force: bool = False, console: Console | None = None)
         torch.set_num_threads(cfg.threads)
     inputs = load_inputs(cfg, device)
     check_methods(cfg, inputs, device)
+    if resume:
+        check_same_inputs(cfg, inputs)
     out = Path(cfg.out)
     if force and (out / STORE_NAME).exists():
         shutil.rmtree(out)

@@ -44,6 +44,7 @@ def build_results(records: Records) -> dict[str, Any]:
             "path": facts.get("model_path"),
             "input_shape": facts.get("input_shape"),
             "classes": facts.get("classes"),
+            "sha256": facts.get("model_sha256"),
         },
         "data": {
             "name": cfg.data,

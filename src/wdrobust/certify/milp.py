@@ -51,13 +51,16 @@ class ReluNet:
     @classmethod
     def from_model(cls, model: nn.Module, input_shape: tuple[int, ...]) -> ReluNet:
         """The layers of a Sequential ReLU network; other activations or big blocks raise ValueError."""
-        chain = build_chain(model, input_shape, torch.device("cpu"))
+        device = next(model.parameters(), torch.empty(0)).device
+        chain = build_chain(model, input_shape, device)
         for act in chain.activations:
             if not isinstance(act, nn.ReLU):
                 raise ValueError(f"milp supports ReLU networks only, found {type(act).__name__}")
         if any(b.matrix is None for b in chain.blocks):
             raise ValueError("milp needs dense layers small enough to materialise")
-        return cls([b.matrix.numpy() for b in chain.blocks], [b.offset.numpy() for b in chain.blocks])
+        return cls(
+            [b.matrix.cpu().numpy() for b in chain.blocks], [b.offset.cpu().numpy() for b in chain.blocks]
+        )
 
 
 def _affine_interval(w: np.ndarray, lo: np.ndarray, hi: np.ndarray, b: np.ndarray | float = 0.0):

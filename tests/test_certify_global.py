@@ -127,3 +127,24 @@ def test_registry_and_unsupported_layer() -> None:
         GlobalLipschitz(model, ThreatModel("linf", 0.1), device="cpu").run(
             torch.rand(2, 1, 6, 6), torch.zeros(2, dtype=torch.long)
         )
+
+
+@pytest.mark.parametrize("p", [1.0, 2.0])
+def test_global_upper_bound_dominates_the_grid_worst_case(p: float) -> None:
+    """Every grid point is a candidate move: the exact optimum over them (primal.lower_bound) is a lower
+    estimate of R_p(eps) on a fine grid, and the certificate's upper bound must stay above it."""
+    from wdrobust.primal import AttainedPoints, lower_bound
+
+    model = tiny_mlp(seed=8, widths=(6,))
+    pts = grid(61)
+    x = torch.tensor([[0.3, 0.6], [0.5, 0.5], [0.8, 0.2], [0.1, 0.9]])
+    y = torch.tensor([0, 1, 2, 1])
+    threat = ThreatModel("l2", 0.2, p)
+    res = GlobalLipschitz(model, threat, losses=("ce",), device="cpu").run(x, y)
+    z = model(pts)
+    val = torch.stack([loss_fn("ce", z, torch.full((len(pts),), int(c))) for c in y])
+    gain = (val - loss_fn("ce", model(x), y)[:, None]).detach().double().numpy()
+    dist = (pts[None] - x[:, None]).norm(dim=2).double().numpy()
+    truth = lower_bound(AttainedPoints(dist, gain), threat, clean=res.clean_loss["ce"])
+    assert truth.value > 0
+    assert res.upper_bound("ce").risk >= truth.risk - 1e-9

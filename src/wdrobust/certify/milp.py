@@ -11,8 +11,9 @@ The program maximises ||grad m_j(x)||_* over x in B:
   with class binaries was much slower: its interval bounds mix the classes and unfix most sign binaries).
 - backward: w_l = delta_l * v_{l+1} (exact big-M product with interval bounds of v_{l+1}),
   v_l = W_l^T w_l; the gradient is g = v_1 = W_1^T D_1 ... W_{L-1}^T D_{L-1} W_L^T c.
-- objective: linf threat, dual l1: sum_k |g_k| with a sign binary per input coordinate; l1 threat, dual
-  linf: max_k |g_k| with a one-hot (coordinate, sign) choice. l2 threat: ||g||_2 <= sqrt(||g||_1 ||g||_inf),
+- objective: t_k = |g_k| exactly, with a sign binary per input coordinate (fixed when the interval of g_k
+  has one sign). linf threat, dual l1: sum_k t_k; l1 threat, dual linf: max_k t_k through a one-hot choice
+  of k. l2 threat: ||g||_2 <= sqrt(||g||_1 ||g||_inf),
   so the bound is sqrt(max ||g||_1 * max ||g||_inf) from the two programs: sound, but not exact.
 
 HiGHS (scipy.optimize.milp) solves it; the value used is the solver's dual bound (-mip_dual_bound), an

@@ -12,15 +12,10 @@ from wdrobust.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def model_cache(tmp_path_factory):
-    """One cache folder per module: the default model is trained at most once."""
-    return tmp_path_factory.mktemp("cache")
-
-
 @pytest.fixture(autouse=True)
-def cache(model_cache, tmp_path, monkeypatch):
-    monkeypatch.setenv("WDROBUST_CACHE", str(model_cache))
+def cache(digits_mlp_path, tmp_path, monkeypatch):
+    """The session's cached default model (conftest), and a fresh working folder."""
+    monkeypatch.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
     monkeypatch.chdir(tmp_path)
 
 

@@ -16,7 +16,6 @@ import pytest
 from typer.testing import CliRunner
 
 from wdrobust.cli import app
-from wdrobust.train import ensure_default_model
 
 runner = CliRunner()
 
@@ -57,10 +56,9 @@ def finished_units(store):
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    """Environment of the subprocesses: a fresh cache holding the default model, trained once here."""
-    monkeypatch.setenv("WDROBUST_CACHE", str(tmp_path / "cache"))
-    ensure_default_model()
+def env(digits_mlp_path, monkeypatch):
+    """Environment of the subprocesses: the session's cache holding the default model (conftest)."""
+    monkeypatch.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
     return dict(os.environ, OMP_NUM_THREADS="1")
 
 

@@ -18,12 +18,11 @@ TOL = 1e-9
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    """One cached default digits model per test worker."""
-    path = tmp_path_factory.mktemp("cache")
+def cache(digits_mlp_path):
+    """The session's cache folder holding the default digits model (conftest trains it once)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WDROBUST_CACHE", str(path))
-        yield path
+        mp.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
+        yield digits_mlp_path.parent
 
 
 def small_config(out, **flags):

@@ -11,7 +11,7 @@ Array names
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -115,7 +115,6 @@ class CertificateRecord:
     forward_passes: int
     backward_passes: int
     note: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _optional(batches: list[dict[str, np.ndarray]], name: str) -> np.ndarray | None:

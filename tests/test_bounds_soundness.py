@@ -142,7 +142,9 @@ def test_activation_critical_points() -> None:
 
 
 @pytest.mark.parametrize(
-    "act", [piecewise_linear(0.0), piecewise_linear(0.2), elu(1.0), elu(0.5), GELU, SILU], ids=str
+    "act",
+    [piecewise_linear(0.0), piecewise_linear(0.2), elu(1.0), elu(0.5), GELU, SILU],
+    ids=["relu", "leaky_relu_0.2", "elu_1", "elu_0.5", "gelu", "silu"],
 )
 def test_activation_ranges_contain_samples(act) -> None:
     g = torch.Generator().manual_seed(0)

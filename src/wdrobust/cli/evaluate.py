@@ -38,7 +38,7 @@ def command(
     ),
     norm: str | None = typer.Option(None, help="Threat norm: linf, l2 or l1 (default linf)."),
     eps: str | None = typer.Option(
-        None, help="Comma-separated radii, fractions allowed (8/255) (default 0.01,0.03)."
+        None, help="Comma-separated radii, fractions allowed (8/255) (default 0.005,0.01,0.02,0.03)."
     ),
     p: str | None = typer.Option(
         None, "--p", help="Comma-separated Wasserstein orders >= 1 or inf (default 1,2,inf)."

@@ -38,7 +38,7 @@ class EvalConfig:
     n: int = 450
     batch_size: int = 150
     norm: str = "linf"
-    eps: tuple[str, ...] = ("0.01", "0.03")
+    eps: tuple[str, ...] = ("0.005", "0.01", "0.02", "0.03")
     p: tuple[str, ...] = ("1", "2", "inf")
     losses: tuple[str, ...] = ("ce", "margin", "zero_one")
     attacks: tuple[str, ...] = ("pgd", "apgd", "wda", "wda++")

@@ -16,6 +16,7 @@ from wdrobust.attacks.summary import Summary, summarize, worst_distribution
 from wdrobust.cli.errors import user_errors
 from wdrobust.losses import check_loss
 from wdrobust.threat import NORMS, ThreatModel
+from wdrobust.train import cpu_threads_for
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:
@@ -95,13 +96,14 @@ def command(
         raise ValueError(f"--save must end in .safetensors, got {str(save)!r}")
     check_loss(save_loss)
     net = nets.load(model, device=device)
-    x, y = datasets.load(data, split, root=root)
+    x, y = datasets.load(data, split, root=root, device=device)
     x, y = x[:n], y[:n]
     runner = make_attack(
         attack, net, threat, seed=seed, batch_size=batch_size, device=device,
         keep_points=save is not None, **parse_options(option),
     )  # fmt: skip
-    result = runner.run(x, y)
+    with cpu_threads_for(net, x.device):
+        result = runner.run(x, y)
     summary = summarize(result)
     Console().print(table(summary, x.shape[0]))
     if save is not None:

@@ -16,6 +16,7 @@ from wdrobust.certify import CERTIFICATES, Certificate, CertificateResult
 from wdrobust.cli.errors import user_errors
 from wdrobust.losses import CERTIFIABLE, check_loss
 from wdrobust.threat import NORMS, ThreatModel
+from wdrobust.train import cpu_threads_for
 
 
 def parse_methods(text: str) -> list[str]:
@@ -83,13 +84,14 @@ def command(
         raise ValueError(f"--n must be >= 1, got {n}")
     names = parse_methods(method)
     net = nets.load(model, device=device)
-    x, y = datasets.load(data, split, root=root)
+    x, y = datasets.load(data, split, root=root, device=device)
     x, y = x[:n], y[:n]
     rows = []
-    for name in names:
-        cert = make_certificate(
-            name, net, threat, losses=(loss,), batch_size=batch_size, device=device, time_limit=time_limit
-        )
-        result = cert.run(x, y)
-        rows.append((name, result, risk_bound(result, loss)))
+    with cpu_threads_for(net, x.device):
+        for name in names:
+            cert = make_certificate(
+                name, net, threat, losses=(loss,), batch_size=batch_size, device=device, time_limit=time_limit
+            )
+            result = cert.run(x, y)
+            rows.append((name, result, risk_bound(result, loss)))
     Console().print(table(rows, loss, threat, x.shape[0]))

@@ -93,6 +93,12 @@ class Distribution:
         support = torch.where(at_clean, x[rows], moved)
         return cls(threat, support, y[rows], weights, rows, x)
 
+    def __repr__(self) -> str:
+        return (
+            f"Distribution({self.x.shape[0]} support points from {self.n} samples, "
+            f"W_p <= {self.wasserstein_bound():.4g}, threat: {self.threat})"
+        )
+
     @property
     def n(self) -> int:
         """Number of data points N the mass came from."""

@@ -9,13 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wdrobust import data as datasets
-from wdrobust import nets
 from wdrobust.attacks import ATTACKS
 from wdrobust.attacks.summary import Summary, summarize, worst_distribution
+from wdrobust.cli import common
 from wdrobust.cli.errors import user_errors
 from wdrobust.losses import check_loss
-from wdrobust.threat import NORMS, ThreatModel
+from wdrobust.threat import ThreatModel
 from wdrobust.train import cpu_threads_for
 
 
@@ -72,32 +71,28 @@ def table(summary: Summary, n: int) -> Table:
 
 @user_errors
 def command(
-    model: Path = typer.Option(..., help="Checkpoint (.safetensors with its sidecar, or .pt/.pth)."),
-    data: str = typer.Option("digits", help="digits, mnist, cifar10, cifar100, or a .npz/.csv file."),
-    root: Path | None = typer.Option(None, help="Folder of the mnist/cifar files."),
-    split: str = typer.Option("test", help="Data split."),
+    model: Path = common.MODEL,
+    data: str = common.DATA,
+    root: Path | None = common.ROOT,
+    split: str = common.SPLIT,
     attack: str = typer.Option("wda", help=f"Attack: {', '.join(ATTACKS)}."),
-    norm: str = typer.Option("linf", help=f"Threat norm: {', '.join(NORMS)}."),
-    eps: str = typer.Option("0.1", help="Radius (e.g. 0.1 or 8/255)."),
-    p: str = typer.Option("inf", help="Wasserstein order p in [1, inf]."),
+    norm: str = common.NORM,
+    eps: str = common.EPS,
+    p: str = common.P,
     n: int = typer.Option(500, help="Attack the first n samples of the split."),
     seed: int = typer.Option(0, help="Seed of random starts."),
-    batch_size: int = typer.Option(256, help="Samples per batch."),
+    batch_size: int = common.BATCH_SIZE,
     option: list[str] = typer.Option([], help="Attack option name=value (repeatable), e.g. steps=20."),
     save: Path | None = typer.Option(None, help="Save the adversarial distribution (.safetensors)."),
     save_loss: str = typer.Option("zero_one", help="Loss whose worst distribution --save writes."),
-    device: str | None = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)."),
+    device: str | None = common.DEVICE,
 ) -> None:
     """Attack a model and print clean, robust and distributional accuracy, expected CE and cost."""
     threat = ThreatModel(norm, eps, p)
-    if n < 1:
-        raise ValueError(f"--n must be >= 1, got {n}")
     if save is not None and save.suffix != ".safetensors":
         raise ValueError(f"--save must end in .safetensors, got {str(save)!r}")
     check_loss(save_loss)
-    net = nets.load(model, device=device)
-    x, y = datasets.load(data, split, root=root, device=device)
-    x, y = x[:n], y[:n]
+    net, x, y = common.load_inputs(model, data, root, split, n, device)
     runner = make_attack(
         attack, net, threat, seed=seed, batch_size=batch_size, device=device,
         keep_points=save is not None, **parse_options(option),

@@ -10,12 +10,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wdrobust import data as datasets
-from wdrobust import nets
 from wdrobust.certify import CERTIFICATES, Certificate, CertificateResult
+from wdrobust.cli import common
 from wdrobust.cli.errors import user_errors
 from wdrobust.losses import CERTIFIABLE, check_loss
-from wdrobust.threat import NORMS, ThreatModel
+from wdrobust.threat import ThreatModel
 from wdrobust.train import cpu_threads_for
 
 
@@ -62,30 +61,26 @@ def table(rows: list[tuple[str, CertificateResult, float]], loss: str, threat: T
 
 @user_errors
 def command(
-    model: Path = typer.Option(..., help="Checkpoint (.safetensors with its sidecar, or .pt/.pth)."),
-    data: str = typer.Option("digits", help="digits, mnist, cifar10, cifar100, or a .npz/.csv file."),
-    root: Path | None = typer.Option(None, help="Folder of the mnist/cifar files."),
-    split: str = typer.Option("test", help="Data split."),
+    model: Path = common.MODEL,
+    data: str = common.DATA,
+    root: Path | None = common.ROOT,
+    split: str = common.SPLIT,
     method: str = typer.Option("global,local", help=f"Comma-separated: {', '.join(CERTIFICATES)}, or all."),
-    norm: str = typer.Option("linf", help=f"Threat norm: {', '.join(NORMS)}."),
-    eps: str = typer.Option("0.1", help="Radius (e.g. 0.1 or 8/255)."),
-    p: str = typer.Option("inf", help="Wasserstein order p in [1, inf]."),
+    norm: str = common.NORM,
+    eps: str = common.EPS,
+    p: str = common.P,
     loss: str = typer.Option("ce", help=f"Loss to bound: {', '.join(CERTIFIABLE)}."),
     n: int = typer.Option(200, help="Certify the first n samples of the split."),
-    batch_size: int = typer.Option(256, help="Samples per batch."),
+    batch_size: int = common.BATCH_SIZE,
     time_limit: float = typer.Option(10.0, help="milp: seconds per mixed-integer program."),
-    device: str | None = typer.Option(None, help="cpu, cuda, ... (default: cuda if available)."),
+    device: str | None = common.DEVICE,
 ) -> None:
     """Certify a model: per method, the upper bound of the WDRO risk, sound or estimate, and its time."""
     threat = ThreatModel(norm, eps, p)
     if check_loss(loss) not in CERTIFIABLE:
         raise ValueError(f"loss {loss!r} cannot be certified: expected one of {', '.join(CERTIFIABLE)}")
-    if n < 1:
-        raise ValueError(f"--n must be >= 1, got {n}")
     names = parse_methods(method)
-    net = nets.load(model, device=device)
-    x, y = datasets.load(data, split, root=root, device=device)
-    x, y = x[:n], y[:n]
+    net, x, y = common.load_inputs(model, data, root, split, n, device)
     rows = []
     with cpu_threads_for(net, x.device):
         for name in names:

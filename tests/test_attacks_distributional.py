@@ -74,3 +74,16 @@ def test_worst_distribution_needs_points() -> None:
     with pytest.raises(ValueError, match="keep_points"):
         worst_distribution(result, "ce", x, y)
     assert np.isfinite(summarize(result).expected_ce)
+
+
+def test_population_sets_the_radius_schedule_of_a_batch(digits_mlp, digits_test):
+    """A batch attacked as part of a larger set reaches the larger radii of that set's schedule."""
+    x, y = digits_test[0][:20], digits_test[1][:20]
+    threat = ThreatModel("linf", 0.01, p=1)
+    alone = ATTACKS["wda"](digits_mlp, threat, seed=0).run(x, y)
+    part = ATTACKS["wda"](digits_mlp, threat, seed=0).run(x, y, population=450)
+    finite = np.isfinite(alone.t)
+    assert alone.t[finite].max() <= 20 * 0.01 + 1e-6
+    assert part.t[np.isfinite(part.t)].max() > 20 * 0.01
+    with pytest.raises(ValueError, match="population"):
+        ATTACKS["wda"](digits_mlp, threat).run(x, y, population=10)

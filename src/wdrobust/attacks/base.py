@@ -153,8 +153,12 @@ class Attack:
         """Attack one batch (every evaluated point lands in ``batch.recorder``)."""
         raise NotImplementedError
 
-    def run(self, x: torch.Tensor, y: torch.Tensor) -> AttackResult:
-        """Attack inputs x (N, *S) in [0, 1] with labels y (N,); returns the candidate points of all N."""
+    def run(self, x: torch.Tensor, y: torch.Tensor, *, population: int | None = None) -> AttackResult:
+        """Attack inputs x (N, *S) in [0, 1] with labels y (N,); returns the candidate points of all N.
+
+        population: the size of the whole data set these N samples belong to, when they are one part of
+        it (default N). Radius schedules use it: one sample may move up to population^(1/p) eps.
+        """
         x = torch.as_tensor(x)
         y = torch.as_tensor(y)
         if x.dim() < 2 or y.dim() != 1 or x.shape[0] != y.shape[0]:
@@ -169,18 +173,26 @@ class Attack:
             raise ValueError("inputs must lie in the box [0, 1]")
         if y.min() < 0:
             raise ValueError("labels must be >= 0")
+        population = x.shape[0] if population is None else population
+        if population < x.shape[0]:
+            raise ValueError(f"population ({population}) is smaller than the {x.shape[0]} samples given")
         training = self.model.training
         self.model.eval()
         start = time.perf_counter()
         try:
-            parts = [self._run_batch(x, y, b, s) for b, s in enumerate(range(0, x.shape[0], self.batch_size))]
+            parts = [
+                self._run_batch(x, y, b, s, population)
+                for b, s in enumerate(range(0, x.shape[0], self.batch_size))
+            ]
         finally:
             self.model.train(training)
         result = AttackResult.concat(parts)
         result.seconds = time.perf_counter() - start
         return result
 
-    def _run_batch(self, x: torch.Tensor, y: torch.Tensor, index: int, start: int) -> AttackResult:
+    def _run_batch(
+        self, x: torch.Tensor, y: torch.Tensor, index: int, start: int, population: int
+    ) -> AttackResult:
         stop = min(start + self.batch_size, x.shape[0])
         passes = Passes()
         generator = torch.Generator(device=self.device).manual_seed(self.seed * 1_000_003 + index)
@@ -192,7 +204,7 @@ class Attack:
             losses=self.losses,
             passes=passes,
             generator=generator,
-            n_total=x.shape[0],
+            n_total=population,
             keep_points=self.keep_points,
         )
         self.attack_batch(batch)

@@ -216,7 +216,8 @@ def compute_unit(
         )
         return arrays, {"forward_passes": int(x.shape[0])}
     method = make_method(job, cfg, inputs.model, seed, radii, device)
-    result = method.run(x, y)
+    # an attack sees one batch, but its radius schedule must know the size of the whole evaluated set
+    result = method.run(x, y, population=inputs.x.shape[0]) if job.kind == "attack" else method.run(x, y)
     if job.kind == "attack":
         info: dict[str, Any] = {"seconds_method": float(result.seconds)}
         arrays = attack_arrays(result)

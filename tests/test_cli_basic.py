@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -25,6 +27,14 @@ def _in_tmp(tmp_path, monkeypatch):
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"wdrobust {__version__}"
+
+
+def test_cli_start_up_skips_heavy_imports():
+    """matplotlib and scipy are imported only by the subcommands that need them."""
+    code = "import sys, wdrobust.cli.app; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "'wdrobust'" in loaded.stdout
+    assert "matplotlib" not in loaded.stdout and "scipy" not in loaded.stdout
 
 
 @pytest.mark.parametrize(("name", "callback"), COMMANDS, ids=[name for name, _ in COMMANDS])

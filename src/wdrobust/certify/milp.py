@@ -29,9 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 import torch
-from scipy.optimize import Bounds, LinearConstraint, milp
 from torch import nn
 
 from wdrobust.certify.base import ShellBound
@@ -149,6 +147,9 @@ class _Program:
 
     def solve(self, indices: np.ndarray, coefficients: np.ndarray, time_limit: float) -> Any:
         """Minimise sum_k coefficients_k x[indices_k]; returns scipy's OptimizeResult."""
+        import scipy.sparse as sp  # lazy: scipy.optimize is slow to import and only needed here
+        from scipy.optimize import Bounds, LinearConstraint, milp
+
         c = np.zeros(self.n)
         c[indices] = coefficients
         rows, cols, vals = (np.concatenate(part) for part in zip(*self.triplets, strict=True))

@@ -9,7 +9,6 @@ from wdrobust.evaluate.aggregate import load_records
 from wdrobust.evaluate.store import STORE_NAME, Store
 from wdrobust.report.io import write_json, write_text
 from wdrobust.report.markdown import render_markdown
-from wdrobust.report.plots import write_plots
 from wdrobust.report.results import build_results
 
 RESULTS_NAME = "results.json"
@@ -34,6 +33,8 @@ def render(run_dir: str | Path) -> Rendered:
         raise FileNotFoundError(f"no wdrobust run in {run_dir} (missing {STORE_NAME})")
     with Store(store_path) as store:
         records = load_records(store)
+    from wdrobust.report.plots import write_plots  # lazy: matplotlib is slow to import
+
     results = build_results(records)
     plots = write_plots(results, records, run_dir / PLOTS_DIR)
     return Rendered(

@@ -136,3 +136,18 @@ def test_bad_majorants_raise() -> None:
         Majorant(np.array([[1.0]]), np.array([[1.0]]), cap=np.array([1.0, 2.0]))
     with pytest.raises(ValueError, match="Majorant"):
         upper_bound("nope", ThreatModel("l2", 0.1, 2))
+
+
+def test_stack_widens_without_changing_phibar() -> None:
+    rng = np.random.default_rng(3)
+    narrow = Majorant([[0.5, 2.0], [1.0, 2.0]], rng.uniform(0, 2, (2, 2)), cap=[1.5, np.inf], sound=True)
+    wide = Majorant(np.cumsum(rng.uniform(0.1, 0.5, (3, 4)), axis=1), rng.uniform(0, 2, (3, 4)), sound=False)
+    stacked = Majorant.stack([narrow, wide])
+    assert stacked.knots.shape == (5, 4) and not stacked.sound
+    assert np.array_equal(stacked.knots[:, -1], np.concatenate([narrow.knots[:, -1], wide.knots[:, -1]]))
+    for t in np.linspace(0.0, 2.5, 11):
+        assert np.allclose(stacked(t), np.concatenate([narrow(t), wide(t)]), rtol=1e-12, atol=1e-12)
+    threat = ThreatModel("l2", 0.3, 2)
+    assert math.isclose(
+        upper_bound(narrow.widen(5), threat).value, upper_bound(narrow, threat).value, rel_tol=1e-9
+    )

@@ -200,17 +200,11 @@ class CertificateResult:
         if any(set(r.majorants) != set(first.majorants) for r in results):
             raise ValueError("concat: results bound different losses")
         majorants = {}
-        for loss, maj in first.majorants.items():
+        for loss in first.majorants:
             parts = [r.majorants[loss] for r in results]
             if len({p.knots.shape[1] for p in parts}) != 1:
                 raise ValueError("concat: majorants have different numbers of shells")
-            majorants[loss] = Majorant(
-                np.concatenate([p.knots for p in parts]),
-                np.concatenate([p.slopes for p in parts]),
-                np.concatenate([p.cap for p in parts]),
-                sound=maj.sound,
-                name=maj.name,
-            )
+            majorants[loss] = Majorant.stack(parts)
         return CertificateResult(
             method=first.method,
             sound=all(r.sound for r in results),

@@ -10,13 +10,12 @@ Array names
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from wdrobust.primal.curves import Majorant
+from wdrobust.primal.curves import Majorant, stack_points
 
 
 def _np(a: Any) -> np.ndarray:
@@ -47,43 +46,6 @@ def certificate_arrays(result: Any) -> dict[str, np.ndarray]:
         if value is not None:
             out[name] = _np(value)
     return out
-
-
-def pad_points(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Row-stack (t, g) blocks of different widths: missing columns are padding (t = inf, g = 0)."""
-    width = max(t.shape[1] for t, _ in parts)
-    ts = [np.pad(t, ((0, 0), (0, width - t.shape[1])), constant_values=math.inf) for t, _ in parts]
-    gs = [np.pad(g, ((0, 0), (0, width - g.shape[1]))) for _, g in parts]
-    return np.concatenate(ts), np.concatenate(gs)
-
-
-def widen_majorant(knots: np.ndarray, slopes: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The same piecewise-linear majorant with ``width`` >= M segments: the last segment (r_M-1, r_M] is
-    split into width - M + 1 equal pieces with its slope, so phibar is unchanged and the last knot stays."""
-    n, m = knots.shape
-    extra = width - m
-    if extra == 0:
-        return knots, slopes
-    lo = knots[:, -2] if m > 1 else np.zeros(n)
-    frac = np.arange(1, extra + 2) / (extra + 1)
-    tail = lo[:, None] + (knots[:, -1] - lo)[:, None] * frac[None, :]
-    tail[:, -1] = knots[:, -1]
-    new_knots = np.concatenate([knots[:, :-1], tail], axis=1)
-    new_slopes = np.concatenate([slopes, np.repeat(slopes[:, -1:], extra, axis=1)], axis=1)
-    return new_knots, new_slopes
-
-
-def stack_majorants(parts: list[Majorant]) -> Majorant:
-    """Row-stack per-batch majorants of possibly different widths into one (``widen_majorant``)."""
-    width = max(p.knots.shape[1] for p in parts)
-    widened = [widen_majorant(p.knots, p.slopes, width) for p in parts]
-    return Majorant(
-        np.concatenate([k for k, _ in widened]),
-        np.concatenate([s for _, s in widened]),
-        np.concatenate([p.cap for p in parts]),
-        sound=all(p.sound for p in parts),
-        name=parts[0].name,
-    )
 
 
 @dataclass
@@ -129,9 +91,9 @@ def join_attack(spec: dict, batches: list[dict[str, np.ndarray]], units: list) -
     t = None
     gains = {}
     for loss in losses:
-        t, gains[loss] = pad_points([(b["t"], b[f"gain.{loss}"]) for b in batches])
+        t, gains[loss] = stack_points([(b["t"], b[f"gain.{loss}"]) for b in batches])
     if t is None:
-        t, _ = pad_points([(b["t"], b["t"]) for b in batches])
+        t, _ = stack_points([(b["t"], b["t"]) for b in batches])
     return AttackRecord(
         method=spec["method"],
         eps=float(spec["eps"]),
@@ -150,7 +112,7 @@ def join_certificate(spec: dict, batches: list[dict[str, np.ndarray]], units: li
     sound = all(u.info.get("sound", False) for u in units)
     losses = sorted({k.split(".")[1] for b in batches for k in b if k.startswith("major.")})
     majorants = {
-        loss: stack_majorants(
+        loss: Majorant.stack(
             [
                 Majorant(
                     b[f"major.{loss}.knots"],

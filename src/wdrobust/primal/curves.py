@@ -5,6 +5,7 @@ Both are batched over N samples with numpy float64 arrays; no Python loop over s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,20 @@ def _as_2d(name: str, a: np.ndarray | list) -> np.ndarray:
     if arr.ndim != 2:
         raise ValueError(f"{name} must have shape (N, M), got {arr.shape}")
     return arr
+
+
+def pad_columns(a: np.ndarray, width: int, value: float) -> np.ndarray:
+    """a (N, M) padded on the right with ``value`` to (N, width), width >= M."""
+    return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=value)
+
+
+def stack_points(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Row-stack (t (N_b, M_b), g (N_b, M_b)) blocks of different widths M_b into (sum N_b, max M_b);
+    missing columns are padding (t = inf, g = 0)."""
+    width = max(t.shape[1] for t, _ in parts)
+    t = np.concatenate([pad_columns(t, width, np.inf) for t, _ in parts])
+    g = np.concatenate([pad_columns(g, width, 0.0) for _, g in parts])
+    return t, g
 
 
 @dataclass
@@ -102,6 +117,37 @@ class Majorant:
     def n(self) -> int:
         """Number of samples N."""
         return self.knots.shape[0]
+
+    def widen(self, width: int) -> Majorant:
+        """The same phibar with ``width`` >= M segments: the last segment (r_M-1, r_M] is split into
+        width - M + 1 equal pieces with its slope, so phibar is unchanged and the last knot stays."""
+        n, m = self.knots.shape
+        extra = width - m
+        if extra == 0:
+            return self
+        lo = self.knots[:, -2] if m > 1 else np.zeros(n)
+        frac = np.arange(1, extra + 2) / (extra + 1)
+        tail = lo[:, None] + (self.knots[:, -1] - lo)[:, None] * frac[None, :]
+        tail[:, -1] = self.knots[:, -1]
+        knots = np.concatenate([self.knots[:, :-1], tail], axis=1)
+        slopes = np.concatenate([self.slopes, np.repeat(self.slopes[:, -1:], extra, axis=1)], axis=1)
+        return Majorant(knots, slopes, self.cap, sound=self.sound, name=self.name)
+
+    @staticmethod
+    def stack(parts: Sequence[Majorant]) -> Majorant:
+        """Row-stack majorants of N_b samples and M_b segments into one of sum N_b samples and max M_b
+        segments (``widen``); sound only if every part is, named after the first part."""
+        if not parts:
+            raise ValueError("stack needs at least one majorant")
+        width = max(p.knots.shape[1] for p in parts)
+        widened = [p.widen(width) for p in parts]
+        return Majorant(
+            np.concatenate([w.knots for w in widened]),
+            np.concatenate([w.slopes for w in widened]),
+            np.concatenate([w.cap for w in widened]),
+            sound=all(p.sound for p in parts),
+            name=parts[0].name,
+        )
 
     def __call__(self, t: np.ndarray | float) -> np.ndarray:
         """phibar_i(t_i) for t of shape (N,) or a scalar; returns shape (N,)."""

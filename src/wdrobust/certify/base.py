@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from wdrobust import primal
 from wdrobust._device import resolve_device
 from wdrobust.losses import CERTIFIABLE, all_losses, check_loss, lipschitz_from_margins, loss_cap
 from wdrobust.primal.curves import Majorant
@@ -177,8 +178,6 @@ class CertificateResult:
         ce/margin: primal.upper_bound(majorant, threat, clean) (weak duality over the majorants);
         zero_one: primal.flip_knapsack(certified_radius, clean_correct, threat) (certified radii).
         """
-        from wdrobust import primal  # lazy: the primal solver is built alongside
-
         threat = self.threat if threat is None else threat
         check_loss(loss)
         if loss == "zero_one":

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wdrobust.attacks import ATTACKS
+from wdrobust.certify import CERTIFICATES
 from wdrobust.losses import check_loss
 from wdrobust.threat import NORMS, ThreatModel, parse_number
 
@@ -170,14 +172,8 @@ def _check_names(kind: str, names: tuple[str, ...], options: dict[str, dict]) ->
 
 
 def registry_of(kind: str) -> dict[str, type]:
-    """The ATTACKS or CERTIFICATES registry (imported lazily: evaluate sits above both)."""
-    if kind == "attack":
-        from wdrobust.attacks import ATTACKS
-
-        return ATTACKS
-    from wdrobust.certify import CERTIFICATES
-
-    return CERTIFICATES
+    """The ATTACKS or CERTIFICATES registry."""
+    return ATTACKS if kind == "attack" else CERTIFICATES
 
 
 def _number_key(value: float) -> float | str:

@@ -14,7 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from wdrobust import data, nets
 from wdrobust.evaluate.config import DEFAULT_MODEL, EvalConfig
+from wdrobust.train import ensure_default_model
 
 
 @dataclass
@@ -30,11 +32,7 @@ class Inputs:
 
 def load_model(name: str, device: torch.device) -> tuple[nn.Module, str]:
     """The bundled default (trained and cached on first use) or a checkpoint path; returns (model, path)."""
-    from wdrobust import nets
-
     if name == DEFAULT_MODEL:
-        from wdrobust.train import ensure_default_model
-
         path = Path(ensure_default_model())
     else:
         path = Path(name)
@@ -45,8 +43,6 @@ def load_model(name: str, device: torch.device) -> tuple[nn.Module, str]:
 
 def load_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
     """Load, subset and check the data and the model; nothing is written to the run folder."""
-    from wdrobust import data
-
     x, y = data.load(cfg.data, cfg.split, root=cfg.data_root, device="cpu")
     available = int(x.shape[0])
     if available == 0:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from wdrobust.certify.base import default_radii
 from wdrobust.evaluate.config import EvalConfig
 from wdrobust.threat import ThreatModel
 
@@ -64,8 +65,6 @@ def plan(cfg: EvalConfig) -> list[Job]:
 
 def certificate_radii(cfg: EvalConfig, d: int) -> np.ndarray:
     """Union of ``certify.default_radii`` over the configured eps for input dimension d; shape (M,)."""
-    from wdrobust.certify.base import default_radii
-
     grids = [default_radii(ThreatModel(cfg.norm, e, math.inf), d) for e in cfg.eps_values]
     return np.unique(np.concatenate(grids))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import platform
 import shutil
 import sqlite3
 import time
@@ -33,6 +34,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from wdrobust import __version__
 from wdrobust._device import resolve_device
 from wdrobust.evaluate import config as config_mod
 from wdrobust.evaluate.config import EvalConfig
@@ -304,12 +306,8 @@ def _close_log(handler: logging.Handler) -> None:
 
 def versions() -> dict[str, str]:
     """Versions of wdrobust, python, torch and numpy (recorded in the store and results.json)."""
-    import platform
-
-    import wdrobust
-
     return {
-        "wdrobust": wdrobust.__version__,
+        "wdrobust": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": np.__version__,

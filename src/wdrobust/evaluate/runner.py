@@ -103,7 +103,8 @@ def run(cfg: EvalConfig, *, force: bool = False, console: Console | None = None)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     inputs = load_inputs(cfg, device)
-    check_methods(cfg, inputs, device)
+    radii = certificate_radii(cfg, inputs.facts["input_dim"])
+    check_methods(cfg, inputs, radii, device)
     if resume:
         check_same_inputs(cfg, inputs)
     out = Path(cfg.out)
@@ -115,7 +116,7 @@ def run(cfg: EvalConfig, *, force: bool = False, console: Console | None = None)
     store = Store(out / STORE_NAME)
     try:
         todo, done = _open_run(store, cfg, inputs, resume)
-        _compute(store, cfg, inputs, todo, device, console)
+        _compute(store, cfg, inputs, todo, radii, device, console)
     except BaseException:
         empty = not store.finished()
         store.close()
@@ -167,12 +168,12 @@ def _compute(
     cfg: EvalConfig,
     inputs: Inputs,
     todo: list[tuple[Job, int]],
+    radii: np.ndarray,
     device: torch.device,
     console: Console | None,
 ) -> None:
     """Compute and store the units of ``todo`` in order, with a progress bar unless quiet."""
     slices = batches(inputs.x.shape[0], cfg.batch_size)
-    radii = certificate_radii(cfg, inputs.facts["input_dim"]) if cfg.certificates else None
     with _progress(cfg.quiet, console, len(todo)) as advance:
         for job, b in todo:
             sl = slices[b]
@@ -260,9 +261,8 @@ def make_method(
         raise ValueError(f"{job.kind} {job.method!r}: bad options: {exc}") from None
 
 
-def check_methods(cfg: EvalConfig, inputs: Inputs, device: torch.device) -> None:
+def check_methods(cfg: EvalConfig, inputs: Inputs, radii: np.ndarray, device: torch.device) -> None:
     """Build every job's method once (nothing runs), so bad options fail before the run folder exists."""
-    radii = certificate_radii(cfg, inputs.facts["input_dim"]) if cfg.certificates else None
     for job in plan(cfg):
         if job.kind != "clean":
             make_method(job, cfg, inputs.model, cfg.seed, radii, device)

@@ -88,5 +88,4 @@ def lipschitz_from_margins(name: str, margin_lip: torch.Tensor, y: torch.Tensor)
     check_loss(name)
     if name in ("zero_one", "dlr"):
         return torch.full(margin_lip.shape[:1], math.inf, dtype=margin_lip.dtype, device=margin_lip.device)
-    masked = margin_lip.masked_fill(F.one_hot(y, margin_lip.shape[1]).bool(), -math.inf)
-    return masked.amax(dim=1)
+    return max_other(margin_lip, y)

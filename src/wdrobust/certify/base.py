@@ -23,7 +23,15 @@ from torch import nn
 
 from wdrobust import primal
 from wdrobust._device import resolve_device
-from wdrobust.losses import CERTIFIABLE, all_losses, check_loss, lipschitz_from_margins, loss_cap
+from wdrobust.losses import (
+    CERTIFIABLE,
+    all_losses,
+    check_loss,
+    lipschitz_from_margins,
+    loss_cap,
+    margins,
+    max_other,
+)
 from wdrobust.primal.curves import Majorant
 from wdrobust.threat import ThreatModel
 
@@ -90,7 +98,7 @@ def certified_radius_from_shells(
     first = torch.where(inside, reach, torch.full_like(reach, math.inf)).amin(dim=2)
     r = torch.minimum(first, big)
     r = r.masked_fill(nn.functional.one_hot(y, k).bool(), math.inf).amin(dim=1)
-    wrong = (margin.masked_fill(nn.functional.one_hot(y, k).bool(), -math.inf) >= 0).any(dim=1)
+    wrong = max_other(margin, y) >= 0
     return torch.where(wrong, torch.zeros_like(r), r)
 
 
@@ -132,8 +140,7 @@ class ShellBound:
             for name in losses
             if name != "zero_one"
         }
-        margin = z - z.gather(1, y[:, None])
-        radius = certified_radius_from_shells(margin, lip, knots, y) if "zero_one" in losses else None
+        radius = certified_radius_from_shells(margins(z, y), lip, knots, y) if "zero_one" in losses else None
         lip0 = lipschitz_from_margins("margin", lip[:, :, 0], y)
         return cls(knots, slopes, lip0, radius, cell_radius)
 

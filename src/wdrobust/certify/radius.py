@@ -20,6 +20,7 @@ from torch import nn
 from wdrobust.certify.base import ShellBound, certified_radius_from_shells
 from wdrobust.certify.bounds import BoundGraph, margin_upper_rows
 from wdrobust.certify.local import LocalCertificate
+from wdrobust.losses import margins
 from wdrobust.threat import ThreatModel
 
 #: Bisection steps of the interval verification (log scale between diam * MIN_FRACTION and diam).
@@ -68,8 +69,9 @@ class RadiusCertificate(LocalCertificate):
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
         lip, knots = self.shell_lipschitz(x, y)
         bound = ShellBound.from_margins(lip, knots, z, y, self.losses)
-        margin = z - z.gather(1, y[:, None])
-        shells = certified_radius_from_shells(margin, lip, knots, y)
+        shells = bound.certified_radius  # computed there when zero_one is among the losses
+        if shells is None:
+            shells = certified_radius_from_shells(margins(z, y), lip, knots, y)
         top = self.threat.diameter(x[0].numel())
         interval = verified_radius(self.graph(), x, y, self.threat.norm, top)
         correct = z.argmax(dim=1) == y

@@ -114,3 +114,12 @@ def test_parsing_and_properties() -> None:
 def test_invalid_threats_raise(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         ThreatModel(**{"norm": "l2", "eps": 0.1, "p": 2.0, **kwargs})
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_lp_norm_over_two_batch_dims_matches_rows(norm: str) -> None:
+    g = torch.randn(3, 4, 2, 5, generator=torch.Generator().manual_seed(0))
+    both = lp_norm(g, norm, batch_dims=2)
+    assert both.shape == (3, 4)
+    assert torch.equal(both, lp_norm(g.reshape(12, 2, 5), norm).reshape(3, 4))
+    assert torch.equal(lp_norm(g[:, :, :0], norm, batch_dims=2), torch.zeros(3, 4))

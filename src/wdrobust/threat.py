@@ -37,15 +37,16 @@ def parse_number(value: float | int | str, what: str) -> float:
     return number
 
 
-def lp_norm(v: torch.Tensor, norm: str) -> torch.Tensor:
-    """Per-sample norm ||v_i|| of a batch v of shape (N, *S); returns shape (N,)."""
-    flat = v.reshape(v.shape[0], -1)
+def lp_norm(v: torch.Tensor, norm: str, batch_dims: int = 1) -> torch.Tensor:
+    """Per-sample norm ||v_i|| of a batch v of shape (*B, *S) with len(B) = batch_dims (default: (N, *S));
+    returns shape B, e.g. (N, K) for per-class gradients of shape (N, K, *S) with batch_dims=2."""
+    flat = v.reshape(*v.shape[:batch_dims], -1)
     norm = _check_norm(norm)
     if norm == "linf":
-        return flat.abs().amax(dim=1) if flat.shape[1] else flat.new_zeros(flat.shape[0])
+        return flat.abs().amax(dim=-1) if flat.shape[-1] else flat.new_zeros(flat.shape[:-1])
     if norm == "l2":
-        return flat.norm(p=2, dim=1)
-    return flat.abs().sum(dim=1)
+        return flat.norm(p=2, dim=-1)
+    return flat.abs().sum(dim=-1)
 
 
 def dual_of(norm: str) -> str:

@@ -30,7 +30,7 @@ from wdrobust.certify.base import ShellBound
 from wdrobust.certify.bounds import BoundGraph, stable_rows
 from wdrobust.certify.local import LocalCertificate
 from wdrobust.nets.gradients import margin_gradients
-from wdrobust.threat import lp_norm
+from wdrobust.threat import dual_of, lp_norm
 
 #: Functional and method forms of the piecewise-linear activations.
 PIECEWISE_LINEAR = (F.relu, torch.relu, "relu", F.leaky_relu)
@@ -81,7 +81,7 @@ def inscribed_radius_exact(graph: BoundGraph, x: torch.Tensor, norm: str) -> tor
                 primal, tangent = fwAD.unpack_dual(env[p])
                 value = primal.reshape(m, d, -1)[:, 0]  # (m, units)
                 grad = tangent.reshape(m, d, -1).transpose(1, 2).reshape(-1, d)  # (m * units, d)
-                gn = lp_norm(grad, {"linf": "l1", "l2": "l2", "l1": "linf"}[norm]).reshape(m, -1)
+                gn = lp_norm(grad, dual_of(norm)).reshape(m, -1)
                 ratio = torch.where(gn > 0, value.abs() / gn.clamp(min=1e-300), torch.full_like(gn, math.inf))
                 rho = torch.minimum(rho, ratio.amin(dim=1))
         out.append(rho)
@@ -124,9 +124,7 @@ def exact_slopes(a: torch.Tensor, x: torch.Tensor, g: torch.Tensor, norm: str) -
     """
     n, k, d = g.shape
     if norm != "linf":
-        dual = {"l2": "l2", "l1": "linf"}[norm]
-        gn = lp_norm(g.reshape(n * k, d), dual).reshape(n, k, 1)
-        return gn.expand(n, k, a.shape[1])
+        return lp_norm(g, dual_of(norm), batch_dims=2)[:, :, None].expand(n, k, a.shape[1])
     room = torch.where(g > 0, 1 - x[:, None, :], x[:, None, :].expand(n, k, d))
     room, order = room.sort(dim=2)
     w = g.abs().gather(2, order)

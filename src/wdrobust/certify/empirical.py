@@ -15,6 +15,7 @@ import torch
 
 from wdrobust.certify.base import Certificate, CertificateResult, ShellBound
 from wdrobust.nets.gradients import margin_gradients
+from wdrobust.threat import lp_norm
 
 
 class Empirical(Certificate):
@@ -41,7 +42,7 @@ class Empirical(Certificate):
             _, g = margin_gradients(
                 self.model, points[lo : lo + self.batch_size], y[lo : lo + self.batch_size]
             )
-            parts.append(self.threat.dual_norm(g.reshape(-1, *g.shape[2:])).reshape(g.shape[:2]))
+            parts.append(lp_norm(g, self.threat.dual, batch_dims=2))
         return torch.cat(parts)
 
     def _bound_batch(

@@ -44,7 +44,7 @@ class FirstOrder(Certificate):
         diam = self.threat.diameter(x[0].numel())
         knots = torch.full((x.shape[0], 1), diam, dtype=z.dtype, device=z.device)
         m, g = margin_gradients(self.model, x, y)
-        lip = self.threat.dual_norm(g.reshape(-1, *g.shape[2:])).reshape(m.shape)[:, :, None]
+        lip = lp_norm(g, self.threat.dual, batch_dims=2)[:, :, None]
         radius = certified_radius_from_shells(m, lip, knots, y) if "zero_one" in self.losses else None
         lip0 = norms[smooth[0]] if smooth else lip[:, :, 0].amax(dim=1)
         return ShellBound(knots, {k: v[:, None] for k, v in norms.items()}, lip0, radius)

@@ -57,7 +57,7 @@ def lipschitz_rows(
     k = bounds.boxes[graph.output].lo.shape[1]
     cls, c = margin_cotangents(y, k)
     g = graph.backward(bounds, Cot(c.to(x0.dtype))).magnitude()  # (B, K-1, *S)
-    lip = lp_norm(g.reshape(-1, *g.shape[2:]), dual_of(norm)).reshape(g.shape[:2])
+    lip = lp_norm(g, dual_of(norm), batch_dims=2)
     return _scatter(lip, cls, k)
 
 

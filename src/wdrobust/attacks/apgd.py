@@ -15,7 +15,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import Batch, Objective, direction, keep_best, loss_objective
+from wdrobust.attacks._engine import (
+    Batch,
+    Objective,
+    direction,
+    improve_,
+    keep_best,
+    loss_objective,
+    move,
+)
 from wdrobust.attacks.base import Attack
 from wdrobust.threat import ThreatModel
 
@@ -44,36 +52,35 @@ def apgd_ascent(
     """APGD from the start x (m, *S) of samples rows (m,) on B(x0, radius): n_iter gradient evaluations
     and one final forward. Returns the best iterate (m, *S) and its objective value (m,)."""
     m, norm = x.shape[0], batch.threat.norm
-    shape = (-1, *([1] * (x.dim() - 1)))
     eta = torch.full((m,), 2.0 * radius, device=x.device)
     checks = checkpoints(n_iter)
+    x = x.clone()  # x, x_prev, g and the best_* are owned here: checkpoints update rows in place
     _, v, g = batch.gradient(x, objective, rows)
-    best_x, best_v, best_g = x, v, g
+    best_x, best_v, best_g = x.clone(), v, g.clone()
     x_prev, v_cur = x, v
-    x_new = batch.project(x + eta.reshape(shape) * direction(g, x, norm, sparsity), rows, radius)
+    x_new = batch.project(move(x, eta, direction(g, x, norm, sparsity)), rows, radius)
     increases = torch.zeros(m, device=x.device)
     last_best, reduced_last, last_check = best_v.clone(), torch.zeros(m, dtype=torch.bool, device=x.device), 0
     for k in range(1, n_iter):
         _, v, g = batch.gradient(x_new, objective, rows)
         increases += (v > v_cur).float()
-        better = (v > best_v).reshape(shape)
-        best_g = torch.where(better, g, best_g)
-        best_x, best_v = keep_best(best_x, best_v, x_new, v)
+        better = v > best_v
+        improve_(best_g, g, better)
+        improve_(best_x, x_new, better)
+        best_v = torch.where(better, v, best_v)
         x_prev, x, v_cur = x, x_new, v
         if k in checks:
             reduce = (increases < RHO * (k - last_check)) | (~reduced_last & (best_v <= last_best))
             eta = torch.where(reduce, eta / 2, eta)
-            back = reduce.reshape(shape)
-            x, x_prev, g = (
-                torch.where(back, best_x, x),
-                torch.where(back, best_x, x_prev),
-                torch.where(back, best_g, g),
-            )
+            improve_(x, best_x, reduce)
+            improve_(x_prev, best_x, reduce)
+            improve_(g, best_g, reduce)
             v_cur = torch.where(reduce, best_v, v_cur)
             last_best, reduced_last, last_check = best_v.clone(), reduce, k
             increases.zero_()
-        z = batch.project(x + eta.reshape(shape) * direction(g, x, norm, sparsity), rows, radius)
-        x_new = batch.project(x + ALPHA * (z - x) + (1 - ALPHA) * (x - x_prev), rows, radius)
+        z = batch.project(move(x, eta, direction(g, x, norm, sparsity)), rows, radius)
+        # x + alpha (z - x) + (1 - alpha)(x - x_prev), as a lerp plus one fused add
+        x_new = batch.project(torch.lerp(x, z, ALPHA).add_(x - x_prev, alpha=1 - ALPHA), rows, radius)
     v = objective(batch.evaluate(x_new, rows), rows)
     return keep_best(best_x, best_v, x_new, v)
 

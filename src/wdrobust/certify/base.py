@@ -279,6 +279,10 @@ class Certificate(ABC):
             return default_radii(self.threat, d)
         return check_radii(self.radii, self.threat, d)
 
+    def whole_box_knots(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Knots (n, 1) = diam X for the batch x (n, *S): one shell over all of X, on like's dtype/device."""
+        return shell_knots(np.array([self.threat.diameter(x[0].numel())]), like)
+
     @abstractmethod
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
         """Per-shell slopes for one batch: x (n, *S) on self.device, y (n,), clean logits z (n, K).

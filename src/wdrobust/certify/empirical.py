@@ -61,6 +61,5 @@ class Empirical(Certificate):
         norms = torch.zeros(n * m, z.shape[1], dtype=z.dtype, device=z.device)
         norms[valid] = self._gradient_norms(flat[valid], y.repeat_interleave(m)[valid])
         lip = norms.reshape(n, m, -1).amax(dim=1)[:, :, None]  # (n, K, 1)
-        diam = self.threat.diameter(x[0].numel())
-        knots = torch.full((n, 1), diam, dtype=z.dtype, device=z.device)
+        knots = self.whole_box_knots(x, z)
         return ShellBound.from_margins(lip, knots, z, y, self.losses)

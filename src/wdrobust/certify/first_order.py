@@ -41,8 +41,7 @@ class FirstOrder(Certificate):
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
         smooth = tuple(name for name in self.losses if name != "zero_one")
         norms = loss_gradient_norms(self.model, x, y, smooth, self.threat.dual)
-        diam = self.threat.diameter(x[0].numel())
-        knots = torch.full((x.shape[0], 1), diam, dtype=z.dtype, device=z.device)
+        knots = self.whole_box_knots(x, z)
         m, g = margin_gradients(self.model, x, y)
         lip = lp_norm(g, self.threat.dual, batch_dims=2)[:, :, None]
         radius = certified_radius_from_shells(m, lip, knots, y) if "zero_one" in self.losses else None

@@ -76,6 +76,5 @@ class GlobalLipschitz(Certificate):
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
         lip = self.table(tuple(x.shape[1:]), z.shape[1])[y][:, :, None]  # (n, K, 1), float64
-        diam = self.threat.diameter(x[0].numel())
-        knots = torch.full((x.shape[0], 1), diam, dtype=lip.dtype, device=lip.device)
+        knots = self.whole_box_knots(x, lip)
         return ShellBound.from_margins(lip, knots, z.to(lip.dtype), y, self.losses)

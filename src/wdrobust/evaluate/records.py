@@ -18,10 +18,8 @@ import numpy as np
 from wdrobust.primal.curves import Majorant, stack_points
 
 
-def _np(a: Any) -> np.ndarray:
-    """A tensor or array as a float64 numpy array on the CPU."""
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().double().numpy()
+def _np(a: np.ndarray) -> np.ndarray:
+    """Result arrays (numpy, see AttackResult / CertificateResult) as float64."""
     return np.asarray(a, dtype=np.float64)
 
 

@@ -29,6 +29,13 @@ def check_loss(name: str) -> str:
     return name
 
 
+def check_certifiable(name: str) -> str:
+    """Return name if it is in ``CERTIFIABLE``, else raise ValueError naming the choices."""
+    if check_loss(name) not in CERTIFIABLE:
+        raise ValueError(f"loss {name!r} cannot be certified: expected one of {', '.join(CERTIFIABLE)}")
+    return name
+
+
 def margins(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """All margins m_j = z_j - z_y, shape (N, K); the entry j = y is 0."""
     return z - z.gather(1, y[:, None])

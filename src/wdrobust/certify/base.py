@@ -24,8 +24,8 @@ from torch import nn
 from wdrobust import primal
 from wdrobust._device import resolve_device
 from wdrobust.losses import (
-    CERTIFIABLE,
     all_losses,
+    check_certifiable,
     check_loss,
     lipschitz_from_margins,
     loss_cap,
@@ -258,10 +258,7 @@ class Certificate(ABC):
         if not losses:
             raise ValueError("losses must not be empty")
         for name in losses:
-            if check_loss(name) not in CERTIFIABLE:
-                raise ValueError(
-                    f"loss {name!r} cannot be certified: expected one of {', '.join(CERTIFIABLE)}"
-                )
+            check_certifiable(name)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = resolve_device(device)

@@ -13,7 +13,7 @@ from rich.table import Table
 from wdrobust.certify import CERTIFICATES, Certificate, CertificateResult
 from wdrobust.cli import common
 from wdrobust.cli.errors import user_errors
-from wdrobust.losses import CERTIFIABLE, check_loss
+from wdrobust.losses import CERTIFIABLE, check_certifiable
 from wdrobust.threat import ThreatModel
 from wdrobust.train import cpu_threads_for
 
@@ -77,8 +77,7 @@ def command(
 ) -> None:
     """Certify a model: per method, the upper bound of the WDRO risk, sound or estimate, and its time."""
     threat = ThreatModel(norm, eps, p)
-    if check_loss(loss) not in CERTIFIABLE:
-        raise ValueError(f"loss {loss!r} cannot be certified: expected one of {', '.join(CERTIFIABLE)}")
+    check_certifiable(loss)
     names = parse_methods(method)
     net, x, y = common.load_inputs(model, data, root, split, n, device)
     rows = []

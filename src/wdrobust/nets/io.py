@@ -9,10 +9,7 @@ torch.load(weights_only=True), which refuses every pickle that is not tensors in
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from wdrobust._atomic import atomic_write
 from wdrobust._device import resolve_device
 from wdrobust.nets.registry import build, spec_of
 
@@ -34,22 +32,6 @@ NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net")
 def sidecar_path(path: str | Path) -> Path:
     """The JSON sidecar of a checkpoint: same directory and stem, suffix ``.json``."""
     return Path(path).with_suffix(".json")
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call write(tmp) on a temporary file beside ``path``, then rename it onto ``path``.
-
-    Readers never see a partial file; on any error the temporary file is removed and nothing is left.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save(model: nn.Module, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:

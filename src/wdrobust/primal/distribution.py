@@ -11,8 +11,6 @@ Distances are computed in float64 so that the audit is as exact as the points th
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from wdrobust._atomic import atomic_write
 from wdrobust._device import resolve_device
 from wdrobust.threat import ThreatModel, lp_norm
 
@@ -163,14 +162,7 @@ class Distribution:
             for name in ("x", "y", "weights", "source", "clean")
         }
         meta = {"norm": self.threat.norm, "eps": repr(self.threat.eps), "p": repr(self.threat.p)}
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(tensors, tmp, metadata=meta)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device | None = None) -> Distribution:

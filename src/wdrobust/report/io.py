@@ -1,35 +1,12 @@
-"""Atomic writes: every output goes to a temporary file in the same folder, then ``os.replace``."""
+"""Atomic writes of report outputs (text, strict JSON) through ``wdrobust._atomic.atomic_write``."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call write(tmp) on a temporary path beside ``path``, then rename it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+from wdrobust._atomic import atomic_write
 
 
 def write_text(path: str | Path, text: str) -> Path:

@@ -8,6 +8,7 @@ below the truth).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -25,18 +26,22 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [*lines, ""]
 
 
-def _band_rows(results: dict[str, Any], loss: str) -> list[list[str]]:
-    rows = []
+def _entries(results: dict[str, Any], loss: str) -> Iterator[tuple[list[str], dict[str, Any]]]:
+    """([eps text, p], the loss's entry) for every threat model that has the loss."""
     for tm in results["threat_models"]:
         entry = tm["losses"].get(loss)
-        if entry is None:
-            continue
+        if entry is not None:
+            yield [tm["eps_text"], str(tm["p"])], entry
+
+
+def _band_rows(results: dict[str, Any], loss: str) -> list[list[str]]:
+    rows = []
+    for lead, entry in _entries(results, loss):
         best = entry["lower"]["best"]
         ub = entry["best_sound_upper"]
         rows.append(
             [
-                tm["eps_text"],
-                str(tm["p"]),
+                *lead,
                 _num(entry["clean"]),
                 _num(None if best is None else best["value"]),
                 "—" if ub is None else f"{_num(ub['value'])} ({ub['method']})",
@@ -49,16 +54,12 @@ def _band_rows(results: dict[str, Any], loss: str) -> list[list[str]]:
 
 def _accuracy_rows(results: dict[str, Any]) -> list[list[str]]:
     rows = []
-    for tm in results["threat_models"]:
-        entry = tm["losses"].get("zero_one")
-        if entry is None:
-            continue
+    for lead, entry in _entries(results, "zero_one"):
         acc = entry["accuracy"]
         ub = entry["best_sound_upper"]
         rows.append(
             [
-                tm["eps_text"],
-                str(tm["p"]),
+                *lead,
                 _num(acc["clean"]),
                 _num(acc["lower"]),
                 _num(acc["upper"]),
@@ -70,11 +71,7 @@ def _accuracy_rows(results: dict[str, Any]) -> list[list[str]]:
 
 def _method_rows(results: dict[str, Any], loss: str) -> list[list[str]]:
     rows = []
-    for tm in results["threat_models"]:
-        entry = tm["losses"].get(loss)
-        if entry is None:
-            continue
-        lead = [tm["eps_text"], str(tm["p"])]
+    for lead, entry in _entries(results, loss):
         for name, v in entry["lower"]["attacks"].items():
             audit = "ok" if v["budget_ok"] else "EXCEEDED"
             passes = f"{v['forward_passes']}/{v['backward_passes']}"

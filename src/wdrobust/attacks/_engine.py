@@ -119,11 +119,21 @@ class Recorder:
     points: list[torch.Tensor] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
+        self._origin: tuple[torch.Tensor | None, torch.Tensor] = (None, self.x0)
         self.clean = {k: v.double() for k, v in all_losses(self.z0, self.y, self.losses).items()}
         self.losses = tuple(self.clean)
         self.gains = {name: [] for name in self.losses}
         wrong = self.z0.argmax(dim=1) != self.y
         self.flip = torch.where(wrong, 0.0, math.inf).to(torch.float64)
+
+    def origin(self, rows: torch.Tensor | slice) -> torch.Tensor:
+        """x0_rows (m, *S); the gather for a rows tensor is cached for the last one seen (by identity), as
+        an attack evaluates the same rows at every step."""
+        if isinstance(rows, slice):
+            return self.x0[rows]
+        if self._origin[0] is not rows:
+            self._origin = (rows, self.x0[rows])
+        return self._origin[1]
 
     def distance(self, x: torch.Tensor, sel: torch.Tensor | slice) -> torch.Tensor:
         """||x - x0_sel|| (m,) in float64, never below the exact distance of the stored float32 points.
@@ -133,7 +143,7 @@ class Recorder:
         (relative error below d 2^-53). The result is rounded up by the factor 1 + 1e-6, which covers
         both for any d < 2^30 and stays below the 1 - 1e-5 shrink of ``safe_radius``.
         """
-        diff = (x - self.x0[sel]).reshape(x.shape[0], -1)
+        diff = (x - self.origin(sel)).reshape(x.shape[0], -1)
         if self.norm == "linf":
             reduced = diff.abs_().amax(dim=1).double()  # in place: an out-of-place abs costs 2x here
         else:
@@ -199,7 +209,8 @@ class Batch:
             raise ValueError(f"label {int(y.max())} out of range for a model with {z0.shape[1]} classes")
         self.z0 = z0.detach()
         self.recorder = Recorder(x0, y, self.z0, threat.norm, losses, keep_points)
-        self._bounds: dict[float, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._bounds: dict[tuple[float, bool], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._bounds_rows: torch.Tensor | None = None
 
     @property
     def n(self) -> int:
@@ -241,17 +252,28 @@ class Batch:
     def project(self, x: torch.Tensor, rows: torch.Tensor, radius: torch.Tensor | float) -> torch.Tensor:
         """Projection of x (m, *S) onto B(x0_rows, radius) and the box, radius shrunk by ``safe_radius``.
 
-        For linf on the whole batch with a float radius, one clamp between the cached bounds
-        max(x0 - r, 0) and min(x0 + r, 1) (the same set).
+        For linf with a float radius, one clamp between the cached bounds max(x0_rows - r, 0) and
+        min(x0_rows + r, 1) (the same set).
         """
-        if self.threat.norm == "linf" and rows is self.all and isinstance(radius, float):
-            if radius not in self._bounds:
-                r = float(safe_radius(torch.tensor(radius, dtype=torch.float64)))
-                self._bounds[radius] = ((self.x0 - r).clamp(min=0.0), (self.x0 + r).clamp(max=1.0))
-            low, high = self._bounds[radius]
+        if self.threat.norm == "linf" and isinstance(radius, float):
+            low, high = self.linf_bounds(rows, radius)
             return torch.clamp(x, min=low, max=high)
         r = torch.as_tensor(radius, dtype=x.dtype, device=x.device).expand(x.shape[0])
         return self.threat.project(x, self.x0[rows], safe_radius(r))
+
+    def linf_bounds(self, rows: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(max(x0_rows - r, 0), min(x0_rows + r, 1)), each (m, *S), with r = safe_radius(radius); cached
+        per radius for the whole batch, and for the last other ``rows`` tensor seen (by identity)."""
+        key = (radius, rows is self.all)
+        if key in self._bounds and (rows is self.all or self._bounds_rows is rows):
+            return self._bounds[key]
+        r = float(safe_radius(torch.tensor(radius, dtype=torch.float64)))
+        x0 = self.x0 if rows is self.all else self.recorder.origin(rows)
+        if rows is not self.all:
+            self._bounds = {k: v for k, v in self._bounds.items() if k[1]}
+            self._bounds_rows = rows
+        self._bounds[key] = ((x0 - r).clamp(min=0.0), (x0 + r).clamp(max=1.0))
+        return self._bounds[key]
 
     def random_start(self, rows: torch.Tensor, radius: torch.Tensor | float) -> torch.Tensor:
         """A random point of B(x0_rows, radius) cap box: uniform in the linf cube of the radius, projected."""

@@ -12,8 +12,14 @@ import typer
 from rich.console import Console
 
 from wdrobust.cli.errors import user_errors
-from wdrobust.evaluate import build_config, run
+from wdrobust.evaluate import EvalConfig, build_config, run
 from wdrobust.report import Rendered, render
+
+
+def _default(name: str) -> str:
+    """The EvalConfig default of a field as the user would type it (lists comma-separated)."""
+    value = getattr(EvalConfig(), name)
+    return ",".join(value) if isinstance(value, tuple) else str(value)
 
 
 @user_errors
@@ -31,36 +37,37 @@ def command(
     data_root: str | None = typer.Option(None, help="Folder holding the data files (mnist, cifar)."),
     split: str | None = typer.Option(None, help="Split to evaluate: test (default) or train."),
     n: int | None = typer.Option(
-        None, "--n", help="Number of samples: the first n of the split (default 450)."
+        None, "--n", help=f"Number of samples: the first n of the split (default {_default('n')})."
     ),
     batch_size: int | None = typer.Option(
-        None, help="Samples per unit of work (and of storage/resumption) (default 150)."
+        None, help=f"Samples per unit of work (and of storage/resumption) (default {_default('batch_size')})."
     ),
-    norm: str | None = typer.Option(None, help="Threat norm: linf, l2 or l1 (default linf)."),
+    norm: str | None = typer.Option(None, help=f"Threat norm: linf, l2 or l1 (default {_default('norm')})."),
     eps: str | None = typer.Option(
-        None, help="Comma-separated radii, fractions allowed (8/255) (default 0.005,0.01,0.02,0.03)."
+        None, help=f"Comma-separated radii, fractions allowed (8/255) (default {_default('eps')})."
     ),
     p: str | None = typer.Option(
-        None, "--p", help="Comma-separated Wasserstein orders >= 1 or inf (default 1,2,inf)."
+        None, "--p", help=f"Comma-separated Wasserstein orders >= 1 or inf (default {_default('p')})."
     ),
     losses: str | None = typer.Option(
-        None, help="Comma-separated losses: ce, margin, dlr, zero_one (default ce,margin,zero_one)."
+        None, help=f"Comma-separated losses: ce, margin, dlr, zero_one (default {_default('losses')})."
     ),
     attacks: str | None = typer.Option(
-        None, help="Comma-separated attacks (lower bounds) (default pgd,apgd,wda,wda++)."
+        None, help=f"Comma-separated attacks (lower bounds) (default {_default('attacks')})."
     ),
     certificates: str | None = typer.Option(
         None,
-        help="Comma-separated certificates (upper bounds) (default global,first-order,local,cell,radius).",
+        help=f"Comma-separated certificates (upper bounds) (default {_default('certificates')}).",
     ),
     seed: int | None = typer.Option(
-        None, help="Random seed; each (job, batch) unit derives its own (default 0)."
+        None, help=f"Random seed; each (job, batch) unit derives its own (default {_default('seed')})."
     ),
     device: str | None = typer.Option(None, help="cpu or cuda (default: cuda if available)."),
     threads: int | None = typer.Option(
-        None, help="CPU threads for torch (default 1, fastest for small models; 0 = all cores)."
+        None,
+        help=f"CPU threads for torch; 0 = all cores (default {_default('threads')}, best for small models).",
     ),
-    out: str | None = typer.Option(None, "--out", "-o", help="Run folder (default runs/digits-default)."),
+    out: str | None = typer.Option(None, "--out", "-o", help=f"Run folder (default {_default('out')})."),
     force: bool = typer.Option(False, "--force", help="Start over: delete the existing run in --out first."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the output paths."),
 ) -> None:

@@ -54,6 +54,7 @@ def test_known_values() -> None:
     res = flip_knapsack(d, correct, ThreatModel("linf", 0.1, 1))  # budget 0.4: flips 0.1, 0.2, 1/4 of 0.4
     np.testing.assert_allclose(res.flipped, [1, 1, 0.25, 0])
     assert res.robust_accuracy == pytest.approx(0.75 - 2.25 / 4)
+    assert res.risk == pytest.approx(0.25 + 2.25 / 4)  # misclassified mass plus flipped mass
     pinf = flip_knapsack(d, correct, ThreatModel("linf", 0.2, math.inf))  # d <= eps flips (boundary counts)
     np.testing.assert_allclose(pinf.flipped, [1, 1, 0, 0])
 

@@ -179,8 +179,11 @@ class CertificateResult:
         """Number of samples N."""
         return int(self.clean_correct.shape[0])
 
-    def upper_bound(self, loss: str, threat: ThreatModel | None = None) -> Any:
-        """Upper bound on R_p(eps) for ``loss`` under ``threat`` (default: the certificate's threat).
+    def upper_bound(
+        self, loss: str, threat: ThreatModel | None = None
+    ) -> primal.UpperBound | primal.FlipResult:
+        """Upper bound on R_p(eps) for ``loss`` under ``threat`` (default: the certificate's threat);
+        both result types carry it as ``risk``.
 
         ce/margin: primal.upper_bound(majorant, threat, clean) (weak duality over the majorants);
         zero_one: primal.flip_knapsack(certified_radius, clean_correct, threat) (certified radii).

@@ -38,15 +38,6 @@ def make_certificate(name: str, model: Any, threat: ThreatModel, **kwargs: Any) 
     return cls(model, threat, **{k: v for k, v in kwargs.items() if k in accepted})
 
 
-def risk_bound(result: CertificateResult, loss: str) -> float:
-    """The certified (or estimated) upper bound of R_p(eps) for the loss: the risk for ce/margin, the
-    distributional error 1 - (certified distributional accuracy) for zero_one."""
-    bound = result.upper_bound(loss)
-    if loss == "zero_one":
-        return 1.0 - bound.robust_accuracy
-    return float(bound.risk)
-
-
 def table(rows: list[tuple[str, CertificateResult, float]], loss: str, threat: ThreatModel, n: int) -> Table:
     """One row per certificate: upper bound, sound or estimate, clean risk, seconds, note."""
     out = Table(title=f"{loss} risk upper bounds on {n} samples ({threat})")
@@ -87,5 +78,5 @@ def command(
                 name, net, threat, losses=(loss,), batch_size=batch_size, device=device, time_limit=time_limit
             )
             result = cert.run(x, y)
-            rows.append((name, result, risk_bound(result, loss)))
+            rows.append((name, result, float(result.upper_bound(loss).risk)))
     Console().print(table(rows, loss, threat, x.shape[0]))

@@ -161,7 +161,7 @@ def _zero_one_lower(flips: np.ndarray, correct: np.ndarray, threat: ThreatModel)
     else:
         cost = fk.flipped * np.where(moved, flips, 0.0) ** threat.p
         budget = float(cost.mean() ** (1 / threat.p))
-    return {"value": 1.0 - fk.robust_accuracy} | _audit(budget, threat)
+    return {"value": fk.risk} | _audit(budget, threat)
 
 
 def _cost(recs: list[AttackRecord | CertificateRecord]) -> dict[str, Any]:
@@ -225,7 +225,7 @@ def _upper_value(
     if loss == "zero_one":
         if rec.certified_radius is None:
             return None
-        return 1.0 - primal.flip_knapsack(rec.certified_radius, correct, threat).robust_accuracy
+        return primal.flip_knapsack(rec.certified_radius, correct, threat).risk
     if loss not in rec.majorants:
         return None
     return float(primal.upper_bound(rec.majorants[loss], threat, clean=clean).risk)

@@ -26,7 +26,8 @@ from wdrobust.threat import ThreatModel
 @dataclass(frozen=True)
 class FlipResult:
     """accuracy: clean accuracy; flipped: (N,) fraction of each sample's mass that flips (in [0, 1]);
-    flipped_fraction: mean of ``flipped``; robust_accuracy = accuracy - flipped_fraction."""
+    flipped_fraction: mean of ``flipped``; robust_accuracy = accuracy - flipped_fraction;
+    risk = 1 - robust_accuracy (the zero_one risk, like ``LowerBound.risk`` / ``UpperBound.risk``)."""
 
     threat: ThreatModel
     accuracy: float
@@ -37,6 +38,11 @@ class FlipResult:
     def robust_accuracy(self) -> float:
         """Distributional robust accuracy (an upper bound for attack distances, a lower one for radii)."""
         return self.accuracy - self.flipped_fraction
+
+    @property
+    def risk(self) -> float:
+        """zero_one risk 1 - robust_accuracy (a lower bound for attack distances, an upper one for radii)."""
+        return 1.0 - self.robust_accuracy
 
 
 def flip_knapsack(distances: np.ndarray, correct: np.ndarray, threat: ThreatModel) -> FlipResult:

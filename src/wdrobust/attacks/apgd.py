@@ -79,8 +79,8 @@ def apgd_ascent(
             last_best, reduced_last, last_check = best_v.clone(), reduce, k
             increases.zero_()
         z = batch.project(move(x, eta, direction(g, x, norm, sparsity)), rows, radius)
-        # x + alpha (z - x) + (1 - alpha)(x - x_prev), as a lerp plus one fused add
-        x_new = batch.project(torch.lerp(x, z, ALPHA).add_(x - x_prev, alpha=1 - ALPHA), rows, radius)
+        # x + alpha (z - x) + (1 - alpha)(x - x_prev) = lerp(2 x - x_prev, z, alpha): two passes
+        x_new = batch.project(torch.lerp(torch.lerp(x_prev, x, 2.0), z, ALPHA), rows, radius)
     v = objective(batch.evaluate(x_new, rows), rows)
     return keep_best(best_x, best_v, x_new, v)
 

@@ -120,6 +120,7 @@ class Recorder:
 
     def __post_init__(self) -> None:
         self._origin: tuple[torch.Tensor | None, torch.Tensor] = (None, self.x0)
+        self._scratch = torch.empty_like(self.x0)
         self.clean = {k: v.double() for k, v in all_losses(self.z0, self.y, self.losses).items()}
         self.losses = tuple(self.clean)
         self.gains = {name: [] for name in self.losses}
@@ -143,7 +144,9 @@ class Recorder:
         (relative error below d 2^-53). The result is rounded up by the factor 1 + 1e-6, which covers
         both for any d < 2^30 and stays below the 1 - 1e-5 shrink of ``safe_radius``.
         """
-        diff = (x - self.origin(sel)).reshape(x.shape[0], -1)
+        if self._scratch.shape != x.shape:  # reused across steps: no new (m, *S) tensor per call
+            self._scratch = torch.empty_like(x)
+        diff = torch.sub(x, self.origin(sel), out=self._scratch).reshape(x.shape[0], -1)
         if self.norm == "linf":
             reduced = diff.abs_().amax(dim=1).double()  # in place: an out-of-place abs costs 2x here
         else:
@@ -249,15 +252,18 @@ class Batch:
         self.recorder.add(x, z, rows, full=rows is self.all)
         return z.detach(), v.detach(), g
 
-    def project(self, x: torch.Tensor, rows: torch.Tensor, radius: torch.Tensor | float) -> torch.Tensor:
+    def project(
+        self, x: torch.Tensor, rows: torch.Tensor, radius: torch.Tensor | float, inplace: bool = False
+    ) -> torch.Tensor:
         """Projection of x (m, *S) onto B(x0_rows, radius) and the box, radius shrunk by ``safe_radius``.
 
         For linf with a float radius, one clamp between the cached bounds max(x0_rows - r, 0) and
-        min(x0_rows + r, 1) (the same set).
+        min(x0_rows + r, 1) (the same set), written into x itself when ``inplace`` (for a fresh x that
+        nothing else holds: it saves allocating and first touching a new (m, *S) tensor).
         """
         if self.threat.norm == "linf" and isinstance(radius, float):
             low, high = self.linf_bounds(rows, radius)
-            return torch.clamp(x, min=low, max=high)
+            return torch.clamp(x, min=low, max=high, out=x if inplace else None)
         r = torch.as_tensor(radius, dtype=x.dtype, device=x.device).expand(x.shape[0])
         return self.threat.project(x, self.x0[rows], safe_radius(r))
 
@@ -281,7 +287,7 @@ class Batch:
         r = torch.as_tensor(radius, dtype=x0.dtype, device=x0.device).expand(x0.shape[0])
         u = torch.rand(x0.shape, generator=self.generator, device=x0.device, dtype=x0.dtype)
         delta = (2 * u - 1) * r.reshape(-1, *([1] * (x0.dim() - 1)))
-        return self.project(x0 + delta, rows, r)
+        return self.project(x0 + delta, rows, r, inplace=True)
 
     def top_targets(self, k: int) -> torch.Tensor:
         """The k non-true classes with the largest clean logits, (n, k), best first."""
@@ -312,7 +318,7 @@ def ascend(
         else:
             best_v = torch.maximum(best_v, v)
         u = direction(g, x, batch.threat.norm, sparsity)
-        x = batch.project(x.add(u, alpha=step), rows, radius)
+        x = batch.project(torch.add(x, u, alpha=step, out=u), rows, radius, inplace=True)
     v = objective(batch.evaluate(x, rows), rows)
     if keep:
         return keep_best(best_x, best_v, x, v)

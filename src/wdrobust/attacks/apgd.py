@@ -58,7 +58,7 @@ def apgd_ascent(
     _, v, g = batch.gradient(x, objective, rows)
     best_x, best_v, best_g = x.clone(), v, g.clone()
     x_prev, v_cur = x, v
-    x_new = batch.project(move(x, eta, direction(g, x, norm, sparsity)), rows, radius)
+    x_new = batch.project(move(x, eta, direction(g, x, norm, sparsity)), rows, radius, inplace=True)
     increases = torch.zeros(m, device=x.device)
     last_best, reduced_last, last_check = best_v.clone(), torch.zeros(m, dtype=torch.bool, device=x.device), 0
     for k in range(1, n_iter):
@@ -78,9 +78,11 @@ def apgd_ascent(
             v_cur = torch.where(reduce, best_v, v_cur)
             last_best, reduced_last, last_check = best_v.clone(), reduce, k
             increases.zero_()
-        z = batch.project(move(x, eta, direction(g, x, norm, sparsity)), rows, radius)
-        # x + alpha (z - x) + (1 - alpha)(x - x_prev) = lerp(2 x - x_prev, z, alpha): two passes
-        x_new = batch.project(torch.lerp(torch.lerp(x_prev, x, 2.0), z, ALPHA), rows, radius)
+        z = batch.project(move(x, eta, direction(g, x, norm, sparsity)), rows, radius, inplace=True)
+        # x + alpha (z - x) + (1 - alpha)(x - x_prev) = lerp(2 x - x_prev, z, alpha): two passes, written
+        # into the buffers of x_prev and z, which are not needed afterwards
+        x_new = torch.lerp(torch.lerp(x_prev, x, 2.0, out=x_prev), z, ALPHA, out=z)
+        x_new = batch.project(x_new, rows, radius, inplace=True)
     v = objective(batch.evaluate(x_new, rows), rows)
     return keep_best(best_x, best_v, x_new, v)
 

@@ -20,13 +20,8 @@ from torch import nn
 from wdrobust._device import resolve_device
 from wdrobust.attacks._engine import Batch, Passes
 from wdrobust.losses import LOSSES, check_loss
-from wdrobust.primal.curves import AttainedPoints
+from wdrobust.primal.curves import AttainedPoints, pad_columns
 from wdrobust.threat import ThreatModel
-
-
-def _pad(a: np.ndarray, width: int, value: float) -> np.ndarray:
-    """a (N, M) padded on the right with ``value`` to (N, width)."""
-    return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=value)
 
 
 @dataclass
@@ -93,8 +88,8 @@ class AttackResult:
         return AttackResult(
             attack=first.attack,
             threat=first.threat,
-            t=np.concatenate([_pad(r.t, width, np.inf) for r in results]),
-            gains={k: np.concatenate([_pad(r.gains[k], width, 0.0) for r in results]) for k in first.gains},
+            t=np.concatenate([pad_columns(r.t, width, np.inf) for r in results]),
+            gains={k: np.concatenate([pad_columns(r.gains[k], width, 0.0) for r in results]) for k in first.gains},
             clean_loss={k: np.concatenate([r.clean_loss[k] for r in results]) for k in first.clean_loss},
             clean_correct=np.concatenate([r.clean_correct for r in results]),
             flip_distance=None if any(f is None for f in flips) else np.concatenate(flips),

@@ -89,7 +89,9 @@ class AttackResult:
             attack=first.attack,
             threat=first.threat,
             t=np.concatenate([pad_columns(r.t, width, np.inf) for r in results]),
-            gains={k: np.concatenate([pad_columns(r.gains[k], width, 0.0) for r in results]) for k in first.gains},
+            gains={
+                k: np.concatenate([pad_columns(r.gains[k], width, 0.0) for r in results]) for k in first.gains
+            },
             clean_loss={k: np.concatenate([r.clean_loss[k] for r in results]) for k in first.clean_loss},
             clean_correct=np.concatenate([r.clean_correct for r in results]),
             flip_distance=None if any(f is None for f in flips) else np.concatenate(flips),

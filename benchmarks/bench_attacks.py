@@ -17,6 +17,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from benchmarks.run import row
 from wdrobust import nets
 from wdrobust.attacks import ATTACKS
 from wdrobust.threat import ThreatModel
@@ -73,16 +74,9 @@ def main() -> list[dict]:
                 steps[name].append(attack_step(model, x, y, name, opts))
         raw = min(raws)
         figure = f"raw fwd+bwd, batch {batch}"
-        rows.append({"benchmark": f"attacks/{arch}", "figure": figure, "value": raw, "unit": "s"})
+        rows.append(row(f"attacks/{arch}", figure, raw, "s"))
         for name, per_step in steps.items():
             figure = "time per step / raw fwd+bwd (goal <= 1.3)"
-            rows.append(
-                {
-                    "benchmark": f"attacks/{arch}/{name}",
-                    "figure": figure,
-                    "value": min(per_step) / raw,
-                    "unit": "x",
-                }
-            )
+            rows.append(row(f"attacks/{arch}/{name}", figure, min(per_step) / raw, "x"))
     torch.set_num_threads(threads)
     return rows

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from benchmarks.run import row
 from wdrobust import nets
 from wdrobust.certify.bounds.lipschitz import other_classes
 from wdrobust.certify.local import LocalCertificate
@@ -64,22 +65,10 @@ def grid_rows(eps: float = 0.03) -> list[dict]:
     rows = []
     for p in (1, 2, "inf"):
         ub = {k: r.upper_bound("ce", ThreatModel("linf", eps, p)).risk for k, r in results.items()}
-        rows.append(
-            {
-                "benchmark": "certify_local",
-                "figure": f"grid [eps/4..4eps, diam] / default: UB of CE risk, p={p} (digits MLP, eps={eps})",
-                "value": ub["six"] / ub["default"],
-                "unit": "x",
-            }
-        )
-    rows.append(
-        {
-            "benchmark": "certify_local",
-            "figure": "grid [eps/4..4eps, diam] / default: time (digits MLP)",
-            "value": t["six"] / t["default"],
-            "unit": "x",
-        }
-    )
+        figure = f"grid [eps/4..4eps, diam] / default: UB of CE risk, p={p} (digits MLP, eps={eps})"
+        rows.append(row("certify_local", figure, ub["six"] / ub["default"], "x"))
+    figure = "grid [eps/4..4eps, diam] / default: time (digits MLP)"
+    rows.append(row("certify_local", figure, t["six"] / t["default"], "x"))
     return rows
 
 
@@ -101,25 +90,16 @@ def main() -> list[dict]:
             "full": lambda: full.run(x, y),
         }
     )
-    row = {"benchmark": "certify_local"}
     return [
-        {
-            **row,
-            "figure": "reference seconds (fwd + 9 margin bwd, 512 x 1x8x8)",
-            "value": t["ref"],
-            "unit": "s",
-        },
-        {
-            **row,
-            "figure": "per shell: local / reference, radii=[eps] (goal <= 3)",
-            "value": t["one"] / t["ref"],
-            "unit": "x",
-        },
-        {
-            **row,
-            "figure": f"default grid: local / reference ({shells} shells, last = whole box)",
-            "value": t["full"] / t["ref"],
-            "unit": "x",
-        },
+        row("certify_local", "reference seconds (fwd + 9 margin bwd, 512 x 1x8x8)", t["ref"], "s"),
+        row(
+            "certify_local", "per shell: local / reference, radii=[eps] (goal <= 3)", t["one"] / t["ref"], "x"
+        ),
+        row(
+            "certify_local",
+            f"default grid: local / reference ({shells} shells, last = whole box)",
+            t["full"] / t["ref"],
+            "x",
+        ),
         *grid_rows(),
     ]

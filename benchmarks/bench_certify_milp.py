@@ -14,6 +14,7 @@ import time
 import numpy as np
 import torch
 
+from benchmarks.run import row
 from wdrobust import data
 from wdrobust.certify.local import margin_lipschitz
 from wdrobust.certify.milp import ReluNet, lipschitz_on_box
@@ -44,29 +45,9 @@ def main() -> list[dict]:
             ratios.append(local[i].max() / exact.max())
         tag = f"milp 64-32-32-10 linf eps={eps}, 9 classes"
         rows += [
-            {
-                "benchmark": tag,
-                "figure": "seconds per sample (mean)",
-                "value": float(np.mean(seconds)),
-                "unit": "s",
-            },
-            {
-                "benchmark": tag,
-                "figure": "seconds per sample (max)",
-                "value": float(np.max(seconds)),
-                "unit": "s",
-            },
-            {
-                "benchmark": tag,
-                "figure": "samples solved to optimality",
-                "value": float(np.mean(optimal)),
-                "unit": "",
-            },
-            {
-                "benchmark": tag,
-                "figure": "local bound / milp (mean)",
-                "value": float(np.mean(ratios)),
-                "unit": "x",
-            },
+            row(tag, "seconds per sample (mean)", np.mean(seconds), "s"),
+            row(tag, "seconds per sample (max)", np.max(seconds), "s"),
+            row(tag, "fraction of samples solved to optimality", np.mean(optimal), ""),
+            row(tag, "local bound / milp (mean)", np.mean(ratios), "x"),
         ]
     return rows

@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.run import row
 from wdrobust.evaluate import Store, build_config, run
 from wdrobust.report import render
 from wdrobust.train import ensure_default_model
@@ -50,5 +51,5 @@ def main() -> list[dict]:
         "resume of a finished run / first run": resume / first.seconds,
         "report render / first run": report / first.seconds,
     }
-    rows = [{"benchmark": name, "figure": k, "value": v, "unit": "ratio"} for k, v in figures.items()]
-    return [*rows, {"benchmark": name, "figure": "units", "value": float(first.computed), "unit": "count"}]
+    rows = [row(name, k, v, "ratio") for k, v in figures.items()]
+    return [*rows, row(name, "units", first.computed, "count")]

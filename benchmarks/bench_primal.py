@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from benchmarks.run import row
 from wdrobust.primal import AttainedPoints, Majorant, lower_bound, upper_bound
 from wdrobust.threat import ThreatModel
 
@@ -49,25 +50,15 @@ def main() -> list[dict]:
     base = _best_of(3, lambda: np.sort(raw, axis=1))
     lb = _best_of(2, lambda: lower_bound(points, threat))
     rows += [
-        {"benchmark": "lower_bound 1e6x20", "figure": "seconds", "value": lb, "unit": "s"},
-        {
-            "benchmark": "lower_bound 1e6x20",
-            "figure": "time / np.sort of (N, M)",
-            "value": lb / base,
-            "unit": "x",
-        },
+        row("lower_bound 1e6x20", "seconds", lb, "s"),
+        row("lower_bound 1e6x20", "time / np.sort of (N, M)", lb / base, "x"),
     ]
     major = shell_majorant(100_000, 8)
     base_ub = _best_of(3, lambda: major(threat.eps))
     ub = _best_of(2, lambda: upper_bound(major, threat))
     rows += [
-        {"benchmark": "upper_bound 1e5x8", "figure": "seconds", "value": ub, "unit": "s"},
-        {
-            "benchmark": "upper_bound 1e5x8",
-            "figure": "time / one evaluation of phibar(eps)",
-            "value": ub / base_ub,
-            "unit": "x",
-        },
+        row("upper_bound 1e5x8", "seconds", ub, "s"),
+        row("upper_bound 1e5x8", "time / one evaluation of phibar(eps)", ub / base_ub, "x"),
     ]
     return rows
 

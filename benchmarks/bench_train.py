@@ -13,6 +13,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from benchmarks.run import row
 from wdrobust import data
 from wdrobust.threat import ThreatModel
 from wdrobust.train import DEFAULT_ARCH_KWARGS, DEFAULT_TRAIN, accuracy, fit, pgd
@@ -40,18 +41,28 @@ def main() -> list[dict]:
         fits[name] = fit(arch_kwargs=DEFAULT_ARCH_KWARGS, device="cpu", **DEFAULT_TRAIN, **options)
         x_adv = pgd(fits[name].model, x, y, threat, steps=20, generator=torch.Generator().manual_seed(0))
         rows += [
-            {"benchmark": f"digits mlp {name}", "figure": "clean test accuracy",
-             "value": 100 * fits[name].test_accuracy, "unit": "%"},
-            {"benchmark": f"digits mlp {name}", "figure": "PGD-20 accuracy at linf 0.1",
-             "value": 100 * accuracy(fits[name].model, x_adv, y), "unit": "%"},
-            {"benchmark": f"digits mlp {name}", "figure": "training time", "value": fits[name].seconds,
-             "unit": "s"},
-        ]  # fmt: skip
+            row(f"digits mlp {name}", "clean test accuracy", 100 * fits[name].test_accuracy, "%"),
+            row(
+                f"digits mlp {name}",
+                "PGD-20 accuracy at linf 0.1",
+                100 * accuracy(fits[name].model, x_adv, y),
+                "%",
+            ),
+            row(f"digits mlp {name}", "training time", fits[name].seconds, "s"),
+        ]
     full_pass = _pass_seconds(fits["standard"].model.train(), x_train, y_train)
     rows += [
-        {"benchmark": "digits mlp standard", "figure": "training time / (epochs x full-data fwd+bwd)",
-         "value": fits["standard"].seconds / (DEFAULT_TRAIN["epochs"] * full_pass), "unit": "x"},
-        {"benchmark": "digits mlp pgd", "figure": "training time / standard training time",
-         "value": fits["pgd"].seconds / fits["standard"].seconds, "unit": "x"},
-    ]  # fmt: skip
+        row(
+            "digits mlp standard",
+            "training time / (epochs x full-data fwd+bwd)",
+            fits["standard"].seconds / (DEFAULT_TRAIN["epochs"] * full_pass),
+            "x",
+        ),
+        row(
+            "digits mlp pgd",
+            "training time / standard training time",
+            fits["pgd"].seconds / fits["standard"].seconds,
+            "x",
+        ),
+    ]
     return rows

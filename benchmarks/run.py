@@ -21,6 +21,11 @@ from pathlib import Path
 import torch
 
 
+def row(benchmark: str, figure: str, value: float, unit: str) -> dict:
+    """One benchmark figure as the harness prints and records it."""
+    return {"benchmark": benchmark, "figure": figure, "value": float(value), "unit": unit}
+
+
 def main(argv: list[str] | None = None) -> None:
     """Discover bench_* modules (optionally filtered by name) and run them in order."""
     wanted = set(argv if argv is not None else sys.argv[1:])

@@ -72,16 +72,19 @@ class AttainedPoints:
 
 @dataclass
 class Majorant:
-    """Sound (or estimated) per-sample growth majorant phibar_i(t) >= phi_i(t), piecewise linear.
+    """Sound (or estimated) per-sample growth majorant phibar_i(t) >= phi_i(t), piecewise linear with
+    upward jumps.
 
     knots: shape (N, M), per-sample increasing outer radii r_i1 < ... < r_iM of the segments; the last
         knot is the diameter of X (no point lies farther). slopes: shape (N, M), slope >= 0 on the
         segment (r_i,k-1, r_ik] (r_i0 = 0); +inf is allowed (a jump to the cap at r_i,k-1, e.g. zero_one
         at a certified radius; ``__call__`` gives the value just before the jump, upper_bound counts the
-        cap from r_i,k-1 on). cap: shape (N,), phibar is min(cap_i, PL(t))
-        (+inf = no cap).
+        cap from r_i,k-1 on). jumps: shape (N, M) or None (zeros), finite jumps >= 0 at the start of each
+        segment, counted for t > r_i,k-1 (phibar is left-continuous there: a staircase bound U_k of the
+        growth over the ball of radius r_k is a jump of U_k - U_k-1 at r_k-1). cap: shape (N,), phibar is
+        min(cap_i, PL(t)) (+inf = no cap).
 
-        phibar_i(t) = min(cap_i, sum_k slopes_ik * |[0, t] cap (r_i,k-1, r_ik]|)
+        phibar_i(t) = min(cap_i, sum_k jumps_ik 1{t > r_i,k-1} + slopes_ik |[0, t] cap (r_i,k-1, r_ik]|)
 
     sound: True only when phibar_i >= phi_i is guaranteed; estimates carry False.
     """
@@ -91,6 +94,7 @@ class Majorant:
     cap: np.ndarray | None = None
     sound: bool = True
     name: str = field(default="")
+    jumps: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.knots = _as_2d("knots", self.knots)
@@ -112,6 +116,115 @@ class Majorant:
         if np.isnan(cap).any() or (cap < 0).any():
             raise ValueError("cap must be >= 0 and not NaN")
         self.cap = cap
+        jumps = np.zeros_like(self.knots) if self.jumps is None else _as_2d("jumps", self.jumps)
+        if jumps.shape != self.knots.shape:
+            raise ValueError(f"jumps must have shape {self.knots.shape}, got {jumps.shape}")
+        if not np.isfinite(jumps).all() or (jumps < 0).any():
+            raise ValueError("majorant jumps must be finite and >= 0")
+        self.jumps = jumps
+
+    @classmethod
+    def from_pieces(
+        cls,
+        knots: np.ndarray,
+        left: np.ndarray,
+        right: np.ndarray,
+        cap: np.ndarray | None = None,
+        *,
+        sound: bool = True,
+        name: str = "",
+    ) -> Majorant:
+        """The majorant that is linear on each segment (r_k-1, r_k] from ``left`` (its limit at r_k-1+) to
+        ``right`` (its value at r_k); knots, left, right (N, M), knots increasing with r_M = diam X.
+
+        The pieces are first made non-decreasing upwards (which keeps every value a majorant): left_k is
+        raised to the previous right value and right_k to left_k, by a running maximum. Zero-width
+        segments (repeated knots) are dropped.
+        """
+        knots = _as_2d("knots", knots)
+        left = np.maximum(_as_2d("left", left), 0.0)
+        right = np.maximum(_as_2d("right", right), left)
+        edges = np.stack([left, right], axis=2).reshape(left.shape[0], -1)
+        edges = np.maximum.accumulate(edges, axis=1).reshape(left.shape[0], -1, 2)
+        left, right = edges[:, :, 0], edges[:, :, 1]
+        lo = np.concatenate([np.zeros((knots.shape[0], 1)), knots[:, :-1]], axis=1)
+        width = knots - lo
+        keep = width > 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            slopes = np.where(keep, (right - left) / np.where(keep, width, 1.0), 0.0)
+        before = np.concatenate([np.zeros((knots.shape[0], 1)), right[:, :-1]], axis=1)
+        jumps = left - before
+        knots, slopes, jumps = _compact(knots, slopes, jumps, keep)
+        return cls(knots, np.maximum(slopes, 0.0), cap, sound=sound, name=name, jumps=np.maximum(jumps, 0.0))
+
+    def minimum(self, other: Majorant) -> Majorant:
+        """The pointwise minimum of two majorants of the same N samples; sound only when both are (the
+        minimum with an estimate can fall below the truth). Slopes must be finite.
+
+        On the union of both knot sets and the points where a cap is reached both are linear; where they
+        cross inside a segment the segment is split at the crossing.
+        """
+        if other.n != self.n:
+            raise ValueError(f"minimum of majorants of {self.n} and {other.n} samples")
+        if not (np.isfinite(self.slopes).all() and np.isfinite(other.slopes).all()):
+            raise ValueError("minimum needs finite slopes")
+        ends = [self.knots, other.knots, self.cap_reached()[:, None], other.cap_reached()[:, None]]
+        merged = np.sort(np.concatenate(ends, axis=1), axis=1)
+        n = self.n
+        lo = np.concatenate([np.zeros((n, 1)), merged[:, :-1]], axis=1)
+        fa_l, fa_r = self.limits(lo, merged)
+        fb_l, fb_r = other.limits(lo, merged)
+        d_l, d_r = fa_l - fb_l, fa_r - fb_r
+        cross = (d_l * d_r) < 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.where(cross, d_l / (d_l - d_r), 1.0)
+        mid = lo + frac * (merged - lo)
+        mid = np.where(cross, np.clip(mid, lo, merged), merged)
+        at_mid = np.minimum(fa_l + frac * (fa_r - fa_l), fb_l + frac * (fb_r - fb_l))
+        at_mid = np.where(cross, at_mid, np.minimum(fa_r, fb_r))
+        # each merged segment -> (lo, mid] and (mid, hi]: the second has zero width without a crossing
+        knots = np.stack([mid, merged], axis=2).reshape(n, -1)
+        left = np.stack([np.minimum(fa_l, fb_l), at_mid], axis=2).reshape(n, -1)
+        right = np.stack([at_mid, np.minimum(fa_r, fb_r)], axis=2).reshape(n, -1)
+        cap = np.minimum(self.cap, other.cap)
+        name = self.name if self.name == other.name else f"min({self.name}, {other.name})"
+        return Majorant.from_pieces(knots, left, right, cap, sound=self.sound and other.sound, name=name)
+
+    def cap_reached(self) -> np.ndarray:
+        """(N,) the smallest t where phibar reaches the cap (the last knot if it never does)."""
+        lo = np.concatenate([np.zeros((self.n, 1)), self.knots[:, :-1]], axis=1)
+        start = self.start_values()  # value at lo+ (jump included)
+        end = start + self.slopes * (self.knots - lo)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(
+                start >= self.cap[:, None],
+                lo,
+                np.where(end >= self.cap[:, None], lo + (self.cap[:, None] - start) / self.slopes, np.inf),
+            )
+        t = np.minimum(t.min(axis=1), self.knots[:, -1])
+        return np.clip(t, 0.0, self.knots[:, -1])
+
+    def start_values(self) -> np.ndarray:
+        """(N, M) uncapped phibar at the start r_k-1 of each segment, right limit: the rises of the earlier
+        segments plus the jumps up to and including the segment's own (inf after an infinite slope)."""
+        lo = np.concatenate([np.zeros((self.n, 1)), self.knots[:, :-1]], axis=1)
+        rise = self.slopes * (self.knots - lo)
+        before = np.concatenate([np.zeros((self.n, 1)), np.cumsum(rise, axis=1)[:, :-1]], axis=1)
+        return before + np.cumsum(self.jumps, axis=1)
+
+    def limits(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(phibar(lo+), phibar(hi)) for segments (lo, hi] (N, W) that lie inside one segment of the
+        majorant each (true for the merged knots of ``minimum``); finite slopes."""
+        left = np.stack([self._right_limit(lo[:, k]) for k in range(lo.shape[1])], axis=1)
+        right = np.stack([self(hi[:, k]) for k in range(hi.shape[1])], axis=1)
+        return left, right
+
+    def _right_limit(self, t: np.ndarray) -> np.ndarray:
+        """phibar(t+) for t (N,): the jumps of the segments starting at r_k-1 <= t are counted."""
+        lo = np.concatenate([np.zeros((self.n, 1)), self.knots[:, :-1]], axis=1)
+        inside = np.clip(np.minimum(t[:, None], self.knots) - lo, 0.0, None)
+        grown = (self.slopes * inside).sum(axis=1) + np.where(lo <= t[:, None], self.jumps, 0.0).sum(axis=1)
+        return np.minimum(self.cap, grown)
 
     @property
     def n(self) -> int:
@@ -131,7 +244,8 @@ class Majorant:
         tail[:, -1] = self.knots[:, -1]
         knots = np.concatenate([self.knots[:, :-1], tail], axis=1)
         slopes = np.concatenate([self.slopes, np.repeat(self.slopes[:, -1:], extra, axis=1)], axis=1)
-        return Majorant(knots, slopes, self.cap, sound=self.sound, name=self.name)
+        jumps = pad_columns(self.jumps, width, 0.0)
+        return Majorant(knots, slopes, self.cap, sound=self.sound, name=self.name, jumps=jumps)
 
     @staticmethod
     def stack(parts: Sequence[Majorant]) -> Majorant:
@@ -147,6 +261,7 @@ class Majorant:
             np.concatenate([w.cap for w in widened]),
             sound=all(p.sound for p in parts),
             name=parts[0].name,
+            jumps=np.concatenate([w.jumps for w in widened]),
         )
 
     def __call__(self, t: np.ndarray | float) -> np.ndarray:
@@ -156,4 +271,41 @@ class Majorant:
         inside = np.clip(np.minimum(t[:, None], self.knots) - lo, 0.0, None)
         with np.errstate(invalid="ignore"):
             grown = np.where(inside > 0, self.slopes * inside, 0.0).sum(axis=1)
+        grown = grown + np.where(lo < t[:, None], self.jumps, 0.0).sum(axis=1)
         return np.minimum(self.cap, grown)
+
+
+def _compact(
+    knots: np.ndarray, slopes: np.ndarray, jumps: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Drop the segments with keep False (zero width; their jumps move to the next kept segment) and pad
+    rows with fewer kept segments by splitting their last segment (same slope, no jump), so that every row
+    has strictly increasing knots; arrays (N, M) -> (N, M')."""
+    n, m = knots.shape
+    # a kept segment's jump is the sum of the jumps since the previous kept segment
+    carried = np.cumsum(jumps, axis=1)
+    last_kept = np.maximum.accumulate(np.where(keep, np.arange(m)[None, :], -1), axis=1)
+    before = np.concatenate([np.full((n, 1), -1), last_kept[:, :-1]], axis=1)
+    base = np.where(before >= 0, np.take_along_axis(carried, np.maximum(before, 0), axis=1), 0.0)
+    jumps = np.where(keep, carried - base, 0.0)
+    count = keep.sum(axis=1)
+    width = int(count.max())
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :width]
+    k = np.take_along_axis(knots, order, axis=1)
+    s = np.take_along_axis(slopes, order, axis=1)
+    j = np.take_along_axis(jumps, order, axis=1)
+    col = np.arange(width)[None, :]
+    pad = col >= count[:, None]
+    if pad.any():
+        last = count - 1
+        lo_last = np.where(last > 0, k[np.arange(n), np.maximum(last - 1, 0)], 0.0)
+        hi_last = k[np.arange(n), last]
+        pieces = (width - count + 1).astype(np.float64)
+        step = (col - last[:, None]).clip(min=0)  # 0 at the last kept column, 1, 2, ... after it
+        split = lo_last[:, None] + (hi_last - lo_last)[:, None] * (step + 1) / pieces[:, None]
+        tail = col >= last[:, None]
+        k = np.where(tail, split, k)
+        k[np.arange(n), width - 1] = hi_last
+        s = np.where(pad, s[np.arange(n), last][:, None], s)
+        j = np.where(pad, 0.0, j)
+    return k, s, j

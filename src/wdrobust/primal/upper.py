@@ -68,6 +68,7 @@ class _Shape:
     valid: np.ndarray  # (N, M) finite slope and lo < hi
     t_cap: np.ndarray  # (N,) where phibar reaches the cap (T if never)
     v_cap: np.ndarray  # (N,) phibar there
+    usc: np.ndarray  # (N,) the cap is reached by an infinite slope (read upper semicontinuously at t_cap)
 
 
 def _shape(m: Majorant) -> _Shape:
@@ -75,7 +76,7 @@ def _shape(m: Majorant) -> _Shape:
     hi = m.knots
     lo = np.concatenate([np.zeros((n, 1)), hi[:, :-1]], axis=1)
     rise = m.slopes * (hi - lo)  # inf for inf slopes (hi > lo)
-    c = np.concatenate([np.zeros((n, 1)), np.cumsum(rise, axis=1)[:, :-1]], axis=1)
+    c = m.start_values()
     reach = c + rise >= m.cap[:, None]
     reached = reach.any(axis=1)
     k = reach.argmax(axis=1)
@@ -88,7 +89,10 @@ def _shape(m: Majorant) -> _Shape:
     hi_t = np.minimum(hi, t_cap[:, None])
     finite = np.isfinite(m.slopes)
     valid = finite & (lo < hi_t)
-    return _Shape(lo, hi_t, np.where(finite, m.slopes, 0.0), np.where(valid, c, 0.0), valid, t_cap, v_cap)
+    usc = reached & ~np.isfinite(a_k) & (c_k < m.cap)
+    return _Shape(
+        lo, hi_t, np.where(finite, m.slopes, 0.0), np.where(valid, c, 0.0), valid, t_cap, v_cap, usc
+    )
 
 
 class _Dual:
@@ -102,9 +106,7 @@ class _Dual:
 
     def __init__(self, m: Majorant, shape: _Shape, p: float, eps: float) -> None:
         self.p, self.eps_p = p, eps**p
-        n = m.n
-        vt = np.concatenate([np.zeros((n, 1)), shape.hi, shape.t_cap[:, None]], axis=1)
-        vv = np.concatenate([np.zeros((n, 1)), _values(m, shape.hi), shape.v_cap[:, None]], axis=1)
+        vt, vv = _vertex_arrays(m, shape, shape.hi)
         self.vt_p, self.vv = vt**p, vv
         use = shape.valid & (shape.a > 0)
         base = np.where(use, shape.a / p, 1.0) ** (1 / (p - 1))
@@ -113,7 +115,7 @@ class _Dual:
         self.bp = base**p
         self.c0 = shape.c - shape.a * shape.lo
         self.k = (p - 1) * self.bp
-        self.rows = np.arange(n)
+        self.rows = np.arange(m.n)
 
     def __call__(self, lam: float) -> tuple[float, float]:
         """(D(lambda), eps^p - mean_i t_i^p) at lambda > 0, t_i a maximiser of the inner sup."""
@@ -173,11 +175,22 @@ def _minimise(dual: _Dual, lam_lo: float, lam_hi: float) -> tuple[float, float]:
     return best
 
 
+def _vertex_arrays(m: Majorant, shape: _Shape, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(t, value) (N, 2M + 2) of the breakpoints of phibar: 0, the segment ends ``ends`` with phibar there,
+    the segment starts lo with the right limits phibar(lo+) (suprema, jumps included; (0, 0) where the
+    segment is not used) and the cap point."""
+    n = m.n
+    starts_t = np.where(shape.valid, shape.lo, 0.0)
+    starts_v = np.where(shape.valid, shape.c, 0.0)
+    t = np.concatenate([np.zeros((n, 1)), ends, starts_t, shape.t_cap[:, None]], axis=1)
+    v = np.concatenate([np.zeros((n, 1)), _values(m, ends), starts_v, shape.v_cap[:, None]], axis=1)
+    return t, v
+
+
 def _vertices(m: Majorant, shape: _Shape) -> AttainedPoints:
-    """The breakpoints (knots and the cap point) of phibar with their values, for p = 1."""
-    t = np.concatenate([m.knots, shape.t_cap[:, None]], axis=1)
-    g = np.concatenate([_values(m, m.knots), shape.v_cap[:, None]], axis=1)
-    return AttainedPoints(t, g)
+    """The breakpoints of phibar with their values (suprema at jumps), for p = 1."""
+    t, v = _vertex_arrays(m, shape, m.knots)
+    return AttainedPoints(t[:, 1:], v[:, 1:])
 
 
 def _values(m: Majorant, t: np.ndarray) -> np.ndarray:
@@ -206,12 +219,13 @@ def upper_bound(
 
     p, eps = threat.p, threat.eps
     shape = _shape(majorant)
-    if math.isinf(p):  # a jump at exactly eps counts (upper semicontinuous reading, as in flip_knapsack)
-        return done(float(np.where(shape.t_cap <= eps, shape.v_cap, majorant(eps)).mean()), None, "pointwise")
+    if math.isinf(p):  # an infinite slope at exactly eps counts (upper semicontinuous, as in flip_knapsack)
+        at_eps = np.where(shape.usc & (shape.t_cap <= eps), shape.v_cap, majorant(eps))
+        return done(float(at_eps.mean()), None, "pointwise")
     if not np.isfinite(shape.v_cap).all():
         return done(math.inf, None, "dual")  # an uncapped jump: unbounded growth
-    if eps == 0:
-        jump = np.where(shape.t_cap == 0, shape.v_cap, 0.0)
+    if eps == 0:  # finite jumps count for t > 0 only; no mass moves
+        jump = np.where(shape.usc & (shape.t_cap == 0), shape.v_cap, 0.0)
         return done(float(jump.mean()), None, "jump")
     if p == 1:
         exact = lower_bound(_vertices(majorant, shape), threat)
@@ -227,7 +241,7 @@ def upper_bound(
     value, lam = _minimise(_Dual(majorant, shape, p, eps), max(lo, hi * 1e-12) * 1e-3, hi * 4)
     if d_zero <= value:
         value, lam = d_zero, 0.0
-    single = majorant.knots.shape[1] == 1 and np.isinf(majorant.cap).all()
+    single = majorant.knots.shape[1] == 1 and np.isinf(majorant.cap).all() and not majorant.jumps.any()
     if single:
         q = threat.q
         hoelder = eps * float(np.mean(majorant.slopes[:, 0] ** q)) ** (1 / q)

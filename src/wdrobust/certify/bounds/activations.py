@@ -34,6 +34,10 @@ SILU_MIN = -1.2784645428
 GELU_DERIV_CRIT = math.sqrt(2.0)
 #: Extrema of SiLU': the positive root of 2 + x (1 - 2 s(x)) = 0 (and its negative).
 SILU_DERIV_CRIT = 2.3993572805
+#: sup |GELU''| = sup |phi(x)(2 - x^2)| = 2 phi(0) = 0.79788..., rounded up.
+GELU_CURVATURE = 0.7979
+#: sup |SiLU''| = sup |s(1 - s)(2 + x(1 - 2s))| = 1/2 (at x = 0), rounded up.
+SILU_CURVATURE = 0.5001
 
 
 #: Closed-form bounds over [lo, hi]: (value lo, value hi, derivative lo, derivative hi).
@@ -42,14 +46,20 @@ ClosedForm = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 
 @dataclass(frozen=True)
 class Activation:
-    """sigma, sigma', the stationary points of sigma, the special points of sigma' with their values, and
-    optionally a cheaper closed form of the same bounds (``closed_form``, equal to the hull)."""
+    """sigma, sigma', the stationary points of sigma, the special points of sigma' with their values,
+    optionally a cheaper closed form of the same bounds (``closed_form``, equal to the hull), and for the
+    linear relaxations: ``curvature`` >= sup |sigma''| away from the kinks (0 for piecewise-linear
+    activations), ``kinks`` (points where sigma' jumps) and ``relu_slope`` (s when sigma(x) = max(x, 0) +
+    s min(x, 0) with 0 <= s <= 1, which has a closed-form relaxation; None otherwise)."""
 
     value: Fn
     derivative: Fn
     value_points: tuple[float, ...]
     derivative_points: tuple[tuple[float, tuple[float, ...]], ...]
     closed_form: ClosedForm | None = None
+    curvature: float = 0.0
+    kinks: tuple[float, ...] = ()
+    relu_slope: float | None = None
 
 
 def _gelu_deriv(x: torch.Tensor) -> torch.Tensor:
@@ -87,6 +97,8 @@ def piecewise_linear(slope: float) -> Activation:
         value_points=(),
         derivative_points=((0.0, (slope, 1.0)),),
         closed_form=closed_form if 0.0 <= slope <= 1.0 else None,
+        kinks=(0.0,),
+        relu_slope=slope if 0.0 <= slope <= 1.0 else None,
     )
 
 
@@ -97,6 +109,8 @@ def elu(alpha: float) -> Activation:
         derivative=lambda x: torch.where(x > 0, torch.ones_like(x), alpha * torch.exp(x.clamp(max=0))),
         value_points=(),
         derivative_points=((0.0, (alpha, 1.0)),),
+        curvature=alpha,  # sigma'' = alpha e^x on x < 0, 0 on x > 0
+        kinks=(0.0,),
     )
 
 
@@ -105,12 +119,14 @@ GELU = Activation(
     derivative=_gelu_deriv,
     value_points=(GELU_MIN,),
     derivative_points=tuple((c, (_point(_gelu_deriv, c),)) for c in (-GELU_DERIV_CRIT, GELU_DERIV_CRIT)),
+    curvature=GELU_CURVATURE,
 )
 SILU = Activation(
     value=lambda x: F.silu(x),
     derivative=_silu_deriv,
     value_points=(SILU_MIN,),
     derivative_points=tuple((c, (_point(_silu_deriv, c),)) for c in (-SILU_DERIV_CRIT, SILU_DERIV_CRIT)),
+    curvature=SILU_CURVATURE,
 )
 
 

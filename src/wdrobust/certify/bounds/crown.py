@@ -1,0 +1,271 @@
+"""Linear bound propagation (CROWN / DeepPoly) over a traced BoundGraph.
+
+For a batch of regions X_b = B(x0_b, r_b) cap [0, 1]^d and specification rows C_b (B, C, *S_v) at a graph
+value v, the backward pass finds A (B, C, *S_in) and bias (B, C) with
+
+    C_b . v(x) <= A_b . x + bias_b      for every x in X_b,
+
+node by node from v back to the input:
+- an affine node y = W u + w0 maps the coefficients Lambda of y to Lambda W for u (the rule's exact
+  transpose, ``Rule.backward`` on a point cotangent) and adds Lambda . y(a) - (Lambda W) . u(a) to the bias,
+  where a is the anchor x0 and y(a), u(a) its concrete values: for an affine map that is Lambda . w0;
+- an activation y = sigma(u) with pre-activation bounds [l, u] and relaxation a_lo u + b_lo <= y <=
+  a_up u + b_up (``relax``) maps Lambda to Lambda+ a_up + Lambda- a_lo and adds Lambda+ b_up + Lambda- b_lo.
+Concretisation over X_b (``concretize``): linf: the box [max(0, x0 - r), min(1, x0 + r)] exactly
+(A+ . hi + A- . lo); l2 and l1: the smaller of that box bound and the ball bound A . x0 + r ||A||_* (both
+sound). Lower bounds are -upper(-C).
+
+Pre-activation bounds ("intermediate"): ``ibp`` keeps the interval boxes of BoundGraph.bounds (CROWN-IBP);
+``crown`` tightens every pre-activation outside the affine prefix (whose boxes are already exact for the
+box and tightened by the ball) with its own CROWN pass, in graph order, intersected with the interval box,
+bounding only the neurons whose relaxation is not exact (unstable ReLUs; every neuron of a smooth
+activation); ``auto`` does so where the pass costs at most AUTO_COST coefficient entries per row.
+Optimised lower slopes (alpha-CROWN): ``optimise_upper`` runs a few projected Adam steps on the lower slopes
+of the activations to minimise the sum of the output upper bounds (every slope is sound, so every step's
+bound is; the smallest per row is kept).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import fx
+
+from wdrobust.certify.bounds.activations import Activation, ActivationRule, bound_activation
+from wdrobust.certify.bounds.graph import BoundGraph, Bounds
+from wdrobust.certify.bounds.interval import Box, Cot
+from wdrobust.certify.bounds.relax import Relaxation, relax
+from wdrobust.certify.bounds.rule import unsupported
+from wdrobust.threat import dual_of, lp_norm
+
+#: Modes of the pre-activation bounds.
+INTERMEDIATE = ("ibp", "crown", "auto")
+#: ``auto``: largest (bounded neurons) x (sum of the value sizes on the way back) per row for a CROWN pass.
+AUTO_COST = 1 << 22
+#: Coefficient entries (rows x specs x widest value) per chunk of a backward pass.
+CHUNK_ENTRIES = 1 << 23
+
+
+def _flat_dot(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """sum over the value axes of a (B, C, *S) times v (B, *S) -> (B, C)."""
+    return (a * v.unsqueeze(1)).flatten(2).sum(dim=2)
+
+
+def concretize(
+    a: torch.Tensor, bias: torch.Tensor, x0: torch.Tensor, r: torch.Tensor, norm: str
+) -> torch.Tensor:
+    """max over B(x0_b, r_b) cap [0,1]^d of A_b . x + bias_b, soundly; a (B, C, *S), x0 (B, *S), r (B,)."""
+    rr = r.reshape(-1, *([1] * (x0.dim() - 1)))
+    lo, hi = (x0 - rr).clamp(0, 1), (x0 + rr).clamp(0, 1)
+    box = bias + _flat_dot(a.clamp(min=0), hi) + _flat_dot(a.clamp(max=0), lo)
+    if norm == "linf":
+        return box
+    ball = bias + _flat_dot(a, x0) + r[:, None] * lp_norm(a, dual_of(norm), batch_dims=2)
+    return torch.minimum(box, ball)
+
+
+class Crown:
+    """Linear bounds over the regions B(x0_b, r_b) cap [0,1]^d of one batch of rows; see the module docstring.
+
+    graph: the model's BoundGraph (compute in float64 for certificates: trace a float64 copy);
+    x0 (B, *S) and r (B,) in the graph's dtype; norm: threat norm; intermediate: one of INTERMEDIATE.
+    """
+
+    def __init__(
+        self, graph: BoundGraph, x0: torch.Tensor, r: torch.Tensor, norm: str, intermediate: str = "auto"
+    ) -> None:
+        if intermediate not in INTERMEDIATE:
+            raise ValueError(f"intermediate must be one of {', '.join(INTERMEDIATE)}, got {intermediate!r}")
+        self.graph, self.x0, self.r, self.norm = graph, x0, r, norm
+        with torch.no_grad():
+            self.bounds: Bounds = graph.bounds(x0, r, norm)
+            self.anchor = graph.evaluate(x0)
+        self.acts = [n for n in graph.nodes if isinstance(self.bounds.rules.get(n), ActivationRule)]
+        for n in graph.nodes:
+            rule = self.bounds.rules.get(n)
+            if rule is not None and not rule.affine and not isinstance(rule, ActivationRule):
+                raise unsupported(type(rule.op).__name__, n.name, "no linear bound rule (crown)")
+        self._relax: dict[fx.Node, Relaxation] = {}
+        self.slopes: dict[fx.Node, torch.Tensor] | None = None
+        if intermediate != "ibp":
+            with torch.no_grad():
+                self._tighten(intermediate)
+
+    # -- relaxations ---------------------------------------------------------------------------------
+    def pre(self, act: fx.Node) -> fx.Node:
+        """The pre-activation value (the interval argument) of an activation node."""
+        return next(a for a in act.args if isinstance(a, fx.Node) and a in self.graph.interval)
+
+    def relaxation(self, act: fx.Node) -> Relaxation:
+        """The relaxation of an activation node on its (final) pre-activation box."""
+        if self.slopes is not None and act in self.slopes:
+            box = self.bounds.boxes[self.pre(act)]
+            return relax(self.bounds.rules[act].activation, box.lo, box.hi, self.slopes[act])
+        if act not in self._relax:
+            box = self.bounds.boxes[self.pre(act)]
+            self._relax[act] = relax(self.bounds.rules[act].activation, box.lo, box.hi)
+        return self._relax[act]
+
+    # -- the backward pass -----------------------------------------------------------------------------
+    def backward(
+        self, start: fx.Node, spec: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(A (B', C, *S_in), bias (B', C)) with spec . start(x) <= A . x + bias on the rows' regions.
+
+        spec: (B', C, *S_start); rows: indices of the batch rows that spec belongs to (default all).
+        """
+        sel = (lambda t: t) if rows is None else (lambda t: t[rows])
+        lams: dict[fx.Node, torch.Tensor] = {start: spec}
+        bias = spec.new_zeros(spec.shape[:2])
+        order = self.graph.nodes
+        for node in reversed(order[: order.index(start) + 1]):
+            lam = lams.pop(node, None)
+            if lam is None:
+                continue
+            if node is self.graph.input:
+                return lam, bias
+            rule = self.bounds.rules[node]
+            if isinstance(rule, ActivationRule):
+                rel = self.relaxation(node)
+                pos, neg = lam.clamp(min=0), lam.clamp(max=0)
+                a_up, a_lo = sel(rel.a_up).unsqueeze(1), sel(rel.a_lo).unsqueeze(1)
+                bias = bias + _flat_dot(pos, sel(rel.b_up)) + _flat_dot(neg, sel(rel.b_lo))
+                self._push(lams, self.pre(node), pos * a_up + neg * a_lo)
+                continue
+            bias = bias + _flat_dot(lam, sel(self.anchor[node]))
+            grads = rule.backward(Cot(lam))
+            for arg, g in zip(node.args, grads, strict=False):
+                if g is None or not isinstance(arg, fx.Node) or arg not in self.graph.interval:
+                    continue
+                bias = bias - _flat_dot(g.center, sel(self.anchor[arg]))
+                self._push(lams, arg, g.center)
+        x = self.x0
+        return spec.new_zeros((*spec.shape[:2], *x.shape[1:])), bias  # the output does not depend on x
+
+    @staticmethod
+    def _push(lams: dict[fx.Node, torch.Tensor], node: fx.Node, lam: torch.Tensor) -> None:
+        lams[node] = lams[node] + lam if node in lams else lam
+
+    def upper(self, start: fx.Node, spec: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Upper bounds (B', C) of spec . start(x) over the rows' regions."""
+        a, bias = self.backward(start, spec, rows)
+        x0, r = (self.x0, self.r) if rows is None else (self.x0[rows], self.r[rows])
+        return concretize(a, bias, x0, r, self.norm)
+
+    # -- intermediate bounds ---------------------------------------------------------------------------
+    def _path_size(self, node: fx.Node) -> int:
+        """Sum of the per-row sizes of the interval values up to node (the cost of one spec row)."""
+        order = self.graph.nodes
+        upto = order[: order.index(node) + 1]
+        return sum(self.bounds.boxes[n].lo[0].numel() for n in upto if n in self.bounds.boxes)
+
+    def _tighten(self, mode: str) -> None:
+        """CROWN bounds of the pre-activations outside the affine prefix, in graph order."""
+        for act in self.acts:
+            pre = self.pre(act)
+            if pre in self.graph.prefix:
+                continue
+            box = self.bounds.boxes[pre]
+            lo, hi = box.lo.flatten(1), box.hi.flatten(1)
+            if self.bounds.rules[act].activation.relu_slope is not None:
+                need = ((lo < 0) & (hi > 0)).any(dim=0)
+            else:
+                need = (hi > lo).any(dim=0)
+            idx = need.nonzero().flatten()
+            if idx.numel() == 0:
+                continue
+            if mode == "auto" and idx.numel() * self._path_size(pre) > AUTO_COST:
+                continue
+            new_lo, new_hi = self._bound_neurons(pre, idx)
+            lo, hi = lo.clone(), hi.clone()
+            lo[:, idx] = torch.maximum(lo[:, idx], new_lo)
+            hi[:, idx] = torch.minimum(hi[:, idx], new_hi)
+            shape = box.lo.shape
+            self.bounds.boxes[pre] = Box(lo.reshape(shape), torch.maximum(lo, hi).reshape(shape))
+
+    def _bound_neurons(self, node: fx.Node, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lower, upper) bounds (B, n) of the flat entries idx (n,) of node, in row chunks."""
+        b = self.x0.shape[0]
+        size = self.bounds.boxes[node].lo[0].numel()
+        widest = max(v.lo[0].numel() for v in self.bounds.boxes.values())
+        n = idx.numel()
+        step = max(1, CHUNK_ENTRIES // (2 * n * widest))
+        eye = torch.zeros((n, size), dtype=self.x0.dtype, device=self.x0.device)
+        eye[torch.arange(n), idx] = 1.0
+        both = torch.cat([eye, -eye]).reshape(2 * n, *self.bounds.boxes[node].lo.shape[1:])
+        los, his = [], []
+        for start in range(0, b, step):
+            rows = torch.arange(start, min(b, start + step), device=self.x0.device)
+            spec = both.unsqueeze(0).expand(rows.numel(), *both.shape)
+            up = self.upper(node, spec, rows)
+            his.append(up[:, :n])
+            los.append(-up[:, n:])
+        return torch.cat(los), torch.cat(his)
+
+    # -- optimised slopes (alpha-CROWN) ----------------------------------------------------------------
+    def optimise_upper(self, spec: torch.Tensor, steps: int = 20, lr: float = 0.25) -> torch.Tensor:
+        """Upper bounds (B, C) of spec . output(x) with lower slopes optimised by projected Adam steps.
+
+        Starts from the adaptive slopes; each step's bound is sound, the smallest per row is returned.
+        """
+        out = self.graph.output
+        with torch.no_grad():
+            best = self.upper(out, spec)
+        if steps <= 0 or not self.acts:
+            return best
+        params = {a: self.relaxation(a).a_lo.clone().requires_grad_(True) for a in self.acts}
+        opt = torch.optim.Adam(list(params.values()), lr=lr)
+        for _ in range(steps):
+            self.slopes = params
+            with torch.enable_grad():
+                bound = self.upper(out, spec)
+                opt.zero_grad()
+                bound.sum().backward()
+            opt.step()
+            self.slopes = None
+            with torch.no_grad():
+                best = torch.minimum(best, bound.detach())
+                for a, p in params.items():
+                    box = self.bounds.boxes[self.pre(a)]
+                    lo_d, hi_d = _slope_range(self.bounds.rules[a].activation, box)
+                    p.copy_(torch.maximum(torch.minimum(p, hi_d), lo_d))
+        with torch.no_grad():
+            self.slopes = params
+            best = torch.minimum(best, self.upper(out, spec))
+            self.slopes = None
+        return best
+
+
+def _slope_range(act: Activation, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
+    """Range of useful lower slopes on the box: [s, 1] for ReLU-like sigma, the range of sigma' otherwise
+    (any slope is sound for those; the offset adapts)."""
+    if act.relu_slope is not None:
+        return torch.full_like(box.lo, act.relu_slope), torch.ones_like(box.lo)
+    _, d_lo, d_hi = bound_activation(act, box)
+    return d_lo, d_hi
+
+
+def margin_bounds(
+    graph: BoundGraph,
+    x0: torch.Tensor,
+    r: torch.Tensor,
+    spec: torch.Tensor,
+    norm: str,
+    *,
+    intermediate: str = "auto",
+    alpha_steps: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(U (B, C), A (B, C, *S), bias (B, C)): U_bc >= max over the row's region of spec_bc . f(x), and the
+    linear bound spec_bc . f(x) <= A_bc . x + bias_bc it comes from (plain CROWN slopes; with alpha_steps
+    the returned U is the optimised bound, which is never larger).
+
+    x0 (B, *S), r (B,), spec (B, C, K); everything in the graph's dtype.
+    """
+    crown = Crown(graph, x0, r, norm, intermediate)
+    with torch.no_grad():
+        a, bias = crown.backward(graph.output, spec)
+        upper = concretize(a, bias, x0, r, norm)
+    if alpha_steps > 0:
+        upper = torch.minimum(upper, crown.optimise_upper(spec, alpha_steps))
+    if torch.isnan(upper).any():
+        raise ValueError("crown: the bounds contain NaN (check the model for non-finite weights)")
+    return upper, a, bias

@@ -14,7 +14,7 @@ import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -108,7 +108,8 @@ class ShellBound:
 
     knots: (n, M) outer shell radii, last = diam X. slopes: {loss: (n, M)} per-shell Lipschitz bounds of
     the loss (non-zero_one losses). lipschitz: (n,) loss Lipschitz bound at the smallest shell.
-    certified_radius: (n,) or None. cell_radius: (n,) or None.
+    certified_radius: (n,) or None. cell_radius: (n,) or None. majorants: {loss: Majorant} built by the
+    certificate itself (e.g. staircases with jumps); a loss found there ignores ``slopes``.
     """
 
     knots: torch.Tensor
@@ -116,6 +117,7 @@ class ShellBound:
     lipschitz: torch.Tensor
     certified_radius: torch.Tensor | None = None
     cell_radius: torch.Tensor | None = None
+    majorants: dict[str, Majorant] = field(default_factory=dict)
 
     @classmethod
     def from_margins(
@@ -330,17 +332,22 @@ class Certificate(ABC):
         clean = {k: _numpy(v) for k, v in all_losses(z, y, self.losses).items()}
         bound = self._bound_batch(x, y, z, **extras)
         knots = _numpy(bound.knots)
-        majorants = {
-            loss: Majorant(
-                knots,
-                _numpy(bound.slopes[loss]),
-                cap=np.maximum(loss_cap(loss) - clean[loss], 0.0),
+        majorants = {}
+        for loss in self.losses:
+            if loss == "zero_one":
+                continue
+            cap = np.maximum(loss_cap(loss) - clean[loss], 0.0)
+            own = bound.majorants.get(loss)
+            if own is None:
+                own = Majorant(knots, _numpy(bound.slopes[loss]))
+            majorants[loss] = Majorant(
+                own.knots,
+                own.slopes,
+                cap=np.minimum(own.cap, cap),
                 sound=self.sound,
                 name=f"{self.name}:{loss}",
+                jumps=own.jumps,
             )
-            for loss in self.losses
-            if loss != "zero_one"
-        }
         return CertificateResult(
             method=self.name,
             sound=self.sound,

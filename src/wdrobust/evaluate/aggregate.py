@@ -7,6 +7,8 @@ For each threat model of the configuration and each loss:
   ``primal.lower_bound`` returns the value of the best mixture and the budget it uses (audited <= eps);
 - upper bounds: per certificate, ``primal.upper_bound`` of its majorants, with the certificate's ``sound``
   flag; ``best_sound_upper`` is the smallest sound one;
+- ``combined``: per sample, the pointwise minimum of the majorants of every sound certificate (and the
+  largest of their certified radii for zero_one) is again sound; its bound is at most each one's;
 - gap = best sound UB - best LB, ratio = UB / LB (when LB > 0);
 - zero_one: ``primal.flip_knapsack`` of flip distances (attacks: an upper bound on distributional accuracy,
   i.e. a lower bound on the risk) and of certified radii (a lower bound on the accuracy).
@@ -15,7 +17,7 @@ For each threat model of the configuration and each loss:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,8 @@ from wdrobust.threat import ThreatModel
 
 #: Tolerance of the budget audit W_p(Q, P_N) <= eps (relative).
 BUDGET_RTOL = 1e-9
+#: Name of the combined sound certificate in the results.
+COMBINED = "combined"
 
 
 @dataclass
@@ -46,11 +50,41 @@ class Records:
     certificates: dict[str, CertificateRecord]
     incomplete: list[str]
     units: list[Unit]
+    _combined: dict[str, CertificateRecord | None] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def n(self) -> int:
         """Number of evaluated samples."""
         return int(self.correct.shape[0])
+
+    def combined(self, loss: str) -> CertificateRecord | None:
+        """The combined sound certificate for ``loss`` (None with fewer than two sound certificates that
+        bound it): the pointwise minimum of their majorants, or the largest of their certified radii."""
+        if loss not in self._combined:
+            self._combined[loss] = combine([r for r in self.certificates.values() if r.sound], loss)
+        return self._combined[loss]
+
+
+def combine(recs: list[CertificateRecord], loss: str) -> CertificateRecord | None:
+    """Per sample, the minimum of the majorants (ce, margin: finite slopes only) or the maximum of the
+    certified radii (zero_one) of the given sound certificates; None unless at least two apply."""
+    if loss == "zero_one":
+        use = [r for r in recs if r.certified_radius is not None]
+    else:
+        use = [r for r in recs if loss in r.majorants and np.isfinite(r.majorants[loss].slopes).all()]
+    if len(use) < 2:
+        return None
+    note = ",".join(r.method for r in use)
+    radius, majorants = None, {}
+    if loss == "zero_one":
+        radius = np.max(np.stack([r.certified_radius for r in use]), axis=0)
+    else:
+        major = use[0].majorants[loss]
+        for r in use[1:]:
+            major = major.minimum(r.majorants[loss])
+        majorants[loss] = major
+    cost = {k: sum(getattr(r, k) for r in use) for k in ("seconds", "forward_passes", "backward_passes")}
+    return CertificateRecord(COMBINED, True, majorants, radius, None, None, note=note, **cost)
 
 
 def load_records(store: Store) -> Records:
@@ -197,8 +231,13 @@ def _loss_entry(records: Records, threat: ThreatModel, loss: str, flips: np.ndar
         value = _upper_value(rec, threat, loss, clean, records.correct)
         if value is not None:
             upper[rec.method] = {"value": value, "sound": rec.sound} | _cost([rec])
+    combined = records.combined(loss)
+    if combined is not None:
+        value = _upper_value(combined, threat, loss, clean, records.correct)
+        methods = combined.note.split(",")
+        upper[COMBINED] = {"value": value, "sound": True, "methods": methods} | _cost([combined])
     sound = {k: v["value"] for k, v in upper.items() if v["sound"]}
-    best_upper = min(sound.items(), key=lambda kv: kv[1]) if sound else None
+    best_upper = min(sound.items(), key=lambda kv: (kv[1], kv[0] != COMBINED)) if sound else None
     out: dict[str, Any] = {
         "clean": float(clean.mean()),
         "lower": {"attacks": lower, "best": best},

@@ -44,7 +44,7 @@ class EvalConfig:
     p: tuple[str, ...] = ("1", "2", "inf")
     losses: tuple[str, ...] = ("ce", "margin", "zero_one")
     attacks: tuple[str, ...] = ("pgd", "apgd", "wda", "wda++")
-    certificates: tuple[str, ...] = ("global", "first-order", "local", "cell", "radius")
+    certificates: tuple[str, ...] = ("global", "first-order", "local", "cell", "radius", "crown")
     attack_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     certificate_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     seed: int = 0

@@ -33,12 +33,14 @@ def attack_arrays(result: Any) -> dict[str, np.ndarray]:
 
 
 def certificate_arrays(result: Any) -> dict[str, np.ndarray]:
-    """Arrays of a ``CertificateResult``: majorants (knots, slopes, cap) per loss and per-sample radii."""
+    """Arrays of a ``CertificateResult``: majorants (knots, slopes, cap, jumps) per loss and per-sample
+    radii."""
     out: dict[str, np.ndarray] = {}
     for loss, maj in result.majorants.items():
         out[f"major.{loss}.knots"] = maj.knots
         out[f"major.{loss}.slopes"] = maj.slopes
         out[f"major.{loss}.cap"] = maj.cap
+        out[f"major.{loss}.jumps"] = maj.jumps
     for name in ("certified_radius", "lipschitz", "cell_radius"):
         value = getattr(result, name)
         if value is not None:
@@ -118,6 +120,7 @@ def join_certificate(spec: dict, batches: list[dict[str, np.ndarray]], units: li
                     b[f"major.{loss}.cap"],
                     sound=sound,
                     name=f"{spec['method']}:{loss}",
+                    jumps=b.get(f"major.{loss}.jumps"),
                 )
                 for b in batches
             ]

@@ -7,8 +7,8 @@ value v, the backward pass finds A (B, C, *S_in) and bias (B, C) with
 
 node by node from v back to the input:
 - an affine node y = W u + w0 maps the coefficients Lambda of y to Lambda W for u (the rule's exact
-  transpose, ``Rule.backward`` on a point cotangent) and adds Lambda . y(a) - (Lambda W) . u(a) to the bias,
-  where a is the anchor x0 and y(a), u(a) its concrete values: for an affine map that is Lambda . w0;
+  transpose, ``Rule.backward`` on a point cotangent) and adds Lambda . w0 to the bias, w0 = y(0) being the
+  node evaluated with its interval arguments set to zero;
 - an activation y = sigma(u) with pre-activation bounds [l, u] and relaxation a_lo u + b_lo <= y <=
   a_up u + b_up (``relax``) maps Lambda to Lambda+ a_up + Lambda- a_lo and adds Lambda+ b_up + Lambda- b_lo.
 Concretisation over X_b (``concretize``): linf: the box [max(0, x0 - r), min(1, x0 + r)] exactly
@@ -26,6 +26,8 @@ bound is; the smallest per row is kept).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import fx
@@ -46,8 +48,11 @@ CHUNK_ENTRIES = 1 << 23
 
 
 def _flat_dot(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """sum over the value axes of a (B, C, *S) times v (B, *S) -> (B, C)."""
-    return (a * v.unsqueeze(1)).flatten(2).sum(dim=2)
+    """sum over the value axes of a (B, C, *S) times v (B, *S) or (1, *S) -> (B, C), as a matrix product."""
+    flat = a.flatten(2)
+    if v.shape[0] == 1 and a.shape[0] != 1:
+        return flat @ v.reshape(-1)
+    return torch.bmm(flat, v.reshape(v.shape[0], -1, 1)).squeeze(2)
 
 
 def concretize(
@@ -56,7 +61,7 @@ def concretize(
     """max over B(x0_b, r_b) cap [0,1]^d of A_b . x + bias_b, soundly; a (B, C, *S), x0 (B, *S), r (B,)."""
     rr = r.reshape(-1, *([1] * (x0.dim() - 1)))
     lo, hi = (x0 - rr).clamp(0, 1), (x0 + rr).clamp(0, 1)
-    box = bias + _flat_dot(a.clamp(min=0), hi) + _flat_dot(a.clamp(max=0), lo)
+    box = bias + _flat_dot(a, lo) + _flat_dot(a.clamp(min=0), hi - lo)
     if norm == "linf":
         return box
     ball = bias + _flat_dot(a, x0) + r[:, None] * lp_norm(a, dual_of(norm), batch_dims=2)
@@ -78,7 +83,7 @@ class Crown:
         self.graph, self.x0, self.r, self.norm = graph, x0, r, norm
         with torch.no_grad():
             self.bounds: Bounds = graph.bounds(x0, r, norm)
-            self.anchor = graph.evaluate(x0)
+            self.offset = self._offsets(x0[:1])
         self.acts = [n for n in graph.nodes if isinstance(self.bounds.rules.get(n), ActivationRule)]
         for n in graph.nodes:
             rule = self.bounds.rules.get(n)
@@ -89,6 +94,18 @@ class Crown:
         if intermediate != "ibp":
             with torch.no_grad():
                 self._tighten(intermediate)
+
+    def _offsets(self, x1: torch.Tensor) -> dict[fx.Node, torch.Tensor]:
+        """w0 = y(0) (1, *S) for every affine node y = W u + w0: the node evaluated with its interval
+        arguments set to zero (the constants, e.g. shapes, from a concrete pass at one row x1)."""
+        env = self.graph.evaluate(x1)
+        out = {}
+        for node, rule in self.bounds.rules.items():
+            if rule.affine:
+                args = [a for a in node.all_input_nodes if a in self.graph.interval]
+                zeros = {a: torch.zeros_like(env[a]) for a in args}
+                out[node] = self.graph._concrete(node, {**env, **zeros})
+        return out
 
     # -- relaxations ---------------------------------------------------------------------------------
     def pre(self, act: fx.Node) -> fx.Node:
@@ -125,19 +142,20 @@ class Crown:
                 return lam, bias
             rule = self.bounds.rules[node]
             if isinstance(rule, ActivationRule):
+                # Lambda+ (a_up, b_up) + Lambda- (a_lo, b_lo) = Lambda (a_lo, b_lo) + Lambda+ (a_up - a_lo,
+                # b_up - b_lo)
                 rel = self.relaxation(node)
-                pos, neg = lam.clamp(min=0), lam.clamp(max=0)
-                a_up, a_lo = sel(rel.a_up).unsqueeze(1), sel(rel.a_lo).unsqueeze(1)
-                bias = bias + _flat_dot(pos, sel(rel.b_up)) + _flat_dot(neg, sel(rel.b_lo))
-                self._push(lams, self.pre(node), pos * a_up + neg * a_lo)
+                pos = lam.clamp(min=0)
+                a_lo, b_lo = sel(rel.a_lo), sel(rel.b_lo)
+                bias = bias + _flat_dot(lam, b_lo) + _flat_dot(pos, sel(rel.b_up) - b_lo)
+                step = lam * a_lo.unsqueeze(1) + pos * (sel(rel.a_up) - a_lo).unsqueeze(1)
+                self._push(lams, self.pre(node), step)
                 continue
-            bias = bias + _flat_dot(lam, sel(self.anchor[node]))
+            bias = bias + _flat_dot(lam, self.offset[node])
             grads = rule.backward(Cot(lam))
             for arg, g in zip(node.args, grads, strict=False):
-                if g is None or not isinstance(arg, fx.Node) or arg not in self.graph.interval:
-                    continue
-                bias = bias - _flat_dot(g.center, sel(self.anchor[arg]))
-                self._push(lams, arg, g.center)
+                if g is not None and isinstance(arg, fx.Node) and arg in self.graph.interval:
+                    self._push(lams, arg, g.center)
         x = self.x0
         return spec.new_zeros((*spec.shape[:2], *x.shape[1:])), bias  # the output does not depend on x
 
@@ -159,47 +177,44 @@ class Crown:
         return sum(self.bounds.boxes[n].lo[0].numel() for n in upto if n in self.bounds.boxes)
 
     def _tighten(self, mode: str) -> None:
-        """CROWN bounds of the pre-activations outside the affine prefix, in graph order."""
+        """CROWN bounds of the pre-activations outside the affine prefix, in graph order, row chunk by row
+        chunk (each chunk bounds the neurons that are not exact on any of its rows)."""
+        widest = max(v.lo[0].numel() for v in self.bounds.boxes.values())
         for act in self.acts:
             pre = self.pre(act)
             if pre in self.graph.prefix:
                 continue
             box = self.bounds.boxes[pre]
-            lo, hi = box.lo.flatten(1), box.hi.flatten(1)
-            if self.bounds.rules[act].activation.relu_slope is not None:
-                need = ((lo < 0) & (hi > 0)).any(dim=0)
-            else:
-                need = (hi > lo).any(dim=0)
-            idx = need.nonzero().flatten()
-            if idx.numel() == 0:
+            lo, hi = box.lo.flatten(1).clone(), box.hi.flatten(1).clone()
+            relu_like = self.bounds.rules[act].activation.relu_slope is not None
+            need = ((lo < 0) & (hi > 0)) if relu_like else (hi > lo)
+            count = int(need.any(dim=0).sum())
+            if count == 0 or (mode == "auto" and count * self._path_size(pre) > AUTO_COST):
                 continue
-            if mode == "auto" and idx.numel() * self._path_size(pre) > AUTO_COST:
-                continue
-            new_lo, new_hi = self._bound_neurons(pre, idx)
-            lo, hi = lo.clone(), hi.clone()
-            lo[:, idx] = torch.maximum(lo[:, idx], new_lo)
-            hi[:, idx] = torch.minimum(hi[:, idx], new_hi)
-            shape = box.lo.shape
-            self.bounds.boxes[pre] = Box(lo.reshape(shape), torch.maximum(lo, hi).reshape(shape))
+            step = max(1, CHUNK_ENTRIES // (2 * count * widest))
+            for start in range(0, lo.shape[0], step):
+                rows = torch.arange(start, min(lo.shape[0], start + step), device=lo.device)
+                idx = need[rows].any(dim=0).nonzero().flatten()
+                if idx.numel() == 0:
+                    continue
+                new_lo, new_hi = self._bound_neurons(pre, idx, rows)
+                lo[rows[:, None], idx] = torch.maximum(lo[rows[:, None], idx], new_lo)
+                hi[rows[:, None], idx] = torch.minimum(hi[rows[:, None], idx], new_hi)
+            self.bounds.boxes[pre] = Box(
+                lo.reshape(box.lo.shape), torch.maximum(lo, hi).reshape(box.lo.shape)
+            )
 
-    def _bound_neurons(self, node: fx.Node, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(lower, upper) bounds (B, n) of the flat entries idx (n,) of node, in row chunks."""
-        b = self.x0.shape[0]
-        size = self.bounds.boxes[node].lo[0].numel()
-        widest = max(v.lo[0].numel() for v in self.bounds.boxes.values())
+    def _bound_neurons(
+        self, node: fx.Node, idx: torch.Tensor, rows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lower, upper) bounds (R, n) of the flat entries idx (n,) of node on the given rows (R,)."""
+        shape = self.bounds.boxes[node].lo.shape[1:]
         n = idx.numel()
-        step = max(1, CHUNK_ENTRIES // (2 * n * widest))
-        eye = torch.zeros((n, size), dtype=self.x0.dtype, device=self.x0.device)
+        eye = torch.zeros((n, math.prod(shape)), dtype=self.x0.dtype, device=self.x0.device)
         eye[torch.arange(n), idx] = 1.0
-        both = torch.cat([eye, -eye]).reshape(2 * n, *self.bounds.boxes[node].lo.shape[1:])
-        los, his = [], []
-        for start in range(0, b, step):
-            rows = torch.arange(start, min(b, start + step), device=self.x0.device)
-            spec = both.unsqueeze(0).expand(rows.numel(), *both.shape)
-            up = self.upper(node, spec, rows)
-            his.append(up[:, :n])
-            los.append(-up[:, n:])
-        return torch.cat(los), torch.cat(his)
+        both = torch.cat([eye, -eye]).reshape(2 * n, *shape)
+        up = self.upper(node, both.unsqueeze(0).expand(rows.numel(), *both.shape), rows)
+        return -up[:, n:], up[:, :n]
 
     # -- optimised slopes (alpha-CROWN) ----------------------------------------------------------------
     def optimise_upper(self, spec: torch.Tensor, steps: int = 20, lr: float = 0.25) -> torch.Tensor:

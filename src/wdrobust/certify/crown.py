@@ -1,0 +1,277 @@
+"""The ``crown`` certificate (sound): output bounds over each ball by linear bound propagation.
+
+For outer radii r_1 < ... < r_M = diam X and every class j != y_i, CROWN (``bounds.crown``) gives a linear
+bound m_j(x) <= A_ijk . x + b_ijk on B(x_i, r_k) cap X and its maximum U_ijk there. The bound over the whole
+box (r_M) depends on the label only, so it is computed once per class. With the clean margins m_ij:
+
+- staircase: the growth over B(x_i, t), t in (r_k-1, r_k], is at most the growth over B(x_i, r_k), so
+  margin: phibar_i(t) <= max_j U_ijk - m_i (m_i = max_j m_ij, the margin loss) and, CE being increasing in
+  every margin, CE: phibar_i(t) <= log(1 + sum_j exp U_ijk) - CE_i (U suffix-minimised over k: a bound for a
+  larger ball bounds every smaller one);
+- chord: for t <= r_k, max over B(x_i, t) of m_j <= m_ij + g_ijk + t ||A_ijk||_* with the relaxation gap
+  g_ijk = A_ijk . x_i + b_ijk - m_ij >= 0; both losses of these linear functions of t are convex (a max and a
+  log-sum-exp of affine functions), so on (r_k-1, r_k] they lie below their chord;
+- the pointwise minimum of the two (and, with ``lipschitz``, of the Lipschitz shells of ``local``).
+zero_one: the certified radius is the largest grid radius with every U_ijk < 0, extended inside the next
+shell by the chord (m_ij + g_ijk + t ||A_ijk||_* < 0) and refined by bisection on "every U_ij(r) < 0".
+
+Arithmetic is float64 on a float64 copy of the model; every bound is widened by FLOAT32_SLACK (1 + max |z_i|)
+so that it holds for the float32 network as evaluated (whose logits differ from the float64 ones by
+rounding).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from wdrobust.certify.base import Certificate, ShellBound, default_radii, shell_knots
+from wdrobust.certify.bounds import BoundGraph, margin_lipschitz
+from wdrobust.certify.bounds.crown import INTERMEDIATE, margin_bounds
+from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.losses import margins
+from wdrobust.primal.curves import Majorant
+from wdrobust.threat import ThreatModel, dual_of, lp_norm
+
+#: Relative outward slack of every bound against the float32 evaluation of the network.
+FLOAT32_SLACK = 1e-5
+#: Coefficient entries (rows x classes x widest value) per chunk of rows.
+CHUNK_ENTRIES = 1 << 23
+
+
+class CrownCertificate(Certificate):
+    """Sound staircase-and-chord growth majorants from CROWN output bounds; see the module docstring.
+
+    Options: intermediate (``ibp``, ``crown`` or ``auto``: how pre-activations are bounded),
+    alpha_steps (optimised lower slopes, 0 = plain CROWN), lipschitz (also take the minimum with the local
+    Lipschitz shells), subdivide (each gap of the radius grid is split geometrically into this many
+    shells, and as many halvings are added below the smallest radius), bisection (steps refining the
+    certified radius), shells (size of the default grid when no radii are given).
+    """
+
+    name = "crown"
+    sound = True
+
+    def __init__(
+        self,
+        model: nn.Module,
+        threat: ThreatModel,
+        *,
+        intermediate: str = "auto",
+        alpha_steps: int = 0,
+        lipschitz: bool = True,
+        subdivide: int = 2,
+        bisection: int = 6,
+        shells: int = 12,
+        **options: Any,
+    ) -> None:
+        super().__init__(model, threat, **options)
+        if intermediate not in INTERMEDIATE:
+            raise ValueError(f"crown: intermediate must be one of {', '.join(INTERMEDIATE)}")
+        for key, value in (("alpha_steps", alpha_steps), ("bisection", bisection)):
+            if int(value) != value or value < 0:
+                raise ValueError(f"crown: {key} must be a whole number >= 0, got {value!r}")
+        for key, value in (("subdivide", subdivide), ("shells", shells)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"crown: {key} must be a whole number >= 1, got {value!r}")
+        self.intermediate = intermediate
+        self.alpha_steps = int(alpha_steps)
+        self.lipschitz = bool(lipschitz)
+        self.subdivide = int(subdivide)
+        self.bisection = int(bisection)
+        self.shells = int(shells)
+        self._graphs: dict[str, BoundGraph] = {}
+        BoundGraph(self.model)  # unsupported operations fail at construction, before any work
+
+    def graph(self, precision: str = "float64") -> BoundGraph:
+        """The bound graph of the model (float32) or of a float64 copy of it, traced on first use."""
+        if precision not in self._graphs:
+            model = self.model if precision == "float32" else copy.deepcopy(self.model).double()
+            model.requires_grad_(False)
+            self._graphs[precision] = BoundGraph(model.eval())
+        return self._graphs[precision]
+
+    def crown_radii(self, d: int) -> np.ndarray:
+        """The radius grid (M,): the shell radii (given or default with ``shells``), each gap split
+        geometrically into ``subdivide`` pieces, ``subdivide`` halvings below the smallest; last = diam."""
+        base = default_radii(self.threat, d, self.shells) if self.radii is None else self.shell_radii(d)
+        if self.subdivide > 1 and base.size > 1:
+            fine = [np.geomspace(a, b, self.subdivide + 1)[:-1] for a, b in itertools.pairwise(base)]
+            base = np.concatenate([*fine, base[-1:]])
+        below = base[0] * 0.5 ** np.arange(self.subdivide, 0, -1)
+        grid = np.concatenate([below, base])
+        keep = np.concatenate([[True], np.diff(grid.astype(np.float32)) > 0])  # distinct as float32 too
+        return grid[keep]
+
+    # -- the linear bounds ---------------------------------------------------------------------------
+    def _bounds(
+        self, x: torch.Tensor, r: torch.Tensor, y: torch.Tensor, k: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For rows (x (R, *S) float64, r (R,), y (R,)): U, A . x_row + b and ||A||_*, each (R, K-1) over
+        the classes j != y in increasing order, in row chunks."""
+        graph = self.graph()
+        widest = max(v.numel() for v in graph.evaluate(x[:1]).values() if isinstance(v, torch.Tensor))
+        step = max(1, CHUNK_ENTRIES // ((k - 1) * widest))
+        parts = []
+        for lo in range(0, x.shape[0], step):
+            sl = slice(lo, lo + step)
+            _, c = margin_cotangents(y[sl], k)
+            upper, a, b = margin_bounds(
+                graph,
+                x[sl],
+                r[sl],
+                c.to(x.dtype),
+                self.threat.norm,
+                intermediate=self.intermediate,
+                alpha_steps=self.alpha_steps,
+            )
+            at_x = (a * x[sl].unsqueeze(1)).flatten(2).sum(dim=2) + b
+            parts.append((upper, at_x, lp_norm(a, dual_of(self.threat.norm), batch_dims=2)))
+        return tuple(torch.cat(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
+
+    def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
+        n, d = x.shape[0], x[0].numel()
+        radii = self.crown_radii(d)
+        m_sh = radii.size
+        x64 = x.to(torch.float64)
+        z64 = self.graph().gm(x64)
+        k = z.shape[1]
+        slack = (FLOAT32_SLACK * (1 + z64.abs().amax(dim=1)))[:, None, None]  # (n, 1, 1)
+        inner = torch.as_tensor(radii[:-1], dtype=torch.float64, device=x.device)
+        # radius-major rows (k, i): chunks hold one radius, so they share their stable neurons
+        rows_x = x64.repeat(m_sh - 1, *([1] * (x.dim() - 1)))
+        rows_r = inner.repeat_interleave(n)
+        rows_y = y.repeat(m_sh - 1)
+        upper, at_x, norm_a = self._bounds(rows_x, rows_r, rows_y, k) if m_sh > 1 else (None,) * 3
+        # the whole box, once per class
+        labels = torch.arange(k, device=x.device)
+        centre = torch.full((k, *x.shape[1:]), 0.5, dtype=torch.float64, device=x.device)
+        diam = torch.full((k,), float(radii[-1]), dtype=torch.float64, device=x.device)
+        graph = self.graph()
+        box_cls, box_c = margin_cotangents(labels, k)
+        box_u, box_a, box_b = margin_bounds(
+            graph,
+            centre,
+            diam,
+            box_c.to(torch.float64),
+            self.threat.norm,
+            intermediate=self.intermediate,
+            alpha_steps=self.alpha_steps,
+        )
+        a_y, b_y = box_a[y], box_b[y]
+        box_at_x = (a_y * x64.unsqueeze(1)).flatten(2).sum(dim=2) + b_y
+        box_norm = lp_norm(a_y, dual_of(self.threat.norm), batch_dims=2)
+
+        def per_sample(rows: torch.Tensor | None, last: torch.Tensor) -> torch.Tensor:
+            """(n, K-1, M) from the ball rows (n (M-1), K-1) and the box values (n, K-1)."""
+            head = [] if rows is None else [rows.reshape(m_sh - 1, n, k - 1).permute(1, 2, 0)]
+            return torch.cat([*head, last[:, :, None]], dim=2)
+
+        m_all = margins(z64, y)
+        m_other = m_all.gather(1, box_cls[y])  # (n, K-1) float64 clean margins of the classes j != y
+        u = per_sample(upper, box_u[y]) + slack
+        u = torch.flip(torch.cummin(torch.flip(u, [2]), dim=2).values, [2])  # suffix minimum over radii
+        gap = (per_sample(at_x, box_at_x) - m_other[:, :, None]).clamp(min=0) + slack
+        lip = per_sample(norm_a, box_norm)
+        knots = shell_knots(radii, x)
+        lo = torch.cat([knots.new_zeros(n, 1), knots[:, :-1]], dim=1)
+        clean_m = margins(z, y).to(torch.float64)
+        clean_m_other = clean_m.gather(1, box_cls[y])
+        reach = lambda t: m_other[:, :, None] + gap + t[:, None, :] * lip  # noqa: E731
+        growth = {
+            "margin": lambda v: v.amax(dim=1) - clean_m_other.amax(dim=1, keepdim=True),
+            "ce": lambda v: _log1p_sum_exp(v) - _log1p_sum_exp(clean_m_other[:, :, None]),
+        }
+        majorants: dict[str, Majorant] = {}
+        local = self._local(x, y, z, knots) if self.lipschitz else None
+        for loss in self.losses:
+            if loss == "zero_one":
+                continue
+            f = growth[loss]
+            stair = _np(f(u))
+            chord = Majorant.from_pieces(_np(knots), _np(f(reach(lo))), _np(f(reach(knots))))
+            major = Majorant.from_pieces(_np(knots), stair, stair).minimum(chord)
+            if local is not None:
+                major = major.minimum(Majorant(_np(local.knots), _np(local.slopes[loss])))
+            majorants[loss] = major
+        radius = None
+        if "zero_one" in self.losses:
+            correct = z.argmax(dim=1) == y
+            radius = self._certified_radius(
+                x64, y, correct, knots, u, reach(knots.new_zeros(n, m_sh)), lip, slack[:, 0, 0]
+            )
+        lip0 = local.lipschitz if local is not None else lip[:, :, 0].amax(dim=1)
+        bound = ShellBound(knots, {}, lip0, radius)
+        bound.majorants = majorants
+        return bound
+
+    def _local(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, knots: torch.Tensor) -> ShellBound:
+        """The Lipschitz shells of ``local`` on the same knots."""
+        lip = margin_lipschitz(self.graph("float32"), x, y, knots[0], self.threat.norm, device=self.device)
+        losses = [loss for loss in self.losses if loss != "zero_one"]
+        return ShellBound.from_margins(lip, knots, z, y, losses)
+
+    def _certified_radius(
+        self,
+        x64: torch.Tensor,
+        y: torch.Tensor,
+        correct: torch.Tensor,
+        knots: torch.Tensor,
+        u: torch.Tensor,
+        at_centre: torch.Tensor,
+        lip: torch.Tensor,
+        slack: torch.Tensor,
+    ) -> torch.Tensor:
+        """(n,) certified radii (0 where misclassified); see the module docstring.
+
+        u (n, K-1, M): margin bounds over the balls (slack included); at_centre (n, K-1, M): m_ij + g_ijk
+        (slack included); lip (n, K-1, M): ||A_ijk||_*; slack (n,).
+        """
+        m = u.shape[2]
+        safe = (u < 0).all(dim=1)  # (n, M): the ball of radius r_k is verified
+        first_bad = torch.where(safe.all(dim=1), m, (~safe).to(torch.int64).argmax(dim=1))
+        below = knots.gather(1, (first_bad - 1).clamp(min=0)[:, None])[:, 0]
+        radius = torch.where(first_bad > 0, below, torch.zeros_like(below)).to(torch.float64)
+        rows = (correct & (first_bad < m)).nonzero().flatten()
+        if rows.numel():
+            kk = first_bad[rows]
+            top = knots[rows, kk].to(torch.float64)
+            start = at_centre[rows, :, kk]  # (R, K-1) m_j + g_j at the centre, inside the first open shell
+            t_chord = torch.where(
+                start < 0, -start / lip[rows, :, kk].clamp(min=1e-300), torch.zeros_like(start)
+            )
+            lo = torch.maximum(radius[rows], torch.minimum(t_chord.amin(dim=1), top))
+            hi = top
+            k = u.shape[1] + 1
+            _, c = margin_cotangents(y[rows], k)
+            for _ in range(self.bisection):
+                mid = (lo + hi) / 2
+                upper, _, _ = margin_bounds(
+                    self.graph(),
+                    x64[rows],
+                    mid,
+                    c.to(torch.float64),
+                    self.threat.norm,
+                    intermediate=self.intermediate,
+                    alpha_steps=self.alpha_steps,
+                )
+                ok = (upper + slack[rows, None] < 0).all(dim=1)
+                lo = torch.where(ok, mid, lo)
+                hi = torch.where(ok, hi, mid)
+            radius[rows] = lo
+        return torch.where(correct, radius, torch.zeros_like(radius))
+
+
+def _log1p_sum_exp(v: torch.Tensor) -> torch.Tensor:
+    """log(1 + sum over dim 1 of exp v), stably; v (n, C, ...) -> (n, ...)."""
+    zero = torch.zeros_like(v[:, :1])
+    return torch.logsumexp(torch.cat([zero, v], dim=1), dim=1)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float64).numpy()

@@ -13,6 +13,7 @@ import math
 
 import pytest
 import torch
+from _certify_brute import ACTS, region_points, tiny_net
 from torch import nn
 
 from wdrobust.certify.bounds import BoundGraph, margin_lipschitz, margin_upper_rows
@@ -32,41 +33,6 @@ from wdrobust.certify.bounds.activations import (
 from wdrobust.certify.bounds.interval import Box
 from wdrobust.nets.gradients import margin_gradients
 from wdrobust.threat import dual_of, lp_norm
-
-ACTS = {"relu": nn.ReLU, "leaky": lambda: nn.LeakyReLU(0.1), "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
-
-
-def tiny_net(seed: int, d: int, act: str, k: int = 3) -> nn.Module:
-    """A random MLP with 1-3 hidden layers of widths 3-8 in float64."""
-    g = torch.Generator().manual_seed(seed)
-    depth = int(torch.randint(1, 4, (1,), generator=g))
-    widths = [d] + [int(w) for w in torch.randint(3, 9, (depth,), generator=g)] + [k]
-    layers: list[nn.Module] = []
-    for i in range(len(widths) - 1):
-        lin = nn.Linear(widths[i], widths[i + 1])
-        with torch.no_grad():
-            lin.weight.copy_(torch.randn(lin.weight.shape, generator=g) * 1.5)
-            lin.bias.copy_(torch.randn(lin.bias.shape, generator=g) * 0.5)
-        layers.append(lin)
-        if i < len(widths) - 2:
-            layers.append(ACTS[act]())
-    return nn.Sequential(*layers).double().eval()
-
-
-def region_points(x: torch.Tensor, r: float, norm: str, per_axis: int) -> torch.Tensor:
-    """Dense points of B(x, r) cap [0,1]^d: a grid of the clipped linf box (faces included), kept inside
-    the ball, plus points on the sphere clipped to the box. x: (d,); returns (P, d)."""
-    d = x.shape[0]
-    axes = [
-        torch.linspace(float((x[i] - r).clamp(0, 1)), float((x[i] + r).clamp(0, 1)), per_axis)
-        for i in range(d)
-    ]
-    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, d).double()
-    g = torch.Generator().manual_seed(0)
-    dirs = torch.randn(400, d, generator=g, dtype=torch.float64)
-    sphere = (x + r * dirs / lp_norm(dirs, norm)[:, None]).clamp(0, 1)
-    pts = torch.cat([grid, sphere, x[None]])
-    return pts[lp_norm(pts - x, norm) <= r * (1 + 1e-12)]
 
 
 def max_gradient_norm(net: nn.Module, pts: torch.Tensor, y: int, norm: str) -> torch.Tensor:

@@ -377,7 +377,8 @@ def _file_log(path: Path) -> logging.Handler:
 
 def _close_log(handler: logging.Handler) -> None:
     log.removeHandler(handler)
-    handler.close()
+    with contextlib.suppress(OSError):  # a write that failed (full disk) fails again when flushed here
+        handler.close()
 
 
 def versions() -> dict[str, str]:

@@ -145,7 +145,7 @@ class Store:
         self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(_SCHEMA)
+        self.conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")  # all tables or none (a full disk)
         self.session: int | None = None
 
     def close(self) -> None:

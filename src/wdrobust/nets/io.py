@@ -151,13 +151,13 @@ def _check_shapes(
     expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], path: Path, arch: str
 ) -> None:
     """ValueError naming the first mismatching keys unless the checkpoint's tensor shapes are exactly the
-    architecture's."""
+    architecture's (``arch`` describes it)."""
     missing = [k for k in expected if k not in found]
     unexpected = [k for k in found if k not in expected]
     shape = [k for k in expected if k in found and expected[k] != found[k]]
     if missing or unexpected or shape:
         raise ValueError(
-            f"{path} does not match architecture {arch!r}: missing {missing[:3]}, "
+            f"{path} does not match architecture {arch}: missing {missing[:3]}, "
             f"unexpected {unexpected[:3]}, wrong shape {shape[:3]}"
         )
 
@@ -174,7 +174,8 @@ def _build_checked(
         if sidecar is None:
             raise
         raise ValueError(f"model sidecar {sidecar}: {str(exc).splitlines()[0]}") from None
-    _check_shapes({k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, shapes, path, arch)
+    described = f"{arch!r}" if sidecar is None else f"{arch!r} of sidecar {sidecar}"
+    _check_shapes({k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, shapes, path, described)
     return build(arch, **kwargs)
 
 

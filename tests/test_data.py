@@ -204,7 +204,8 @@ def test_csv_header_labels_as_given_and_train_scaling(tmp_path):
     undone = np.rint(table.x_train * (hi - lo) + lo).astype(int)
     assert all((*map(int, u), int(c)) in raw for u, c in zip(undone, table.y_train, strict=True))
     assert data.info(str(path)).input_shape == (2,) and data.info(str(path)).num_classes == 3
-    assert data.scaling_of(str(path)).to_dict() == table.scaling.to_dict() and data.scaling_of("digits") is None
+    assert data.scaling_of(str(path)).to_dict() == table.scaling.to_dict()
+    assert data.scaling_of("digits") is None
 
 
 def test_npz_given_splits_labels_kept(tmp_path):

@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from wdrobust import nets
+from wdrobust._atomic import atomic_write
 from wdrobust.cli import app
 
 runner = CliRunner()
@@ -141,6 +142,14 @@ def test_full_disk_stops_in_one_line_and_never_corrupts_the_store(tmp_path):
         result = invoke("evaluate", *MEDIUM, "--out", out)  # resumes once there is room
         assert result.exit_code == 0, result.output
         assert json.loads((out / "results.json").read_text())["run"]["units"] == 48
+
+
+def test_atomic_write_on_a_full_disk_names_the_target_and_leaves_nothing(tmp_path):
+    with tmpfs(tmp_path / "small", "size=64k") as small:
+        with pytest.raises(OSError, match="No space left") as caught:
+            atomic_write(small / "results.json", lambda tmp: tmp.write_bytes(b"x" * 200_000))
+        assert caught.value.filename == str(small / "results.json")
+        assert not os.listdir(small)
 
 
 # --- item 7: messages about malformed files, and permissions -----------------------------------------

@@ -8,7 +8,6 @@ something is written. Anything else in it is the user's and is never removed, no
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -56,11 +55,9 @@ def locked(out: Path) -> Iterator[None]:
                 f"run folder {out} is in use by another wdrobust evaluate"
                 f"{f' (pid {holder})' if holder else ''}; wait for it to finish or choose another --out"
             ) from None
-        try:
+        with contextlib.suppress(OSError):  # the pid is only for the message above (a full disk)
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
-        except OSError as exc:
-            raise OSError(exc.errno or errno.EIO, exc.strerror, str(path)) from None
         yield
     finally:
         os.close(fd)

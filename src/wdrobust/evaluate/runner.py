@@ -123,21 +123,28 @@ def run(
     check_methods(cfg, inputs, radii, device, () if force else stored_jobs(out / STORE_NAME))
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    with folder.locked(out):
-        try:
-            resume = check_run_folder(cfg, force)
-            if resume:
-                check_same_inputs(cfg, inputs)
-            if force:
-                folder.clear(out)
-            folder.remove_stale(out)
-            computed, resumed = _session(cfg, inputs, radii, device, console, resume)
-            seconds = time.perf_counter() - start
-            finished = None if finish is None else finish(out)
-        except BaseException:
-            if created and not _has_units(out):
-                folder.remove_created(out)
-            raise
+    try:
+        with folder.locked(out):
+            try:
+                resume = check_run_folder(cfg, force)
+                if resume:
+                    check_same_inputs(cfg, inputs)
+                if force:
+                    folder.clear(out)
+                folder.remove_stale(out)
+                computed, resumed = _session(cfg, inputs, radii, device, console, resume)
+                seconds = time.perf_counter() - start
+                with store_errors(out / STORE_NAME):  # finish reads the store
+                    finished = None if finish is None else finish(out)
+            except BaseException:
+                if created and not _has_units(out):
+                    folder.remove_created(out)  # still holding the lock: nobody else's files
+                raise
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # left empty when not even the lock file could be created
+        raise
     return RunOutcome(out, computed, resumed, seconds, finished)
 
 
@@ -164,15 +171,14 @@ def _session(
     handler = _file_log(out / LOG_NAME)
     try:
         with store_errors(out / STORE_NAME), Store(out / STORE_NAME) as store:
-            todo, done = _open_run(store, cfg, inputs, resume)
             try:
+                todo, done = _open_run(store, cfg, inputs, resume)
                 _compute(store, cfg, inputs, todo, radii, device, console)
             except KeyboardInterrupt:
-                left = len(todo) + len(done) - len(store.finished())
                 log.warning(
-                    "session %d interrupted (Ctrl-C) with %d units left; re-run the same command to resume",
+                    "session %s interrupted (Ctrl-C) with %d units stored; re-run the same command to resume",
                     store.session,
-                    left,
+                    len(store.finished()),
                 )
                 raise
         seconds = time.perf_counter() - start

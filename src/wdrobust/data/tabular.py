@@ -94,9 +94,9 @@ def is_tabular(name: str) -> bool:
     return Path(name).suffix.lower() in SUFFIXES
 
 
-def _quote(values: np.ndarray) -> str:
-    """Up to QUOTED distinct values, as the file spells them, comma-separated."""
-    distinct = list(dict.fromkeys(values.tolist()))
+def quote_values(values: np.ndarray | list) -> str:
+    """Up to QUOTED distinct values, as the data spell them, comma-separated (for error messages)."""
+    distinct = list(dict.fromkeys(values.tolist() if isinstance(values, np.ndarray) else values))
     shown = ", ".join(f"{v:g}" if isinstance(v, float) else repr(v) for v in distinct[:QUOTED])
     return shown + (", ..." if len(distinct) > QUOTED else "")
 
@@ -110,11 +110,13 @@ def _labels(y: np.ndarray, path: Path, name: str) -> np.ndarray:
     except ValueError:
         numeric = np.array([_is_number(v) for v in y.tolist()], dtype=bool)
         raise ValueError(
-            f"{path}: labels must be integer class indices 0, 1, ...; found {_quote(y[~numeric])}"
+            f"{path}: labels must be integer class indices 0, 1, ...; found {quote_values(y[~numeric])}"
         ) from None
     bad = ~np.isfinite(values) | (values < 0) | (values != np.round(values))
     if bad.any():
-        raise ValueError(f"{path}: labels must be integer class indices 0, 1, ...; found {_quote(y[bad])}")
+        raise ValueError(
+            f"{path}: labels must be integer class indices 0, 1, ...; found {quote_values(y[bad])}"
+        )
     return values.astype(np.int64)
 
 

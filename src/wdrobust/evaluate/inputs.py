@@ -20,11 +20,9 @@ from torch import nn
 from wdrobust import data, nets
 from wdrobust._device import resolve_device
 from wdrobust.data import Scaling
+from wdrobust.data.tabular import quote_values
 from wdrobust.evaluate.config import DEFAULT_MODEL, EvalConfig
 from wdrobust.train import ensure_default_model
-
-#: How many offending labels an error message quotes.
-QUOTED = 5
 
 
 @dataclass
@@ -120,6 +118,7 @@ def check_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torc
     k = int(z.shape[1])
     bad = torch.unique(y[(y < 0) | (y >= k)]).tolist()
     if bad:
-        shown = ", ".join(map(str, bad[:QUOTED])) + (", ..." if len(bad) > QUOTED else "")
-        raise ValueError(f"labels must lie in [0, {k}) for a {k}-class model; the data hold labels {shown}")
+        raise ValueError(
+            f"labels must lie in [0, {k}) for a {k}-class model; the data hold labels {quote_values(bad)}"
+        )
     return k

@@ -107,12 +107,9 @@ def _labels(y: np.ndarray, path: Path, name: str) -> np.ndarray:
         raise ValueError(f"{path}: {name} must be a 1-D array of labels, got shape {y.shape}")
     try:
         values = y.astype(np.float64)
-    except ValueError:
-        numeric = np.array([_is_number(v) for v in y.tolist()], dtype=bool)
-        raise ValueError(
-            f"{path}: labels must be integer class indices 0, 1, ...; found {quote_values(y[~numeric])}"
-        ) from None
-    bad = ~np.isfinite(values) | (values < 0) | (values != np.round(values))
+        bad = ~np.isfinite(values) | (values < 0) | (values != np.round(values))
+    except ValueError:  # text that is not a number
+        values, bad = np.zeros(0), ~np.array([_is_number(v) for v in y.tolist()], dtype=bool)
     if bad.any():
         raise ValueError(
             f"{path}: labels must be integer class indices 0, 1, ...; found {quote_values(y[bad])}"

@@ -187,26 +187,28 @@ def test_cifar_missing_and_malformed(tmp_path):
 # --- tabular -----------------------------------------------------------------------------------------
 
 
-def test_csv_header_string_labels_and_train_scaling(tmp_path):
+def test_csv_header_labels_as_given_and_train_scaling(tmp_path):
     path = tmp_path / "iris.csv"
-    rows = [f"{i},{10 * (i % 7) - 5},{'cat' if i % 2 else 'dog'}" for i in range(40)]
+    rows = [f"{i},{10 * (i % 7) - 5},{2 * (i % 2)}" for i in range(40)]  # labels 0 and 2: class 1 absent
     path.write_text("a,b,label\n" + "\n".join(rows) + "\n")
     x_tr, y_tr = data.load(str(path), "train", device="cpu")
     x_te, y_te = data.load(str(path), "test", device="cpu")
     assert x_tr.shape == (30, 2) and x_te.shape == (10, 2)
     assert x_tr.amin(0).tolist() == [0.0, 0.0] and x_tr.amax(0).tolist() == [1.0, 1.0]
     assert x_te.min() >= 0 and x_te.max() <= 1
-    assert torch.bincount(y_tr).tolist() == [15, 15] and torch.bincount(y_te).tolist() == [5, 5]
+    assert torch.bincount(y_tr).tolist() == [15, 0, 15] and torch.bincount(y_te).tolist() == [5, 0, 5]
     table = data.read_tabular(path)
-    assert table.classes.tolist() == ["cat", "dog"]
     # scaling uses the train split's min/max: undoing it gives back raw rows of the file, labels included
-    raw = {(int(a), int(b), label) for a, b, label in (r.split(",") for r in rows)}
-    undone = np.rint(table.x_train * (table.hi - table.lo) + table.lo).astype(int)
-    assert all((*map(int, u), table.classes[c]) in raw for u, c in zip(undone, table.y_train, strict=True))
-    assert data.info(str(path)).input_shape == (2,) and data.info(str(path)).num_classes == 2
+    raw = {(int(a), int(b), int(label)) for a, b, label in (r.split(",") for r in rows)}
+    lo, hi = table.scaling.lo, table.scaling.hi
+    undone = np.rint(table.x_train * (hi - lo) + lo).astype(int)
+    assert all((*map(int, u), int(c)) in raw for u, c in zip(undone, table.y_train, strict=True))
+    assert data.info(str(path)).input_shape == (2,) and data.info(str(path)).num_classes == 3
+    assert data.scaling_of(str(path)).to_dict() == table.scaling.to_dict()
+    assert data.scaling_of("digits") is None
 
 
-def test_npz_given_splits_and_label_codes(tmp_path):
+def test_npz_given_splits_labels_kept(tmp_path):
     path = tmp_path / "t.npz"
     x_train = np.array([[0.0, 2.0], [4.0, 2.0], [2.0, 6.0]])
     np.savez(
@@ -218,9 +220,24 @@ def test_npz_given_splits_and_label_codes(tmp_path):
     )
     x, y = data.load(str(path), "train", device="cpu")
     np.testing.assert_allclose(x.numpy(), [[0, 0], [1, 0], [0.5, 1]])
-    assert y.tolist() == [0, 1, 0]
+    assert y.tolist() == [3, 7, 3]  # the file's labels, not codes
     x, y = data.load(str(path), "test", device="cpu")
-    assert x.tolist() == [[1.0, 0.0]] and y.tolist() == [1]  # 8 clipped to 1, 0 clipped to 0
+    assert x.tolist() == [[1.0, 0.0]] and y.tolist() == [7]  # 8 clipped to 1, 0 clipped to 0
+
+
+def test_given_scaling_is_applied_not_the_files_own(tmp_path):
+    path = tmp_path / "t.npz"
+    np.savez(path, x_train=np.array([[1.0], [3.0]]), y_train=np.array([0, 1]), x_test=np.array([[3.0]]),
+             y_test=np.array([1]))  # fmt: skip
+    scaling = data.Scaling(np.array([0.0]), np.array([4.0]))
+    assert data.load(str(path), "test", scaling=scaling)[0].tolist() == [[0.75]]
+    assert data.load(str(path), "test")[0].tolist() == [[1.0]]  # the file's own train split: [1, 3]
+    assert data.load(str(path), "train", scaling=scaling)[0].tolist() == [[0.25], [0.75]]
+    assert data.Scaling.from_dict(scaling.to_dict(), "m.json").to_dict() == scaling.to_dict()
+    with pytest.raises(ValueError, match="feature count 1 differs from the 2 of the feature scaling"):
+        data.load(str(path), "test", scaling=data.Scaling(np.zeros(2), np.ones(2)))
+    with pytest.raises(ValueError, match=r"m\.json: input_scaling must be"):
+        data.Scaling.from_dict({"kind": "minmax", "lo": [0.0], "hi": "x"}, "m.json")
 
 
 def test_tabular_errors(tmp_path):
@@ -238,3 +255,20 @@ def test_tabular_errors(tmp_path):
     np.savez(nan, x=np.array([[np.nan], [1.0]] * 4), y=np.array([0, 1] * 4))
     with pytest.raises(ValueError, match="NaN"):
         data.load(str(nan), "train")
+
+
+@pytest.mark.parametrize(
+    ("y", "message"),
+    [
+        (np.array(["cat", "dog"] * 4), "labels must be integer class indices 0, 1, ...; found 'cat', 'dog'"),
+        (np.array([0, -1] * 4), "found -1"),
+        (np.array([0, 1.5] * 4), "found 1.5"),
+        (np.zeros((8, 2), dtype=int), r"y must be a 1-D array of labels, got shape \(8, 2\)"),
+        (np.array([0, 1] * 3), "x has 8 rows but y has 6"),
+    ],
+)
+def test_tabular_labels_must_be_class_indices_of_every_row(tmp_path, y, message):
+    path = tmp_path / "t.npz"
+    np.savez(path, x=np.random.default_rng(0).random((8, 3)), y=y)
+    with pytest.raises(ValueError, match=message):
+        data.load(str(path), "test")

@@ -147,6 +147,11 @@ def train(
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need as many labels as inputs (and at least one), got {len(x)} and {len(y)}")
     threat = ThreatModel(norm, eps) if adversarial else None
+    classes = torch.unique(y)
+    if classes.numel() < 2:
+        raise ValueError(
+            f"the training labels hold a single class ({int(classes[0])}); a classifier needs at least two"
+        )
     dev = resolve_device(device)
     model.to(dev)
     x, y = x.to(dev), y.to(dev)
@@ -179,12 +184,15 @@ def train(
 
 @dataclass
 class FitResult:
-    """A model trained on a data set's train split, its clean test accuracy and the checkpoint metadata."""
+    """A model trained on a data set's train split, its clean test accuracy, the checkpoint metadata and
+    the JSON form of the feature scaling of tabular training data (None for images): both go to the
+    sidecar (``nets.save(model, path, metadata, input_scaling)``)."""
 
     model: nn.Module
     test_accuracy: float
     seconds: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    input_scaling: dict[str, Any] | None = None
 
 
 def fit(
@@ -198,10 +206,14 @@ def fit(
     **train_options: Any,
 ) -> FitResult:
     """Build ``arch`` for the data set (its input shape and classes), train it on the train split with
-    ``train_options`` (see ``train``; seed also seeds the weights) and measure clean test accuracy."""
+    ``train_options`` (see ``train``; seed also seeds the weights) and measure clean test accuracy.
+
+    A tabular file is scaled with its train split's min/max (``data.scaling_of``), which the result
+    carries so that evaluations of the model scale their data the same way."""
     dev = resolve_device(device)
-    x_train, y_train = data.load(data_name, "train", root, dev)
-    x_test, y_test = data.load(data_name, "test", root, dev)
+    scaling = data.scaling_of(data_name)
+    x_train, y_train = data.load(data_name, "train", root, dev, scaling)
+    x_test, y_test = data.load(data_name, "test", root, dev, scaling)
     meta = data.info(data_name)
     kwargs = {"input_shape": list(meta.input_shape), "num_classes": meta.num_classes, **(arch_kwargs or {})}
     model = nets.build(arch, seed=train_options.get("seed", 0), **kwargs)
@@ -213,7 +225,8 @@ def fit(
         "test_accuracy": acc,
         "train_seconds": result.seconds,
     }
-    return FitResult(result.model, acc, result.seconds, record)
+    stored = None if scaling is None else scaling.to_dict()
+    return FitResult(result.model, acc, result.seconds, record, stored)
 
 
 def default_model_path(cache: str | Path | None = None) -> Path:

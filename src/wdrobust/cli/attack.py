@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from wdrobust._atomic import check_writable
 from wdrobust.attacks import ATTACKS
 from wdrobust.attacks.summary import Summary, summarize, worst_distribution
 from wdrobust.cli import common
@@ -91,6 +92,8 @@ def command(
     threat = ThreatModel(norm, eps, p)
     if save is not None and save.suffix != ".safetensors":
         raise ValueError(f"--save must end in .safetensors, got {str(save)!r}")
+    if save is not None:
+        check_writable(save)
     check_loss(save_loss)
     net, x, y = common.load_inputs(model, data, root, split, n, device)
     runner = make_attack(

@@ -8,8 +8,8 @@ import torch
 import typer
 from torch import nn
 
-from wdrobust import data as datasets
-from wdrobust import nets
+from wdrobust._device import resolve_device
+from wdrobust.evaluate.inputs import read_inputs
 from wdrobust.threat import NORMS
 
 MODEL = typer.Option(..., help="Checkpoint (.safetensors with its sidecar, or .pt/.pth).")
@@ -26,9 +26,10 @@ DEVICE = typer.Option(None, help="cpu, cuda, ... (default: cuda if available).")
 def load_inputs(
     model: Path, data: str, root: Path | None, split: str, n: int, device: str | None
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """The model (eval mode) and the first n samples x (n, *S), y (n,) of the split, on one device."""
+    """The model (eval mode) and the first n samples x (n, *S), y (n,) of the split, on one device,
+    scaled and checked as for ``wdrobust evaluate`` (``evaluate.inputs.read_inputs``)."""
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
-    net = nets.load(model, device=device)
-    x, y = datasets.load(data, split, root=root, device=device)
-    return net, x[:n], y[:n]
+    inputs = read_inputs(model, data, split, root, n, device)
+    dev = resolve_device(device)
+    return inputs.model, inputs.x.to(dev), inputs.y.to(dev)

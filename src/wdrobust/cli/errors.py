@@ -1,8 +1,10 @@
-"""Turning bad input into a one-line error and exit code 2."""
+"""Turning bad input and operating-system failures into a one-line error and exit code 2; Ctrl-C into a
+one-line notice and exit code 130."""
 
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -12,8 +14,11 @@ from rich.console import Console
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Errors that mean "the user's input is wrong": reported in one line, exit code 2.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, KeyError, PermissionError)
+#: Errors reported in one line with exit code 2: wrong input, and the OS refusing a file operation
+#: (missing, read-only or full file systems, a folder where a file is expected, ...).
+USER_ERRORS = (ValueError, KeyError, OSError, sqlite3.Error)
+#: Exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -24,6 +29,25 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def interrupted(message: str) -> typer.Exit:
+    """Print ``interrupted: message`` on stderr and return the exit (code 130) to raise."""
+    err_console.print(f"interrupted: {message}", markup=False)
+    return typer.Exit(code=INTERRUPTED)
+
+
+def describe(exc: BaseException) -> str:
+    """The first line of an error's message; an OSError as ``path: reason``, a KeyError without quotes."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        message = f"{exc.filename}: {exc.strerror}"
+    elif isinstance(exc, KeyError) and exc.args:
+        message = str(exc.args[0])
+    elif isinstance(exc, sqlite3.Error):
+        message = f"database error: {exc}"
+    else:
+        message = str(exc)
+    return message.splitlines()[0] if message.strip() else type(exc).__name__
+
+
 def user_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Decorate a CLI command so that USER_ERRORS become one line on stderr and exit code 2."""
 
@@ -32,7 +56,6 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except USER_ERRORS as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise fail(str(message).splitlines()[0] if str(message) else type(exc).__name__) from None
+            raise fail(describe(exc)) from None
 
     return wrapper

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from wdrobust.cli.errors import user_errors
+from wdrobust.cli.errors import interrupted, user_errors
 from wdrobust.evaluate import EvalConfig, build_config, run
 from wdrobust.report import Rendered, render
 
@@ -68,13 +68,18 @@ def command(
         help=f"CPU threads for torch; 0 = all cores (default {_default('threads')}, best for small models).",
     ),
     out: str | None = typer.Option(None, "--out", "-o", help=f"Run folder (default {_default('out')})."),
-    force: bool = typer.Option(False, "--force", help="Start over: delete the existing run in --out first."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Start over: delete the run in --out first (only wdrobust's files; other files stay).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the output paths."),
 ) -> None:
     """Evaluate a model: attack lower bounds and certified upper bounds for every (eps, p, loss).
 
-    Re-running the same command resumes: finished (job, batch) units are not recomputed.
-    Writes RUN/store.sqlite, RUN/run.log, RUN/results.json, RUN/report.md and RUN/plots/.
+    Re-running the same command resumes: finished (job, batch) units are not recomputed, also after
+    Ctrl-C (exit code 130). Writes RUN/store.sqlite, RUN/run.log, RUN/results.json, RUN/report.md and
+    RUN/plots/ (and RUN/run.lock: one evaluation at a time per run folder).
     """
     cfg = build_config(
         config,
@@ -96,8 +101,11 @@ def command(
         out=out,
         quiet=quiet or None,
     )
-    outcome = run(cfg, force=force, console=Console(stderr=True))
-    rendered = render(outcome.run_dir)
+    try:
+        outcome = run(cfg, force=force, console=Console(stderr=True), finish=render)
+    except KeyboardInterrupt:
+        raise interrupted(f"re-run the same command to resume the run in {cfg.out}") from None
+    rendered = outcome.finished
     if not cfg.quiet:
         typer.echo(
             f"computed {outcome.computed} units, resumed {outcome.resumed}, in {outcome.seconds:.1f} s "

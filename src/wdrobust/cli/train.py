@@ -8,6 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from wdrobust import nets
+from wdrobust._atomic import check_writable
 from wdrobust._device import resolve_device
 from wdrobust.cli.errors import err_console, user_errors
 from wdrobust.threat import NORMS, parse_number
@@ -67,7 +68,10 @@ def command(
     device: str | None = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda if available)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Train a classifier (standard or PGD adversarial training) and save it as a checkpoint."""
+    """Train a classifier (standard or PGD adversarial training) and save it as a checkpoint.
+
+    The checkpoint path (and its .json sidecar) is checked to be writable before training starts.
+    """
     nets.check_arch(arch)
     check_device(device)
     given = {"widths": _widths(widths) if widths else None, "hidden": hidden, "activation": activation}
@@ -84,6 +88,8 @@ def command(
     out = out or default_out(data, arch, adversarial)
     if out.suffix != ".safetensors":
         raise ValueError(f"--out must end in .safetensors, got {str(out)!r}")
+    check_writable(out)
+    check_writable(nets.sidecar_path(out))
     with Progress(
         TextColumn("training"),
         BarColumn(),
@@ -103,6 +109,6 @@ def command(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             **options,
         )
-    nets.save(result.model, out, metadata=result.metadata)
+    nets.save(result.model, out, metadata=result.metadata, input_scaling=result.input_scaling)
     typer.echo(f"clean test accuracy: {100 * result.test_accuracy:.2f}%  (trained in {result.seconds:.1f} s)")
     typer.echo(f"checkpoint: {out}")

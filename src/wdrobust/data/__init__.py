@@ -2,12 +2,13 @@
 and tabular .npz/.csv files. Nothing is ever downloaded.
 
 ``load(name, split, root=None, device=None) -> (x, y)``; ``DATASETS`` holds each set's input shape and
-number of classes; ``info(name)`` also covers tabular files.
+number of classes; ``info(name)`` also covers tabular files, whose features are scaled by a ``Scaling``
+(``scaling_of(name)``; a model trained on one keeps it in its sidecar).
 """
 
 from wdrobust.data.base import DATA_ENV, SPLITS
-from wdrobust.data.registry import DATASETS, DEFAULT_DATASET, DatasetInfo, info, load
-from wdrobust.data.tabular import TabularData, read_tabular
+from wdrobust.data.registry import DATASETS, DEFAULT_DATASET, DatasetInfo, info, load, scaling_of
+from wdrobust.data.tabular import Scaling, TabularData, read_tabular
 
 __all__ = [
     "DATASETS",
@@ -15,8 +16,10 @@ __all__ = [
     "DEFAULT_DATASET",
     "SPLITS",
     "DatasetInfo",
+    "Scaling",
     "TabularData",
     "info",
     "load",
     "read_tabular",
+    "scaling_of",
 ]

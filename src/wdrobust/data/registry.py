@@ -13,7 +13,7 @@ from wdrobust.data.base import check_split, data_root
 from wdrobust.data.cifar import read_cifar
 from wdrobust.data.digits import read_digits
 from wdrobust.data.mnist import read_mnist
-from wdrobust.data.tabular import is_tabular, read_tabular
+from wdrobust.data.tabular import Scaling, is_tabular, read_tabular
 
 
 @dataclass(frozen=True)
@@ -43,10 +43,12 @@ def _check_name(name: str) -> str:
     return name
 
 
-def _read(name: str, split: str, root: str | Path | None) -> tuple[np.ndarray, np.ndarray]:
+def _read(
+    name: str, split: str, root: str | Path | None, scaling: Scaling | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Numpy (x float32, y int64) of one split from the matching reader."""
     if is_tabular(name):
-        data = read_tabular(name)
+        data = read_tabular(name, scaling)
         return (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
     if name == "digits":
         return read_digits(split)
@@ -60,14 +62,17 @@ def load(
     split: str = "test",
     root: str | Path | None = None,
     device: str | torch.device | None = None,
+    scaling: Scaling | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One split of a data set as (x float32 in [0, 1], y int64 (N,)) on ``device``.
 
     name: digits (default), mnist, cifar10, cifar100, or a path to a .npz/.csv tabular file.
     Images are (N, C, H, W); tabular samples (N, F). root: directory of the mnist/cifar files
-    (default $WDROBUST_DATA, else ./data). Missing or malformed files raise FileNotFoundError/ValueError.
+    (default $WDROBUST_DATA, else ./data). scaling: the feature scaling of a tabular file (a model's, see
+    ``data.tabular``; None: the file's own); image sets ignore it. Missing or malformed files raise
+    FileNotFoundError/ValueError.
     """
-    x, y = _read(_check_name(name), check_split(split), root)
+    x, y = _read(_check_name(name), check_split(split), root, scaling)
     dev = resolve_device(device)
     return torch.from_numpy(np.ascontiguousarray(x)).to(dev), torch.from_numpy(np.ascontiguousarray(y)).to(
         dev
@@ -79,4 +84,10 @@ def info(name: str) -> DatasetInfo:
     if not is_tabular(_check_name(name)):
         return DATASETS[name]
     data = read_tabular(name)
-    return DatasetInfo(name, (data.x_train.shape[1],), len(data.classes), "tabular file")
+    return DatasetInfo(name, (data.x_train.shape[1],), data.num_classes, "tabular file")
+
+
+def scaling_of(name: str) -> Scaling | None:
+    """The feature scaling ``load`` applies by default: a tabular file's train-split min/max; None for
+    image data sets (already in [0, 1])."""
+    return read_tabular(name).scaling if is_tabular(_check_name(name)) else None

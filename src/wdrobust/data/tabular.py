@@ -1,10 +1,13 @@
 """Tabular data sets from one ``.npz`` (arrays x, y; or x_train, y_train, x_test, y_test) or ``.csv``
 (features, then the label in the last column; an optional header row) file.
 
-Labels are mapped to 0..K-1 in sorted order of their values. Without given splits, the samples are split
-25% test, stratified, seed 0. Features are scaled to [0, 1] with the per-feature min and max of the train
-split, (x - lo) / (hi - lo) (constant features map to 0), and test values are clipped to [0, 1].
-Samples have shape (F,): x is (N, F).
+Labels are the file's own class indices: non-negative integers, used as they are (never re-encoded), so
+that a file holding some of a model's classes keeps their meaning. Without given splits, the samples are
+split 25% test, stratified, seed 0. Features are scaled to [0, 1] per feature by a ``Scaling``,
+(x - lo) / (hi - lo) clipped to [0, 1] (constant features map to 0): by default lo, hi are the min and max
+of the file's train split; a model trained on tabular data stores the scaling of its training file in its
+sidecar, and evaluating it applies that one (``read_tabular(path, scaling)``). Samples have shape (F,):
+x is (N, F).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,19 +24,69 @@ from wdrobust.data.base import stratified_split
 SUFFIXES = (".npz", ".csv")
 TEST_FRACTION = 0.25
 SEED = 0
+#: How many offending values an error message quotes.
+QUOTED = 5
+
+
+@dataclass(frozen=True, eq=False)
+class Scaling:
+    """Min/max feature scaling x -> clip((x - lo) / (hi - lo), 0, 1); lo, hi (F,) float64 (compare
+    ``to_dict()`` forms for equality)."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @classmethod
+    def fit(cls, x: np.ndarray) -> Scaling:
+        """The per-feature min and max of x (N, F)."""
+        return cls(x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64))
+
+    def apply(self, x: np.ndarray, source: str | Path) -> np.ndarray:
+        """Scale raw features x (N, F) of ``source`` to float32 in [0, 1]; ValueError if F differs."""
+        if x.shape[1] != self.lo.shape[0]:
+            raise ValueError(
+                f"{source}: feature count {x.shape[1]} differs from the {self.lo.shape[0]} of the feature "
+                "scaling (the model's training data)"
+            )
+        scale = np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
+        return np.clip((x - self.lo) / scale, 0.0, 1.0).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form {"kind": "minmax", "lo": [...], "hi": [...]} (stored in a model's sidecar)."""
+        return {"kind": "minmax", "lo": self.lo.tolist(), "hi": self.hi.tolist()}
+
+    @classmethod
+    def from_dict(cls, value: Any, source: str | Path) -> Scaling:
+        """Inverse of ``to_dict``; a malformed value raises ValueError naming ``source``."""
+        try:
+            if value.get("kind") != "minmax":
+                raise ValueError
+            lo, hi = (np.asarray(value[k], dtype=np.float64) for k in ("lo", "hi"))
+            valid = (
+                lo.ndim == 1
+                and lo.shape == hi.shape
+                and bool(np.isfinite([lo, hi]).all() and (hi >= lo).all())
+            )
+        except (AttributeError, KeyError, TypeError, ValueError):
+            valid = False
+        if not valid:
+            raise ValueError(
+                f"{source}: input_scaling must be {{'kind': 'minmax', 'lo': [...], 'hi': [...]}} with finite "
+                "lists of equal length and lo <= hi"
+            )
+        return cls(lo, hi)
 
 
 @dataclass(frozen=True)
 class TabularData:
-    """Both splits after scaling; lo, hi (F,) are the train min/max used; classes (K,) the raw labels."""
+    """Both splits after scaling, the scaling used, and K = largest label + 1."""
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
-    classes: np.ndarray
+    scaling: Scaling
+    num_classes: int
 
 
 def is_tabular(name: str) -> bool:
@@ -40,18 +94,55 @@ def is_tabular(name: str) -> bool:
     return Path(name).suffix.lower() in SUFFIXES
 
 
-def _label_codes(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(classes, codes): sorted distinct labels (numerically when all are numbers) and indices into them."""
+def quote_values(values: np.ndarray | list) -> str:
+    """Up to QUOTED distinct values, as the data spell them, comma-separated (for error messages)."""
+    distinct = list(dict.fromkeys(values.tolist() if isinstance(values, np.ndarray) else values))
+    shown = ", ".join(f"{v:g}" if isinstance(v, float) else repr(v) for v in distinct[:QUOTED])
+    return shown + (", ..." if len(distinct) > QUOTED else "")
+
+
+def _labels(y: np.ndarray, path: Path, name: str) -> np.ndarray:
+    """The labels as int64 (N,); ValueError quoting the values that are not non-negative integers."""
+    if y.ndim != 1:
+        raise ValueError(f"{path}: {name} must be a 1-D array of labels, got shape {y.shape}")
     try:
-        labels = labels.astype(np.float64)
+        values = y.astype(np.float64)
+        bad = ~np.isfinite(values) | (values < 0) | (values != np.round(values))
+    except ValueError:  # text that is not a number
+        values, bad = np.zeros(0), ~np.array([_is_number(v) for v in y.tolist()], dtype=bool)
+    if bad.any():
+        raise ValueError(
+            f"{path}: labels must be integer class indices 0, 1, ...; found {quote_values(y[bad])}"
+        )
+    return values.astype(np.int64)
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
     except ValueError:
-        labels = labels.astype(str)
-    classes, codes = np.unique(labels, return_inverse=True)
-    return classes, codes.astype(np.int64)
+        return False
+    return True
+
+
+def _checked(path: Path, x: Any, y: Any, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """(x float64 (N, F), y int64 (N,)) of one pair of arrays, after checking shapes, counts and values."""
+    try:
+        x = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: {names[0]} must hold numbers") from None
+    if x.ndim != 2:
+        raise ValueError(f"{path}: {names[0]} must be a 2-D (N, F) array, got shape {x.shape}")
+    y = _labels(np.asarray(y), path, names[1])
+    if len(x) != len(y):
+        raise ValueError(f"{path}: {names[0]} has {len(x)} rows but {names[1]} has {len(y)}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{path}: features contain NaN or infinity")
+    return x, y
 
 
 def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Raw features (N, F) float64 and raw labels (N,) from a csv file with the label last."""
+    """Raw features (N, F) float64 and raw labels (N,) (text) from a csv file with the label last."""
     with path.open(newline="") as f:
         rows = [row for row in csv.reader(f) if row]
     if rows:
@@ -81,35 +172,36 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _splits(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train, raw y_train, x_test, raw y_test) as given by the file or by the seeded split."""
+    """Checked (x_train, y_train, x_test, y_test) as given by the file or by the seeded split."""
     if path.suffix.lower() == ".npz":
         arrays = _read_npz(path)
         if {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
-            return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
+            train = _checked(path, arrays["x_train"], arrays["y_train"], ("x_train", "y_train"))
+            test = _checked(path, arrays["x_test"], arrays["y_test"], ("x_test", "y_test"))
+            if train[0].shape[1] != test[0].shape[1]:
+                raise ValueError(f"{path}: x_train and x_test have different numbers of features")
+            return (*train, *test)
         if not {"x", "y"} <= set(arrays):
             raise ValueError(f"{path}: expected arrays x and y (or x_train, y_train, x_test, y_test)")
-        x, y = arrays["x"], arrays["y"]
+        x, y = _checked(path, arrays["x"], arrays["y"], ("x", "y"))
     else:
-        x, y = _read_csv(path)
-    train, test = stratified_split(np.asarray(y).astype(str), TEST_FRACTION, SEED)
+        x, y = _checked(path, *_read_csv(path), ("features", "labels"))
+    train, test = stratified_split(y, TEST_FRACTION, SEED)
     return x[train], y[train], x[test], y[test]
 
 
-def read_tabular(path: str | Path) -> TabularData:
-    """Read, label-encode, split and min/max-scale a tabular file (see the module docstring)."""
+def read_tabular(path: str | Path, scaling: Scaling | None = None) -> TabularData:
+    """Read, check, split and scale a tabular file (see the module docstring).
+
+    scaling: the model's (from its sidecar); None scales with the min/max of this file's train split.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"tabular data file {path} not found (expected .npz with x, y or .csv)")
     x_tr, y_tr, x_te, y_te = _splits(path)
-    x_tr, x_te = (np.asarray(a, dtype=np.float64) for a in (x_tr, x_te))
-    if x_tr.ndim != 2 or x_te.ndim != 2 or x_tr.shape[1] != x_te.shape[1]:
-        raise ValueError(f"{path}: features must be 2-D (N, F) arrays, got {x_tr.shape} and {x_te.shape}")
-    if len(y_tr) != len(x_tr) or len(y_te) != len(x_te):
-        raise ValueError(f"{path}: feature and label counts differ")
-    if not (np.isfinite(x_tr).all() and np.isfinite(x_te).all()):
-        raise ValueError(f"{path}: features contain NaN or infinity")
-    classes, codes = _label_codes(np.concatenate([np.asarray(y_tr), np.asarray(y_te)]))
-    lo, hi = x_tr.min(axis=0), x_tr.max(axis=0)
-    scale = np.where(hi > lo, hi - lo, 1.0)
-    x_tr, x_te = (np.clip((a - lo) / scale, 0.0, 1.0).astype(np.float32) for a in (x_tr, x_te))
-    return TabularData(x_tr, codes[: len(y_tr)], x_te, codes[len(y_tr) :], lo, hi, classes)
+    if scaling is None:
+        if len(x_tr) == 0:
+            raise ValueError(f"{path}: the train split is empty")
+        scaling = Scaling.fit(x_tr)
+    classes = int(max(y_tr.max(initial=-1), y_te.max(initial=-1))) + 1
+    return TabularData(scaling.apply(x_tr, path), y_tr, scaling.apply(x_te, path), y_te, scaling, classes)

@@ -1,13 +1,16 @@
-"""Loading and checking the model and the data of an evaluation, before anything is written.
+"""Loading and checking a model and the data it is run on, before anything is written.
 
-Every check raises ValueError with a one-line message: unknown data or model, NaN inputs, inputs outside
-[0, 1], a model that does not accept the data's input shape, labels outside [0, K).
+Shared by ``wdrobust evaluate``, ``attack`` and ``certify``. The data are scaled like the model's training
+data: a tabular file gets the feature scaling stored in the model's sidecar (``input_scaling``), so a file
+holding some of the model's classes, or other feature ranges, is not rescaled on its own. Every check
+raises ValueError with a one-line message: unknown data or model, NaN inputs, inputs outside [0, 1], a
+model that does not accept the data's input shape, labels outside [0, K) (quoting the data's labels).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,55 +18,79 @@ import torch
 from torch import nn
 
 from wdrobust import data, nets
+from wdrobust._device import resolve_device
+from wdrobust.data import Scaling
+from wdrobust.data.tabular import quote_values
 from wdrobust.evaluate.config import DEFAULT_MODEL, EvalConfig
 from wdrobust.train import ensure_default_model
 
 
 @dataclass
 class Inputs:
-    """The model (eval mode, on device) and the first n samples of the split: x (n, *S), y (n,)."""
+    """The model (eval mode, on device), the first n samples of the split on the CPU: x (n, *S), y (n,),
+    K, the checkpoint path, the size of the whole split and (evaluate) the facts recorded in the store."""
 
     model: nn.Module
     x: torch.Tensor
     y: torch.Tensor
     classes: int
-    facts: dict[str, Any]
+    path: Path
+    available: int
+    facts: dict[str, Any] = field(default_factory=dict)
 
 
-def load_model(name: str, device: torch.device) -> tuple[nn.Module, str]:
-    """The bundled default (trained and cached on first use) or a checkpoint path; returns (model, path)."""
+def model_path(name: str) -> Path:
+    """The checkpoint of the bundled default (trained and cached on first use) or of a path."""
     if name == DEFAULT_MODEL:
-        path = Path(ensure_default_model())
-    else:
-        path = Path(name)
-        if not path.exists():
-            raise ValueError(f"unknown model {name!r}: not {DEFAULT_MODEL!r} and no such checkpoint file")
-    return nets.load(path, device=device).eval(), str(path)
+        return Path(ensure_default_model())
+    path = Path(name)
+    if not path.exists():
+        raise ValueError(f"unknown model {name!r}: not {DEFAULT_MODEL!r} and no such checkpoint file")
+    return path
 
 
-def load_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
-    """Load, subset and check the data and the model; nothing is written to the run folder."""
-    x, y = data.load(cfg.data, cfg.split, root=cfg.data_root, device="cpu")
+def model_scaling(path: str | Path) -> Scaling | None:
+    """The feature scaling of a model's tabular training data, from its sidecar; None if it has none."""
+    value = nets.load_metadata(path).get("input_scaling")
+    return None if value is None else Scaling.from_dict(value, nets.sidecar_path(path))
+
+
+def read_inputs(
+    path: str | Path,
+    data_name: str,
+    split: str,
+    root: str | Path | None,
+    n: int,
+    device: str | torch.device | None,
+) -> Inputs:
+    """Load the model at ``path`` and the first n samples of a split, scaled for it; check both."""
+    x, y = data.load(data_name, split, root=root, device="cpu", scaling=model_scaling(path))
     available = int(x.shape[0])
     if available == 0:
-        raise ValueError(f"data {cfg.data!r} split {cfg.split!r} is empty")
-    n = min(cfg.n, available)
+        raise ValueError(f"data {data_name!r} split {split!r} is empty")
     x = torch.as_tensor(x[:n], dtype=torch.float32)
     y = torch.as_tensor(y[:n]).long()
     check_inputs(x)
-    model, path = load_model(cfg.model, device)
-    classes = check_model(model, x, y, device)
-    facts = {
-        "model_path": path,
-        "model_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+    model = nets.load(path, device=device).eval()
+    classes = check_model(model, x, y, resolve_device(device))
+    return Inputs(model, x, y, classes, Path(path), available)
+
+
+def load_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
+    """``read_inputs`` for an evaluation, with the facts it records (hashes of checkpoint and samples)."""
+    inputs = read_inputs(model_path(cfg.model), cfg.data, cfg.split, cfg.data_root, cfg.n, device)
+    x, y = inputs.x, inputs.y
+    inputs.facts = {
+        "model_path": str(inputs.path),
+        "model_sha256": hashlib.sha256(inputs.path.read_bytes()).hexdigest(),
         "data_sha256": hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest(),
         "input_shape": list(x.shape[1:]),
         "input_dim": int(x[0].numel()),
-        "classes": classes,
-        "n": n,
-        "n_available": available,
+        "classes": inputs.classes,
+        "n": int(x.shape[0]),
+        "n_available": inputs.available,
     }
-    return Inputs(model, x, y, classes, facts)
+    return inputs
 
 
 def check_inputs(x: torch.Tensor) -> None:
@@ -89,6 +116,9 @@ def check_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torc
     if z.ndim != 2:
         raise ValueError(f"the model must return logits of shape (N, K), got {tuple(z.shape)}")
     k = int(z.shape[1])
-    if y.min() < 0 or y.max() >= k:
-        raise ValueError(f"labels must lie in [0, {k}) for a {k}-class model; found [{y.min()}, {y.max()}]")
+    bad = torch.unique(y[(y < 0) | (y >= k)]).tolist()
+    if bad:
+        raise ValueError(
+            f"labels must lie in [0, {k}) for a {k}-class model; the data hold labels {quote_values(bad)}"
+        )
     return k

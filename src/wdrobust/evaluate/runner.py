@@ -1,12 +1,18 @@
 """Running an evaluation: every (job, batch) unit not yet in the store is computed and stored.
 
-Order of events (so bad input never leaves a half-written run folder):
+Order of events (so bad input never leaves anything behind):
 1. validate the configuration; check an existing run folder holds the same configuration (else refuse,
-   or start over with ``force``);
-2. load and check model and data;
-3. create the run folder and the store, record config, hash and data facts, open a session;
-4. compute the missing units in plan order, one transaction per finished unit; log to ``run.log``.
-A folder created in step 3 is removed again if the run fails before any unit was stored.
+   or start over with ``force``) and refuse a non-empty folder that is not a run folder;
+2. load and check model and data; run every method not yet used in the run folder once on one sample
+   (options and model support, e.g. ``cell`` on a GELU network, fail here);
+3. create the run folder and lock it (another process working on it is refused); check the folder again,
+   now that no other run can change it; with ``force`` remove the previous run's files (only wdrobust's);
+   remove temporary files a killed writer left;
+4. create the store, record config, hash and data facts, open a session; compute the missing units in
+   plan order, one transaction per finished unit; log to ``run.log`` (an interruption by Ctrl-C too);
+5. call ``finish(run_dir)`` (the CLI renders the report there), still holding the lock.
+A folder created in step 3 is removed again if the run fails before any unit was stored. sqlite3
+failures (a full disk, a read-only folder) are raised as ``StoreError`` naming the store.
 """
 
 from __future__ import annotations
@@ -14,10 +20,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import platform
-import shutil
-import sqlite3
+import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,41 +42,40 @@ from rich.progress import (
 from wdrobust import __version__
 from wdrobust._device import resolve_device
 from wdrobust.evaluate import config as config_mod
+from wdrobust.evaluate import folder
 from wdrobust.evaluate.config import EvalConfig
+from wdrobust.evaluate.folder import LOG_NAME
 from wdrobust.evaluate.inputs import Inputs, load_inputs
 from wdrobust.evaluate.jobs import Job, batches, certificate_radii, plan, unit_seed
 from wdrobust.evaluate.records import attack_arrays, certificate_arrays
-from wdrobust.evaluate.store import STORE_NAME, Store
+from wdrobust.evaluate.store import STORE_NAME, Store, read_meta, store_errors, stored_jobs
 from wdrobust.losses import CERTIFIABLE, all_losses
 
-LOG_NAME = "run.log"
 log = logging.getLogger("wdrobust.evaluate")
 
 
 @dataclass
 class RunOutcome:
-    """What a call to ``run`` did: the run folder, units computed now and units found finished."""
+    """What a call to ``run`` did: the run folder, units computed now and units found finished, the
+    seconds taken (``finish`` left out) and what ``finish`` returned."""
 
     run_dir: Path
     computed: int
     resumed: int
     seconds: float
+    finished: Any = None
 
 
 def check_run_folder(cfg: EvalConfig, force: bool) -> bool:
-    """Whether the run folder already holds a store of this configuration (a resume).
+    """Whether the run folder already holds a store of this configuration (a resume). Writes nothing.
 
     A store with a different configuration hash raises ValueError unless ``force``; a non-empty folder
-    that is not a run folder always raises.
+    that is not a run folder (no store, and files wdrobust did not write) always raises, force or not.
     """
     out = Path(cfg.out)
     store_path = out / STORE_NAME
     if store_path.exists():
-        try:
-            with Store(store_path) as store:
-                stored = store.get_meta("config_hash")
-        except sqlite3.DatabaseError:
-            raise ValueError(f"{store_path} is not a wdrobust store; choose another --out") from None
+        stored = read_meta(store_path, "config_hash")
         current = config_mod.config_hash(cfg)
         if stored is None or stored == current or force:  # None: killed before the config was recorded
             return stored == current and not force
@@ -79,56 +83,109 @@ def check_run_folder(cfg: EvalConfig, force: bool) -> bool:
             f"run folder {out} holds a different configuration; use --force to start over "
             "or choose another --out"
         )
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out} exists and is not a wdrobust run folder")
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    if out.exists() and folder.foreign_entries(out):
+        raise ValueError(
+            f"{out} is not a wdrobust run folder (no {STORE_NAME}) and holds other files: choose another "
+            "--out (--force never deletes files wdrobust did not write)"
+        )
     return False
 
 
 def check_same_inputs(cfg: EvalConfig, inputs: Inputs) -> None:
     """A resumed run must see the same model weights and samples as the stored units (SHA-256 of the
     checkpoint file and of the evaluated samples); otherwise ValueError (use --force)."""
-    with Store(Path(cfg.out) / STORE_NAME) as store:
-        stored = store.get_meta("facts") or {}
+    stored = read_meta(Path(cfg.out) / STORE_NAME, "facts") or {}
     for key, what in (("model_sha256", "model checkpoint"), ("data_sha256", "evaluated data")):
         if key in stored and stored[key] != inputs.facts[key]:
             raise ValueError(f"the {what} changed since run folder {cfg.out} was started; use --force")
 
 
-def run(cfg: EvalConfig, *, force: bool = False, console: Console | None = None) -> RunOutcome:
-    """Compute every missing unit of ``cfg`` into ``cfg.out``; see the module docstring."""
+def run(
+    cfg: EvalConfig,
+    *,
+    force: bool = False,
+    console: Console | None = None,
+    finish: Callable[[Path], Any] | None = None,
+) -> RunOutcome:
+    """Compute every missing unit of ``cfg`` into ``cfg.out``, then ``finish(run_dir)``; see the module
+    docstring."""
     start = time.perf_counter()
     cfg = config_mod.validate(cfg)
-    resume = check_run_folder(cfg, force)
+    out = Path(cfg.out)
+    check_run_folder(cfg, force)
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     inputs = load_inputs(cfg, device)
     radii = certificate_radii(cfg, inputs.facts["input_dim"])
-    check_methods(cfg, inputs, radii, device)
-    if resume:
-        check_same_inputs(cfg, inputs)
-    out = Path(cfg.out)
-    if force and (out / STORE_NAME).exists():
-        shutil.rmtree(out)
+    check_methods(cfg, inputs, radii, device, () if force else stored_jobs(out / STORE_NAME))
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    handler = _file_log(out / LOG_NAME)
-    store = Store(out / STORE_NAME)
     try:
-        todo, done = _open_run(store, cfg, inputs, resume)
-        _compute(store, cfg, inputs, todo, radii, device, console)
+        with folder.locked(out):
+            try:
+                resume = check_run_folder(cfg, force)
+                if resume:
+                    check_same_inputs(cfg, inputs)
+                if force:
+                    folder.clear(out)
+                folder.remove_stale(out)
+                computed, resumed = _session(cfg, inputs, radii, device, console, resume)
+                seconds = time.perf_counter() - start
+                with store_errors(out / STORE_NAME):  # finish reads the store
+                    finished = None if finish is None else finish(out)
+            except BaseException:
+                if created and not _has_units(out):
+                    folder.remove_created(out)  # still holding the lock: nobody else's files
+                raise
     except BaseException:
-        empty = not store.finished()
-        store.close()
-        _close_log(handler)
-        if created and empty:
-            shutil.rmtree(out, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # left empty when not even the lock file could be created
         raise
-    store.close()
-    seconds = time.perf_counter() - start
-    log.info("session finished: %d units computed, %d resumed, %.1f s", len(todo), len(done), seconds)
-    _close_log(handler)
-    return RunOutcome(out, len(todo), len(done), seconds)
+    return RunOutcome(out, computed, resumed, seconds, finished)
+
+
+def _has_units(out: Path) -> bool:
+    """Whether the run folder's store holds a finished unit (True when it cannot be read: keep it)."""
+    try:
+        return bool(stored_jobs(out / STORE_NAME))
+    except (OSError, ValueError):
+        return True
+
+
+def _session(
+    cfg: EvalConfig,
+    inputs: Inputs,
+    radii: np.ndarray,
+    device: torch.device,
+    console: Console | None,
+    resume: bool,
+) -> tuple[int, int]:
+    """One session on the locked run folder: open the store and log, compute the missing units; returns
+    (units computed, units found finished). Ctrl-C is logged before it propagates."""
+    out = Path(cfg.out)
+    start = time.perf_counter()
+    handler = _file_log(out / LOG_NAME)
+    try:
+        with store_errors(out / STORE_NAME), Store(out / STORE_NAME) as store:
+            try:
+                todo, done = _open_run(store, cfg, inputs, resume)
+                _compute(store, cfg, inputs, todo, radii, device, console)
+            except KeyboardInterrupt:
+                log.warning(
+                    "session %s interrupted (Ctrl-C) with %d units stored; re-run the same command to resume",
+                    store.session,
+                    len(store.finished()),
+                )
+                raise
+        seconds = time.perf_counter() - start
+        log.info("session finished: %d units computed, %d resumed, %.1f s", len(todo), len(done), seconds)
+    finally:
+        _close_log(handler)
+    return len(todo), len(done)
 
 
 def _open_run(
@@ -261,11 +318,25 @@ def make_method(
         raise ValueError(f"{job.kind} {job.method!r}: bad options: {exc}") from None
 
 
-def check_methods(cfg: EvalConfig, inputs: Inputs, radii: np.ndarray, device: torch.device) -> None:
-    """Build every job's method once (nothing runs), so bad options fail before the run folder exists."""
-    for job in plan(cfg):
-        if job.kind != "clean":
-            make_method(job, cfg, inputs.model, cfg.seed, radii, device)
+def check_methods(
+    cfg: EvalConfig, inputs: Inputs, radii: np.ndarray, device: torch.device, used: Collection[str] = ()
+) -> None:
+    """Run every method once on the first sample (results discarded), so that bad options and models a
+    method does not support fail before the run folder exists. Methods with a job in ``used`` (jobs with
+    units in the store) already ran on this model and are skipped. Errors are ValueErrors naming the
+    method."""
+    jobs = plan(cfg)
+    ran = {(j.kind, j.method) for j in jobs if j.key in used}
+    first: dict[tuple[str, str], Job] = {}
+    for job in jobs:
+        if job.kind != "clean" and (job.kind, job.method) not in ran:
+            first.setdefault((job.kind, job.method), job)
+    for job in first.values():
+        try:
+            compute_unit(job, cfg, inputs, slice(0, 1), cfg.seed, radii, device)
+        except ValueError as exc:
+            name = f"{job.kind} {job.method!r}"
+            raise ValueError(str(exc) if str(exc).startswith(name) else f"{name}: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -291,8 +362,19 @@ def _progress(quiet: bool, console: Console | None, total: int) -> Iterator[Call
         yield advance
 
 
+class _LogFile(logging.FileHandler):
+    """A FileHandler whose write failures (a full disk) stop the run with an OSError naming the log,
+    instead of printing a traceback and going on."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror, self.baseFilename) from None
+        super().handleError(record)
+
+
 def _file_log(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path)
+    handler = _LogFile(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -301,7 +383,8 @@ def _file_log(path: Path) -> logging.Handler:
 
 def _close_log(handler: logging.Handler) -> None:
     log.removeHandler(handler)
-    handler.close()
+    with contextlib.suppress(OSError):  # a write that failed (full disk) fails again when flushed here
+        handler.close()
 
 
 def versions() -> dict[str, str]:

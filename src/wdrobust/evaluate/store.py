@@ -10,17 +10,20 @@ Tables
     arrays(job, batch, name, dtype, shape, data)
                                 the unit's per-sample arrays (row i = sample i of the batch), raw bytes
 
-A unit's arrays and its ``units`` row are written in one transaction, so after a crash (even SIGKILL) a
-unit is either fully stored or absent.
+A unit's arrays and its ``units`` row are written in one transaction, so after a crash (even SIGKILL) or
+a failed write (a full disk: the transaction is rolled back) a unit is either fully stored or absent.
+``read_meta`` and ``stored_jobs`` read an existing store without writing to it (nor creating tables in a
+foreign SQLite file); ``store_errors`` reports sqlite3 failures as ``StoreError`` naming the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,8 @@ from typing import Any
 import numpy as np
 
 STORE_NAME = "store.sqlite"
+#: The tables that make a SQLite file a wdrobust store.
+TABLES = ("meta", "sessions", "jobs", "units", "arrays")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -77,6 +82,61 @@ def decode(dtype: str, shape: str, data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=np.dtype(dtype)).reshape(json.loads(shape)).copy()
 
 
+class StoreError(OSError):
+    """A failure of the SQLite store (full disk, read-only folder, not a store, ...); names the file."""
+
+
+@contextlib.contextmanager
+def store_errors(path: str | Path) -> Iterator[None]:
+    """Turn sqlite3 errors raised in the block into a StoreError naming ``path``."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise _failure(path, exc) from None
+
+
+def _failure(path: str | Path, exc: sqlite3.Error) -> StoreError:
+    return StoreError(f"run store {path}: {exc}")
+
+
+@contextlib.contextmanager
+def _read_only(path: str | Path) -> Iterator[sqlite3.Connection | None]:
+    """A read-only connection to an existing store; None for a missing or empty SQLite file (a run killed
+    before it created its tables); ValueError for a file that is not a wdrobust store."""
+    path = Path(path)
+    if not path.exists():
+        yield None
+        return
+    with store_errors(path):
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and not set(TABLES) <= tables:
+            raise ValueError(f"{path} is not a wdrobust store; choose another --out")
+        yield conn if tables else None
+    except sqlite3.OperationalError as exc:  # locked, unreadable, ...
+        raise _failure(path, exc) from None
+    except sqlite3.DatabaseError:  # not a SQLite file at all
+        raise ValueError(f"{path} is not a wdrobust store; choose another --out") from None
+    finally:
+        conn.close()
+
+
+def read_meta(path: str | Path, key: str) -> Any:
+    """A meta value of a store (None if absent or no store), read without writing."""
+    with _read_only(path) as conn:
+        row = (
+            None if conn is None else conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        )
+    return None if row is None else json.loads(row[0])
+
+
+def stored_jobs(path: str | Path) -> set[str]:
+    """The jobs with at least one finished unit in a store (none if no store), read without writing."""
+    with _read_only(path) as conn:
+        return set() if conn is None else {row[0] for row in conn.execute("SELECT DISTINCT job FROM units")}
+
+
 class Store:
     """A run's SQLite store. ``Store(path)`` opens (creating if needed) the file in WAL mode."""
 
@@ -85,7 +145,7 @@ class Store:
         self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(_SCHEMA)
+        self.conn.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")  # all tables or none (a full disk)
         self.session: int | None = None
 
     def close(self) -> None:
@@ -196,7 +256,8 @@ class Store:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error (the connection is in autocommit mode)."""
+    """BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error or a failed COMMIT (the connection is in autocommit
+    mode)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -205,4 +266,15 @@ class _Transaction:
         self.conn.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: type | None, *exc: object) -> None:
-        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        if exc_type is None:
+            try:
+                self.conn.execute("COMMIT")
+                return
+            except sqlite3.Error:  # e.g. a full disk: nothing of the transaction may stay
+                self._rollback()
+                raise
+        self._rollback()
+
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:  # SQLite may have rolled back already
+            self.conn.execute("ROLLBACK")

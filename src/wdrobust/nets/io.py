@@ -1,26 +1,32 @@
 """Saving and loading models: safetensors weights + a JSON sidecar, or plain torch state_dict files.
 
 A checkpoint ``model.safetensors`` has its sidecar ``model.json`` (same stem) holding
-{"format": "wdrobust.model", "version": 1, "arch": ..., "kwargs": {...}, "metadata": {...}}; ``load``
-rebuilds the architecture from it. Plain ``.pt`` / ``.pth`` files are read with
-torch.load(weights_only=True), which refuses every pickle that is not tensors in containers.
+{"format": "wdrobust.model", "version": 1, "arch": ..., "kwargs": {...}, "metadata": {...}} and, for a
+model trained on tabular data, "input_scaling" (the feature scaling of its training file, applied to the
+data it is evaluated on; see ``data.tabular.Scaling``); ``load`` rebuilds the architecture from it. Both
+files get the usual permissions (0666 minus the umask). Before any weight is allocated, the
+architecture is built on the meta device and its tensor shapes are compared with the checkpoint's (the
+safetensors header), so an inconsistent sidecar is refused without building a huge model. Plain ``.pt`` /
+``.pth`` files are read with torch.load(weights_only=True), which refuses every pickle that is not tensors
+in containers.
 """
 
 from __future__ import annotations
 
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from wdrobust._atomic import atomic_write
 from wdrobust._device import resolve_device
-from wdrobust.nets.registry import build, spec_of
+from wdrobust.nets.registry import arch_options, build, check_arch, spec_of
 
 FORMAT = "wdrobust.model"
 VERSION = 1
@@ -34,11 +40,17 @@ def sidecar_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def save(model: nn.Module, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+def save(
+    model: nn.Module,
+    path: str | Path,
+    metadata: dict[str, Any] | None = None,
+    input_scaling: dict[str, Any] | None = None,
+) -> Path:
     """Write the model's weights to ``path`` (.safetensors) and its spec + metadata to the sidecar.
 
-    The model must come from ``build`` (it carries its arch and kwargs). Both files are written
-    atomically (weights first); returns the checkpoint path.
+    The model must come from ``build`` (it carries its arch and kwargs). input_scaling: the JSON form of
+    the feature scaling of tabular training data (``data.Scaling.to_dict()``), if any. Both files are
+    written atomically (weights first); returns the checkpoint path.
     """
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -46,6 +58,8 @@ def save(model: nn.Module, path: str | Path, metadata: dict[str, Any] | None = N
     spec = spec_of(model)
     header = {"format": FORMAT, "version": VERSION, "arch": spec.arch, "kwargs": spec.kwargs}
     header["metadata"] = metadata or {}
+    if input_scaling is not None:
+        header["input_scaling"] = input_scaling
     text = json.dumps(header, indent=2, sort_keys=True) + "\n"
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
     atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
@@ -54,7 +68,11 @@ def save(model: nn.Module, path: str | Path, metadata: dict[str, Any] | None = N
 
 
 def load_metadata(path: str | Path) -> dict[str, Any]:
-    """The sidecar of a checkpoint as a dict (format, version, arch, kwargs, metadata)."""
+    """The sidecar of a checkpoint as a dict (format, version, arch, kwargs, metadata[, input_scaling]).
+
+    arch must be registered and every kwargs field must have the type of the architecture's default;
+    otherwise ValueError naming the sidecar and the field.
+    """
     side = sidecar_path(path)
     if not side.is_file():
         raise FileNotFoundError(f"model sidecar {side} not found (it is written beside the weights by save)")
@@ -64,7 +82,42 @@ def load_metadata(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"model sidecar {side} is not valid JSON: {exc}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT or "arch" not in header:
         raise ValueError(f"model sidecar {side} is not a {FORMAT} file")
+    if not isinstance(header["arch"], str):
+        raise ValueError(f"model sidecar {side}: field arch must be a string, got {header['arch']!r}")
+    try:
+        check_arch(header["arch"])
+    except ValueError as exc:
+        raise ValueError(f"model sidecar {side}: {exc}") from None
+    kwargs = header.setdefault("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"model sidecar {side}: field kwargs must be an object, got {kwargs!r:.60}")
+    defaults = arch_options(header["arch"])
+    for name, value in kwargs.items():
+        what, ok = _expected(defaults.get(name))
+        if name in defaults and not ok(value):
+            raise ValueError(f"model sidecar {side}: field kwargs.{name} must be {what}, got {value!r:.60}")
     return header
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _expected(default: Any) -> tuple[str, Callable[[Any], bool]]:
+    """(description, test) of the values a sidecar may give an option, judged by the option's default."""
+    if isinstance(default, bool):
+        return "true or false", lambda v: isinstance(v, bool)
+    if isinstance(default, int):
+        return "a positive integer", _positive_int
+    if isinstance(default, str):
+        return "a string", lambda v: isinstance(v, str)
+    if isinstance(default, tuple | list):
+        return "a list of positive integers", lambda v: isinstance(v, list) and all(map(_positive_int, v))
+    return "null or a list of numbers", lambda v: v is None or (isinstance(v, list) and all(map(_number, v)))
 
 
 def _reason(exc: Exception) -> str:
@@ -94,18 +147,45 @@ def _state_dict_from_torch_file(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def _load_weights(model: nn.Module, state: dict[str, torch.Tensor], path: Path, arch: str) -> None:
-    """load_state_dict(strict=True) with a one-line ValueError naming the first mismatching keys."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shape = [k for k in own if k in state and own[k].shape != state[k].shape]
+def _check_shapes(
+    expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], path: Path, arch: str
+) -> None:
+    """ValueError naming the first mismatching keys unless the checkpoint's tensor shapes are exactly the
+    architecture's (``arch`` describes it)."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    shape = [k for k in expected if k in found and expected[k] != found[k]]
     if missing or unexpected or shape:
         raise ValueError(
-            f"{path} does not match architecture {arch!r}: missing {missing[:3]}, "
+            f"{path} does not match architecture {arch}: missing {missing[:3]}, "
             f"unexpected {unexpected[:3]}, wrong shape {shape[:3]}"
         )
-    model.load_state_dict(state, strict=True)
+
+
+def _build_checked(
+    arch: str, kwargs: dict[str, Any], shapes: dict[str, tuple[int, ...]], path: Path, sidecar: Path | None
+) -> nn.Module:
+    """Build ``arch`` after checking on the meta device (no memory allocated) that its tensors have
+    ``shapes``; constructor errors name the sidecar the options came from (when they did)."""
+    try:
+        with torch.device("meta"):
+            skeleton = build(arch, **kwargs)
+    except (TypeError, ValueError) as exc:
+        if sidecar is None:
+            raise
+        raise ValueError(f"model sidecar {sidecar}: {str(exc).splitlines()[0]}") from None
+    described = f"{arch!r}" if sidecar is None else f"{arch!r} of sidecar {sidecar}"
+    _check_shapes({k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, shapes, path, described)
+    return build(arch, **kwargs)
+
+
+def _safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes of a safetensors file, read from its header (no tensor is loaded)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except (SafetensorError, OSError) as exc:
+        raise ValueError(f"cannot read {path} as safetensors: {exc}") from None
 
 
 def load(
@@ -116,23 +196,26 @@ def load(
     Weights: ``.safetensors``, or ``.pt`` / ``.pth`` holding a plain state_dict (read with
     weights_only=True; nested under state_dict/model_state_dict/model/net and 'module.' prefixes are
     accepted). Architecture: the sidecar's arch and kwargs when ``arch`` is None (``kwargs`` override
-    them), else ``arch`` built with ``kwargs``. Keys and shapes must match exactly (strict loading).
+    them), else ``arch`` built with ``kwargs``. Keys and shapes must match exactly (strict loading); they
+    are compared before the model is allocated.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} not found")
     if path.suffix not in (".safetensors", *TORCH_SUFFIXES):
         raise ValueError(f"unknown model file type {path.suffix!r}: expected .safetensors, .pt or .pth")
+    sidecar = None
     if arch is None:
         header = load_metadata(path)
-        arch, kwargs = header["arch"], {**header.get("kwargs", {}), **kwargs}
+        arch, kwargs, sidecar = header["arch"], {**header["kwargs"], **kwargs}, sidecar_path(path)
     if path.suffix == ".safetensors":
+        model = _build_checked(arch, kwargs, _safetensors_shapes(path), path, sidecar)
         try:
             state = load_file(str(path), device="cpu")
         except (SafetensorError, OSError) as exc:
             raise ValueError(f"cannot read {path} as safetensors: {exc}") from None
     else:
         state = _state_dict_from_torch_file(path)
-    model = build(arch, **kwargs)
-    _load_weights(model, state, path, arch)
+        model = _build_checked(arch, kwargs, {k: tuple(v.shape) for k, v in state.items()}, path, sidecar)
+    model.load_state_dict(state, strict=True)
     return model.to(resolve_device(device)).eval()

@@ -6,14 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wdrobust.evaluate.aggregate import load_records
+from wdrobust.evaluate.folder import PLOTS_DIR, REPORT_NAME, RESULTS_NAME
 from wdrobust.evaluate.store import STORE_NAME, Store
 from wdrobust.report.io import write_json, write_text
 from wdrobust.report.markdown import render_markdown
 from wdrobust.report.results import build_results
-
-RESULTS_NAME = "results.json"
-REPORT_NAME = "report.md"
-PLOTS_DIR = "plots"
 
 
 @dataclass

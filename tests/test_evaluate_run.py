@@ -32,7 +32,7 @@ def small_config(out, **flags):
         eps="0.05,0.1",
         p="1,2,inf",
         attacks="wda,wda++",
-        certificates="global,first-order,local,radius",
+        certificates="global,first-order,local,radius,crown",
         out=str(out),
         quiet=True,
     )
@@ -46,6 +46,7 @@ def test_small_run(cache, tmp_path):
     rendered = render(outcome.run_dir)
     small_run = (cfg, outcome, rendered, json.loads(rendered.results.read_text()))
     check_lower_bounds_below_every_sound_upper_bound(small_run)
+    check_combined_is_the_best_sound_bound(small_run)
     check_budget_audit_and_accuracy_band(small_run)
     check_pointwise_accuracy_matches_flip_distances(small_run)
     check_outputs_written(small_run)
@@ -73,6 +74,22 @@ def check_lower_bounds_below_every_sound_upper_bound(small_run):
         if entry["best_sound_upper"] is not None:
             assert entry["gap"] >= -TOL
     assert checked >= 2 * 3 * 3  # every (eps, p, loss) has a sound certificate
+
+
+def check_combined_is_the_best_sound_bound(small_run):
+    """The combined certificate (pointwise minimum of the sound majorants, largest certified radius) is
+    at most every sound certificate's bound, and it is the reported best."""
+    *_, results = small_run
+    seen = 0
+    for tm, loss, entry in entries(results):
+        combined = entry["upper"]["combined"]
+        assert combined["sound"] and {"local", "crown"} <= set(combined["methods"])
+        for name, up in entry["upper"].items():
+            if up["sound"] and name in combined["methods"]:
+                assert combined["value"] <= up["value"] + TOL, (tm["eps"], tm["p"], loss, name)
+        assert entry["best_sound_upper"]["method"] == "combined"
+        seen += 1
+    assert seen == 2 * 3 * 3
 
 
 def check_budget_audit_and_accuracy_band(small_run):

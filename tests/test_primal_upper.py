@@ -151,3 +151,86 @@ def test_stack_widens_without_changing_phibar() -> None:
     assert math.isclose(
         upper_bound(narrow.widen(5), threat).value, upper_bound(narrow, threat).value, rel_tol=1e-9
     )
+
+
+def random_staircase(rng: np.random.Generator, n: int, m: int, capped: bool) -> Majorant:
+    """A piecewise-linear growth with upward jumps (left-continuous), optionally capped."""
+    base = random_growth(rng, n, m, capped)
+    jumps = rng.random((n, m)) * (rng.random((n, m)) < 0.6)
+    return Majorant(base.knots, base.slopes * (rng.random((n, m)) < 0.5), base.cap, jumps=jumps)
+
+
+def jump_points(phi: Majorant, steps: int = 400) -> AttainedPoints:
+    """(t, phi(t)) on a grid plus just after every knot and at 0+ (where the jumps are reached)."""
+    far = phi.knots[:, -1:]
+    t = np.concatenate(
+        [np.linspace(0.0, 1.0, steps + 1)[None, 1:] * far, phi.knots, phi.knots * (1 + 1e-9), far * 1e-9],
+        axis=1,
+    )
+    t = np.minimum(t, far)
+    g = np.stack([phi(t[:, k]) for k in range(t.shape[1])], axis=1)
+    return AttainedPoints(t, g)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    p=st.sampled_from(P_VALUES),
+    eps=st.sampled_from([0.0, 0.02, 0.1, 0.4, 2.0]),
+    capped=st.booleans(),
+)
+def test_upper_bound_with_jumps_matches_the_lp(seed: int, p: float, eps: float, capped: bool) -> None:
+    """Staircase majorants: the dual is above the LP over dense points of phibar (which lie under its
+    supremum) and within the grid's resolution of it (the LP over the right limits is the truth)."""
+    rng = np.random.default_rng(seed)
+    phi = random_staircase(rng, int(rng.integers(1, 10)), int(rng.integers(1, 5)), capped)
+    threat = ThreatModel("l1", eps, p)
+    lp = lower_bound(jump_points(phi), threat).value
+    ub = upper_bound(phi, threat).value
+    assert ub >= lp - 1e-9 * (1 + abs(lp))
+    slack = 0.006 * (float(np.max(phi.slopes)) * float(np.max(phi.knots)) + 1e-12) + 1e-6
+    if eps > 0:
+        assert ub <= lp + slack + 1e-6 * abs(lp)
+    else:
+        assert ub == 0.0  # nothing moves at eps = 0, finite jumps count for t > 0 only
+
+
+def test_staircase_at_p_inf_reads_the_ball_of_eps() -> None:
+    """phibar = U_k on (r_k-1, r_k]: at t = r_k it is U_k (left-continuous), just after it U_k+1."""
+    staircase = Majorant.from_pieces(
+        np.array([[0.1, 0.2, 1.0]]), np.array([[1.0, 2.0, 5.0]]), np.array([[1.0, 2.0, 5.0]])
+    )
+    assert upper_bound(staircase, ThreatModel("linf", 0.2, math.inf)).value == pytest.approx(2.0)
+    assert upper_bound(staircase, ThreatModel("linf", 0.2 + 1e-9, math.inf)).value == pytest.approx(5.0)
+    assert staircase(np.array([0.0]))[0] == 0.0 and staircase(np.array([1e-12]))[0] == pytest.approx(1.0)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), capped=st.booleans())
+def test_minimum_is_the_pointwise_minimum(seed: int, capped: bool) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 6))
+    a = random_staircase(rng, n, int(rng.integers(1, 5)), capped)
+    b = random_staircase(rng, n, int(rng.integers(1, 5)), not capped)
+    both = a.minimum(b)
+    t = np.concatenate([np.linspace(0, 1, 301)[None, :] * a.knots[:, -1:], a.knots, b.knots], axis=1)
+    t = np.minimum(t, both.knots[:, -1:])
+    for k in range(t.shape[1]):
+        np.testing.assert_allclose(both(t[:, k]), np.minimum(a(t[:, k]), b(t[:, k])), rtol=1e-9, atol=1e-9)
+    for p in (1.0, 2.0, math.inf):
+        threat = ThreatModel("l2", 0.1, p)
+        assert (
+            upper_bound(both, threat).value
+            <= min(upper_bound(a, threat).value, upper_bound(b, threat).value) + 1e-9
+        )
+
+
+def test_from_pieces_raises_decreasing_pieces() -> None:
+    """Pieces that go down are raised by a running maximum (still a majorant), zero-width ones dropped."""
+    m = Majorant.from_pieces(
+        np.array([[0.2, 0.2, 0.5, 1.0]]), np.array([[0.3, 9.0, 0.1, 0.6]]), np.array([[0.4, 9.0, 0.5, 0.5]])
+    )
+    t = np.array([0.1, 0.2, 0.3, 0.5, 0.7, 1.0])
+    values = np.array([m(np.array([v]))[0] for v in t])
+    assert np.all(np.diff(values) >= 0)
+    assert values[1] == pytest.approx(0.4) and values[2] >= 9.0 and values[-1] >= 9.0

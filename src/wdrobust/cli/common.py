@@ -1,4 +1,4 @@
-"""Options and input loading shared by the `attack` and `certify` subcommands."""
+"""Options, list parsing and input loading shared by the `attack` and `certify` subcommands."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from torch import nn
 
 from wdrobust import data as datasets
 from wdrobust import nets
+from wdrobust._device import check_device
+from wdrobust.evaluate.config import split_list
+from wdrobust.evaluate.inputs import check_inputs, check_model
+from wdrobust.nets.registry import SPEC_ATTR
 from wdrobust.threat import NORMS
 
 MODEL = typer.Option(..., help="Checkpoint (.safetensors with its sidecar, or .pt/.pth).")
@@ -23,12 +27,42 @@ BATCH_SIZE = typer.Option(256, help="Samples per batch.")
 DEVICE = typer.Option(None, help="cpu, cuda, ... (default: cuda if available).")
 
 
+def comma_list(text: str, flag: str) -> tuple[str, ...]:
+    """ "a, b" -> ("a", "b") with `evaluate`'s list parser; an empty item raises ValueError naming flag."""
+    try:
+        return split_list(text)
+    except ValueError as exc:
+        raise ValueError(f"{flag}: {exc}") from None
+
+
+def check_input_shape(model: nn.Module, x: torch.Tensor) -> None:
+    """ValueError when the model records an input shape (nets.build) other than the data's sample shape."""
+    spec = getattr(model, SPEC_ATTR, None)
+    expected = None if spec is None else spec.kwargs.get("input_shape")
+    shape = tuple(x.shape[1:])
+    if expected is not None and tuple(expected) != shape:
+        raise ValueError(
+            f"the model expects inputs of shape {tuple(expected)} but the data have shape {shape}"
+        )
+
+
 def load_inputs(
     model: Path, data: str, root: Path | None, split: str, n: int, device: str | None
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """The model (eval mode) and the first n samples x (n, *S), y (n,) of the split, on one device."""
+    """The model (eval mode) and the first n samples x (n, *S), y (n,) of the split, on one device.
+
+    Raises ValueError for a bad device, n < 1, no samples, inputs not finite or outside [0, 1], a model
+    whose input shape is not the data's, and labels outside the model's classes.
+    """
+    dev = check_device(device)
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
-    net = nets.load(model, device=device)
-    x, y = datasets.load(data, split, root=root, device=device)
-    return net, x[:n], y[:n]
+    net = nets.load(model, device=dev)
+    x, y = datasets.load(data, split, root=root, device=dev)
+    x, y = x[:n], y[:n]
+    if x.shape[0] == 0:
+        raise ValueError(f"data {data!r} split {split!r} is empty")
+    check_inputs(x)
+    check_input_shape(net, x)
+    check_model(net, x, y, dev)
+    return net, x, y

@@ -13,7 +13,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 #: Errors that mean "the user's input is wrong": reported in one line, exit code 2.
-USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, KeyError, PermissionError)
+USER_ERRORS = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -32,7 +32,7 @@ def user_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except USER_ERRORS as exc:
-            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            raise fail(str(message).splitlines()[0] if str(message) else type(exc).__name__) from None
+            message = str(exc)
+            raise fail(message.splitlines()[0] if message else type(exc).__name__) from None
 
     return wrapper

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from wdrobust._device import check_device
 from wdrobust.cli.errors import user_errors
 from wdrobust.evaluate import EvalConfig, build_config, run
 from wdrobust.report import Rendered, render
@@ -96,6 +97,7 @@ def command(
         out=out,
         quiet=quiet or None,
     )
+    check_device(cfg.device)
     outcome = run(cfg, force=force, console=Console(stderr=True))
     rendered = render(outcome.run_dir)
     if not cfg.quiet:

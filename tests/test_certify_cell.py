@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_bounds_soundness import tiny_net
+from test_bounds_soundness import region_points, tiny_net
 from test_certify_local import box_points, check_growth, evaluate_at
 
 from wdrobust.certify.bounds import BoundGraph
@@ -44,8 +44,12 @@ def test_inscribed_ball_stays_in_the_cell_and_touches_its_boundary(norm: str) ->
             for i in range(4):
                 dist = lp_norm(pts - x[i], norm)
                 # the exact ball, and the bisection's (box-clipped) ball, stay in x_i's cell
+                # (grid points of the box inside the ball, and a dense set of the ball itself: small balls
+                # hold no grid point)
                 for radius in (rho[i], lower[i]):
-                    near = pts[dist < radius * 0.999]
+                    inner = region_points(x[i].double(), 0.999 * float(radius), norm, 15).float()
+                    near = torch.cat([pts[dist < radius * 0.999], inner])
+                    assert (lp_norm(near - x[i], norm) > 0).sum() > 100, (seed, i, float(radius))
                     assert (patterns(net, near) == patterns(net, x[i : i + 1])).all()
         # a slightly larger unclipped ball leaves the cell: the radius is not an underestimate
         d = torch.randn(4000, 2, generator=torch.Generator().manual_seed(1))

@@ -61,7 +61,11 @@ def test_bad_input_exit_2_no_folder(tmp_path, args, message):
 
 @pytest.mark.parametrize(
     ("kind", "message"),
-    [("shape", "does not accept inputs"), ("nan", "NaN"), ("labels", "labels must lie in [0, 10)")],
+    [
+        ("shape", "expects inputs of shape (1, 8, 8)"),
+        ("nan", "NaN"),
+        ("labels", "labels must lie in [0, 10)"),
+    ],
 )
 def test_bad_data_exit_2_no_folder(tmp_path, kind, message):
     rng = np.random.default_rng(0)

@@ -55,7 +55,7 @@ def no_work(monkeypatch):
         raise AssertionError("the work started before the output path was checked")
 
     monkeypatch.setattr("wdrobust.cli.train.fit", refuse)
-    monkeypatch.setattr("wdrobust.cli.attack.make_attack", refuse)
+    monkeypatch.setattr("wdrobust.cli.common.load_inputs", refuse)
 
 
 def _mount_tmpfs(folder, options):

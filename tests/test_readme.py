@@ -6,6 +6,7 @@ e.g. a checkpoint or a run folder), with the venv's ``wdrobust`` script and a pr
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shlex
@@ -13,7 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 QUICK_START = "## CLI quick start"
 SCRIPT = Path(sys.executable).with_name("wdrobust")
 
@@ -32,13 +34,19 @@ def test_readme_commands_are_found():
     text = "x\n```bash\nmake demo\nwdrobust train \\\n  --epochs 2  # two\n```\n```python\nwdrobust no\n```\n"
     assert readme_commands(text) == ["wdrobust train    --epochs 2  # two"]
     text = README.read_text()
-    if QUICK_START in text:
-        assert readme_commands(text), f"README has {QUICK_START!r} but no `wdrobust ...` lines in bash blocks"
+    assert QUICK_START in text, f"README has no {QUICK_START!r} section"
+    section = text.split(QUICK_START, 1)[1].split("\n## ", 1)[0]
+    found = readme_commands(section)
+    assert found, f"README's {QUICK_START!r} has no `wdrobust ...` lines in bash blocks"
+    subcommands = {line.split()[1] for line in found}
+    assert {"train", "attack", "certify", "evaluate", "report"} <= subcommands, subcommands
 
 
 def test_readme_cli_lines_run(tmp_path):
     env = {**os.environ, "WDROBUST_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    for line in readme_commands(README.read_text()):
+    lines = readme_commands(README.read_text())
+    assert lines, "README has no `wdrobust ...` lines in bash blocks"
+    for line in lines:
         args = shlex.split(line, comments=True)
         done = subprocess.run([str(SCRIPT), *args[1:]], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=600, check=False)  # fmt: skip
@@ -54,3 +62,33 @@ def test_readme_python_blocks_run(tmp_path):
                           capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     assert done.returncode == 0, f"README python failed:\n{done.stdout}\n{done.stderr}"
     assert "<= worst-case expected CE <=" in done.stdout
+
+
+def _model_figures_script():
+    """scripts/model_figures.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("model_figures", ROOT / "scripts" / "model_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_quotes_the_trained_models_figures():
+    """The clean and PGD-20 accuracies of both digits MLPs that the README quotes are what
+    scripts/model_figures.py measures now (it trains both: about 4 s)."""
+    script = _model_figures_script()
+    text = " ".join(README.read_text().split())
+    pattern = {
+        "standard": r"standard MLP ([\d.]+) % clean test accuracy, ([\d.]+) % PGD-20",
+        "PGD-trained": r"PGD-trained \(linf 0.1, 10 steps\) ([\d.]+) % clean, ([\d.]+) % PGD-20",
+    }
+    assert set(pattern) == set(script.MODELS)
+    for model, regex in pattern.items():
+        quoted = re.search(regex, text)
+        assert quoted, f"README does not quote the {model} model's figures ({regex})"
+        figures = script.measure(model)
+        assert quoted.groups() == (f"{figures['clean']:.2f}", f"{figures['pgd']:.2f}"), model
+        if model == "standard":  # also quoted in the CLI quick start and the make-demo section
+            demo = re.search(r"default digits MLP \([^)]*?([\d.]+) % clean\)", text)
+            short = re.search(r"train a digits MLP \(about \d+ s; ([\d.]+) % clean", text)
+            assert demo and demo.group(1) == f"{figures['clean']:.2f}"
+            assert short and short.group(1) == f"{figures['clean']:.1f}"

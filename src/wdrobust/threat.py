@@ -30,6 +30,8 @@ def parse_number(value: float | int | str, what: str) -> float:
             number = math.inf if text in ("inf", "infinity") else float(Fraction(text))
         except (ValueError, ZeroDivisionError):
             raise ValueError(f"{what}: cannot parse {value!r} as a number") from None
+        except OverflowError:
+            raise ValueError(f"{what}: {value!r} overflows a float (write inf for infinity)") from None
     else:
         number = float(value)
     if math.isnan(number):
@@ -128,12 +130,16 @@ class ThreatModel:
         _check_norm(self.norm)
         eps = parse_number(self.eps, "eps")
         p = parse_number(self.p, "p")
-        if not math.isfinite(eps):
-            raise ValueError(f"eps must be finite, got {self.eps!r}")
+        if not math.isfinite(eps) or eps > torch.finfo(torch.float32).max:
+            raise ValueError(f"eps must be finite (and fit a float32), got {self.eps!r}")
         if eps < 0:
             raise ValueError(f"eps must be >= 0, got {self.eps!r}")
         if p < 1:
             raise ValueError(f"p must be >= 1 (or inf), got {self.p!r}")
+        try:
+            eps**p  # the budget eps^p of finite p must be a float
+        except OverflowError:
+            raise ValueError(f"eps ** p overflows a float for eps = {self.eps!r}, p = {self.p!r}") from None
         object.__setattr__(self, "eps", eps)
         object.__setattr__(self, "p", p)
 

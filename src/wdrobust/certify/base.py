@@ -37,6 +37,8 @@ from wdrobust.threat import ThreatModel
 
 #: Progress callback: called after every batch with (samples done, samples in total).
 Progress = Callable[[int, int], None]
+#: The dtype of the shell knots (the inputs' dtype in ``Certificate.run``); radii are distinct in it.
+KNOT_DTYPE = np.float32
 
 
 def default_radii(threat: ThreatModel, d: int, shells: int = 8) -> np.ndarray:
@@ -57,13 +59,26 @@ def default_radii(threat: ThreatModel, d: int, shells: int = 8) -> np.ndarray:
     else:
         grid = np.geomspace(diam / 100, diam, shells)
     grid = grid[grid < diam * (1 - 1e-9)]
-    return np.concatenate([grid[-(shells - 1) :] if shells > 1 else grid[:0], [diam]])
+    return distinct_radii(np.concatenate([grid[-(shells - 1) :] if shells > 1 else grid[:0], [diam]]))
+
+
+def distinct_radii(radii: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Sorted radii (M,) -> (M',) float64 without those equal to a larger neighbour in KNOT_DTYPE.
+
+    Shell knots are tensors of the inputs' dtype (float32: ``Certificate.run`` casts), so radii that
+    differ in float64 only can become equal knots; of each run of such radii the largest is kept (the
+    last radius, the diameter, always stays).
+    """
+    r = np.sort(np.asarray(radii, dtype=np.float64).reshape(-1))
+    rounded = r.astype(KNOT_DTYPE)
+    return r[np.append(rounded[:-1] < rounded[1:], True)] if r.size else r
 
 
 def check_radii(radii: Sequence[float] | np.ndarray, threat: ThreatModel, d: int) -> np.ndarray:
     """Validate user radii (positive, strictly increasing) and end them at the diameter; shape (M,).
 
-    Radii at or beyond the diameter are replaced by the diameter itself (no point lies farther).
+    Radii at or beyond the diameter are replaced by the diameter itself (no point lies farther); radii
+    that are equal as float32 knots are merged (distinct_radii).
     """
     r = np.asarray(radii, dtype=np.float64).reshape(-1)
     if r.size == 0:
@@ -73,7 +88,7 @@ def check_radii(radii: Sequence[float] | np.ndarray, threat: ThreatModel, d: int
     if (np.diff(r) <= 0).any():
         raise ValueError("radii must be strictly increasing")
     diam = threat.diameter(d)
-    return np.concatenate([r[r < diam * (1 - 1e-9)], [diam]])
+    return distinct_radii(np.concatenate([r[r < diam * (1 - 1e-9)], [diam]]))
 
 
 def certified_radius_from_shells(

@@ -293,10 +293,13 @@ class MILPCertificate(LocalCertificate):
         self._net: ReluNet | None = None
 
     def shell_radii(self, d: int) -> np.ndarray:
-        """The user's radii (validated), else default_radii from eps up (all of them when eps = 0)."""
+        """The user's radii (validated), else default_radii from eps up (all of them when eps = 0), always
+        ending at the diameter (the only shell when eps >= diam X)."""
         radii = super().shell_radii(d)
         if self.radii is None and self.threat.eps > 0:
-            radii = radii[radii >= self.threat.eps * (1 - 1e-12)]
+            keep = radii >= self.threat.eps * (1 - 1e-12)
+            keep[-1] = True
+            radii = radii[keep]
         return radii
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:

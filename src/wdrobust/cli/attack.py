@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 import typer
 from rich.console import Console
@@ -11,42 +13,77 @@ from rich.table import Table
 
 from wdrobust._atomic import check_writable
 from wdrobust.attacks import ATTACKS
+from wdrobust.attacks.base import Attack
 from wdrobust.attacks.summary import Summary, summarize, worst_distribution
 from wdrobust.cli import common
 from wdrobust.cli.errors import user_errors
 from wdrobust.losses import check_loss
-from wdrobust.threat import ThreatModel
+from wdrobust.threat import ThreatModel, parse_number
 from wdrobust.train import cpu_threads_for
 
 
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """["steps=20", "target=dual_norm"] -> {"steps": 20, "target": "dual_norm"} (int, float, bool or str)."""
+def check_attack(name: str) -> str:
+    """Return name if it is a registered attack, else raise ValueError naming the choices."""
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}: expected one of {', '.join(ATTACKS)}")
+    return name
+
+
+def _parse_int(text: str, what: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{what} expects an integer, got {text!r}") from None
+
+
+def _parse_bool(text: str, what: str) -> bool:
+    if text.strip().lower() not in ("true", "false"):
+        raise ValueError(f"{what} expects true or false, got {text!r}")
+    return text.strip().lower() == "true"
+
+
+def _parse_str(text: str, what: str) -> str:
+    return text
+
+
+#: The option types --option parses, each with its parser (value text, what to call it in errors).
+PARSERS: dict[type, Callable[[str, str], Any]] = {
+    int: _parse_int,
+    float: parse_number,
+    bool: _parse_bool,
+    str: _parse_str,
+}
+
+
+def option_types(cls: type[Attack]) -> dict[str, type]:
+    """The keyword options of an attack class and of its bases below Attack (Attack's own options have
+    their own flags), each with its type among PARSERS (``float | None`` counts as float)."""
+    types: dict[str, type] = {}
+    for klass in reversed([c for c in cls.__mro__ if issubclass(c, Attack) and c is not Attack]):
+        if "__init__" not in vars(klass):
+            continue
+        hints = get_type_hints(klass.__init__)
+        for name, param in inspect.signature(klass.__init__).parameters.items():
+            kinds = [t for t in (hints.get(name), *get_args(hints.get(name))) if t in PARSERS]
+            if param.kind is inspect.Parameter.KEYWORD_ONLY and kinds:
+                types[name] = kinds[0]
+    return types
+
+
+def parse_options(items: list[str], attack: str) -> dict[str, Any]:
+    """["steps=20", "target=dual_norm"] -> {"steps": 20, "target": "dual_norm"}, each value parsed as the
+    type of the attack's option; unknown options and values of the wrong type raise ValueError."""
+    types = option_types(ATTACKS[check_attack(attack)])
     options: dict[str, Any] = {}
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep or not key.strip():
+        name = key.strip().replace("-", "_")
+        if not sep or not name:
             raise ValueError(f"--option must look like name=value, got {item!r}")
-        value: Any = text
-        for cast in (int, float):
-            try:
-                value = cast(text)
-                break
-            except ValueError:
-                continue
-        if text.lower() in ("true", "false"):
-            value = text.lower() == "true"
-        options[key.strip().replace("-", "_")] = value
+        if name not in types:
+            raise ValueError(f"attack {attack!r} has no option {name!r}: accepted {', '.join(types)}")
+        options[name] = PARSERS[types[name]](text, f"--option {name}")
     return options
-
-
-def make_attack(name: str, model: Any, threat: ThreatModel, **kwargs: Any) -> Any:
-    """Construct a registered attack; unknown names or options raise ValueError naming the problem."""
-    if name not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}: expected one of {', '.join(ATTACKS)}")
-    try:
-        return ATTACKS[name](model, threat, **kwargs)
-    except TypeError as exc:
-        raise ValueError(f"attack {name!r}: {exc}") from None
 
 
 def table(summary: Summary, n: int) -> Table:
@@ -95,11 +132,11 @@ def command(
     if save is not None:
         check_writable(save)
     check_loss(save_loss)
+    options = parse_options(option, attack)
     net, x, y = common.load_inputs(model, data, root, split, n, device)
-    runner = make_attack(
-        attack, net, threat, seed=seed, batch_size=batch_size, device=device,
-        keep_points=save is not None, **parse_options(option),
-    )  # fmt: skip
+    runner = ATTACKS[attack](
+        net, threat, seed=seed, batch_size=batch_size, device=device, keep_points=save is not None, **options
+    )
     with cpu_threads_for(net, x.device):
         result = runner.run(x, y)
     summary = summarize(result)

@@ -19,10 +19,9 @@ from wdrobust.train import cpu_threads_for
 
 
 def parse_methods(text: str) -> list[str]:
-    """ "local,milp" -> ["local", "milp"]; "all" -> every registered certificate; unknown names raise."""
-    names = list(CERTIFICATES) if text.strip() == "all" else [m.strip() for m in text.split(",") if m.strip()]
-    if not names:
-        raise ValueError("--method is empty")
+    """ "local,milp" -> ["local", "milp"]; "all" -> every registered certificate; unknown names or empty
+    items raise ValueError."""
+    names = list(CERTIFICATES) if text.strip() == "all" else common.comma_list(text, "--method")
     for name in names:
         if name not in CERTIFICATES:
             raise ValueError(

@@ -14,9 +14,10 @@ from rich.console import Console
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Errors reported in one line with exit code 2: wrong input, and the OS refusing a file operation
+#: Errors reported in one line with exit code 2: wrong input (ValueError, raised explicitly for every
+#: user mistake; a KeyError is a bug and keeps its traceback), and the OS refusing a file operation
 #: (missing, read-only or full file systems, a folder where a file is expected, ...).
-USER_ERRORS = (ValueError, KeyError, OSError, sqlite3.Error)
+USER_ERRORS = (ValueError, OSError, sqlite3.Error)
 #: Exit code of a command stopped by Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED = 130
 
@@ -36,11 +37,9 @@ def interrupted(message: str) -> typer.Exit:
 
 
 def describe(exc: BaseException) -> str:
-    """The first line of an error's message; an OSError as ``path: reason``, a KeyError without quotes."""
+    """The first line of an error's message; an OSError as ``path: reason``."""
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         message = f"{exc.filename}: {exc.strerror}"
-    elif isinstance(exc, KeyError) and exc.args:
-        message = str(exc.args[0])
     elif isinstance(exc, sqlite3.Error):
         message = f"database error: {exc}"
     else:

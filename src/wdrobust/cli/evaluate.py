@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from wdrobust._device import check_device
 from wdrobust.cli.errors import interrupted, user_errors
 from wdrobust.evaluate import EvalConfig, build_config, run
 from wdrobust.report import Rendered, render
@@ -101,6 +102,7 @@ def command(
         out=out,
         quiet=quiet or None,
     )
+    check_device(cfg.device)
     try:
         outcome = run(cfg, force=force, console=Console(stderr=True), finish=render)
     except KeyboardInterrupt:

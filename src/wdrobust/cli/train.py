@@ -3,13 +3,12 @@
 from pathlib import Path
 from typing import Any
 
-import torch
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from wdrobust import nets
 from wdrobust._atomic import check_writable
-from wdrobust._device import resolve_device
+from wdrobust._device import check_device
 from wdrobust.cli.errors import err_console, user_errors
 from wdrobust.threat import NORMS, parse_number
 from wdrobust.train import ADVERSARIAL, DEFAULT_TRAIN, PGD_DEFAULTS, fit
@@ -24,16 +23,6 @@ def _widths(text: str) -> list[int]:
     if any(w < 1 for w in widths):
         raise ValueError(f"--widths must be positive, got {text!r}")
     return widths
-
-
-def check_device(device: str | None) -> None:
-    """ValueError for a malformed device string or a CUDA device on a machine without CUDA."""
-    try:
-        dev = resolve_device(device)
-    except RuntimeError:
-        raise ValueError(f"--device: unknown device {device!r} (e.g. cpu, cuda, cuda:1)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: CUDA is not available on this machine")
 
 
 def default_out(data: str, arch: str, adversarial: str | None) -> Path:

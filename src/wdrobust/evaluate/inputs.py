@@ -10,6 +10,7 @@ model that does not accept the data's input shape, labels outside [0, K) (quotin
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from wdrobust._device import resolve_device
 from wdrobust.data import Scaling
 from wdrobust.data.tabular import quote_values
 from wdrobust.evaluate.config import DEFAULT_MODEL, EvalConfig
+from wdrobust.nets.registry import SPEC_ATTR
 from wdrobust.train import ensure_default_model
 
 
@@ -72,6 +74,7 @@ def read_inputs(
     y = torch.as_tensor(y[:n]).long()
     check_inputs(x)
     model = nets.load(path, device=device).eval()
+    check_input_shape(model, x)
     classes = check_model(model, x, y, resolve_device(device))
     return Inputs(model, x, y, classes, Path(path), available)
 
@@ -91,6 +94,19 @@ def load_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
         "n_available": inputs.available,
     }
     return inputs
+
+
+def check_input_shape(model: nn.Module, x: torch.Tensor) -> None:
+    """ValueError when the model records an input shape (nets.build) with another number of values than
+    the data's sample shape (the same values in another layout, e.g. (64,) for (1, 8, 8), pass on to the
+    model, which may flatten them)."""
+    spec = getattr(model, SPEC_ATTR, None)
+    expected = None if spec is None else spec.kwargs.get("input_shape")
+    shape = tuple(x.shape[1:])
+    if expected is not None and math.prod(expected) != math.prod(shape):
+        raise ValueError(
+            f"the model expects inputs of shape {tuple(expected)} but the data have shape {shape}"
+        )
 
 
 def check_inputs(x: torch.Tensor) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from wdrobust.certify.base import default_radii
+from wdrobust.certify.base import default_radii, distinct_radii
 from wdrobust.evaluate.config import EvalConfig
 from wdrobust.threat import ThreatModel
 
@@ -64,9 +64,10 @@ def plan(cfg: EvalConfig) -> list[Job]:
 
 
 def certificate_radii(cfg: EvalConfig, d: int) -> np.ndarray:
-    """Union of ``certify.default_radii`` over the configured eps for input dimension d; shape (M,)."""
+    """Union of ``certify.default_radii`` over the configured eps for input dimension d, without radii
+    that are equal as float32 shell knots (``certify.base.distinct_radii``); shape (M,)."""
     grids = [default_radii(ThreatModel(cfg.norm, e, math.inf), d) for e in cfg.eps_values]
-    return np.unique(np.concatenate(grids))
+    return distinct_radii(np.concatenate(grids))
 
 
 def batches(n: int, batch_size: int) -> list[slice]:

@@ -158,12 +158,16 @@ class BoundGraph:
         return node.target(*args, **kwargs)
 
     def evaluate(self, x: torch.Tensor, nodes: set[fx.Node] | None = None) -> dict[fx.Node, Any]:
-        """Concrete values of the graph's nodes at x (all nodes, or only those in ``nodes``)."""
+        """Concrete values of the graph's nodes at x (all nodes, or those in ``nodes`` and the constants they
+        read: get_attr nodes, shape queries and other non-interval nodes whose inputs are known)."""
         env: dict[fx.Node, Any] = {self.input: x}
         for node in self.nodes:
-            if node.op in ("placeholder", "output") or (nodes is not None and node not in nodes):
+            if node.op in ("placeholder", "output"):
                 continue
-            env[node] = self._concrete(node, env)
+            wanted = nodes is None or node in nodes
+            constant = node not in self.interval and all(a in env for a in node.all_input_nodes)
+            if wanted or constant:
+                env[node] = self._concrete(node, env)
         return env
 
     def _constants(self, node: fx.Node, env: dict[fx.Node, Any]) -> Any:

@@ -12,6 +12,8 @@ box (r_M) depends on the label only, so it is computed once per class. With the 
   g_ijk = A_ijk . x_i + b_ijk - m_ij >= 0; both losses of these linear functions of t are convex (a max and a
   log-sum-exp of affine functions), so on (r_k-1, r_k] they lie below their chord;
 - the pointwise minimum of the two (and, with ``lipschitz``, of the Lipschitz shells of ``local``).
+The whole-box rows bound their pre-activations with ``auto`` even when ``intermediate`` is ``crown``: there
+nearly every neuron is unstable, so full CROWN costs the most and buys the least.
 zero_one: the certified radius is the largest grid radius with every U_ijk < 0, extended inside the next
 shell by the chord (m_ij + g_ijk + t ||A_ijk||_* < 0) and refined by bisection on "every U_ij(r) < 0".
 
@@ -160,7 +162,7 @@ class CrownCertificate(Certificate):
             diam,
             box_c.to(torch.float64),
             self.threat.norm,
-            intermediate=self.intermediate,
+            intermediate="ibp" if self.intermediate == "ibp" else "auto",
             alpha_steps=self.alpha_steps,
         )
         a_y, b_y = box_a[y], box_b[y]

@@ -19,7 +19,8 @@ Pre-activation bounds ("intermediate"): ``ibp`` keeps the interval boxes of Boun
 ``crown`` tightens every pre-activation outside the affine prefix (whose boxes are already exact for the
 box and tightened by the ball) with its own CROWN pass, in graph order, intersected with the interval box,
 bounding only the neurons whose relaxation is not exact (unstable ReLUs; every neuron of a smooth
-activation); ``auto`` does so where the pass costs at most AUTO_COST coefficient entries per row.
+activation); ``auto`` does so for the rows where the pass costs at most AUTO_COST coefficient entries
+per row (small balls, few unstable neurons) and keeps the interval boxes elsewhere.
 Optimised lower slopes (alpha-CROWN): ``optimise_upper`` runs a few projected Adam steps on the lower slopes
 of the activations to minimise the sum of the output upper bounds (every slope is sound, so every step's
 bound is; the smallest per row is kept).
@@ -42,7 +43,7 @@ from wdrobust.threat import dual_of, lp_norm
 #: Modes of the pre-activation bounds.
 INTERMEDIATE = ("ibp", "crown", "auto")
 #: ``auto``: largest (bounded neurons) x (sum of the value sizes on the way back) per row for a CROWN pass.
-AUTO_COST = 1 << 22
+AUTO_COST = 1 << 25
 #: Coefficient entries (rows x specs x widest value) per chunk of a backward pass.
 CHUNK_ENTRIES = 1 << 23
 
@@ -178,7 +179,8 @@ class Crown:
 
     def _tighten(self, mode: str) -> None:
         """CROWN bounds of the pre-activations outside the affine prefix, in graph order, row chunk by row
-        chunk (each chunk bounds the neurons that are not exact on any of its rows)."""
+        chunk: each chunk bounds the neurons that are not exact on any of its rows (``auto``: only when
+        their number times the path size is at most AUTO_COST, else the chunk keeps its interval boxes)."""
         widest = max(v.lo[0].numel() for v in self.bounds.boxes.values())
         for act in self.acts:
             pre = self.pre(act)
@@ -188,14 +190,17 @@ class Crown:
             lo, hi = box.lo.flatten(1).clone(), box.hi.flatten(1).clone()
             relu_like = self.bounds.rules[act].activation.relu_slope is not None
             need = ((lo < 0) & (hi > 0)) if relu_like else (hi > lo)
-            count = int(need.any(dim=0).sum())
-            if count == 0 or (mode == "auto" and count * self._path_size(pre) > AUTO_COST):
-                continue
-            step = max(1, CHUNK_ENTRIES // (2 * count * widest))
-            for start in range(0, lo.shape[0], step):
-                rows = torch.arange(start, min(lo.shape[0], start + step), device=lo.device)
+            limit = AUTO_COST // self._path_size(pre) if mode == "auto" else lo.shape[1]
+            # rows sorted by their number of neurons to bound, so that chunks are alike
+            order = torch.argsort(need.sum(dim=1))
+            start = 0
+            while start < order.numel():
+                count = int(need[order[start]].sum())
+                step = max(1, CHUNK_ENTRIES // (2 * max(count, 1) * widest))
+                rows = order[start : start + step]
+                start += rows.numel()
                 idx = need[rows].any(dim=0).nonzero().flatten()
-                if idx.numel() == 0:
+                if idx.numel() == 0 or idx.numel() > limit:
                     continue
                 new_lo, new_hi = self._bound_neurons(pre, idx, rows)
                 lo[rows[:, None], idx] = torch.maximum(lo[rows[:, None], idx], new_lo)
@@ -207,14 +212,21 @@ class Crown:
     def _bound_neurons(
         self, node: fx.Node, idx: torch.Tensor, rows: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(lower, upper) bounds (R, n) of the flat entries idx (n,) of node on the given rows (R,)."""
+        """(lower, upper) bounds (R, n) of the flat entries idx (n,) of node on the given rows (R,), in
+        groups of neurons that keep every coefficient tensor within CHUNK_ENTRIES."""
         shape = self.bounds.boxes[node].lo.shape[1:]
-        n = idx.numel()
-        eye = torch.zeros((n, math.prod(shape)), dtype=self.x0.dtype, device=self.x0.device)
-        eye[torch.arange(n), idx] = 1.0
-        both = torch.cat([eye, -eye]).reshape(2 * n, *shape)
-        up = self.upper(node, both.unsqueeze(0).expand(rows.numel(), *both.shape), rows)
-        return -up[:, n:], up[:, :n]
+        widest = max(v.lo[0].numel() for v in self.bounds.boxes.values())
+        group = max(1, CHUNK_ENTRIES // (2 * rows.numel() * widest))
+        los, his = [], []
+        for part in idx.split(group):
+            n = part.numel()
+            eye = torch.zeros((n, math.prod(shape)), dtype=self.x0.dtype, device=self.x0.device)
+            eye[torch.arange(n), part] = 1.0
+            both = torch.cat([eye, -eye]).reshape(2 * n, *shape)
+            up = self.upper(node, both.unsqueeze(0).expand(rows.numel(), *both.shape), rows)
+            los.append(-up[:, n:])
+            his.append(up[:, :n])
+        return torch.cat(los, dim=1), torch.cat(his, dim=1)
 
     # -- optimised slopes (alpha-CROWN) ----------------------------------------------------------------
     def optimise_upper(self, spec: torch.Tensor, steps: int = 20, lr: float = 0.25) -> torch.Tensor:

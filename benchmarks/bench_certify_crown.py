@@ -1,0 +1,120 @@
+"""Cost of the sound ``crown`` certificate relative to plain margin gradients, and its peak memory.
+
+Models: the default digits MLP (64-32-32-10, trained) and the small CNN of wdrobust.nets on 8x8 inputs
+(random init, seed 0); data: the first 150 digits test samples; linf, eps = 0.03. Reference: one
+forward and K - 1 = 9 margin backward passes of the same batch (nets.gradients.margin_gradients).
+Figures (timings interleaved, best of REPEATS, so that load changes affect all alike):
+- one radius: crown with radii = [eps] (rows: 150 samples x (eps, its halvings) plus the whole box
+  once per class, certified radius by bisection) / reference, and seconds per sample;
+- per radius: the same time divided by the number of radii of its grid;
+- default grid: crown with its default grid (12 shells subdivided) / reference;
+- peak memory: extra resident memory (MiB) of a fresh process running crown on the CNN batch, over
+  the same process after loading model and data (``resource.getrusage`` maxrss).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+import torch
+
+from benchmarks.run import row
+from wdrobust import nets
+from wdrobust.certify.bounds.lipschitz import other_classes
+from wdrobust.certify.crown import CrownCertificate
+from wdrobust.data import load
+from wdrobust.nets.gradients import margin_gradients
+from wdrobust.threat import ThreatModel
+from wdrobust.train import ensure_default_model
+
+REPEATS = 3
+EPS = 0.03
+N = 150
+
+_MEMORY = """
+import json, resource, sys, torch
+from wdrobust import nets
+from wdrobust.certify.crown import CrownCertificate
+from wdrobust.data import load
+from wdrobust.threat import ThreatModel
+torch.manual_seed(0)
+model = nets.build("cnn", input_shape=(1, 8, 8)).eval()
+x, y = load("digits", "test")
+x, y = x[:{n}], y[:{n}]
+cert = CrownCertificate(model, ThreatModel("linf", {eps}), radii=[{eps}], batch_size={n}, device="cpu")
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+cert.run(x, y)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"mib": (peak - base) / 1024}}))
+"""
+
+
+def _interleaved_best(fns: dict[str, Callable[[], object]], repeats: int = REPEATS) -> dict[str, float]:
+    """Best wall time of each function over ``repeats`` interleaved rounds (after one warm-up round)."""
+    best = dict.fromkeys(fns, float("inf"))
+    for round_ in range(repeats + 1):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            if round_:
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def _model_rows(label: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[dict]:
+    threat = ThreatModel("linf", EPS)
+    classes = other_classes(y, 10)
+    one = CrownCertificate(model, threat, radii=[EPS], batch_size=N, device="cpu")
+    full = CrownCertificate(model, threat, batch_size=N, device="cpu")
+    radii_one = one.crown_radii(x[0].numel()).size
+    radii_full = full.crown_radii(x[0].numel()).size
+    t = _interleaved_best(
+        {
+            "ref": lambda: margin_gradients(model, x, y, classes),
+            "one": lambda: one.run(x, y),
+            "full": lambda: full.run(x, y),
+        }
+    )
+    name = f"certify_crown_{label}"
+    return [
+        row(name, f"reference seconds (fwd + 9 margin bwd, {N} samples)", t["ref"], "s"),
+        row(
+            name,
+            f"one radius: crown / reference ({radii_one} radii incl. halvings and box)",
+            t["one"] / t["ref"],
+            "x",
+        ),
+        row(name, "one radius: seconds per sample", t["one"] / N, "s"),
+        row(name, "per radius: crown / reference / radii", t["one"] / t["ref"] / radii_one, "x"),
+        row(name, f"default grid: crown / reference ({radii_full} radii)", t["full"] / t["ref"], "x"),
+        row(name, "default grid: seconds per sample", t["full"] / N, "s"),
+    ]
+
+
+def _peak_memory_mib() -> float:
+    """Extra peak resident memory of crown on the CNN batch, measured in a fresh process."""
+    done = subprocess.run(
+        [sys.executable, "-c", _MEMORY.format(n=N, eps=EPS)], capture_output=True, text=True, check=True
+    )
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["mib"])
+
+
+def main() -> list[dict]:
+    """Rows {benchmark, figure, value, unit} for the crown certificate."""
+    torch.set_num_threads(1)
+    x, y = load("digits", "test")
+    x, y = x[:N], y[:N]
+    with tempfile.TemporaryDirectory() as cache:
+        mlp = nets.load(ensure_default_model(device="cpu", cache=cache), device="cpu").eval()
+    torch.manual_seed(0)
+    cnn = nets.build("cnn", input_shape=(1, 8, 8)).eval()
+    rows = _model_rows("mlp", mlp, x, y) + _model_rows("cnn", cnn, x, y)
+    rows.append(
+        row("certify_crown_cnn", f"peak extra memory, one radius, {N} samples", _peak_memory_mib(), "MiB")
+    )
+    return rows

@@ -190,3 +190,23 @@ def test_crown_refuses_bad_options() -> None:
         CERTIFICATES["crown"](net, threat, intermediate="exact")
     with pytest.raises(ValueError, match="alpha_steps"):
         CERTIFICATES["crown"](net, threat, alpha_steps=-1)
+
+
+def test_crown_majorant_at_eps_reads_the_ball_of_eps() -> None:
+    """p = inf reads phibar(eps) on the shell (r_k-1, eps]: the staircase must jump exactly at the radii
+    (float64 knots), so the margin majorant at eps equals the CROWN bound over B(x_i, eps) (plus slack)."""
+    net = tiny_net(5, 2, "relu").float().requires_grad_(False)
+    x = torch.rand(4, 2, generator=torch.Generator().manual_seed(3))
+    y = net(x).argmax(dim=1)
+    eps = 0.1
+    cert = CERTIFICATES["crown"](
+        net, ThreatModel("linf", eps), losses=("margin",), radii=[eps], lipschitz=False
+    )
+    res = cert.run(x, y)
+    _, c = margin_cotangents(y, 3)
+    upper, _, _ = margin_bounds(
+        cert.graph(), x.double(), torch.full((4,), eps, dtype=torch.float64), c.double(), "linf"
+    )
+    at_eps = res.majorants["margin"](np.full(4, eps))
+    direct = upper.amax(dim=1).numpy() - res.clean_loss["margin"]
+    np.testing.assert_allclose(at_eps, direct, rtol=1e-4, atol=1e-4)

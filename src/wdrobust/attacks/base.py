@@ -61,8 +61,12 @@ class AttackResult:
         """Point-wise robust accuracy at radius eps (default threat.eps): the fraction of samples that are
         clean-correct and have no misclassified candidate within distance eps."""
         eps = self.threat.eps if eps is None else eps
-        flip = self.flip_distance if self.flip_distance is not None else self._flips()
-        return float(np.mean(flip > eps))
+        return float(np.mean(self.flips() > eps))
+
+    def flips(self) -> np.ndarray:
+        """(N,) distance of each sample's closest misclassified point found (0 when clean-misclassified,
+        inf when none): the attack's flip distances, else the closest zero_one candidate."""
+        return self.flip_distance if self.flip_distance is not None else self._flips()
 
     def _flips(self) -> np.ndarray:
         """Closest misclassified candidate from the zero_one gains (clean-misclassified: 0)."""

@@ -180,7 +180,7 @@ class CrownCertificate(Certificate):
         u = torch.flip(torch.cummin(torch.flip(u, [2]), dim=2).values, [2])  # suffix minimum over radii
         gap = (per_sample(at_x, box_at_x) - m_other[:, :, None]).clamp(min=0) + slack
         lip = per_sample(norm_a, box_norm)
-        knots = shell_knots(radii, x)
+        knots = shell_knots(radii, x64)  # float64: a staircase must jump exactly at the radii
         lo = torch.cat([knots.new_zeros(n, 1), knots[:, :-1]], dim=1)
         clean_m = margins(z, y).to(torch.float64)
         clean_m_other = clean_m.gather(1, box_cls[y])

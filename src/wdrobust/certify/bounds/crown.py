@@ -56,6 +56,18 @@ def _flat_dot(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.bmm(flat, v.reshape(v.shape[0], -1, 1)).squeeze(2)
 
 
+def _lift(t: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """A per-row tensor (B, *S) as (B, 1, *S) to broadcast over the specs of lam; (B, C, *S) as is."""
+    return t if t.dim() == lam.dim() else t.unsqueeze(1)
+
+
+def _spec_dot(lam: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """sum over the value axes of lam (B, C, *S) times t (B, 1 or C, *S) -> (B, C)."""
+    if t.shape[1] == 1:
+        return _flat_dot(lam, t.squeeze(1))
+    return (lam * t).flatten(2).sum(dim=2)
+
+
 def concretize(
     a: torch.Tensor, bias: torch.Tensor, x0: torch.Tensor, r: torch.Tensor, norm: str
 ) -> torch.Tensor:
@@ -115,9 +127,10 @@ class Crown:
 
     def relaxation(self, act: fx.Node) -> Relaxation:
         """The relaxation of an activation node on its (final) pre-activation box."""
-        if self.slopes is not None and act in self.slopes:
+        if self.slopes is not None and act in self.slopes:  # per specification row: (B, C, *S)
             box = self.bounds.boxes[self.pre(act)]
-            return relax(self.bounds.rules[act].activation, box.lo, box.hi, self.slopes[act])
+            lo, hi = box.lo.unsqueeze(1), box.hi.unsqueeze(1)
+            return relax(self.bounds.rules[act].activation, lo, hi, self.slopes[act])
         if act not in self._relax:
             box = self.bounds.boxes[self.pre(act)]
             self._relax[act] = relax(self.bounds.rules[act].activation, box.lo, box.hi)
@@ -147,10 +160,11 @@ class Crown:
                 # b_up - b_lo)
                 rel = self.relaxation(node)
                 pos = lam.clamp(min=0)
-                a_lo, b_lo = sel(rel.a_lo), sel(rel.b_lo)
-                bias = bias + _flat_dot(lam, b_lo) + _flat_dot(pos, sel(rel.b_up) - b_lo)
-                step = lam * a_lo.unsqueeze(1) + pos * (sel(rel.a_up) - a_lo).unsqueeze(1)
-                self._push(lams, self.pre(node), step)
+                a_lo, b_lo, a_up, b_up = (
+                    _lift(sel(t), lam) for t in (rel.a_lo, rel.b_lo, rel.a_up, rel.b_up)
+                )
+                bias = bias + _spec_dot(lam, b_lo) + _spec_dot(pos, b_up - b_lo)
+                self._push(lams, self.pre(node), lam * a_lo + pos * (a_up - a_lo))
                 continue
             bias = bias + _flat_dot(lam, self.offset[node])
             grads = rule.backward(Cot(lam))
@@ -230,7 +244,9 @@ class Crown:
 
     # -- optimised slopes (alpha-CROWN) ----------------------------------------------------------------
     def optimise_upper(self, spec: torch.Tensor, steps: int = 20, lr: float = 0.25) -> torch.Tensor:
-        """Upper bounds (B, C) of spec . output(x) with lower slopes optimised by projected Adam steps.
+        """Upper bounds (B, C) of spec . output(x) with lower slopes optimised by projected Adam steps,
+        one slope per row, specification and neuron (B, C, *S) on the output pass (the intermediate
+        bounds keep their adaptive slopes).
 
         Starts from the adaptive slopes; each step's bound is sound, the smallest per row is returned.
         """
@@ -239,7 +255,14 @@ class Crown:
             best = self.upper(out, spec)
         if steps <= 0 or not self.acts:
             return best
-        params = {a: self.relaxation(a).a_lo.clone().requires_grad_(True) for a in self.acts}
+        c = spec.shape[1]
+        params = {
+            a: self.relaxation(a)
+            .a_lo.unsqueeze(1)
+            .repeat(1, c, *([1] * (self.relaxation(a).a_lo.dim() - 1)))
+            .requires_grad_(True)
+            for a in self.acts
+        }
         opt = torch.optim.Adam(list(params.values()), lr=lr)
         for _ in range(steps):
             self.slopes = params
@@ -254,12 +277,12 @@ class Crown:
                 for a, p in params.items():
                     box = self.bounds.boxes[self.pre(a)]
                     lo_d, hi_d = _slope_range(self.bounds.rules[a].activation, box)
-                    p.copy_(torch.maximum(torch.minimum(p, hi_d), lo_d))
+                    p.copy_(torch.maximum(torch.minimum(p, hi_d.unsqueeze(1)), lo_d.unsqueeze(1)))
         with torch.no_grad():
             self.slopes = params
             best = torch.minimum(best, self.upper(out, spec))
             self.slopes = None
-        return best
+        return best.detach()
 
 
 def _slope_range(act: Activation, box: Box) -> tuple[torch.Tensor, torch.Tensor]:

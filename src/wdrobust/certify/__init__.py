@@ -8,6 +8,7 @@ Sound: global, local, cell, radius, milp. Estimates (sound=False): first-order, 
 from wdrobust.certify.base import Certificate, CertificateResult, ShellBound, default_radii
 from wdrobust.certify.cell import CellCertificate
 from wdrobust.certify.empirical import Empirical
+from wdrobust.certify.exact import ExactCertificate
 from wdrobust.certify.first_order import FirstOrder
 from wdrobust.certify.global_lipschitz import GlobalLipschitz
 from wdrobust.certify.local import LocalCertificate
@@ -22,6 +23,7 @@ CERTIFICATES: dict[str, type[Certificate]] = {
         CellCertificate,
         RadiusCertificate,
         MILPCertificate,
+        ExactCertificate,
         FirstOrder,
         Empirical,
     )

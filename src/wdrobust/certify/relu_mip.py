@@ -73,6 +73,59 @@ def interval_preactivations(
     return z
 
 
+def relu_relaxation(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Linear bounds alpha z <= relu(z) <= s z + t for z in [lo, hi], shapes (H,): on unstable neurons
+    (lo < 0 < hi) the chord s = hi / (hi - lo), t = -lo s and CROWN's adaptive lower slope
+    alpha = 1{hi > -lo}; stable neurons are exact (s = alpha = 1{lo >= 0}, t = 0)."""
+    unstable = (lo < 0) & (hi > 0)
+    active = (lo >= 0).astype(float)
+    s = np.where(unstable, hi / np.where(unstable, hi - lo, 1.0), active)
+    t = np.where(unstable, -lo * s, 0.0)
+    alpha = np.where(unstable, (hi > -lo).astype(float), active)
+    return alpha, s, t
+
+
+def linear_upper(
+    net: ReluNet,
+    rows: np.ndarray,
+    offset: np.ndarray,
+    k: int,
+    preact: Preactivations,
+    lo: np.ndarray,
+    hi: np.ndarray,
+) -> np.ndarray:
+    """Upper bounds of rows @ a_k + offset over the box [lo, hi] (a_k = relu(z_k), a_{-1} = x) by
+    linear bound propagation (CROWN) with the pre-activation bounds preact[0..k]; rows (R, H_k) -> (R,).
+
+    Backward through layer l: lam a_l <= (lam+ s + lam- alpha) z_l + lam+ t (relu_relaxation), then
+    z_l = W_l a_{l-1} + b_l; at the input, lam x <= lam+ hi + lam- lo.
+    """
+    lam, off = rows, offset
+    for layer in range(k, -1, -1):
+        alpha, s, t = relu_relaxation(*preact[layer])
+        pos, neg = np.clip(lam, 0, None), np.clip(lam, None, 0)
+        lam = pos * s + neg * alpha
+        off = off + pos @ t + lam @ net.biases[layer]
+        lam = lam @ net.weights[layer]
+    return np.clip(lam, 0, None) @ hi + np.clip(lam, None, 0) @ lo + off
+
+
+def linear_preactivations(
+    net: ReluNet, lo: np.ndarray, hi: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Bounds of every hidden pre-activation over the box [lo, hi], layer by layer: the tighter of
+    CROWN (linear_upper of +-W_l with the bounds of the layers below) and interval propagation."""
+    z: list[tuple[np.ndarray, np.ndarray]] = []
+    a_lo, a_hi = lo, hi
+    for layer, (w, b) in enumerate(zip(net.weights[:-1], net.biases[:-1], strict=True)):
+        box_lo, box_hi = affine_interval(w, a_lo, a_hi, b)
+        up = linear_upper(net, np.vstack([w, -w]), np.concatenate([b, -b]), layer - 1, z, lo, hi)
+        h = len(b)
+        z.append((np.maximum(box_lo, -up[h:]), np.minimum(box_hi, up[:h])))
+        a_lo, a_hi = np.clip(z[-1][0], 0, None), np.clip(z[-1][1], 0, None)
+    return z
+
+
 class Program:
     """Incremental MILP builder: variables with bounds and integrality, sparse constraint rows."""
 

@@ -9,7 +9,8 @@ from _certify_brute import grid, pair_gradient_norms, tiny_mlp
 from torch import nn
 
 from wdrobust.certify import CERTIFICATES
-from wdrobust.certify.exact import ExactCertificate, box_bounds, flip_distances, max_margins
+from wdrobust.certify.exact import ExactCertificate, box_bounds, flip_distances, linear_bounds, max_margins
+from wdrobust.certify.relu_mip import ReluNet, l1_ball_upper
 from wdrobust.primal import flip_knapsack
 from wdrobust.threat import DUAL, ThreatModel, lp_norm
 
@@ -137,3 +138,46 @@ def test_exact_refuses_l2_and_smooth_activations() -> None:
         flip_distances(tiny_mlp(0, activation=nn.GELU), X, torch.zeros(5, dtype=torch.long), "linf")
     with pytest.raises(ValueError, match="time_limit"):
         ExactCertificate(model, ThreatModel("linf", 0.1), time_limit=0)
+
+
+def test_l1_ball_upper_is_the_linear_program_maximum() -> None:
+    from scipy.optimize import linprog
+
+    gen = np.random.default_rng(0)
+    rows, x = gen.normal(size=(6, 5)), gen.uniform(size=5)
+    lo, hi = np.clip(x - 0.3, 0, 1), np.clip(x + 0.3, 0, 1)
+    got = l1_ball_upper(rows, x, 0.4, lo, hi)
+    for row, value in zip(rows, got, strict=True):
+        # variables (v, u): max row v  s.t.  |v - x| <= u, sum u <= 0.4, v in [lo, hi]
+        eye = np.eye(5)
+        a_ub = np.block([[eye, -eye], [-eye, -eye], [np.zeros((1, 5)), np.ones((1, 5))]])
+        b_ub = np.concatenate([x, -x, [0.4]])
+        lp = linprog(
+            np.concatenate([-row, np.zeros(5)]),
+            a_ub,
+            b_ub,
+            bounds=[*zip(lo, hi, strict=True), *[(0, None)] * 5],
+        )
+        assert value == pytest.approx(-lp.fun, abs=1e-9)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l1"])
+def test_linear_bounds_contain_sampled_preactivations_and_beat_intervals(norm: str) -> None:
+    model = tiny_mlp(3, widths=(16, 16, 16), d=6)
+    net = ReluNet.from_model(model, (6,))
+    gen = np.random.default_rng(1)
+    x0, radius = gen.uniform(size=6), 0.3
+    lo, hi = np.clip(x0 - radius, 0, 1), np.clip(x0 + radius, 0, 1)
+    tight = linear_bounds(net, lo, hi, x0, radius, norm)
+    loose = box_bounds(net, lo, hi, x0, radius, norm)
+    pts = lo + gen.uniform(size=(4000, 6)) * (hi - lo)
+    if norm == "l1":
+        step = pts - x0
+        pts = x0 + step * np.minimum(1, radius / np.abs(step).sum(axis=1, keepdims=True))
+    a = pts
+    for (t_lo, t_hi), (b_lo, b_hi), w, b in zip(tight, loose, net.weights, net.biases, strict=False):
+        z = a @ w.T + b
+        assert (z >= t_lo - 1e-9).all() and (z <= t_hi + 1e-9).all()
+        assert (t_lo >= b_lo - 1e-12).all() and (t_hi <= b_hi + 1e-12).all()
+        a = np.clip(z, 0, None)
+    assert sum((t_hi - t_lo).sum() for t_lo, t_hi in tight) < sum((h - l_).sum() for l_, h in loose)

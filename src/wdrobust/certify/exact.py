@@ -76,9 +76,9 @@ def box_bounds(
 def linear_bounds(
     net: ReluNet, lo: np.ndarray, hi: np.ndarray, x: np.ndarray, radius: float, norm: str
 ) -> Preactivations:
-    """The default bound source: CROWN over the box [lo, hi], intersected with interval propagation
-    (relu_mip.linear_preactivations); x, radius and norm are not needed."""
-    return linear_preactivations(net, lo, hi)
+    """The default bound source: CROWN over the region (the box, cap B_1(x, radius) for l1) intersected
+    with interval propagation (relu_mip.linear_preactivations)."""
+    return linear_preactivations(net, lo, hi, (x, radius) if norm == "l1" else None)
 
 
 def check_norm(norm: str) -> str:
@@ -96,9 +96,25 @@ def _below(value: float) -> float:
     return value - SOLVER_SLACK * abs(value) - ABSOLUTE_SLACK
 
 
-def _box(x: np.ndarray, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    """B_inf(x, radius) cap [0,1]^d as (lo, hi), shapes (d,)."""
-    return np.clip(x - radius, 0, 1), np.clip(x + radius, 0, 1)
+@dataclass
+class _Region:
+    """B(x0, radius) cap [0,1]^d for norm linf or l1; lo, hi (d,): the box B_inf(x0, radius) cap [0,1]^d."""
+
+    x0: np.ndarray
+    radius: float
+    norm: str
+
+    def __post_init__(self) -> None:
+        self.lo, self.hi = np.clip(self.x0 - self.radius, 0, 1), np.clip(self.x0 + self.radius, 0, 1)
+
+    @property
+    def l1_ball(self) -> tuple[np.ndarray, float] | None:
+        """(x0, radius) for l1, where the ball is smaller than the box; None for linf."""
+        return (self.x0, self.radius) if self.norm == "l1" else None
+
+    def bounds(self, net: ReluNet, source: BoundsFn) -> Preactivations:
+        """Pre-activation bounds over the region from a bound source."""
+        return source(net, self.lo, self.hi, self.x0, self.radius, self.norm)
 
 
 def _class_rows(preact: Preactivations, j: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -118,32 +134,33 @@ class _Margin:
         w, b = net.weights[-1], net.biases[-1]
         return cls(w[j] - w[y], float(b[j] - b[y]))
 
-    def upper(self, net: ReluNet, preact: Preactivations, lo: np.ndarray, hi: np.ndarray) -> float:
-        """Upper bound of m_j over the box [lo, hi] from the hidden-layer bounds: the tighter of the
-        interval bound on the last hidden layer and CROWN (relu_mip.linear_upper) through all layers."""
+    def upper(self, net: ReluNet, preact: Preactivations, region: _Region) -> float:
+        """Upper bound of m_j over the region from the hidden-layer bounds: the tighter of the interval
+        bound on the last hidden layer and CROWN (relu_mip.linear_upper) through all layers."""
         a_lo, a_hi = np.clip(preact[-1][0], 0, None), np.clip(preact[-1][1], 0, None)
         _, box = affine_interval(self.c[None], a_lo, a_hi, self.offset)
-        crown = linear_upper(net, self.c[None], np.array([self.offset]), len(preact) - 1, preact, lo, hi)
+        rows, offset, depth = self.c[None], np.array([self.offset]), len(preact) - 1
+        crown = linear_upper(net, rows, offset, depth, preact, region.lo, region.hi, region.l1_ball)
         return float(min(box[0], crown[0]))
 
 
 def _region_program(
-    net: ReluNet, x0: np.ndarray, radius: float, norm: str, preact: Preactivations
+    net: ReluNet, region: _Region, preact: Preactivations
 ) -> tuple[Program, np.ndarray, np.ndarray]:
-    """The region B(x0, radius) cap [0,1]^d with the encoded hidden layers; returns the program, the
-    indices of a_{L-1} and of the distance t (one variable, ||x - x0|| <= t <= radius)."""
+    """The region's program with the encoded hidden layers; returns it, the indices of a_{L-1} and of
+    the distance t (one variable, ||x - x0|| <= t <= radius)."""
     prog = Program()
-    lo, hi = _box(x0, radius)
-    x = prog.var(lo, hi)
+    x0 = region.x0
+    x = prog.var(region.lo, region.hi)
     a, _ = relu_forward(prog, net, x, preact)
-    t = prog.var(np.zeros(1), np.full(1, radius))
+    t = prog.var(np.zeros(1), np.full(1, region.radius))
     d, inf = len(x0), np.full(len(x0), np.inf)
-    if norm == "linf":
+    if region.norm == "linf":
         tt = np.full(d, t[0])
         prog.constrain([(1.0, x), (-1.0, tt)], -inf, x0)  # x_k - t <= x0_k
         prog.constrain([(1.0, x), (1.0, tt)], x0, inf)  # x_k + t >= x0_k
     else:
-        u = prog.var(np.zeros(d), np.maximum(hi - x0, x0 - lo))
+        u = prog.var(np.zeros(d), np.maximum(region.hi - x0, x0 - region.lo))
         prog.constrain([(1.0, u), (-1.0, x)], -x0, inf)  # u_k >= x_k - x0_k
         prog.constrain([(1.0, u), (1.0, x)], x0, inf)  # u_k >= x0_k - x_k
         prog.constrain([(np.ones((1, d)), u), (-1.0, t)], np.zeros(1), np.zeros(1))  # t = sum_k u_k
@@ -177,10 +194,9 @@ def _verified_radius(
     stopped by the time limit, since HiGHS reports no dual bound without a feasible point."""
     margin, lo, hi = _Margin.of(net, y, j), 0.0, top
     for _ in range(VERIFY_STEPS):
-        mid = (lo + hi) / 2
-        box = _box(x0, mid)
-        rows = _class_rows(bounds(net, *box, x0, mid, norm), j)
-        lo, hi = (mid, hi) if margin.upper(net, rows, *box) < 0 else (lo, mid)
+        mid = _Region(x0, (lo + hi) / 2, norm)
+        proven = margin.upper(net, _class_rows(mid.bounds(net, bounds), j), mid) < 0
+        lo, hi = (mid.radius, hi) if proven else (lo, mid.radius)
     return lo
 
 
@@ -189,16 +205,14 @@ def _flip_sample(
 ) -> tuple[float, float, bool]:
     """(lower, upper, proven) of d* for one correctly classified sample x0 (d,) and search radius R."""
     z0 = net.logits(x0)
-    r, lower, upper, proven = radius, radius, math.inf, True
-    preact = None
+    region, lower, upper, proven = _Region(x0, radius, norm), radius, math.inf, True
+    preact = region.bounds(net, bounds)
     for j in (int(k) for k in np.argsort(-z0) if k != y):
-        if preact is None:
-            preact = bounds(net, *_box(x0, r), x0, r, norm)
-        rows, margin = _class_rows(preact, j), _Margin.of(net, y, j)
-        if margin.upper(net, rows, *_box(x0, r)) < 0:
+        rows, margin, r = _class_rows(preact, j), _Margin.of(net, y, j), region.radius
+        if margin.upper(net, rows, region) < 0:
             lower = min(lower, r)
             continue
-        prog, a, t = _region_program(net, x0, r, norm, rows)
+        prog, a, t = _region_program(net, region, rows)
         prog.constrain([(margin.c[None], a)], [-margin.offset], [np.inf])  # m_j(x) >= 0
         out = _Outcome.of(prog.solve(t, np.ones(1), time_limit))
         proven &= out.optimal
@@ -206,8 +220,9 @@ def _flip_sample(
         if not out.optimal:
             found = max(found, _verified_radius(net, x0, y, j, r, norm, bounds))
         lower = min(lower, r, found)
-        if out.primal < r:
-            upper, r, preact = out.primal, out.primal, None
+        if out.primal < r:  # a closer flip: shrink the region, tighten the bounds
+            upper, region = out.primal, _Region(x0, out.primal, norm)
+            preact = region.bounds(net, bounds)
     return lower, upper, proven
 
 
@@ -340,14 +355,14 @@ def max_margins(
         x0, yi = flat[i], int(labels[i])
         m0 = net.logits(x0) - net.logits(x0)[yi]
         for m, r in enumerate(radii[i]):
-            box = _box(x0, r)
-            preact = bounds(net, *box, x0, float(r), norm)
+            region = _Region(x0, float(r), norm)
+            preact = region.bounds(net, bounds)
             for j in (c for c in range(k) if c != yi):
                 rows, margin = _class_rows(preact, j), _Margin.of(net, yi, j)
-                prog, a, _ = _region_program(net, x0, float(r), norm, rows)
+                prog, a, _ = _region_program(net, region, rows)
                 res = _Outcome.of(prog.solve(a, -margin.c, time_limit))  # minimise -m_j + offset
                 solver = math.inf if res.infeasible else margin.offset - _below(res.dual)
-                out.upper[i, j, m] = min(margin.upper(net, rows, *box), solver)
+                out.upper[i, j, m] = min(margin.upper(net, rows, region), solver)
                 out.lower[i, j, m] = max(m0[j], margin.offset - res.primal)
                 out.proven[i, j, m] = res.optimal
         out.seconds[i] = time.perf_counter() - start

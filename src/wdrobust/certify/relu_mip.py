@@ -85,6 +85,21 @@ def relu_relaxation(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndar
     return alpha, s, t
 
 
+def l1_ball_upper(
+    rows: np.ndarray, x: np.ndarray, radius: float, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
+    """max of rows @ v over {v in [lo, hi] : ||v - x||_1 <= radius} (x in the box), rows (R, d) -> (R,).
+
+    A fractional knapsack per row: coordinates by |row_k| descending, each moved from x_k to the box end
+    in the sign of row_k (room_k) until the budget radius is spent.
+    """
+    room = np.where(rows > 0, hi - x, x - lo)
+    order = np.argsort(-np.abs(rows), axis=1)
+    gain, room = np.take_along_axis(np.abs(rows), order, 1), np.take_along_axis(room, order, 1)
+    spent = np.clip(radius - (np.cumsum(room, axis=1) - room), 0.0, room)
+    return rows @ x + (gain * spent).sum(axis=1)
+
+
 def linear_upper(
     net: ReluNet,
     rows: np.ndarray,
@@ -93,12 +108,14 @@ def linear_upper(
     preact: Preactivations,
     lo: np.ndarray,
     hi: np.ndarray,
+    l1_ball: tuple[np.ndarray, float] | None = None,
 ) -> np.ndarray:
     """Upper bounds of rows @ a_k + offset over the box [lo, hi] (a_k = relu(z_k), a_{-1} = x) by
     linear bound propagation (CROWN) with the pre-activation bounds preact[0..k]; rows (R, H_k) -> (R,).
 
     Backward through layer l: lam a_l <= (lam+ s + lam- alpha) z_l + lam+ t (relu_relaxation), then
-    z_l = W_l a_{l-1} + b_l; at the input, lam x <= lam+ hi + lam- lo.
+    z_l = W_l a_{l-1} + b_l; at the input, lam x <= lam+ hi + lam- lo, or with l1_ball = (center, r)
+    the exact maximum over the box cap B_1(center, r) (l1_ball_upper).
     """
     lam, off = rows, offset
     for layer in range(k, -1, -1):
@@ -107,19 +124,22 @@ def linear_upper(
         lam = pos * s + neg * alpha
         off = off + pos @ t + lam @ net.biases[layer]
         lam = lam @ net.weights[layer]
+    if l1_ball is not None:
+        return l1_ball_upper(lam, *l1_ball, lo, hi) + off
     return np.clip(lam, 0, None) @ hi + np.clip(lam, None, 0) @ lo + off
 
 
 def linear_preactivations(
-    net: ReluNet, lo: np.ndarray, hi: np.ndarray
+    net: ReluNet, lo: np.ndarray, hi: np.ndarray, l1_ball: tuple[np.ndarray, float] | None = None
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Bounds of every hidden pre-activation over the box [lo, hi], layer by layer: the tighter of
-    CROWN (linear_upper of +-W_l with the bounds of the layers below) and interval propagation."""
+    """Bounds of every hidden pre-activation over the box [lo, hi] (cap the l1 ball, if given), layer
+    by layer: the tighter of CROWN (linear_upper of +-W_l with the bounds of the layers below) and
+    interval propagation."""
     z: list[tuple[np.ndarray, np.ndarray]] = []
     a_lo, a_hi = lo, hi
     for layer, (w, b) in enumerate(zip(net.weights[:-1], net.biases[:-1], strict=True)):
         box_lo, box_hi = affine_interval(w, a_lo, a_hi, b)
-        up = linear_upper(net, np.vstack([w, -w]), np.concatenate([b, -b]), layer - 1, z, lo, hi)
+        up = linear_upper(net, np.vstack([w, -w]), np.concatenate([b, -b]), layer - 1, z, lo, hi, l1_ball)
         h = len(b)
         z.append((np.maximum(box_lo, -up[h:]), np.minimum(box_hi, up[:h])))
         a_lo, a_hi = np.clip(z[-1][0], 0, None), np.clip(z[-1][1], 0, None)

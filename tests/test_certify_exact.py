@@ -181,3 +181,20 @@ def test_linear_bounds_contain_sampled_preactivations_and_beat_intervals(norm: s
         assert (t_lo >= b_lo - 1e-12).all() and (t_hi <= b_hi + 1e-12).all()
         a = np.clip(z, 0, None)
     assert sum((t_hi - t_lo).sum() for t_lo, t_hi in tight) < sum((h - l_).sum() for l_, h in loose)
+
+
+def test_per_class_bounds_are_used_row_by_row() -> None:
+    model = _balanced_mlp(2)
+    with torch.no_grad():
+        y = model(X).argmax(dim=1)
+    seen: list[int] = []
+
+    def per_class(net, lo, hi, x, radius, norm):  # shared bounds repeated once per class
+        seen.append(1)
+        return [
+            (np.tile(a, (3, 1)), np.tile(b, (3, 1))) for a, b in linear_bounds(net, lo, hi, x, radius, norm)
+        ]
+
+    tiled = flip_distances(model, X, y, "l1", bounds=per_class)
+    np.testing.assert_allclose(tiled.lower, flip_distances(model, X, y, "l1").lower, rtol=1e-6)
+    assert seen

@@ -2,7 +2,7 @@
 
 ``CERTIFICATES`` maps a registry name to its class; every class follows ``certify.base.Certificate``:
 ``Cls(model, threat, *, losses, radii, device, batch_size, progress).run(x, y) -> CertificateResult``.
-Sound: global, local, cell, radius, milp. Estimates (sound=False): first-order, empirical.
+Sound: global, local, cell, radius, milp, exact. Estimates (sound=False): first-order, empirical.
 """
 
 from wdrobust.certify.base import Certificate, CertificateResult, ShellBound, default_radii

@@ -7,23 +7,24 @@ Minimal flip distance of a correctly classified sample (x_i, y_i), margins m_j =
 One MILP per class j over the search region B(x_i, R) cap [0,1]^d, R an upper bound of d_i* (the best
 attack's flip distance, else diam X: linf 1, l1 d): the input x lies in the box
 [max(x_i - R, 0), min(x_i + R, 1)], the hidden layers are the big-M ReLU encoding of relu_mip.relu_forward
-(pre-activation bounds over the region from a pluggable bound source, ``BoundsFn``), the margin row is
-m_j(x) = (W_L[j] - W_L[y]) a_{L-1} + b_L[j] - b_L[y] >= 0 and the objective is t with
-|x_k - x_ik| <= t for every k (linf) or t = sum_k u_k, u_k >= |x_k - x_ik| (l1), t <= R.
-Classes are tried in decreasing order of z_j(x_i); once a flip at distance U is found, the region
-shrinks to radius U (fresh bounds, smaller big-M constants) since farther flips cannot lower the minimum.
-A class is skipped when the bounds prove max m_j < 0 on the region; an infeasible program proves
-d_ij > R. Misclassified samples have d_i* = 0.
+(pre-activation bounds over the region from a pluggable bound source, ``BoundsFn``; default CROWN cap
+intervals, ``linear_bounds``), the margin row is m_j(x) = (W_L[j] - W_L[y]) a_{L-1} + b_L[j] - b_L[y] >= 0
+and the objective is t with |x_k - x_ik| <= t for every k (linf) or t = sum_k u_k, u_k >= |x_k - x_ik|
+(l1), t <= R. Classes are tried in decreasing order of z_j(x_i); once a flip at distance U is found, the
+region shrinks to radius U (fresh bounds, smaller big-M constants) since farther flips cannot lower the
+minimum. A class is skipped when the bounds prove max m_j < 0 on the region; an infeasible program
+proves d_ij > R. Misclassified samples have d_i* = 0.
 
 Per class, the sound lower bound is the solver's dual bound minus a slack for its tolerances
-(SOLVER_SLACK relative + ABSOLUTE_SLACK), capped at the region radius, and it stays sound when the
-time limit stops the search; the upper bound is the distance of the solver's best point (a flip up to
-HiGHS's feasibility tolerance 1e-6). d_i* is proven when every program was solved to optimality (HiGHS's
-default relative gap 1e-4) or proven infeasible.
+(SOLVER_SLACK relative + ABSOLUTE_SLACK), capped at the region radius; it stays sound when the time limit
+stops the search, and since HiGHS (through scipy) then reports no dual bound unless it found a feasible
+point, the radius verified by the bounds alone (bisection) is the fallback. The upper bound is the
+distance of the solver's best point (a flip up to HiGHS's feasibility tolerance 1e-6). d_i* is proven
+when every program was solved to optimality (HiGHS's default relative gap 1e-4) or proven infeasible.
 
 Max margin at radius r: max { m_j(x) : x in B(x_i, r) cap [0,1]^d } per class, the same encoding with the
-objective m_j and t <= r; the solver's dual bound (plus slack, capped by the interval bound) is sound, the
-best point's margin (at least m_j(x_i)) is attained.
+objective m_j and t <= r; the solver's dual bound (plus slack, capped by the bounds' margin bound) is
+sound, the best point's margin (at least m_j(x_i)) is attained up to the solver's tolerance.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -246,7 +247,7 @@ class FlipDistances:
     def concat(parts: Sequence[FlipDistances]) -> FlipDistances:
         """Join the results of consecutive batches."""
         return FlipDistances(
-            *(np.concatenate([getattr(p, f) for p in parts]) for f in FlipDistances.__dataclass_fields__)
+            *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(FlipDistances))
         )
 
     def summary(self) -> str:
@@ -254,7 +255,7 @@ class FlipDistances:
         n, done = len(self.proven), int(self.proven.sum())
         line = f"exact: {done}/{n} flip distances proven, median {np.median(self.seconds):.2g} s/sample"
         if done < n:
-            line += "; time limit reached on the others: solver dual bounds used (sound, not exact)"
+            line += "; time limit reached on the others: dual or bound-verified radii used (sound, not exact)"
         return line
 
 
@@ -283,7 +284,9 @@ def _flip_batch(
     return out
 
 
-def _prepare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str) -> tuple[Any, ...]:
+def _prepare(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str
+) -> tuple[ReluNet, np.ndarray, np.ndarray, torch.Tensor]:
     """(ReluNet, flat float64 x (N, d), labels (N,), clean logits (N, K) of the torch model)."""
     check_norm(norm)
     net = ReluNet.from_model(model, tuple(x.shape[1:]))

@@ -2,13 +2,14 @@
 
 ``CERTIFICATES`` maps a registry name to its class; every class follows ``certify.base.Certificate``:
 ``Cls(model, threat, *, losses, radii, device, batch_size, progress).run(x, y) -> CertificateResult``.
-Sound: global, local, cell, crown, radius, milp. Estimates (sound=False): first-order, empirical.
+Sound: global, local, cell, crown, radius, milp, exact. Estimates (sound=False): first-order, empirical.
 """
 
 from wdrobust.certify.base import Certificate, CertificateResult, ShellBound, default_radii
 from wdrobust.certify.cell import CellCertificate
 from wdrobust.certify.crown import CrownCertificate
 from wdrobust.certify.empirical import Empirical
+from wdrobust.certify.exact import ExactCertificate
 from wdrobust.certify.first_order import FirstOrder
 from wdrobust.certify.global_lipschitz import GlobalLipschitz
 from wdrobust.certify.local import LocalCertificate
@@ -24,6 +25,7 @@ CERTIFICATES: dict[str, type[Certificate]] = {
         CrownCertificate,
         RadiusCertificate,
         MILPCertificate,
+        ExactCertificate,
         FirstOrder,
         Empirical,
     )

@@ -30,42 +30,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from wdrobust.certify.base import ShellBound
-from wdrobust.certify.chain import build_chain
 from wdrobust.certify.local import LocalCertificate
+from wdrobust.certify.relu_mip import (
+    SOLVER_SLACK,
+    Program,
+    ReluNet,
+    affine_interval,
+    interval_preactivations,
+    relu_forward,
+)
 
-#: Relative slack added to the solver's dual bound against its feasibility tolerances.
-SOLVER_SLACK = 1e-6
-
-
-@dataclass
-class ReluNet:
-    """Dense affine layers z_l = W_l a_{l-1} + b_l (float64 numpy), ReLU between them, logits last."""
-
-    weights: list[np.ndarray]
-    biases: list[np.ndarray]
-
-    @classmethod
-    def from_model(cls, model: nn.Module, input_shape: tuple[int, ...]) -> ReluNet:
-        """The layers of a Sequential ReLU network; other activations or big blocks raise ValueError."""
-        device = next(model.parameters(), torch.empty(0)).device
-        chain = build_chain(model, input_shape, device)
-        for act in chain.activations:
-            if not isinstance(act, nn.ReLU):
-                raise ValueError(f"milp supports ReLU networks only, found {type(act).__name__}")
-        if any(b.matrix is None for b in chain.blocks):
-            raise ValueError("milp needs dense layers small enough to materialise")
-        return cls(
-            [b.matrix.cpu().numpy() for b in chain.blocks], [b.offset.cpu().numpy() for b in chain.blocks]
-        )
-
-
-def _affine_interval(w: np.ndarray, lo: np.ndarray, hi: np.ndarray, b: np.ndarray | float = 0.0):
-    """Interval of W u + b for u in [lo, hi]: (W+ lo + W- hi + b, W+ hi + W- lo + b)."""
-    wp, wn = np.clip(w, 0, None), np.clip(w, None, 0)
-    return wp @ lo + wn @ hi + b, wp @ hi + wn @ lo + b
+__all__ = ["SOLVER_SLACK", "MILPCertificate", "ReluNet", "lipschitz_on_box"]
 
 
 @dataclass
@@ -85,13 +62,8 @@ def interval_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, j: int
     Indices: z[l], delta[l], w[l] for hidden layer l = 0..L-2; v[l] is the input of layer l's transpose,
     v[L-1] = W_L^T c and v[0] = g (shape d_0).
     """
-    z, delta = [], []
-    a_lo, a_hi = lo, hi
-    for w, b in zip(net.weights[:-1], net.biases[:-1], strict=True):
-        z_lo, z_hi = _affine_interval(w, a_lo, a_hi, b)
-        z.append((z_lo, z_hi))
-        delta.append(((z_lo > 0).astype(float), (z_hi > 0).astype(float)))
-        a_lo, a_hi = np.clip(z_lo, 0, None), np.clip(z_hi, 0, None)
+    z = interval_preactivations(net, lo, hi)
+    delta = [((z_lo > 0).astype(float), (z_hi > 0).astype(float)) for z_lo, z_hi in z]
     last = net.weights[-1]
     v: list[tuple[np.ndarray, np.ndarray]] = [(last[j] - last[y], last[j] - last[y])]  # W_L^T (e_j - e_y)
     ws: list[tuple[np.ndarray, np.ndarray]] = []
@@ -100,87 +72,14 @@ def interval_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, j: int
         w_lo = np.where(d_lo == 1, v_lo, np.where(d_hi == 0, 0.0, np.minimum(v_lo, 0.0)))
         w_hi = np.where(d_lo == 1, v_hi, np.where(d_hi == 0, 0.0, np.maximum(v_hi, 0.0)))
         ws.insert(0, (w_lo, w_hi))
-        v.insert(0, _affine_interval(net.weights[layer].T, w_lo, w_hi))
+        v.insert(0, affine_interval(net.weights[layer].T, w_lo, w_hi))
     return Intervals(z, delta, v, ws)
-
-
-class _Program:
-    """Incremental MILP builder: variables with bounds and integrality, sparse constraint rows."""
-
-    def __init__(self) -> None:
-        self.lb: list[np.ndarray] = []
-        self.ub: list[np.ndarray] = []
-        self.integer: list[np.ndarray] = []
-        self.triplets: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.row_lb: list[np.ndarray] = []
-        self.row_ub: list[np.ndarray] = []
-        self.n = 0
-        self.r = 0
-
-    def var(self, lo: np.ndarray, hi: np.ndarray, integer: bool = False) -> np.ndarray:
-        """Add len(lo) variables with bounds [lo, hi]; returns their indices."""
-        lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-        self.lb.append(lo)
-        self.ub.append(np.maximum(hi, lo))
-        self.integer.append(np.full(lo.shape, int(integer)))
-        idx = np.arange(self.n, self.n + lo.size)
-        self.n += lo.size
-        return idx
-
-    def constrain(self, terms: list[tuple[Any, np.ndarray]], lo: Any, hi: Any) -> None:
-        """Add R = len(lo) rows lo <= sum_t A_t x[idx_t] <= hi.
-
-        A term (A, idx) is a dense block when A has shape (R, len(idx)); a scalar or an (R,) vector A
-        means one coefficient per row on x[idx[k]] (idx of length R).
-        """
-        lo = np.asarray(lo, float)
-        rows = np.arange(self.r, self.r + len(lo))
-        for coef, idx in terms:
-            coef = np.asarray(coef, float)
-            if coef.ndim == 2:
-                self.triplets.append((np.repeat(rows, len(idx)), np.tile(idx, len(rows)), coef.ravel()))
-            else:
-                self.triplets.append((rows, np.asarray(idx), np.broadcast_to(coef, rows.shape)))
-        self.row_lb.append(lo)
-        self.row_ub.append(np.broadcast_to(np.asarray(hi, float), lo.shape))
-        self.r += len(lo)
-
-    def solve(self, indices: np.ndarray, coefficients: np.ndarray, time_limit: float) -> Any:
-        """Minimise sum_k coefficients_k x[indices_k]; returns scipy's OptimizeResult."""
-        import scipy.sparse as sp  # lazy: scipy.optimize is slow to import and only needed here
-        from scipy.optimize import Bounds, LinearConstraint, milp
-
-        c = np.zeros(self.n)
-        c[indices] = coefficients
-        rows, cols, vals = (np.concatenate(part) for part in zip(*self.triplets, strict=True))
-        mat = sp.csr_matrix((vals, (rows, cols)), shape=(self.r, self.n))
-        return milp(
-            c,
-            constraints=LinearConstraint(mat, np.concatenate(self.row_lb), np.concatenate(self.row_ub)),
-            integrality=np.concatenate(self.integer),
-            bounds=Bounds(np.concatenate(self.lb), np.concatenate(self.ub)),
-            options={"time_limit": time_limit, "disp": False},
-        )
 
 
 def _gradient_program(net: ReluNet, lo: np.ndarray, hi: np.ndarray, bounds: Intervals):
     """Forward and backward constraints for one class pair; returns the program and the indices of g."""
-    prog = _Program()
-    a = prog.var(lo, hi)  # the input x
-    deltas = []
-    for layer, (w, b) in enumerate(zip(net.weights[:-1], net.biases[:-1], strict=True)):
-        z_lo, z_hi = bounds.z[layer]
-        d_lo, d_hi = bounds.delta[layer]
-        z = prog.var(z_lo, z_hi)
-        prog.constrain([(1.0, z), (-w, a)], b, b)  # z = W a + b
-        act = prog.var(np.clip(z_lo, 0, None), np.clip(z_hi, 0, None))
-        delta = prog.var(d_lo, d_hi, integer=True)
-        inf = np.full(len(z), np.inf)
-        prog.constrain([(1.0, act), (-1.0, z)], np.zeros(len(z)), inf)  # a >= z
-        prog.constrain([(1.0, act), (-1.0, z), (-z_lo, delta)], -inf, -z_lo)  # a <= z - lo (1 - delta)
-        prog.constrain([(1.0, act), (-z_hi, delta)], -inf, np.zeros(len(z)))  # a <= hi delta
-        a = act
-        deltas.append(delta)
+    prog = Program()
+    _, deltas = relu_forward(prog, net, prog.var(lo, hi), bounds.z)  # the input x, then the hidden layers
     v = prog.var(*bounds.v[-1])  # v_L = W_L^T (e_j - e_y), fixed by its bounds
     for layer in range(len(net.weights) - 2, -1, -1):
         v_lo, v_hi = bounds.v[layer + 1]
@@ -199,7 +98,7 @@ def _gradient_program(net: ReluNet, lo: np.ndarray, hi: np.ndarray, bounds: Inte
     return prog, v
 
 
-def _abs_objective(prog: _Program, g: np.ndarray, g_lo: np.ndarray, g_hi: np.ndarray, dual: str):
+def _abs_objective(prog: Program, g: np.ndarray, g_lo: np.ndarray, g_hi: np.ndarray, dual: str):
     """Variables t_k = |g_k| (exact with a sign binary sigma_k) and the objective: minimise -sum t (l1)
     or, for linf, -s with s <= t_k + M (1 - pi_k), sum pi = 1 (one-hot choice of the coordinate)."""
     big = np.maximum(np.abs(g_lo), np.abs(g_hi))

@@ -18,12 +18,10 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 
 import torch
 
-from benchmarks.run import row
+from benchmarks.run import interleaved_best, row
 from wdrobust import nets
 from wdrobust.certify.bounds.lipschitz import other_classes
 from wdrobust.certify.crown import CrownCertificate
@@ -54,18 +52,6 @@ print(json.dumps({{"mib": (peak - base) / 1024}}))
 """
 
 
-def _interleaved_best(fns: dict[str, Callable[[], object]], repeats: int = REPEATS) -> dict[str, float]:
-    """Best wall time of each function over ``repeats`` interleaved rounds (after one warm-up round)."""
-    best = dict.fromkeys(fns, float("inf"))
-    for round_ in range(repeats + 1):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            if round_:
-                best[name] = min(best[name], time.perf_counter() - start)
-    return best
-
-
 def _model_rows(label: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[dict]:
     threat = ThreatModel("linf", EPS)
     classes = other_classes(y, 10)
@@ -73,12 +59,13 @@ def _model_rows(label: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Te
     full = CrownCertificate(model, threat, batch_size=N, device="cpu")
     radii_one = one.crown_radii(x[0].numel()).size
     radii_full = full.crown_radii(x[0].numel()).size
-    t = _interleaved_best(
+    t = interleaved_best(
         {
             "ref": lambda: margin_gradients(model, x, y, classes),
             "one": lambda: one.run(x, y),
             "full": lambda: full.run(x, y),
-        }
+        },
+        REPEATS,
     )
     name = f"certify_crown_{label}"
     return [

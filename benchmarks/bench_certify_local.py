@@ -19,13 +19,11 @@ MLP, digits test split, linf, eps = 0.03), and the time ratio of the two certifi
 from __future__ import annotations
 
 import tempfile
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from benchmarks.run import row
+from benchmarks.run import interleaved_best, row
 from wdrobust import nets
 from wdrobust.certify.bounds.lipschitz import other_classes
 from wdrobust.certify.local import LocalCertificate
@@ -33,20 +31,6 @@ from wdrobust.data import load
 from wdrobust.nets.gradients import margin_gradients
 from wdrobust.threat import ThreatModel
 from wdrobust.train import ensure_default_model
-
-REPEATS = 5
-
-
-def _interleaved_best(fns: dict[str, Callable[[], object]], repeats: int = REPEATS) -> dict[str, float]:
-    """Best wall time of each function over ``repeats`` interleaved rounds (after one warm-up round)."""
-    best = dict.fromkeys(fns, float("inf"))
-    for round_ in range(repeats + 1):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            if round_:
-                best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 def grid_rows(eps: float = 0.03) -> list[dict]:
@@ -61,7 +45,7 @@ def grid_rows(eps: float = 0.03) -> list[dict]:
         k: LocalCertificate(model, threat, losses=("ce",), radii=r, device="cpu") for k, r in grids.items()
     }
     results = {k: c.run(x, y) for k, c in certs.items()}
-    t = _interleaved_best({k: (lambda c=c: c.run(x, y)) for k, c in certs.items()})
+    t = interleaved_best({k: (lambda c=c: c.run(x, y)) for k, c in certs.items()})
     rows = []
     for p in (1, 2, "inf"):
         ub = {k: r.upper_bound("ce", ThreatModel("linf", eps, p)).risk for k, r in results.items()}
@@ -83,7 +67,7 @@ def main() -> list[dict]:
     full = LocalCertificate(model, threat, batch_size=512, device="cpu")
     one = LocalCertificate(model, threat, radii=[threat.eps], batch_size=512, device="cpu")
     shells = len(full.shell_radii(x[0].numel()))
-    t = _interleaved_best(
+    t = interleaved_best(
         {
             "ref": lambda: margin_gradients(model, x, y, classes),
             "one": lambda: one.run(x, y),

@@ -16,6 +16,7 @@ import pkgutil
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -24,6 +25,19 @@ import torch
 def row(benchmark: str, figure: str, value: float, unit: str) -> dict:
     """One benchmark figure as the harness prints and records it."""
     return {"benchmark": benchmark, "figure": figure, "value": float(value), "unit": unit}
+
+
+def interleaved_best(fns: dict[str, Callable[[], object]], repeats: int = 5) -> dict[str, float]:
+    """Best wall time of each function over ``repeats`` interleaved rounds (after one warm-up round), so
+    that a load change on the shared machine affects all of them alike."""
+    best = dict.fromkeys(fns, float("inf"))
+    for round_ in range(repeats + 1):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            if round_:
+                best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,31 +8,17 @@ import json
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from _cli import invoke, one_line_error
 
 from wdrobust import nets
-from wdrobust.cli import app
 from wdrobust.evaluate.inputs import read_inputs
 
-runner = CliRunner()
 FEATURES = 4
 
 
 @pytest.fixture(autouse=True)
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, *parts):
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for part in parts:
-        assert part in lines[0], lines[0]
 
 
 def blobs(n_per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -13,19 +13,10 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
+from _cli import MEDIUM, TINY, invoke, one_line_error
 
 from wdrobust import nets
 from wdrobust._atomic import atomic_write
-from wdrobust.cli import app
-
-runner = CliRunner()
-
-TINY = ["--n", "4", "--batch-size", "4", "--eps", "0.1", "--p", "inf", "--attacks", "wda++",
-        "--certificates", "global", "--quiet"]  # fmt: skip
-#: 48 units: about 1 MB of store, more than the small file system below holds.
-MEDIUM = ["--n", "16", "--batch-size", "2", "--eps", "0.1", "--p", "2,inf", "--attacks", "pgd,wda++",
-          "--certificates", "global", "--quiet"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -33,18 +24,6 @@ def cache(digits_mlp_path, tmp_path, monkeypatch):
     """The session's cached default model (conftest) and a fresh working folder."""
     monkeypatch.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
     monkeypatch.chdir(tmp_path)
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def one_line_error(result, *parts):
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for part in parts:
-        assert part in lines[0], lines[0]
 
 
 @pytest.fixture

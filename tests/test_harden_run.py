@@ -14,22 +14,12 @@ import sys
 import time
 
 import pytest
-from typer.testing import CliRunner
+from _cli import MEDIUM, SLOW, TINY, one_line_error, runner
 
 from wdrobust import nets
 from wdrobust._atomic import TEMP_TAG
 from wdrobust.cli import app
 from wdrobust.evaluate import Store
-
-runner = CliRunner()
-
-#: Runs of a few seconds' work (240 units), about a second (48 units) and well under a second.
-SLOW = ["--n", "60", "--batch-size", "2", "--eps", "0.1", "--p", "1,2,inf", "--attacks", "pgd,apgd",
-        "--certificates", "global", "--quiet"]  # fmt: skip
-MEDIUM = ["--n", "16", "--batch-size", "2", "--eps", "0.1", "--p", "2,inf", "--attacks", "pgd,wda++",
-          "--certificates", "global", "--quiet"]  # fmt: skip
-TINY = ["--n", "4", "--batch-size", "4", "--eps", "0.1", "--p", "inf", "--attacks", "wda++",
-        "--certificates", "global", "--quiet"]  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -42,15 +32,6 @@ def cache(digits_mlp_path, tmp_path, monkeypatch):
 
 def evaluate(*args):
     return runner.invoke(app, ["evaluate", *args])
-
-
-def one_line_error(result, *parts):
-    """The command failed with exit code 2 and a single `error: ...` line holding every part."""
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
-    for part in parts:
-        assert part in lines[0], lines[0]
 
 
 def tree(folder):

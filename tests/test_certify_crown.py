@@ -210,3 +210,23 @@ def test_crown_majorant_at_eps_reads_the_ball_of_eps() -> None:
     at_eps = res.majorants["margin"](np.full(4, eps))
     direct = upper.amax(dim=1).numpy() - res.clean_loss["margin"]
     np.testing.assert_allclose(at_eps, direct, rtol=1e-4, atol=1e-4)
+
+
+def test_a_verified_eps_ball_counts_as_robust_at_p_inf() -> None:
+    """A sample whose closed eps ball is verified (every CROWN margin bound < 0) is certified robust at
+    p = inf, even without bisection: its certified radius exceeds eps."""
+    net = tiny_net(5, 2, "relu").float().requires_grad_(False)
+    x = torch.rand(32, 2, generator=torch.Generator().manual_seed(4))
+    y = net(x).argmax(dim=1)
+    eps = 0.02
+    threat = ThreatModel("linf", eps, math.inf)
+    cert = CERTIFICATES["crown"](net, threat, losses=("zero_one",), radii=[eps], bisection=0, lipschitz=False)
+    res = cert.run(x, y)
+    _, c = margin_cotangents(y, 3)
+    upper, _, _ = margin_bounds(
+        cert.graph(), x.double(), torch.full((32,), eps, dtype=torch.float64), c.double(), "linf"
+    )
+    verified = (upper < -1e-3).all(dim=1).numpy()
+    assert verified.any()
+    assert (res.certified_radius[verified] > eps).all()
+    assert res.upper_bound("zero_one").robust_accuracy >= verified.mean()

@@ -42,6 +42,8 @@ from wdrobust.threat import ThreatModel, dual_of, lp_norm
 
 #: Relative outward slack of every bound against the float32 evaluation of the network.
 FLOAT32_SLACK = 1e-5
+#: Relative enlargement of the grid radii below the diameter (see ``CrownCertificate.crown_radii``).
+RADIUS_NUDGE = 1e-9
 #: Coefficient entries (rows x classes x widest value) per chunk of rows.
 CHUNK_ENTRIES = 1 << 23
 
@@ -100,7 +102,12 @@ class CrownCertificate(Certificate):
 
     def crown_radii(self, d: int) -> np.ndarray:
         """The radius grid (M,): the shell radii (given or default with ``shells``), each gap split
-        geometrically into ``subdivide`` pieces, ``subdivide`` halvings below the smallest; last = diam."""
+        geometrically into ``subdivide`` pieces, ``subdivide`` halvings below the smallest, all but the
+        last (diam) raised by the factor 1 + RADIUS_NUDGE.
+
+        The nudge makes a ball verified at r_k certify more than the closed ball of radius r_k: the
+        zero_one knapsack at p = inf counts a certified radius r_i <= eps as possibly flipped, and a
+        radius given as eps must certify the closed eps ball; a bound over the larger ball stays sound."""
         base = default_radii(self.threat, d, self.shells) if self.radii is None else self.shell_radii(d)
         if self.subdivide > 1 and base.size > 1:
             fine = [np.geomspace(a, b, self.subdivide + 1)[:-1] for a, b in itertools.pairwise(base)]
@@ -108,7 +115,9 @@ class CrownCertificate(Certificate):
         below = base[0] * 0.5 ** np.arange(self.subdivide, 0, -1)
         grid = np.concatenate([below, base])
         keep = np.concatenate([[True], np.diff(grid.astype(np.float32)) > 0])  # distinct as float32 too
-        return grid[keep]
+        grid = grid[keep]
+        grid[:-1] *= 1 + RADIUS_NUDGE
+        return grid
 
     # -- the linear bounds ---------------------------------------------------------------------------
     def _bounds(

@@ -128,7 +128,11 @@ def model_table(
             best = ub["combined"]
             lo = flip_knapsack(exact.lower, correct, threat).robust_accuracy
             hi = flip_knapsack(exact.upper, correct, threat).robust_accuracy
-            truth = f"{100 * lo:.1f} %" if hi == lo else f"{100 * lo:.1f}-{100 * hi:.1f} %"
+            truth = (
+                f"{100 * lo:.1f} %"
+                if f"{100 * hi:.1f}" == f"{100 * lo:.1f}"
+                else f"{100 * lo:.1f}-{100 * hi:.1f} %"
+            )
             clean = float(results["global"].clean_loss["ce"].mean())
             pname = "inf" if math.isinf(p) else f"{p:g}"
             cells = " | ".join(f"{ub[name]:.3f}" for name in cols)

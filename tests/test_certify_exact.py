@@ -124,7 +124,7 @@ def test_certificate_radii_are_the_flip_lower_bounds() -> None:
     assert res.upper_bound("zero_one").risk >= truth - 1e-9
     local = CERTIFICATES["local"](model, threat, losses=("ce",), device="cpu").run(X, y)
     np.testing.assert_allclose(res.majorants["ce"].slopes, local.majorants["ce"].slopes)
-    upper = torch.as_tensor(_grid_flips(model, y, "linf"))
+    upper = _grid_flips(model, y, "linf")  # numpy, like an attack's flip_distance
     np.testing.assert_allclose(cert.run(X, y, upper=upper).certified_radius, flips.lower, rtol=2e-4)
 
 
@@ -138,6 +138,10 @@ def test_exact_refuses_l2_and_smooth_activations() -> None:
         flip_distances(tiny_mlp(0, activation=nn.GELU), X, torch.zeros(5, dtype=torch.long), "linf")
     with pytest.raises(ValueError, match="time_limit"):
         ExactCertificate(model, ThreatModel("linf", 0.1), time_limit=0)
+    with pytest.raises(ValueError, match="upper must have shape"):
+        flip_distances(model, X, torch.zeros(5, dtype=torch.long), "linf", upper=np.ones(3))
+    with pytest.raises(ValueError, match="samples"):
+        max_margins(model, X, torch.zeros(4, dtype=torch.long), [0.1], "linf")
 
 
 def test_l1_ball_upper_is_the_linear_program_maximum() -> None:

@@ -289,6 +289,8 @@ def _prepare(
 ) -> tuple[ReluNet, np.ndarray, np.ndarray, torch.Tensor]:
     """(ReluNet, flat float64 x (N, d), labels (N,), clean logits (N, K) of the torch model)."""
     check_norm(norm)
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"x has {x.shape[0]} samples but y has {y.shape[0]}")
     net = ReluNet.from_model(model, tuple(x.shape[1:]))
     with torch.no_grad():
         z = model(x)
@@ -315,6 +317,8 @@ def flip_distances(
     net, flat, labels, z = _prepare(model, x, y, norm)
     if upper is not None:
         upper = np.asarray(torch.as_tensor(upper).detach().cpu().double())
+        if upper.shape != (flat.shape[0],):
+            raise ValueError(f"upper must have shape ({flat.shape[0]},), got {upper.shape}")
     correct = (z.argmax(dim=1) == y.cpu()).numpy()
     return _flip_batch(net, flat, labels, correct, norm, upper, time_limit, bounds or linear_bounds)
 
@@ -404,8 +408,11 @@ class ExactCertificate(LocalCertificate):
         self._parts: list[FlipDistances] = []
         self._net: ReluNet | None = None
 
-    def run(self, x: torch.Tensor, y: torch.Tensor, **per_sample: torch.Tensor | None) -> CertificateResult:
-        """Certificate.run; per_sample may hold ``upper`` (N,), upper bounds of the flip distances."""
+    def run(self, x: torch.Tensor, y: torch.Tensor, **per_sample: Any) -> CertificateResult:
+        """Certificate.run; per_sample may hold ``upper`` (N,) (tensor or array), upper bounds of the flip
+        distances such as an attack's ``flip_distance``."""
+        if per_sample.get("upper") is not None:
+            per_sample["upper"] = torch.as_tensor(per_sample["upper"], dtype=torch.float64)
         self._parts = []
         out = super().run(x, y, **per_sample)
         self.flips = FlipDistances.concat(self._parts) if self._parts else None

@@ -39,3 +39,19 @@ def test_certify_bad_input_exits_2(digits_mlp_path: Path) -> None:
 def test_parse_methods() -> None:
     assert parse_methods("all") == list(CERTIFICATES)
     assert parse_methods("local, milp,local") == ["local", "milp"]
+
+
+def test_method_all_skips_what_does_not_apply(tmp_path):
+    """`--method all` on a GELU MLP: the ReLU-only certificates are skipped with a reason, the rest run."""
+    from wdrobust import nets
+
+    path = tmp_path / "gelu.safetensors"
+    nets.save(nets.build("mlp", seed=0, input_shape=[1, 8, 8], widths=[8], activation="gelu"), path)
+    from typer.testing import CliRunner
+
+    from wdrobust.cli import app
+
+    result = CliRunner().invoke(app, ["certify", "--model", str(path), "--method", "all", "--n", "3"])
+    assert result.exit_code == 0, result.output
+    assert "skipped exact:" in result.output and "skipped milp:" in result.output
+    assert "crown" in result.output and "local" in result.output

@@ -19,8 +19,9 @@ from wdrobust.train import cpu_threads_for
 
 
 def parse_methods(text: str) -> list[str]:
-    """ "local,milp" -> ["local", "milp"]; "all" -> every registered certificate; unknown names or empty
-    items raise ValueError."""
+    """ "local,milp" -> ["local", "milp"]; "all" -> every registered certificate (those that refuse the
+    model or threat are then skipped with a line naming the reason); unknown names or empty items raise
+    ValueError."""
     names = list(CERTIFICATES) if text.strip() == "all" else common.comma_list(text, "--method")
     for name in names:
         if name not in CERTIFICATES:
@@ -69,13 +70,26 @@ def command(
     threat = ThreatModel(norm, eps, p)
     check_certifiable(loss)
     names = parse_methods(method)
+    every = method.strip() == "all"
     net, x, y = common.load_inputs(model, data, root, split, n, device)
     rows = []
     with cpu_threads_for(net, x.device):
         for name in names:
-            cert = make_certificate(
-                name, net, threat, losses=(loss,), batch_size=batch_size, device=device, time_limit=time_limit
-            )
-            result = cert.run(x, y)
+            try:
+                cert = make_certificate(
+                    name,
+                    net,
+                    threat,
+                    losses=(loss,),
+                    batch_size=batch_size,
+                    device=device,
+                    time_limit=time_limit,
+                )
+                result = cert.run(x, y)
+            except ValueError as exc:  # with all: the certificate does not apply to this model or threat
+                if not every:
+                    raise
+                typer.echo(f"skipped {name}: {str(exc).splitlines()[0]}", err=True)
+                continue
             rows.append((name, result, float(result.upper_bound(loss).risk)))
     Console().print(table(rows, loss, threat, x.shape[0]))

@@ -53,5 +53,5 @@ def test_method_all_skips_what_does_not_apply(tmp_path):
 
     result = CliRunner().invoke(app, ["certify", "--model", str(path), "--method", "all", "--n", "3"])
     assert result.exit_code == 0, result.output
-    assert "skipped exact:" in result.output and "skipped milp:" in result.output
+    assert "skipped cell:" in result.output and "skipped milp:" in result.output
     assert "crown" in result.output and "local" in result.output

@@ -1,10 +1,10 @@
 """Cost of the sound ``crown`` certificate relative to plain margin gradients, and its peak memory.
 
 Models: the default digits MLP (64-32-32-10, trained) and the small CNN of wdrobust.nets on 8x8 inputs
-(random init, seed 0); data: the first 150 digits test samples; linf, eps = 0.03. Reference: one
+(random init, seed 0); data: the first N = 16 digits test samples; linf, eps = 0.03. Reference: one
 forward and K - 1 = 9 margin backward passes of the same batch (nets.gradients.margin_gradients).
 Figures (timings interleaved, best of REPEATS, so that load changes affect all alike):
-- one radius: crown with radii = [eps] (rows: 150 samples x (eps, its halvings) plus the whole box
+- one radius: crown with radii = [eps] (rows: N samples x (eps, its halvings) plus the whole box
   once per class, certified radius by bisection) / reference, and seconds per sample;
 - per radius: the same time divided by the number of radii of its grid;
 - default grid: crown with its default grid (12 shells subdivided) / reference;
@@ -30,9 +30,9 @@ from wdrobust.nets.gradients import margin_gradients
 from wdrobust.threat import ThreatModel
 from wdrobust.train import ensure_default_model
 
-REPEATS = 3
+REPEATS = 1
 EPS = 0.03
-N = 150
+N = 16
 
 _MEMORY = """
 import json, resource, sys, torch

@@ -230,3 +230,11 @@ def test_a_verified_eps_ball_counts_as_robust_at_p_inf() -> None:
     assert verified.any()
     assert (res.certified_radius[verified] > eps).all()
     assert res.upper_bound("zero_one").robust_accuracy >= verified.mean()
+
+
+def test_crown_names_an_operation_without_a_linear_rule() -> None:
+    net = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3)
+    )
+    with pytest.raises(ValueError, match="MaxPool2d.*no linear bound rule"):
+        CERTIFICATES["crown"](net.eval(), ThreatModel("linf", 0.1))

@@ -34,7 +34,7 @@ from torch import nn
 
 from wdrobust.certify.base import Certificate, ShellBound, default_radii, shell_knots
 from wdrobust.certify.bounds import BoundGraph, margin_lipschitz
-from wdrobust.certify.bounds.crown import INTERMEDIATE, margin_bounds
+from wdrobust.certify.bounds.crown import INTERMEDIATE, check_linear_rules, margin_bounds
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
 from wdrobust.losses import margins
 from wdrobust.primal.curves import Majorant
@@ -90,7 +90,7 @@ class CrownCertificate(Certificate):
         self.bisection = int(bisection)
         self.shells = int(shells)
         self._graphs: dict[str, BoundGraph] = {}
-        BoundGraph(self.model)  # unsupported operations fail at construction, before any work
+        check_linear_rules(BoundGraph(self.model))  # unsupported operations fail before any work
 
     def graph(self, precision: str = "float64") -> BoundGraph:
         """The bound graph of the model (float32) or of a float64 copy of it, traced on first use."""

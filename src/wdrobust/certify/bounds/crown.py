@@ -56,6 +56,17 @@ def _flat_dot(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return torch.bmm(flat, v.reshape(v.shape[0], -1, 1)).squeeze(2)
 
 
+def check_linear_rules(graph: BoundGraph) -> None:
+    """ValueError naming the first operation of the graph without a linear bound rule (anything that is
+    neither affine nor an elementwise activation, e.g. MaxPool2d)."""
+    for node, rule in graph.rule_of.items():
+        if not rule.affine and not issubclass(rule, ActivationRule):
+            what = (
+                type(graph.gm.get_submodule(node.target)).__name__ if node.op == "call_module" else node.name
+            )
+            raise unsupported(what, node.name, "no linear bound rule (crown)")
+
+
 def _lift(t: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
     """A per-row tensor (B, *S) as (B, 1, *S) to broadcast over the specs of lam; (B, C, *S) as is."""
     return t if t.dim() == lam.dim() else t.unsqueeze(1)
@@ -98,10 +109,7 @@ class Crown:
             self.bounds: Bounds = graph.bounds(x0, r, norm)
             self.offset = self._offsets(x0[:1])
         self.acts = [n for n in graph.nodes if isinstance(self.bounds.rules.get(n), ActivationRule)]
-        for n in graph.nodes:
-            rule = self.bounds.rules.get(n)
-            if rule is not None and not rule.affine and not isinstance(rule, ActivationRule):
-                raise unsupported(type(rule.op).__name__, n.name, "no linear bound rule (crown)")
+        check_linear_rules(graph)
         self._relax: dict[fx.Node, Relaxation] = {}
         self.slopes: dict[fx.Node, torch.Tensor] | None = None
         if intermediate != "ibp":

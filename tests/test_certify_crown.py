@@ -236,5 +236,5 @@ def test_crown_names_an_operation_without_a_linear_rule() -> None:
     net = nn.Sequential(
         nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3)
     )
-    with pytest.raises(ValueError, match="MaxPool2d.*no linear bound rule"):
+    with pytest.raises(ValueError, match=r"MaxPool2d.*no linear bound rule"):
         CERTIFICATES["crown"](net.eval(), ThreatModel("linf", 0.1))

@@ -234,3 +234,15 @@ def test_from_pieces_raises_decreasing_pieces() -> None:
     values = np.array([m(np.array([v]))[0] for v in t])
     assert np.all(np.diff(values) >= 0)
     assert values[1] == pytest.approx(0.4) and values[2] >= 9.0 and values[-1] >= 9.0
+
+
+def test_huge_p_lowers_the_order_soundly() -> None:
+    """eps^p underflows for p = 400 at eps = 0.01: the bound uses the largest representable p' <= p, which
+    is sound (R_p <= R_p') and lies between the p = inf and the p = 2 bounds."""
+    rng = np.random.default_rng(5)
+    major = random_growth(rng, 20, 3, capped=True)
+    values = {p: upper_bound(major, ThreatModel("l2", 0.01, p)) for p in (2.0, 400.0, math.inf)}
+    assert "p lowered" in values[400.0].method
+    assert values[math.inf].value - 1e-12 <= values[400.0].value <= values[2.0].value + 1e-12
+    points = AttainedPoints(major.knots, np.stack([major(major.knots[:, k]) for k in range(3)], axis=1))
+    assert lower_bound(points, ThreatModel("l2", 0.01, 400.0)).value <= values[400.0].value

@@ -198,6 +198,19 @@ def _values(m: Majorant, t: np.ndarray) -> np.ndarray:
     return np.stack([m(t[:, k]) for k in range(t.shape[1])], axis=1)
 
 
+#: Largest |log| of eps^p and diam^p the dual evaluates (float64 reaches about 1e+-308).
+_LOG_RANGE = 250 * math.log(10)
+
+
+def _representable_order(p: float, eps: float, far: float) -> float:
+    """p, or the largest p' in [1, p] for which eps^p' and far^p' stay within 1e+-250.
+
+    Sound: W_p' <= W_p for p' <= p, so the W_p' ball contains the W_p ball and R_p(eps) <= R_p'(eps); for
+    such large p the two are nearly equal (both tend to R_inf)."""
+    scale = max(abs(math.log(eps)), math.log(max(far, 1.0)), 1e-300)
+    return max(1.0, min(p, _LOG_RANGE / scale))
+
+
 def upper_bound(
     majorant: Majorant, threat: ThreatModel, clean: float | np.ndarray | None = None
 ) -> UpperBound:
@@ -215,9 +228,13 @@ def upper_bound(
     r0 = mean_clean(clean, majorant.n)
 
     def done(value: float, lam: float | None, method: str) -> UpperBound:
+        if p != threat.p:
+            method += f" (p lowered to {p:.4g}: eps^p underflows)"
         return UpperBound(threat, float(value), r0, lam, method, majorant.sound)
 
     p, eps = threat.p, threat.eps
+    if 1 < p < math.inf and eps > 0:
+        p = _representable_order(p, eps, float(majorant.knots[:, -1].max()))
     shape = _shape(majorant)
     if math.isinf(p):  # an infinite slope at exactly eps counts (upper semicontinuous, as in flip_knapsack)
         at_eps = np.where(shape.usc & (shape.t_cap <= eps), shape.v_cap, majorant(eps))

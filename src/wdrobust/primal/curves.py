@@ -20,6 +20,11 @@ def _as_2d(name: str, a: np.ndarray | list) -> np.ndarray:
     return arr
 
 
+def segment_starts(knots: np.ndarray) -> np.ndarray:
+    """The start r_k-1 of every segment (r_k-1, r_k] of per-sample knots (N, M) (r_0 = 0), shape (N, M)."""
+    return np.concatenate([np.zeros((knots.shape[0], 1)), knots[:, :-1]], axis=1)
+
+
 def pad_columns(a: np.ndarray, width: int, value: float) -> np.ndarray:
     """a (N, M) padded on the right with ``value`` to (N, width), width >= M."""
     return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=value)
@@ -147,7 +152,7 @@ class Majorant:
         edges = np.stack([left, right], axis=2).reshape(left.shape[0], -1)
         edges = np.maximum.accumulate(edges, axis=1).reshape(left.shape[0], -1, 2)
         left, right = edges[:, :, 0], edges[:, :, 1]
-        lo = np.concatenate([np.zeros((knots.shape[0], 1)), knots[:, :-1]], axis=1)
+        lo = segment_starts(knots)
         width = knots - lo
         keep = width > 0
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -171,7 +176,7 @@ class Majorant:
         ends = [self.knots, other.knots, self.cap_reached()[:, None], other.cap_reached()[:, None]]
         merged = np.sort(np.concatenate(ends, axis=1), axis=1)
         n = self.n
-        lo = np.concatenate([np.zeros((n, 1)), merged[:, :-1]], axis=1)
+        lo = segment_starts(merged)
         fa_l, fa_r = self.limits(lo, merged)
         fb_l, fb_r = other.limits(lo, merged)
         d_l, d_r = fa_l - fb_l, fa_r - fb_r
@@ -192,7 +197,7 @@ class Majorant:
 
     def cap_reached(self) -> np.ndarray:
         """(N,) the smallest t where phibar reaches the cap (the last knot if it never does)."""
-        lo = np.concatenate([np.zeros((self.n, 1)), self.knots[:, :-1]], axis=1)
+        lo = segment_starts(self.knots)
         start = self.start_values()  # value at lo+ (jump included)
         end = start + self.slopes * (self.knots - lo)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -207,7 +212,7 @@ class Majorant:
     def start_values(self) -> np.ndarray:
         """(N, M) uncapped phibar at the start r_k-1 of each segment, right limit: the rises of the earlier
         segments plus the jumps up to and including the segment's own (inf after an infinite slope)."""
-        lo = np.concatenate([np.zeros((self.n, 1)), self.knots[:, :-1]], axis=1)
+        lo = segment_starts(self.knots)
         rise = self.slopes * (self.knots - lo)
         before = np.concatenate([np.zeros((self.n, 1)), np.cumsum(rise, axis=1)[:, :-1]], axis=1)
         return before + np.cumsum(self.jumps, axis=1)
@@ -215,16 +220,9 @@ class Majorant:
     def limits(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(phibar(lo+), phibar(hi)) for segments (lo, hi] (N, W) that lie inside one segment of the
         majorant each (true for the merged knots of ``minimum``); finite slopes."""
-        left = np.stack([self._right_limit(lo[:, k]) for k in range(lo.shape[1])], axis=1)
+        left = np.stack([self(lo[:, k], right=True) for k in range(lo.shape[1])], axis=1)
         right = np.stack([self(hi[:, k]) for k in range(hi.shape[1])], axis=1)
         return left, right
-
-    def _right_limit(self, t: np.ndarray) -> np.ndarray:
-        """phibar(t+) for t (N,): the jumps of the segments starting at r_k-1 <= t are counted."""
-        lo = np.concatenate([np.zeros((self.n, 1)), self.knots[:, :-1]], axis=1)
-        inside = np.clip(np.minimum(t[:, None], self.knots) - lo, 0.0, None)
-        grown = (self.slopes * inside).sum(axis=1) + np.where(lo <= t[:, None], self.jumps, 0.0).sum(axis=1)
-        return np.minimum(self.cap, grown)
 
     @property
     def n(self) -> int:
@@ -264,14 +262,16 @@ class Majorant:
             jumps=np.concatenate([w.jumps for w in widened]),
         )
 
-    def __call__(self, t: np.ndarray | float) -> np.ndarray:
-        """phibar_i(t_i) for t of shape (N,) or a scalar; returns shape (N,)."""
+    def __call__(self, t: np.ndarray | float, *, right: bool = False) -> np.ndarray:
+        """phibar_i(t_i) for t of shape (N,) or a scalar; returns shape (N,). right: the right limit
+        phibar_i(t_i+) instead (the jumps of the segments starting at r_k-1 = t_i are counted too)."""
         t = np.broadcast_to(np.asarray(t, dtype=np.float64), (self.n,))
-        lo = np.concatenate([np.zeros((self.n, 1)), self.knots[:, :-1]], axis=1)
+        lo = segment_starts(self.knots)
         inside = np.clip(np.minimum(t[:, None], self.knots) - lo, 0.0, None)
         with np.errstate(invalid="ignore"):
             grown = np.where(inside > 0, self.slopes * inside, 0.0).sum(axis=1)
-        grown = grown + np.where(lo < t[:, None], self.jumps, 0.0).sum(axis=1)
+        started = lo <= t[:, None] if right else lo < t[:, None]
+        grown = grown + np.where(started, self.jumps, 0.0).sum(axis=1)
         return np.minimum(self.cap, grown)
 
 

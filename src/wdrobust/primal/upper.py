@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wdrobust.primal.curves import AttainedPoints, Majorant
+from wdrobust.primal.curves import AttainedPoints, Majorant, segment_starts
 from wdrobust.primal.lower import lower_bound, mean_clean
 from wdrobust.threat import ThreatModel
 
@@ -74,7 +74,7 @@ class _Shape:
 def _shape(m: Majorant) -> _Shape:
     n = m.n
     hi = m.knots
-    lo = np.concatenate([np.zeros((n, 1)), hi[:, :-1]], axis=1)
+    lo = segment_starts(hi)
     rise = m.slopes * (hi - lo)  # inf for inf slopes (hi > lo)
     c = m.start_values()
     reach = c + rise >= m.cap[:, None]

@@ -34,7 +34,7 @@ from torch import nn
 
 from wdrobust.certify.base import Certificate, ShellBound, default_radii, shell_knots
 from wdrobust.certify.bounds import BoundGraph, margin_lipschitz
-from wdrobust.certify.bounds.crown import INTERMEDIATE, check_linear_rules, margin_bounds
+from wdrobust.certify.bounds.crown import INTERMEDIATE, check_linear_rules, flat_dot, margin_bounds
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
 from wdrobust.losses import margins
 from wdrobust.primal.curves import Majorant
@@ -141,7 +141,7 @@ class CrownCertificate(Certificate):
                 intermediate=self.intermediate,
                 alpha_steps=self.alpha_steps,
             )
-            at_x = (a * x[sl].unsqueeze(1)).flatten(2).sum(dim=2) + b
+            at_x = flat_dot(a, x[sl]) + b
             parts.append((upper, at_x, lp_norm(a, dual_of(self.threat.norm), batch_dims=2)))
         return tuple(torch.cat(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
 
@@ -159,23 +159,9 @@ class CrownCertificate(Certificate):
         rows_r = inner.repeat_interleave(n)
         rows_y = y.repeat(m_sh - 1)
         upper, at_x, norm_a = self._bounds(rows_x, rows_r, rows_y, k) if m_sh > 1 else (None,) * 3
-        # the whole box, once per class
-        labels = torch.arange(k, device=x.device)
-        centre = torch.full((k, *x.shape[1:]), 0.5, dtype=torch.float64, device=x.device)
-        diam = torch.full((k,), float(radii[-1]), dtype=torch.float64, device=x.device)
-        graph = self.graph()
-        box_cls, box_c = margin_cotangents(labels, k)
-        box_u, box_a, box_b = margin_bounds(
-            graph,
-            centre,
-            diam,
-            box_c.to(torch.float64),
-            self.threat.norm,
-            intermediate="ibp" if self.intermediate == "ibp" else "auto",
-            alpha_steps=self.alpha_steps,
-        )
+        box_cls, box_u, box_a, box_b = self._whole_box(k, x64)
         a_y, b_y = box_a[y], box_b[y]
-        box_at_x = (a_y * x64.unsqueeze(1)).flatten(2).sum(dim=2) + b_y
+        box_at_x = flat_dot(a_y, x64) + b_y
         box_norm = lp_norm(a_y, dual_of(self.threat.norm), batch_dims=2)
 
         def per_sample(rows: torch.Tensor | None, last: torch.Tensor) -> torch.Tensor:
@@ -220,6 +206,29 @@ class CrownCertificate(Certificate):
         bound = ShellBound(knots, {}, lip0, radius)
         bound.majorants = majorants
         return bound
+
+    def _whole_box(self, k: int, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(classes (K, K-1), U (K, K-1), A (K, K-1, *S), bias (K, K-1)) of the margins over the whole box
+        per label (row y: the classes j != y), for samples shaped like ``like`` (n, *S) float64. Computed on
+        first use and kept: it depends on the model only, whose float64 copy is also taken once."""
+        if getattr(self, "_box", None) is None:
+            labels = torch.arange(k, device=like.device)
+            centre = torch.full((k, *like.shape[1:]), 0.5, dtype=torch.float64, device=like.device)
+            diam = torch.full(
+                (k,), self.threat.diameter(like[0].numel()), dtype=torch.float64, device=like.device
+            )
+            cls, c = margin_cotangents(labels, k)
+            upper, a, b = margin_bounds(
+                self.graph(),
+                centre,
+                diam,
+                c.to(torch.float64),
+                self.threat.norm,
+                intermediate="ibp" if self.intermediate == "ibp" else "auto",
+                alpha_steps=self.alpha_steps,
+            )
+            self._box = (cls, upper, a, b)
+        return self._box
 
     def _local(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, knots: torch.Tensor) -> ShellBound:
         """The Lipschitz shells of ``local`` on the same knots."""

@@ -48,8 +48,9 @@ AUTO_COST = 1 << 25
 CHUNK_ENTRIES = 1 << 23
 
 
-def _flat_dot(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """sum over the value axes of a (B, C, *S) times v (B, *S) or (1, *S) -> (B, C), as a matrix product."""
+def flat_dot(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """A . v per row and spec: the sum over the value axes of a (B, C, *S) times v (B, *S) or (1, *S),
+    shape (B, C), as a matrix product."""
     flat = a.flatten(2)
     if v.shape[0] == 1 and a.shape[0] != 1:
         return flat @ v.reshape(-1)
@@ -75,7 +76,7 @@ def _lift(t: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
 def _spec_dot(lam: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """sum over the value axes of lam (B, C, *S) times t (B, 1 or C, *S) -> (B, C)."""
     if t.shape[1] == 1:
-        return _flat_dot(lam, t.squeeze(1))
+        return flat_dot(lam, t.squeeze(1))
     return (lam * t).flatten(2).sum(dim=2)
 
 
@@ -85,10 +86,10 @@ def concretize(
     """max over B(x0_b, r_b) cap [0,1]^d of A_b . x + bias_b, soundly; a (B, C, *S), x0 (B, *S), r (B,)."""
     rr = r.reshape(-1, *([1] * (x0.dim() - 1)))
     lo, hi = (x0 - rr).clamp(0, 1), (x0 + rr).clamp(0, 1)
-    box = bias + _flat_dot(a, lo) + _flat_dot(a.clamp(min=0), hi - lo)
+    box = bias + flat_dot(a, lo) + flat_dot(a.clamp(min=0), hi - lo)
     if norm == "linf":
         return box
-    ball = bias + _flat_dot(a, x0) + r[:, None] * lp_norm(a, dual_of(norm), batch_dims=2)
+    ball = bias + flat_dot(a, x0) + r[:, None] * lp_norm(a, dual_of(norm), batch_dims=2)
     return torch.minimum(box, ball)
 
 
@@ -174,7 +175,7 @@ class Crown:
                 bias = bias + _spec_dot(lam, b_lo) + _spec_dot(pos, b_up - b_lo)
                 self._push(lams, self.pre(node), lam * a_lo + pos * (a_up - a_lo))
                 continue
-            bias = bias + _flat_dot(lam, self.offset[node])
+            bias = bias + flat_dot(lam, self.offset[node])
             grads = rule.backward(Cot(lam))
             for arg, g in zip(node.args, grads, strict=False):
                 if g is not None and isinstance(arg, fx.Node) and arg in self.graph.interval:

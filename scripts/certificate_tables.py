@@ -21,7 +21,6 @@ import math
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -71,16 +70,9 @@ def certify(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
             model, threat, losses=("ce", "zero_one"), device="cpu", **OPTIONS.get(name, {})
         )
         out[name] = cert.run(x, y, visited=visited) if name == "empirical" else cert.run(x, y)
-    recs = [record(n, out[n]) for n in (*SOUND, "radius")]
+    recs = [CertificateRecord.of(out[n]) for n in (*SOUND, "radius")]
     out["combined"] = {loss: combine(recs, loss) for loss in ("ce", "zero_one")}
     return out
-
-
-def record(name: str, res: Any) -> CertificateRecord:
-    """A certificate result as the evaluation stores it (what ``evaluate.aggregate.combine`` takes)."""
-    return CertificateRecord(
-        name, res.sound, res.majorants, res.certified_radius, None, None, res.seconds, 0, 0
-    )
 
 
 def attack(

@@ -43,13 +43,6 @@ PS = (1.0, 2.0, math.inf)
 SOUND = ("local", "cell", "crown")
 
 
-def record(name: str, res) -> CertificateRecord:
-    """A certificate result as the evaluation stores it (what ``combine`` takes)."""
-    return CertificateRecord(
-        name, res.sound, res.majorants, res.certified_radius, None, None, res.seconds, 0, 0
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100)
@@ -81,7 +74,7 @@ def main() -> None:
             name: CERTIFICATES[name](model, cert_threat, losses=("ce", "margin", "zero_one")).run(x, y)
             for name in SOUND
         }
-        recs = [record(n, r) for n, r in certs.items()]
+        recs = [CertificateRecord.of(r) for r in certs.values()]
         comb = {loss: combine(recs, loss) for loss in ("ce", "margin", "zero_one")}
         seconds = {n: r.seconds / args.n for n, r in certs.items()}
         exact_margin = max_margins(model, x, y, [eps], "linf", time_limit=args.time_limit)
@@ -115,7 +108,7 @@ def main() -> None:
                     -np.inf,
                     exact_margin.upper[:, :, 0],
                 )
-                truth = float(np.mean(others.max(axis=1) - _margin_of(model, x, y)))
+                truth = float(np.mean(others.max(axis=1) - certs["crown"].clean_loss["margin"]))
                 comb_m = upper_bound(comb["margin"].majorants["margin"], threat).value
                 margin_rows.append(
                     f"| {eps:g} | {truth:.4f} | {lb['margin']:.4f} | {comb_m:.4f} | {comb_m / truth:.2f} | "
@@ -142,14 +135,6 @@ def _pooled(attacks: list[AttackResult], loss: str) -> AttainedPoints:
     return AttainedPoints(
         np.concatenate([p.t for p in parts], axis=1), np.concatenate([p.g for p in parts], axis=1)
     )
-
-
-def _margin_of(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """The clean margin loss max_{j != y} z_j - z_y per sample (float64)."""
-    with torch.no_grad():
-        z = model(x).double()
-    other = z.masked_fill(torch.nn.functional.one_hot(y, z.shape[1]).bool(), -math.inf)
-    return (other.amax(dim=1) - z.gather(1, y[:, None])[:, 0]).numpy()
 
 
 if __name__ == "__main__":

@@ -78,6 +78,22 @@ class CertificateRecord:
     backward_passes: int
     note: str = ""
 
+    @classmethod
+    def of(cls, result: Any) -> CertificateRecord:
+        """The record of a ``CertificateResult`` computed in memory (no store; no pass counts)."""
+        return cls(
+            result.method,
+            result.sound,
+            result.majorants,
+            result.certified_radius,
+            result.lipschitz,
+            result.cell_radius,
+            result.seconds,
+            0,
+            0,
+            result.note,
+        )
+
 
 def _optional(batches: list[dict[str, np.ndarray]], name: str) -> np.ndarray | None:
     if not all(name in b for b in batches):

@@ -246,3 +246,35 @@ def test_huge_p_lowers_the_order_soundly() -> None:
     assert values[math.inf].value - 1e-12 <= values[400.0].value <= values[2.0].value + 1e-12
     points = AttainedPoints(major.knots, np.stack([major(major.knots[:, k]) for k in range(3)], axis=1))
     assert lower_bound(points, ThreatModel("l2", 0.01, 400.0)).value <= values[400.0].value
+
+
+def _phibar_literal(m: Majorant, i: int, t: float, right: bool) -> float:
+    """The class docstring's formula for one sample and one t, term by term (the right limit counts the
+    jump of a segment starting exactly at t)."""
+    total, lo = 0.0, 0.0
+    for hi, a, jump in zip(m.knots[i], m.slopes[i], m.jumps[i], strict=True):
+        if lo < t or (right and lo <= t):
+            total += jump
+        inside = min(t, hi) - lo
+        if inside > 0:
+            total += a * inside
+        lo = hi
+    return min(float(m.cap[i]), total)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), capped=st.booleans(), right=st.booleans())
+def test_at_many_points_matches_the_formula(seed: int, capped: bool, right: bool) -> None:
+    """``Majorant.at`` (one merge sort per row) against the formula, at random points, exactly at the
+    knots (ties) and beyond the last knot, with jumps and infinite slopes."""
+    rng = np.random.default_rng(seed)
+    n, m = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+    phi = random_staircase(rng, n, m, capped)
+    slopes = np.where(rng.random((n, m)) < 0.15, np.inf, phi.slopes)
+    phi = Majorant(phi.knots, slopes, phi.cap, jumps=phi.jumps)
+    t = np.concatenate([rng.random((n, 7)) * 1.2 * phi.knots[:, -1:], phi.knots, np.zeros((n, 1))], axis=1)
+    t = np.sort(t, axis=1) if rng.random() < 0.5 else t  # rows need not be sorted
+    got = phi.at(t, right=right)
+    want = np.array([[_phibar_literal(phi, i, t[i, k], right) for k in range(t.shape[1])] for i in range(n)])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(phi(t[:, 3], right=right), got[:, 3])

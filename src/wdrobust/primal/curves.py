@@ -220,9 +220,7 @@ class Majorant:
     def limits(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(phibar(lo+), phibar(hi)) for segments (lo, hi] (N, W) that lie inside one segment of the
         majorant each (true for the merged knots of ``minimum``); finite slopes."""
-        left = np.stack([self(lo[:, k], right=True) for k in range(lo.shape[1])], axis=1)
-        right = np.stack([self(hi[:, k]) for k in range(hi.shape[1])], axis=1)
-        return left, right
+        return self.at(lo, right=True), self.at(hi)
 
     @property
     def n(self) -> int:
@@ -266,13 +264,50 @@ class Majorant:
         """phibar_i(t_i) for t of shape (N,) or a scalar; returns shape (N,). right: the right limit
         phibar_i(t_i+) instead (the jumps of the segments starting at r_k-1 = t_i are counted too)."""
         t = np.broadcast_to(np.asarray(t, dtype=np.float64), (self.n,))
-        lo = segment_starts(self.knots)
-        inside = np.clip(np.minimum(t[:, None], self.knots) - lo, 0.0, None)
+        return self.at(t[:, None], right=right)[:, 0]
+
+    def at(self, t: np.ndarray, *, right: bool = False) -> np.ndarray:
+        """phibar_i(t_ik) (right: the right limits phibar_i(t_ik+)) for t >= 0 of shape (N, K); (N, K).
+
+        With s_ik the segment of t_ik (the number of knots r_ij < t_ik, or <= t_ik for right limits, at
+        most M - 1) and lo = r_i,s-1: phibar = min(cap_i, B_is + J_is [lo < t] + a_is (min(t, r_is) - lo)),
+        B_is the uncapped value at lo (rises and jumps of the earlier segments; inf after an infinite
+        slope), [lo <= t] for right limits. Cost O(N M) for K = 1, else O(N (M + K) log(M + K)).
+        """
+        t = np.asarray(t, dtype=np.float64)
+        s = np.minimum(_count_knots(self.knots, t, right), self.knots.shape[1] - 1)
+        lo_all = segment_starts(self.knots)
+        rise = self.slopes * (self.knots - lo_all)  # widths > 0: inf only for infinite slopes
+        before = np.concatenate(
+            [np.zeros((self.n, 1)), np.cumsum(rise, axis=1)[:, :-1] + np.cumsum(self.jumps, axis=1)[:, :-1]],
+            axis=1,
+        )
+
+        def take(a: np.ndarray) -> np.ndarray:
+            return np.take_along_axis(a, s, axis=1)
+
+        lo, a = take(lo_all), take(self.slopes)
+        inside = np.minimum(t, take(self.knots)) - lo
+        started = lo <= t if right else lo < t
         with np.errstate(invalid="ignore"):
-            grown = np.where(inside > 0, self.slopes * inside, 0.0).sum(axis=1)
-        started = lo <= t[:, None] if right else lo < t[:, None]
-        grown = grown + np.where(started, self.jumps, 0.0).sum(axis=1)
-        return np.minimum(self.cap, grown)
+            grown = np.where(inside > 0, a * inside, 0.0)
+        value = take(before) + np.where(started, take(self.jumps), 0.0) + grown
+        return np.minimum(self.cap[:, None], value)
+
+
+def _count_knots(knots: np.ndarray, t: np.ndarray, right: bool) -> np.ndarray:
+    """(N, K) int: per row, the number of knots r_ij < t_ik (<= t_ik when ``right``); knots (N, M)
+    increasing per row. One comparison per knot for K = 1, else one stable sort of each row's points and
+    knots (on ties the points sort first, or the knots first when ``right``)."""
+    m, k = knots.shape[1], t.shape[1]
+    if k == 1:
+        return ((knots <= t) if right else (knots < t)).sum(axis=1, keepdims=True)
+    both = np.concatenate([knots, t] if right else [t, knots], axis=1)
+    order = np.argsort(both, axis=1, kind="stable")
+    below = np.cumsum((order >= k) if not right else (order < m), axis=1)  # knots up to each position
+    counts = np.empty_like(below)
+    np.put_along_axis(counts, order, below, axis=1)  # back in the order of ``both``
+    return counts[:, m:] if right else counts[:, :k]
 
 
 def _compact(

@@ -183,7 +183,7 @@ def _vertex_arrays(m: Majorant, shape: _Shape, ends: np.ndarray) -> tuple[np.nda
     starts_t = np.where(shape.valid, shape.lo, 0.0)
     starts_v = np.where(shape.valid, shape.c, 0.0)
     t = np.concatenate([np.zeros((n, 1)), ends, starts_t, shape.t_cap[:, None]], axis=1)
-    v = np.concatenate([np.zeros((n, 1)), _values(m, ends), starts_v, shape.v_cap[:, None]], axis=1)
+    v = np.concatenate([np.zeros((n, 1)), m.at(ends), starts_v, shape.v_cap[:, None]], axis=1)
     return t, v
 
 
@@ -191,11 +191,6 @@ def _vertices(m: Majorant, shape: _Shape) -> AttainedPoints:
     """The breakpoints of phibar with their values (suprema at jumps), for p = 1."""
     t, v = _vertex_arrays(m, shape, m.knots)
     return AttainedPoints(t[:, 1:], v[:, 1:])
-
-
-def _values(m: Majorant, t: np.ndarray) -> np.ndarray:
-    """phibar_i(t_ik) for t of shape (N, K)."""
-    return np.stack([m(t[:, k]) for k in range(t.shape[1])], axis=1)
 
 
 #: Largest |log| of eps^p and diam^p the dual evaluates (float64 reaches about 1e+-308).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from wdrobust import __version__
-from wdrobust.cli import attack, certify, evaluate, report, train
+from wdrobust.cli import attack, certify, evaluate, merge, report, train
 
 app = typer.Typer(
     name="wdrobust",
@@ -36,6 +36,7 @@ app.command("train")(train.command)
 app.command("attack")(attack.command)
 app.command("certify")(certify.command)
 app.command("evaluate")(evaluate.command)
+app.command("merge")(merge.command)
 app.command("report")(report.command)
 
 

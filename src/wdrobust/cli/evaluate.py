@@ -14,6 +14,8 @@ from rich.console import Console
 from wdrobust._device import check_device
 from wdrobust.cli.errors import interrupted, user_errors
 from wdrobust.evaluate import EvalConfig, build_config, run
+from wdrobust.evaluate.distributed import rank_from_env, run_ranks
+from wdrobust.evaluate.merge import MergeOutcome
 from wdrobust.report import Rendered, render
 
 
@@ -38,7 +40,19 @@ def command(
     data_root: str | None = typer.Option(None, help="Folder holding the data files (mnist, cifar)."),
     split: str | None = typer.Option(None, help="Split to evaluate: test (default) or train."),
     n: int | None = typer.Option(
-        None, "--n", help=f"Number of samples: the first n of the split (default {_default('n')})."
+        None,
+        "--n",
+        "-n",
+        help=f"Number of samples: n samples of the split from --offset on (default {_default('n')}); "
+        "write -n under torchrun, whose parser takes --n for its own --nnodes.",
+    ),
+    offset: int | None = typer.Option(
+        None, help="Index of the first evaluated sample of the split (default 0); with --n, a slice."
+    ),
+    indices: str | None = typer.Option(
+        None,
+        help="File listing the sample indices to evaluate (text: integers separated by spaces, commas or "
+        "lines; or .npy); replaces --offset, and --n becomes their number.",
     ),
     batch_size: int | None = typer.Option(
         None, help=f"Samples per unit of work (and of storage/resumption) (default {_default('batch_size')})."
@@ -75,12 +89,19 @@ def command(
         help="Start over: delete the run in --out first (only wdrobust's files; other files stay).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the output paths."),
+    shard: str | None = typer.Option(
+        None,
+        help="Compute only shard I of K (I/K) of the run's units into --out; combine the shards' run "
+        "folders with `wdrobust merge`. Under torchrun every rank takes its shard by itself.",
+    ),
 ) -> None:
     """Evaluate a model: attack lower bounds and certified upper bounds for every (eps, p, loss).
 
     Re-running the same command resumes: finished (job, batch) units are not recomputed, also after
     Ctrl-C (exit code 130). Writes RUN/store.sqlite, RUN/run.log, RUN/results.json, RUN/report.md and
-    RUN/plots/ (and RUN/run.lock: one evaluation at a time per run folder).
+    RUN/plots/ (and RUN/run.lock: one evaluation at a time per run folder). Under
+    `torchrun --nproc-per-node N --no-python wdrobust evaluate ...` the N ranks compute shards in
+    RUN/shards/, and rank 0 merges them into RUN and reports.
     """
     cfg = build_config(
         config,
@@ -89,6 +110,8 @@ def command(
         data_root=data_root,
         split=split,
         n=n,
+        offset=offset,
+        indices=indices,
         batch_size=batch_size,
         norm=norm,
         eps=eps,
@@ -101,19 +124,32 @@ def command(
         threads=threads,
         out=out,
         quiet=quiet or None,
+        shard=shard,
     )
     check_device(cfg.device)
+    rank = rank_from_env()
+    console = Console(stderr=True)
+    merged = None
     try:
-        outcome = run(cfg, force=force, console=Console(stderr=True), finish=render)
+        if rank is not None:
+            outcome, merged = run_ranks(cfg, rank, force=force, console=console, finish=render)
+        else:
+            outcome = run(cfg, force=force, console=console, finish=None if cfg.shard else render)
     except KeyboardInterrupt:
         raise interrupted(f"re-run the same command to resume the run in {cfg.out}") from None
-    rendered = outcome.finished
+    if rank is not None and rank.rank != 0:
+        return  # rank 0 reports for every rank
     if not cfg.quiet:
         typer.echo(
             f"computed {outcome.computed} units, resumed {outcome.resumed}, in {outcome.seconds:.1f} s "
             f"(log: {outcome.run_dir / 'run.log'})"
         )
-    print_outputs(rendered)
+    if cfg.shard is not None:
+        typer.echo(f"shard {cfg.shard} stored in {outcome.run_dir}; combine the shards with `wdrobust merge`")
+    elif merged is not None:
+        print_merged(merged)
+    else:
+        print_outputs(outcome.finished)
 
 
 def print_outputs(rendered: Rendered) -> None:
@@ -121,3 +157,16 @@ def print_outputs(rendered: Rendered) -> None:
     typer.echo(f"results: {rendered.results}")
     typer.echo(f"report:  {rendered.report}")
     typer.echo(f"plots:   {', '.join(str(p) for p in rendered.plots)}")
+
+
+def print_merged(merged: MergeOutcome) -> None:
+    """Say what a merge did, list the units no shard has computed yet, and where the outputs are."""
+    typer.echo(f"merged {merged.shards} run folders into {merged.run_dir}: {merged.copied} units copied")
+    if merged.missing:
+        shown = ", ".join(f"{job} batch {b}" for job, b in merged.missing[:5])
+        more = f" and {len(merged.missing) - 5} more" if len(merged.missing) > 5 else ""
+        typer.echo(f"missing {len(merged.missing)} units (no shard has them yet): {shown}{more}")
+    if merged.finished is None:
+        typer.echo("no report yet: the clean pass is incomplete; merge again when the shards have finished")
+    else:
+        print_outputs(merged.finished)

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +20,19 @@ from typing import Any
 
 from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES
+from wdrobust.data.indices import read_indices
 from wdrobust.losses import check_loss
 from wdrobust.threat import NORMS, ThreatModel, parse_number
 
 #: Name of the bundled default model (trained on first use and cached).
 DEFAULT_MODEL = "digits-default"
 
-#: Fields that do not change any stored number: left out of the canonical form and its hash.
-RUNTIME_FIELDS = ("out", "device", "threads", "quiet")
+#: Fields that do not change any stored number: left out of the canonical form and its hash (a shard
+#: computes some of the units of the same run, so every shard has the run's hash).
+RUNTIME_FIELDS = ("out", "device", "threads", "quiet", "shard")
+#: Fields added after the first results schema, left out of the canonical form at their default so that
+#: the hashes of earlier run folders stay valid.
+NEWER_FIELDS = {"offset": 0, "indices": None}
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class EvalConfig:
     data_root: str | None = None
     split: str = "test"
     n: int = 450
+    offset: int = 0
+    indices: str | None = None
     batch_size: int = 150
     norm: str = "linf"
     eps: tuple[str, ...] = ("0.005", "0.01", "0.02", "0.03")
@@ -52,6 +60,7 @@ class EvalConfig:
     device: str | None = None
     threads: int = 1
     quiet: bool = False
+    shard: str | None = None
 
     @property
     def eps_values(self) -> tuple[float, ...]:
@@ -85,7 +94,7 @@ def _coerce(name: str, value: Any) -> Any:
     """Convert a TOML or flag value to the field's type; raise ValueError naming the field."""
     if name in _TUPLES:
         return split_list(value)
-    if name in ("n", "batch_size", "seed", "threads"):
+    if name in ("n", "offset", "batch_size", "seed", "threads"):
         if isinstance(value, bool) or not isinstance(value, int | str):
             raise ValueError(f"{name} must be an integer, got {value!r}")
         try:
@@ -125,23 +134,54 @@ def load_toml(path: str | Path) -> dict[str, Any]:
 
 
 def build_config(config_file: str | Path | None = None, **flags: Any) -> EvalConfig:
-    """Defaults <- TOML file <- flags (None means "not given"), then validated."""
+    """Defaults <- TOML file <- flags (None means "not given"), then validated.
+
+    With ``indices`` the samples are the listed ones: n becomes their number (an n given as well must
+    agree)."""
     cfg = EvalConfig()
-    if config_file is not None:
-        cfg = merge(cfg, load_toml(config_file))
-    return validate(merge(cfg, flags))
+    table = {} if config_file is None else load_toml(config_file)
+    cfg = merge(merge(cfg, table), flags)
+    if cfg.indices is not None:
+        count = len(read_indices(cfg.indices))
+        if (flags.get("n") is not None or "n" in table) and cfg.n != count:
+            raise ValueError(
+                f"n = {cfg.n} disagrees with the {count} samples listed in indices file {cfg.indices}; "
+                "give one of them"
+            )
+        cfg = dataclasses.replace(cfg, n=count)
+    return validate(cfg)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """Parse a shard "I/K" into (I, K) with 1 <= I <= K; ValueError otherwise."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if match is None:
+        raise ValueError(f"shard must be I/K (e.g. 1/4), got {text!r}")
+    i, k = int(match[1]), int(match[2])
+    if not 1 <= i <= k:
+        raise ValueError(f"shard {text!r}: need 1 <= I <= K")
+    return i, k
 
 
 def validate(cfg: EvalConfig) -> EvalConfig:
     """Check everything that can be checked without loading the model or the data.
 
     Names of attacks and certificates are checked against the registries; eps >= 0, p >= 1, n >= 1,
-    batch_size >= 1, losses known, no duplicates. Raises ValueError with a one-line message.
+    offset >= 0, batch_size >= 1, losses known, no duplicates, an indices file that lists n samples, a
+    shard I/K (returned as "I/K"). Raises ValueError with a one-line message.
     """
     if cfg.norm not in NORMS:
         raise ValueError(f"unknown norm {cfg.norm!r}: expected one of {', '.join(NORMS)}")
     if cfg.n < 1:
         raise ValueError(f"n must be >= 1, got {cfg.n}")
+    if cfg.offset < 0:
+        raise ValueError(f"offset must be >= 0, got {cfg.offset}")
+    if cfg.indices is not None:
+        if cfg.offset:
+            raise ValueError("offset and indices both select the samples: give one of them")
+        count = len(read_indices(cfg.indices))
+        if cfg.n != count:
+            raise ValueError(f"n = {cfg.n} but indices file {cfg.indices} lists {count} samples")
     if cfg.threads < 0:
         raise ValueError(f"threads must be >= 0 (0 = all cores), got {cfg.threads}")
     if cfg.batch_size < 1:
@@ -159,6 +199,9 @@ def validate(cfg: EvalConfig) -> EvalConfig:
         check_loss(loss)
     _check_names("attack", cfg.attacks, cfg.attack_options)
     _check_names("certificate", cfg.certificates, cfg.certificate_options)
+    if cfg.shard is not None:
+        i, k = parse_shard(cfg.shard)
+        cfg = dataclasses.replace(cfg, shard=f"{i}/{k}")
     return cfg
 
 
@@ -185,6 +228,9 @@ def _number_key(value: float) -> float | str:
 def canonical(cfg: EvalConfig) -> dict[str, Any]:
     """The fields that change results, with eps/p as numbers ("inf" for infinity)."""
     out = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RUNTIME_FIELDS}
+    for name, default in NEWER_FIELDS.items():
+        if out[name] == default:
+            del out[name]
     out["eps"] = [_number_key(e) for e in cfg.eps_values]
     out["p"] = [_number_key(p) for p in cfg.p_values]
     out["losses"] = list(cfg.losses)

@@ -1,8 +1,9 @@
 """The run folder: the names of what wdrobust writes there, its lock, and removing wdrobust's files.
 
 A run folder holds ``store.sqlite`` (with SQLite's ``-wal``/``-shm`` files), ``run.log``, ``run.lock``,
-``results.json``, ``report.md`` and ``plots/*.png``, plus temporary files of the atomic writer while
-something is written. Anything else in it is the user's and is never removed, not even by ``--force``.
+``results.json``, ``report.md`` and ``plots/*.png`` (and ``shards/`` after a torchrun), plus temporary
+files of the atomic writer while something is written. Anything else in it is the user's and is never
+removed, not even by ``--force``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ LOCK_NAME = "run.lock"
 RESULTS_NAME = "results.json"
 REPORT_NAME = "report.md"
 PLOTS_DIR = "plots"
+#: Where the ranks of a torchrun evaluation keep their shard run folders (``shards/rank-I-of-K``).
+SHARDS_DIR = "shards"
 STORE_FILES = (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", f"{STORE_NAME}-journal")
 #: The files wdrobust writes at the top of a run folder.
 OWN_FILES = (*STORE_FILES, LOG_NAME, LOCK_NAME, RESULTS_NAME, REPORT_NAME)
@@ -32,7 +35,7 @@ class FolderInUse(ValueError):
 
 def foreign_entries(out: Path) -> list[Path]:
     """The entries of a run folder that wdrobust did not write (sorted)."""
-    own = set(OWN_FILES) | {PLOTS_DIR}
+    own = set(OWN_FILES) | {PLOTS_DIR, SHARDS_DIR}
     return sorted(p for p in out.iterdir() if p.name not in own and not is_temporary(p))
 
 

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from wdrobust import data, nets
 from wdrobust._device import resolve_device
 from wdrobust.data import Scaling
+from wdrobust.data.indices import read_indices
 from wdrobust.data.tabular import quote_values
 from wdrobust.evaluate.config import DEFAULT_MODEL, EvalConfig
 from wdrobust.nets.registry import SPEC_ATTR
@@ -29,7 +31,7 @@ from wdrobust.train import ensure_default_model
 
 @dataclass
 class Inputs:
-    """The model (eval mode, on device), the first n samples of the split on the CPU: x (n, *S), y (n,),
+    """The model (eval mode, on device), the selected n samples of the split on the CPU: x (n, *S), y (n,),
     K, the checkpoint path, the size of the whole split and (evaluate) the facts recorded in the store."""
 
     model: nn.Module
@@ -64,14 +66,28 @@ def read_inputs(
     root: str | Path | None,
     n: int,
     device: str | torch.device | None,
+    *,
+    offset: int = 0,
+    indices: np.ndarray | None = None,
 ) -> Inputs:
-    """Load the model at ``path`` and the first n samples of a split, scaled for it; check both."""
+    """Load the model at ``path`` and samples offset .. offset + n - 1 of a split (or the listed
+    ``indices``, in their order), scaled for it; check both."""
     x, y = data.load(data_name, split, root=root, device="cpu", scaling=model_scaling(path))
     available = int(x.shape[0])
     if available == 0:
         raise ValueError(f"data {data_name!r} split {split!r} is empty")
-    x = torch.as_tensor(x[:n], dtype=torch.float32)
-    y = torch.as_tensor(y[:n]).long()
+    if indices is not None:
+        if int(indices.max()) >= available:
+            raise ValueError(
+                f"sample index {int(indices.max())} is out of range: split {split!r} has {available} samples"
+            )
+        pick: slice | torch.Tensor = torch.from_numpy(indices)
+    elif offset >= available:
+        raise ValueError(f"offset {offset} is beyond the {available} samples of split {split!r}")
+    else:
+        pick = slice(offset, offset + n)
+    x = torch.as_tensor(x[pick], dtype=torch.float32)
+    y = torch.as_tensor(y[pick]).long()
     check_inputs(x)
     model = nets.load(path, device=device).eval()
     check_input_shape(model, x)
@@ -81,7 +97,17 @@ def read_inputs(
 
 def load_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
     """``read_inputs`` for an evaluation, with the facts it records (hashes of checkpoint and samples)."""
-    inputs = read_inputs(model_path(cfg.model), cfg.data, cfg.split, cfg.data_root, cfg.n, device)
+    indices = None if cfg.indices is None else read_indices(cfg.indices)
+    inputs = read_inputs(
+        model_path(cfg.model),
+        cfg.data,
+        cfg.split,
+        cfg.data_root,
+        cfg.n,
+        device,
+        offset=cfg.offset,
+        indices=indices,
+    )
     x, y = inputs.x, inputs.y
     inputs.facts = {
         "model_path": str(inputs.path),

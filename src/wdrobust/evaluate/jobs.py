@@ -70,6 +70,17 @@ def certificate_radii(cfg: EvalConfig, d: int) -> np.ndarray:
     return distinct_radii(np.concatenate(grids))
 
 
+def units(jobs: list[Job], n_batches: int, shard: tuple[int, int] | None = None) -> list[tuple[Job, int]]:
+    """The (job, batch) units of the plan in order (job-major), or those of shard (I, K): unit number u
+    belongs to shard I when u mod K = I - 1. Consecutive batches of a job thus go to different shards, so
+    every shard gets about 1/K of the batches of every job, and the shards cost about the same."""
+    every = [(job, b) for job in jobs for b in range(n_batches)]
+    if shard is None:
+        return every
+    i, k = shard
+    return every[i - 1 :: k]
+
+
 def batches(n: int, batch_size: int) -> list[slice]:
     """Consecutive batches covering range(n)."""
     return [slice(lo, min(lo + batch_size, n)) for lo in range(0, n, batch_size)]

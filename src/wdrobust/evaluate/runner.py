@@ -43,10 +43,10 @@ from wdrobust import __version__
 from wdrobust._device import resolve_device
 from wdrobust.evaluate import config as config_mod
 from wdrobust.evaluate import folder
-from wdrobust.evaluate.config import EvalConfig
+from wdrobust.evaluate.config import EvalConfig, parse_shard
 from wdrobust.evaluate.folder import LOG_NAME
 from wdrobust.evaluate.inputs import Inputs, load_inputs
-from wdrobust.evaluate.jobs import Job, batches, certificate_radii, plan, unit_seed
+from wdrobust.evaluate.jobs import Job, batches, certificate_radii, plan, unit_seed, units
 from wdrobust.evaluate.records import attack_arrays, certificate_arrays
 from wdrobust.evaluate.store import STORE_NAME, Store, read_meta, store_errors, stored_jobs
 from wdrobust.losses import CERTIFIABLE, all_losses
@@ -77,12 +77,21 @@ def check_run_folder(cfg: EvalConfig, force: bool) -> bool:
     if store_path.exists():
         stored = read_meta(store_path, "config_hash")
         current = config_mod.config_hash(cfg)
-        if stored is None or stored == current or force:  # None: killed before the config was recorded
-            return stored == current and not force
-        raise ValueError(
-            f"run folder {out} holds a different configuration; use --force to start over "
-            "or choose another --out"
-        )
+        if stored is None or force:  # None: killed before the config was recorded
+            return False
+        if stored != current:
+            raise ValueError(
+                f"run folder {out} holds a different configuration; use --force to start over "
+                "or choose another --out"
+            )
+        shard = read_meta(store_path, "shard")
+        if shard != cfg.shard:
+            held = "the whole run" if shard is None else f"shard {shard}"
+            asked = "the whole run" if cfg.shard is None else f"shard {cfg.shard}"
+            raise ValueError(
+                f"run folder {out} holds {held} of this configuration, not {asked}; choose another --out"
+            )
+        return True
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
     if out.exists() and folder.foreign_entries(out):
@@ -203,16 +212,20 @@ def _open_run(
                 "created": time.time(),
             }
         )
+        if cfg.shard is not None:
+            store.set_meta({"shard": cfg.shard})
     jobs = plan(cfg)
     store.add_jobs({j.key: j.spec() for j in jobs})
     session = store.begin_session()
     done = store.finished()
     n_batches = len(batches(inputs.x.shape[0], cfg.batch_size))
-    todo = [(j, b) for j in jobs for b in range(n_batches) if (j.key, b) not in done]
+    shard = None if cfg.shard is None else parse_shard(cfg.shard)
+    todo = [(j, b) for j, b in units(jobs, n_batches, shard) if (j.key, b) not in done]
     log.info(
-        "session %d (%s): %d units to compute, %d already finished%s",
+        "session %d (%s%s): %d units to compute, %d already finished%s",
         session,
         "resume" if resume else "new run",
+        "" if shard is None else f", shard {shard[0]}/{shard[1]}",
         len(todo),
         len(done),
         "" if not done else " (not recomputed)",

@@ -278,3 +278,21 @@ def test_at_many_points_matches_the_formula(seed: int, capped: bool, right: bool
     want = np.array([[_phibar_literal(phi, i, t[i, k], right) for k in range(t.shape[1])] for i in range(n)])
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(phi(t[:, 3], right=right), got[:, 3])
+
+
+def test_minimum_with_diameters_a_few_ulps_apart():
+    """Two certificates' last knots (the diameter) may differ by rounding; the merged last segment is then
+    a few ulps wide and the rows with fewer segments must be padded elsewhere (regression: the padding
+    split that segment into pieces that rounded onto each other)."""
+    rng = np.random.default_rng(0)
+    n = 40
+    knots_a = np.cumsum(rng.random((n, 30)) + 0.05, axis=1)
+    knots_a = knots_a / knots_a[:, -1:] * 8.0
+    knots_a[:, -1] = 8.000000000000004
+    knots_b = np.sort(rng.random((n, 3)), axis=1) * 7.0
+    knots_b[:, -1] = 8.0
+    a = Majorant(knots_a, rng.random((n, 30)) * 5, cap=rng.random(n) * 10 + 1)
+    b = Majorant(knots_b, rng.random((n, 3)) * 5, cap=rng.random(n) * 10 + 1)
+    both = a.minimum(b)
+    t = np.minimum(np.linspace(0, 1, 201)[None, :] * 8.000000000000004, both.knots[:, -1:])
+    np.testing.assert_allclose(both.at(t), np.minimum(a.at(t), b.at(t)), rtol=1e-9, atol=1e-9)

@@ -314,8 +314,10 @@ def _compact(
     knots: np.ndarray, slopes: np.ndarray, jumps: np.ndarray, keep: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Drop the segments with keep False (zero width; their jumps move to the next kept segment) and pad
-    rows with fewer kept segments by splitting their last segment (same slope, no jump), so that every row
-    has strictly increasing knots; arrays (N, M) -> (N, M')."""
+    rows with fewer kept segments by splitting their widest segment into equal pieces (same slope, the
+    jump on the first piece), so that every row has strictly increasing knots; arrays (N, M) -> (N, M').
+    The widest segment is at least 1/M' of the row's range, so its pieces stay apart in floating point
+    (a last segment a few ulps wide, where two majorants' diameters differ by rounding, could not)."""
     n, m = knots.shape
     # a kept segment's jump is the sum of the jumps since the previous kept segment
     carried = np.cumsum(jumps, axis=1)
@@ -329,18 +331,20 @@ def _compact(
     k = np.take_along_axis(knots, order, axis=1)
     s = np.take_along_axis(slopes, order, axis=1)
     j = np.take_along_axis(jumps, order, axis=1)
+    if (count == width).all():
+        return k, s, j
     col = np.arange(width)[None, :]
-    pad = col >= count[:, None]
-    if pad.any():
-        last = count - 1
-        lo_last = np.where(last > 0, k[np.arange(n), np.maximum(last - 1, 0)], 0.0)
-        hi_last = k[np.arange(n), last]
-        pieces = (width - count + 1).astype(np.float64)
-        step = (col - last[:, None]).clip(min=0)  # 0 at the last kept column, 1, 2, ... after it
-        split = lo_last[:, None] + (hi_last - lo_last)[:, None] * (step + 1) / pieces[:, None]
-        tail = col >= last[:, None]
-        k = np.where(tail, split, k)
-        k[np.arange(n), width - 1] = hi_last
-        s = np.where(pad, s[np.arange(n), last][:, None], s)
-        j = np.where(pad, 0.0, j)
-    return k, s, j
+    size = np.where(col < count[:, None], k - segment_starts(k), -np.inf)
+    wide = size.argmax(axis=1)[:, None]  # the widest kept segment of each row
+    pieces = (width - count + 1)[:, None]
+    # output column c takes kept segment c before the widest one, piece c - wide of it, then c - pieces + 1
+    inside = (col >= wide) & (col < wide + pieces)
+    src = np.where(col < wide, col, np.where(inside, wide, col - pieces + 1))
+    lo = np.take_along_axis(segment_starts(k), wide, axis=1)
+    hi = np.take_along_axis(k, wide, axis=1)
+    split = lo + (hi - lo) * (col - wide + 1) / pieces
+    out_k = np.where(inside, split, np.take_along_axis(k, src, axis=1))
+    out_k = np.where(col == wide + pieces - 1, hi, out_k)  # the segment's own end, exactly
+    out_s = np.take_along_axis(s, src, axis=1)
+    out_j = np.where(inside & (col > wide), 0.0, np.take_along_axis(j, src, axis=1))
+    return out_k, out_s, out_j

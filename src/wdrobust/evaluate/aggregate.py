@@ -5,7 +5,8 @@ For each threat model of the configuration and each loss:
 - lower bounds: per attack (its own (eps, p) job) and ``best`` (the attained points of every attack job of
   the same norm pooled per sample: the union of attained points is still a set of attained points);
   ``primal.lower_bound`` returns the value of the best mixture and the budget it uses (audited <= eps);
-- upper bounds: per certificate, ``primal.upper_bound`` of its majorants, with the certificate's ``sound``
+- upper bounds: per certificate, ``primal.upper_bound`` of its majorants (one ``UpperBounder`` per
+  certificate and loss serves every threat model), with the certificate's ``sound``
   flag; ``best_sound_upper`` is the smallest sound one;
 - ``combined``: per sample, the pointwise minimum of the majorants of every sound certificate (and the
   largest of their certified radii for zero_one) is again sound; its bound is at most each one's;
@@ -272,7 +273,7 @@ def _upper_value(
         return primal.flip_knapsack(rec.certified_radius, correct, threat).risk
     if loss not in rec.majorants:
         return None
-    return float(primal.upper_bound(rec.majorants[loss], threat, clean=clean).risk)
+    return float(rec.bounder(loss)(threat, clean=clean).risk)
 
 
 def aggregate(records: Records) -> list[dict[str, Any]]:

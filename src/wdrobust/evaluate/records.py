@@ -10,12 +10,13 @@ Array names
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from wdrobust.primal.curves import Majorant, stack_points
+from wdrobust.primal.upper import UpperBounder
 
 
 def _np(a: np.ndarray) -> np.ndarray:
@@ -77,6 +78,14 @@ class CertificateRecord:
     forward_passes: int
     backward_passes: int
     note: str = ""
+    _bounders: dict[str, UpperBounder] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def bounder(self, loss: str) -> UpperBounder:
+        """The upper-bound solver of this certificate's majorant for ``loss``, built once and reused for
+        every threat model."""
+        if loss not in self._bounders:
+            self._bounders[loss] = UpperBounder(self.majorants[loss])
+        return self._bounders[loss]
 
     @classmethod
     def of(cls, result: Any) -> CertificateRecord:

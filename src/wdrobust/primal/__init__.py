@@ -10,7 +10,7 @@ from wdrobust.primal.curves import AttainedPoints, Majorant
 from wdrobust.primal.distribution import Distribution
 from wdrobust.primal.flips import FlipResult, flip_knapsack
 from wdrobust.primal.lower import Allocation, LowerBound, lower_bound
-from wdrobust.primal.upper import UpperBound, upper_bound
+from wdrobust.primal.upper import UpperBound, UpperBounder, upper_bound
 
 __all__ = [
     "Allocation",
@@ -20,6 +20,7 @@ __all__ = [
     "LowerBound",
     "Majorant",
     "UpperBound",
+    "UpperBounder",
     "flip_knapsack",
     "lower_bound",
     "upper_bound",

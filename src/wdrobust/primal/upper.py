@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wdrobust.primal.curves import AttainedPoints, Majorant, segment_starts
+from wdrobust.primal.hull import increasing_hulls
 from wdrobust.primal.lower import lower_bound, mean_clean
 from wdrobust.threat import ThreatModel
 
@@ -99,15 +100,16 @@ class _Dual:
     """D(lambda) and its subgradient for one majorant, p in (1, inf).
 
     The inner sup per sample is the larger of (a) the best breakpoint, max_k phibar(v_k) - lambda v_k^p
-    over v = 0, the truncated knots and t_cap (segment ends), and (b) the best interior stationary point:
+    over v = 0, the truncated knots and t_cap (segment ends), read on the vertices of their concave hull
+    in (v^p, phibar) (``_hull_vertices``), and (b) the best interior stationary point:
     with mu = lambda^(-1/(p-1)) and base = (a/p)^(1/(p-1)), t* = base mu lies inside a segment iff
     lo/base < mu < hi/base, where its value is c - a lo + (p - 1) base^p mu and t*^p = base^p mu^p.
     """
 
-    def __init__(self, m: Majorant, shape: _Shape, p: float, eps: float) -> None:
-        self.p, self.eps_p = p, eps**p
+    def __init__(self, m: Majorant, shape: _Shape, p: float) -> None:
+        self.p, self.eps_p = p, math.nan
         vt, vv = _vertex_arrays(m, shape, shape.hi)
-        self.vt_p, self.vv = vt**p, vv
+        self.vt_p, self.vv = _hull_vertices(vt**p, vv)
         use = shape.valid & (shape.a > 0)
         base = np.where(use, shape.a / p, 1.0) ** (1 / (p - 1))
         self.mu_lo = np.where(use, shape.lo / base, np.inf)
@@ -131,6 +133,23 @@ class _Dual:
         best = np.where(take, inner, best)
         best_tp = np.where(take, self.bp[rows, j] * mu**self.p, best_tp)
         return lam * self.eps_p + float(best.mean()), self.eps_p - float(best_tp.mean())
+
+
+def _hull_vertices(s: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The vertices (s, v) (N, W) of the increasing upper concave hull of each row's points (s, v) (N, K),
+    column 0 the origin, padded with the origin: for lambda >= 0, max_k v_k - lambda s_k is attained at a
+    hull vertex, so the dual reads W <= K columns per lambda instead of K."""
+    parts = increasing_hulls(s, v)
+    width = max(h.s.shape[0] for h in parts)
+    out_s, out_v = np.zeros((s.shape[0], width)), np.zeros((s.shape[0], width))
+    row = 0
+    for h in parts:
+        used = np.arange(h.s.shape[0])[:, None] < h.count[None, :]  # (W_chunk, R)
+        rows = slice(row, row + h.count.shape[0])
+        out_s[rows, : h.s.shape[0]] = np.where(used, h.s, 0.0).T
+        out_v[rows, : h.s.shape[0]] = np.where(used, h.g, 0.0).T
+        row += h.count.shape[0]
+    return out_s, out_v
 
 
 def _tangent_floor(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
@@ -206,57 +225,86 @@ def _representable_order(p: float, eps: float, far: float) -> float:
     return max(1.0, min(p, _LOG_RANGE / scale))
 
 
+class UpperBounder:
+    """``upper_bound`` of one majorant at many threat models: ``UpperBounder(m)(threat, clean)`` equals
+    ``upper_bound(m, threat, clean)``, but the work that does not depend on eps (the majorant's shape, the
+    p = 1 vertices, and per p the hull of the breakpoints and the stationary-point tables of the dual) is
+    done once per majorant (and p), not once per threat model."""
+
+    def __init__(self, majorant: Majorant) -> None:
+        if not isinstance(majorant, Majorant):
+            raise ValueError(f"majorant must be a Majorant, got {type(majorant).__name__}")
+        if majorant.n == 0:
+            raise ValueError("no samples: the majorant is empty")
+        self.majorant = majorant
+        self.shape = _shape(majorant)
+        self._vertices: AttainedPoints | None = None
+        self._duals: dict[float, _Dual] = {}
+
+    def dual(self, p: float, eps: float) -> _Dual:
+        """The dual of order p in (1, inf) at radius eps (its tables cached per p)."""
+        if p not in self._duals:
+            self._duals[p] = _Dual(self.majorant, self.shape, p)
+        dual = self._duals[p]
+        dual.eps_p = eps**p
+        return dual
+
+    def __call__(self, threat: ThreatModel, clean: float | np.ndarray | None = None) -> UpperBound:
+        """Sound bound on R_p(eps) (see ``upper_bound``)."""
+        if not isinstance(threat, ThreatModel):
+            raise ValueError(f"threat must be a ThreatModel, got {type(threat).__name__}")
+        majorant, shape = self.majorant, self.shape
+        r0 = mean_clean(clean, majorant.n)
+
+        def done(value: float, lam: float | None, method: str) -> UpperBound:
+            if p != threat.p:
+                method += f" (p lowered to {p:.4g}: eps^p underflows)"
+            return UpperBound(threat, float(value), r0, lam, method, majorant.sound)
+
+        p, eps = threat.p, threat.eps
+        if 1 < p < math.inf and eps > 0:
+            p = _representable_order(p, eps, float(majorant.knots[:, -1].max()))
+        if math.isinf(
+            p
+        ):  # an infinite slope at exactly eps counts (upper semicontinuous, like flip_knapsack)
+            at_eps = np.where(shape.usc & (shape.t_cap <= eps), shape.v_cap, majorant(eps))
+            return done(float(at_eps.mean()), None, "pointwise")
+        if not np.isfinite(shape.v_cap).all():
+            return done(math.inf, None, "dual")  # an uncapped jump: unbounded growth
+        if eps == 0:  # finite jumps count for t > 0 only; no mass moves
+            jump = np.where(shape.usc & (shape.t_cap == 0), shape.v_cap, 0.0)
+            return done(float(jump.mean()), None, "jump")
+        if p == 1:
+            if self._vertices is None:
+                self._vertices = _vertices(majorant, shape)
+            return done(lower_bound(self._vertices, threat).value, None, "vertices")
+        d_zero = float(majorant(majorant.knots[:, -1]).mean())  # lambda = 0
+        a = shape.a[shape.valid & (shape.a > 0)]
+        far = float(majorant.knots[:, -1].max())
+        # beyond hi every inner maximiser has t <= eps (subgradient >= 0); below lo every one sits at its end
+        hi = max(float(a.max(initial=0.0)) / (p * eps ** (p - 1)), float(shape.v_cap.max()) / eps**p)
+        if hi <= 0:
+            return done(d_zero, 0.0, "dual")
+        lo = min(float(a.min(initial=np.inf)) / (p * far ** (p - 1)), float(shape.v_cap.max()) / far**p)
+        value, lam = _minimise(self.dual(p, eps), max(lo, hi * 1e-12) * 1e-3, hi * 4)
+        if d_zero <= value:
+            value, lam = d_zero, 0.0
+        single = majorant.knots.shape[1] == 1 and np.isinf(majorant.cap).all() and not majorant.jumps.any()
+        if single:
+            q = threat.q
+            hoelder = eps * float(np.mean(majorant.slopes[:, 0] ** q)) ** (1 / q)
+            if hoelder < value:
+                return done(hoelder, None, "hoelder")
+        return done(value, lam, "dual")
+
+
 def upper_bound(
     majorant: Majorant, threat: ThreatModel, clean: float | np.ndarray | None = None
 ) -> UpperBound:
     """Sound bound on R_p(eps) from per-sample growth majorants (see the module docstring).
 
     majorant: Majorant (N samples); clean: R(0) as a mean or per-sample losses (N,). The result is sound
-    when the majorant is (``UpperBound.sound`` copies its flag).
+    when the majorant is (``UpperBound.sound`` copies its flag). For many threat models of one majorant
+    use ``UpperBounder``.
     """
-    if not isinstance(majorant, Majorant):
-        raise ValueError(f"majorant must be a Majorant, got {type(majorant).__name__}")
-    if not isinstance(threat, ThreatModel):
-        raise ValueError(f"threat must be a ThreatModel, got {type(threat).__name__}")
-    if majorant.n == 0:
-        raise ValueError("no samples: the majorant is empty")
-    r0 = mean_clean(clean, majorant.n)
-
-    def done(value: float, lam: float | None, method: str) -> UpperBound:
-        if p != threat.p:
-            method += f" (p lowered to {p:.4g}: eps^p underflows)"
-        return UpperBound(threat, float(value), r0, lam, method, majorant.sound)
-
-    p, eps = threat.p, threat.eps
-    if 1 < p < math.inf and eps > 0:
-        p = _representable_order(p, eps, float(majorant.knots[:, -1].max()))
-    shape = _shape(majorant)
-    if math.isinf(p):  # an infinite slope at exactly eps counts (upper semicontinuous, as in flip_knapsack)
-        at_eps = np.where(shape.usc & (shape.t_cap <= eps), shape.v_cap, majorant(eps))
-        return done(float(at_eps.mean()), None, "pointwise")
-    if not np.isfinite(shape.v_cap).all():
-        return done(math.inf, None, "dual")  # an uncapped jump: unbounded growth
-    if eps == 0:  # finite jumps count for t > 0 only; no mass moves
-        jump = np.where(shape.usc & (shape.t_cap == 0), shape.v_cap, 0.0)
-        return done(float(jump.mean()), None, "jump")
-    if p == 1:
-        exact = lower_bound(_vertices(majorant, shape), threat)
-        return done(exact.value, None, "vertices")
-    d_zero = float(majorant(majorant.knots[:, -1]).mean())  # lambda = 0
-    a = shape.a[shape.valid & (shape.a > 0)]
-    far = float(majorant.knots[:, -1].max())
-    # beyond hi every inner maximiser has t <= eps (subgradient >= 0); below lo every one sits at its end
-    hi = max(float(a.max(initial=0.0)) / (p * eps ** (p - 1)), float(shape.v_cap.max()) / eps**p)
-    if hi <= 0:
-        return done(d_zero, 0.0, "dual")
-    lo = min(float(a.min(initial=np.inf)) / (p * far ** (p - 1)), float(shape.v_cap.max()) / far**p)
-    value, lam = _minimise(_Dual(majorant, shape, p, eps), max(lo, hi * 1e-12) * 1e-3, hi * 4)
-    if d_zero <= value:
-        value, lam = d_zero, 0.0
-    single = majorant.knots.shape[1] == 1 and np.isinf(majorant.cap).all() and not majorant.jumps.any()
-    if single:
-        q = threat.q
-        hoelder = eps * float(np.mean(majorant.slopes[:, 0] ** q)) ** (1 / q)
-        if hoelder < value:
-            return done(hoelder, None, "hoelder")
-    return done(value, lam, "dual")
+    return UpperBounder(majorant)(threat, clean)

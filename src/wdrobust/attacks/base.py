@@ -170,7 +170,8 @@ class Attack:
             raise ValueError("no samples to attack")
         if not torch.is_floating_point(x):
             raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
-        if torch.isnan(x).any() or x.min() < 0 or x.max() > 1:
+        low, high = torch.aminmax(x)
+        if not (low >= 0 and high <= 1):  # NaN fails both
             raise ValueError("inputs must lie in the box [0, 1]")
         if y.min() < 0:
             raise ValueError("labels must be >= 0")
@@ -187,7 +188,7 @@ class Attack:
             ]
         finally:
             self.model.train(training)
-        result = AttackResult.concat(parts)
+        result = parts[0] if len(parts) == 1 else AttackResult.concat(parts)
         result.seconds = time.perf_counter() - start
         return result
 
@@ -210,20 +211,18 @@ class Attack:
         )
         self.attack_batch(batch)
         rec = batch.recorder
+        t, gains, points = rec.columns()
         if self.progress is not None:
             self.progress(stop, x.shape[0])
         return AttackResult(
             attack=self.name,
             threat=self.threat,
-            t=torch.cat(rec.t, 1).cpu().numpy() if rec.t else np.zeros((batch.n, 0)),
-            gains={
-                k: torch.cat(v, 1).cpu().numpy() if v else np.zeros((batch.n, 0))
-                for k, v in rec.gains.items()
-            },
+            t=t.cpu().numpy(),
+            gains={k: v.cpu().numpy() for k, v in gains.items()},
             clean_loss={k: v.cpu().numpy() for k, v in rec.clean.items()},
             clean_correct=(batch.z0.argmax(1) == batch.y).cpu().numpy(),
             flip_distance=rec.flip.cpu().numpy(),
-            points=torch.cat(rec.points, 1).cpu() if rec.points else None,
+            points=None if points is None else points.cpu(),
             forward_passes=passes.forward,
             backward_passes=passes.backward,
         )

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import Batch, ascend, target_margin
+from wdrobust.attacks._engine import Batch, LinearObjective, ascend, margin_weights, target_margin
 from wdrobust.attacks.base import Attack, radius_schedule
 from wdrobust.threat import ThreatModel
 
@@ -23,14 +23,11 @@ TARGET_RULES = ("probe", "dual_norm")
 PROBE_METRICS = ("margin", "gain")
 
 
-def repeated_margin(y: torch.Tensor, targets: torch.Tensor) -> Any:
-    """Objective m_t = z_t - z_y for a batch repeated k times: targets (n, k) -> row block j uses column j."""
-    flat = targets.T.reshape(-1)
-
-    def objective(z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return z.gather(1, flat[:, None]).squeeze(1) - z.gather(1, y[rows, None]).squeeze(1)
-
-    return objective
+def repeated_margin(y: torch.Tensor, targets: torch.Tensor, classes: int) -> LinearObjective:
+    """Objective m_t = z_t - z_y for samples with labels y (m,) repeated k times: targets (m, k) -> row
+    block j uses column j (positional weights, (k m, K))."""
+    k = targets.shape[1]
+    return LinearObjective(margin_weights(y.repeat(k), targets.T.reshape(-1), classes), positional=True)
 
 
 def rank_targets(
@@ -41,13 +38,15 @@ def rank_targets(
     (metric "margin"), or its increase over the clean m_j (metric "gain"); dual_norm: ||grad m_j(x_i)||_*."""
     n, k = candidates.shape
     rows = batch.all.repeat(k)
-    objective = repeated_margin(batch.y, candidates)
+    objective = repeated_margin(batch.y, candidates, batch.classes)
     x = batch.x0.repeat(k, *([1] * (batch.x0.dim() - 1)))
     if rule == "dual_norm":
         _, _, g = batch.gradient(x, objective, rows)
         return batch.threat.dual_norm(g).reshape(k, n).T
     eps = batch.threat.eps
-    _, best = ascend(batch, x, rows, objective, eps, probe_steps, step_size * eps / probe_steps)
+    _, best = ascend(
+        batch, x, rows, objective, eps, probe_steps, step_size * eps / probe_steps, track="value"
+    )
     scores = best.reshape(k, n).T
     if metric == "gain":
         scores = scores - batch.z0.gather(1, candidates) + batch.z0.gather(1, batch.y[:, None])
@@ -99,7 +98,8 @@ class WDA(Attack):
 
     def attack_batch(self, batch: Batch) -> None:
         target = self.ranked_targets(batch)[:, 0]
-        self.ascend_radii(batch, batch.x0, batch.all, target_margin(batch.y, target), self.schedule(batch))
+        objective = target_margin(batch.y, target, batch.classes)
+        self.ascend_radii(batch, batch.x0, batch.all, objective, self.schedule(batch))
 
     def schedule(self, batch: Batch) -> list[float]:
         """The radii of ``radius_schedule`` for this run (eps only for p = inf)."""
@@ -108,6 +108,10 @@ class WDA(Attack):
     def ascend_radii(
         self, batch: Batch, x: torch.Tensor, rows: torch.Tensor, objective: Any, radii: list[float]
     ) -> None:
-        """Steepest ascent of the objective at each radius in turn, warm-started from the previous best."""
-        for r in radii:
-            x, _ = ascend(batch, x, rows, objective, r, self.steps, self.step_size * r / self.steps)
+        """Steepest ascent of the objective at each radius in turn, warm-started from the previous best
+        (the last radius tracks nothing: its iterates are recorded candidates)."""
+        for i, r in enumerate(radii):
+            track = "point" if i < len(radii) - 1 else "none"
+            x, _ = ascend(
+                batch, x, rows, objective, r, self.steps, self.step_size * r / self.steps, track=track
+            )

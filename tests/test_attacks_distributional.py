@@ -16,7 +16,7 @@ from wdrobust.primal import lower_bound
 from wdrobust.threat import ThreatModel
 
 
-@pytest.mark.parametrize("name", ["pgd", "apgd", "wda", "wda++", "a3", "a3-wda"])
+@pytest.mark.parametrize("name", ["pgd", "apgd", "wda", "wda++", "a3", "a3-wda", "w-pgd"])
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 @pytest.mark.parametrize("p", [1.0, 2.0, math.inf])
 def test_every_distribution_passes_its_audit_and_is_evaluated_exactly(name: str, norm: str, p: float) -> None:

@@ -446,12 +446,18 @@ class Batch:
         return z
 
     def gradient(
-        self, x: torch.Tensor, objective: Objective, rows: torch.Tensor | None = None, values: bool = True
+        self,
+        x: torch.Tensor,
+        objective: Objective,
+        rows: torch.Tensor | None = None,
+        values: bool = True,
+        record: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """(z, v, g): logits, objective values v = objective(z, rows) (m,) (None unless ``values``) and
         g = grad_x v_i (m, *S).
 
-        One counted forward and backward over the m rows; x is recorded as a candidate. A
+        One counted forward and backward over the m rows; x is recorded as a candidate of the samples
+        rows unless ``record`` is False (points that belong to no sample, e.g. the whole-box search). A
         ``LogitObjective`` back-propagates its closed-form logit gradient (no graph through the loss).
         """
         rows = self.all if rows is None else rows
@@ -468,8 +474,14 @@ class Batch:
                 v = out.detach()
         self.passes.forward += x.shape[0]
         self.passes.backward += x.shape[0]
-        self.recorder.add(x, z, rows, full=rows is self.all)
+        if record:
+            self.recorder.add(x, z, rows, full=rows is self.all)
         return z.detach(), v, g
+
+    def offer(self, x: torch.Tensor, z: torch.Tensor, rows: torch.Tensor) -> None:
+        """Record points x (m, *S) whose logits z (m, K) are already known (no model call) as candidates of
+        the samples rows (m,)."""
+        self.recorder.add(x, z, rows)
 
     def project(
         self, x: torch.Tensor, rows: torch.Tensor, radius: torch.Tensor | float, inplace: bool = False

@@ -10,6 +10,7 @@ r = eps; for p < inf the larger radii let the primal solver move a few samples f
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from torch import nn
 
 from wdrobust.attacks._engine import Batch, LinearObjective, ascend, margin_weights, target_margin
 from wdrobust.attacks.base import Attack, radius_schedule
+from wdrobust.attacks.whole_box import whole_box_search
 from wdrobust.threat import ThreatModel
 
 TARGET_RULES = ("probe", "dual_norm")
@@ -56,7 +58,9 @@ def rank_targets(
 class WDA(Attack):
     """Wasserstein distributional attack. Options: k (targets probed, capped at K - 1), target
     ("probe" or "dual_norm"), probe_steps, probe_metric ("margin" or "gain"), steps (per radius),
-    radii (number of radii of the schedule for p < inf), step_size (eta / r per step)."""
+    radii (number of radii of the schedule for p < inf), step_size (eta / r per step); for p < inf the
+    whole-box search (``whole_box``) ends the schedule: whole_box (starts per class, 0 = off),
+    whole_box_steps, offer (points offered to each sample)."""
 
     name = "wda"
 
@@ -72,9 +76,15 @@ class WDA(Attack):
         steps: int = 20,
         radii: int = 6,
         step_size: float = 2.5,
+        whole_box: int = 16,
+        whole_box_steps: int = 30,
+        offer: int = 4,
         **common: Any,
     ) -> None:
         super().__init__(model, threat, **common)
+        if min(whole_box, whole_box_steps, offer) < 0 or (whole_box and min(whole_box_steps, offer) < 1):
+            raise ValueError("whole_box must be >= 0; with whole_box > 0, whole_box_steps and offer >= 1")
+        self.whole_box, self.whole_box_steps, self.offer = whole_box, whole_box_steps, offer
         if target not in TARGET_RULES:
             raise ValueError(f"unknown target rule {target!r}: expected one of {', '.join(TARGET_RULES)}")
         if probe_metric not in PROBE_METRICS:
@@ -100,6 +110,8 @@ class WDA(Attack):
         target = self.ranked_targets(batch)[:, 0]
         objective = target_margin(batch.y, target, batch.classes)
         self.ascend_radii(batch, batch.x0, batch.all, objective, self.schedule(batch))
+        if self.whole_box and not math.isinf(self.threat.p) and self.threat.eps > 0:
+            whole_box_search(batch, self.whole_box, self.whole_box_steps, self.offer)
 
     def schedule(self, batch: Batch) -> list[float]:
         """The radii of ``radius_schedule`` for this run (eps only for p = inf)."""

@@ -77,9 +77,10 @@ def offer_points(
     """Offer, per class (C,), the ``offer`` best of its ``starts`` points (C starts, *S) by value to every
     batch sample of the class: one forward of the C offer points, logits shared by all the samples."""
     k = min(offer, starts)
-    best = value.reshape(-1, starts).topk(k, dim=1).indices + starts * torch.arange(
-        classes.numel(), device=value.device
-    )[:, None]
+    best = (
+        value.reshape(-1, starts).topk(k, dim=1).indices
+        + starts * torch.arange(classes.numel(), device=value.device)[:, None]
+    )
     chosen = points[best.reshape(-1)]  # (C k, *S), class-major
     with torch.no_grad():
         z = batch.model(chosen)

@@ -9,6 +9,8 @@ import torch
 from test_attacks import FAST, Counting, data, tiny
 
 from wdrobust.attacks import ATTACKS
+from wdrobust.attacks.base import union
+from wdrobust.attacks.summary import summarize, worst_distribution
 from wdrobust.primal import lower_bound
 from wdrobust.threat import ThreatModel, lp_norm
 
@@ -51,3 +53,16 @@ def test_no_whole_box_at_p_inf() -> None:
     a = ATTACKS["wda"](tiny(), threat, **FAST_BOX).run(x, y)
     b = ATTACKS["wda"](tiny(), threat, **{**FAST_BOX, "whole_box": 0}).run(x, y)
     assert np.array_equal(a.t, b.t) and a.forward_passes == b.forward_passes
+
+
+def test_union_is_at_least_as_strong_as_each_attack() -> None:
+    x, y = data(n=20)
+    threat = ThreatModel("linf", 0.08, 2)
+    runs = [ATTACKS[n](tiny(), threat, keep_points=True, **FAST[n]).run(x, y) for n in ("wda", "wda++")]
+    best = union(runs)
+    assert best.t.shape[1] == sum(r.t.shape[1] for r in runs)
+    s = summarize(best)
+    for r in runs:
+        assert s.distributional_accuracy <= summarize(r).distributional_accuracy + 1e-12
+        assert s.expected_ce >= summarize(r).expected_ce - 1e-12
+    assert worst_distribution(best, "ce", x, y).audit()

@@ -106,6 +106,34 @@ class AttackResult:
         )
 
 
+def union(results: list[AttackResult], name: str = "best") -> AttackResult:
+    """The candidates of several attacks on the same N samples joined per sample (columns of all of them),
+    so the primal solver optimises over every point any of them found: at least as strong as each one.
+    Losses recorded by all of them are kept; flip distances are the per-sample minimum; points are kept
+    when every result has them; passes and seconds are totals."""
+    if not results:
+        raise ValueError("union needs at least one result")
+    first = results[0]
+    if any(r.n != first.n or r.threat != first.threat for r in results):
+        raise ValueError("union needs results on the same samples under the same threat")
+    losses = [k for k in first.gains if all(k in r.gains for r in results)]
+    points = [r.points for r in results]
+    flips = [r.flip_distance for r in results]
+    return AttackResult(
+        attack=name,
+        threat=first.threat,
+        t=np.concatenate([r.t for r in results], 1),
+        gains={k: np.concatenate([r.gains[k] for r in results], 1) for k in losses},
+        clean_loss={k: first.clean_loss[k] for k in losses},
+        clean_correct=first.clean_correct,
+        flip_distance=None if any(f is None for f in flips) else np.minimum.reduce(flips),
+        points=torch.cat(points, 1) if all(p is not None for p in points) else None,
+        forward_passes=sum(r.forward_passes for r in results),
+        backward_passes=sum(r.backward_passes for r in results),
+        seconds=sum(r.seconds for r in results),
+    )
+
+
 def model_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
     """The device to attack on: the model's (its first parameter or buffer), else resolve_device(device).
     An explicit device that differs from the model's raises ValueError (the model is never moved)."""

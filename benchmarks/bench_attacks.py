@@ -6,21 +6,31 @@ and bookkeeping. Goal: <= 1.3. Models on CIFAR-sized inputs (3 x 32 x 32, 10 cla
 The machine is shared, so both are measured as CPU time of this process on one thread (time.process_time,
 insensitive to other processes waiting for the cores), minima over interleaved repeats.
 
-    python -m benchmarks.run attacks
+Reference WDA: with WDROBUST_REFERENCE_WDA set to a local copy of ``wda.py`` of the paper's public
+repository (OLab-Repo/WDA; never part of this project), wdrobust's WDA and the reference's ``run_wda`` run
+at matched settings (steps 20, top-k 3, 3 probe steps, linf eps 0.1, all 450 digits test samples in one
+batch, the default digits MLP) and the rows give the time ratio and both robust accuracies; without it
+these rows are skipped.
+
+    WDROBUST_REFERENCE_WDA=/path/to/wda.py python -m benchmarks.run attacks
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from benchmarks.run import row
-from wdrobust import nets
+from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS
 from wdrobust.threat import ThreatModel
+from wdrobust.train import ensure_default_model
 
 SHAPE = (3, 32, 32)
 #: (arch, build options, batch size, repeats, {attack: options}); ResNet is kept small (minutes on 2 cores).
@@ -55,8 +65,63 @@ def attack_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, name: 
     return (time.process_time() - start) / (result.backward_passes / x.shape[0])
 
 
+def reference_rows(repeats: int = 7) -> list[dict]:
+    """WDA against the reference ``run_wda`` at matched settings (module docstring): CPU-time ratios
+    (wdrobust recording zero_one only, as the reference, and recording every loss) and robust accuracies."""
+    path = Path(os.environ.get("WDROBUST_REFERENCE_WDA", ""))
+    if not path.is_file():
+        print("reference WDA skipped: set WDROBUST_REFERENCE_WDA to a copy of OLab-Repo/WDA wda.py")
+        return []
+    spec = importlib.util.spec_from_file_location("reference_wda", path)
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    model = nets.load(ensure_default_model(device="cpu"), device="cpu").eval().requires_grad_(False)
+    x, y = data.load("digits", "test", device="cpu")
+    eps, n = 0.1, x.shape[0]
+
+    def reference() -> float:
+        x_adv, _, _ = ref.run_wda(
+            model, x, y, eps=eps, steps=20, bs=n, topk=3, probe_steps=3, device="cpu", verbose=False,
+            return_history=False,
+        )  # fmt: skip
+        with torch.no_grad():
+            return float((model(x_adv).argmax(1) == y).double().mean())
+
+    def ours(losses: tuple[str, ...] | None) -> float:
+        threat = ThreatModel("linf", eps)
+        wda = ATTACKS["wda"](model, threat, batch_size=n, k=3, probe_steps=3, steps=20, losses=losses)
+        return wda.run(x, y).robust_accuracy()
+
+    runs = {"reference": reference, "zero_one": lambda: ours(("zero_one",)), "all": lambda: ours(None)}
+    best, accuracy = dict.fromkeys(runs, float("inf")), {}
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            start = time.process_time()
+            accuracy[name] = fn()
+            best[name] = min(best[name], time.process_time() - start)
+    figure = "time / reference time (WDA, steps 20, top-k 3, probe 3; goal <= 1)"
+    return [
+        row("attacks/digits-mlp/wda-reference", "reference run_wda CPU s", best["reference"], "s"),
+        row("attacks/digits-mlp/wda-reference", "reference robust accuracy", accuracy["reference"], ""),
+        row("attacks/digits-mlp/wda-reference", "wdrobust robust accuracy", accuracy["all"], ""),
+        row(
+            "attacks/digits-mlp/wda-reference",
+            figure + ", zero_one recorded",
+            best["zero_one"] / best["reference"],
+            "x",
+        ),
+        row(
+            "attacks/digits-mlp/wda-reference",
+            figure + ", all losses recorded",
+            best["all"] / best["reference"],
+            "x",
+        ),
+    ]
+
+
 def main() -> list[dict]:
-    """One row per (model, attack): the overhead ratio, plus the raw step time per model."""
+    """One row per (model, attack): the overhead ratio, plus the raw step time per model; then the
+    reference-WDA rows (when the reference is available)."""
     rows = []
     gen = torch.Generator().manual_seed(0)
     threads = torch.get_num_threads()
@@ -78,5 +143,6 @@ def main() -> list[dict]:
         for name, per_step in steps.items():
             figure = "time per step / raw fwd+bwd (goal <= 1.3)"
             rows.append(row(f"attacks/{arch}/{name}", figure, min(per_step) / raw, "x"))
+    rows += reference_rows()
     torch.set_num_threads(threads)
     return rows

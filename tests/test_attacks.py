@@ -12,7 +12,7 @@ from torch import nn
 from wdrobust.attacks import ATTACKS, AttackResult
 from wdrobust.threat import ThreatModel, lp_norm
 
-POINTWISE = ("pgd", "apgd", "wda", "a3", "a3-wda")
+POINTWISE = ("pgd", "apgd", "wda", "a3", "a3-wda", "w-pgd")
 FAST = {
     "pgd": {"steps": 5},
     "apgd": {"n_iter": 8},
@@ -20,6 +20,7 @@ FAST = {
     "wda++": {"max_steps": 8, "bisection": 4},
     "a3": {"restarts": 2, "n_iter": 5},
     "a3-wda": {"restarts": 2, "n_iter": 5, "steps": 3, "radii": 3},
+    "w-pgd": {"steps": 6},
 }
 
 

@@ -16,7 +16,7 @@ from wdrobust.primal import lower_bound
 from wdrobust.threat import ThreatModel
 
 
-@pytest.mark.parametrize("name", ["pgd", "apgd", "wda", "wda++", "a3", "a3-wda"])
+@pytest.mark.parametrize("name", ["pgd", "apgd", "wda", "wda++", "a3", "a3-wda", "w-pgd"])
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 @pytest.mark.parametrize("p", [1.0, 2.0, math.inf])
 def test_every_distribution_passes_its_audit_and_is_evaluated_exactly(name: str, norm: str, p: float) -> None:
@@ -80,8 +80,9 @@ def test_population_sets_the_radius_schedule_of_a_batch(digits_mlp, digits_test)
     """A batch attacked as part of a larger set reaches the larger radii of that set's schedule."""
     x, y = digits_test[0][:20], digits_test[1][:20]
     threat = ThreatModel("linf", 0.01, p=1)
-    alone = ATTACKS["wda"](digits_mlp, threat, seed=0).run(x, y)
-    part = ATTACKS["wda"](digits_mlp, threat, seed=0).run(x, y, population=450)
+    # the schedule alone (the whole-box search offers points at any distance, whatever the population)
+    alone = ATTACKS["wda"](digits_mlp, threat, seed=0, whole_box=0).run(x, y)
+    part = ATTACKS["wda"](digits_mlp, threat, seed=0, whole_box=0).run(x, y, population=450)
     finite = np.isfinite(alone.t)
     assert alone.t[finite].max() <= 20 * 0.01 + 1e-6
     assert part.t[np.isfinite(part.t)].max() > 20 * 0.01

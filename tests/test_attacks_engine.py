@@ -6,7 +6,17 @@ import pytest
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import Batch, Passes, Recorder, improve_, keep_best, move, safe_radius
+from wdrobust.attacks._engine import (
+    Batch,
+    Passes,
+    Recorder,
+    improve_,
+    keep_best,
+    move,
+    safe_radius,
+    stacked_losses,
+)
+from wdrobust.losses import LOSSES, loss_fn
 from wdrobust.threat import ThreatModel, lp_norm
 
 
@@ -82,3 +92,18 @@ def test_float32_distances_are_never_below_the_exact_ones(norm: str) -> None:
     rows = torch.tensor([5, 5, 9])
     sub = rec.distance(x[rows], rows)
     assert torch.equal(sub, got[rows]) and torch.equal(rec.origin(rows), x0[rows])
+
+
+@pytest.mark.parametrize("k", [2, 3, 10])
+def test_stacked_losses_equal_loss_fn_ties_included(k: int) -> None:
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(7, 40, k, generator=g).round(decimals=0)  # integer logits: many ties
+    y = torch.randint(0, k, (40,), generator=g)
+    got = stacked_losses(z.transpose(1, 2), y, LOSSES)
+    assert set(got) == {n for n in LOSSES if not (n == "dlr" and k < 3)}
+    for name, value in got.items():
+        want = torch.stack([loss_fn(name, zs, y) for zs in z])
+        if name == "ce":
+            assert torch.allclose(value, want, rtol=1e-6, atol=1e-6)
+        else:
+            assert torch.equal(value, want), name

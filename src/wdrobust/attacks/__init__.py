@@ -9,11 +9,12 @@ from wdrobust.attacks.apgd import APGD
 from wdrobust.attacks.autoattack import AutoAttackReference
 from wdrobust.attacks.base import Attack, AttackResult
 from wdrobust.attacks.pgd import PGD
+from wdrobust.attacks.w_pgd import WPGD
 from wdrobust.attacks.wda import WDA
 from wdrobust.attacks.wda_plus import WDAPlus
 
 ATTACKS: dict[str, type[Attack]] = {
-    cls.name: cls for cls in (PGD, APGD, WDA, WDAPlus, A3, A3WDA, AutoAttackReference)
+    cls.name: cls for cls in (PGD, APGD, WDA, WDAPlus, A3, A3WDA, WPGD, AutoAttackReference)
 }
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "ATTACKS",
     "PGD",
     "WDA",
+    "WPGD",
     "Attack",
     "AttackResult",
     "AutoAttackReference",

@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from wdrobust.losses import all_losses, loss_fn
+from wdrobust.losses import loss_fn
 from wdrobust.threat import ThreatModel, steepest
 
 #: objective(z (m, K), rows (m,)) -> (m,) values to ascend.
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+#: Rounding-up factor of recorded distances (see ``Recorder.distance``).
+ROUND_UP = 1 + 1e-6
 
 
 @dataclass
@@ -46,12 +48,15 @@ def feasible(g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return g.masked_fill(blocked, 0.0)
 
 
-def steepest_step(g: torch.Tensor, x: torch.Tensor, norm: str) -> torch.Tensor:
+def steepest_step(g: torch.Tensor, x: torch.Tensor, norm: str, inplace: bool = False) -> torch.Tensor:
     """Dual-norm maximiser u* = argmax_{||u|| <= 1} <g~, u> of the box-feasible gradient g~ (``feasible``).
 
     linf: sign(g); l2: g~ / ||g~||_2; l1: signed one-hot at argmax |g~_k|. Shapes (m, *S) -> (m, *S).
+    ``inplace`` (linf): the sign is written into g (for a gradient that nothing else holds).
     """
-    return steepest(g if norm == "linf" else feasible(g, x), norm)
+    if norm == "linf":
+        return torch.sign(g, out=g) if inplace else torch.sign(g)
+    return steepest(feasible(g, x), norm)
 
 
 def sparse_l1_step(g: torch.Tensor, x: torch.Tensor, sparsity: float) -> torch.Tensor:
@@ -66,26 +71,102 @@ def sparse_l1_step(g: torch.Tensor, x: torch.Tensor, sparsity: float) -> torch.T
     return (u / count).reshape(g.shape)
 
 
-def direction(g: torch.Tensor, x: torch.Tensor, norm: str, sparsity: float | None = None) -> torch.Tensor:
+def direction(
+    g: torch.Tensor, x: torch.Tensor, norm: str, sparsity: float | None = None, inplace: bool = False
+) -> torch.Tensor:
     """Ascent direction of unit norm: the dual-norm maximiser, or the sparse top-k step for l1 when
-    ``sparsity`` is given (PGD, APGD)."""
+    ``sparsity`` is given (PGD, APGD); ``inplace`` as in ``steepest_step``."""
     if norm == "l1" and sparsity is not None:
         return sparse_l1_step(g, x, sparsity)
-    return steepest_step(g, x, norm)
+    return steepest_step(g, x, norm, inplace)
 
 
-def loss_objective(name: str, y: torch.Tensor) -> Objective:
-    """Objective l(z, y_rows) for a loss name (ce, margin, dlr)."""
+class LogitObjective:
+    """An objective whose gradient in the logits is known in closed form: ``value(z, rows)`` (m,) and
+    ``logit_grad(z, rows)`` = d value / d z (m, K). ``Batch.gradient`` back-propagates that (m, K) tensor
+    from the logits (one backward, no autograd graph through the loss). Per-rows tensors are cached for
+    the last rows tensor seen (by identity), as an attack evaluates the same rows at every step."""
+
+    def __init__(self) -> None:
+        self._cache: tuple[torch.Tensor | None, torch.Tensor] = (None, torch.empty(0))
+
+    def rows_tensor(self, rows: torch.Tensor) -> torch.Tensor:
+        """The per-rows tensor of ``rows`` (built by ``build``), cached by identity."""
+        if self._cache[0] is not rows:
+            self._cache = (rows, self.build(rows))
+        return self._cache[1]
+
+    def build(self, rows: torch.Tensor) -> torch.Tensor:
+        """The per-rows tensor the objective needs (weights or one-hot labels), (m, K)."""
+        raise NotImplementedError
+
+    def __call__(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return self.value(z, rows)
+
+    def value(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Objective values (m,) of logits z (m, K) of samples rows (m,)."""
+        raise NotImplementedError
+
+    def logit_grad(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """d value / d z, (m, K)."""
+        raise NotImplementedError
+
+
+class LinearObjective(LogitObjective):
+    """v = <w_r, z> with weights w (n, K) per batch sample (rows index them), or, with ``positional``, one
+    weight row per evaluated row (rows must then have w's length: e.g. the batch repeated k times)."""
+
+    def __init__(self, weights: torch.Tensor, positional: bool = False) -> None:
+        super().__init__()
+        self.weights, self.positional = weights, positional
+
+    def build(self, rows: torch.Tensor) -> torch.Tensor:
+        if self.positional:
+            if rows.shape[0] != self.weights.shape[0]:
+                raise ValueError(f"{rows.shape[0]} rows for {self.weights.shape[0]} positional weights")
+            return self.weights
+        return self.weights[rows]
+
+    def value(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return (z * self.rows_tensor(rows)).sum(dim=1)
+
+    def logit_grad(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return self.rows_tensor(rows)
+
+
+class CrossEntropy(LogitObjective):
+    """CE(z, y_r) = logsumexp(z) - z_y, whose logit gradient is softmax(z) - e_y."""
+
+    def __init__(self, y: torch.Tensor, classes: int) -> None:
+        super().__init__()
+        self.y, self.classes = y, classes
+
+    def build(self, rows: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(self.y[rows], self.classes).float()
+
+    def value(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return loss_fn("ce", z, self.y[rows])
+
+    def logit_grad(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(z, dim=1).sub_(self.rows_tensor(rows))
+
+
+def margin_weights(y: torch.Tensor, target: torch.Tensor, classes: int) -> torch.Tensor:
+    """Weights e_t - e_y (m, K) of the margins m_t = z_t - z_y, for targets t (m,) and labels y (m,)."""
+    one_hot = torch.nn.functional.one_hot
+    return one_hot(target, classes).float() - one_hot(y, classes).float()
+
+
+def loss_objective(name: str, y: torch.Tensor, classes: int) -> Objective:
+    """Objective l(z, y_rows) for a loss name (ce, margin, dlr); ce with its closed-form logit gradient."""
+    if name == "ce":
+        return CrossEntropy(y, classes)
     return lambda z, rows: loss_fn(name, z, y[rows])
 
 
-def target_margin(y: torch.Tensor, target: torch.Tensor) -> Objective:
+def target_margin(y: torch.Tensor, target: torch.Tensor, classes: int) -> LinearObjective:
     """Objective m_t(x) = z_t - z_y with a target class t_i per batch sample (target shape (n,))."""
-
-    def objective(z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return z.gather(1, target[rows, None]).squeeze(1) - z.gather(1, y[rows, None]).squeeze(1)
-
-    return objective
+    return LinearObjective(margin_weights(y, target, classes))
 
 
 def occurrence(rows: torch.Tensor) -> torch.Tensor:
@@ -98,12 +179,67 @@ def occurrence(rows: torch.Tensor) -> torch.Tensor:
     return rank
 
 
+def stacked_losses(zt: torch.Tensor, y: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+    """The losses of ``losses.loss_fn`` for logits laid out class-major, zt (s, K, m) with labels y (m,):
+    {name: (s, m)}. Every reduction runs over the middle (class) axis, which is vectorised over the m
+    samples (torch's CPU argmax / sort / cross_entropy over a last axis of K ~ 10 are 10-100x slower).
+
+    zero_one = 1{argmax z != y} (first index among ties): some z_j >= z_y with j < y, or z_j > z_y with
+    j > y; dlr's third largest logit is found by removing the maxima by value and counting ties.
+    """
+    k = zt.shape[1]
+    col = torch.arange(k, device=zt.device)[:, None]
+    is_y = col == y[None]  # (K, m)
+    zy = zt.gather(1, y[None, None].expand(zt.shape[0], 1, -1)).squeeze(1)  # (s, m)
+    if "margin" in names or "dlr" in names:
+        other = zt.masked_fill(is_y, -math.inf).amax(dim=1)
+    out: dict[str, torch.Tensor] = {}
+    for name in names:
+        if name == "ce":
+            out[name] = torch.logsumexp(zt, dim=1) - zy
+        elif name == "margin":
+            out[name] = other - zy
+        elif name == "zero_one":
+            before = zt.masked_fill(col >= y[None], -math.inf).amax(dim=1) >= zy
+            after = zt.masked_fill(col <= y[None], -math.inf).amax(dim=1) > zy
+            out[name] = (before | after).to(zt.dtype)
+        elif name == "dlr" and k >= 3:
+            out[name] = -(zy - other) / (zt.amax(dim=1) - third_largest(zt) + 1e-12)
+    return out
+
+
+def third_largest(zt: torch.Tensor) -> torch.Tensor:
+    """The third largest entry along axis 1 of zt (s, K, m), counted with multiplicity (K >= 3): (s, m)."""
+    first = zt.amax(dim=1, keepdim=True)
+    ties = (zt == first).sum(dim=1)
+    rest = zt.masked_fill(zt == first, -math.inf)
+    second = rest.amax(dim=1, keepdim=True)
+    ties2 = (rest == second).sum(dim=1)
+    third = rest.masked_fill(rest == second, -math.inf).amax(dim=1)
+    first, second = first.squeeze(1), second.squeeze(1)
+    return torch.where(ties >= 3, first, torch.where((ties == 2) | (ties2 >= 2), second, third))
+
+
+@dataclass
+class _Block:
+    """Consecutive recordings of the same rows: per step the raw distances (m,), logits (m, K) and points
+    (m, *S) (when kept); the losses and candidate columns are computed only when the result is read."""
+
+    rows: torch.Tensor | None  # None: the whole batch, one column per step
+    dist: list[torch.Tensor] = field(default_factory=list)
+    logits: list[torch.Tensor] = field(default_factory=list)  # (K, m) views
+    points: list[torch.Tensor] = field(default_factory=list)
+    wrong: list[torch.Tensor] = field(default_factory=list)  # (steps, m) zero_one of the folded steps
+
+
 @dataclass
 class Recorder:
     """Candidate points of one batch: distances t (n, M), gains per loss (n, M), closest flip (n,).
 
-    Built from the clean logits z0 (n, K); ``add`` appends the candidates x (m, *S) with logits z of
-    the samples ``rows``: t = ||x - x0_row|| (see ``distance``), gain = l(z) - l(z0).
+    Built from the clean logits z0 (n, K); ``add`` records the candidates x (m, *S) with logits z of
+    the samples ``rows``: t = ||x - x0_row|| (see ``distance``), gain = l(z) - l(z0). Per step it only
+    computes the distances and keeps the logits, without host synchronisation; the losses, the closest
+    flips and the (n, M) columns are computed block-wise when read (``flip``, ``columns``).
     """
 
     x0: torch.Tensor
@@ -113,19 +249,41 @@ class Recorder:
     losses: tuple[str, ...]
     keep_points: bool = False
     clean: dict[str, torch.Tensor] = field(init=False)
-    flip: torch.Tensor = field(init=False)
-    t: list[torch.Tensor] = field(init=False, default_factory=list)
-    gains: dict[str, list[torch.Tensor]] = field(init=False)
-    points: list[torch.Tensor] = field(init=False, default_factory=list)
+    blocks: list[_Block] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
-        self._origin: tuple[torch.Tensor | None, torch.Tensor] = (None, self.x0)
+        self._origin: tuple[torch.Tensor | None, torch.Tensor, torch.Tensor] = (None, self.x0, self.y)
         self._scratch = torch.empty_like(self.x0)
-        self.clean = {k: v.double() for k, v in all_losses(self.z0, self.y, self.losses).items()}
+        names = tuple(n for n in self.losses if not (n == "dlr" and self.z0.shape[1] < 3))
+        self.clean = {k: v[0].double() for k, v in stacked_losses(self.z0.T[None], self.y, names).items()}
         self.losses = tuple(self.clean)
-        self.gains = {name: [] for name in self.losses}
         wrong = self.z0.argmax(dim=1) != self.y
-        self.flip = torch.where(wrong, 0.0, math.inf).to(torch.float64)
+        dtype = torch.float32 if self.norm == "linf" else torch.float64  # the dtype of _raw_distance
+        self._flip = torch.where(wrong, 0.0, math.inf).to(dtype)
+        self._columns: tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None] | None = None
+
+    @property
+    def flip(self) -> torch.Tensor:
+        """(n,) float64 distance of each sample's closest misclassified candidate so far (0 when clean-
+        misclassified, inf when none), rounded up like ``distance``."""
+        self._fold()
+        return self._flip.double() * ROUND_UP
+
+    def _fold(self) -> None:
+        """Fold the steps recorded since the last call into the running closest flip (and keep their
+        zero_one values for ``columns``): one batched pass per block, not one per step."""
+        for block in self.blocks:
+            folded = sum(w.shape[0] for w in block.wrong)
+            if folded < len(block.dist):
+                dist = torch.stack(block.dist[folded:])  # (steps, m)
+                zt = torch.stack(block.logits[folded:])  # (steps, K, m)
+                y = self.y if block.rows is None else self.y[block.rows]
+                block.wrong.append(stacked_losses(zt, y, ("zero_one",))["zero_one"])
+                hit = torch.where(block.wrong[-1] > 0.5, dist, math.inf).amin(dim=0)
+                if block.rows is None:
+                    torch.minimum(self._flip, hit, out=self._flip)
+                else:
+                    self._flip.scatter_reduce_(0, block.rows, hit, reduce="amin")
 
     def origin(self, rows: torch.Tensor | slice) -> torch.Tensor:
         """x0_rows (m, *S); the gather for a rows tensor is cached for the last one seen (by identity), as
@@ -133,8 +291,18 @@ class Recorder:
         if isinstance(rows, slice):
             return self.x0[rows]
         if self._origin[0] is not rows:
-            self._origin = (rows, self.x0[rows])
+            self._origin = (rows, self.x0[rows], self.y[rows])
         return self._origin[1]
+
+    def _raw_distance(self, x: torch.Tensor, sel: torch.Tensor | slice) -> torch.Tensor:
+        """||x - x0_sel|| (m,) before rounding up: float32 for linf (exact reduction), float64 for l2/l1."""
+        if self._scratch.shape != x.shape:  # reused across steps: no new (m, *S) tensor per call
+            self._scratch = torch.empty_like(x)
+        diff = torch.sub(x, self.origin(sel), out=self._scratch).reshape(x.shape[0], -1)
+        if self.norm == "linf":
+            return diff.abs_().amax(dim=1)  # in place: an out-of-place abs costs 2x here
+        order = 2.0 if self.norm == "l2" else 1.0
+        return torch.linalg.vector_norm(diff, ord=order, dim=1, dtype=torch.float64)
 
     def distance(self, x: torch.Tensor, sel: torch.Tensor | slice) -> torch.Tensor:
         """||x - x0_sel|| (m,) in float64, never below the exact distance of the stored float32 points.
@@ -144,43 +312,86 @@ class Recorder:
         (relative error below d 2^-53). The result is rounded up by the factor 1 + 1e-6, which covers
         both for any d < 2^30 and stays below the 1 - 1e-5 shrink of ``safe_radius``.
         """
-        if self._scratch.shape != x.shape:  # reused across steps: no new (m, *S) tensor per call
-            self._scratch = torch.empty_like(x)
-        diff = torch.sub(x, self.origin(sel), out=self._scratch).reshape(x.shape[0], -1)
-        if self.norm == "linf":
-            reduced = diff.abs_().amax(dim=1).double()  # in place: an out-of-place abs costs 2x here
-        else:
-            order = 2.0 if self.norm == "l2" else 1.0
-            reduced = torch.linalg.vector_norm(diff, ord=order, dim=1, dtype=torch.float64)
-        return reduced * (1 + 1e-6)
+        return self._raw_distance(x, sel).double() * ROUND_UP
 
     def add(self, x: torch.Tensor, z: torch.Tensor, rows: torch.Tensor, full: bool = False) -> None:
         """Record the m candidates x (m, *S) with logits z (m, K) of batch samples rows (m,); ``full``
-        says that rows is exactly 0..n-1 (one column, no index bookkeeping)."""
-        n = self.x0.shape[0]
-        x, z = x.detach(), z.detach()
-        if full:
-            sel, col, width = slice(None), 0, 1
-        else:
-            sel, col = rows, occurrence(rows)
-            width = int(col.max()) + 1 if rows.numel() else 0
-        dist = self.distance(x, sel)
-        t = torch.full((n, width), math.inf, dtype=torch.float64, device=x.device)
-        t[sel, col] = dist
-        self.t.append(t)
-        values = all_losses(z, self.y[sel], self.losses)
-        for name in self.losses:
-            g = torch.zeros((n, width), dtype=torch.float64, device=x.device)
-            g[sel, col] = values[name].double() - self.clean[name][sel]
-            self.gains[name].append(g)
-        wrong = z.argmax(dim=1) != self.y[sel]
-        flipped = torch.full((n,), math.inf, dtype=torch.float64, device=x.device)
-        flipped.scatter_reduce_(0, rows[wrong], dist[wrong], reduce="amin")
-        self.flip = torch.minimum(self.flip, flipped)
+        says that rows is exactly 0..n-1. The j-th occurrence of a sample in ``rows`` is a new column."""
+        x = x.detach()
+        key = None if full else rows
+        if not self.blocks or self.blocks[-1].rows is not key:
+            self.blocks.append(_Block(key))
+        block = self.blocks[-1]
+        block.dist.append(self._raw_distance(x, slice(None) if full else rows))
+        block.logits.append(z.detach().T)  # class-major: see stacked_losses
         if self.keep_points:
-            p = self.x0[:, None].repeat(1, width, *([1] * (x.dim() - 1)))
-            p[sel, col] = x
-            self.points.append(p)
+            block.points.append(x.clone())  # attacks may update an iterate in place after recording it
+        self._columns = None
+
+    def columns(self) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+        """(t (n, M) float64, {loss: gains (n, M) float64}, points (n, M, *S) or None) of every candidate
+        recorded so far; padding: t = inf, gain 0, point x0. Laid out block by block (one scatter each)."""
+        if self._columns is None:
+            parts = [self._layout(b) for b in self.blocks]
+            n = self.x0.shape[0]
+            empty = self.x0.new_zeros((n, 0), dtype=torch.float64)
+            t = torch.cat([p[0] for p in parts], 1) if parts else empty
+            gains = {k: torch.cat([p[1][k] for p in parts], 1) if parts else empty for k in self.losses}
+            points = torch.cat([p[2] for p in parts], 1) if parts and self.keep_points else None
+            self._columns = (t, gains, points)
+        return self._columns
+
+    def _layout(self, block: _Block) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+        """One block's columns: step-major, and within a step one column per occurrence of a row."""
+        n, steps = self.x0.shape[0], len(block.dist)
+        rows = self.all_rows() if block.rows is None else block.rows
+        dist = torch.stack(block.dist, 1).double() * ROUND_UP  # (m, steps)
+        self._fold()  # every step's zero_one values are then known
+        scored = tuple(k for k in self.losses if k != "zero_one")
+        losses = stacked_losses(torch.stack(block.logits), self.y[rows], scored) if scored else {}
+        if "zero_one" in self.losses:
+            losses["zero_one"] = torch.cat(block.wrong)
+        values = {k: v.T.double() - self.clean[k][rows, None] for k, v in losses.items()}  # (m, steps)
+        if block.rows is None:
+            points = torch.stack(block.points, 1) if self.keep_points else None
+            return dist, values, points
+        copies = rows.shape[0] // n
+        if rows.shape[0] == copies * n and torch.equal(rows, self.all_rows().repeat(copies)):
+            return self._layout_repeated(dist, values, block, copies)
+        col = occurrence(rows)
+        width = int(col.max()) + 1
+        t = dist.new_full((n, steps, width), math.inf)
+        t[rows, :, col] = dist
+        gains = {}
+        for name, v in values.items():
+            g = dist.new_zeros((n, steps, width))
+            g[rows, :, col] = v
+            gains[name] = g.reshape(n, -1)
+        points = None
+        if self.keep_points:
+            shape = self.x0.shape[1:]
+            points = self.x0[:, None, None].expand(n, steps, width, *shape).clone()
+            points[rows, :, col] = torch.stack(block.points, 1)
+            points = points.reshape(n, steps * width, *shape)
+        return t.reshape(n, -1), gains, points
+
+    def _layout_repeated(
+        self, dist: torch.Tensor, values: dict[str, torch.Tensor], block: _Block, copies: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+        """``_layout`` of a block whose rows are 0..n-1 repeated ``copies`` times (a probe of k targets):
+        entry c n + i is occurrence c of sample i, so the columns are a reshape, not a scatter."""
+        n, steps = self.x0.shape[0], len(block.dist)
+
+        def columns(v: torch.Tensor) -> torch.Tensor:  # (copies n, steps, *S) -> (n, steps copies, *S)
+            v = v.reshape(copies, n, steps, *v.shape[2:]).movedim(0, 2)
+            return v.reshape(n, steps * copies, *v.shape[3:])
+
+        points = columns(torch.stack(block.points, 1)) if self.keep_points else None
+        return columns(dist), {k: columns(v) for k, v in values.items()}, points
+
+    def all_rows(self) -> torch.Tensor:
+        """0..n-1."""
+        return torch.arange(self.x0.shape[0], device=self.x0.device)
 
 
 class Batch:
@@ -235,22 +446,42 @@ class Batch:
         return z
 
     def gradient(
-        self, x: torch.Tensor, objective: Objective, rows: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(z, v, g): logits, objective values v = objective(z, rows) (m,) and g = grad_x v_i (m, *S).
+        self,
+        x: torch.Tensor,
+        objective: Objective,
+        rows: torch.Tensor | None = None,
+        values: bool = True,
+        record: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(z, v, g): logits, objective values v = objective(z, rows) (m,) (None unless ``values``) and
+        g = grad_x v_i (m, *S).
 
-        One counted forward and backward over the m rows; x is recorded as a candidate.
+        One counted forward and backward over the m rows; x is recorded as a candidate of the samples
+        rows unless ``record`` is False (points that belong to no sample, e.g. the whole-box search). A
+        ``LogitObjective`` back-propagates its closed-form logit gradient (no graph through the loss).
         """
         rows = self.all if rows is None else rows
         x = x.detach().requires_grad_(True)
         with torch.enable_grad():
             z = self.model(x)
-            v = objective(z, rows)
-            (g,) = torch.autograd.grad(v.sum(), x)
+            if isinstance(objective, LogitObjective):
+                zd = z.detach()
+                (g,) = torch.autograd.grad(z, x, grad_outputs=objective.logit_grad(zd, rows))
+                v = objective.value(zd, rows) if values else None
+            else:
+                out = objective(z, rows)
+                (g,) = torch.autograd.grad(out.sum(), x)
+                v = out.detach()
         self.passes.forward += x.shape[0]
         self.passes.backward += x.shape[0]
-        self.recorder.add(x, z, rows, full=rows is self.all)
-        return z.detach(), v.detach(), g
+        if record:
+            self.recorder.add(x, z, rows, full=rows is self.all)
+        return z.detach(), v, g
+
+    def offer(self, x: torch.Tensor, z: torch.Tensor, rows: torch.Tensor) -> None:
+        """Record points x (m, *S) whose logits z (m, K) are already known (no model call) as candidates of
+        the samples rows (m,)."""
+        self.recorder.add(x, z, rows)
 
     def project(
         self, x: torch.Tensor, rows: torch.Tensor, radius: torch.Tensor | float, inplace: bool = False
@@ -295,6 +526,9 @@ class Batch:
         return masked.topk(k, dim=1).indices
 
 
+TRACK = ("point", "value", "none")
+
+
 def ascend(
     batch: Batch,
     x: torch.Tensor,
@@ -304,23 +538,29 @@ def ascend(
     steps: int,
     step: float,
     sparsity: float | None = None,
-    keep: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    track: str = "point",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Projected steepest ascent x <- P_{B(x0, radius) cap box}(x + step u(grad objective)), ``steps``
-    gradient steps plus one forward at the last iterate. Returns the best iterate (m, *S) and the best
-    objective value (m,); with keep=False the last iterate instead of the best (every iterate is a
-    recorded candidate anyway), which saves a pass over the inputs per step."""
+    gradient steps plus one forward at the last iterate (every iterate is a recorded candidate).
+
+    track: "point" returns the best iterate (m, *S) and the best objective value (m,); "value" the last
+    iterate and the best value; "none" the last iterate and None (no per-step bookkeeping at all)."""
+    if track not in TRACK:
+        raise ValueError(f"track must be one of {', '.join(TRACK)}, got {track!r}")
     best_x, best_v = x, torch.full((x.shape[0],), -math.inf, device=x.device)
     for _ in range(steps):
-        _, v, g = batch.gradient(x, objective, rows)
-        if keep:
+        _, v, g = batch.gradient(x, objective, rows, values=track != "none")
+        if track == "point":
             best_x, best_v = keep_best(best_x, best_v, x, v)
-        else:
+        elif track == "value":
             best_v = torch.maximum(best_v, v)
-        u = direction(g, x, batch.threat.norm, sparsity)
+        u = direction(g, x, batch.threat.norm, sparsity, inplace=True)
         x = batch.project(torch.add(x, u, alpha=step, out=u), rows, radius, inplace=True)
-    v = objective(batch.evaluate(x, rows), rows)
-    if keep:
+    z = batch.evaluate(x, rows)
+    if track == "none":
+        return x, None
+    v = objective(z, rows)
+    if track == "point":
         return keep_best(best_x, best_v, x, v)
     return x, torch.maximum(best_v, v)
 

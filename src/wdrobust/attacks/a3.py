@@ -20,7 +20,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import Batch, Objective, direction, loss_objective, target_margin
+from wdrobust.attacks._engine import (
+    Batch,
+    LinearObjective,
+    Objective,
+    direction,
+    loss_objective,
+    target_margin,
+)
 from wdrobust.attacks.apgd import apgd_ascent
 from wdrobust.attacks.base import Attack
 from wdrobust.attacks.wda import WDA
@@ -52,7 +59,7 @@ class A3(Attack):
     def objective(self, batch: Batch, restart: int) -> Objective:
         """The restart's loss: CE on even restarts, DLR (margin if K < 3) on odd ones."""
         name = "ce" if restart % 2 == 0 else ("dlr" if batch.classes >= 3 else "margin")
-        return loss_objective(name, batch.y)
+        return loss_objective(name, batch.y, batch.classes)
 
     def inner(self, batch: Batch, start: torch.Tensor, rows: torch.Tensor, restart: int) -> torch.Tensor:
         """APGD on the restart's objective from ``start``; returns the best iterate."""
@@ -87,11 +94,7 @@ class A3(Attack):
         k = batch.classes
         u = torch.rand(rows.numel(), k, generator=batch.generator, device=batch.x0.device) * 2 - 1
         w = u + bias[batch.y[rows]]
-        lookup = torch.zeros(batch.n, k, device=w.device).index_copy_(0, rows, w)
-
-        def ods(z: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-            return (z * lookup[r]).sum(dim=1)
-
+        ods = LinearObjective(w, positional=True)
         eps, x = self.threat.eps, batch.x0[rows]
         for _ in range(self.ods_steps):
             _, _, g = batch.gradient(x, ods, rows)
@@ -103,8 +106,8 @@ class A3(Attack):
         if rows.numel() < 2:
             return torch.zeros(rows.numel(), dtype=torch.bool, device=rows.device)
         rec = batch.recorder
-        t = torch.cat(rec.t, 1)[rows]
-        gain = torch.cat(rec.gains["margin"], 1)[rows]
+        t, gains, _ = rec.columns()
+        t, gain = t[rows], gains["margin"][rows]
         best = (
             torch.where(t <= self.threat.eps, gain, -torch.inf).amax(1).clamp(min=0)
             + rec.clean["margin"][rows]
@@ -158,7 +161,7 @@ class A3WDA(A3):
     def inner(self, batch: Batch, start: torch.Tensor, rows: torch.Tensor, restart: int) -> torch.Tensor:
         """APGD on m_{t_r} (t_r the restart's ranked target) at eps, then WDA's larger radii for p < inf."""
         target = self.ranked[:, restart % self.ranked.shape[1]]
-        objective = target_margin(batch.y, target)
+        objective = target_margin(batch.y, target, batch.classes)
         eps = self.threat.eps
         best, _ = apgd_ascent(batch, start, rows, objective, eps, self.n_iter)
         self.wda.ascend_radii(batch, best, rows, objective, self.wda.schedule(batch)[1:])

@@ -114,7 +114,7 @@ class APGD(Attack):
     def attack_batch(self, batch: Batch) -> None:
         if self.loss == "dlr" and batch.classes < 3:
             raise ValueError(f"APGD-DLR needs at least 3 classes, the model has {batch.classes}")
-        objective = loss_objective(self.loss, batch.y)
+        objective = loss_objective(self.loss, batch.y, batch.classes)
         rows = batch.all
         for _ in range(self.restarts):
             start = batch.random_start(rows, self.threat.eps)

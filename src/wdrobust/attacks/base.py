@@ -106,6 +106,34 @@ class AttackResult:
         )
 
 
+def union(results: list[AttackResult], name: str = "best") -> AttackResult:
+    """The candidates of several attacks on the same N samples joined per sample (columns of all of them),
+    so the primal solver optimises over every point any of them found: at least as strong as each one.
+    Losses recorded by all of them are kept; flip distances are the per-sample minimum; points are kept
+    when every result has them; passes and seconds are totals."""
+    if not results:
+        raise ValueError("union needs at least one result")
+    first = results[0]
+    if any(r.n != first.n or r.threat != first.threat for r in results):
+        raise ValueError("union needs results on the same samples under the same threat")
+    losses = [k for k in first.gains if all(k in r.gains for r in results)]
+    points = [r.points for r in results]
+    flips = [r.flip_distance for r in results]
+    return AttackResult(
+        attack=name,
+        threat=first.threat,
+        t=np.concatenate([r.t for r in results], 1),
+        gains={k: np.concatenate([r.gains[k] for r in results], 1) for k in losses},
+        clean_loss={k: first.clean_loss[k] for k in losses},
+        clean_correct=first.clean_correct,
+        flip_distance=None if any(f is None for f in flips) else np.minimum.reduce(flips),
+        points=torch.cat(points, 1) if all(p is not None for p in points) else None,
+        forward_passes=sum(r.forward_passes for r in results),
+        backward_passes=sum(r.backward_passes for r in results),
+        seconds=sum(r.seconds for r in results),
+    )
+
+
 def model_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
     """The device to attack on: the model's (its first parameter or buffer), else resolve_device(device).
     An explicit device that differs from the model's raises ValueError (the model is never moved)."""
@@ -170,7 +198,8 @@ class Attack:
             raise ValueError("no samples to attack")
         if not torch.is_floating_point(x):
             raise ValueError(f"x must be a floating-point tensor, got {x.dtype}")
-        if torch.isnan(x).any() or x.min() < 0 or x.max() > 1:
+        low, high = torch.aminmax(x)
+        if not (low >= 0 and high <= 1):  # NaN fails both
             raise ValueError("inputs must lie in the box [0, 1]")
         if y.min() < 0:
             raise ValueError("labels must be >= 0")
@@ -187,7 +216,7 @@ class Attack:
             ]
         finally:
             self.model.train(training)
-        result = AttackResult.concat(parts)
+        result = parts[0] if len(parts) == 1 else AttackResult.concat(parts)
         result.seconds = time.perf_counter() - start
         return result
 
@@ -210,20 +239,18 @@ class Attack:
         )
         self.attack_batch(batch)
         rec = batch.recorder
+        t, gains, points = rec.columns()
         if self.progress is not None:
             self.progress(stop, x.shape[0])
         return AttackResult(
             attack=self.name,
             threat=self.threat,
-            t=torch.cat(rec.t, 1).cpu().numpy() if rec.t else np.zeros((batch.n, 0)),
-            gains={
-                k: torch.cat(v, 1).cpu().numpy() if v else np.zeros((batch.n, 0))
-                for k, v in rec.gains.items()
-            },
+            t=t.cpu().numpy(),
+            gains={k: v.cpu().numpy() for k, v in gains.items()},
             clean_loss={k: v.cpu().numpy() for k, v in rec.clean.items()},
             clean_correct=(batch.z0.argmax(1) == batch.y).cpu().numpy(),
             flip_distance=rec.flip.cpu().numpy(),
-            points=torch.cat(rec.points, 1).cpu() if rec.points else None,
+            points=None if points is None else points.cpu(),
             forward_passes=passes.forward,
             backward_passes=passes.backward,
         )

@@ -51,7 +51,7 @@ class PGD(Attack):
 
     def attack_batch(self, batch: Batch) -> None:
         eps = self.threat.eps
-        objective = loss_objective(self.loss, batch.y)
+        objective = loss_objective(self.loss, batch.y, batch.classes)
         rows = batch.all
         for restart in range(self.restarts):
             start = batch.random_start(rows, eps) if self.random_start or restart else batch.x0[rows]
@@ -64,7 +64,7 @@ class PGD(Attack):
                 self.steps,
                 self.step_size * eps,
                 self.sparsity,
-                keep=False,
+                track="none",
             )
             rows = rows[batch.recorder.flip[rows].isinf()]
             if rows.numel() == 0:

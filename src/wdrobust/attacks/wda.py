@@ -10,27 +10,26 @@ r = eps; for p < inf the larger radii let the primal solver move a few samples f
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import Batch, ascend, target_margin
+from wdrobust.attacks._engine import Batch, LinearObjective, ascend, margin_weights, target_margin
 from wdrobust.attacks.base import Attack, radius_schedule
+from wdrobust.attacks.whole_box import whole_box_search
 from wdrobust.threat import ThreatModel
 
 TARGET_RULES = ("probe", "dual_norm")
 PROBE_METRICS = ("margin", "gain")
 
 
-def repeated_margin(y: torch.Tensor, targets: torch.Tensor) -> Any:
-    """Objective m_t = z_t - z_y for a batch repeated k times: targets (n, k) -> row block j uses column j."""
-    flat = targets.T.reshape(-1)
-
-    def objective(z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        return z.gather(1, flat[:, None]).squeeze(1) - z.gather(1, y[rows, None]).squeeze(1)
-
-    return objective
+def repeated_margin(y: torch.Tensor, targets: torch.Tensor, classes: int) -> LinearObjective:
+    """Objective m_t = z_t - z_y for samples with labels y (m,) repeated k times: targets (m, k) -> row
+    block j uses column j (positional weights, (k m, K))."""
+    k = targets.shape[1]
+    return LinearObjective(margin_weights(y.repeat(k), targets.T.reshape(-1), classes), positional=True)
 
 
 def rank_targets(
@@ -41,13 +40,15 @@ def rank_targets(
     (metric "margin"), or its increase over the clean m_j (metric "gain"); dual_norm: ||grad m_j(x_i)||_*."""
     n, k = candidates.shape
     rows = batch.all.repeat(k)
-    objective = repeated_margin(batch.y, candidates)
+    objective = repeated_margin(batch.y, candidates, batch.classes)
     x = batch.x0.repeat(k, *([1] * (batch.x0.dim() - 1)))
     if rule == "dual_norm":
         _, _, g = batch.gradient(x, objective, rows)
         return batch.threat.dual_norm(g).reshape(k, n).T
     eps = batch.threat.eps
-    _, best = ascend(batch, x, rows, objective, eps, probe_steps, step_size * eps / probe_steps)
+    _, best = ascend(
+        batch, x, rows, objective, eps, probe_steps, step_size * eps / probe_steps, track="value"
+    )
     scores = best.reshape(k, n).T
     if metric == "gain":
         scores = scores - batch.z0.gather(1, candidates) + batch.z0.gather(1, batch.y[:, None])
@@ -57,7 +58,9 @@ def rank_targets(
 class WDA(Attack):
     """Wasserstein distributional attack. Options: k (targets probed, capped at K - 1), target
     ("probe" or "dual_norm"), probe_steps, probe_metric ("margin" or "gain"), steps (per radius),
-    radii (number of radii of the schedule for p < inf), step_size (eta / r per step)."""
+    radii (number of radii of the schedule for p < inf), step_size (eta / r per step); for p < inf the
+    whole-box search (``whole_box``) ends the schedule: whole_box (starts per class, 0 = off),
+    whole_box_steps, offer (points offered to each sample)."""
 
     name = "wda"
 
@@ -73,9 +76,15 @@ class WDA(Attack):
         steps: int = 20,
         radii: int = 6,
         step_size: float = 2.5,
+        whole_box: int = 16,
+        whole_box_steps: int = 30,
+        offer: int = 4,
         **common: Any,
     ) -> None:
         super().__init__(model, threat, **common)
+        if min(whole_box, whole_box_steps, offer) < 0 or (whole_box and min(whole_box_steps, offer) < 1):
+            raise ValueError("whole_box must be >= 0; with whole_box > 0, whole_box_steps and offer >= 1")
+        self.whole_box, self.whole_box_steps, self.offer = whole_box, whole_box_steps, offer
         if target not in TARGET_RULES:
             raise ValueError(f"unknown target rule {target!r}: expected one of {', '.join(TARGET_RULES)}")
         if probe_metric not in PROBE_METRICS:
@@ -99,7 +108,10 @@ class WDA(Attack):
 
     def attack_batch(self, batch: Batch) -> None:
         target = self.ranked_targets(batch)[:, 0]
-        self.ascend_radii(batch, batch.x0, batch.all, target_margin(batch.y, target), self.schedule(batch))
+        objective = target_margin(batch.y, target, batch.classes)
+        self.ascend_radii(batch, batch.x0, batch.all, objective, self.schedule(batch))
+        if self.whole_box and not math.isinf(self.threat.p) and self.threat.eps > 0:
+            whole_box_search(batch, self.whole_box, self.whole_box_steps, self.offer)
 
     def schedule(self, batch: Batch) -> list[float]:
         """The radii of ``radius_schedule`` for this run (eps only for p = inf)."""
@@ -108,6 +120,10 @@ class WDA(Attack):
     def ascend_radii(
         self, batch: Batch, x: torch.Tensor, rows: torch.Tensor, objective: Any, radii: list[float]
     ) -> None:
-        """Steepest ascent of the objective at each radius in turn, warm-started from the previous best."""
-        for r in radii:
-            x, _ = ascend(batch, x, rows, objective, r, self.steps, self.step_size * r / self.steps)
+        """Steepest ascent of the objective at each radius in turn, warm-started from the previous best
+        (the last radius tracks nothing: its iterates are recorded candidates)."""
+        for i, r in enumerate(radii):
+            track = "point" if i < len(radii) - 1 else "none"
+            x, _ = ascend(
+                batch, x, rows, objective, r, self.steps, self.step_size * r / self.steps, track=track
+            )

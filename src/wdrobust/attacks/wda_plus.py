@@ -68,7 +68,9 @@ class WDAPlus(Attack):
             m = rows.numel()
             reps = (k, *([1] * (x.dim() - 1)))
             z, v, g = batch.gradient(
-                x[rows].repeat(reps), repeated_margin(batch.y, targets[rows]), rows.repeat(k)
+                x[rows].repeat(reps),
+                repeated_margin(batch.y[rows], targets[rows], batch.classes),
+                rows.repeat(k),
             )
             now = z[:m].argmax(1) != batch.y[rows]
             g = feasible(g, x[rows].repeat(reps))

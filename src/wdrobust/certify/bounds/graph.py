@@ -233,8 +233,19 @@ class BoundGraph:
         return acc
 
     # -- interval propagation ------------------------------------------------------------------------
-    def bounds(self, x0: torch.Tensor, r: torch.Tensor, norm: str, tighten: bool = True) -> Bounds:
-        """Boxes of every interval value over B(x0_b, r_b) cap [0, 1]^d; x0 (B, *S), r (B,)."""
+    def bounds(
+        self,
+        x0: torch.Tensor,
+        r: torch.Tensor,
+        norm: str,
+        tighten: bool = True,
+        known: dict[fx.Node, Box] | None = None,
+    ) -> Bounds:
+        """Boxes of every interval value over B(x0_b, r_b) cap [0, 1]^d; x0 (B, *S), r (B,).
+
+        known: sound boxes of some values on the same regions (e.g. CROWN's tightened pre-activations);
+        each computed box is intersected with them before its users see it, so that every rule's
+        derivative intervals come from the tighter boxes."""
         rr = r.reshape(-1, *([1] * (x0.dim() - 1)))
         env: dict[fx.Node, Any] = {self.input: Box((x0 - rr).clamp(0, 1), (x0 + rr).clamp(0, 1))}
         rules: dict[fx.Node, Rule] = {}
@@ -256,6 +267,8 @@ class BoundGraph:
             if node in norms and box.batch_dim == 0:
                 half = r.reshape(-1, *([1] * (box.lo.dim() - 1))) * norms[node]
                 box = box.intersect(anchors[node] - half, anchors[node] + half)
+            if known is not None and node in known:
+                box = box.intersect(known[node].lo, known[node].hi)
             env[node] = box
             rules[node] = rule
         return Bounds({n: v for n, v in env.items() if n in self.interval}, rules)

@@ -44,7 +44,7 @@ class Box:
 
     def intersect(self, lo: torch.Tensor, hi: torch.Tensor) -> Box:
         """The box cap [lo, hi] (both boxes contain the true values, so the intersection does too)."""
-        return Box(torch.maximum(self.lo, lo), torch.minimum(self.hi, hi))
+        return Box(torch.maximum(self.lo, lo), torch.minimum(self.hi, hi), self.batch_dim)
 
 
 @dataclass

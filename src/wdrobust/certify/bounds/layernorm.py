@@ -2,6 +2,8 @@
 rho = (mean(u^2) + eps)^(-1/2), for rows x of n entries.
 
 - box of u: exact for the centring map u = P x (P = I - 11^T/n): centre P c, radius (1 - 2/n) r_i + mean(r);
+- box of var = mean(u^2) + eps: above by the boxes of u_j^2, below by the larger of that and
+  ``variance_floor`` (the minimum of the convex quadratic over the box of x, certified by a tangent plane);
 - box of y: y_i = h(u_i, S_i) = u_i / sqrt((u_i^2 + S_i)/n + eps) with S_i = sum_{j != i} u_j^2 in
   [Sl_i, Sh_i] (from the boxes of u_j^2). h is increasing in u_i and, for u_i > 0 (< 0), decreasing
   (increasing) in S_i, so y_i in [h(lu_i, S at its worst), h(hu_i, S at its best)]; also |y_i| <= sqrt(n-1)
@@ -30,6 +32,9 @@ from wdrobust.certify.bounds.interval import Box, Cot, Slopes, scale_nonneg
 from wdrobust.certify.bounds.rowwise import RowRelaxation, choose
 from wdrobust.certify.bounds.rule import Rule, interval_arg, register, unsupported
 
+#: Projected gradient steps of ``variance_floor``.
+VARIANCE_STEPS = 20
+
 
 @dataclass
 class Pieces:
@@ -57,12 +62,28 @@ def square_box(u: Box) -> Box:
     return Box(low, torch.maximum(a, b))
 
 
+def variance_floor(x: Box, steps: int = VARIANCE_STEPS) -> torch.Tensor:
+    """A lower bound (N, *L, 1) of min over the box x of v(x) = mean((x - mean x)^2), which is convex:
+    projected gradient steps (step n/2 = 1/Lipschitz of the gradient (2/n) P x) from the centre reach a
+    point z, and v(x) >= v(z) + grad v(z) . (x - z) bounds the minimum by v(z) + sum_i min over the
+    ends of grad_i (x_i - z_i) (sound wherever the steps stop)."""
+    n = x.lo.shape[-1]
+    z = x.center
+    for _ in range(steps):
+        z = torch.minimum(torch.maximum(z - (z - z.mean(dim=-1, keepdim=True)), x.lo), x.hi)
+    d = z - z.mean(dim=-1, keepdim=True)
+    grad = 2 * d / n
+    ends = torch.minimum(grad * (x.lo - z), grad * (x.hi - z))
+    return (d.square().mean(dim=-1, keepdim=True) + ends.sum(dim=-1, keepdim=True)).clamp(min=0)
+
+
 def pieces(x: Box, gamma: torch.Tensor | None, beta: torch.Tensor | None, eps: float) -> Pieces:
     """The stage boxes of LayerNorm on x (rows on the last axis); formulas in the module docstring."""
     n = x.lo.shape[-1]
     u = centred(x)
     sq = square_box(u)
-    var = Box(sq.lo.mean(dim=-1, keepdim=True) + eps, sq.hi.mean(dim=-1, keepdim=True) + eps)
+    floor = torch.maximum(sq.lo.mean(dim=-1, keepdim=True), variance_floor(x))
+    var = Box(floor + eps, sq.hi.mean(dim=-1, keepdim=True) + eps)
     s_lo = (sq.lo.sum(dim=-1, keepdim=True) - sq.lo).clamp(min=0)
     s_hi = (sq.hi.sum(dim=-1, keepdim=True) - sq.hi).clamp(min=0)
 

@@ -31,9 +31,11 @@ class RowRelaxation:
     def backward(self, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(coefficients (N, C, *L, n) on the input, bias (N, C)) for lam (N, C, *L, n)."""
         pos, neg = lam.clamp(min=0), lam.clamp(max=0)
-        coef = (pos.unsqueeze(-1) * self.w_up.unsqueeze(1)).sum(dim=-2)
-        coef = coef + (neg.unsqueeze(-1) * self.w_lo.unsqueeze(1)).sum(dim=-2)
-        bias = (pos * self.b_up.unsqueeze(1) + neg * self.b_lo.unsqueeze(1)).flatten(2).sum(dim=2)
+        coef = torch.einsum("nc...i,n...ij->nc...j", pos, self.w_up)
+        coef = coef + torch.einsum("nc...i,n...ij->nc...j", neg, self.w_lo)
+        bias = torch.einsum("nc...i,n...i->nc", pos, self.b_up) + torch.einsum(
+            "nc...i,n...i->nc", neg, self.b_lo
+        )
         return coef, bias
 
 

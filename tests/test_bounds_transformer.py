@@ -190,3 +190,32 @@ def test_tiny_vit_crown_beats_intervals() -> None:
     crown = margin_bounds(graph, x, r, c.double(), "linf", intermediate="crown")[0]
     ibp = graph.margin_upper(graph.bounds(x, r, "linf"), c.double())
     assert (crown <= ibp + 1e-12).all() and (crown < ibp - 1e-3).any()
+
+
+def test_global_on_a_transformer_is_a_whole_box_bound_or_a_named_refusal() -> None:
+    from wdrobust import ThreatModel
+    from wdrobust.certify import CERTIFICATES
+
+    vit = tiny_vit(2, trained=True).float()
+    net = Flat(vit)
+    cert = CERTIFICATES["global"](net, ThreatModel("linf", 0.05), losses=("margin",), device="cpu")
+    x = torch.rand(4, 2, generator=torch.Generator().manual_seed(0))
+    res = cert.run(x, net(x).argmax(dim=1))
+    assert res.sound and "whole-box interval Jacobian" in res.note and "Sequential" in res.note
+    pts = region_points(torch.full((2,), 0.5, dtype=torch.float64), 0.5, "linf", 61).float()
+    lip = cert.table((2,), 3)
+    for y in range(3):
+        _, grad = margin_gradients(net, pts, torch.full((pts.shape[0],), y))
+        brute = grad.abs().sum(dim=2).amax(dim=0).double()
+        assert (brute <= lip[y] * (1 + 1e-6) + 1e-9).all()
+
+    class Untraceable(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.exp(x)
+
+    with pytest.raises(
+        ValueError, match=r"global: .*the bound engine cannot bound it: unsupported operation exp"
+    ):
+        CERTIFICATES["global"](Untraceable(), ThreatModel("linf", 0.05), device="cpu").run(
+            x, torch.zeros(4).long()
+        )

@@ -231,8 +231,22 @@ class CrownCertificate(Certificate):
         return self._box
 
     def _local(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, knots: torch.Tensor) -> ShellBound:
-        """The Lipschitz shells of ``local`` on the same knots."""
-        lip = margin_lipschitz(self.graph("float32"), x, y, knots[0], self.threat.norm, device=self.device)
+        """The Lipschitz shells of ``local`` on the same knots (with CROWN boxes on the float64 graph for
+        models with relaxed rules, as ``local``'s boxes=auto)."""
+        if any(rule.relaxed for rule in self.graph().rule_of.values()):
+            lip = margin_lipschitz(
+                self.graph(),
+                x.double(),
+                y,
+                knots[0],
+                self.threat.norm,
+                device=self.device,
+                intermediate="auto",
+            )
+        else:
+            lip = margin_lipschitz(
+                self.graph("float32"), x, y, knots[0], self.threat.norm, device=self.device
+            )
         losses = [loss for loss in self.losses if loss != "zero_one"]
         return ShellBound.from_margins(lip, knots, z, y, losses)
 

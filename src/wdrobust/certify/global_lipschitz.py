@@ -14,16 +14,22 @@ For c = e_j - e_y, grad m_j(x) = A_1^T D_1 A_2^T D_2 ... D_{L-1} A_L^T c with D_
 
 The bound is the smaller of the two (l2) or the first (linf, l1), times (1 + 1e-6) against float64
 rounding. It depends only on (y, j), so it is computed once per certificate as a (K, K) table.
+Models that are not nn.Sequential at all (transformers, residual nets) get the interval Jacobian
+bound of the bound engine over the whole box X instead (sound: every point of the threat lies in X), or,
+when the engine cannot bound them either, a ValueError giving both reasons.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any
 
 import torch
+from torch import nn
 
 from wdrobust.certify.base import Certificate, ShellBound
+from wdrobust.certify.bounds import BoundGraph, margin_lipschitz
 from wdrobust.certify.chain import Chain, build_chain
 from wdrobust.threat import lp_norm
 
@@ -70,9 +76,31 @@ class GlobalLipschitz(Certificate):
     def table(self, input_shape: tuple[int, ...], num_classes: int) -> torch.Tensor:
         """The (K, K) pair table for inputs of shape (n, *input_shape), cached per shape."""
         if input_shape not in self._tables:
-            chain = build_chain(self.model, input_shape, self.device)
-            self._tables[input_shape] = pair_lipschitz(chain, self.threat.norm, num_classes)
+            try:
+                chain = build_chain(self.model, input_shape, self.device)
+            except ValueError as exc:
+                if isinstance(self.model, nn.Sequential):  # a chain with an unsupported layer: refuse
+                    raise
+                self._tables[input_shape] = self._whole_box_table(input_shape, num_classes, str(exc))
+            else:
+                self._tables[input_shape] = pair_lipschitz(chain, self.threat.norm, num_classes)
         return self._tables[input_shape]
+
+    def _whole_box_table(self, input_shape: tuple[int, ...], num_classes: int, why: str) -> torch.Tensor:
+        """For models that are not chains (transformers, residual nets): L[y, j] >= sup over all of
+        X = [0,1]^d of ||grad m_j||_* from the bound engine's interval Jacobian over the whole box (one row
+        per label; sound because every input and every perturbed point lies in X). A model the engine
+        cannot bound either is refused with both reasons."""
+        try:
+            graph = BoundGraph(copy.deepcopy(self.model).double().requires_grad_(False).eval())
+            centre = torch.full((num_classes, *input_shape), 0.5, dtype=torch.float64, device=self.device)
+            labels = torch.arange(num_classes, device=self.device)
+            diam = self.threat.diameter(math.prod(input_shape))
+            table = margin_lipschitz(graph, centre, labels, [diam], self.threat.norm, device=self.device)
+        except ValueError as exc:
+            raise ValueError(f"global: {why}; and the bound engine cannot bound it: {exc}") from None
+        self.note = f"whole-box interval Jacobian ({why})"
+        return table[:, :, 0] * (1 + ROUNDING)
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
         lip = self.table(tuple(x.shape[1:]), z.shape[1])[y][:, :, None]  # (n, K, 1), float64

@@ -68,12 +68,13 @@ class RadiusCertificate(LocalCertificate):
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
         lip, knots = self.shell_lipschitz(x, y)
+        z = z.to(lip.dtype)
         bound = ShellBound.from_margins(lip, knots, z, y, self.losses)
         shells = bound.certified_radius  # computed there when zero_one is among the losses
         if shells is None:
             shells = certified_radius_from_shells(margins(z, y), lip, knots, y)
         top = self.threat.diameter(x[0].numel())
-        interval = verified_radius(self.graph(), x, y, self.threat.norm, top)
+        interval = verified_radius(self.graph(), self.graph_input(x), y, self.threat.norm, top)
         correct = z.argmax(dim=1) == y
         bound.certified_radius = torch.where(
             correct, torch.maximum(shells, interval), torch.zeros_like(shells)

@@ -28,13 +28,15 @@ bound is; the smallest per row is kept).
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from typing import Any
 
 import torch
 from torch import fx
 
 from wdrobust.certify.bounds.activations import Activation, ActivationRule, bound_activation
-from wdrobust.certify.bounds.graph import BoundGraph, Bounds
+from wdrobust.certify.bounds.graph import BoundGraph, Bounds, flat_args
 from wdrobust.certify.bounds.interval import Box, Cot
 from wdrobust.certify.bounds.relax import Relaxation, relax
 from wdrobust.certify.bounds.rule import unsupported
@@ -59,9 +61,9 @@ def flat_dot(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 def check_linear_rules(graph: BoundGraph) -> None:
     """ValueError naming the first operation of the graph without a linear bound rule (anything that is
-    neither affine nor an elementwise activation, e.g. MaxPool2d)."""
+    neither affine, nor an elementwise activation, nor a rule with a relaxation, e.g. MaxPool2d)."""
     for node, rule in graph.rule_of.items():
-        if not rule.affine and not issubclass(rule, ActivationRule):
+        if not rule.affine and not rule.relaxed and not issubclass(rule, ActivationRule):
             what = (
                 type(graph.gm.get_submodule(node.target)).__name__ if node.op == "call_module" else node.name
             )
@@ -111,7 +113,7 @@ class Crown:
             self.offset = self._offsets(x0[:1])
         self.acts = [n for n in graph.nodes if isinstance(self.bounds.rules.get(n), ActivationRule)]
         check_linear_rules(graph)
-        self._relax: dict[fx.Node, Relaxation] = {}
+        self._relax: dict[fx.Node, Any] = {}
         self.slopes: dict[fx.Node, torch.Tensor] | None = None
         if intermediate != "ibp":
             with torch.no_grad():
@@ -126,7 +128,8 @@ class Crown:
             if rule.affine:
                 args = [a for a in node.all_input_nodes if a in self.graph.interval]
                 zeros = {a: torch.zeros_like(env[a]) for a in args}
-                out[node] = self.graph._concrete(node, {**env, **zeros})
+                value = self.graph._concrete(node, {**env, **zeros})
+                out[node] = value.movedim(self.bounds.boxes[node].batch_dim, 0)  # batch-first like boxes
         return out
 
     # -- relaxations ---------------------------------------------------------------------------------
@@ -144,6 +147,15 @@ class Crown:
             box = self.bounds.boxes[self.pre(act)]
             self._relax[act] = relax(self.bounds.rules[act].activation, box.lo, box.hi)
         return self._relax[act]
+
+    def generic_relaxation(self, node: fx.Node) -> Any:
+        """The relaxation of a non-activation rule on the current boxes of its arguments (cached)."""
+        if node not in self._relax:
+            inputs = [
+                self.bounds.boxes.get(a) if isinstance(a, fx.Node) else None for a in flat_args(node.args)
+            ]
+            self._relax[node] = self.bounds.rules[node].relax(inputs)
+        return self._relax[node]
 
     # -- the backward pass -----------------------------------------------------------------------------
     def backward(
@@ -175,11 +187,19 @@ class Crown:
                 bias = bias + _spec_dot(lam, b_lo) + _spec_dot(pos, b_up - b_lo)
                 self._push(lams, self.pre(node), lam * a_lo + pos * (a_up - a_lo))
                 continue
-            bias = bias + flat_dot(lam, self.offset[node])
-            grads = rule.backward(Cot(lam))
-            for arg, g in zip(node.args, grads, strict=False):
+            if rule.relaxed:
+                rel = self.generic_relaxation(node)
+                if rows is not None:
+                    fields = {f.name: getattr(rel, f.name)[rows] for f in dataclasses.fields(rel)}
+                    rel = dataclasses.replace(rel, **fields)
+                coefs, b = rule.linear_backward(lam, rel)
+                bias = bias + b
+            else:
+                bias = bias + flat_dot(lam, self.offset[node])
+                coefs = tuple(None if g is None else g.center for g in rule.backward(Cot(lam)))
+            for arg, g in zip(flat_args(node.args), coefs, strict=False):
                 if g is not None and isinstance(arg, fx.Node) and arg in self.graph.interval:
-                    self._push(lams, arg, g.center)
+                    self._push(lams, arg, g)
         x = self.x0
         return spec.new_zeros((*spec.shape[:2], *x.shape[1:])), bias  # the output does not depend on x
 
@@ -205,13 +225,9 @@ class Crown:
         chunk: each chunk bounds the neurons that are not exact on any of its rows (``auto``: only when
         their number times the path size is at most AUTO_COST, else the chunk keeps its interval boxes)."""
         widest = max(v.lo[0].numel() for v in self.bounds.boxes.values())
-        for act in self.acts:
-            pre = self.pre(act)
-            if pre in self.graph.prefix:
-                continue
+        for pre, relu_like in self._targets().items():
             box = self.bounds.boxes[pre]
             lo, hi = box.lo.flatten(1).clone(), box.hi.flatten(1).clone()
-            relu_like = self.bounds.rules[act].activation.relu_slope is not None
             need = ((lo < 0) & (hi > 0)) if relu_like else (hi > lo)
             limit = AUTO_COST // self._path_size(pre) if mode == "auto" else lo.shape[1]
             # rows sorted by their number of neurons to bound, so that chunks are alike
@@ -229,8 +245,29 @@ class Crown:
                 lo[rows[:, None], idx] = torch.maximum(lo[rows[:, None], idx], new_lo)
                 hi[rows[:, None], idx] = torch.minimum(hi[rows[:, None], idx], new_hi)
             self.bounds.boxes[pre] = Box(
-                lo.reshape(box.lo.shape), torch.maximum(lo, hi).reshape(box.lo.shape)
+                lo.reshape(box.lo.shape), torch.maximum(lo, hi).reshape(box.lo.shape), box.batch_dim
             )
+
+    def _targets(self) -> dict[fx.Node, bool]:
+        """The inputs of the nonlinear nodes outside the affine prefix, in graph order, each with True when
+        its only nonlinear users are ReLU-like activations (then only its unstable neurons are bounded)."""
+        targets: dict[fx.Node, bool] = {}
+        for node in self.graph.nodes:
+            rule = self.bounds.rules.get(node)
+            if isinstance(rule, ActivationRule):
+                args, relu = [self.pre(node)], rule.activation.relu_slope is not None
+            elif rule is not None and rule.relaxed:
+                args = [
+                    a for a in flat_args(node.args) if isinstance(a, fx.Node) and a in self.graph.interval
+                ]
+                relu = False
+            else:
+                continue
+            for a in args:
+                if a not in self.graph.prefix:
+                    targets[a] = targets.get(a, True) and relu
+        index = {n: i for i, n in enumerate(self.graph.nodes)}
+        return dict(sorted(targets.items(), key=lambda kv: index[kv[0]]))
 
     def _bound_neurons(
         self, node: fx.Node, idx: torch.Tensor, rows: torch.Tensor

@@ -21,10 +21,13 @@ from torch import fx, nn
 
 # Importing the operator modules registers their rules.
 from wdrobust.certify.bounds import activations as _activations  # noqa: F401
+from wdrobust.certify.bounds import bilinear as _bilinear  # noqa: F401
+from wdrobust.certify.bounds import layernorm as _layernorm  # noqa: F401
 from wdrobust.certify.bounds import linear as _linear  # noqa: F401
 from wdrobust.certify.bounds import norm as _norm  # noqa: F401
 from wdrobust.certify.bounds import pool as _pool  # noqa: F401
 from wdrobust.certify.bounds import shape as _shape  # noqa: F401
+from wdrobust.certify.bounds import softmax as _softmax  # noqa: F401
 from wdrobust.certify.bounds.interval import Box, Cot
 from wdrobust.certify.bounds.rule import FUNCTION_RULES, METHOD_RULES, MODULE_RULES, Rule, unsupported
 from wdrobust.threat import dual_of
@@ -35,6 +38,15 @@ SHAPE_QUERIES = {("call_method", "size"), ("call_method", "dim"), ("call_functio
 TRAINING_DEPENDENT = (nn.modules.batchnorm._BatchNorm, nn.Dropout)
 #: Input dimension above which the ball tightening of the affine prefix is skipped (it stays sound).
 TIGHTEN_LIMIT = 1 << 14
+
+
+def flat_args(args: tuple[Any, ...]) -> list[Any]:
+    """The positional arguments with list and tuple arguments spliced in (torch.cat's list of tensors):
+    the order in which ``Rule.backward`` returns one cotangent per argument."""
+    out: list[Any] = []
+    for a in args:
+        out.extend(a if isinstance(a, (list, tuple)) else [a])
+    return out
 
 
 class _Tracer(fx.Tracer):
@@ -92,9 +104,13 @@ class BoundGraph:
                 continue
             self.interval.add(node)
             self.rule_of[node] = self._rule_class(node)
-            if any(
-                isinstance(a, (list, tuple)) and any(v in self.interval for v in a) for a in node.args
-            ) or any(v in self.interval for v in node.kwargs.values()):
+            listed = any(
+                isinstance(a, (list, tuple)) and any(isinstance(v, fx.Node) and v in self.interval for v in a)
+                for a in node.args
+            )
+            if (listed and not self.rule_of[node].list_args) or any(
+                isinstance(v, fx.Node) and v in self.interval for v in node.kwargs.values()
+            ):
                 raise unsupported(_describe(node, self.gm), node.name, "interval input inside a list/keyword")
         out = next(n for n in self.nodes if n.op == "output").args[0]
         if not isinstance(out, fx.Node) or out not in self.interval:
@@ -217,8 +233,19 @@ class BoundGraph:
         return acc
 
     # -- interval propagation ------------------------------------------------------------------------
-    def bounds(self, x0: torch.Tensor, r: torch.Tensor, norm: str, tighten: bool = True) -> Bounds:
-        """Boxes of every interval value over B(x0_b, r_b) cap [0, 1]^d; x0 (B, *S), r (B,)."""
+    def bounds(
+        self,
+        x0: torch.Tensor,
+        r: torch.Tensor,
+        norm: str,
+        tighten: bool = True,
+        known: dict[fx.Node, Box] | None = None,
+    ) -> Bounds:
+        """Boxes of every interval value over B(x0_b, r_b) cap [0, 1]^d; x0 (B, *S), r (B,).
+
+        known: sound boxes of some values on the same regions (e.g. CROWN's tightened pre-activations);
+        each computed box is intersected with them before its users see it, so that every rule's
+        derivative intervals come from the tighter boxes."""
         rr = r.reshape(-1, *([1] * (x0.dim() - 1)))
         env: dict[fx.Node, Any] = {self.input: Box((x0 - rr).clamp(0, 1), (x0 + rr).clamp(0, 1))}
         rules: dict[fx.Node, Rule] = {}
@@ -234,10 +261,14 @@ class BoundGraph:
             rule = self.rule_of[node](self._op(node), node.name, self._caches[node])
             args = fx.node.map_arg(node.args, lambda n: env[n])
             kwargs = dict(fx.node.map_arg(node.kwargs, lambda n: env[n]))
+            if not rule.layout and any(isinstance(a, Box) and a.batch_dim for a in flat_args(args)):
+                raise unsupported(_describe(node, self.gm), node.name, "an input whose batch axis was moved")
             box = rule.forward(*args, **kwargs)
-            if node in norms:
+            if node in norms and box.batch_dim == 0:
                 half = r.reshape(-1, *([1] * (box.lo.dim() - 1))) * norms[node]
                 box = box.intersect(anchors[node] - half, anchors[node] + half)
+            if known is not None and node in known:
+                box = box.intersect(known[node].lo, known[node].hi)
             env[node] = box
             rules[node] = rule
         return Bounds({n: v for n, v in env.items() if n in self.interval}, rules)
@@ -252,7 +283,7 @@ class BoundGraph:
             if node is self.input:
                 return cot
             grads = bounds.rules[node].backward(cot)
-            for arg, g in zip(node.args, grads, strict=False):
+            for arg, g in zip(flat_args(node.args), grads, strict=False):
                 if g is None or not isinstance(arg, fx.Node) or arg not in self.interval:
                     continue
                 cots[arg] = cots[arg] + g if arg in cots else g

@@ -1,9 +1,12 @@
 """Interval values of the bound engine: forward boxes and backward interval cotangents.
 
 A forward ``Box`` holds elementwise bounds lo <= v <= hi of one graph value over the input region, shape
-(B, *S) with B = samples x radii. A backward ``Cot`` holds an interval vector of gradients of the margins
-m_j with respect to that value, in midpoint-radius form center +- radius, shape (B, C, *S) with C classes;
-radius None means the interval is a single point (exact).
+(B, *S) with B = samples x radii. Boxes are stored batch-first; ``batch_dim`` records where the batch axis
+sits in the value as the model computes it (a permute such as the head split of attention moves it), so
+that the layout rules (permute, transpose, indexing) can translate their axes; every other rule needs 0.
+A backward ``Cot`` holds an interval vector of gradients of the margins m_j with respect to that value, in
+midpoint-radius form center +- radius, shape (B, C, *S) with C classes; radius None means the interval is a
+single point (exact).
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ Fn = Callable[[torch.Tensor], torch.Tensor]
 
 @dataclass
 class Box:
-    """Elementwise bounds lo <= v <= hi, both shape (B, *S)."""
+    """Elementwise bounds lo <= v <= hi, both shape (B, *S) (batch first; see ``batch_dim``)."""
 
     lo: torch.Tensor
     hi: torch.Tensor
+    batch_dim: int = 0
 
     @property
     def center(self) -> torch.Tensor:
@@ -40,7 +44,7 @@ class Box:
 
     def intersect(self, lo: torch.Tensor, hi: torch.Tensor) -> Box:
         """The box cap [lo, hi] (both boxes contain the true values, so the intersection does too)."""
-        return Box(torch.maximum(self.lo, lo), torch.minimum(self.hi, hi))
+        return Box(torch.maximum(self.lo, lo), torch.minimum(self.hi, hi), self.batch_dim)
 
 
 @dataclass

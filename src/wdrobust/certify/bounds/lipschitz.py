@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wdrobust._device import resolve_device
-from wdrobust.certify.bounds.graph import BoundGraph
+from wdrobust.certify.bounds.graph import BoundGraph, Bounds
 from wdrobust.certify.bounds.interval import Cot
 from wdrobust.threat import ThreatModel, dual_of, lp_norm
 
@@ -45,15 +45,35 @@ def _scatter(values: torch.Tensor, cls: torch.Tensor, k: int) -> torch.Tensor:
     return out.scatter(1, cls, values)
 
 
+def region_bounds(
+    graph: BoundGraph, x0: torch.Tensor, r: torch.Tensor, norm: str, intermediate: str | None = None
+) -> Bounds:
+    """The boxes of every value over the regions: interval propagation (intermediate None), or with the
+    inputs of the nonlinearities tightened by linear bound propagation (``bounds.crown`` with that
+    intermediate mode) and the interval pass rerun on them."""
+    if intermediate is None:
+        return graph.bounds(x0, r, norm)
+    from wdrobust.certify.bounds.crown import Crown  # the linear engine builds on this module's graph
+
+    boxes = Crown(graph, x0, r, norm, intermediate).bounds.boxes
+    return graph.bounds(x0, r, norm, known=boxes)
+
+
 def lipschitz_rows(
-    graph: BoundGraph, x0: torch.Tensor, r: torch.Tensor, y: torch.Tensor, norm: str
+    graph: BoundGraph,
+    x0: torch.Tensor,
+    r: torch.Tensor,
+    y: torch.Tensor,
+    norm: str,
+    intermediate: str | None = None,
 ) -> torch.Tensor:
     """L_bj >= sup over B(x0_b, r_b) cap [0,1]^d of ||grad m_j||_*, shape (B, K); entry y_b is 0.
 
-    Interval propagation gives derivative intervals of every nonlinearity; the interval backward pass of
-    c = e_j - e_y gives |grad m_j(x)| <= G_bj coordinatewise on the region, and L_bj = ||G_bj||_*.
+    Interval propagation (tightened as in ``region_bounds``) gives derivative intervals of every
+    nonlinearity; the interval backward pass of c = e_j - e_y gives |grad m_j(x)| <= G_bj coordinatewise
+    on the region, and L_bj = ||G_bj||_*.
     """
-    bounds = graph.bounds(x0, r, norm)
+    bounds = region_bounds(graph, x0, r, norm, intermediate)
     k = bounds.boxes[graph.output].lo.shape[1]
     cls, c = margin_cotangents(y, k)
     g = graph.backward(bounds, Cot(c.to(x0.dtype))).magnitude()  # (B, K-1, *S)
@@ -106,6 +126,7 @@ def margin_lipschitz(
     *,
     device: str | torch.device | None = None,
     batch_size: int | None = None,
+    intermediate: str | None = None,
 ) -> torch.Tensor:
     """L_ij(r_m) >= sup over B(x_i, r_m) cap [0,1]^d of ||grad m_j||_*, shape (N, K, M); L_i,y_i,m = 0.
 
@@ -113,6 +134,8 @@ def margin_lipschitz(
     least (1 - 1e-6) diam [0,1]^d is bounded over the whole box (a superset), so those columns are
     computed once per label (K rows) instead of once per sample. batch_size: rows per chunk (default
     from the widest value of the graph). The model must be in eval mode (BatchNorm, Dropout).
+    intermediate: None (interval boxes) or a ``bounds.crown`` mode for the boxes of the ball columns
+    (``region_bounds``); the whole-box columns always use interval boxes.
     """
     graph, x, dev = _prepare(model, x, device)
     y = y.to(dev, torch.long)
@@ -144,7 +167,14 @@ def margin_lipschitz(
             rows_y = y.repeat_interleave(cols.numel())
             step = batch_size or chunk_rows(graph, x, k - 1)
             parts = [
-                lipschitz_rows(graph, rows_x[s : s + step], rows_r[s : s + step], rows_y[s : s + step], norm)
+                lipschitz_rows(
+                    graph,
+                    rows_x[s : s + step],
+                    rows_r[s : s + step],
+                    rows_y[s : s + step],
+                    norm,
+                    intermediate,
+                )
                 for s in range(0, rows_x.shape[0], step)
             ]
             out[:, :, cols] = torch.cat(parts).reshape(n, cols.numel(), k).permute(0, 2, 1)

@@ -26,13 +26,22 @@ METHOD_RULES: dict[str, type[Rule]] = {}
 class Rule:
     """Bound rule of one operation ``op`` (a module, a function or a method name).
 
-    affine: the output is an affine function of the single interval argument (used for the ball
-    tightening of the affine prefix); nonlinear: the rule has derivative intervals and sets ``stable``,
-    a (B,) bool tensor that is True where the derivative is a single value over the whole box.
+    affine: the output is an affine function of the interval arguments (used for the ball tightening of
+    the affine prefix and by the exact transposes of linear bound propagation); nonlinear: the rule has
+    derivative intervals and sets ``stable``, a (B,) bool tensor that is True where the derivative is a
+    single value over the whole box; layout: the rule accepts boxes whose batch axis was moved
+    (``Box.batch_dim``); list_args: interval values may come inside a list argument (torch.cat);
+    relaxed: a non-affine rule with a linear relaxation for linear bound propagation (``relax`` and
+    ``linear_backward``; elementwise activations have their own path in ``bounds.crown``).
+
+    ``backward`` (and ``linear_backward``) return one entry per argument of ``graph.flat_args(args)``.
     """
 
     affine: ClassVar[bool] = False
     nonlinear: ClassVar[bool] = False
+    layout: ClassVar[bool] = False
+    list_args: ClassVar[bool] = False
+    relaxed: ClassVar[bool] = False
 
     def __init__(self, op: Any, name: str, cache: dict[Any, Any] | None = None) -> None:
         self.op = op
@@ -63,6 +72,18 @@ class Rule:
 
     def backward(self, cot: Cot) -> tuple[Cot | None, ...]:
         """Interval cotangents of the positional arguments from the output's cotangent."""
+        raise NotImplementedError
+
+    def relax(self, inputs: list[Box | None]) -> Any:
+        """A linear relaxation of the operation on the boxes of its (flat) arguments (None for constants),
+        possibly tighter than the boxes seen by ``forward``; a dataclass of batch-first tensors."""
+        raise NotImplementedError
+
+    def linear_backward(
+        self, lam: torch.Tensor, rel: Any
+    ) -> tuple[tuple[torch.Tensor | None, ...], torch.Tensor]:
+        """(coefficients per flat argument, bias (B, C)) with lam . out <= sum_k coef_k . arg_k + bias for
+        every value allowed by the relaxation rel; lam (B, C, *S_out)."""
         raise NotImplementedError
 
 

@@ -34,7 +34,7 @@ EPS = 8 / 255
 N_TEST = 10_000
 
 
-def passes_per_image(device: str, n: int) -> dict[str, tuple[float, float]]:
+def passes_per_image(device: str, n: int, attacks: list[str]) -> dict[str, tuple[float, float]]:
     """{attack: (forward, backward) passes per image, summed over the protocol's 3 (eps, p) jobs}."""
     torch.manual_seed(0)
     model = nets.build("cnn", seed=0, input_shape=(3, 32, 32), num_classes=10).to(device).eval()
@@ -42,9 +42,7 @@ def passes_per_image(device: str, n: int) -> dict[str, tuple[float, float]]:
     with torch.no_grad():
         y = model(x).argmax(1)
     out = {}
-    for name in PROTOCOL:
-        if name not in ATTACKS:
-            continue
+    for name in attacks:
         fwd = bwd = 0
         for p in P_VALUES:
             try:
@@ -91,8 +89,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8, help="images for the pass counts")
     parser.add_argument("--batch", type=int, default=50, help="batch size of the WRN timing")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--attacks", default=",".join(PROTOCOL), help="comma-separated attacks to count")
     args = parser.parse_args()
-    passes = passes_per_image(args.device, args.n)
+    passes = passes_per_image(args.device, args.n, args.attacks.split(","))
     fwd_s, fwd_bwd_s = seconds_per_pass(args.device, args.batch, args.repeats)
     bwd_s = fwd_bwd_s - fwd_s
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"

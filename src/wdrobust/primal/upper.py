@@ -35,6 +35,8 @@ from wdrobust.threat import ThreatModel
 
 _MAX_ITER = 100
 _RTOL = 1e-11
+#: Rows per chunk of the dual's evaluation.
+_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -117,22 +119,27 @@ class _Dual:
         self.bp = base**p
         self.c0 = shape.c - shape.a * shape.lo
         self.k = (p - 1) * self.bp
-        self.rows = np.arange(m.n)
 
     def __call__(self, lam: float) -> tuple[float, float]:
-        """(D(lambda), eps^p - mean_i t_i^p) at lambda > 0, t_i a maximiser of the inner sup."""
-        rows = self.rows
-        at_vertex = self.vv - lam * self.vt_p
-        k = at_vertex.argmax(axis=1)
-        best, best_tp = at_vertex[rows, k], self.vt_p[rows, k]
+        """(D(lambda), eps^p - mean_i t_i^p) at lambda > 0, t_i a maximiser of the inner sup (rows in
+        chunks of _ROWS, so that the temporaries stay small and are reused)."""
         mu = lam ** (-1 / (self.p - 1))
-        interior = np.where((self.mu_lo < mu) & (mu < self.mu_hi), self.c0 + mu * self.k, -np.inf)
-        j = interior.argmax(axis=1)
-        inner = interior[rows, j]
-        take = inner > best
-        best = np.where(take, inner, best)
-        best_tp = np.where(take, self.bp[rows, j] * mu**self.p, best_tp)
-        return lam * self.eps_p + float(best.mean()), self.eps_p - float(best_tp.mean())
+        value = power = 0.0
+        for a in range(0, self.vv.shape[0], _ROWS):
+            rows = slice(a, a + _ROWS)
+            lane = np.arange(self.vv[rows].shape[0])
+            at_vertex = self.vv[rows] - lam * self.vt_p[rows]
+            k = at_vertex.argmax(axis=1)
+            best, best_tp = at_vertex[lane, k], self.vt_p[rows][lane, k]
+            inside = (self.mu_lo[rows] < mu) & (mu < self.mu_hi[rows])
+            interior = np.where(inside, self.c0[rows] + mu * self.k[rows], -np.inf)
+            j = interior.argmax(axis=1)
+            inner = interior[lane, j]
+            take = inner > best
+            value += float(np.where(take, inner, best).sum())
+            power += float(np.where(take, self.bp[rows][lane, j] * mu**self.p, best_tp).sum())
+        n = self.vv.shape[0]
+        return lam * self.eps_p + value / n, self.eps_p - power / n
 
 
 def _hull_vertices(s: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

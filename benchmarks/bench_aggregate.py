@@ -7,8 +7,8 @@ p in {1, 2, inf}. Figures: seconds of the whole aggregation, and of one ``upper_
 majorant per p. Baseline in the same run: one evaluation phibar_i(r_ik) at all knots (``Majorant.at``),
 the least any exact bound must read.
 
-Before the vectorised evaluation (commit e0a5a43), ``upper_bound`` read phibar once per knot: at
-10,000 x 1,600 it took 345 s for p = 1 alone (measured once with scratch/agg_prof.py, see
+Before the vectorised evaluation (commit e0a5a43), ``upper_bound`` read phibar once per knot: on a
+random 10,000 x 1,600 majorant it took 345 s for p = 1 alone (measured once, see
 docs/evaluate.md); the figures here are the after side.
 """
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 from typer.testing import CliRunner
 
 from wdrobust.cli import app
@@ -30,3 +33,28 @@ def one_line_error(result, *parts):
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     for part in parts:
         assert part in lines[0], lines[0]
+
+
+#: results.json keys that hold timings (and session counts): left out when two runs are compared.
+TIMING_KEYS = {"seconds", "run"}
+
+
+def strip_timing(value):
+    """A results.json document without its timing fields, for comparing two runs."""
+    if isinstance(value, dict):
+        return {k: strip_timing(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [strip_timing(v) for v in value]
+    return value
+
+
+def finished_units(store):
+    """{(job, batch): (session, finished)} of a store read without writing ({} while it has no tables)."""
+    if not store.exists():
+        return {}
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)) as conn:
+            rows = conn.execute("SELECT job, batch, session, finished FROM units").fetchall()
+    except sqlite3.DatabaseError:  # file or tables not created yet
+        return {}
+    return {(j, b): (s, f) for j, b, s, f in rows}

@@ -3,16 +3,15 @@ before the kill is recomputed, and results.json equals that of an uninterrupted 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 import pytest
+from _cli import finished_units, strip_timing
 from typer.testing import CliRunner
 
 from wdrobust.cli import app
@@ -29,30 +28,10 @@ ARGS = [
     "--certificates", "global,radius",
     "--quiet",
 ]  # fmt: skip
-TIMING_KEYS = {"seconds", "run"}
 
 
 def command(out):
     return [sys.executable, "-c", "from wdrobust.cli import main; main()", *ARGS, "--out", str(out)]
-
-
-def strip_timing(value):
-    if isinstance(value, dict):
-        return {k: strip_timing(v) for k, v in value.items() if k not in TIMING_KEYS}
-    if isinstance(value, list):
-        return [strip_timing(v) for v in value]
-    return value
-
-
-def finished_units(store):
-    if not store.exists():
-        return {}
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)) as conn:
-            rows = conn.execute("SELECT job, batch, session, finished FROM units").fetchall()
-    except sqlite3.DatabaseError:  # file or tables not created yet
-        return {}
-    return {(j, b): (s, f) for j, b, s, f in rows}
 
 
 @pytest.fixture

@@ -7,21 +7,11 @@ import sqlite3
 
 import numpy as np
 import pytest
-from _cli import MEDIUM, invoke, one_line_error
+from _cli import MEDIUM, invoke, one_line_error, strip_timing
 
 from wdrobust.evaluate import EvalConfig, build_config, config_hash
 from wdrobust.evaluate.config import canonical
 from wdrobust.evaluate.jobs import Job, units
-
-TIMING_KEYS = {"seconds", "run"}
-
-
-def strip_timing(value):
-    if isinstance(value, dict):
-        return {k: strip_timing(v) for k, v in value.items() if k not in TIMING_KEYS}
-    if isinstance(value, list):
-        return [strip_timing(v) for v in value]
-    return value
 
 
 def results(folder):

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _cli import MEDIUM, SLOW, invoke
+from _cli import MEDIUM, SLOW, finished_units, invoke, strip_timing
 
 BIN = Path(sys.executable).parent
 TORCHRUN = shutil.which("torchrun", path=str(BIN)) or shutil.which("torchrun")
@@ -23,15 +23,6 @@ WDROBUST = shutil.which("wdrobust", path=str(BIN)) or shutil.which("wdrobust")
 pytestmark = pytest.mark.skipif(
     TORCHRUN is None or WDROBUST is None, reason="torchrun and the wdrobust script must be installed"
 )
-TIMING_KEYS = {"seconds", "run"}
-
-
-def strip_timing(value):
-    if isinstance(value, dict):
-        return {k: strip_timing(v) for k, v in value.items() if k not in TIMING_KEYS}
-    if isinstance(value, list):
-        return [strip_timing(v) for v in value]
-    return value
 
 
 def torchrun(flags, out):
@@ -39,17 +30,6 @@ def torchrun(flags, out):
     flags = ["-n" if f == "--n" else f for f in flags]
     return [TORCHRUN, "--standalone", "--nproc-per-node", "2", "--no-python", WDROBUST, "evaluate", *flags,
             "--out", str(out)]  # fmt: skip
-
-
-def units_of(store):
-    if not store.exists():
-        return {}
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5)) as conn:
-            rows = conn.execute("SELECT job, batch, session, finished FROM units").fetchall()
-    except sqlite3.DatabaseError:
-        return {}
-    return {(j, b): (s, f) for j, b, s, f in rows}
 
 
 def pid_of(store):
@@ -82,18 +62,18 @@ def test_a_killed_rank_resumes_only_its_missing_units(tmp_path, env):
     second = out / "shards" / "rank-2-of-2" / "store.sqlite"
     proc = subprocess.Popen(torchrun(SLOW, out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 180
-    while len(units_of(second)) < 3 and proc.poll() is None and time.time() < deadline:
+    while len(finished_units(second)) < 3 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
     assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
     os.kill(pid_of(second), signal.SIGKILL)  # rank 1; torchrun then stops rank 0 and fails
     assert proc.wait(timeout=120) != 0
     stores = {r: out / "shards" / f"rank-{r}-of-2" / "store.sqlite" for r in (1, 2)}
-    before = {r: units_of(s) for r, s in stores.items()}
+    before = {r: finished_units(s) for r, s in stores.items()}
     assert not (out / "results.json").exists()
 
     again = subprocess.run(torchrun(SLOW, out), env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]
-    after = {r: units_of(s) for r, s in stores.items()}
+    after = {r: finished_units(s) for r, s in stores.items()}
     assert len(after[2]) > len(before[2])  # the kill came before rank 1 had finished
     for r in (1, 2):
         for unit, stamp in before[r].items():

@@ -110,6 +110,10 @@ def table(summary: Summary, n: int) -> Table:
 @user_errors
 def command(
     model: Path = common.MODEL,
+    arch: str | None = common.ARCH,
+    arch_option: list[str] = common.ARCH_OPTION,
+    mean: str | None = common.MEAN,
+    std: str | None = common.STD,
     data: str = common.DATA,
     root: Path | None = common.ROOT,
     split: str = common.SPLIT,
@@ -133,7 +137,9 @@ def command(
         check_writable(save)
     check_loss(save_loss)
     options = parse_options(option, attack)
-    net, x, y = common.load_inputs(model, data, root, split, n, device)
+    net, x, y = common.load_inputs(
+        model, data, root, split, n, device, arch=arch, arch_option=arch_option, mean=mean, std=std
+    )
     runner = ATTACKS[attack](
         net, threat, seed=seed, batch_size=batch_size, device=device, keep_points=save is not None, **options
     )

@@ -53,6 +53,10 @@ def table(rows: list[tuple[str, CertificateResult, float]], loss: str, threat: T
 @user_errors
 def command(
     model: Path = common.MODEL,
+    arch: str | None = common.ARCH,
+    arch_option: list[str] = common.ARCH_OPTION,
+    mean: str | None = common.MEAN,
+    std: str | None = common.STD,
     data: str = common.DATA,
     root: Path | None = common.ROOT,
     split: str = common.SPLIT,
@@ -71,7 +75,9 @@ def command(
     check_certifiable(loss)
     names = parse_methods(method)
     every = method.strip() == "all"
-    net, x, y = common.load_inputs(model, data, root, split, n, device)
+    net, x, y = common.load_inputs(
+        model, data, root, split, n, device, arch=arch, arch_option=arch_option, mean=mean, std=std
+    )
     rows = []
     with cpu_threads_for(net, x.device):
         for name in names:

@@ -108,9 +108,11 @@ def run(
     force: bool = False,
     console: Console | None = None,
     finish: Callable[[Path], Any] | None = None,
+    inputs: Inputs | None = None,
 ) -> RunOutcome:
     """Compute every missing unit of ``cfg`` into ``cfg.out``, then ``finish(run_dir)``; see the module
-    docstring."""
+    docstring. ``inputs``: the model and samples (with their facts) to evaluate instead of loading
+    ``cfg.model`` and ``cfg.data`` (the Python API, ``wdrobust.api.evaluate``)."""
     start = time.perf_counter()
     cfg = config_mod.validate(cfg)
     out = Path(cfg.out)
@@ -118,7 +120,7 @@ def run(
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    inputs = load_inputs(cfg, device)
+    inputs = load_inputs(cfg, device) if inputs is None else inputs
     radii = certificate_radii(cfg, inputs.facts["input_dim"])
     check_methods(cfg, inputs, radii, device, () if force else stored_jobs(out / STORE_NAME))
     created = not out.exists()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from wdrobust.evaluate.aggregate import load_records
 from wdrobust.evaluate.folder import PLOTS_DIR, REPORT_NAME, RESULTS_NAME
@@ -15,11 +16,12 @@ from wdrobust.report.results import build_results
 
 @dataclass
 class Rendered:
-    """Paths of the written outputs."""
+    """Paths of the written outputs, and the results.json document itself."""
 
     results: Path
     report: Path
     plots: list[Path]
+    document: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def render(run_dir: str | Path) -> Rendered:
@@ -38,4 +40,5 @@ def render(run_dir: str | Path) -> Rendered:
         results=write_json(run_dir / RESULTS_NAME, results),
         report=write_text(run_dir / REPORT_NAME, render_markdown(results, plots)),
         plots=[run_dir / p for p in plots],
+        document=results,
     )

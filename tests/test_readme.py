@@ -97,4 +97,4 @@ def test_readme_quotes_the_trained_models_figures():
             demo = re.search(r"default digits MLP \([^)]*?([\d.]+) % clean\)", text)
             short = re.search(r"train a digits MLP \(about \d+ s; ([\d.]+) % clean", text)
             assert demo and demo.group(1) == f"{figures['clean']:.2f}"
-            assert short and short.group(1) == f"{figures['clean']:.1f}"
+            assert short and short.group(1) == f"{script.cli_default():.1f}"

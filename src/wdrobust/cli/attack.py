@@ -15,7 +15,7 @@ from wdrobust._atomic import check_writable
 from wdrobust.attacks import ATTACKS
 from wdrobust.attacks.base import Attack
 from wdrobust.attacks.summary import Summary, summarize, worst_distribution
-from wdrobust.cli import common
+from wdrobust.cli import common, progress
 from wdrobust.cli.errors import user_errors
 from wdrobust.losses import check_loss
 from wdrobust.threat import ThreatModel, parse_number
@@ -128,6 +128,7 @@ def command(
     save: Path | None = typer.Option(None, help="Save the adversarial distribution (.safetensors)."),
     save_loss: str = typer.Option("zero_one", help="Loss whose worst distribution --save writes."),
     device: str | None = common.DEVICE,
+    quiet: bool = common.QUIET,
 ) -> None:
     """Attack a model and print clean, robust and distributional accuracy, expected CE and cost."""
     threat = ThreatModel(norm, eps, p)
@@ -140,10 +141,17 @@ def command(
     net, x, y = common.load_inputs(
         model, data, root, split, n, device, arch=arch, arch_option=arch_option, mean=mean, std=std
     )
-    runner = ATTACKS[attack](
-        net, threat, seed=seed, batch_size=batch_size, device=device, keep_points=save is not None, **options
-    )
-    with cpu_threads_for(net, x.device):
+    with progress.bar(attack, quiet, "samples") as advance, cpu_threads_for(net, x.device):
+        runner = ATTACKS[attack](
+            net,
+            threat,
+            seed=seed,
+            batch_size=batch_size,
+            device=device,
+            keep_points=save is not None,
+            progress=advance,
+            **options,
+        )
         result = runner.run(x, y)
     summary = summarize(result)
     Console().print(table(summary, x.shape[0]))

@@ -39,6 +39,7 @@ EPS = typer.Option("0.1", help="Radius (e.g. 0.1 or 8/255).")
 P = typer.Option("inf", help="Wasserstein order p in [1, inf].")
 BATCH_SIZE = typer.Option(256, help="Samples per batch.")
 DEVICE = typer.Option(None, help="cpu, cuda, ... (default: cuda if available).")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
 def comma_list(text: str, flag: str) -> tuple[str, ...]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from _cli import invoke, one_line_error
 
 
@@ -23,8 +22,8 @@ def test_results_name_the_model_and_robustbench_record(tmp_path, digits_mlp_path
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     model = results["model"]
-    assert (model["name"], model["label"], model["arch"], model["dataset"]) == ("digits MLP", "digits MLP",
-                                                                                  "mlp", "digits")  # fmt: skip
+    named = (model["name"], model["label"], model["arch"], model["dataset"])
+    assert named == ("digits MLP", "digits MLP", "mlp", "digits")
     assert len(model["sha256"]) == 64 and model["path"] == str(digits_mlp_path)
     result = invoke("report", "run", "--format", "robustbench")
     assert result.exit_code == 0, result.output

@@ -27,7 +27,9 @@ def command(
         "(clean_acc, autoattack_acc where it ran, eps, threat_model, and the distributional figures "
         "under 'wdrobust').",
     ),
-    out: Path | None = typer.Option(None, help="robustbench: where to write it (default RUN/model_info.json)."),
+    out: Path | None = typer.Option(
+        None, help="robustbench: where to write it (default RUN/model_info.json)."
+    ),
 ) -> None:
     """Re-render results.json, report.md and the plots of a run from its store (no model needed)."""
     if fmt not in FORMATS:

@@ -46,8 +46,13 @@ def test_log_axis_only_when_positive_values_span_decades(values, log):
 
 def test_risk_plot_uses_a_log_axis_for_a_loose_baseline(tmp_path, monkeypatch):
     """A baseline 1e5 above the band: the value axis is logarithmic, so the band stays readable."""
-    entry = {"clean": 0.1, "lower": {"best": {"value": 0.3}}, "best_sound_upper": {"value": 0.5},
-             "upper": {"crown": {"value": 0.5, "sound": True}, "global": {"value": 3e4, "sound": True}}}  # fmt: skip
+    upper = {"crown": {"value": 0.5, "sound": True}, "global": {"value": 3e4, "sound": True}}
+    entry = {
+        "clean": 0.1,
+        "lower": {"best": {"value": 0.3}},
+        "best_sound_upper": {"value": 0.5},
+        "upper": upper,
+    }
     results = {"model": {"name": "m"}, "data": {"name": "d"}, "n": 3, "norm": "linf",
                "threat_models": [{"p": 2, "eps": 0.1, "losses": {"ce": entry}}]}  # fmt: skip
     captured = {}

@@ -39,6 +39,9 @@ def command(
     mean: str | None = common.MEAN,
     std: str | None = common.STD,
     label: str | None = typer.Option(None, help="A name for the model in results.json and the report."),
+    keep_points: bool = typer.Option(
+        False, "--keep-points", help="Store the attacks' candidate points (the worst-case image grid)."
+    ),
     data: str | None = typer.Option(None, help=f"Data set: {common.DATA_HELP}"),
     data_root: str | None = typer.Option(None, "--root", "--data-root", help=common.ROOT_HELP),
     split: str | None = typer.Option(None, help="Split to evaluate: test (default) or train."),
@@ -95,6 +98,7 @@ def command(
         mean=mean,
         std=std,
         label=label,
+        keep_points=keep_points or None,
         data=data,
         data_root=data_root,
         split=split,

@@ -148,3 +148,11 @@ def test_root_and_its_old_spelling_in_evaluate(tmp_path, monkeypatch):
         result = invoke(command, "--model", tmp_path / "fm.safetensors", "--data", "fashion-mnist",
                         "--root", tmp_path / "fm", "--n", 3, "--eps", "0.01")  # fmt: skip
         assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("command", ["train", "attack", "certify", "evaluate", "report"])
+def test_every_subcommand_has_short_help(command):
+    result = invoke(command, "-h")
+    assert result.exit_code == 0 and "Usage" in result.output
+    if command != "report":
+        assert "--root" in result.output and "--quiet" in result.output

@@ -67,3 +67,10 @@ def test_risk_plot_uses_a_log_axis_for_a_loose_baseline(tmp_path, monkeypatch):
     plots.risk_plot(results, "ce", tmp_path / "r.png")
     plt.close("all")
     assert captured["scale"] == "log" and "m on d" in captured["title"] and "linf" in captured["title"]
+
+
+def test_signed_values_spanning_decades_get_a_symlog_axis():
+    fig, ax = plt.subplots()
+    assert plots._set_scale(ax, [-5.0, -3.0, 1.0, 40.0, 500.0]) == "symlog"
+    assert plots._set_scale(ax, [-5.0, -3.0, 1.0, 2.0]) == "linear"
+    plt.close(fig)

@@ -79,6 +79,20 @@ def _log_worthy(values: list[float]) -> bool:
     return v.size > 1 and bool((v > 0).all()) and math.log10(v.max() / v.min()) > LOG_DECADES
 
 
+def _set_scale(ax: Any, values: list[float]) -> str:
+    """Logarithmic value axis when the values are positive and span decades; symmetric-log (linear
+    within the smallest quarter of magnitudes, then log) when they change sign (margins) and their
+    magnitudes span decades; else linear. Returns the scale set."""
+    if _log_worthy(values):
+        ax.set_yscale("log")
+        return "log"
+    mags = np.abs([x for x in values if np.isfinite(x) and x != 0])
+    if mags.size > 1 and math.log10(mags.max() / np.median(mags)) > LOG_DECADES - 1:
+        ax.set_yscale("symlog", linthresh=float(10 ** np.floor(np.log10(np.percentile(mags, 25)))))
+        return "symlog"
+    return "linear"
+
+
 def _save(fig: plt.Figure, path: Path) -> str:
     atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
@@ -128,7 +142,6 @@ def risk_plot(results: dict[str, Any], loss: str, path: Path) -> str:
     ps = _ps(results)
     series = [_series(results, loss, p) for p in ps]
     values = [v for s in series for v in s["lower"] + [x for u in s["upper"].values() for x in u]]
-    log = _log_worthy(values)
     fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.6), squeeze=False, sharey=True)
     for ax, p, s in zip(axes[0], ps, series, strict=True):
         ax.fill_between(s["eps"], s["lower"], s["best"], color="tab:blue", alpha=0.15, label="band")
@@ -140,10 +153,9 @@ def risk_plot(results: dict[str, Any], loss: str, path: Path) -> str:
             ax.plot(s["eps"], vals, label=label, zorder=3 + k, **drawn)
         ax.set_title(f"p = {p}")
         ax.set_xlabel(f"eps ({results['norm']})")
-        if log:
-            ax.set_yscale("log")
+        scale = _set_scale(ax, values)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"worst-case risk, loss {loss}" + (" (log)" if log else ""))
+    axes[0][0].set_ylabel(f"worst-case risk, loss {loss}" + ("" if scale == "linear" else f" ({scale})"))
     _legend(fig, axes)
     fig.suptitle(f"Wasserstein risk band, {loss}: {_who(results)}", fontsize=10)
     return _save(fig, path)

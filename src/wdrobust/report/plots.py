@@ -180,8 +180,10 @@ def accuracy_plot(results: dict[str, Any], path: Path) -> str | None:
         hi = [clean] + [np.nan if a["upper"] is None else a["upper"] for a in acc]
         colour = _P_COLOURS.get(p, plt.get_cmap("tab10")(k))
         ax.fill_between(eps, lo, hi, color=colour, alpha=0.18)
-        ax.plot(eps, hi, ":", marker="o", mfc="none", color=colour, label=f"p = {p}: attacked (upper)")
-        ax.plot(eps, lo, "-", marker="s", mfc="none", color=colour, label=f"p = {p}: certified (lower)")
+        # later p thinner and smaller, so that equal curves of several p stay visible
+        size = {"linewidth": 1.0 + 2.4 / (k + 1), "markersize": 3.5 + 7.0 / (k + 1), "mfc": "none"}
+        ax.plot(eps, hi, ":", marker="o", color=colour, label=f"p = {p}: attacked (upper)", **size)
+        ax.plot(eps, lo, "-", marker="s", color=colour, label=f"p = {p}: certified (lower)", **size)
     ax.set_xlabel(f"eps ({results['norm']})")
     ax.set_ylabel("distributional robust accuracy")
     ax.set_ylim(-0.02, 1.02)
@@ -242,13 +244,20 @@ def radii_plot(results: dict[str, Any], records: Records, path: Path) -> str | N
     series = {k: (label, v[np.isfinite(v)]) for k, (label, v) in series.items()}
     if not any(v.size for _, v in series.values()):
         return None
+    every = [float(v) for _, vals in series.values() for v in vals if v > 0]
+    log = _log_worthy(every)  # radii spanning decades: log axis, zero radii left out
+    bins: Any = np.logspace(np.log10(min(every)), np.log10(max(every)) + 1e-9, 31) if log else 30
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for k, (name, (label, values)) in enumerate(series.items()):
-        if values.size:
+        shown = values[values > 0] if log else values
+        if shown.size:
             st = style(name)
-            ax.hist(values, bins=30, histtype="step", linewidth=1.0 + 2.4 / (k + 1), color=st["color"],
+            ax.hist(shown, bins=bins, histtype="step", linewidth=1.0 + 2.4 / (k + 1), color=st["color"],
                     linestyle=st["linestyle"], label=label)  # fmt: skip
-    ax.set_xlabel(f"distance ({records.config.norm}), correctly classified samples")
+    if log:
+        ax.set_xscale("log")
+    zeros = " (log; zero radii left out)" if log else ""
+    ax.set_xlabel(f"distance ({records.config.norm}), correctly classified samples{zeros}")
     ax.set_ylabel("samples")
     ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     ax.set_title(f"Flip distances and certified radii\n{_who(results)}", fontsize=10)

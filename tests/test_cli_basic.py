@@ -52,16 +52,33 @@ def test_train_round_trip(tmp_path, digits_mlp, digits_test):
         app, ["train", "--data", "digits", "--arch", "mlp", "--out", "m.safetensors", "-q"]
     )
     assert result.exit_code == 0, result.output
+    assert "epoch" not in result.output  # --quiet: no per-epoch lines
     printed = float(re.search(r"clean test accuracy: ([\d.]+)%", result.output).group(1))
     assert "checkpoint: m.safetensors" in result.output
     model = nets.load(tmp_path / "m.safetensors", device="cpu")
     x, y = digits_test
     acc = accuracy(model, x, y)
     assert acc >= 0.95 and printed == pytest.approx(100 * acc, abs=0.006)
-    # the CLI's default training is the default model's training: same weights, same logits
+    meta = nets.load_metadata(tmp_path / "m.safetensors")["metadata"]
+    assert meta["data"] == "digits" and meta["val_accuracy"] >= 0.95
+    assert meta["train"] | {"epochs": 50} == meta["train"]  # auto epochs on digits: 50
+    assert (meta["train"]["schedule"], meta["train"]["val_fraction"]) == ("cosine", 0.1)
+    # the default model's recipe (constant rate, no validation split) from the CLI: the same weights
+    legacy = ["--schedule", "constant", "--val-fraction", "0", "--lr", "0.001", "--epochs", "50"]
+    result = runner.invoke(app, ["train", "--out", "d.safetensors", "-q", *legacy])
+    assert result.exit_code == 0, result.output
     with torch.no_grad():
-        assert torch.equal(model(x), digits_mlp(x))
-    assert nets.load_metadata(tmp_path / "m.safetensors")["metadata"]["data"] == "digits"
+        assert torch.equal(nets.load(tmp_path / "d.safetensors", device="cpu")(x), digits_mlp(x))
+
+
+def test_train_prints_one_line_per_epoch(tmp_path):
+    result = runner.invoke(app, ["train", "--epochs", "3", "--widths", "8", "--out", "m.safetensors"])
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    assert all(
+        re.search(r"loss [\d.]+  acc [\d.]+ %  val loss [\d.]+  val acc [\d.]+ %  lr ", x) for x in lines
+    )
 
 
 def test_train_pgd_records_its_options(tmp_path):
@@ -83,7 +100,8 @@ def test_train_pgd_records_its_options(tmp_path):
     path = tmp_path / "runs" / "models" / "digits-mlp-pgd.safetensors"
     header = nets.load_metadata(path)
     assert header["kwargs"]["widths"] == [16] and header["kwargs"]["activation"] == "silu"
-    expected = {"epochs": 1, "lr": 1e-3, "batch_size": 64, "seed": 0, "adversarial": "pgd", "norm": "l2"}
+    expected = {"epochs": 1, "lr": 3e-3, "batch_size": 64, "seed": 0, "adversarial": "pgd", "norm": "l2"}
+    expected |= {"schedule": "cosine", "val_fraction": 0.1}
     assert header["metadata"]["train"] == expected | {"steps": 2, "eps": pytest.approx(8 / 255)}
 
 

@@ -47,6 +47,10 @@ def trained(tmp_path_factory):
         "20",
         "--lr",
         "0.01",
+        "--schedule",  # the recipe this test was written with: 180 samples, 60 steps at a constant rate
+        "constant",
+        "--val-fraction",
+        "0",
         "--out",
         model,
         "-q",

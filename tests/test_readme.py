@@ -62,6 +62,12 @@ def test_readme_python_blocks_run(tmp_path):
                           capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     assert done.returncode == 0, f"README python failed:\n{done.stdout}\n{done.stderr}"
     assert "<= worst-case expected CE <=" in done.stdout
+    text = " ".join(README.read_text().split())
+    quoted = re.search(
+        r"This prints `(clean accuracy [^`]+)` \(certified, attacked\) and `(W_2, eps [^`]+)`", text
+    )
+    assert quoted, "README does not quote what its wdrobust.evaluate quick start prints"
+    assert quoted.group(1) in done.stdout and quoted.group(2) in done.stdout, done.stdout
 
 
 def _model_figures_script():
@@ -91,4 +97,4 @@ def test_readme_quotes_the_trained_models_figures():
             demo = re.search(r"default digits MLP \([^)]*?([\d.]+) % clean\)", text)
             short = re.search(r"train a digits MLP \(about \d+ s; ([\d.]+) % clean", text)
             assert demo and demo.group(1) == f"{figures['clean']:.2f}"
-            assert short and short.group(1) == f"{figures['clean']:.1f}"
+            assert short and short.group(1) == f"{script.cli_default():.1f}"

@@ -12,10 +12,12 @@ from wdrobust import data, nets
 from wdrobust.threat import ThreatModel, lp_norm
 from wdrobust.train import (
     DEFAULT_TRAIN,
+    FIT_DEFAULTS,
     accuracy,
     cpu_threads_for,
     default_model_path,
     ensure_default_model,
+    fit,
     pgd,
     train,
 )
@@ -130,3 +132,26 @@ def test_bad_options_raise(options, message):
 def test_inputs_and_labels_must_match():
     with pytest.raises(ValueError, match="as many labels as inputs"):
         train(nets.build("mlp"), torch.rand(4, 1, 8, 8), torch.zeros(3, dtype=torch.long), device="cpu")
+
+
+def test_default_cache_is_the_users_cache_folder(monkeypatch, tmp_path):
+    """$WDROBUST_CACHE, else $XDG_CACHE_HOME/wdrobust, else ~/.cache/wdrobust; never the working folder."""
+    monkeypatch.delenv("WDROBUST_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_model_path() == tmp_path / "xdg" / "wdrobust" / "digits-mlp.safetensors"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_model_path() == tmp_path / "home" / ".cache" / "wdrobust" / "digits-mlp.safetensors"
+
+
+def test_cosine_schedule_and_validation_split():
+    """fit holds out a stratified 10 % of the train split (reported each epoch, not trained on); the
+    cosine rate starts at lr and ends near 0."""
+    seen = []
+    result = fit("digits", "mlp", arch_kwargs={"widths": [8]}, epochs=3, device="cpu", epoch_end=seen.append)
+    assert [s.epoch for s in seen] == [1, 2, 3] and all(s.val_accuracy is not None for s in seen)
+    assert seen[0].lr > seen[1].lr > seen[2].lr and seen[2].lr < 0.1 * FIT_DEFAULTS["lr"]
+    assert result.metadata["val_accuracy"] == seen[-1].val_accuracy
+    assert result.metadata["train"]["val_fraction"] == 0.1
+    with pytest.raises(ValueError, match="unknown learning-rate schedule 'step'"):
+        fit("digits", "mlp", epochs=1, schedule="step")

@@ -3,12 +3,16 @@
 ``train`` minimises the mean cross-entropy E l_ce(f(x'), y) with Adam over shuffled mini-batches, where
 x' = x (standard) or x' = PGD(x) (adversarial training, Madry et al.): the inner maximisation of the
 cross-entropy over B(x, eps) ∩ [0, 1]^d by projected steepest ascent with the threat's dual-norm
-maximiser, a uniform random start and step size 2.5 eps / steps. Runs are seeded (weights via
-``nets.build(seed=...)``, batch order and random starts via a private generator) and deterministic on CPU.
+maximiser, a uniform random start and step size 2.5 eps / steps. The learning rate is constant or follows
+a cosine schedule over the optimiser steps, lr_t = lr (1 + cos(pi t / T)) / 2 for step t of T. ``fit``
+holds out a stratified validation split of the train split (10 % by default) and reports its accuracy
+after every epoch. Runs are seeded (weights via ``nets.build(seed=...)``, batch order and random starts
+via a private generator, the validation split by the seed) and deterministic on CPU.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -23,16 +27,33 @@ from torch import nn
 
 from wdrobust import data, nets
 from wdrobust._device import resolve_device
+from wdrobust.data.base import stratified_split
 from wdrobust.threat import ThreatModel
 
 ADVERSARIAL = ("pgd",)
-#: Environment variable naming the cache directory of the default model (else ./runs/cache).
+SCHEDULES = ("cosine", "constant")
+#: Environment variable naming the cache directory of the default model (else the user's cache folder,
+#: $XDG_CACHE_HOME/wdrobust or ~/.cache/wdrobust).
 CACHE_ENV = "WDROBUST_CACHE"
 #: The default model: an MLP 64 -> 128 -> 64 -> 10 with ReLU on digits, and its training options.
 DEFAULT_DATA = "digits"
 DEFAULT_ARCH = "mlp"
 DEFAULT_ARCH_KWARGS: dict[str, Any] = {"widths": [128, 64], "activation": "relu"}
-DEFAULT_TRAIN: dict[str, Any] = {"epochs": 50, "lr": 1e-3, "batch_size": 64, "seed": 0}
+#: (The default model keeps the recipe it was published with: constant learning rate, no validation split.)
+DEFAULT_TRAIN: dict[str, Any] = {
+    "epochs": 50,
+    "lr": 1e-3,
+    "batch_size": 64,
+    "seed": 0,
+    "val_fraction": 0.0,
+    "schedule": "constant",
+}
+#: ``fit``'s recipe when not given: a 10 % validation split, the cosine schedule from lr 3e-3 (validation
+#: accuracy of the digits MLP 97.0 / 97.8 / 98.5 % at 1e-3 / 3e-3 / 1e-2), and epochs from the size
+#: of the training set (``auto_epochs``).
+FIT_DEFAULTS: dict[str, Any] = {"val_fraction": 0.1, "schedule": "cosine", "lr": 3e-3}
+#: ``auto_epochs``: about this many sample passes, between 1 and MAX_AUTO_EPOCHS epochs.
+AUTO_SAMPLE_PASSES, MAX_AUTO_EPOCHS = 250_000, 50
 #: PGD options of adversarial training when not given.
 PGD_DEFAULTS: dict[str, Any] = {"eps": 0.1, "norm": "linf", "steps": 10}
 
@@ -42,6 +63,34 @@ PGD_DEFAULTS: dict[str, Any] = {"eps": 0.1, "norm": "linf", "steps": 10}
 SINGLE_THREAD_PARAMS = 1_000_000
 
 Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """What one epoch did: its number (1-based) of ``epochs``, the mean training loss and the accuracy on
+    the training batches (as they were seen), the validation loss and accuracy (None without validation
+    data) and the learning rate of its last step."""
+
+    epoch: int
+    epochs: int
+    loss: float
+    accuracy: float
+    val_loss: float | None
+    val_accuracy: float | None
+    lr: float
+
+    def line(self) -> str:
+        """One line such as ``epoch 3/10  loss 0.4123  acc 88.21 %  val loss 0.4410  val acc 87.90 %``."""
+        text = f"epoch {self.epoch}/{self.epochs}  loss {self.loss:.4f}  acc {100 * self.accuracy:.2f} %"
+        if self.val_loss is not None:
+            text += f"  val loss {self.val_loss:.4f}  val acc {100 * self.val_accuracy:.2f} %"
+        return text + f"  lr {self.lr:.2e}"
+
+
+def auto_epochs(n_train: int) -> int:
+    """round(AUTO_SAMPLE_PASSES / n_train) clipped to [1, MAX_AUTO_EPOCHS]: 50 for digits (1212 samples
+    after the validation split), 5 for Fashion-MNIST (54000)."""
+    return max(1, min(MAX_AUTO_EPOCHS, round(AUTO_SAMPLE_PASSES / max(n_train, 1))))
 
 
 @contextmanager
@@ -105,7 +154,13 @@ def pgd(
     return x_adv.detach()
 
 
-def _check_options(epochs: int, lr: float, batch_size: int, adversarial: str | None, steps: int) -> None:
+def _check_options(
+    epochs: int, lr: float, batch_size: int, adversarial: str | None, steps: int, schedule: str
+) -> None:
+    if schedule not in SCHEDULES:
+        raise ValueError(
+            f"unknown learning-rate schedule {schedule!r}: expected one of {', '.join(SCHEDULES)}"
+        )
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     if not lr > 0:
@@ -134,16 +189,21 @@ def train(
     norm: str = PGD_DEFAULTS["norm"],
     steps: int = PGD_DEFAULTS["steps"],
     weight_decay: float = 0.0,
+    schedule: str = "constant",
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     device: str | torch.device | None = None,
     progress: Progress | None = None,
+    epoch_end: Callable[[EpochStats], None] | None = None,
 ) -> TrainResult:
     """Train ``model`` in place on x (N, *S) in [0, 1], y (N,) with Adam and cross-entropy.
 
     adversarial: None (standard training) or "pgd" (train on PGD points of ThreatModel(norm, eps), with
-    ``steps`` ascent steps, found with the model in eval mode). progress(done, total) is called after
-    every optimiser step. Returns the model in eval mode on ``device``.
+    ``steps`` ascent steps, found with the model in eval mode). schedule: "constant" or "cosine" (see the
+    module docstring). validation: (x_val, y_val) evaluated after every epoch. progress(done, total) is
+    called after every optimiser step, epoch_end(EpochStats) after every epoch. Returns the model in eval
+    mode on ``device``.
     """
-    _check_options(epochs, lr, batch_size, adversarial, steps)
+    _check_options(epochs, lr, batch_size, adversarial, steps, schedule)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"need as many labels as inputs (and at least one), got {len(x)} and {len(y)}")
     threat = ThreatModel(norm, eps) if adversarial else None
@@ -158,28 +218,63 @@ def train(
     generator = torch.Generator().manual_seed(seed)
     optimiser = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     per_epoch = -(-len(x) // batch_size)
+    total_steps = epochs * per_epoch
     losses: list[float] = []
     start = time.perf_counter()
     with cpu_threads_for(model, dev):
         for epoch in range(epochs):
             order = torch.randperm(len(x), generator=generator).to(dev)
-            total = 0.0
+            total, hits = 0.0, 0
             for b in range(per_epoch):
+                step = epoch * per_epoch + b
+                if schedule == "cosine":
+                    for group in optimiser.param_groups:
+                        group["lr"] = lr * (1 + math.cos(math.pi * step / total_steps)) / 2
                 idx = order[b * batch_size : (b + 1) * batch_size]
                 xb, yb = x[idx], y[idx]
                 if threat is not None:
                     model.eval()
                     xb = pgd(model, xb, yb, threat, steps, generator)
                 model.train()
-                loss = F.cross_entropy(model(xb), yb)
+                logits = model(xb)
+                loss = F.cross_entropy(logits, yb)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
                 total += loss.item() * len(idx)
+                hits += int((logits.argmax(1) == yb).sum())
                 if progress is not None:
-                    progress(epoch * per_epoch + b + 1, epochs * per_epoch)
+                    progress(step + 1, total_steps)
             losses.append(total / len(x))
+            if epoch_end is not None:
+                val = None if validation is None else evaluate_loss(model.eval(), *validation)
+                epoch_end(
+                    EpochStats(
+                        epoch + 1,
+                        epochs,
+                        losses[-1],
+                        hits / len(x),
+                        None if val is None else val[0],
+                        None if val is None else val[1],
+                        optimiser.param_groups[0]["lr"],
+                    )
+                )
     return TrainResult(model.eval(), losses, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024
+) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of the model on x (N, *S), y (N,), in batches, eval mode."""
+    dev = next(model.parameters()).device
+    loss, hits = 0.0, 0
+    for i in range(0, len(x), batch_size):
+        z = model(x[i : i + batch_size].to(dev))
+        yb = y[i : i + batch_size].to(dev)
+        loss += float(F.cross_entropy(z, yb, reduction="sum"))
+        hits += int((z.argmax(1) == yb).sum())
+    return loss / len(x), hits / len(x)
 
 
 @dataclass
@@ -203,36 +298,78 @@ def fit(
     arch_kwargs: dict[str, Any] | None = None,
     device: str | torch.device | None = None,
     progress: Progress | None = None,
+    epoch_end: Callable[[EpochStats], None] | None = None,
     **train_options: Any,
 ) -> FitResult:
     """Build ``arch`` for the data set (its input shape and classes), train it on the train split with
     ``train_options`` (see ``train``; seed also seeds the weights) and measure clean test accuracy.
 
-    A tabular file is scaled with its train split's min/max (``data.scaling_of``), which the result
-    carries so that evaluations of the model scale their data the same way."""
+    Options not given take FIT_DEFAULTS: val_fraction (a stratified, seeded share of the train split held
+    out and evaluated after every epoch; 0 trains on all of it), schedule; epochs None (or not given) is
+    ``auto_epochs`` of the training samples. A tabular file is scaled with its train split's min/max
+    (``data.scaling_of``), which the result carries so that evaluations of the model scale their data the
+    same way."""
     dev = resolve_device(device)
+    options = FIT_DEFAULTS | train_options
+    val_fraction = float(options.pop("val_fraction"))
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"the validation fraction must lie in [0, 1), got {val_fraction}")
     scaling = data.scaling_of(data_name)
     x_train, y_train = data.load(data_name, "train", root, dev, scaling)
     x_test, y_test = data.load(data_name, "test", root, dev, scaling)
+    validation = None
+    if val_fraction > 0:
+        kept, held = stratified_split(y_train.cpu().numpy(), val_fraction, options.get("seed", 0))
+        kept_t, held_t = torch.from_numpy(kept).to(dev), torch.from_numpy(held).to(dev)
+        validation = (x_train[held_t], y_train[held_t])
+        x_train, y_train = x_train[kept_t], y_train[kept_t]
+    if options.get("epochs") is None:
+        options["epochs"] = auto_epochs(len(x_train))
     meta = data.info(data_name)
     kwargs = {"input_shape": list(meta.input_shape), "num_classes": meta.num_classes, **(arch_kwargs or {})}
-    model = nets.build(arch, seed=train_options.get("seed", 0), **kwargs)
-    result = train(model, x_train, y_train, device=dev, progress=progress, **train_options)
+    model = nets.build(arch, seed=options.get("seed", 0), **kwargs)
+    last: list[EpochStats] = []
+
+    def on_epoch(stats: EpochStats) -> None:
+        last[:] = [stats]
+        if epoch_end is not None:
+            epoch_end(stats)
+
+    result = train(
+        model,
+        x_train,
+        y_train,
+        device=dev,
+        progress=progress,
+        validation=validation,
+        epoch_end=on_epoch,
+        **options,
+    )
     acc = accuracy(result.model, x_test, y_test)
     record = {
         "data": data_name,
-        "train": train_options,
+        "train": {**options, "val_fraction": val_fraction},
         "test_accuracy": acc,
+        "val_accuracy": last[0].val_accuracy if last else None,
         "train_seconds": result.seconds,
     }
     stored = None if scaling is None else scaling.to_dict()
     return FitResult(result.model, acc, result.seconds, record, stored)
 
 
+def cache_dir() -> Path:
+    """The user's cache folder of wdrobust: $WDROBUST_CACHE, else $XDG_CACHE_HOME/wdrobust, else
+    ~/.cache/wdrobust (the XDG base-directory convention)."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "wdrobust"
+
+
 def default_model_path(cache: str | Path | None = None) -> Path:
     """Where the default digits MLP is cached: <cache>/digits-mlp.safetensors with cache = the argument,
-    else $WDROBUST_CACHE, else ./runs/cache under the current directory."""
-    folder = Path(cache if cache is not None else os.environ.get(CACHE_ENV, Path("runs") / "cache"))
+    else ``cache_dir()``."""
+    folder = Path(cache) if cache is not None else cache_dir()
     return folder / f"{DEFAULT_DATA}-{DEFAULT_ARCH}.safetensors"
 
 

@@ -15,7 +15,7 @@ from wdrobust._atomic import check_writable
 from wdrobust.attacks import ATTACKS
 from wdrobust.attacks.base import Attack
 from wdrobust.attacks.summary import Summary, summarize, worst_distribution
-from wdrobust.cli import common
+from wdrobust.cli import common, progress
 from wdrobust.cli.errors import user_errors
 from wdrobust.losses import check_loss
 from wdrobust.threat import ThreatModel, parse_number
@@ -110,6 +110,10 @@ def table(summary: Summary, n: int) -> Table:
 @user_errors
 def command(
     model: Path = common.MODEL,
+    arch: str | None = common.ARCH,
+    arch_option: list[str] = common.ARCH_OPTION,
+    mean: str | None = common.MEAN,
+    std: str | None = common.STD,
     data: str = common.DATA,
     root: Path | None = common.ROOT,
     split: str = common.SPLIT,
@@ -124,6 +128,7 @@ def command(
     save: Path | None = typer.Option(None, help="Save the adversarial distribution (.safetensors)."),
     save_loss: str = typer.Option("zero_one", help="Loss whose worst distribution --save writes."),
     device: str | None = common.DEVICE,
+    quiet: bool = common.QUIET,
 ) -> None:
     """Attack a model and print clean, robust and distributional accuracy, expected CE and cost."""
     threat = ThreatModel(norm, eps, p)
@@ -133,11 +138,20 @@ def command(
         check_writable(save)
     check_loss(save_loss)
     options = parse_options(option, attack)
-    net, x, y = common.load_inputs(model, data, root, split, n, device)
-    runner = ATTACKS[attack](
-        net, threat, seed=seed, batch_size=batch_size, device=device, keep_points=save is not None, **options
+    net, x, y = common.load_inputs(
+        model, data, root, split, n, device, arch=arch, arch_option=arch_option, mean=mean, std=std
     )
-    with cpu_threads_for(net, x.device):
+    with progress.bar(attack, quiet, "samples") as advance, cpu_threads_for(net, x.device):
+        runner = ATTACKS[attack](
+            net,
+            threat,
+            seed=seed,
+            batch_size=batch_size,
+            device=device,
+            keep_points=save is not None,
+            progress=advance,
+            **options,
+        )
         result = runner.run(x, y)
     summary = summarize(result)
     Console().print(table(summary, x.shape[0]))

@@ -10,12 +10,19 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES, Certificate, CertificateResult
-from wdrobust.cli import common
+from wdrobust.cli import common, progress
+from wdrobust.cli.attack import check_attack
 from wdrobust.cli.errors import user_errors
 from wdrobust.losses import CERTIFIABLE, check_certifiable
 from wdrobust.threat import ThreatModel
 from wdrobust.train import cpu_threads_for
+
+#: Certificates that solve one program per sample: their progress bar advances per sample.
+PER_SAMPLE = ("milp", "exact")
+#: The certificate that reads the points an attack visited (``run(x, y, visited=...)``).
+VISITED = "empirical"
 
 
 def parse_methods(text: str) -> list[str]:
@@ -53,6 +60,10 @@ def table(rows: list[tuple[str, CertificateResult, float]], loss: str, threat: T
 @user_errors
 def command(
     model: Path = common.MODEL,
+    arch: str | None = common.ARCH,
+    arch_option: list[str] = common.ARCH_OPTION,
+    mean: str | None = common.MEAN,
+    std: str | None = common.STD,
     data: str = common.DATA,
     root: Path | None = common.ROOT,
     split: str = common.SPLIT,
@@ -64,28 +75,48 @@ def command(
     n: int = typer.Option(200, help="Certify the first n samples of the split."),
     batch_size: int = common.BATCH_SIZE,
     time_limit: float = typer.Option(10.0, help="milp: seconds per mixed-integer program."),
+    attack: str = typer.Option(
+        "pgd", help=f"empirical: the attack whose visited points it reads ({', '.join(ATTACKS)})."
+    ),
     device: str | None = common.DEVICE,
+    quiet: bool = common.QUIET,
 ) -> None:
-    """Certify a model: per method, the upper bound of the WDRO risk, sound or estimate, and its time."""
+    """Certify a model: per method, the upper bound of the WDRO risk, sound or estimate, and its time.
+
+    empirical reads the points visited by --attack, run first on the same samples and threat. With
+    --method all, the certificates that do not apply to the model or threat are skipped, each named
+    with the reason on stderr."""
     threat = ThreatModel(norm, eps, p)
     check_certifiable(loss)
     names = parse_methods(method)
+    check_attack(attack)
     every = method.strip() == "all"
-    net, x, y = common.load_inputs(model, data, root, split, n, device)
+    net, x, y = common.load_inputs(
+        model, data, root, split, n, device, arch=arch, arch_option=arch_option, mean=mean, std=std
+    )
     rows = []
-    with cpu_threads_for(net, x.device):
+    with cpu_threads_for(net, x.device), progress.bar("certify", quiet, "samples") as advance:
         for name in names:
             try:
+                extra = {}
+                if name == VISITED:
+                    advance(0, x.shape[0], f"{attack} (visited points)")
+                    visitor = ATTACKS[attack](
+                        net, threat, batch_size=batch_size, device=device, keep_points=True, progress=advance
+                    )
+                    extra["visited"] = visitor.run(x, y).points
+                advance(0, x.shape[0], name)
                 cert = make_certificate(
                     name,
                     net,
                     threat,
                     losses=(loss,),
-                    batch_size=batch_size,
+                    batch_size=1 if name in PER_SAMPLE else batch_size,
                     device=device,
                     time_limit=time_limit,
+                    progress=advance,
                 )
-                result = cert.run(x, y)
+                result = cert.run(x, y, **extra)
             except ValueError as exc:  # with all: the certificate does not apply to this model or threat
                 if not every:
                     raise

@@ -8,20 +8,38 @@ import torch
 import typer
 from torch import nn
 
+from wdrobust import nets
 from wdrobust._device import check_device
 from wdrobust.evaluate.config import split_list
 from wdrobust.evaluate.inputs import read_inputs
-from wdrobust.threat import NORMS
+from wdrobust.threat import NORMS, parse_number
 
-MODEL = typer.Option(..., help="Checkpoint (.safetensors with its sidecar, or .pt/.pth).")
-DATA = typer.Option("digits", help="digits, mnist, cifar10, cifar100, or a .npz/.csv file.")
-ROOT = typer.Option(None, help="Folder of the mnist/cifar files.")
+MODEL = typer.Option(
+    ..., help="Checkpoint: .safetensors with its JSON sidecar, or a plain .pt/.pth state_dict with --arch."
+)
+DATA_HELP = (
+    "digits, mnist, fashion-mnist, cifar10, cifar100, an image .npz (x (N,C,H,W), y) or a .npz/.csv table."
+)
+DATA = typer.Option("digits", help=DATA_HELP)
+ROOT_HELP = "Folder of the mnist/fashion-mnist/cifar files (default $WDROBUST_DATA or ./data)."
+ROOT = typer.Option(None, "--root", "--data-root", help=ROOT_HELP)
+ARCH = typer.Option(
+    None, help=f"Architecture of a .pt/.pth checkpoint without sidecar: {', '.join(nets.ARCHS)}."
+)
+ARCH_OPTION = typer.Option(
+    [],
+    help="Architecture option name=value (repeatable), e.g. widths=16,32; input_shape and num_classes "
+    "default to the data's.",
+)
+MEAN = typer.Option(None, help="The model was trained on (x - mean) / std: comma-separated per-channel mean.")
+STD = typer.Option(None, help="Per-channel std of --mean (the model is wrapped in wdrobust.nets.Normalize).")
 SPLIT = typer.Option("test", help="Data split.")
 NORM = typer.Option("linf", help=f"Threat norm: {', '.join(NORMS)}.")
 EPS = typer.Option("0.1", help="Radius (e.g. 0.1 or 8/255).")
 P = typer.Option("inf", help="Wasserstein order p in [1, inf].")
 BATCH_SIZE = typer.Option(256, help="Samples per batch.")
 DEVICE = typer.Option(None, help="cpu, cuda, ... (default: cuda if available).")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
 def comma_list(text: str, flag: str) -> tuple[str, ...]:
@@ -32,11 +50,46 @@ def comma_list(text: str, flag: str) -> tuple[str, ...]:
         raise ValueError(f"{flag}: {exc}") from None
 
 
+def normalization(mean: str | None, std: str | None) -> tuple[list[float], list[float]] | None:
+    """--mean and --std as lists of floats (None when neither is given); ValueError when only one is, or
+    their lengths differ, or a std is not positive."""
+    if mean is None and std is None:
+        return None
+    if mean is None or std is None:
+        raise ValueError("give both --mean and --std, or neither")
+    m = [parse_number(v, "--mean") for v in comma_list(mean, "--mean")]
+    s = [parse_number(v, "--std") for v in comma_list(std, "--std")]
+    if len(m) != len(s) or any(v <= 0 for v in s):
+        raise ValueError(f"--mean and --std need as many values each, std > 0; got {mean!r} and {std!r}")
+    return m, s
+
+
+def arch_options(arch: str | None, items: list[str]) -> dict:
+    """--arch-option items parsed for --arch (``nets.parse_arch_options``); ValueError without --arch."""
+    if arch is None:
+        if items:
+            raise ValueError("--arch-option needs --arch")
+        return {}
+    return nets.parse_arch_options(nets.check_arch(arch), items)
+
+
 def load_inputs(
-    model: Path, data: str, root: Path | None, split: str, n: int, device: str | None
+    model: Path,
+    data: str,
+    root: Path | None,
+    split: str,
+    n: int,
+    device: str | None,
+    *,
+    arch: str | None = None,
+    arch_option: list[str] | None = None,
+    mean: str | None = None,
+    std: str | None = None,
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """The model (eval mode) and the first n samples x (n, *S), y (n,) of the split, on one device,
-    scaled and checked as for ``wdrobust evaluate`` (``evaluate.inputs.read_inputs``).
+    scaled and checked as for ``wdrobust evaluate`` (``evaluate.inputs.read_inputs``); a .pt/.pth
+    checkpoint without sidecar is built as ``arch`` with ``arch_option``; ``mean``/``std`` wrap it in
+    ``nets.Normalize``.
 
     Raises ValueError for a bad device, n < 1, no samples, inputs not finite or outside [0, 1], a model
     whose input shape is not the data's, and labels outside the model's classes.
@@ -44,5 +97,9 @@ def load_inputs(
     dev = check_device(device)
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
-    inputs = read_inputs(model, data, split, root, n, dev)
+    options = arch_options(arch, arch_option or [])
+    norm = normalization(mean, std)
+    inputs = read_inputs(
+        model, data, split, root, n, dev, arch=arch, arch_options=options, normalization=norm
+    )
     return inputs.model, inputs.x.to(dev), inputs.y.to(dev)

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from wdrobust._device import check_device
+from wdrobust.cli import common
 from wdrobust.cli.errors import interrupted, user_errors
 from wdrobust.evaluate import EvalConfig, build_config, run
 from wdrobust.evaluate.distributed import rank_from_env, run_ranks
@@ -32,12 +33,19 @@ def command(
     ),
     model: str | None = typer.Option(
         None,
-        help="Checkpoint path (safetensors + JSON sidecar) or 'digits-default' (cached after first use).",
+        help="Checkpoint path (safetensors + JSON sidecar, or a .pt/.pth state_dict with --arch) or "
+        "'digits-default' (cached after first use).",
     ),
-    data: str | None = typer.Option(
-        None, help="Data set: digits, mnist, cifar10, cifar100, or a .npz/.csv file."
+    arch: str | None = common.ARCH,
+    arch_option: list[str] = common.ARCH_OPTION,
+    mean: str | None = common.MEAN,
+    std: str | None = common.STD,
+    label: str | None = typer.Option(None, help="A name for the model in results.json and the report."),
+    keep_points: bool = typer.Option(
+        False, "--keep-points", help="Store the attacks' candidate points (the worst-case image grid)."
     ),
-    data_root: str | None = typer.Option(None, help="Folder holding the data files (mnist, cifar)."),
+    data: str | None = typer.Option(None, help=f"Data set: {common.DATA_HELP}"),
+    data_root: str | None = typer.Option(None, "--root", "--data-root", help=common.ROOT_HELP),
     split: str | None = typer.Option(None, help="Split to evaluate: test (default) or train."),
     n: int | None = typer.Option(
         None,
@@ -106,6 +114,12 @@ def command(
     cfg = build_config(
         config,
         model=model,
+        arch=arch,
+        arch_options=common.arch_options(arch, arch_option) or None,
+        mean=mean,
+        std=std,
+        label=label,
+        keep_points=keep_points or None,
         data=data,
         data_root=data_root,
         split=split,

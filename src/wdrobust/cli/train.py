@@ -4,14 +4,23 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from wdrobust import nets
 from wdrobust._atomic import check_writable
 from wdrobust._device import check_device
+from wdrobust.cli import common, progress
 from wdrobust.cli.errors import err_console, user_errors
 from wdrobust.threat import NORMS, parse_number
-from wdrobust.train import ADVERSARIAL, DEFAULT_TRAIN, PGD_DEFAULTS, fit
+from wdrobust.train import (
+    ADVERSARIAL,
+    DEFAULT_TRAIN,
+    FIT_DEFAULTS,
+    MAX_AUTO_EPOCHS,
+    PGD_DEFAULTS,
+    SCHEDULES,
+    EpochStats,
+    fit,
+)
 
 
 def _widths(text: str) -> list[int]:
@@ -33,18 +42,27 @@ def default_out(data: str, arch: str, adversarial: str | None) -> Path:
 
 @user_errors
 def command(
-    data: str = typer.Option("digits", help="digits, mnist, cifar10, cifar100, or a .npz/.csv file."),
-    root: Path | None = typer.Option(
-        None, help="Folder of the mnist/cifar files (default $WDROBUST_DATA or ./data)."
-    ),
+    data: str = common.DATA,
+    root: Path | None = typer.Option(None, "--root", "--data-root", help=common.ROOT_HELP),
     arch: str = typer.Option("mlp", help=f"Architecture: {', '.join(nets.ARCHS)}."),
     widths: str | None = typer.Option(None, help="mlp hidden widths / cnn channel widths, e.g. 128,64."),
     hidden: int | None = typer.Option(None, help="cnn dense layer width."),
     activation: str | None = typer.Option(None, help=f"Activation: {', '.join(nets.ACTIVATIONS)}."),
     depth: int | None = typer.Option(None, help="wide_resnet / vit_tiny depth."),
     widen_factor: int | None = typer.Option(None, help="wide_resnet widening factor."),
-    epochs: int = typer.Option(DEFAULT_TRAIN["epochs"], help="Training epochs."),
-    lr: float = typer.Option(DEFAULT_TRAIN["lr"], help="Adam learning rate."),
+    epochs: int | None = typer.Option(
+        None,
+        help=f"Training epochs [default: about 250k sample passes, at most {MAX_AUTO_EPOCHS}: 50 on digits, "
+        "5 on Fashion-MNIST].",
+    ),
+    lr: float = typer.Option(FIT_DEFAULTS["lr"], help="Adam learning rate (the start of the schedule)."),
+    schedule: str = typer.Option(
+        FIT_DEFAULTS["schedule"], help=f"Learning-rate schedule: {', '.join(SCHEDULES)}."
+    ),
+    val_fraction: float = typer.Option(
+        FIT_DEFAULTS["val_fraction"],
+        help="Share of the train split held out for validation (reported every epoch; 0: none).",
+    ),
     batch_size: int = typer.Option(DEFAULT_TRAIN["batch_size"], help="Mini-batch size."),
     seed: int = typer.Option(DEFAULT_TRAIN["seed"], help="Seed of weights, batch order and PGD starts."),
     adversarial: str | None = typer.Option(None, help=f"Adversarial training: {', '.join(ADVERSARIAL)}."),
@@ -55,7 +73,7 @@ def command(
         None, help="Checkpoint path (default runs/models/<data>-<arch>.safetensors)."
     ),
     device: str | None = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda if available)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no per-epoch lines."),
 ) -> None:
     """Train a classifier (standard or PGD adversarial training) and save it as a checkpoint.
 
@@ -67,6 +85,7 @@ def command(
     given |= {"depth": depth, "widen_factor": widen_factor}
     arch_kwargs = {k: v for k, v in given.items() if v is not None}
     options: dict[str, Any] = {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+    options |= {"schedule": schedule, "val_fraction": val_fraction}
     pgd_options = {"eps": eps, "norm": norm, "steps": steps}
     if adversarial is None and any(v is not None for v in pgd_options.values()):
         raise ValueError("--eps, --norm and --steps apply only with --adversarial pgd")
@@ -79,23 +98,20 @@ def command(
         raise ValueError(f"--out must end in .safetensors, got {str(out)!r}")
     check_writable(out)
     check_writable(nets.sidecar_path(out))
-    with Progress(
-        TextColumn("training"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet or not err_console.is_terminal,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("train", total=None)
+
+    def epoch_line(stats: EpochStats) -> None:
+        if not quiet:
+            err_console.print(stats.line(), markup=False, highlight=False)
+
+    with progress.bar("training", quiet, "steps") as advance:
         result = fit(
             data,
             arch,
             root=root,
             arch_kwargs=arch_kwargs,
             device=device,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=advance,
+            epoch_end=epoch_line,
             **options,
         )
     nets.save(result.model, out, metadata=result.metadata, input_scaling=result.input_scaling)

@@ -1,5 +1,5 @@
-"""Data readers: scikit-learn digits (offline default), MNIST idx files, CIFAR-10/100 pickle batches
-and tabular .npz/.csv files. Nothing is ever downloaded.
+"""Data readers: scikit-learn digits (offline default), MNIST and Fashion-MNIST idx files, CIFAR-10/100
+pickle batches, image .npz files (x (N, C, H, W)) and tabular .npz/.csv files. Nothing is ever downloaded.
 
 ``load(name, split, root=None, device=None) -> (x, y)``; ``DATASETS`` holds each set's input shape and
 number of classes; ``info(name)`` also covers tabular files, whose features are scaled by a ``Scaling``

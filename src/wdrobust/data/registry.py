@@ -12,7 +12,8 @@ from wdrobust._device import resolve_device
 from wdrobust.data.base import check_split, data_root
 from wdrobust.data.cifar import read_cifar
 from wdrobust.data.digits import read_digits
-from wdrobust.data.mnist import read_mnist
+from wdrobust.data.images import image_info, is_image_npz, read_image_npz
+from wdrobust.data.mnist import IDX_SETS, read_mnist
 from wdrobust.data.tabular import Scaling, is_tabular, read_tabular
 
 
@@ -29,6 +30,7 @@ class DatasetInfo:
 DATASETS: dict[str, DatasetInfo] = {
     "digits": DatasetInfo("digits", (1, 8, 8), 10, "bundled with scikit-learn (offline)"),
     "mnist": DatasetInfo("mnist", (1, 28, 28), 10, "idx files in the data root"),
+    "fashion-mnist": DatasetInfo("fashion-mnist", (1, 28, 28), 10, "idx files in the data root"),
     "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10, "python pickle batches in the data root"),
     "cifar100": DatasetInfo("cifar100", (3, 32, 32), 100, "python pickle batches in the data root"),
 }
@@ -47,13 +49,15 @@ def _read(
     name: str, split: str, root: str | Path | None, scaling: Scaling | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Numpy (x float32, y int64) of one split from the matching reader."""
+    if is_image_npz(name):
+        return read_image_npz(name, split)
     if is_tabular(name):
         data = read_tabular(name, scaling)
         return (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
     if name == "digits":
         return read_digits(split)
-    if name == "mnist":
-        return read_mnist(split, data_root(root))
+    if name in IDX_SETS:
+        return read_mnist(split, data_root(root), name)
     return read_cifar(name, split, data_root(root))
 
 
@@ -66,8 +70,9 @@ def load(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One split of a data set as (x float32 in [0, 1], y int64 (N,)) on ``device``.
 
-    name: digits (default), mnist, cifar10, cifar100, or a path to a .npz/.csv tabular file.
-    Images are (N, C, H, W); tabular samples (N, F). root: directory of the mnist/cifar files
+    name: digits (default), mnist, fashion-mnist, cifar10, cifar100, or a path to a .npz file of images
+    (x of shape (N, C, H, W), see ``data.images``) or a .npz/.csv tabular file.
+    Images are (N, C, H, W); tabular samples (N, F). root: directory of the mnist/fashion-mnist/cifar files
     (default $WDROBUST_DATA, else ./data). scaling: the feature scaling of a tabular file (a model's, see
     ``data.tabular``; None: the file's own); image sets ignore it. Missing or malformed files raise
     FileNotFoundError/ValueError.
@@ -80,14 +85,18 @@ def load(
 
 
 def info(name: str) -> DatasetInfo:
-    """DatasetInfo of a registered data set, or of a tabular file (read to find F and K)."""
+    """DatasetInfo of a registered data set, or of an image or tabular file (read to find its shape and K)."""
     if not is_tabular(_check_name(name)):
         return DATASETS[name]
+    if is_image_npz(name):
+        shape, classes = image_info(name)
+        return DatasetInfo(name, shape, classes, "image file")
     data = read_tabular(name)
     return DatasetInfo(name, (data.x_train.shape[1],), data.num_classes, "tabular file")
 
 
 def scaling_of(name: str) -> Scaling | None:
     """The feature scaling ``load`` applies by default: a tabular file's train-split min/max; None for
-    image data sets (already in [0, 1])."""
-    return read_tabular(name).scaling if is_tabular(_check_name(name)) else None
+    image data sets and image files (already in [0, 1])."""
+    tabular = is_tabular(_check_name(name)) and not is_image_npz(name)
+    return read_tabular(name).scaling if tabular else None

@@ -101,7 +101,7 @@ def quote_values(values: np.ndarray | list) -> str:
     return shown + (", ..." if len(distinct) > QUOTED else "")
 
 
-def _labels(y: np.ndarray, path: Path, name: str) -> np.ndarray:
+def class_labels(y: np.ndarray, path: Path, name: str) -> np.ndarray:
     """The labels as int64 (N,); ValueError quoting the values that are not non-negative integers."""
     if y.ndim != 1:
         raise ValueError(f"{path}: {name} must be a 1-D array of labels, got shape {y.shape}")
@@ -132,8 +132,10 @@ def _checked(path: Path, x: Any, y: Any, names: tuple[str, str]) -> tuple[np.nda
     except (TypeError, ValueError):
         raise ValueError(f"{path}: {names[0]} must hold numbers") from None
     if x.ndim != 2:
-        raise ValueError(f"{path}: {names[0]} must be a 2-D (N, F) array, got shape {x.shape}")
-    y = _labels(np.asarray(y), path, names[1])
+        raise ValueError(
+            f"{path}: {names[0]} must be a 2-D (N, F) array (or 4-D (N, C, H, W) images), got shape {x.shape}"
+        )
+    y = class_labels(np.asarray(y), path, names[1])
     if len(x) != len(y):
         raise ValueError(f"{path}: {names[0]} has {len(x)} rows but {names[1]} has {len(y)}")
     if not np.isfinite(x).all():
@@ -162,7 +164,7 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, table[:, -1]
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
+def read_npz(path: Path) -> dict[str, np.ndarray]:
     """The arrays of an npz file (no pickled objects allowed)."""
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -174,7 +176,7 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
 def _splits(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Checked (x_train, y_train, x_test, y_test) as given by the file or by the seeded split."""
     if path.suffix.lower() == ".npz":
-        arrays = _read_npz(path)
+        arrays = read_npz(path)
         if {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
             train = _checked(path, arrays["x_train"], arrays["y_train"], ("x_train", "y_train"))
             test = _checked(path, arrays["x_test"], arrays["y_test"], ("x_test", "y_test"))

@@ -140,7 +140,7 @@ def flip_distances(rec: AttackRecord, correct: np.ndarray, clean_zero_one: np.nd
     flips = np.full(correct.shape, math.inf) if rec.flip_distance is None else rec.flip_distance
     if "zero_one" in rec.gains:
         hit = rec.gains["zero_one"] + clean_zero_one[:, None] > 0.5
-        flips = np.minimum(flips, np.where(hit, rec.t, math.inf).min(axis=1))
+        flips = np.minimum(flips, np.where(hit, rec.t, math.inf).min(axis=1, initial=math.inf))
     return np.where(correct, flips, 0.0)
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from wdrobust import nets
 from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES
 from wdrobust.data.indices import read_indices
@@ -29,15 +30,22 @@ DEFAULT_MODEL = "digits-default"
 
 #: Fields that do not change any stored number: left out of the canonical form and its hash (a shard
 #: computes some of the units of the same run, so every shard has the run's hash).
-RUNTIME_FIELDS = ("out", "device", "threads", "quiet", "shard")
-#: Fields added after the first results schema, left out of the canonical form at their default so that
-#: the hashes of earlier run folders stay valid.
-NEWER_FIELDS = {"offset": 0, "indices": None}
+RUNTIME_FIELDS = ("out", "device", "threads", "quiet", "label", "shard")
+#: Fields added after the first stored runs: left out of the canonical form at their default values, so
+#: that the hash of a configuration that does not use them is unchanged.
+LATER_FIELDS = ("offset", "indices", "arch", "arch_options", "mean", "std", "keep_points")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Everything ``wdrobust evaluate`` needs. eps and p keep the user's spelling ("8/255", "inf")."""
+    """Everything ``wdrobust evaluate`` needs. eps and p keep the user's spelling ("8/255", "inf").
+
+    model: a checkpoint path (or the bundled default); arch, arch_options: the architecture of a plain
+    .pt/.pth checkpoint without sidecar (input_shape and num_classes default to the data's); mean, std: the
+    model is ``nets.normalized(model, mean, std)`` (it was trained on normalised inputs); label: a name for
+    the model in the records; keep_points: attack units also store their candidate points (needed by the
+    ``empirical`` certificate, which always keeps them, and by the worst-case image grid).
+    """
 
     model: str = DEFAULT_MODEL
     data: str = "digits"
@@ -61,6 +69,12 @@ class EvalConfig:
     threads: int = 1
     quiet: bool = False
     shard: str | None = None
+    arch: str | None = None
+    arch_options: dict[str, Any] = field(default_factory=dict)
+    mean: tuple[str, ...] = ()
+    std: tuple[str, ...] = ()
+    label: str | None = None
+    keep_points: bool = False
 
     @property
     def eps_values(self) -> tuple[float, ...]:
@@ -72,13 +86,25 @@ class EvalConfig:
         """The Wasserstein orders as floats (math.inf for "inf"), in the given order."""
         return tuple(parse_number(p, "p") for p in self.p)
 
+    @property
+    def normalization(self) -> tuple[list[float], list[float]] | None:
+        """(mean, std) as floats, or None when the model takes x in [0, 1] as it is."""
+        if not self.mean and not self.std:
+            return None
+        return [parse_number(m, "mean") for m in self.mean], [parse_number(s, "std") for s in self.std]
+
+    @property
+    def stores_points(self) -> bool:
+        """Whether attack units store their candidate points (keep_points, or empirical is run)."""
+        return self.keep_points or "empirical" in self.certificates
+
     def threats(self) -> list[ThreatModel]:
         """Every ThreatModel(norm, eps, p) of the grid, eps-major."""
         return [ThreatModel(self.norm, e, p) for e in self.eps_values for p in self.p_values]
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(EvalConfig)}
-_TUPLES = ("eps", "p", "losses", "attacks", "certificates")
+_TUPLES = ("eps", "p", "losses", "attacks", "certificates", "mean", "std")
 
 
 def split_list(value: str | list | tuple) -> tuple[str, ...]:
@@ -105,7 +131,11 @@ def _coerce(name: str, value: Any) -> Any:
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
             raise ValueError(f"{name} must be a table of tables ([{name}.NAME])")
         return {str(k): dict(v) for k, v in value.items()}
-    if name == "quiet":
+    if name == "arch_options":
+        if not isinstance(value, dict):
+            raise ValueError(f"arch_options must be a table of option = value, got {value!r:.60}")
+        return {str(k): v for k, v in value.items()}
+    if name in ("quiet", "keep_points"):
         return bool(value)
     return None if value is None else str(value)
 
@@ -195,6 +225,7 @@ def validate(cfg: EvalConfig) -> EvalConfig:
     if not cfg.attacks and not cfg.certificates:
         raise ValueError("nothing to do: give at least one attack or certificate")
     cfg.threats()  # eps >= 0, finite; p >= 1
+    _check_model_options(cfg)
     for loss in cfg.losses:
         check_loss(loss)
     _check_names("attack", cfg.attacks, cfg.attack_options)
@@ -203,6 +234,27 @@ def validate(cfg: EvalConfig) -> EvalConfig:
         i, k = parse_shard(cfg.shard)
         cfg = dataclasses.replace(cfg, shard=f"{i}/{k}")
     return cfg
+
+
+def _check_model_options(cfg: EvalConfig) -> None:
+    """arch registered and its options known; mean and std of equal length, std > 0 (both or neither)."""
+    if cfg.arch is not None:
+        options = nets.arch_options(cfg.arch)
+        unknown = sorted(set(cfg.arch_options) - set(options))
+        if unknown:
+            raise ValueError(
+                f"architecture {cfg.arch!r} has no option {unknown[0]!r}: accepted {', '.join(options)}"
+            )
+    elif cfg.arch_options:
+        raise ValueError("arch_options given without arch")
+    norm = cfg.normalization
+    if norm is not None:
+        if len(norm[0]) != len(norm[1]):
+            raise ValueError(
+                f"give as many --mean values as --std values, got {len(norm[0])} and {len(norm[1])}"
+            )
+        if any(s <= 0 for s in norm[1]):
+            raise ValueError(f"--std values must be positive, got {', '.join(cfg.std)}")
 
 
 def _check_names(kind: str, names: tuple[str, ...], options: dict[str, dict]) -> None:
@@ -228,9 +280,11 @@ def _number_key(value: float) -> float | str:
 def canonical(cfg: EvalConfig) -> dict[str, Any]:
     """The fields that change results, with eps/p as numbers ("inf" for infinity)."""
     out = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RUNTIME_FIELDS}
-    for name, default in NEWER_FIELDS.items():
-        if out[name] == default:
+    for name in LATER_FIELDS:
+        if out[name] == FIELDS[name].default or (name == "arch_options" and not out[name]):
             del out[name]
+        elif name in ("mean", "std"):
+            out[name] = [parse_number(v, name) for v in out[name]]
     out["eps"] = [_number_key(e) for e in cfg.eps_values]
     out["p"] = [_number_key(p) for p in cfg.p_values]
     out["losses"] = list(cfg.losses)

@@ -1,9 +1,9 @@
 """The run folder: the names of what wdrobust writes there, its lock, and removing wdrobust's files.
 
 A run folder holds ``store.sqlite`` (with SQLite's ``-wal``/``-shm`` files), ``run.log``, ``run.lock``,
-``results.json``, ``report.md`` and ``plots/*.png`` (and ``shards/`` after a torchrun), plus temporary
-files of the atomic writer while something is written. Anything else in it is the user's and is never
-removed, not even by ``--force``.
+``results.json``, ``report.md``, ``plots/*.png``, (``report --format robustbench``) ``model_info.json``
+and (after a torchrun) ``shards/``, plus temporary files of the atomic writer while something is
+written. Anything else in it is the user's and is never removed, not even by ``--force``.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ REPORT_NAME = "report.md"
 PLOTS_DIR = "plots"
 #: Where the ranks of a torchrun evaluation keep their shard run folders (``shards/rank-I-of-K``).
 SHARDS_DIR = "shards"
+MODEL_INFO_NAME = "model_info.json"
 STORE_FILES = (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", f"{STORE_NAME}-journal")
 #: The files wdrobust writes at the top of a run folder.
-OWN_FILES = (*STORE_FILES, LOG_NAME, LOCK_NAME, RESULTS_NAME, REPORT_NAME)
+OWN_FILES = (*STORE_FILES, LOG_NAME, LOCK_NAME, RESULTS_NAME, REPORT_NAME, MODEL_INFO_NAME)
 
 
 class FolderInUse(ValueError):
@@ -69,7 +70,7 @@ def locked(out: Path) -> Iterator[None]:
 def clear(out: Path) -> None:
     """Remove what wdrobust wrote in ``out`` (store, log, results, report, plots, temporary files) except
     the lock file; everything else stays. An emptied ``plots/`` folder is removed."""
-    for name in (*STORE_FILES, LOG_NAME, RESULTS_NAME, REPORT_NAME):
+    for name in (*STORE_FILES, LOG_NAME, RESULTS_NAME, REPORT_NAME, MODEL_INFO_NAME):
         _remove_file(out / name)
     remove_stale(out)
     plots = out / PLOTS_DIR

@@ -25,6 +25,7 @@ from wdrobust.data import Scaling
 from wdrobust.data.indices import read_indices
 from wdrobust.data.tabular import quote_values
 from wdrobust.evaluate.config import DEFAULT_MODEL, EvalConfig
+from wdrobust.nets.io import TORCH_SUFFIXES
 from wdrobust.nets.registry import SPEC_ATTR
 from wdrobust.train import ensure_default_model
 
@@ -32,13 +33,14 @@ from wdrobust.train import ensure_default_model
 @dataclass
 class Inputs:
     """The model (eval mode, on device), the selected n samples of the split on the CPU: x (n, *S), y (n,),
-    K, the checkpoint path, the size of the whole split and (evaluate) the facts recorded in the store."""
+    K, the checkpoint path (None for a model given from Python), the size of the whole split and
+    (evaluate) the facts recorded in the store."""
 
     model: nn.Module
     x: torch.Tensor
     y: torch.Tensor
     classes: int
-    path: Path
+    path: Path | None
     available: int
     facts: dict[str, Any] = field(default_factory=dict)
 
@@ -59,6 +61,41 @@ def model_scaling(path: str | Path) -> Scaling | None:
     return None if value is None else Scaling.from_dict(value, nets.sidecar_path(path))
 
 
+def load_model(
+    path: str | Path,
+    device: str | torch.device | None,
+    *,
+    arch: str | None = None,
+    arch_options: dict[str, Any] | None = None,
+    normalization: tuple[list[float], list[float]] | None = None,
+    input_shape: tuple[int, ...] = (),
+    num_classes: int | None = None,
+) -> nn.Module:
+    """The model of a checkpoint in eval mode: rebuilt from its sidecar, or (``arch`` given, for a plain
+    .pt/.pth state_dict without one) built as ``arch`` with input_shape, num_classes (the data's) and
+    ``arch_options``; wrapped as ``nets.normalized(model, mean, std)`` when ``normalization`` is given.
+    A .pt/.pth file without sidecar and without arch raises ValueError saying what to give."""
+    path = Path(path)
+    if arch is None and path.suffix in TORCH_SUFFIXES and not nets.sidecar_path(path).is_file():
+        raise ValueError(
+            f"{path} is a plain torch checkpoint without a {nets.sidecar_path(path).name} sidecar: give its "
+            f"architecture with --arch NAME ({', '.join(nets.ARCHS)}) and --arch-option name=value"
+        )
+    if arch is None:
+        model = nets.load(path, device=device)
+    else:
+        kwargs = {"input_shape": list(input_shape), "num_classes": num_classes} | dict(arch_options or {})
+        model = nets.load(
+            path, device=device, arch=arch, **{k: v for k, v in kwargs.items() if v is not None}
+        )
+    if normalization is not None:
+        spec = getattr(model, SPEC_ATTR, None)
+        model = nets.normalized(model, *normalization, ndim=len(input_shape) + 1).to(resolve_device(device))
+        if spec is not None:
+            setattr(model, SPEC_ATTR, spec)
+    return model.eval()
+
+
 def read_inputs(
     path: str | Path,
     data_name: str,
@@ -69,10 +106,13 @@ def read_inputs(
     *,
     offset: int = 0,
     indices: np.ndarray | None = None,
+    **model_options: Any,
 ) -> Inputs:
-    """Load the model at ``path`` and samples offset .. offset + n - 1 of a split (or the listed
-    ``indices``, in their order), scaled for it; check both."""
-    x, y = data.load(data_name, split, root=root, device="cpu", scaling=model_scaling(path))
+    """Load the model at ``path`` (``load_model`` with model_options: arch, arch_options, normalization)
+    and samples offset .. offset + n - 1 of a split (or the listed ``indices``, in their order), scaled
+    for it; check both."""
+    scaling = model_scaling(path) if nets.sidecar_path(path).is_file() else None
+    x, y = data.load(data_name, split, root=root, device="cpu", scaling=scaling)
     available = int(x.shape[0])
     if available == 0:
         raise ValueError(f"data {data_name!r} split {split!r} is empty")
@@ -88,16 +128,49 @@ def read_inputs(
         pick = slice(offset, offset + n)
     x = torch.as_tensor(x[pick], dtype=torch.float32)
     y = torch.as_tensor(y[pick]).long()
+    check_inputs(x)  # before the model is loaded
+    if model_options.get("arch") is not None:
+        model_options.setdefault("num_classes", data.info(data_name).num_classes)
+    model = load_model(path, device, input_shape=tuple(x.shape[1:]), **model_options)
+    return checked_inputs(model, x, y, Path(path), available, device)
+
+
+def checked_inputs(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    path: Path | None,
+    available: int,
+    device: str | torch.device | None,
+) -> Inputs:
+    """Inputs of a model (eval mode) and samples x (n, *S), y (n,) after every check of this module."""
     check_inputs(x)
-    model = nets.load(path, device=device).eval()
     check_input_shape(model, x)
     classes = check_model(model, x, y, resolve_device(device))
-    return Inputs(model, x, y, classes, Path(path), available)
+    return Inputs(model, x, y, classes, path, available)
+
+
+def sample_facts(inputs: Inputs) -> dict[str, Any]:
+    """The facts about the evaluated samples recorded in the store: their hash, shape, K and counts."""
+    x, y = inputs.x, inputs.y
+    return {
+        "data_sha256": hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest(),
+        "input_shape": list(x.shape[1:]),
+        "input_dim": int(x[0].numel()),
+        "classes": inputs.classes,
+        "n": int(x.shape[0]),
+        "n_available": inputs.available,
+    }
+
+
+def model_arch(model: nn.Module) -> str:
+    """The architecture a model records (``nets.build``), else its class name (a user's module)."""
+    spec = getattr(model, SPEC_ATTR, None)
+    return spec.arch if spec is not None else type(model).__name__
 
 
 def load_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
     """``read_inputs`` for an evaluation, with the facts it records (hashes of checkpoint and samples)."""
-    indices = None if cfg.indices is None else read_indices(cfg.indices)
     inputs = read_inputs(
         model_path(cfg.model),
         cfg.data,
@@ -106,18 +179,16 @@ def load_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
         cfg.n,
         device,
         offset=cfg.offset,
-        indices=indices,
+        indices=None if cfg.indices is None else read_indices(cfg.indices),
+        arch=cfg.arch,
+        arch_options=cfg.arch_options,
+        normalization=cfg.normalization,
     )
-    x, y = inputs.x, inputs.y
     inputs.facts = {
         "model_path": str(inputs.path),
         "model_sha256": hashlib.sha256(inputs.path.read_bytes()).hexdigest(),
-        "data_sha256": hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest(),
-        "input_shape": list(x.shape[1:]),
-        "input_dim": int(x[0].numel()),
-        "classes": inputs.classes,
-        "n": int(x.shape[0]),
-        "n_available": inputs.available,
+        "model_arch": cfg.arch or model_arch(inputs.model),
+        **sample_facts(inputs),
     }
     return inputs
 

@@ -3,7 +3,7 @@ concatenation of a job's batches (padding columns so batches with different widt
 
 Array names
     clean:        index, y, correct, loss.<loss>
-    attack:       t, gain.<loss>, flip_distance (optional)
+    attack:       t, gain.<loss>, flip_distance (optional), points (optional: candidate points (N, M, *S))
     certificate:  major.<loss>.knots, major.<loss>.slopes, major.<loss>.cap, certified_radius,
                   lipschitz, cell_radius (each optional)
 """
@@ -30,6 +30,8 @@ def attack_arrays(result: Any) -> dict[str, np.ndarray]:
     out.update({f"gain.{k}": _np(v) for k, v in result.gains.items()})
     if result.flip_distance is not None:
         out["flip_distance"] = _np(result.flip_distance)
+    if result.points is not None:  # kept when the configuration asks (EvalConfig.stores_points), float32
+        out["points"] = result.points.detach().cpu().float().numpy()
     return out
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import platform
 import sys
 import time
@@ -50,6 +51,9 @@ from wdrobust.evaluate.jobs import Job, batches, certificate_radii, plan, unit_s
 from wdrobust.evaluate.records import attack_arrays, certificate_arrays
 from wdrobust.evaluate.store import STORE_NAME, Store, read_meta, store_errors, stored_jobs
 from wdrobust.losses import CERTIFIABLE, all_losses
+
+#: The certificate that reads the attacks' visited points (``Empirical.run(x, y, visited)``).
+VISITED = "empirical"
 
 log = logging.getLogger("wdrobust.evaluate")
 
@@ -117,9 +121,11 @@ def run(
     force: bool = False,
     console: Console | None = None,
     finish: Callable[[Path], Any] | None = None,
+    inputs: Inputs | None = None,
 ) -> RunOutcome:
     """Compute every missing unit of ``cfg`` into ``cfg.out``, then ``finish(run_dir)``; see the module
-    docstring."""
+    docstring. ``inputs``: the model and samples (with their facts) to evaluate instead of loading
+    ``cfg.model`` and ``cfg.data`` (the Python API, ``wdrobust.api.evaluate``)."""
     start = time.perf_counter()
     cfg = config_mod.validate(cfg)
     out = Path(cfg.out)
@@ -127,7 +133,7 @@ def run(
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    inputs = load_inputs(cfg, device)
+    inputs = load_inputs(cfg, device) if inputs is None else inputs
     radii = certificate_radii(cfg, inputs.facts["input_dim"])
     check_methods(cfg, inputs, radii, device, () if force else stored_jobs(out / STORE_NAME))
     created = not out.exists()
@@ -251,7 +257,10 @@ def _compute(
             torch.manual_seed(seed)
             started = time.time()
             tic = time.perf_counter()
-            arrays, info = compute_unit(job, cfg, inputs, sl, seed, radii, device)
+            visited = (
+                visited_points(store, cfg, b) if job.method == VISITED and job.kind == "certificate" else None
+            )
+            arrays, info = compute_unit(job, cfg, inputs, sl, seed, radii, device, visited=visited)
             seconds = time.perf_counter() - tic
             store.put_unit(
                 job.key,
@@ -275,8 +284,10 @@ def compute_unit(
     seed: int,
     radii: np.ndarray | None,
     device: torch.device,
+    visited: torch.Tensor | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Run one job on the samples ``sl``; return its arrays and info (passes, sound flag, note)."""
+    """Run one job on the samples ``sl``; return its arrays and info (passes, sound flag, note).
+    visited: the attacks' candidate points of these samples (N, M, *S), for the ``empirical`` job."""
     x, y = inputs.x[sl].to(device), inputs.y[sl].to(device)
     if job.kind == "clean":
         with torch.no_grad():
@@ -290,7 +301,10 @@ def compute_unit(
         return arrays, {"forward_passes": int(x.shape[0])}
     method = make_method(job, cfg, inputs.model, seed, radii, device)
     # an attack sees one batch, but its radius schedule must know the size of the whole evaluated set
-    result = method.run(x, y, population=inputs.x.shape[0]) if job.kind == "attack" else method.run(x, y)
+    if job.kind == "attack":
+        result = method.run(x, y, population=inputs.x.shape[0])
+    else:
+        result = method.run(x, y) if visited is None else method.run(x, y, visited=visited.to(device))
     if job.kind == "attack":
         info: dict[str, Any] = {"seconds_method": float(result.seconds)}
         arrays = attack_arrays(result)
@@ -323,12 +337,34 @@ def make_method(
     common = {"device": device, "batch_size": cfg.batch_size, "progress": None}
     try:
         if job.kind == "attack":
+            common["keep_points"] = cfg.stores_points
             return cls(model, job.threat, losses=cfg.losses, seed=seed, **common, **options)
         options.setdefault("radii", radii)
         losses = tuple(loss for loss in cfg.losses if loss in CERTIFIABLE)
         return cls(model, job.threat, losses=losses, **common, **options)
     except TypeError as exc:
         raise ValueError(f"{job.kind} {job.method!r}: bad options: {exc}") from None
+
+
+def visited_points(store: Store, cfg: EvalConfig, batch: int) -> torch.Tensor | None:
+    """The candidate points of every attack job for one batch, side by side (N, M, *S) (columns of
+    different jobs padded with NaN, which ``empirical`` ignores); None without attacks. The attack units
+    come first in the plan, so they are in the store; a missing one raises ValueError."""
+    parts = []
+    for job in plan(cfg):
+        if job.kind != "attack":
+            continue
+        points = store.arrays(job.key, batch).get("points")
+        if points is None:
+            raise ValueError(f"empirical needs the points of {job.key} batch {batch}, which are not stored")
+        parts.append(torch.from_numpy(points))
+    if not parts:
+        return None
+    width = max(p.shape[1] for p in parts)
+    padded = [
+        torch.cat([p, p.new_full((p.shape[0], width - p.shape[1], *p.shape[2:]), math.nan)], 1) for p in parts
+    ]
+    return torch.cat(padded, 1)
 
 
 def check_methods(

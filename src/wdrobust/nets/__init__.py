@@ -2,15 +2,25 @@
 
 Architectures (registry names): ``mlp``, ``cnn``, ``resnet18``, ``preact_resnet18``, ``wide_resnet``,
 ``vit_tiny``. ``build(arch, **kwargs)`` constructs one; ``save`` / ``load`` write and read safetensors
-checkpoints with a JSON sidecar (see nets/io.py).
+checkpoints with a JSON sidecar (see nets/io.py), or plain .pt state_dicts with a given ``arch``.
+A model trained on normalised inputs is evaluated as ``normalized(model, mean, std)``: wdrobust's inputs
+are always x in [0, 1] and the normalisation ``Normalize`` is the model's first layer.
 """
 
 from wdrobust.nets.cnn import SmallCNN
 from wdrobust.nets.gradients import margin_gradients
 from wdrobust.nets.io import load, load_metadata, save, sidecar_path
-from wdrobust.nets.layers import ACTIVATIONS, Normalize, make_activation
+from wdrobust.nets.layers import ACTIVATIONS, Normalize, make_activation, normalized
 from wdrobust.nets.mlp import MLP
-from wdrobust.nets.registry import ARCHS, ModelSpec, arch_options, build, check_arch, spec_of
+from wdrobust.nets.registry import (
+    ARCHS,
+    ModelSpec,
+    arch_options,
+    build,
+    check_arch,
+    parse_arch_options,
+    spec_of,
+)
 from wdrobust.nets.resnet import ResNet, preact_resnet18, resnet18
 from wdrobust.nets.vit import VisionTransformer
 from wdrobust.nets.wide_resnet import WideResNet
@@ -39,6 +49,8 @@ __all__ = [
     "make_activation",
     "margin_gradients",
     "mlp",
+    "normalized",
+    "parse_arch_options",
     "preact_resnet18",
     "resnet18",
     "save",

@@ -66,6 +66,12 @@ def normalize_layer(
     return Normalize(mean, std, ndim)
 
 
+def normalized(model: nn.Module, mean: Sequence[float], std: Sequence[float], ndim: int = 4) -> nn.Module:
+    """nn.Sequential(Normalize(mean, std, ndim), model): a model trained on inputs (x - mean) / std made a
+    model of x in [0, 1] (what every attack and certificate expects); ndim = 1 + the sample's ndim."""
+    return nn.Sequential(Normalize(mean, std, ndim), model)
+
+
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     """3x3 convolution with padding 1 and no bias (the residual networks' convolution)."""
     return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)

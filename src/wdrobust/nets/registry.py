@@ -93,3 +93,42 @@ def spec_of(model: nn.Module) -> ModelSpec:
     if not isinstance(spec, ModelSpec):
         raise ValueError("model was not made by wdrobust.nets.build, so its architecture is unknown")
     return spec
+
+
+def _option_value(default: Any, text: str, what: str) -> Any:
+    """Parse ``text`` as the type of an option's default: true/false, an integer, a number, a string, a
+    comma-separated list of integers (tuple defaults) or of numbers (None defaults: mean, std)."""
+    try:
+        if isinstance(default, bool):
+            if text.strip().lower() not in ("true", "false"):
+                raise ValueError
+            return text.strip().lower() == "true"
+        if isinstance(default, int):
+            return int(text)
+        if isinstance(default, float):
+            return float(text)
+        if isinstance(default, str):
+            return text
+        items = [t for t in text.replace(" ", "").split(",") if t]
+        if isinstance(default, tuple | list):
+            return [int(t) for t in items]
+        return [float(t) for t in items]
+    except ValueError:
+        kind = type(default).__name__ if default is not None else "list of numbers"
+        raise ValueError(f"{what} expects a {kind}, got {text!r}") from None
+
+
+def parse_arch_options(arch: str, items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """["widths=16,32", "num_classes=10"] -> {"widths": [16, 32], "num_classes": 10}: each value parsed as
+    the type of the option's default (``arch_options``); unknown options raise ValueError naming them."""
+    defaults = arch_options(arch)
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        name = key.strip().replace("-", "_")
+        if not sep or not name:
+            raise ValueError(f"--arch-option must look like name=value, got {item!r}")
+        if name not in defaults:
+            raise ValueError(f"architecture {arch!r} has no option {name!r}: accepted {', '.join(defaults)}")
+        out[name] = _option_value(defaults[name], text, f"--arch-option {name}")
+    return out

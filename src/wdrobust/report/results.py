@@ -33,19 +33,33 @@ def _methods(records: Records) -> dict[str, Any]:
     return {"attacks": attacks, "certificates": certificates}
 
 
+def model_record(records: Records) -> dict[str, Any]:
+    """What was evaluated: name (the user's label, else the --model value), label, architecture (the
+    registry name, or the class of a user's module), the data set it was evaluated on, the checkpoint
+    path and the SHA-256 of its file (of its state_dict for a model given from Python), input shape, K
+    and the input normalisation the model was wrapped in."""
+    cfg, facts = records.config, records.facts
+    norm = cfg.normalization
+    return {
+        "name": cfg.label or cfg.model,
+        "label": cfg.label,
+        "arch": facts.get("model_arch"),
+        "dataset": cfg.data,
+        "path": facts.get("model_path"),
+        "sha256": facts.get("model_sha256"),
+        "input_shape": facts.get("input_shape"),
+        "classes": facts.get("classes"),
+        "normalization": None if norm is None else {"mean": norm[0], "std": norm[1]},
+    }
+
+
 def build_results(records: Records) -> dict[str, Any]:
     """The results.json document of a run (plain JSON types; non-finite floats are stringified on write)."""
     cfg, facts = records.config, records.facts
     sessions = {u.session for u in records.units}
     return {
         "schema": SCHEMA,
-        "model": {
-            "name": cfg.model,
-            "path": facts.get("model_path"),
-            "input_shape": facts.get("input_shape"),
-            "classes": facts.get("classes"),
-            "sha256": facts.get("model_sha256"),
-        },
+        "model": model_record(records),
         "data": {
             "name": cfg.data,
             "split": cfg.split,

@@ -1,0 +1,87 @@
+"""A RobustBench-style ``model_info`` record of a run (``wdrobust report RUN --format robustbench``).
+
+RobustBench shares one JSON per (data set, threat model, model) with the fields link, name, authors,
+additional_data, number_forward_passes, dataset, venue, architecture, eps, clean_acc, reported and
+autoattack_acc (accuracies in percent, as strings with two decimals). The record fills what a run knows:
+name, architecture, dataset, eps, clean_acc, and autoattack_acc when the ``autoattack`` attack ran at
+p = inf (the point-wise robust accuracy that RobustBench reports, here on the run's n samples); what a run
+cannot know (link, authors, venue, reported, additional_data) is null. ``threat_model`` ("Linf", "L2",
+"L1": RobustBench's spelling) is added, and the distributional figures go under their own key
+``wdrobust``: per (eps, p) the certified and attacked distributional accuracy and per loss the risk band.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MODEL_INFO_SCHEMA = "wdrobust/model_info/v1"
+THREAT_NAMES = {"linf": "Linf", "l2": "L2", "l1": "L1"}
+#: The attack whose point-wise accuracy fills RobustBench's autoattack_acc.
+AUTOATTACK = "autoattack"
+
+
+def _percent(value: float | None) -> str | None:
+    return None if value is None else f"{100 * value:.2f}"
+
+
+def _autoattack_accuracy(tm: dict[str, Any]) -> float | None:
+    """1 - (zero_one risk lower bound of the autoattack job) at a p = inf threat model, else None."""
+    entry = tm["losses"].get("zero_one")
+    if tm["p"] != "inf" or entry is None or AUTOATTACK not in entry["lower"]["attacks"]:
+        return None
+    return 1.0 - float(entry["lower"]["attacks"][AUTOATTACK]["value"])
+
+
+def _distributional(tm: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one threat model: accuracy band (zero_one) and the risk band of every loss."""
+    out: dict[str, Any] = {"eps": tm["eps_text"], "p": tm["p"]}
+    acc = tm["losses"].get("zero_one", {}).get("accuracy")
+    if acc is not None:
+        out["accuracy_certified"] = acc["lower"]
+        out["accuracy_attacked"] = acc["upper"]
+    out["risk"] = {
+        loss: {
+            "clean": e["clean"],
+            "lower": None if e["lower"]["best"] is None else e["lower"]["best"]["value"],
+            "upper": None if e["best_sound_upper"] is None else e["best_sound_upper"]["value"],
+            "upper_method": None if e["best_sound_upper"] is None else e["best_sound_upper"]["method"],
+        }
+        for loss, e in tm["losses"].items()
+    }
+    return out
+
+
+def model_info(results: dict[str, Any]) -> dict[str, Any]:
+    """The model_info record of a results document (see the module docstring).
+
+    eps is the largest radius at which autoattack ran at p = inf, else the largest radius of the run.
+    """
+    tms = results["threat_models"]
+    with_aa = [tm for tm in tms if _autoattack_accuracy(tm) is not None]
+    chosen = max(with_aa or tms, key=lambda tm: tm["eps"])
+    aa = _autoattack_accuracy(chosen)
+    model = results["model"]
+    return {
+        "link": None,
+        "name": model["name"],
+        "authors": None,
+        "additional_data": None,
+        "number_forward_passes": 1,
+        "dataset": results["data"]["name"],
+        "venue": None,
+        "architecture": model.get("arch"),
+        "eps": chosen["eps_text"],
+        "clean_acc": _percent(results["clean"]["accuracy"]),
+        "reported": None,
+        "autoattack_acc": _percent(aa),
+        "threat_model": THREAT_NAMES[results["norm"]],
+        "wdrobust": {
+            "schema": MODEL_INFO_SCHEMA,
+            "n": results["n"],
+            "split": results["data"]["split"],
+            "model_sha256": model.get("sha256"),
+            "config_hash": results["config_hash"],
+            "autoattack_samples": results["n"] if aa is not None else None,
+            "distributional": [_distributional(tm) for tm in tms],
+        },
+    }

@@ -1,0 +1,76 @@
+"""The plots of a run: every file written, one style per method in every plot, log axes where values
+span decades, titles naming model, data and norm, and the worst-case image grid from stored points."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pytest
+
+from wdrobust import api
+from wdrobust.report import plots
+
+ARGS = {
+    "eps": [0.01, 0.05],
+    "p": [2, "inf"],
+    "attacks": ["pgd", "wda++"],
+    "certificates": ["global", "crown"],
+}
+
+
+def test_every_plot_is_written_with_titles(digits_mlp, digits_test, tmp_path):
+    x, y = digits_test
+    api.evaluate(digits_mlp, x[:40], y[:40], out=tmp_path / "run", keep_points=True, label="mlp", **ARGS)
+    names = {p.name for p in (tmp_path / "run" / "plots").glob("*.png")}
+    assert names == {"risk_vs_eps_ce.png", "risk_vs_eps_margin.png", "risk_vs_eps_zero_one.png",
+                     "accuracy_vs_eps.png", "radius_vs_flip.png", "radii.png", "lipschitz.png",
+                     "worst_case.png"}  # fmt: skip
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "plots/worst_case.png" in report and "plots/accuracy_vs_eps.png" in report
+
+
+def test_style_is_fixed_per_method_and_distinct():
+    assert plots.style("crown") == plots.style("crown")
+    colours = {
+        str(plots.style(m)["color"]) for m in ("global", "local", "cell", "radius", "crown", "combined")
+    }
+    assert len(colours) == 6
+    assert plots.style("first-order")["linestyle"] == "--" and plots.style("crown")["linestyle"] == "-"
+    assert plots.style("wda")["linestyle"] == ":"
+
+
+@pytest.mark.parametrize(("values", "log"), [([0.1, 2.0, 300.0], True), ([0.1, 0.5], False),
+                                             ([-1.0, 5.0, 500.0], False)])  # fmt: skip
+def test_log_axis_only_when_positive_values_span_decades(values, log):
+    assert plots._log_worthy(values) is log
+
+
+def test_risk_plot_uses_a_log_axis_for_a_loose_baseline(tmp_path, monkeypatch):
+    """A baseline 1e5 above the band: the value axis is logarithmic, so the band stays readable."""
+    upper = {"crown": {"value": 0.5, "sound": True}, "global": {"value": 3e4, "sound": True}}
+    entry = {
+        "clean": 0.1,
+        "lower": {"best": {"value": 0.3}},
+        "best_sound_upper": {"value": 0.5},
+        "upper": upper,
+    }
+    results = {"model": {"name": "m"}, "data": {"name": "d"}, "n": 3, "norm": "linf",
+               "threat_models": [{"p": 2, "eps": 0.1, "losses": {"ce": entry}}]}  # fmt: skip
+    captured = {}
+    real_save = plots._save
+
+    def keep(fig, path):
+        captured["scale"] = fig.axes[0].get_yscale()
+        captured["title"] = fig._suptitle.get_text()
+        return real_save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep)
+    plots.risk_plot(results, "ce", tmp_path / "r.png")
+    plt.close("all")
+    assert captured["scale"] == "log" and "m on d" in captured["title"] and "linf" in captured["title"]
+
+
+def test_signed_values_spanning_decades_get_a_symlog_axis():
+    fig, ax = plt.subplots()
+    assert plots._set_scale(ax, [-5.0, -3.0, 1.0, 40.0, 500.0]) == "symlog"
+    assert plots._set_scale(ax, [-5.0, -3.0, 1.0, 2.0]) == "linear"
+    plt.close(fig)

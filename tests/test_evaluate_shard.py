@@ -30,13 +30,14 @@ def cache(digits_mlp_path, monkeypatch):
 
 def test_shards_cover_every_unit_once_round_robin_over_batches():
     jobs = [Job("clean", "clean"), Job("attack", "pgd"), Job("attack", "wda")]
-    every = units(jobs, 4)
-    parts = [units(jobs, 4, (i, 3)) for i in (1, 2, 3)]
+    every = units(jobs, 6)
+    parts = [units(jobs, 6, (i, 3)) for i in (1, 2, 3)]
     names = [(j.method, b) for part in parts for j, b in part]
     assert sorted(names) == sorted((j.method, b) for j, b in every)
-    assert [len(p) for p in parts] == [4, 4, 4]
-    # every job's batches are spread over the shards, not whole jobs per shard
-    assert all(len({j.method for j, _ in part}) == 3 for part in parts)
+    assert [len(p) for p in parts] == [6, 6, 6]
+    for i, part in enumerate(parts):  # batches round-robin, every job of a batch in one shard
+        assert {b for _, b in part} == {i, i + 3}
+        assert {(j.method, b) for j, b in part} == {(j.method, b) for j in jobs for b in (i, i + 3)}
 
 
 def test_shards_then_merge_equal_the_single_run(tmp_path, cache):

@@ -71,14 +71,15 @@ def certificate_radii(cfg: EvalConfig, d: int) -> np.ndarray:
 
 
 def units(jobs: list[Job], n_batches: int, shard: tuple[int, int] | None = None) -> list[tuple[Job, int]]:
-    """The (job, batch) units of the plan in order (job-major), or those of shard (I, K): unit number u
-    belongs to shard I when u mod K = I - 1. Consecutive batches of a job thus go to different shards, so
-    every shard gets about 1/K of the batches of every job, and the shards cost about the same."""
+    """The (job, batch) units of the plan in order (job-major), or those of shard (I, K): the units of
+    batch b belong to shard (b mod K) + 1. The batches go round-robin, so every shard gets about 1/K of
+    every job (the shards cost about the same when there are at least K batches), and every job of a
+    batch is in the same shard (``empirical`` reads the attacks' points of its own batch)."""
     every = [(job, b) for job in jobs for b in range(n_batches)]
     if shard is None:
         return every
     i, k = shard
-    return every[i - 1 :: k]
+    return [(job, b) for job, b in every if b % k == i - 1]
 
 
 def batches(n: int, batch_size: int) -> list[slice]:

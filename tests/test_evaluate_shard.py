@@ -136,3 +136,17 @@ def test_new_selection_fields_keep_old_config_hashes():
     assert not {"offset", "indices", "shard"} & set(canonical(cfg))
     assert canonical(EvalConfig(offset=3))["offset"] == 3
     assert config_hash(EvalConfig(shard="1/2")) == config_hash(EvalConfig())
+
+
+def test_empirical_in_a_sharded_run_reads_its_own_shard(tmp_path, cache):
+    """empirical reads the attacks' points of its batch: a shard holds every job of its batches."""
+    flags = ["--n", "8", "--batch-size", "2", "--eps", "0.1", "--p", "inf", "--attacks", "pgd",
+             "--certificates", "empirical", "--quiet"]  # fmt: skip
+    for i in (1, 2):
+        done = invoke("evaluate", *flags, "--shard", f"{i}/2", "--out", tmp_path / f"s{i}")
+        assert done.exit_code == 0, done.output
+    assert invoke("merge", tmp_path / "s1", tmp_path / "s2", "--out", tmp_path / "merged").exit_code == 0
+    assert invoke("evaluate", *flags, "--out", tmp_path / "single").exit_code == 0
+    merged, single = results(tmp_path / "merged"), results(tmp_path / "single")
+    assert merged == single
+    assert "empirical" in merged["threat_models"][0]["losses"]["ce"]["upper"]

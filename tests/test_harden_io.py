@@ -156,14 +156,17 @@ def test_sidecar_field_of_the_wrong_type_is_named(checkpoint):
 
 def test_huge_sidecar_is_refused_before_allocating(checkpoint):
     _edit_sidecar(checkpoint, widths=[20000, 20000])  # 1.6 GB of weights if it were built
+    # the peak resident memory of the child's own image (VmHWM; ru_maxrss would also count the forked
+    # copy of the pytest worker, which is large late in a run)
     code = (
-        "import resource, sys\n"
+        "import re\n"
         "from wdrobust import nets\n"
         "try:\n"
         f"    nets.load({str(checkpoint)!r})\n"
         "except ValueError as exc:\n"
         "    print(exc)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"  # kilobytes
+        "status = open('/proc/self/status').read()\n"
+        "print(re.search(r'VmHWM:\\s*(\\d+) kB', status)[1])\n"  # kilobytes
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     message, peak_kb = done.stdout.strip().splitlines()

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import math
-import subprocess
 import sys
 from pathlib import Path
 
 import torch
+from _models import ensure_trained
 
 from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS, AttackResult
@@ -40,10 +40,7 @@ DIST_EPS = (0.05, 0.1)
 
 def model(path: Path, train_args: list[str]) -> torch.nn.Module:
     """Load the checkpoint, training it with ``wdrobust train`` first when it is missing."""
-    if not path.exists():
-        cli = [str(Path(sys.executable).parent / "wdrobust"), "train", "--out", str(path), "-q", *train_args]
-        subprocess.run(cli, check=True)
-    return nets.load(path, device="cpu")
+    return nets.load(ensure_trained(path, train_args), device="cpu")
 
 
 def pointwise_table(x: torch.Tensor, y: torch.Tensor) -> list[str]:

@@ -18,11 +18,10 @@ p, so they run once per eps; attacks run per (eps, p).
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
+from _models import ensure_trained
 
 from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS
@@ -50,13 +49,6 @@ OPTIONS = {"milp": {"time_limit": 3.0}}
 #: Seconds per class program of the exact flip distances (the exact-truth column).
 EXACT_LIMIT = 10.0
 OUT = Path("runs/certificate_tables.md")
-
-
-def ensure_model(path: Path, extra: list[str]) -> None:
-    """Train the model with `wdrobust train` unless the checkpoint exists."""
-    if not path.exists():
-        cmd = ["wdrobust", "train", "--widths", "32,32", "--out", str(path), "--device", "cpu", "-q", *extra]
-        subprocess.run([str(Path(sys.executable).parent / cmd[0]), *cmd[1:]], check=True)
 
 
 def certify(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> dict:
@@ -146,7 +138,7 @@ def main() -> None:
     names = [*SOUND, "radius", *ESTIMATES, "exact"]
     timing = ["| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for label, (path, extra) in MODELS.items():
-        ensure_model(path, extra)
+        ensure_trained(path, ["--widths", "32,32", *extra])
         model = nets.load(path, device="cpu")
         rows, seconds = model_table(model, x, y)
         lines += [f"#### {label}", "", *rows, ""]

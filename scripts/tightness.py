@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _models import ensure_trained
 
 from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS, AttackResult
@@ -48,9 +47,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--time-limit", type=float, default=10.0)
     args = parser.parse_args()
-    if not MODEL.exists():
-        cli = Path(sys.executable).with_name("wdrobust")
-        subprocess.run([str(cli), "train", "--widths", "32,32", "--out", str(MODEL), "-q"], check=True)
+    ensure_trained(MODEL, ["--widths", "32,32"])
     torch.set_num_threads(1)
     model = nets.load(MODEL, device="cpu").eval()
     x, y = data.load("digits", "test")

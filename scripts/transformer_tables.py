@@ -17,11 +17,10 @@ The ViT uses a reduced crown radius grid (CROWN_VIT) to keep the run within minu
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
+from _models import ensure_trained
 
 from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS
@@ -49,13 +48,6 @@ ESTIMATES = ("first-order", "empirical")
 #: crown options for the ViT: 4 default shells, no subdivision, 2 bisection steps.
 CROWN_VIT = {"shells": 4, "subdivide": 1, "bisection": 2}
 OUT = Path("runs/transformer_tables.md")
-
-
-def ensure_model(path: Path, extra: list[str]) -> None:
-    """Train the model with `wdrobust train` unless the checkpoint exists."""
-    if not path.exists():
-        cmd = ["wdrobust", "train", "--out", str(path), "--device", "cpu", "-q", *extra]
-        subprocess.run([str(Path(sys.executable).parent / cmd[0]), *cmd[1:]], check=True)
 
 
 def certify(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, vit: bool) -> dict:
@@ -117,7 +109,7 @@ def main() -> None:
         "|---|---|---|---|" + "---|" * len(heads) + "---|---|---|",
     ]
     for label, (path, extra) in MODELS.items():
-        ensure_model(path, extra)
+        ensure_trained(path, extra)
         model = nets.load(path, device="cpu")
         n = N[label]
         lines += model_rows(label, model, x_all[:n], y_all[:n])

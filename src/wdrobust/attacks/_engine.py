@@ -142,7 +142,7 @@ class CrossEntropy(LogitObjective):
         self.y, self.classes = y, classes
 
     def build(self, rows: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(self.y[rows], self.classes).float()
+        return one_hot(self.y[rows], self.classes)
 
     def value(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return loss_fn("ce", z, self.y[rows])
@@ -151,10 +151,17 @@ class CrossEntropy(LogitObjective):
         return torch.softmax(z, dim=1).sub_(self.rows_tensor(rows))
 
 
+def one_hot(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """e_labels (m, K) float32 by one scatter (torch's one_hot validates its input with host syncs)."""
+    out = torch.zeros(labels.shape[0], classes, device=labels.device)
+    return out.scatter_(1, labels[:, None], 1.0)
+
+
 def margin_weights(y: torch.Tensor, target: torch.Tensor, classes: int) -> torch.Tensor:
-    """Weights e_t - e_y (m, K) of the margins m_t = z_t - z_y, for targets t (m,) and labels y (m,)."""
-    one_hot = torch.nn.functional.one_hot
-    return one_hot(target, classes).float() - one_hot(y, classes).float()
+    """Weights e_t - e_y (m, K) of the margins m_t = z_t - z_y, for targets t (m,) and labels y (m,)
+    (0 where t = y)."""
+    weights = one_hot(target, classes)
+    return weights.scatter_add_(1, y[:, None], weights.new_full((y.shape[0], 1), -1.0))
 
 
 def loss_objective(name: str, y: torch.Tensor, classes: int) -> Objective:
@@ -182,17 +189,17 @@ def occurrence(rows: torch.Tensor) -> torch.Tensor:
 def stacked_losses(zt: torch.Tensor, y: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
     """The losses of ``losses.loss_fn`` for logits laid out class-major, zt (s, K, m) with labels y (m,):
     {name: (s, m)}. Every reduction runs over the middle (class) axis, which is vectorised over the m
-    samples (torch's CPU argmax / sort / cross_entropy over a last axis of K ~ 10 are 10-100x slower).
+    samples (torch's CPU argmax / sort / cross_entropy over a last axis of K ~ 10 are 10-100x slower);
+    classes are excluded by adding a (K, m) table of 0 / -inf (``excluded``), not by masking (s, K, m).
 
     zero_one = 1{argmax z != y} (first index among ties): some z_j >= z_y with j < y, or z_j > z_y with
-    j > y; dlr's third largest logit is found by removing the maxima by value and counting ties.
+    j > y; dlr's third largest logit counts ties with multiplicity (``third_largest``).
     """
     k = zt.shape[1]
     col = torch.arange(k, device=zt.device)[:, None]
-    is_y = col == y[None]  # (K, m)
     zy = zt.gather(1, y[None, None].expand(zt.shape[0], 1, -1)).squeeze(1)  # (s, m)
     if "margin" in names or "dlr" in names:
-        other = zt.masked_fill(is_y, -math.inf).amax(dim=1)
+        other = (zt + excluded(col == y[None])).amax(dim=1)
     out: dict[str, torch.Tensor] = {}
     for name in names:
         if name == "ce":
@@ -200,24 +207,41 @@ def stacked_losses(zt: torch.Tensor, y: torch.Tensor, names: tuple[str, ...]) ->
         elif name == "margin":
             out[name] = other - zy
         elif name == "zero_one":
-            before = zt.masked_fill(col >= y[None], -math.inf).amax(dim=1) >= zy
-            after = zt.masked_fill(col <= y[None], -math.inf).amax(dim=1) > zy
+            before = (zt + excluded(col >= y[None])).amax(dim=1) >= zy
+            after = (zt + excluded(col <= y[None])).amax(dim=1) > zy
             out[name] = (before | after).to(zt.dtype)
         elif name == "dlr" and k >= 3:
             out[name] = -(zy - other) / (zt.amax(dim=1) - third_largest(zt) + 1e-12)
     return out
 
 
+def excluded(mask: torch.Tensor) -> torch.Tensor:
+    """-inf where mask (K, m) holds, else 0: added to logits (s, K, m) it removes those classes from a max
+    (z + 0 = z exactly; a broadcast add is ~10x faster than a broadcast masked_fill on CPU)."""
+    return torch.zeros(mask.shape, device=mask.device).masked_fill_(mask, -math.inf)
+
+
+#: Up to this many classes ``third_largest`` runs an insertion over the class slices, above it topk.
+INSERTION_CLASSES = 32
+
+
 def third_largest(zt: torch.Tensor) -> torch.Tensor:
-    """The third largest entry along axis 1 of zt (s, K, m), counted with multiplicity (K >= 3): (s, m)."""
-    first = zt.amax(dim=1, keepdim=True)
-    ties = (zt == first).sum(dim=1)
-    rest = zt.masked_fill(zt == first, -math.inf)
-    second = rest.amax(dim=1, keepdim=True)
-    ties2 = (rest == second).sum(dim=1)
-    third = rest.masked_fill(rest == second, -math.inf).amax(dim=1)
-    first, second = first.squeeze(1), second.squeeze(1)
-    return torch.where(ties >= 3, first, torch.where((ties == 2) | (ties2 >= 2), second, third))
+    """The third largest entry along axis 1 of zt (s, K, m), counted with multiplicity (K >= 3): (s, m).
+
+    For K <= INSERTION_CLASSES a running top three (a >= b >= c) takes each class slice v in turn:
+    a, b, c <- max(a, v), max(b, min(a, v)), max(c, min(b, min(a, v))), five (s, m) operations per
+    class (a mask over (s, K, m) or topk over the middle axis costs more on CPU); else topk."""
+    if zt.shape[1] > INSERTION_CLASSES:
+        return zt.topk(3, dim=1).values[:, 2]
+    a, b, c = zt[:, 0], torch.full_like(zt[:, 0], -math.inf), torch.full_like(zt[:, 0], -math.inf)
+    for j in range(1, zt.shape[1]):
+        v = zt[:, j]
+        low = torch.minimum(a, v)
+        a = torch.maximum(a, v)
+        low2 = torch.minimum(b, low)
+        b = torch.maximum(b, low)
+        c = torch.maximum(c, low2)
+    return c
 
 
 @dataclass
@@ -289,7 +313,7 @@ class Recorder:
         """x0_rows (m, *S); the gather for a rows tensor is cached for the last one seen (by identity), as
         an attack evaluates the same rows at every step."""
         if isinstance(rows, slice):
-            return self.x0[rows]
+            return self.x0 if rows == slice(None) else self.x0[rows]
         if self._origin[0] is not rows:
             self._origin = (rows, self.x0[rows], self.y[rows])
         return self._origin[1]
@@ -471,12 +495,12 @@ class Batch:
             else:
                 out = objective(z, rows)
                 (g,) = torch.autograd.grad(out.sum(), x)
-                v = out.detach()
+                zd, v = z.detach(), out.detach()
         self.passes.forward += x.shape[0]
         self.passes.backward += x.shape[0]
         if record:
-            self.recorder.add(x, z, rows, full=rows is self.all)
-        return z.detach(), v, g
+            self.recorder.add(x, zd, rows, full=rows is self.all)
+        return zd, v, g
 
     def offer(self, x: torch.Tensor, z: torch.Tensor, rows: torch.Tensor) -> None:
         """Record points x (m, *S) whose logits z (m, K) are already known (no model call) as candidates of
@@ -500,16 +524,19 @@ class Batch:
 
     def linf_bounds(self, rows: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(max(x0_rows - r, 0), min(x0_rows + r, 1)), each (m, *S), with r = safe_radius(radius); cached
-        per radius for the whole batch, and for the last other ``rows`` tensor seen (by identity)."""
+        per radius for the whole batch, and for the last other ``rows`` tensor seen (by identity), whose
+        bounds are gathered from the whole batch's (no second pass over x0)."""
         key = (radius, rows is self.all)
         if key in self._bounds and (rows is self.all or self._bounds_rows is rows):
             return self._bounds[key]
-        r = float(safe_radius(torch.tensor(radius, dtype=torch.float64)))
-        x0 = self.x0 if rows is self.all else self.recorder.origin(rows)
+        if (radius, True) not in self._bounds:
+            r = max(radius * (1.0 - 1e-5) - 1e-7, 0.0)  # safe_radius, in float64 arithmetic
+            self._bounds[radius, True] = ((self.x0 - r).clamp_(min=0.0), (self.x0 + r).clamp_(max=1.0))
         if rows is not self.all:
             self._bounds = {k: v for k, v in self._bounds.items() if k[1]}
             self._bounds_rows = rows
-        self._bounds[key] = ((x0 - r).clamp(min=0.0), (x0 + r).clamp(max=1.0))
+            low, high = self._bounds[radius, True]
+            self._bounds[key] = (low[rows], high[rows])
         return self._bounds[key]
 
     def random_start(self, rows: torch.Tensor, radius: torch.Tensor | float) -> torch.Tensor:

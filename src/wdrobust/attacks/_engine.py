@@ -460,6 +460,15 @@ class Batch:
         """Number of classes K."""
         return self.z0.shape[1]
 
+    def active(self) -> torch.Tensor:
+        """The samples an attack can gain on: the whole batch (``all`` itself), or, when zero_one is the
+        only recorded loss, the clean-correct ones (a clean-misclassified sample has zero_one gain <= 0 at
+        every point and flip distance 0 already, so its candidates change no result)."""
+        if self.recorder.losses != ("zero_one",):
+            return self.all
+        correct = self.recorder.flip.isinf()
+        return self.all if bool(correct.all()) else self.all[correct]
+
     def evaluate(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of x (m, *S) for samples rows (default: the whole batch); one counted forward, recorded."""
         rows = self.all if rows is None else rows

@@ -115,10 +115,10 @@ class APGD(Attack):
         if self.loss == "dlr" and batch.classes < 3:
             raise ValueError(f"APGD-DLR needs at least 3 classes, the model has {batch.classes}")
         objective = loss_objective(self.loss, batch.y, batch.classes)
-        rows = batch.all
+        rows = batch.active()
         for _ in range(self.restarts):
+            if rows.numel() == 0:
+                break
             start = batch.random_start(rows, self.threat.eps)
             apgd_ascent(batch, start, rows, objective, self.threat.eps, self.n_iter, self.sparsity)
             rows = rows[batch.recorder.flip[rows].isinf()]
-            if rows.numel() == 0:
-                break

@@ -52,8 +52,10 @@ class PGD(Attack):
     def attack_batch(self, batch: Batch) -> None:
         eps = self.threat.eps
         objective = loss_objective(self.loss, batch.y, batch.classes)
-        rows = batch.all
+        rows = batch.active()
         for restart in range(self.restarts):
+            if rows.numel() == 0:
+                break
             start = batch.random_start(rows, eps) if self.random_start or restart else batch.x0[rows]
             ascend(
                 batch,
@@ -67,5 +69,3 @@ class PGD(Attack):
                 track="none",
             )
             rows = rows[batch.recorder.flip[rows].isinf()]
-            if rows.numel() == 0:
-                break

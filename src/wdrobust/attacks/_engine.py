@@ -631,5 +631,6 @@ def improve_(best: torch.Tensor, x: torch.Tensor, better: torch.Tensor) -> torch
 
 
 def move(x: torch.Tensor, eta: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """x + eta_i u (m, *S) with per-sample step sizes eta (m,), in one fused pass (addcmul)."""
-    return torch.addcmul(x, eta.reshape(-1, *([1] * (x.dim() - 1))), u)
+    """x + eta_i u (m, *S) with per-sample step sizes eta (m,), in one fused pass (addcmul) written into
+    the buffer of u (a direction that nothing else holds: no new (m, *S) tensor per step)."""
+    return torch.addcmul(x, eta.reshape(-1, *([1] * (x.dim() - 1))), u, out=u)

@@ -471,7 +471,7 @@ class Batch:
         every point and flip distance 0 already, so its candidates change no result)."""
         if self.recorder.losses != ("zero_one",):
             return self.all
-        correct = self.recorder.flip.isinf()
+        correct = self.recorder.clean["zero_one"] == 0
         return self.all if bool(correct.all()) else self.all[correct]
 
     def evaluate(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
@@ -630,7 +630,7 @@ def improve_(best: torch.Tensor, x: torch.Tensor, better: torch.Tensor) -> torch
     return best
 
 
-def move(x: torch.Tensor, eta: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """x + eta_i u (m, *S) with per-sample step sizes eta (m,), in one fused pass (addcmul) written into
-    the buffer of u (a direction that nothing else holds: no new (m, *S) tensor per step)."""
-    return torch.addcmul(x, eta.reshape(-1, *([1] * (x.dim() - 1))), u, out=u)
+def move(x: torch.Tensor, eta: torch.Tensor, u: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """x + eta_i u (m, *S) with per-sample step sizes eta (m,), in one fused pass (addcmul); ``inplace``
+    writes it into the buffer of u (a direction that nothing else holds: no new (m, *S) tensor)."""
+    return torch.addcmul(x, eta.reshape(-1, *([1] * (x.dim() - 1))), u, out=u if inplace else None)

@@ -60,7 +60,7 @@ def apgd_ascent(
     best_x, best_v, best_g = x.clone(), v, g.clone()
     x_prev, v_cur = x, v
     x_new = batch.project(
-        move(x, eta, direction(g, x, norm, sparsity, inplace=True)), rows, radius, inplace=True
+        move(x, eta, direction(g, x, norm, sparsity, inplace=True), inplace=True), rows, radius, inplace=True
     )
     increases = torch.zeros(m, device=x.device)
     last_best, reduced_last, last_check = best_v.clone(), torch.zeros(m, dtype=torch.bool, device=x.device), 0
@@ -82,7 +82,10 @@ def apgd_ascent(
             last_best, reduced_last, last_check = best_v.clone(), reduce, k
             increases.zero_()
         z = batch.project(
-            move(x, eta, direction(g, x, norm, sparsity, inplace=True)), rows, radius, inplace=True
+            move(x, eta, direction(g, x, norm, sparsity, inplace=True), inplace=True),
+            rows,
+            radius,
+            inplace=True,
         )
         # x + alpha (z - x) + (1 - alpha)(x - x_prev) = lerp(2 x - x_prev, z, alpha): two passes, written
         # into the buffers of x_prev and z, which are not needed afterwards

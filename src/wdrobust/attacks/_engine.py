@@ -468,7 +468,8 @@ class Batch:
     def active(self) -> torch.Tensor:
         """The samples an attack can gain on: the whole batch (``all`` itself), or, when zero_one is the
         only recorded loss, the clean-correct ones (a clean-misclassified sample has zero_one gain <= 0 at
-        every point and flip distance 0 already, so its candidates change no result)."""
+        every point and flip distance 0 already, so its candidates change no result). WDA uses it (its
+        probe and ascent draw no random numbers, so its candidates of the other samples are unchanged)."""
         if self.recorder.losses != ("zero_one",):
             return self.all
         correct = self.recorder.clean["zero_one"] == 0

@@ -123,7 +123,7 @@ class APGD(Attack):
         if self.loss == "dlr" and batch.classes < 3:
             raise ValueError(f"APGD-DLR needs at least 3 classes, the model has {batch.classes}")
         objective = loss_objective(self.loss, batch.y, batch.classes)
-        rows = batch.active()
+        rows = batch.all
         for _ in range(self.restarts):
             if rows.numel() == 0:
                 break

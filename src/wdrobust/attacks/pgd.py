@@ -52,7 +52,7 @@ class PGD(Attack):
     def attack_batch(self, batch: Batch) -> None:
         eps = self.threat.eps
         objective = loss_objective(self.loss, batch.y, batch.classes)
-        rows = batch.active()
+        rows = batch.all
         for restart in range(self.restarts):
             if rows.numel() == 0:
                 break

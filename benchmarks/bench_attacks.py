@@ -65,7 +65,7 @@ def attack_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, name: 
     return (time.process_time() - start) / (result.backward_passes / x.shape[0])
 
 
-def reference_rows(repeats: int = 7) -> list[dict]:
+def reference_rows(repeats: int = 25) -> list[dict]:
     """WDA against the reference ``run_wda`` at matched settings (module docstring): CPU-time ratios
     (wdrobust recording zero_one only, as the reference, and recording every loss) and robust accuracies."""
     path = Path(os.environ.get("WDROBUST_REFERENCE_WDA", ""))

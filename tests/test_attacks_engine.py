@@ -94,7 +94,7 @@ def test_float32_distances_are_never_below_the_exact_ones(norm: str) -> None:
     assert torch.equal(sub, got[rows]) and torch.equal(rec.origin(rows), x0[rows])
 
 
-@pytest.mark.parametrize("k", [2, 3, 10])
+@pytest.mark.parametrize("k", [2, 3, 10, 40])
 def test_stacked_losses_equal_loss_fn_ties_included(k: int) -> None:
     g = torch.Generator().manual_seed(5)
     z = torch.randn(7, 40, k, generator=g).round(decimals=0)  # integer logits: many ties

@@ -142,7 +142,7 @@ class CrossEntropy(LogitObjective):
         self.y, self.classes = y, classes
 
     def build(self, rows: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.one_hot(self.y[rows], self.classes).float()
+        return one_hot(self.y[rows], self.classes)
 
     def value(self, z: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return loss_fn("ce", z, self.y[rows])
@@ -151,10 +151,17 @@ class CrossEntropy(LogitObjective):
         return torch.softmax(z, dim=1).sub_(self.rows_tensor(rows))
 
 
+def one_hot(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """e_labels (m, K) float32 by one scatter (torch's one_hot validates its input with host syncs)."""
+    out = torch.zeros(labels.shape[0], classes, device=labels.device)
+    return out.scatter_(1, labels[:, None], 1.0)
+
+
 def margin_weights(y: torch.Tensor, target: torch.Tensor, classes: int) -> torch.Tensor:
-    """Weights e_t - e_y (m, K) of the margins m_t = z_t - z_y, for targets t (m,) and labels y (m,)."""
-    one_hot = torch.nn.functional.one_hot
-    return one_hot(target, classes).float() - one_hot(y, classes).float()
+    """Weights e_t - e_y (m, K) of the margins m_t = z_t - z_y, for targets t (m,) and labels y (m,)
+    (0 where t = y)."""
+    weights = one_hot(target, classes)
+    return weights.scatter_add_(1, y[:, None], weights.new_full((y.shape[0], 1), -1.0))
 
 
 def loss_objective(name: str, y: torch.Tensor, classes: int) -> Objective:
@@ -182,42 +189,64 @@ def occurrence(rows: torch.Tensor) -> torch.Tensor:
 def stacked_losses(zt: torch.Tensor, y: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
     """The losses of ``losses.loss_fn`` for logits laid out class-major, zt (s, K, m) with labels y (m,):
     {name: (s, m)}. Every reduction runs over the middle (class) axis, which is vectorised over the m
-    samples (torch's CPU argmax / sort / cross_entropy over a last axis of K ~ 10 are 10-100x slower).
+    samples (torch's CPU argmax / sort / cross_entropy over a last axis of K ~ 10 are 10-100x slower);
+    classes are excluded by adding a (K, m) table of 0 / -inf (``excluded``), not by masking (s, K, m).
 
     zero_one = 1{argmax z != y} (first index among ties): some z_j >= z_y with j < y, or z_j > z_y with
-    j > y; dlr's third largest logit is found by removing the maxima by value and counting ties.
+    j > y, i.e. max_{j != y} z_j > z_y or a tie before y; ce = top + log sum exp(z - top) with top the
+    largest logit; dlr's third largest logit counts ties with multiplicity (``top_and_third``).
     """
     k = zt.shape[1]
     col = torch.arange(k, device=zt.device)[:, None]
-    is_y = col == y[None]  # (K, m)
     zy = zt.gather(1, y[None, None].expand(zt.shape[0], 1, -1)).squeeze(1)  # (s, m)
-    if "margin" in names or "dlr" in names:
-        other = zt.masked_fill(is_y, -math.inf).amax(dim=1)
+    other = (zt + excluded(col == y[None])).amax(dim=1)  # max_{j != y} z_j
+    first, third = top_and_third(zt) if "dlr" in names and k >= 3 else (None, None)
+    if "ce" in names:
+        top = zt.amax(dim=1) if first is None else first
+        lse = (zt - top[:, None]).exp_().sum(dim=1).log_().add_(top)
     out: dict[str, torch.Tensor] = {}
     for name in names:
         if name == "ce":
-            out[name] = torch.logsumexp(zt, dim=1) - zy
+            out[name] = lse - zy
         elif name == "margin":
             out[name] = other - zy
         elif name == "zero_one":
-            before = zt.masked_fill(col >= y[None], -math.inf).amax(dim=1) >= zy
-            after = zt.masked_fill(col <= y[None], -math.inf).amax(dim=1) > zy
-            out[name] = (before | after).to(zt.dtype)
+            before = (zt + excluded(col >= y[None])).amax(dim=1) >= zy  # a tie (or more) before y
+            out[name] = ((other > zy) | before).to(zt.dtype)
         elif name == "dlr" and k >= 3:
-            out[name] = -(zy - other) / (zt.amax(dim=1) - third_largest(zt) + 1e-12)
+            out[name] = -(zy - other) / (first - third + 1e-12)
     return out
 
 
-def third_largest(zt: torch.Tensor) -> torch.Tensor:
-    """The third largest entry along axis 1 of zt (s, K, m), counted with multiplicity (K >= 3): (s, m)."""
-    first = zt.amax(dim=1, keepdim=True)
-    ties = (zt == first).sum(dim=1)
-    rest = zt.masked_fill(zt == first, -math.inf)
-    second = rest.amax(dim=1, keepdim=True)
-    ties2 = (rest == second).sum(dim=1)
-    third = rest.masked_fill(rest == second, -math.inf).amax(dim=1)
-    first, second = first.squeeze(1), second.squeeze(1)
-    return torch.where(ties >= 3, first, torch.where((ties == 2) | (ties2 >= 2), second, third))
+def excluded(mask: torch.Tensor) -> torch.Tensor:
+    """-inf where mask (K, m) holds, else 0: added to logits (s, K, m) it removes those classes from a max
+    (z + 0 = z exactly; a broadcast add is ~10x faster than a broadcast masked_fill on CPU)."""
+    return torch.zeros(mask.shape, device=mask.device).masked_fill_(mask, -math.inf)
+
+
+#: Up to this many classes ``top_and_third`` runs an insertion over the class slices, above it topk.
+INSERTION_CLASSES = 32
+
+
+def top_and_third(zt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The largest and the third largest entries along axis 1 of zt (s, K, m), counted with multiplicity
+    (K >= 3): two (s, m) tensors.
+
+    For K <= INSERTION_CLASSES a running top three (a >= b >= c) takes each class slice v in turn:
+    a, b, c <- max(a, v), max(b, min(a, v)), max(c, min(b, min(a, v))), five (s, m) operations per
+    class (a mask over (s, K, m) or topk over the middle axis costs more on CPU); else topk."""
+    if zt.shape[1] > INSERTION_CLASSES:
+        values = zt.topk(3, dim=1).values
+        return values[:, 0], values[:, 2]
+    a, b, c = zt[:, 0], torch.full_like(zt[:, 0], -math.inf), torch.full_like(zt[:, 0], -math.inf)
+    for j in range(1, zt.shape[1]):
+        v = zt[:, j]
+        low = torch.minimum(a, v)
+        a = torch.maximum(a, v)
+        low2 = torch.minimum(b, low)
+        b = torch.maximum(b, low)
+        c = torch.maximum(c, low2)
+    return a, c
 
 
 @dataclass
@@ -289,7 +318,7 @@ class Recorder:
         """x0_rows (m, *S); the gather for a rows tensor is cached for the last one seen (by identity), as
         an attack evaluates the same rows at every step."""
         if isinstance(rows, slice):
-            return self.x0[rows]
+            return self.x0 if rows == slice(None) else self.x0[rows]
         if self._origin[0] is not rows:
             self._origin = (rows, self.x0[rows], self.y[rows])
         return self._origin[1]
@@ -436,6 +465,16 @@ class Batch:
         """Number of classes K."""
         return self.z0.shape[1]
 
+    def active(self) -> torch.Tensor:
+        """The samples an attack can gain on: the whole batch (``all`` itself), or, when zero_one is the
+        only recorded loss, the clean-correct ones (a clean-misclassified sample has zero_one gain <= 0 at
+        every point and flip distance 0 already, so its candidates change no result). WDA uses it (its
+        probe and ascent draw no random numbers, so its candidates of the other samples are unchanged)."""
+        if self.recorder.losses != ("zero_one",):
+            return self.all
+        correct = self.recorder.clean["zero_one"] == 0
+        return self.all if bool(correct.all()) else self.all[correct]
+
     def evaluate(self, x: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of x (m, *S) for samples rows (default: the whole batch); one counted forward, recorded."""
         rows = self.all if rows is None else rows
@@ -471,12 +510,12 @@ class Batch:
             else:
                 out = objective(z, rows)
                 (g,) = torch.autograd.grad(out.sum(), x)
-                v = out.detach()
+                zd, v = z.detach(), out.detach()
         self.passes.forward += x.shape[0]
         self.passes.backward += x.shape[0]
         if record:
-            self.recorder.add(x, z, rows, full=rows is self.all)
-        return z.detach(), v, g
+            self.recorder.add(x, zd, rows, full=rows is self.all)
+        return zd, v, g
 
     def offer(self, x: torch.Tensor, z: torch.Tensor, rows: torch.Tensor) -> None:
         """Record points x (m, *S) whose logits z (m, K) are already known (no model call) as candidates of
@@ -500,16 +539,19 @@ class Batch:
 
     def linf_bounds(self, rows: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(max(x0_rows - r, 0), min(x0_rows + r, 1)), each (m, *S), with r = safe_radius(radius); cached
-        per radius for the whole batch, and for the last other ``rows`` tensor seen (by identity)."""
+        per radius for the whole batch, and for the last other ``rows`` tensor seen (by identity), whose
+        bounds are gathered from the whole batch's (no second pass over x0)."""
         key = (radius, rows is self.all)
         if key in self._bounds and (rows is self.all or self._bounds_rows is rows):
             return self._bounds[key]
-        r = float(safe_radius(torch.tensor(radius, dtype=torch.float64)))
-        x0 = self.x0 if rows is self.all else self.recorder.origin(rows)
+        if (radius, True) not in self._bounds:
+            r = max(radius * (1.0 - 1e-5) - 1e-7, 0.0)  # safe_radius, in float64 arithmetic
+            self._bounds[radius, True] = ((self.x0 - r).clamp_(min=0.0), (self.x0 + r).clamp_(max=1.0))
         if rows is not self.all:
             self._bounds = {k: v for k, v in self._bounds.items() if k[1]}
             self._bounds_rows = rows
-        self._bounds[key] = ((x0 - r).clamp(min=0.0), (x0 + r).clamp(max=1.0))
+            low, high = self._bounds[radius, True]
+            self._bounds[key] = (low[rows], high[rows])
         return self._bounds[key]
 
     def random_start(self, rows: torch.Tensor, radius: torch.Tensor | float) -> torch.Tensor:
@@ -589,6 +631,7 @@ def improve_(best: torch.Tensor, x: torch.Tensor, better: torch.Tensor) -> torch
     return best
 
 
-def move(x: torch.Tensor, eta: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """x + eta_i u (m, *S) with per-sample step sizes eta (m,), in one fused pass (addcmul)."""
-    return torch.addcmul(x, eta.reshape(-1, *([1] * (x.dim() - 1))), u)
+def move(x: torch.Tensor, eta: torch.Tensor, u: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """x + eta_i u (m, *S) with per-sample step sizes eta (m,), in one fused pass (addcmul); ``inplace``
+    writes it into the buffer of u (a direction that nothing else holds: no new (m, *S) tensor)."""
+    return torch.addcmul(x, eta.reshape(-1, *([1] * (x.dim() - 1))), u, out=u if inplace else None)

@@ -54,11 +54,14 @@ def apgd_ascent(
     m, norm = x.shape[0], batch.threat.norm
     eta = torch.full((m,), 2.0 * radius, device=x.device)
     checks = checkpoints(n_iter)
-    x = x.clone()  # x, x_prev, g and the best_* are owned here: checkpoints update rows in place
+    x = x.clone()  # x, x_prev, g and the best_* are owned here: checkpoints update rows in place, and
+    # each step's direction and move are written into the buffer of its gradient g
     _, v, g = batch.gradient(x, objective, rows)
     best_x, best_v, best_g = x.clone(), v, g.clone()
     x_prev, v_cur = x, v
-    x_new = batch.project(move(x, eta, direction(g, x, norm, sparsity)), rows, radius, inplace=True)
+    x_new = batch.project(
+        move(x, eta, direction(g, x, norm, sparsity, inplace=True), inplace=True), rows, radius, inplace=True
+    )
     increases = torch.zeros(m, device=x.device)
     last_best, reduced_last, last_check = best_v.clone(), torch.zeros(m, dtype=torch.bool, device=x.device), 0
     for k in range(1, n_iter):
@@ -78,7 +81,12 @@ def apgd_ascent(
             v_cur = torch.where(reduce, best_v, v_cur)
             last_best, reduced_last, last_check = best_v.clone(), reduce, k
             increases.zero_()
-        z = batch.project(move(x, eta, direction(g, x, norm, sparsity)), rows, radius, inplace=True)
+        z = batch.project(
+            move(x, eta, direction(g, x, norm, sparsity, inplace=True), inplace=True),
+            rows,
+            radius,
+            inplace=True,
+        )
         # x + alpha (z - x) + (1 - alpha)(x - x_prev) = lerp(2 x - x_prev, z, alpha): two passes, written
         # into the buffers of x_prev and z, which are not needed afterwards
         x_new = torch.lerp(torch.lerp(x_prev, x, 2.0, out=x_prev), z, ALPHA, out=z)
@@ -117,8 +125,8 @@ class APGD(Attack):
         objective = loss_objective(self.loss, batch.y, batch.classes)
         rows = batch.all
         for _ in range(self.restarts):
+            if rows.numel() == 0:
+                break
             start = batch.random_start(rows, self.threat.eps)
             apgd_ascent(batch, start, rows, objective, self.threat.eps, self.n_iter, self.sparsity)
             rows = rows[batch.recorder.flip[rows].isinf()]
-            if rows.numel() == 0:
-                break

@@ -54,6 +54,8 @@ class PGD(Attack):
         objective = loss_objective(self.loss, batch.y, batch.classes)
         rows = batch.all
         for restart in range(self.restarts):
+            if rows.numel() == 0:
+                break
             start = batch.random_start(rows, eps) if self.random_start or restart else batch.x0[rows]
             ascend(
                 batch,
@@ -67,5 +69,3 @@ class PGD(Attack):
                 track="none",
             )
             rows = rows[batch.recorder.flip[rows].isinf()]
-            if rows.numel() == 0:
-                break

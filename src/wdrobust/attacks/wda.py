@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import Batch, LinearObjective, ascend, margin_weights, target_margin
+from wdrobust.attacks._engine import Batch, LinearObjective, ascend, margin_weights
 from wdrobust.attacks.base import Attack, radius_schedule
 from wdrobust.attacks.whole_box import whole_box_search
 from wdrobust.threat import ThreatModel
@@ -33,25 +33,34 @@ def repeated_margin(y: torch.Tensor, targets: torch.Tensor, classes: int) -> Lin
 
 
 def rank_targets(
-    batch: Batch, candidates: torch.Tensor, rule: str, probe_steps: int, metric: str, step_size: float
+    batch: Batch,
+    rows: torch.Tensor,
+    candidates: torch.Tensor,
+    rule: str,
+    probe_steps: int,
+    metric: str,
+    step_size: float,
 ) -> torch.Tensor:
-    """Scores (n, k) of the candidate targets (higher = better), from one batched pass per step over the
-    batch repeated k times. probe: the best m_j after ``probe_steps`` ascent steps at radius eps
-    (metric "margin"), or its increase over the clean m_j (metric "gain"); dual_norm: ||grad m_j(x_i)||_*."""
-    n, k = candidates.shape
-    rows = batch.all.repeat(k)
-    objective = repeated_margin(batch.y, candidates, batch.classes)
-    x = batch.x0.repeat(k, *([1] * (batch.x0.dim() - 1)))
+    """Scores (m, k) of the candidate targets (m, k) of the samples rows (m,) (higher = better), from one
+    batched pass per step over those samples repeated k times. probe: the best m_j after ``probe_steps``
+    ascent steps at radius eps (metric "margin"), or its increase over the clean m_j (metric "gain");
+    dual_norm: ||grad m_j(x_i)||_*."""
+    m, k = candidates.shape
+    x0 = batch.x0 if rows is batch.all else batch.x0[rows]
+    objective = repeated_margin(batch.y[rows], candidates, batch.classes)
+    x = x0.repeat(k, *([1] * (x0.dim() - 1)))
+    rows = rows.repeat(k)
     if rule == "dual_norm":
         _, _, g = batch.gradient(x, objective, rows)
-        return batch.threat.dual_norm(g).reshape(k, n).T
+        return batch.threat.dual_norm(g).reshape(k, m).T
     eps = batch.threat.eps
     _, best = ascend(
         batch, x, rows, objective, eps, probe_steps, step_size * eps / probe_steps, track="value"
     )
-    scores = best.reshape(k, n).T
+    scores = best.reshape(k, m).T
     if metric == "gain":
-        scores = scores - batch.z0.gather(1, candidates) + batch.z0.gather(1, batch.y[:, None])
+        z0 = batch.z0[rows[:m]]
+        scores = scores - z0.gather(1, candidates) + z0.gather(1, batch.y[rows[:m], None])
     return scores
 
 
@@ -96,20 +105,26 @@ class WDA(Attack):
         self.k, self.target, self.probe_steps, self.probe_metric = k, target, probe_steps, probe_metric
         self.steps, self.radii, self.step_size = steps, radii, step_size
 
-    def ranked_targets(self, batch: Batch) -> torch.Tensor:
-        """The top-min(k, K-1) non-true classes of each sample, (n, k), sorted best first by the rule."""
+    def ranked_targets(self, batch: Batch, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The top-min(k, K-1) non-true classes of the samples rows (default: the batch), (m, k), sorted
+        best first by the rule."""
+        rows = batch.all if rows is None else rows
         candidates = batch.top_targets(min(self.k, batch.classes - 1))
+        candidates = candidates if rows is batch.all else candidates[rows]
         if candidates.shape[1] == 1:
             return candidates
         scores = rank_targets(
-            batch, candidates, self.target, self.probe_steps, self.probe_metric, self.step_size
+            batch, rows, candidates, self.target, self.probe_steps, self.probe_metric, self.step_size
         )
         return candidates.gather(1, scores.argsort(dim=1, descending=True))
 
     def attack_batch(self, batch: Batch) -> None:
-        target = self.ranked_targets(batch)[:, 0]
-        objective = target_margin(batch.y, target, batch.classes)
-        self.ascend_radii(batch, batch.x0, batch.all, objective, self.schedule(batch))
+        rows = batch.active()
+        if rows.numel():
+            target = self.ranked_targets(batch, rows)[:, 0]
+            objective = LinearObjective(margin_weights(batch.y[rows], target, batch.classes), positional=True)
+            x0 = batch.x0 if rows is batch.all else batch.x0[rows]
+            self.ascend_radii(batch, x0, rows, objective, self.schedule(batch))
         if self.whole_box and not math.isinf(self.threat.p) and self.threat.eps > 0:
             whole_box_search(batch, self.whole_box, self.whole_box_steps, self.offer)
 

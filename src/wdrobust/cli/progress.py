@@ -6,15 +6,9 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 
+from wdrobust._progress import columns
 from wdrobust.cli.errors import err_console
 
 #: A progress callback: (done, total) after each step, or (done, total, label) to rename the task.
@@ -25,16 +19,9 @@ Advance = Callable[..., None]
 def bar(description: str, quiet: bool, unit: str = "") -> Iterator[Advance]:
     """A progress bar "description [===>   ] done/total unit  elapsed  eta ..." for the block; yields
     advance(done, total, label=None), which also sets the bar's total and (with label) its description."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(unit),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, disable=quiet or not err_console.is_terminal) as progress:
+    with Progress(
+        *columns(unit), console=err_console, disable=quiet or not err_console.is_terminal
+    ) as progress:
         task = progress.add_task(description, total=None)
 
         def advance(done: int, total: int, label: str | None = None) -> None:

@@ -31,17 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
 
 from wdrobust import __version__
 from wdrobust._device import resolve_device
+from wdrobust._progress import columns
 from wdrobust.evaluate import config as config_mod
 from wdrobust.evaluate import folder
 from wdrobust.evaluate.config import EvalConfig, parse_shard
@@ -394,15 +388,7 @@ def _progress(quiet: bool, console: Console | None, total: int) -> Iterator[Call
     if quiet or total == 0:
         yield lambda label: None
         return
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console or Console(stderr=True), transient=False) as bar:
+    with Progress(*columns(), console=console or Console(stderr=True), transient=False) as bar:
         task = bar.add_task("evaluating", total=total)
 
         def advance(label: str) -> None:

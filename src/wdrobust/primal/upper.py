@@ -109,7 +109,7 @@ class _Dual:
     """
 
     def __init__(self, m: Majorant, shape: _Shape, p: float) -> None:
-        self.p, self.eps_p = p, math.nan
+        self.p = p
         vt, vv = _vertex_arrays(m, shape, shape.hi)
         self.vt_p, self.vv = _hull_vertices(vt**p, vv)
         use = shape.valid & (shape.a > 0)
@@ -120,9 +120,9 @@ class _Dual:
         self.c0 = shape.c - shape.a * shape.lo
         self.k = (p - 1) * self.bp
 
-    def __call__(self, lam: float) -> tuple[float, float]:
-        """(D(lambda), eps^p - mean_i t_i^p) at lambda > 0, t_i a maximiser of the inner sup (rows in
-        chunks of _ROWS, so that the temporaries stay small and are reused)."""
+    def __call__(self, lam: float, eps_p: float) -> tuple[float, float]:
+        """(D(lambda), eps^p - mean_i t_i^p) at lambda > 0 and eps^p, t_i a maximiser of the inner sup
+        (rows in chunks of _ROWS, so that the temporaries stay small and are reused)."""
         mu = lam ** (-1 / (self.p - 1))
         value = power = 0.0
         for a in range(0, self.vv.shape[0], _ROWS):
@@ -139,7 +139,7 @@ class _Dual:
             value += float(np.where(take, inner, best).sum())
             power += float(np.where(take, self.bp[rows][lane, j] * mu**self.p, best_tp).sum())
         n = self.vv.shape[0]
-        return lam * self.eps_p + value / n, self.eps_p - power / n
+        return lam * eps_p + value / n, eps_p - power / n
 
 
 def _hull_vertices(s: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -167,12 +167,12 @@ def _tangent_floor(a: tuple[float, float, float], b: tuple[float, float, float])
     return va + da * (cross - la)
 
 
-def _minimise(dual: _Dual, lam_lo: float, lam_hi: float) -> tuple[float, float]:
+def _minimise(dual: _Dual, eps_p: float, lam_lo: float, lam_hi: float) -> tuple[float, float]:
     """min over lambda in [lam_lo, lam_hi] of the convex D by regula falsi (Illinois) on its subgradient
     over log lambda. Stops when the tangents at the bracket ends prove the best value within
     _RTOL of the minimum. Returns (the smallest D evaluated, its lambda)."""
-    lo = (lam_lo, *dual(lam_lo))
-    hi = (lam_hi, *dual(lam_hi))
+    lo = (lam_lo, *dual(lam_lo, eps_p))
+    hi = (lam_hi, *dual(lam_hi, eps_p))
     best = min((lo[1], lam_lo), (hi[1], lam_hi))
     if lo[2] >= 0 or hi[2] <= 0:  # D is monotone on the bracket: an end is the minimum
         return best
@@ -186,7 +186,7 @@ def _minimise(dual: _Dual, lam_lo: float, lam_hi: float) -> tuple[float, float]:
             break
         u = u0 - w_lo * (u1 - u0) / (w_hi - w_lo)
         lam = math.exp(min(max(u, u0 + 1e-4 * (u1 - u0)), u1 - 1e-4 * (u1 - u0)))
-        here = (lam, *dual(lam))
+        here = (lam, *dual(lam, eps_p))
         best = min(best, (here[1], lam))
         if here[2] == 0:
             break
@@ -248,13 +248,11 @@ class UpperBounder:
         self._vertices: AttainedPoints | None = None
         self._duals: dict[float, _Dual] = {}
 
-    def dual(self, p: float, eps: float) -> _Dual:
-        """The dual of order p in (1, inf) at radius eps (its tables cached per p)."""
+    def dual(self, p: float) -> _Dual:
+        """The dual of order p in (1, inf) (its tables cached per p)."""
         if p not in self._duals:
             self._duals[p] = _Dual(self.majorant, self.shape, p)
-        dual = self._duals[p]
-        dual.eps_p = eps**p
-        return dual
+        return self._duals[p]
 
     def __call__(self, threat: ThreatModel, clean: float | np.ndarray | None = None) -> UpperBound:
         """Sound bound on R_p(eps) (see ``upper_bound``)."""
@@ -271,9 +269,8 @@ class UpperBounder:
         p, eps = threat.p, threat.eps
         if 1 < p < math.inf and eps > 0:
             p = _representable_order(p, eps, float(majorant.knots[:, -1].max()))
-        if math.isinf(
-            p
-        ):  # an infinite slope at exactly eps counts (upper semicontinuous, like flip_knapsack)
+        if math.isinf(p):
+            # an infinite slope at exactly eps counts (upper semicontinuous, as in flip_knapsack)
             at_eps = np.where(shape.usc & (shape.t_cap <= eps), shape.v_cap, majorant(eps))
             return done(float(at_eps.mean()), None, "pointwise")
         if not np.isfinite(shape.v_cap).all():
@@ -293,7 +290,7 @@ class UpperBounder:
         if hi <= 0:
             return done(d_zero, 0.0, "dual")
         lo = min(float(a.min(initial=np.inf)) / (p * far ** (p - 1)), float(shape.v_cap.max()) / far**p)
-        value, lam = _minimise(self.dual(p, eps), max(lo, hi * 1e-12) * 1e-3, hi * 4)
+        value, lam = _minimise(self.dual(p), eps**p, max(lo, hi * 1e-12) * 1e-3, hi * 4)
         if d_zero <= value:
             value, lam = d_zero, 0.0
         single = majorant.knots.shape[1] == 1 and np.isinf(majorant.cap).all() and not majorant.jumps.any()

@@ -21,7 +21,7 @@ from wdrobust.evaluate import folder
 from wdrobust.evaluate.config import EvalConfig
 from wdrobust.evaluate.jobs import batches, plan, units
 from wdrobust.evaluate.runner import check_run_folder
-from wdrobust.evaluate.store import STORE_NAME, Store, read_jobs, read_meta, store_errors
+from wdrobust.evaluate.store import STORE_NAME, Store, read_meta, store_errors
 
 #: Facts that may differ between shards of one run (where each one found the checkpoint).
 LOCAL_FACTS = ("model_path",)
@@ -54,7 +54,8 @@ def _read_shard(path: Path) -> _Shard:
     store = path / STORE_NAME
     if not store.is_file():
         raise ValueError(f"{path} is not a wdrobust run folder (no {STORE_NAME})")
-    meta = {k: read_meta(store, k) for k in ("config", "config_hash", "facts", "versions", "created")}
+    with store_errors(store):
+        meta = {k: read_meta(store, k) for k in ("config", "config_hash", "facts", "versions", "created")}
     if meta["config_hash"] is None or meta["facts"] is None:
         raise ValueError(f"{path} holds no evaluation yet (killed before it started)")
     return _Shard(path, meta)
@@ -102,8 +103,7 @@ def merge(
         raise ValueError("a run folder is listed twice")
     if out.resolve() in resolved:
         raise ValueError(f"--out {out} is one of the folders to merge; choose another --out")
-    with store_errors(paths[0] / STORE_NAME):
-        shards = [_read_shard(p) for p in paths]
+    shards = [_read_shard(p) for p in paths]
     _check_same_run(shards)
     cfg = dataclasses.replace(config_mod.from_dict(shards[0].meta["config"]), out=str(out), shard=None)
     target = out / STORE_NAME
@@ -120,12 +120,7 @@ def merge(
             with store_errors(target), Store(target) as store:
                 if store.get_meta("config_hash") is None:
                     store.set_meta(_merged_meta(cfg, shards))
-                for shard in shards:
-                    with store_errors(shard.path / STORE_NAME):
-                        store.add_jobs(read_jobs(shard.path / STORE_NAME))
-                copied = 0
-                for shard in shards:
-                    copied += store.import_units(shard.path / STORE_NAME)
+                copied = sum(store.import_units(shard.path / STORE_NAME) for shard in shards)
                 missing = _missing(cfg, shards[0].meta["facts"]["n"], store.finished())
             finished = None
             if finish is not None and not any(job == "clean" for job, _ in missing):

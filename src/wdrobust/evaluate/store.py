@@ -12,8 +12,8 @@ Tables
 
 A unit's arrays and its ``units`` row are written in one transaction, so after a crash (even SIGKILL) or
 a failed write (a full disk: the transaction is rolled back) a unit is either fully stored or absent.
-``read_meta``, ``read_jobs`` and ``stored_jobs`` read an existing store without writing to it (nor
-creating tables in a foreign SQLite file); ``store_errors`` reports sqlite3 failures as ``StoreError``
+``read_meta`` and ``stored_jobs`` read an existing store without writing to it (nor creating tables
+in a foreign SQLite file); ``store_errors`` reports sqlite3 failures as ``StoreError``
 naming the file.
 """
 
@@ -138,13 +138,6 @@ def stored_jobs(path: str | Path) -> set[str]:
         return set() if conn is None else {row[0] for row in conn.execute("SELECT DISTINCT job FROM units")}
 
 
-def read_jobs(path: str | Path) -> dict[str, dict[str, Any]]:
-    """{job: spec} of the jobs recorded in a store (none if no store), read without writing."""
-    with _read_only(path) as conn:
-        rows = [] if conn is None else conn.execute("SELECT job, spec FROM jobs").fetchall()
-    return {job: json.loads(spec) for job, spec in rows}
-
-
 class Store:
     """A run's SQLite store. ``Store(path)`` opens (creating if needed) the file in WAL mode."""
 
@@ -260,13 +253,14 @@ class Store:
         return [self.arrays(job, b) for b in batches]
 
     def import_units(self, source: str | Path) -> int:
-        """Copy the finished units of another store that this one lacks (rows and arrays as stored, raw
-        bytes), one transaction per unit; returns how many were copied. The caller checks that both
-        stores hold the same configuration. Each source session becomes a session here, found again by
-        its start time and pid, so importing the same store twice adds nothing."""
+        """Copy the jobs and the finished units of another store that this one lacks (rows and arrays as
+        stored, raw bytes), one transaction per unit; returns how many units were copied. The caller
+        checks that both stores hold the same configuration. Each source session becomes a session here,
+        found again by its start time and pid, so importing the same store twice adds nothing."""
         with _read_only(source) as src:
             if src is None:
                 return 0
+            self.add_jobs({job: json.loads(spec) for job, spec in src.execute("SELECT job, spec FROM jobs")})
             have = self.finished()
             new = [row for row in src.execute("SELECT * FROM units") if (row[0], int(row[1])) not in have]
             starts = {sid: (t, pid) for sid, t, pid in src.execute("SELECT id, started, pid FROM sessions")}

@@ -334,13 +334,14 @@ def _compact(
     if (count == width).all():
         return k, s, j
     col = np.arange(width)[None, :]
-    size = np.where(col < count[:, None], k - segment_starts(k), -np.inf)
+    starts = segment_starts(k)
+    size = np.where(col < count[:, None], k - starts, -np.inf)
     wide = size.argmax(axis=1)[:, None]  # the widest kept segment of each row
     pieces = (width - count + 1)[:, None]
     # output column c takes kept segment c before the widest one, piece c - wide of it, then c - pieces + 1
     inside = (col >= wide) & (col < wide + pieces)
     src = np.where(col < wide, col, np.where(inside, wide, col - pieces + 1))
-    lo = np.take_along_axis(segment_starts(k), wide, axis=1)
+    lo = np.take_along_axis(starts, wide, axis=1)
     hi = np.take_along_axis(k, wide, axis=1)
     split = lo + (hi - lo) * (col - wide + 1) / pieces
     out_k = np.where(inside, split, np.take_along_axis(k, src, axis=1))

@@ -25,7 +25,7 @@ from torch import nn
 
 from wdrobust._device import resolve_device
 from wdrobust.evaluate.aggregate import load_records
-from wdrobust.evaluate.config import build_config
+from wdrobust.evaluate.config import build_config, split_list
 from wdrobust.evaluate.inputs import Inputs, checked_inputs, model_arch, sample_facts
 from wdrobust.evaluate.runner import run
 from wdrobust.evaluate.store import STORE_NAME, Store
@@ -37,14 +37,11 @@ TENSORS = "tensors"
 
 
 def _listed(value: Any) -> tuple[str, ...] | None:
-    """A number, a string ("0.01,0.02") or a sequence of them as the config's tuple of texts."""
+    """A number, a string ("0.01,0.02") or a sequence of them as the config's tuple of texts (the
+    configuration's own list parser, ``config.split_list``)."""
     if value is None:
         return None
-    if isinstance(value, str):
-        return tuple(v.strip() for v in value.split(","))
-    if isinstance(value, Sequence):
-        return tuple(str(v) for v in value)
-    return (str(value),)
+    return split_list(value if isinstance(value, str | Sequence) else [value])
 
 
 def state_sha256(model: nn.Module) -> str:

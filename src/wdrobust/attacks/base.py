@@ -21,6 +21,7 @@ from wdrobust._device import resolve_device
 from wdrobust.attacks._engine import Batch, Passes
 from wdrobust.losses import LOSSES, check_loss
 from wdrobust.primal.curves import AttainedPoints, pad_columns
+from wdrobust.primal.flips import closest_flips
 from wdrobust.threat import ThreatModel
 
 
@@ -65,14 +66,8 @@ class AttackResult:
 
     def flips(self) -> np.ndarray:
         """(N,) distance of each sample's closest misclassified point found (0 when clean-misclassified,
-        inf when none): the attack's flip distances, else the closest zero_one candidate."""
-        return self.flip_distance if self.flip_distance is not None else self._flips()
-
-    def _flips(self) -> np.ndarray:
-        """Closest misclassified candidate from the zero_one gains (clean-misclassified: 0)."""
-        g = self.gains["zero_one"] + self.clean_loss["zero_one"][:, None]
-        t = np.where(g > 0.5, self.t, np.inf).min(axis=1)
-        return np.where(self.clean_correct, t, 0.0)
+        inf when none): ``primal.closest_flips`` of the flip distances and the zero_one candidates."""
+        return closest_flips(self.t, self.gains.get("zero_one"), self.clean_correct, self.flip_distance)
 
     @staticmethod
     def concat(results: list[AttackResult]) -> AttackResult:

@@ -196,24 +196,21 @@ class CertificateResult:
         """Number of samples N."""
         return int(self.clean_correct.shape[0])
 
-    def upper_bound(
-        self, loss: str, threat: ThreatModel | None = None
-    ) -> primal.UpperBound | primal.FlipResult:
-        """Upper bound on R_p(eps) for ``loss`` under ``threat`` (default: the certificate's threat);
-        both result types carry it as ``risk``.
-
-        ce/margin: primal.upper_bound(majorant, threat, clean) (weak duality over the majorants);
-        zero_one: primal.flip_knapsack(certified_radius, clean_correct, threat) (certified radii).
+    def upper_bound(self, loss: str, threat: ThreatModel | None = None) -> primal.UpperBound:
+        """Upper bound on R_p(eps) for ``loss`` under ``threat`` (default: the certificate's threat):
+        primal.upper_bound of the loss's growth majorant (``primal.certified_growth``: the majorant, or
+        for zero_one the certified radii), sound when the certificate is.
         """
         threat = self.threat if threat is None else threat
         check_loss(loss)
-        if loss == "zero_one":
-            if self.certified_radius is None:
+        growth = primal.certified_growth(
+            loss, self.majorants, self.certified_radius, self.clean_correct, self.sound, self.method
+        )
+        if growth is None:
+            if loss == "zero_one":
                 raise ValueError(f"certificate {self.method!r} was run without the zero_one loss")
-            return primal.flip_knapsack(self.certified_radius, self.clean_correct, threat)
-        if loss not in self.majorants:
             raise ValueError(f"certificate {self.method!r} has no majorant for loss {loss!r}")
-        return primal.upper_bound(self.majorants[loss], threat, clean=self.clean_loss[loss])
+        return primal.upper_bound(growth, threat, clean=self.clean_loss[loss])
 
     @staticmethod
     def concat(results: Sequence[CertificateResult]) -> CertificateResult:

@@ -14,9 +14,9 @@ from rich.table import Table
 from wdrobust._atomic import check_writable
 from wdrobust.attacks import ATTACKS
 from wdrobust.attacks.base import Attack
-from wdrobust.attacks.summary import Summary, summarize, worst_distribution
 from wdrobust.cli import common, progress
 from wdrobust.cli.errors import user_errors
+from wdrobust.evaluate.bounds import Summary, summarize, worst_distribution
 from wdrobust.losses import check_loss
 from wdrobust.threat import ThreatModel, parse_number
 from wdrobust.train import cpu_threads_for

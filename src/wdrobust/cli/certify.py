@@ -15,7 +15,9 @@ from wdrobust.certify import CERTIFICATES, Certificate, CertificateResult
 from wdrobust.cli import common, progress
 from wdrobust.cli.attack import check_attack
 from wdrobust.cli.errors import user_errors
+from wdrobust.evaluate.records import CertificateRecord
 from wdrobust.losses import CERTIFIABLE, check_certifiable
+from wdrobust.primal import upper_bound
 from wdrobust.threat import ThreatModel
 from wdrobust.train import cpu_threads_for
 
@@ -122,5 +124,6 @@ def command(
                     raise
                 typer.echo(f"skipped {name}: {str(exc).splitlines()[0]}", err=True)
                 continue
-            rows.append((name, result, float(result.upper_bound(loss).risk)))
+            growth = CertificateRecord.of(result).growth(loss, result.clean_correct)
+            rows.append((name, result, float(upper_bound(growth, threat, result.clean_loss[loss]).risk)))
     Console().print(table(rows, loss, threat, x.shape[0]))

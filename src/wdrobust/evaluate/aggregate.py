@@ -1,18 +1,19 @@
 """Aggregation of a run's stored records into bounds for every (norm, eps, p, loss), via the primal core.
 
-For each threat model of the configuration and each loss:
+Every loss goes the same way (``evaluate.bounds``): each record gives the growth of the loss (attacks:
+attained points, zero_one flip distances; certificates: majorants, zero_one certified radii), computed
+once, and for each threat model of the configuration
 
-- lower bounds: per attack (its own (eps, p) job) and ``best`` (the attained points of every attack job of
-  the same norm pooled per sample: the union of attained points is still a set of attained points);
-  ``primal.lower_bound`` returns the value of the best mixture and the budget it uses (audited <= eps);
-- upper bounds: per certificate, ``primal.upper_bound`` of its majorants (one ``UpperBounder`` per
-  certificate and loss serves every threat model), with the certificate's ``sound``
-  flag; ``best_sound_upper`` is the smallest sound one;
-- ``combined``: per sample, the pointwise minimum of the majorants of every sound certificate (and the
-  largest of their certified radii for zero_one) is again sound; its bound is at most each one's;
-- gap = best sound UB - best LB, ratio = UB / LB (when LB > 0);
-- zero_one: ``primal.flip_knapsack`` of flip distances (attacks: an upper bound on distributional accuracy,
-  i.e. a lower bound on the risk) and of certified radii (a lower bound on the accuracy).
+- lower bounds: per attack (its own (eps, p) job) and ``best`` (the growths of every attack job pooled per
+  sample: the union of attained points is still a set of attained points, the closest flip of several
+  attacks is the nearest); ``primal.lower_bound`` returns the value of the best mixture and the budget it
+  uses (audited <= eps);
+- upper bounds: per certificate, one ``primal.UpperBounder`` per certificate and loss serves every threat
+  model, with the certificate's ``sound`` flag; ``best_sound_upper`` is the smallest sound one;
+- ``combined``: per sample, the pointwise minimum of the majorants of every sound certificate (for
+  certified radii: the step at the largest radius) is again sound; its bound is at most each one's;
+- gap = best sound UB - best LB, ratio = UB / LB (when LB > 0); zero_one also gets the accuracy band
+  [1 - UB, 1 - LB] of the distributional robust accuracy.
 """
 
 from __future__ import annotations
@@ -24,17 +25,18 @@ from typing import Any
 import numpy as np
 
 from wdrobust import primal
+from wdrobust.evaluate.bounds import lower_entry, upper_entry
 from wdrobust.evaluate.config import EvalConfig, from_dict
 from wdrobust.evaluate.jobs import batches
 from wdrobust.evaluate.records import AttackRecord, CertificateRecord, join_attack, join_certificate
 from wdrobust.evaluate.store import Store, Unit
-from wdrobust.primal.curves import AttainedPoints
 from wdrobust.threat import ThreatModel
 
-#: Tolerance of the budget audit W_p(Q, P_N) <= eps (relative).
-BUDGET_RTOL = 1e-9
 #: Name of the combined sound certificate in the results.
 COMBINED = "combined"
+#: A growth an attack attained / a growth majorant a certificate gives.
+Attained = primal.AttainedPoints | primal.FlipDistances
+Majorants = primal.Majorant | primal.CertifiedRadii
 
 
 @dataclass
@@ -62,30 +64,30 @@ class Records:
         """The combined sound certificate for ``loss`` (None with fewer than two sound certificates that
         bound it): the pointwise minimum of their majorants, or the largest of their certified radii."""
         if loss not in self._combined:
-            self._combined[loss] = combine([r for r in self.certificates.values() if r.sound], loss)
+            sound = [r for r in self.certificates.values() if r.sound]
+            self._combined[loss] = combine(sound, loss, self.correct)
         return self._combined[loss]
 
 
-def combine(recs: list[CertificateRecord], loss: str) -> CertificateRecord | None:
-    """Per sample, the minimum of the majorants (ce, margin: finite slopes only) or the maximum of the
-    certified radii (zero_one) of the given sound certificates; None unless at least two apply."""
-    if loss == "zero_one":
-        use = [r for r in recs if r.certified_radius is not None]
-    else:
-        use = [r for r in recs if loss in r.majorants and np.isfinite(r.majorants[loss].slopes).all()]
+def _combinable(growth: Majorants) -> bool:
+    """``minimum`` applies: certified radii, or a majorant with finite slopes."""
+    return not isinstance(growth, primal.Majorant) or bool(np.isfinite(growth.slopes).all())
+
+
+def combine(recs: list[CertificateRecord], loss: str, correct: np.ndarray) -> CertificateRecord | None:
+    """Per sample, the pointwise minimum (``minimum`` of the growth types: Majorant.minimum, or the step
+    at the largest certified radius) of the growth majorants for ``loss`` of the given sound certificates
+    (majorants with finite slopes only); correct: (N,) bool of the clean pass. None unless two apply."""
+    use = [(r, g) for r in recs if (g := r.growth(loss, correct)) is not None and _combinable(g)]
     if len(use) < 2:
         return None
-    note = ",".join(r.method for r in use)
-    radius, majorants = None, {}
-    if loss == "zero_one":
-        radius = np.max(np.stack([r.certified_radius for r in use]), axis=0)
-    else:
-        major = use[0].majorants[loss]
-        for r in use[1:]:
-            major = major.minimum(r.majorants[loss])
-        majorants[loss] = major
-    cost = {k: sum(getattr(r, k) for r in use) for k in ("seconds", "forward_passes", "backward_passes")}
-    return CertificateRecord(COMBINED, True, majorants, radius, None, None, note=note, **cost)
+    growth = use[0][1]
+    for _, g in use[1:]:
+        growth = growth.minimum(g)
+    cost = {k: sum(getattr(r, k) for r, _ in use) for k in ("seconds", "forward_passes", "backward_passes")}
+    return CertificateRecord.of_growth(
+        COMBINED, loss, growth, note=",".join(r.method for r, _ in use), **cost
+    )
 
 
 def load_records(store: Store) -> Records:
@@ -131,72 +133,45 @@ def load_records(store: Store) -> Records:
     )
 
 
-def flip_distances(rec: AttackRecord, correct: np.ndarray, clean_zero_one: np.ndarray) -> np.ndarray:
-    """Per-sample distance of the closest misclassified candidate of an attack job, shape (N,).
-
-    The minimum of the attack's own flip distances and of the candidates whose zero_one loss is 1
-    (t_ik with g_ik + l_i >= 1); 0 for clean-misclassified samples, inf when none was found.
-    """
-    flips = np.full(correct.shape, math.inf) if rec.flip_distance is None else rec.flip_distance
-    if "zero_one" in rec.gains:
-        hit = rec.gains["zero_one"] + clean_zero_one[:, None] > 0.5
-        flips = np.minimum(flips, np.where(hit, rec.t, math.inf).min(axis=1, initial=math.inf))
-    return np.where(correct, flips, 0.0)
+def _pooled(records: Records, loss: str) -> Attained | None:
+    """The growths of every attack job pooled per sample (``union`` of the growth type); None when no
+    attack recorded the loss."""
+    parts = [g for r in records.attacks.values() if (g := r.growth(loss, records.correct)) is not None]
+    return type(parts[0]).union(parts) if parts else None
 
 
 def best_flip_distances(records: Records) -> np.ndarray | None:
-    """Per-sample minimum over every attack job of ``flip_distances``; None without attacks."""
-    if not records.attacks:
-        return None
-    zero_one = records.clean_loss.get("zero_one", (~records.correct).astype(np.float64))
-    return np.min([flip_distances(r, records.correct, zero_one) for r in records.attacks.values()], axis=0)
+    """Per-sample closest flip (``primal.closest_flips``) over every attack job; None without attacks."""
+    pooled = _pooled(records, "zero_one")
+    return None if pooled is None else pooled.distances
 
 
-def _pooled(records: Records, loss: str) -> AttainedPoints | None:
-    """The attained points of every attack job, side by side per sample (column concatenation)."""
-    parts = [r for r in records.attacks.values() if loss in r.gains]
-    if not parts:
-        return None
-    return AttainedPoints(
-        np.concatenate([r.t for r in parts], 1), np.concatenate([r.gains[loss] for r in parts], 1)
-    )
+@dataclass
+class _Growths:
+    """What one loss's bounds need at every threat model, built once: the clean losses (N,), each attack
+    job's growth (None: not recorded), the pooled growth, each certificate's bounder (None: no bound) and
+    the combined certificate with its bounder."""
 
+    clean: np.ndarray
+    attacks: list[tuple[AttackRecord, Attained | None]]
+    best: Attained | None
+    certificates: list[tuple[CertificateRecord, primal.UpperBounder | None]]
+    combined: tuple[CertificateRecord, primal.UpperBounder] | None
 
-def transport_budget(points: AttainedPoints, alloc: Any, p: float) -> float:
-    """W_p(Q, P_N) under the identity coupling of the lower bound's distribution Q, audited from the
-    attained distances (not from the solver's own bookkeeping):
-    p < inf: ((1/N) sum_i (1 - a_i) t_i,low^p + a_i t_i,high^p)^(1/p); p = inf: max_i over used points."""
-    rows = np.arange(points.n)
-    t_low, t_high = points.t[rows, alloc.low], points.t[rows, alloc.high]
-    alpha = np.asarray(alloc.alpha, dtype=np.float64)
-    if math.isinf(p):
-        used = np.where(alpha > 0, np.maximum(t_low, t_high), t_low)
-        return float(used.max(initial=0.0))
-    cost = (1 - alpha) * t_low**p + alpha * t_high**p
-    return float(cost.mean() ** (1 / p))
+    @classmethod
+    def of(cls, records: Records, loss: str) -> _Growths:
+        def bounder(rec: CertificateRecord) -> primal.UpperBounder | None:
+            growth = rec.growth(loss, records.correct)
+            return None if growth is None else primal.UpperBounder(growth)
 
-
-def _audit(budget: float, threat: ThreatModel) -> dict[str, Any]:
-    return {"budget": budget, "budget_ok": bool(budget <= threat.eps * (1 + BUDGET_RTOL) + 1e-12)}
-
-
-def _lower_entry(points: AttainedPoints, threat: ThreatModel, clean: np.ndarray) -> dict[str, Any]:
-    """Risk lower bound R(0) + best mixture gain, with its audited transport budget."""
-    lb = primal.lower_bound(points, threat, clean=clean)
-    return {"value": float(lb.risk)} | _audit(transport_budget(points, lb.allocation, threat.p), threat)
-
-
-def _zero_one_lower(flips: np.ndarray, correct: np.ndarray, threat: ThreatModel) -> dict[str, Any]:
-    """Risk lower bound 1 - (distributional accuracy upper bound) from attack flip distances d_i, with
-    the audited budget of the flips: (mean_i f_i d_i^p)^(1/p), f_i the flipped fraction (max d_i, p = inf)."""
-    fk = primal.flip_knapsack(flips, correct, threat)
-    moved = fk.flipped > 0
-    if math.isinf(threat.p):
-        budget = float(flips[moved].max(initial=0.0))
-    else:
-        cost = fk.flipped * np.where(moved, flips, 0.0) ** threat.p
-        budget = float(cost.mean() ** (1 / threat.p))
-    return {"value": fk.risk} | _audit(budget, threat)
+        combined = records.combined(loss)
+        return cls(
+            clean=records.clean_loss[loss],
+            attacks=[(r, r.growth(loss, records.correct)) for r in records.attacks.values()],
+            best=_pooled(records, loss),
+            certificates=[(r, bounder(r)) for r in records.certificates.values()],
+            combined=None if combined is None else (combined, bounder(combined)),
+        )
 
 
 def _cost(recs: list[AttackRecord | CertificateRecord]) -> dict[str, Any]:
@@ -207,41 +182,30 @@ def _cost(recs: list[AttackRecord | CertificateRecord]) -> dict[str, Any]:
     }
 
 
-def _loss_entry(records: Records, threat: ThreatModel, loss: str, flips: np.ndarray | None) -> dict[str, Any]:
-    clean = records.clean_loss[loss]
-    own = {r.method: r for r in records.attacks.values() if (r.eps, r.p) == (threat.eps, threat.p)}
-    lower: dict[str, Any] = {}
-    for name, rec in own.items():
-        if loss == "zero_one":
-            entry = _zero_one_lower(flip_distances(rec, records.correct, clean), records.correct, threat)
-        elif loss in rec.gains:
-            entry = _lower_entry(AttainedPoints(rec.t, rec.gains[loss]), threat, clean)
-        else:
-            continue
-        lower[name] = entry | _cost([rec])
+def _loss_entry(records: Records, threat: ThreatModel, loss: str, growths: _Growths) -> dict[str, Any]:
+    clean = growths.clean
+    own = {r.method: (r, g) for r, g in growths.attacks if (r.eps, r.p) == (threat.eps, threat.p)}
+    lower = {
+        name: lower_entry(primal.lower_bound(g, threat, clean)) | _cost([rec])
+        for name, (rec, g) in own.items()
+        if g is not None
+    }
     best = None
-    if loss == "zero_one" and flips is not None:
-        best = _zero_one_lower(flips, records.correct, threat)
-    elif loss != "zero_one":
-        pooled = _pooled(records, loss)
-        best = None if pooled is None else _lower_entry(pooled, threat, clean)
-    if best is not None:
+    if growths.best is not None:
+        best = lower_entry(primal.lower_bound(growths.best, threat, clean))
         best |= _cost(list(records.attacks.values())) | {"pooled_jobs": len(records.attacks)}
     upper: dict[str, Any] = {}
-    for rec in records.certificates.values():
-        value = _upper_value(rec, threat, loss, clean, records.correct)
-        if value is not None:
-            upper[rec.method] = {"value": value, "sound": rec.sound} | _cost([rec])
-    combined = records.combined(loss)
-    if combined is not None:
+    for rec, bounder in growths.certificates:
+        if bounder is not None:
+            upper[rec.method] = upper_entry(bounder(threat, clean)) | _cost([rec])
+    if growths.combined is not None:
+        combined, bounder = growths.combined
         methods = combined.note.split(",")
+        entry = upper_entry(bounder(threat, clean))
         # the bound of the pointwise minimum is never above a part's (up to the dual's tolerance): keep the
         # smaller, so that combined is the best sound bound of its parts
-        value = min(
-            _upper_value(combined, threat, loss, clean, records.correct),
-            *(upper[m]["value"] for m in methods if m in upper),
-        )
-        upper[COMBINED] = {"value": value, "sound": True, "methods": methods} | _cost([combined])
+        entry["value"] = min(entry["value"], *(upper[m]["value"] for m in methods if m in upper))
+        upper[COMBINED] = entry | {"methods": methods} | _cost([combined])
     sound = {k: v["value"] for k, v in upper.items() if v["sound"]}
     best_upper = min(sound.items(), key=lambda kv: (kv[1], kv[0] != COMBINED)) if sound else None
     out: dict[str, Any] = {
@@ -263,32 +227,19 @@ def _loss_entry(records: Records, threat: ThreatModel, loss: str, flips: np.ndar
     return out
 
 
-def _upper_value(
-    rec: CertificateRecord, threat: ThreatModel, loss: str, clean: np.ndarray, correct: np.ndarray
-) -> float | None:
-    """Upper bound of one certificate for one loss, or None when it does not bound that loss."""
-    if loss == "zero_one":
-        if rec.certified_radius is None:
-            return None
-        return primal.flip_knapsack(rec.certified_radius, correct, threat).risk
-    if loss not in rec.majorants:
-        return None
-    return float(rec.bounder(loss)(threat, clean=clean).risk)
-
-
 def aggregate(records: Records) -> list[dict[str, Any]]:
     """One entry per threat model of the configuration (eps-major, then p): bounds for every loss."""
     cfg = records.config
-    flips = best_flip_distances(records)
+    growths = {
+        loss: _Growths.of(records, loss)
+        for loss in cfg.losses
+        if loss in records.clean_loss and loss != "dlr"
+    }
     out = []
     for eps_text, eps in zip(cfg.eps, cfg.eps_values, strict=True):
         for p in cfg.p_values:
             threat = ThreatModel(cfg.norm, eps, p)
-            losses = {
-                loss: _loss_entry(records, threat, loss, flips)
-                for loss in cfg.losses
-                if loss in records.clean_loss and loss != "dlr"
-            }
+            losses = {loss: _loss_entry(records, threat, loss, g) for loss, g in growths.items()}
             out.append(
                 {
                     "norm": cfg.norm,

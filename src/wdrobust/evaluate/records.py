@@ -10,13 +10,13 @@ Array names
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from wdrobust.primal.curves import Majorant, stack_points
-from wdrobust.primal.upper import UpperBounder
+from wdrobust.primal.curves import AttainedPoints, Majorant, stack_points
+from wdrobust.primal.flips import CertifiedRadii, FlipDistances, attained_growth, certified_growth
 
 
 def _np(a: np.ndarray) -> np.ndarray:
@@ -65,6 +65,26 @@ class AttackRecord:
     forward_passes: int
     backward_passes: int
 
+    def growth(self, loss: str, correct: np.ndarray) -> AttainedPoints | FlipDistances | None:
+        """The growth it attained for ``loss`` (``primal.attained_growth``; correct: (N,) bool of the
+        clean pass): FlipDistances for zero_one, AttainedPoints otherwise, None if not recorded."""
+        return attained_growth(loss, self.t, self.gains, correct, self.flip_distance)
+
+    @classmethod
+    def of(cls, result: Any) -> AttackRecord:
+        """The record of an ``AttackResult`` computed in memory (no store)."""
+        return cls(
+            result.attack,
+            result.threat.eps,
+            result.threat.p,
+            result.t,
+            result.gains,
+            result.flip_distance,
+            result.seconds,
+            result.forward_passes,
+            result.backward_passes,
+        )
+
 
 @dataclass
 class CertificateRecord:
@@ -80,14 +100,11 @@ class CertificateRecord:
     forward_passes: int
     backward_passes: int
     note: str = ""
-    _bounders: dict[str, UpperBounder] = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def bounder(self, loss: str) -> UpperBounder:
-        """The upper-bound solver of this certificate's majorant for ``loss``, built once and reused for
-        every threat model."""
-        if loss not in self._bounders:
-            self._bounders[loss] = UpperBounder(self.majorants[loss])
-        return self._bounders[loss]
+    def growth(self, loss: str, correct: np.ndarray) -> Majorant | CertifiedRadii | None:
+        """Its growth majorant for ``loss`` (``primal.certified_growth``; correct: (N,) bool of the clean
+        pass): CertifiedRadii for zero_one, the Majorant otherwise, None if it does not bound the loss."""
+        return certified_growth(loss, self.majorants, self.certified_radius, correct, self.sound, self.method)
 
     @classmethod
     def of(cls, result: Any) -> CertificateRecord:
@@ -104,6 +121,16 @@ class CertificateRecord:
             0,
             result.note,
         )
+
+    @classmethod
+    def of_growth(
+        cls, method: str, loss: str, growth: Majorant | CertifiedRadii, **cost: Any
+    ) -> CertificateRecord:
+        """A record holding one growth majorant of ``loss`` (the inverse of ``growth``); cost: seconds,
+        forward_passes, backward_passes and an optional note."""
+        radius = growth.distances if isinstance(growth, CertifiedRadii) else None
+        majorants = {} if radius is not None else {loss: growth}
+        return cls(method, growth.sound, majorants, radius, None, None, **cost)
 
 
 def _optional(batches: list[dict[str, np.ndarray]], name: str) -> np.ndarray | None:

@@ -74,6 +74,14 @@ class AttainedPoints:
         """Number of samples N."""
         return self.t.shape[0]
 
+    @staticmethod
+    def union(parts: Sequence[AttainedPoints]) -> AttainedPoints:
+        """The points of several attacks on the same N samples side by side per sample (columns joined,
+        one clean point): the union of attained points is again a set of attained points."""
+        return AttainedPoints(
+            np.concatenate([p.t[:, 1:] for p in parts], 1), np.concatenate([p.g[:, 1:] for p in parts], 1)
+        )
+
 
 @dataclass
 class Majorant:

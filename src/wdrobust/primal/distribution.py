@@ -23,10 +23,8 @@ from torch import nn
 
 from wdrobust._atomic import atomic_write
 from wdrobust._device import resolve_device
+from wdrobust.primal.budget import AUDIT_RTOL, budget_limit
 from wdrobust.threat import ThreatModel, lp_norm
-
-#: Relative slack of the budget audit (floating-point rounding of the costs).
-AUDIT_RTOL = 1e-9
 
 
 @dataclass
@@ -125,7 +123,7 @@ class Distribution:
     def audit(self, threat: ThreatModel | None = None, raise_error: bool = True) -> bool:
         """True when cost <= eps^p (eps for p = inf) within AUDIT_RTOL relative; else raise or False."""
         threat = threat or self.threat
-        limit = threat.eps if math.isinf(threat.p) else threat.eps**threat.p
+        limit = budget_limit(threat)
         c = self.cost(threat)
         ok = c <= limit * (1 + AUDIT_RTOL)
         if not ok and raise_error:

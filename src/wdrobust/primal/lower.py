@@ -4,6 +4,9 @@ p < inf:  max (1/N) sum_i sum_k w_ik g_ik  s.t.  w_i in the simplex,  (1/N) sum_
 The optimum puts each sample on its increasing concave hull in (s = t^p, g); filling the budget N eps^p
 over all hull segments by decreasing slope (fractional knapsack) is optimal, with at most one sample
 split between two hull vertices. p = inf: each sample takes its best point with t <= eps.
+
+zero_one's attained growth (``FlipDistances``) is solved as the points (d_i, 1) of its steps. Every bound
+carries its transport budget, audited from the attained distances (``primal.budget``).
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from wdrobust.primal.budget import budget_fraction, transport_budget, within_budget
 from wdrobust.primal.curves import AttainedPoints
 from wdrobust.primal.distribution import Distribution
+from wdrobust.primal.flips import FlipDistances
 from wdrobust.primal.hull import increasing_hulls
 from wdrobust.primal.knapsack import greedy_fill
 from wdrobust.threat import ThreatModel
@@ -58,15 +63,18 @@ def mean_clean(clean: float | np.ndarray | None, n: int) -> float | None:
 class LowerBound:
     """Value of the best mixture of attained points: a true lower bound on R_p(eps) - R(0).
 
-    value: mean gain (1/N) sum_i allocation.gain_i. clean: R(0) if given; risk = clean + value.
+    value: mean gain (1/N) sum_i allocation.gain_i (for flip distances: the mean flipped fraction, gain_i
+    the fraction of sample i that flips). clean: R(0) if given; risk = clean + value.
     spent: mean transport cost (1/N) sum_i cost_i (<= eps^p), or max_i cost_i for p = inf.
-    distribution: the explicit worst-case distribution when the points were given.
+    budget: the identity-coupling bound on W_p(Q, P_N) recomputed from the attained distances
+    (``budget.transport_budget``). distribution: the explicit worst case when the points were given.
     """
 
     threat: ThreatModel
     value: float
     clean: float | None
     spent: float
+    budget: float
     allocation: Allocation
     distribution: Distribution | None = None
 
@@ -74,6 +82,16 @@ class LowerBound:
     def risk(self) -> float | None:
         """The risk lower bound R(0) + value (None without the clean risk)."""
         return None if self.clean is None else self.clean + self.value
+
+    @property
+    def budget_ok(self) -> bool:
+        """The audit: budget <= eps within ``budget.AUDIT_RTOL`` (``budget.within_budget``)."""
+        return within_budget(self.budget, self.threat)
+
+    @property
+    def budget_fraction(self) -> float:
+        """spent / eps^p (spent / eps for p = inf): the share of the budget used."""
+        return budget_fraction(self.spent, self.threat)
 
     def build_distribution(
         self,
@@ -140,7 +158,7 @@ def _hull_fill(points: AttainedPoints, p: float, budget: float) -> Allocation:
 
 
 def lower_bound(
-    points: AttainedPoints,
+    points: AttainedPoints | FlipDistances,
     threat: ThreatModel,
     clean: float | np.ndarray | None = None,
     *,
@@ -151,12 +169,19 @@ def lower_bound(
 ) -> LowerBound:
     """Exact optimum over mixtures of attained points (see the module docstring).
 
-    points: AttainedPoints (N, M+1) with column 0 the clean point. clean: R(0) as a mean or per-sample
-    losses (N,). Given x (N, *S), y (N,) and candidates (N, M, *S), the explicit distribution is built
-    too (on ``device``). Distances are taken as given: for p = inf a point counts only if t <= eps.
+    points: AttainedPoints (N, M+1) with column 0 the clean point, or FlipDistances (zero_one: the points
+    (d_i, 1); clean then defaults to its own clean zero_one losses). clean: R(0) as a mean or per-sample
+    losses (N,). Given x (N, *S), y (N,) and candidates (N, M, *S) of AttainedPoints, the explicit
+    distribution is built too (on ``device``). Distances are taken as given: for p = inf a point counts
+    only if t <= eps.
     """
+    if isinstance(points, FlipDistances):
+        if any(a is not None for a in (x, y, candidates)):
+            raise ValueError("a distribution is built from attained points and their candidates")
+        clean = points.clean() if clean is None else clean
+        points = points.points()
     if not isinstance(points, AttainedPoints):
-        raise ValueError(f"points must be AttainedPoints, got {type(points).__name__}")
+        raise ValueError(f"points must be AttainedPoints or FlipDistances, got {type(points).__name__}")
     if not isinstance(threat, ThreatModel):
         raise ValueError(f"threat must be a ThreatModel, got {type(threat).__name__}")
     if points.n == 0:
@@ -168,11 +193,12 @@ def lower_bound(
     else:
         alloc = _hull_fill(points, threat.p, points.n * threat.eps**threat.p)
         spent = float(alloc.cost.mean())
-    result = LowerBound(threat, float(alloc.gain.mean()), r0, spent, alloc)
+    budget = transport_budget(points.t, alloc.low, alloc.high, alloc.alpha, threat.p)
+    result = LowerBound(threat, float(alloc.gain.mean()), r0, spent, budget, alloc)
     given = [a is not None for a in (x, y, candidates)]
     if any(given) and not all(given):
         raise ValueError("building the distribution needs x, y and candidates together")
     if all(given):
         dist = result.build_distribution(x, y, candidates, device=device)
-        result = LowerBound(threat, result.value, r0, spent, alloc, dist)
+        result = LowerBound(threat, result.value, r0, spent, budget, alloc, dist)
     return result

@@ -19,6 +19,9 @@ Special cases: p = inf gives mean_i phibar_i(eps) exactly; p = 1 gives the exact
 concave hull of the piecewise-linear phibar is that of its vertices, so lower_bound on the vertices is the
 primal of the same LP); eps = 0 gives mean_i phibar_i(0+); one uncapped linear segment per sample also
 gets Hoelder's closed form eps (mean_i L_i^q)^(1/q), which ignores the diameter (the dual may be smaller).
+
+zero_one's step majorants (``CertifiedRadii``) are bounded by their exact knapsack (``primal.flips``), the
+primal optimum over the steps 1{t >= r_i}, not by the dual.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wdrobust.primal.curves import AttainedPoints, Majorant, segment_starts
+from wdrobust.primal.flips import CertifiedRadii
 from wdrobust.primal.hull import increasing_hulls
 from wdrobust.primal.lower import lower_bound, mean_clean
 from wdrobust.threat import ThreatModel
@@ -44,7 +48,8 @@ class UpperBound:
     """Bound on R_p(eps) - R(0): value; clean R(0) if given, risk = clean + value.
 
     lam: the multiplier that attains ``value`` (None for the closed forms); method: "pointwise" (p = inf),
-    "vertices" (p = 1), "dual" (1 < p < inf), "hoelder" or "jump" (eps = 0). sound: the majorant's flag.
+    "vertices" (p = 1), "dual" (1 < p < inf), "hoelder" or "jump" (eps = 0), "knapsack" (certified
+    radii). sound: the majorant's flag.
     """
 
     threat: ThreatModel
@@ -236,11 +241,16 @@ class UpperBounder:
     """``upper_bound`` of one majorant at many threat models: ``UpperBounder(m)(threat, clean)`` equals
     ``upper_bound(m, threat, clean)``, but the work that does not depend on eps (the majorant's shape, the
     p = 1 vertices, and per p the hull of the breakpoints and the stationary-point tables of the dual) is
-    done once per majorant (and p), not once per threat model."""
+    done once per majorant (and p), not once per threat model. Certified radii need no such work."""
 
-    def __init__(self, majorant: Majorant) -> None:
+    def __init__(self, majorant: Majorant | CertifiedRadii) -> None:
+        if isinstance(majorant, CertifiedRadii):
+            if majorant.n == 0:
+                raise ValueError("no samples: the certified radii are empty")
+            self.majorant = majorant
+            return
         if not isinstance(majorant, Majorant):
-            raise ValueError(f"majorant must be a Majorant, got {type(majorant).__name__}")
+            raise ValueError(f"majorant must be a Majorant or CertifiedRadii, got {type(majorant).__name__}")
         if majorant.n == 0:
             raise ValueError("no samples: the majorant is empty")
         self.majorant = majorant
@@ -258,6 +268,8 @@ class UpperBounder:
         """Sound bound on R_p(eps) (see ``upper_bound``)."""
         if not isinstance(threat, ThreatModel):
             raise ValueError(f"threat must be a ThreatModel, got {type(threat).__name__}")
+        if isinstance(self.majorant, CertifiedRadii):
+            return _radii_bound(self.majorant, threat, clean)
         majorant, shape = self.majorant, self.shape
         r0 = mean_clean(clean, majorant.n)
 
@@ -270,7 +282,7 @@ class UpperBounder:
         if 1 < p < math.inf and eps > 0:
             p = _representable_order(p, eps, float(majorant.knots[:, -1].max()))
         if math.isinf(p):
-            # an infinite slope at exactly eps counts (upper semicontinuous, as in flip_knapsack)
+            # an infinite slope at exactly eps counts (upper semicontinuous, as for CertifiedRadii)
             at_eps = np.where(shape.usc & (shape.t_cap <= eps), shape.v_cap, majorant(eps))
             return done(float(at_eps.mean()), None, "pointwise")
         if not np.isfinite(shape.v_cap).all():
@@ -302,13 +314,22 @@ class UpperBounder:
         return done(value, lam, "dual")
 
 
+def _radii_bound(radii: CertifiedRadii, threat: ThreatModel, clean: float | np.ndarray | None) -> UpperBound:
+    """The knapsack over the steps 1{t >= r_i} (``flips.StepGrowth.points``): the exact optimum over the
+    majorants, sound when the radii are; clean defaults to the radii's own clean zero_one losses."""
+    r0 = mean_clean(radii.clean() if clean is None else clean, radii.n)
+    value = lower_bound(radii.points(), threat).value
+    return UpperBound(threat, value, r0, None, "knapsack", radii.sound)
+
+
 def upper_bound(
-    majorant: Majorant, threat: ThreatModel, clean: float | np.ndarray | None = None
+    majorant: Majorant | CertifiedRadii, threat: ThreatModel, clean: float | np.ndarray | None = None
 ) -> UpperBound:
     """Sound bound on R_p(eps) from per-sample growth majorants (see the module docstring).
 
-    majorant: Majorant (N samples); clean: R(0) as a mean or per-sample losses (N,). The result is sound
-    when the majorant is (``UpperBound.sound`` copies its flag). For many threat models of one majorant
-    use ``UpperBounder``.
+    majorant: Majorant (N samples), or CertifiedRadii (zero_one; clean then defaults to its own clean
+    zero_one losses); clean: R(0) as a mean or per-sample losses (N,). The result is sound when the
+    majorant is (``UpperBound.sound`` copies its flag). For many threat models of one majorant use
+    ``UpperBounder``.
     """
     return UpperBounder(majorant)(threat, clean)

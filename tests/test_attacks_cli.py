@@ -9,8 +9,8 @@ import torch
 from typer.testing import CliRunner
 
 from wdrobust.attacks import ATTACKS
-from wdrobust.attacks.summary import summarize
 from wdrobust.cli import app
+from wdrobust.evaluate.bounds import summarize
 from wdrobust.primal import Distribution
 from wdrobust.threat import ThreatModel
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from test_attacks import FAST, data, tiny
 
 from wdrobust.attacks import ATTACKS
-from wdrobust.attacks.summary import summarize, worst_distribution
+from wdrobust.evaluate.bounds import summarize, worst_distribution
 from wdrobust.primal import lower_bound
 from wdrobust.threat import ThreatModel
 
@@ -59,7 +59,7 @@ def test_wda_nested_balls_and_pointwise_equality(norm: str) -> None:
     assert summarize(runs[1]).distributional_accuracy < point.distributional_accuracy
 
 
-def test_flip_knapsack_equals_the_zero_one_lower_bound() -> None:
+def test_flip_distances_bound_equals_the_zero_one_lower_bound() -> None:
     x, y = data(n=30)
     result = ATTACKS["wda++"](tiny(), ThreatModel("l2", 0.2, 1), **FAST["wda++"]).run(x, y)
     for p in (1, 2, math.inf):

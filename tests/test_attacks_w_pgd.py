@@ -11,8 +11,8 @@ import torch
 from test_attacks import data, tiny
 
 from wdrobust.attacks import ATTACKS
-from wdrobust.attacks.summary import summarize
 from wdrobust.attacks.w_pgd import transport_weights, w_project
+from wdrobust.evaluate.bounds import summarize
 from wdrobust.threat import ThreatModel, lp_norm
 
 

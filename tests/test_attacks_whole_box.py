@@ -10,7 +10,7 @@ from test_attacks import FAST, Counting, data, tiny
 
 from wdrobust.attacks import ATTACKS
 from wdrobust.attacks.base import union
-from wdrobust.attacks.summary import summarize, worst_distribution
+from wdrobust.evaluate.bounds import summarize, worst_distribution
 from wdrobust.primal import lower_bound
 from wdrobust.threat import ThreatModel, lp_norm
 

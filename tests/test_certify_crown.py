@@ -229,7 +229,7 @@ def test_a_verified_eps_ball_counts_as_robust_at_p_inf() -> None:
     verified = (upper < -1e-3).all(dim=1).numpy()
     assert verified.any()
     assert (res.certified_radius[verified] > eps).all()
-    assert res.upper_bound("zero_one").robust_accuracy >= verified.mean()
+    assert 1 - res.upper_bound("zero_one").risk >= verified.mean()
 
 
 def test_crown_names_an_operation_without_a_linear_rule() -> None:

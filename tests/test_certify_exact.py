@@ -11,7 +11,7 @@ from torch import nn
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.exact import ExactCertificate, box_bounds, flip_distances, linear_bounds, max_margins
 from wdrobust.certify.relu_mip import ReluNet, l1_ball_upper
-from wdrobust.primal import flip_knapsack
+from wdrobust.primal import FlipDistances, lower_bound
 from wdrobust.threat import DUAL, ThreatModel, lp_norm
 
 N_GRID = 801
@@ -120,7 +120,7 @@ def test_certificate_radii_are_the_flip_lower_bounds() -> None:
     np.testing.assert_allclose(res.certified_radius, flips.lower, rtol=1e-9)
     assert res.sound and res.method == "exact" and cert.flips is not None and cert.flips.proven.all()
     assert "5/5 flip distances proven" in res.note
-    truth = flip_knapsack(_grid_flips(model, y, "linf"), res.clean_correct, threat).risk
+    truth = lower_bound(FlipDistances(_grid_flips(model, y, "linf"), res.clean_correct), threat).risk
     assert res.upper_bound("zero_one").risk >= truth - 1e-9
     local = CERTIFICATES["local"](model, threat, losses=("ce",), device="cpu").run(X, y)
     np.testing.assert_allclose(res.majorants["ce"].slopes, local.majorants["ce"].slopes)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wdrobust.primal import AttainedPoints, Majorant, lower_bound, upper_bound
+from wdrobust.primal import AttainedPoints, CertifiedRadii, Majorant, lower_bound, upper_bound
 from wdrobust.threat import ThreatModel
 
 P_VALUES = (1.0, 1.5, 2.0, 4.0, math.inf)
@@ -105,8 +105,9 @@ def test_upper_above_lower_when_majorant_dominates_points(p: float) -> None:
         assert upper_bound(major, threat).value >= lower_bound(AttainedPoints(t, g), threat).value - 1e-12
 
 
-def test_zero_one_step_majorant_matches_flip_knapsack() -> None:
-    """phibar = 0 up to r_i, then the cap 1 (an infinite slope): the dual is the fractional knapsack."""
+def test_zero_one_step_majorant_matches_the_certified_radii_knapsack() -> None:
+    """phibar = 0 up to r_i, then the cap 1 (an infinite slope): the dual is the fractional knapsack that
+    CertifiedRadii are bounded by."""
     r = np.array([0.2, 0.5, 0.1, 0.9, 0.3])  # 0.3 = eps: a flip at the boundary counts (p = inf)
     n = r.size
     major = Majorant(
@@ -116,6 +117,8 @@ def test_zero_one_step_majorant_matches_flip_knapsack() -> None:
         threat = ThreatModel("l2", 0.3, p)
         exact = lower_bound(AttainedPoints(r[:, None], np.ones((n, 1))), threat).value
         assert upper_bound(major, threat).value == pytest.approx(exact, rel=1e-7, abs=1e-12)
+        radii = CertifiedRadii(r, np.ones(n, dtype=bool))
+        assert upper_bound(radii, threat).value == exact
 
 
 def test_uncapped_jump_is_unbounded_and_jump_at_zero() -> None:

@@ -21,8 +21,8 @@ from _models import ensure_trained
 from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS, AttackResult
 from wdrobust.attacks.base import union
-from wdrobust.attacks.summary import summarize, worst_distribution
 from wdrobust.certify.crown import CrownCertificate
+from wdrobust.evaluate.bounds import summarize, worst_distribution
 from wdrobust.primal import lower_bound
 from wdrobust.threat import ThreatModel
 

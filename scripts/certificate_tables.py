@@ -25,12 +25,12 @@ from _models import ensure_trained
 
 from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS
-from wdrobust.attacks.summary import summarize
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.exact import flip_distances
 from wdrobust.evaluate.aggregate import combine
+from wdrobust.evaluate.bounds import summarize
 from wdrobust.evaluate.records import CertificateRecord
-from wdrobust.primal import flip_knapsack, lower_bound, upper_bound
+from wdrobust.primal import CertifiedRadii, FlipDistances, lower_bound, upper_bound
 from wdrobust.threat import ThreatModel
 
 MODELS = {
@@ -63,7 +63,7 @@ def certify(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
         )
         out[name] = cert.run(x, y, visited=visited) if name == "empirical" else cert.run(x, y)
     recs = [CertificateRecord.of(out[n]) for n in (*SOUND, "radius")]
-    out["combined"] = {loss: combine(recs, loss) for loss in ("ce", "zero_one")}
+    out["combined"] = {loss: combine(recs, loss, out["radius"].clean_correct) for loss in ("ce", "zero_one")}
     return out
 
 
@@ -107,11 +107,11 @@ def model_table(
             ub = {name: results[name].upper_bound("ce", threat).risk for name in cols if name in results}
             clean_ce = results["global"].clean_loss["ce"]
             ub["combined"] = upper_bound(combined["ce"].majorants["ce"], threat, clean=clean_ce).risk
-            dra = flip_knapsack(combined["zero_one"].certified_radius, correct, threat).robust_accuracy
+            dra = 1 - upper_bound(CertifiedRadii(combined["zero_one"].certified_radius, correct), threat).risk
             lb, attacked = attack(model, x, y, threat)
             best = ub["combined"]
-            lo = flip_knapsack(exact.lower, correct, threat).robust_accuracy
-            hi = flip_knapsack(exact.upper, correct, threat).robust_accuracy
+            lo = 1 - upper_bound(CertifiedRadii(exact.lower, correct), threat).risk
+            hi = 1 - lower_bound(FlipDistances(exact.upper, correct), threat).risk
             truth = (
                 f"{100 * lo:.1f} %"
                 if f"{100 * hi:.1f}" == f"{100 * lo:.1f}"

@@ -85,7 +85,7 @@ def main() -> None:
         local = CERTIFICATES["local"](model, threat, losses=("ce",)).run(x, y)
         ub = crown.upper_bound("ce").value
         ub_local = local.upper_bound("ce").value
-        cert = crown.upper_bound("zero_one").robust_accuracy
+        cert = 1 - crown.upper_bound("zero_one").risk
         print(
             f"| {text} | {crown.clean_correct.mean():.2f} | {lb:.3f} | {ub:.3f} | {ub_local:.3g}"
             f" | {ub / lb:.1f}x | {ub_local / lb:.3g}x | {cert:.2f} | {attacked_acc:.2f}"

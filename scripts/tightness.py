@@ -33,7 +33,7 @@ from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.exact import flip_distances, max_margins
 from wdrobust.evaluate.aggregate import combine
 from wdrobust.evaluate.records import CertificateRecord
-from wdrobust.primal import AttainedPoints, flip_knapsack, lower_bound, upper_bound
+from wdrobust.primal import AttainedPoints, CertifiedRadii, FlipDistances, lower_bound, upper_bound
 from wdrobust.threat import ThreatModel
 
 MODEL = Path("runs/models/digits-mlp-32x32.safetensors")
@@ -72,7 +72,7 @@ def main() -> None:
             for name in SOUND
         }
         recs = [CertificateRecord.of(r) for r in certs.values()]
-        comb = {loss: combine(recs, loss) for loss in ("ce", "margin", "zero_one")}
+        comb = {loss: combine(recs, loss, correct) for loss in ("ce", "margin", "zero_one")}
         seconds = {n: r.seconds / args.n for n, r in certs.items()}
         exact_margin = max_margins(model, x, y, [eps], "linf", time_limit=args.time_limit)
         for p in PS:
@@ -83,10 +83,12 @@ def main() -> None:
             ]
             lb = {loss: lower_bound(_pooled(attacks, loss), threat).value for loss in ("ce", "margin")}
             flips = np.min(np.stack([a.flips() for a in attacks]), axis=0)
-            attacked = flip_knapsack(flips, correct, threat).robust_accuracy
-            exact_lo = flip_knapsack(exact.lower, correct, threat).robust_accuracy
-            exact_hi = flip_knapsack(np.minimum(exact.upper, flips), correct, threat).robust_accuracy
-            certified = flip_knapsack(comb["zero_one"].certified_radius, correct, threat).robust_accuracy
+            attacked = 1 - lower_bound(FlipDistances(flips, correct), threat).risk
+            exact_lo = 1 - upper_bound(CertifiedRadii(exact.lower, correct), threat).risk
+            exact_hi = 1 - lower_bound(FlipDistances(np.minimum(exact.upper, flips), correct), threat).risk
+            certified = (
+                1 - upper_bound(CertifiedRadii(comb["zero_one"].certified_radius, correct), threat).risk
+            )
             gaps.append(100 * (exact_lo - certified))
             pname = "inf" if math.isinf(p) else f"{p:g}"
             exact_text = f"{100 * exact_lo:.1f}"

@@ -59,7 +59,9 @@ def certify(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
         opts = CROWN_VIT if (vit and name == "crown") else {}
         cert = CERTIFICATES[name](model, threat, losses=("ce",), device="cpu", **opts)
         out[name] = cert.run(x, y, visited=visited) if name == "empirical" else cert.run(x, y)
-    out["combined"] = combine([CertificateRecord.of(out[n]) for n in SOUND], "ce")
+    out["combined"] = combine(
+        [CertificateRecord.of(out[n]) for n in SOUND], "ce", out[SOUND[0]].clean_correct
+    )
     return out
 
 

@@ -4,7 +4,7 @@ Oracle: from x_i, greedy steps without projection (box clip only) toward the bes
 the target with the smallest first-order distance to its boundary, -m_j / ||grad m_j||_*, and a step of
 that length (times 1 + overshoot) along the dual-norm maximiser, until the label flips or ``max_steps``
 is reached (then d_i = inf). Bisection on the last segment [x_prev, x_flip] and on the ray [x_i, x_flip]
-gives a misclassified point at distance d_i. The knapsack over the d_i (``primal.flip_knapsack``)
+gives a misclassified point at distance d_i. The knapsack over the d_i (``primal.FlipDistances``)
 turns them into distributional robust accuracy; every evaluated point is also a candidate point.
 """
 

@@ -5,7 +5,7 @@ Two sound routes, and r_i is the larger of the two (0 for misclassified samples)
   shell majorant of m_j (base.certified_radius_from_shells);
 - interval verification: the ball B(x_i, r) cap [0,1]^d is verified when the interval upper bound of every
   m_j, j != y_i, over it is negative; the largest verified r is found by bisection on a log scale.
-The certified lower bound on distributional robust accuracy is primal.flip_knapsack on r_i.
+The certified lower bound on distributional robust accuracy is the knapsack on r_i (primal.CertifiedRadii).
 """
 
 from __future__ import annotations

@@ -51,7 +51,6 @@ class AttackJob(Job):
     ) -> Attack:
         """The attack with the configured losses and options, the unit's seed, and the budget of a
         population of ``population`` samples (the whole evaluated set)."""
-        options = cfg.attack_options.get(self.method, {})
         return self.construct(
             ATTACKS[self.method],
             model,
@@ -63,7 +62,7 @@ class AttackJob(Job):
             progress=None,
             keep_points=cfg.stores_points,
             population=population,
-            **options,
+            options=cfg.attack_options.get(self.method, {}),
         )
 
     def run(

@@ -7,7 +7,7 @@ A job has a stable ``key`` (its name in the store), a ``spec`` (its JSON descrip
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -56,11 +56,11 @@ class Job(ABC):
         note). visited: the attacks' candidate points of these samples (N, M, *S), when
         ``reads_visited``."""
 
-    def construct(self, build: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """build(*args, **kwargs) (a method's constructor); options it does not accept raise ValueError
-        naming the method."""
+    def construct(self, build: Callable[..., T], *args: Any, options: Mapping[str, Any], **kwargs: Any) -> T:
+        """build(*args, **kwargs, **options) (a method's constructor with the configured options); options
+        it does not accept (or that repeat a keyword of kwargs) raise ValueError naming the method."""
         try:
-            return build(*args, **kwargs)
+            return build(*args, **kwargs, **options)
         except TypeError as exc:
             raise ValueError(f"{self.kind} {self.method!r}: bad options: {exc}") from None
 

@@ -76,7 +76,7 @@ class CertificateJob(Job):
             device=device,
             batch_size=cfg.batch_size,
             progress=None,
-            **options,
+            options=options,
         )
 
     def run(

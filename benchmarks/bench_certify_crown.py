@@ -27,7 +27,6 @@ from wdrobust.certify.bounds.lipschitz import other_classes
 from wdrobust.certify.crown import CrownCertificate
 from wdrobust.data import load
 from wdrobust.nets.gradients import margin_gradients
-from wdrobust.threat import ThreatModel
 from wdrobust.train import ensure_default_model
 
 REPEATS = 1
@@ -39,12 +38,11 @@ import json, resource, sys, torch
 from wdrobust import nets
 from wdrobust.certify.crown import CrownCertificate
 from wdrobust.data import load
-from wdrobust.threat import ThreatModel
 torch.manual_seed(0)
 model = nets.build("cnn", input_shape=(1, 8, 8)).eval()
 x, y = load("digits", "test")
 x, y = x[:{n}], y[:{n}]
-cert = CrownCertificate(model, ThreatModel("linf", {eps}), radii=[{eps}], batch_size={n}, device="cpu")
+cert = CrownCertificate(model, "linf", radii=[{eps}], batch_size={n}, device="cpu")
 with open("/proc/self/status") as f:  # current resident set (kB), not the peak of the imports
     base = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
 cert.run(x, y)
@@ -54,10 +52,10 @@ print(json.dumps({{"mib": (peak - base) / 1024}}))
 
 
 def _model_rows(label: str, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[dict]:
-    threat = ThreatModel("linf", EPS)
     classes = other_classes(y, 10)
-    one = CrownCertificate(model, threat, radii=[EPS], batch_size=N, device="cpu")
-    full = CrownCertificate(model, threat, batch_size=N, device="cpu")
+    one = CrownCertificate(model, "linf", radii=[EPS], batch_size=N, device="cpu")
+    around = CrownCertificate.options_for("linf", EPS, x[0].numel())
+    full = CrownCertificate(model, "linf", batch_size=N, device="cpu", **around)
     radii_one = one.crown_radii(x[0].numel()).size
     radii_full = full.crown_radii(x[0].numel()).size
     t = interleaved_best(

@@ -38,11 +38,14 @@ def grid_rows(eps: float = 0.03) -> list[dict]:
     with tempfile.TemporaryDirectory() as cache:
         model = nets.load(ensure_default_model(device="cpu", cache=cache), device="cpu")
     x, y = load("digits", "test")
-    threat = ThreatModel("linf", eps)
-    diam = threat.diameter(x[0].numel())
-    grids = {"default": None, "six": np.array([eps / 4, eps / 2, eps, 2 * eps, 4 * eps, diam])}
+    d = x[0].numel()
+    diam = ThreatModel("linf", eps).diameter(d)
+    grids = {
+        "default": LocalCertificate.options_for("linf", eps, d)["radii"],
+        "six": np.array([eps / 4, eps / 2, eps, 2 * eps, 4 * eps, diam]),
+    }
     certs = {
-        k: LocalCertificate(model, threat, losses=("ce",), radii=r, device="cpu") for k, r in grids.items()
+        k: LocalCertificate(model, "linf", losses=("ce",), radii=r, device="cpu") for k, r in grids.items()
     }
     results = {k: c.run(x, y) for k, c in certs.items()}
     t = interleaved_best({k: (lambda c=c: c.run(x, y)) for k, c in certs.items()})
@@ -64,8 +67,9 @@ def main() -> list[dict]:
     x, y = x[:512], y[:512]
     threat = ThreatModel("linf", 0.1)
     classes = other_classes(y, 10)
-    full = LocalCertificate(model, threat, batch_size=512, device="cpu")
-    one = LocalCertificate(model, threat, radii=[threat.eps], batch_size=512, device="cpu")
+    around = LocalCertificate.options_for("linf", threat.eps, x[0].numel())
+    full = LocalCertificate(model, "linf", batch_size=512, device="cpu", **around)
+    one = LocalCertificate(model, "linf", radii=[threat.eps], batch_size=512, device="cpu")
     shells = len(full.shell_radii(x[0].numel()))
     t = interleaved_best(
         {

@@ -17,7 +17,6 @@ from wdrobust import nets
 from wdrobust.certify.crown import CrownCertificate
 from wdrobust.certify.local import LocalCertificate
 from wdrobust.data import load
-from wdrobust.threat import ThreatModel
 
 REPEATS = 1
 EPS = 0.005
@@ -29,9 +28,8 @@ def main() -> list[dict]:
     model = nets.build("vit_tiny", input_shape=(1, 8, 8), depth=2).eval()
     x, y = load("digits", "test")
     x, y = x[:N], y[:N]
-    threat = ThreatModel("linf", EPS)
-    crown = CrownCertificate(model, threat, radii=[EPS], batch_size=N, device="cpu")
-    local = LocalCertificate(model, threat, radii=[EPS], batch_size=N, device="cpu")
+    crown = CrownCertificate(model, "linf", radii=[EPS], batch_size=N, device="cpu")
+    local = LocalCertificate(model, "linf", radii=[EPS], batch_size=N, device="cpu")
 
     def reference() -> None:
         xr = x.clone().requires_grad_(True)

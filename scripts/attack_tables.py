@@ -111,7 +111,7 @@ def crown_box_bounds(net: torch.nn.Module, x: torch.Tensor, classes: int) -> dic
     """Sound (K,) upper bounds of max_{x in X} of the margin and CE losses per label, from the crown
     certificate's whole-box margin bounds U_cj >= max_{x in X} z_j - z_c: margin <= max_j U_cj,
     CE = log(1 + sum_j exp m_j) <= log(1 + sum_j exp U_cj) (float64; its float32 slack of ~1e-6 omitted)."""
-    cert = CrownCertificate(net, ThreatModel("linf", 0.1), device="cpu")
+    cert = CrownCertificate(net, "linf", device="cpu")
     _, upper, _, _ = cert._whole_box(classes, x.double())  # computed once per class by the certificate
     zero = torch.zeros(classes, 1, dtype=upper.dtype)
     return {"margin": upper.amax(1), "ce": torch.logsumexp(torch.cat([zero, upper], 1), 1)}

@@ -58,9 +58,9 @@ def certify(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
     visited = ATTACKS["wda"](model, threat, device="cpu", keep_points=True).run(x, y).points
     out = {}
     for name in (*SOUND, "radius", *ESTIMATES):
-        cert = CERTIFICATES[name](
-            model, threat, losses=("ce", "zero_one"), device="cpu", **OPTIONS.get(name, {})
-        )
+        cls = CERTIFICATES[name]
+        around = cls.options_for("linf", eps, x[0].numel())  # shell radii around eps (milp: milp_radius)
+        cert = cls(model, "linf", losses=("ce", "zero_one"), device="cpu", **around | OPTIONS.get(name, {}))
         out[name] = cert.run(x, y, visited=visited) if name == "empirical" else cert.run(x, y)
     recs = [CertificateRecord.of(out[n]) for n in (*SOUND, "radius")]
     out["combined"] = {loss: combine(recs, loss, out["radius"].clean_correct) for loss in ("ce", "zero_one")}

@@ -46,8 +46,9 @@ def passes_per_image(device: str, n: int, attacks: list[str]) -> dict[str, tuple
         fwd = bwd = 0
         for p in P_VALUES:
             try:
-                attack = ATTACKS[name](model, ThreatModel("linf", EPS, p), seed=0, device=device)
-                result = attack.run(x, y, population=N_TEST)
+                threat = ThreatModel("linf", EPS, p)
+                attack = ATTACKS[name](model, threat, seed=0, device=device, population=N_TEST)
+                result = attack.run(x, y)
             except (ImportError, ValueError) as exc:  # e.g. autoattack without pyautoattack
                 print(f"# {name}: skipped ({exc})")
                 break

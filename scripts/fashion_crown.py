@@ -72,7 +72,7 @@ def main() -> None:
         start = time.perf_counter()
         crown = CERTIFICATES["crown"](
             model,
-            threat,
+            "linf",
             losses=("ce", "zero_one"),
             radii=[eps],
             intermediate="crown",
@@ -82,10 +82,11 @@ def main() -> None:
             batch_size=5,
         ).run(x, y)
         seconds = (time.perf_counter() - start) / args.n
-        local = CERTIFICATES["local"](model, threat, losses=("ce",)).run(x, y)
-        ub = crown.upper_bound("ce").value
-        ub_local = local.upper_bound("ce").value
-        cert = 1 - crown.upper_bound("zero_one").risk
+        around = CERTIFICATES["local"].options_for("linf", eps, x[0].numel())
+        local = CERTIFICATES["local"](model, "linf", losses=("ce",), **around).run(x, y)
+        ub = crown.upper_bound("ce", threat).value
+        ub_local = local.upper_bound("ce", threat).value
+        cert = 1 - crown.upper_bound("zero_one", threat).risk
         print(
             f"| {text} | {crown.clean_correct.mean():.2f} | {lb:.3f} | {ub:.3f} | {ub_local:.3g}"
             f" | {ub / lb:.1f}x | {ub_local / lb:.3g}x | {cert:.2f} | {attacked_acc:.2f}"

@@ -66,9 +66,13 @@ def main() -> None:
 
     dra_rows, margin_rows, ce_rows, gaps = [], [], [], []
     for eps in EPS:
-        cert_threat = ThreatModel("linf", eps, math.inf)
         certs = {
-            name: CERTIFICATES[name](model, cert_threat, losses=("ce", "margin", "zero_one")).run(x, y)
+            name: CERTIFICATES[name](
+                model,
+                "linf",
+                losses=("ce", "margin", "zero_one"),
+                **CERTIFICATES[name].options_for("linf", eps, x[0].numel()),
+            ).run(x, y)
             for name in SOUND
         }
         recs = [CertificateRecord.of(r) for r in certs.values()]

@@ -24,7 +24,7 @@ from _models import ensure_trained
 
 from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS
-from wdrobust.certify import CERTIFICATES
+from wdrobust.certify import CERTIFICATES, default_radii
 from wdrobust.evaluate.aggregate import combine
 from wdrobust.evaluate.records import CertificateRecord
 from wdrobust.primal import lower_bound, upper_bound
@@ -45,8 +45,9 @@ EPS = (0.005, 0.01)
 PS = (1.0, 2.0, math.inf)
 SOUND = ("local", "crown")
 ESTIMATES = ("first-order", "empirical")
-#: crown options for the ViT: 4 default shells, no subdivision, 2 bisection steps.
-CROWN_VIT = {"shells": 4, "subdivide": 1, "bisection": 2}
+#: crown options for the ViT: no subdivision, 2 bisection steps (and 4 shells around eps: ``VIT_SHELLS``).
+CROWN_VIT = {"subdivide": 1, "bisection": 2}
+VIT_SHELLS = 4
 OUT = Path("runs/transformer_tables.md")
 
 
@@ -56,8 +57,11 @@ def certify(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float
     visited = ATTACKS["wda"](model, threat, device="cpu", keep_points=True).run(x, y).points
     out = {}
     for name in (*SOUND, *ESTIMATES):
-        opts = CROWN_VIT if (vit and name == "crown") else {}
-        cert = CERTIFICATES[name](model, threat, losses=("ce",), device="cpu", **opts)
+        cls, d = CERTIFICATES[name], x[0].numel()
+        opts = cls.options_for("linf", eps, d)  # the shell radii around eps
+        if vit and name == "crown":
+            opts = {**CROWN_VIT, "radii": default_radii("linf", eps, d, VIT_SHELLS)}
+        cert = cls(model, "linf", losses=("ce",), device="cpu", **opts)
         out[name] = cert.run(x, y, visited=visited) if name == "empirical" else cert.run(x, y)
     out["combined"] = combine(
         [CertificateRecord.of(out[n]) for n in SOUND], "ce", out[SOUND[0]].clean_correct

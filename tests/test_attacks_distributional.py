@@ -82,9 +82,11 @@ def test_population_sets_the_radius_schedule_of_a_batch(digits_mlp, digits_test)
     threat = ThreatModel("linf", 0.01, p=1)
     # the schedule alone (the whole-box search offers points at any distance, whatever the population)
     alone = ATTACKS["wda"](digits_mlp, threat, seed=0, whole_box=0).run(x, y)
-    part = ATTACKS["wda"](digits_mlp, threat, seed=0, whole_box=0).run(x, y, population=450)
+    part = ATTACKS["wda"](digits_mlp, threat, seed=0, whole_box=0, population=450).run(x, y)
     finite = np.isfinite(alone.t)
     assert alone.t[finite].max() <= 20 * 0.01 + 1e-6
     assert part.t[np.isfinite(part.t)].max() > 20 * 0.01
     with pytest.raises(ValueError, match="population"):
-        ATTACKS["wda"](digits_mlp, threat).run(x, y, population=10)
+        ATTACKS["wda"](digits_mlp, threat, population=10).run(x, y)
+    with pytest.raises(ValueError, match="population"):
+        ATTACKS["wda"](digits_mlp, threat, population=0)

@@ -16,6 +16,7 @@ from wdrobust.attacks._engine import (
     safe_radius,
     stacked_losses,
 )
+from wdrobust.attacks.budget import Budget
 from wdrobust.losses import LOSSES, loss_fn
 from wdrobust.threat import ThreatModel, lp_norm
 
@@ -60,7 +61,7 @@ def batch_of(norm: str, n: int = 8, d: int = 10) -> Batch:
     model = nn.Linear(d, 3)
     y = torch.zeros(n, dtype=torch.int64)
     threat = ThreatModel(norm, 0.1)
-    return Batch(model, threat, x0, y, losses=("ce",), passes=Passes(), generator=g, n_total=n)
+    return Batch(model, threat, x0, y, losses=("ce",), passes=Passes(), generator=g, budget=Budget(threat, n))
 
 
 def test_linf_projection_by_cached_bounds_for_row_subsets() -> None:

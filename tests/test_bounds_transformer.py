@@ -193,12 +193,11 @@ def test_tiny_vit_crown_beats_intervals() -> None:
 
 
 def test_global_on_a_transformer_is_a_whole_box_bound_or_a_named_refusal() -> None:
-    from wdrobust import ThreatModel
     from wdrobust.certify import CERTIFICATES
 
     vit = tiny_vit(2, trained=True).float()
     net = Flat(vit)
-    cert = CERTIFICATES["global"](net, ThreatModel("linf", 0.05), losses=("margin",), device="cpu")
+    cert = CERTIFICATES["global"](net, "linf", losses=("margin",), device="cpu")
     x = torch.rand(4, 2, generator=torch.Generator().manual_seed(0))
     res = cert.run(x, net(x).argmax(dim=1))
     assert res.sound and "whole-box interval Jacobian" in res.note and "Sequential" in res.note
@@ -216,6 +215,4 @@ def test_global_on_a_transformer_is_a_whole_box_bound_or_a_named_refusal() -> No
     with pytest.raises(
         ValueError, match=r"global: .*the bound engine cannot bound it: unsupported operation exp"
     ):
-        CERTIFICATES["global"](Untraceable(), ThreatModel("linf", 0.05), device="cpu").run(
-            x, torch.zeros(4).long()
-        )
+        CERTIFICATES["global"](Untraceable(), "linf", device="cpu").run(x, torch.zeros(4).long())

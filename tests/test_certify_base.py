@@ -9,8 +9,15 @@ import pytest
 import torch
 from _certify_brute import tiny_mlp
 
-from wdrobust.certify import CertificateResult, GlobalLipschitz, default_radii
-from wdrobust.certify.base import certified_radius_from_shells, check_radii
+from wdrobust.certify import (
+    CertificateResult,
+    CrownCertificate,
+    GlobalLipschitz,
+    LocalCertificate,
+    MILPCertificate,
+    default_radii,
+)
+from wdrobust.certify.base import box_diameter, certified_radius_from_shells, check_radii
 from wdrobust.threat import ThreatModel
 
 
@@ -18,21 +25,44 @@ from wdrobust.threat import ThreatModel
     ("norm", "eps", "d"), [("linf", 0.1, 64), ("l2", 0.5, 64), ("l1", 0.0, 16), ("linf", 2.0, 4)]
 )
 def test_default_radii_end_at_the_diameter(norm: str, eps: float, d: int) -> None:
-    threat = ThreatModel(norm, eps)
-    r = default_radii(threat, d)
-    assert r[-1] == threat.diameter(d)
+    diam = ThreatModel(norm, eps).diameter(d)
+    assert box_diameter(norm, d) == diam
+    r = default_radii(norm, eps, d)
+    assert r[-1] == diam
     assert (np.diff(r) > 0).all() and (r > 0).all() and len(r) <= 8
-    if 0 < eps < threat.diameter(d):
+    if 0 < eps < diam:
         assert np.isclose(r, eps).any()
-    assert default_radii(threat, d, shells=1).tolist() == [threat.diameter(d)]
+    assert default_radii(norm, eps, d, shells=1).tolist() == [diam]
 
 
 def test_check_radii() -> None:
-    threat = ThreatModel("linf", 0.1)
-    assert check_radii([0.1, 0.5, 3.0], threat, 4).tolist() == [0.1, 0.5, 1.0]
+    assert check_radii([0.1, 0.5, 3.0], "linf", 4).tolist() == [0.1, 0.5, 1.0]
+    assert check_radii([0.1, 0.5, 3.0], "l2", 4).tolist() == [0.1, 0.5, 2.0]
     for bad, msg in [([0.2, 0.1], "increasing"), ([-1.0], "positive"), ([], "empty")]:
         with pytest.raises(ValueError, match=msg):
-            check_radii(bad, threat, 4)
+            check_radii(bad, "linf", 4)
+
+
+def test_certificates_take_the_norm_and_radii_around_eps_come_from_options_for() -> None:
+    model, d = tiny_mlp(0), 2
+    around = LocalCertificate.options_for("l2", 0.1, d)
+    assert set(around) == {"radii"} and np.array_equal(around["radii"], default_radii("l2", 0.1, d))
+    np.testing.assert_allclose(around["radii"][:3], [0.025, 0.05, 0.1])  # eps/4, eps/2, eps
+    cert = LocalCertificate(model, "l2", **around)
+    np.testing.assert_array_equal(cert.shell_radii(d), default_radii("l2", 0.1, d))
+    # without radii: the eps-free grid, geometric from diam/100 to diam
+    free = LocalCertificate(model, "l2").shell_radii(d)
+    np.testing.assert_allclose(free, np.geomspace(math.sqrt(2) / 100, math.sqrt(2), 8))
+    assert len(CrownCertificate.options_for("linf", 0.1, d)["radii"]) > len(around["radii"])  # 12 shells
+    milp = MILPCertificate.options_for("linf", 0.1, d)
+    assert milp["milp_radius"] == 0.1 and milp["radii"].min() == pytest.approx(0.1)  # from eps up
+    assert np.array_equal(MILPCertificate.options_for("linf", 0.0, d)["radii"], default_radii("linf", 0.0, d))
+    res = cert.run(torch.rand(3, 2), torch.tensor([0, 1, 2]))
+    assert res.norm == "l2"
+    with pytest.raises(ValueError, match="norm must be a norm name"):
+        LocalCertificate(model, ThreatModel("linf", 0.1))
+    with pytest.raises(ValueError, match="unknown norm"):
+        LocalCertificate(model, "l3")
 
 
 def test_certified_radius_from_shells_matches_a_fine_scan() -> None:
@@ -60,8 +90,10 @@ def test_run_batches_restores_training_mode_and_concats() -> None:
     model = tiny_mlp(0).train()
     x, y = torch.rand(7, 2), torch.tensor([0, 1, 2, 0, 1, 2, 0])
     threat = ThreatModel("l2", 0.1, 2)
-    whole = GlobalLipschitz(model, threat, losses=("ce", "zero_one"), device="cpu").run(x, y)
-    parts = GlobalLipschitz(model, threat, losses=("ce", "zero_one"), batch_size=3, device="cpu").run(x, y)
+    whole = GlobalLipschitz(model, threat.norm, losses=("ce", "zero_one"), device="cpu").run(x, y)
+    parts = GlobalLipschitz(model, threat.norm, losses=("ce", "zero_one"), batch_size=3, device="cpu").run(
+        x, y
+    )
     assert model.training
     np.testing.assert_allclose(whole.majorants["ce"].slopes, parts.majorants["ce"].slopes)
     np.testing.assert_allclose(whole.certified_radius, parts.certified_radius)
@@ -77,23 +109,23 @@ def test_upper_bound_delegates_to_the_primal_solver() -> None:
     x = torch.rand(20, 2, generator=torch.Generator().manual_seed(1))
     y = model(x).argmax(dim=1)
     threat = ThreatModel("linf", 0.05, 2)
-    res = GlobalLipschitz(model, threat, losses=("ce", "zero_one"), device="cpu").run(x, y)
-    ce = res.upper_bound("ce")
+    res = GlobalLipschitz(model, threat.norm, losses=("ce", "zero_one"), device="cpu").run(x, y)
+    ce = res.upper_bound("ce", threat)
     assert ce.sound and math.isclose(ce.clean, res.clean_loss["ce"].mean(), rel_tol=1e-9)
     lip = res.majorants["ce"].slopes[:, 0]
     assert ce.value == pytest.approx(0.05 * np.sqrt((lip**2).mean()), rel=1e-6)  # Hoelder, p = q = 2
-    flips = res.upper_bound("zero_one")
+    flips = res.upper_bound("zero_one", threat)
     assert flips.sound and flips.method == "knapsack"
     assert 0 <= 1 - flips.risk <= res.clean_correct.mean()
     with pytest.raises(ValueError, match="margin"):
-        res.upper_bound("margin")
+        res.upper_bound("margin", threat)
 
 
 def test_bad_inputs_raise_value_errors() -> None:
-    model, threat = tiny_mlp(0), ThreatModel("linf", 0.1)
+    model = tiny_mlp(0)
     with pytest.raises(ValueError, match="dlr"):
-        GlobalLipschitz(model, threat, losses=("dlr",))
+        GlobalLipschitz(model, "linf", losses=("dlr",))
     with pytest.raises(ValueError, match="batch_size"):
-        GlobalLipschitz(model, threat, batch_size=0)
+        GlobalLipschitz(model, "linf", batch_size=0)
     with pytest.raises(ValueError, match="samples"):
-        GlobalLipschitz(model, threat, device="cpu").run(torch.rand(3, 2), torch.zeros(2, dtype=torch.long))
+        GlobalLipschitz(model, "linf", device="cpu").run(torch.rand(3, 2), torch.zeros(2, dtype=torch.long))

@@ -12,7 +12,7 @@ from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.cell import CellCertificate, inscribed_radius_bound, inscribed_radius_exact
 from wdrobust.losses import loss_fn
 from wdrobust.nets.gradients import margin_gradients
-from wdrobust.threat import ThreatModel, lp_norm
+from wdrobust.threat import lp_norm
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
@@ -64,7 +64,8 @@ def test_cell_growth_is_exact_inside_the_cell_linf() -> None:
         net = tiny_net(seed, 3, "relu", k=2).float()
         x = torch.rand(4, 3, generator=torch.Generator().manual_seed(seed)) * 0.8 + 0.1
         y = net(x).argmax(dim=1)
-        res = CellCertificate(net, ThreatModel("linf", 0.05), losses=("margin",), device="cpu").run(x, y)
+        around = CellCertificate.options_for("linf", 0.05, 3)
+        res = CellCertificate(net, "linf", losses=("margin",), device="cpu", **around).run(x, y)
         _, g = margin_gradients(net, x, y)
         for i in range(4):
             t = 0.9 * float(res.cell_radius[i])
@@ -83,6 +84,4 @@ def test_cell_growth_is_exact_inside_the_cell_linf() -> None:
 def test_cell_rejects_smooth_activations() -> None:
     net = tiny_net(0, 2, "gelu").float()
     with pytest.raises(ValueError, match="GELU"):
-        CellCertificate(net, ThreatModel("linf", 0.1), device="cpu").run(
-            torch.rand(2, 2), torch.tensor([0, 1])
-        )
+        CellCertificate(net, "linf", device="cpu").run(torch.rand(2, 2), torch.tensor([0, 1]))

@@ -10,7 +10,6 @@ from _certify_brute import tiny_mlp
 from wdrobust import nets
 from wdrobust.certify import Empirical, GlobalLipschitz
 from wdrobust.nets.gradients import margin_gradients
-from wdrobust.threat import ThreatModel
 
 
 def _max_norm(model: torch.nn.Module, pts: torch.Tensor, y: torch.Tensor) -> np.ndarray:
@@ -21,25 +20,24 @@ def _max_norm(model: torch.nn.Module, pts: torch.Tensor, y: torch.Tensor) -> np.
 def test_visited_points_raise_the_estimate_and_nan_is_ignored() -> None:
     model = tiny_mlp(3)
     x, y = torch.rand(6, 2), torch.randint(0, 3, (6,))
-    threat = ThreatModel("linf", 0.1, 1)
-    alone = Empirical(model, threat, device="cpu").run(x, y)
+    alone = Empirical(model, "linf", device="cpu").run(x, y)
     np.testing.assert_allclose(alone.lipschitz, _max_norm(model, x, y), rtol=1e-5)
     visited = torch.rand(6, 4, 2)
     visited[:, -1] = float("nan")
-    more = Empirical(model, threat, device="cpu", batch_size=4).run(x, y, visited=visited)
+    more = Empirical(model, "linf", device="cpu", batch_size=4).run(x, y, visited=visited)
     expect = np.max(
         [_max_norm(model, p, y) for p in (x, visited[:, 0], visited[:, 1], visited[:, 2])], axis=0
     )
     np.testing.assert_allclose(more.lipschitz, expect, rtol=1e-5)
     assert more.sound is False and (more.lipschitz >= alone.lipschitz).all()
-    glob = GlobalLipschitz(model, threat, device="cpu").run(x, y)
+    glob = GlobalLipschitz(model, "linf", device="cpu").run(x, y)
     assert (more.lipschitz <= glob.lipschitz + 1e-6).all()
     with pytest.raises(ValueError, match="visited"):
-        Empirical(model, threat, device="cpu").run(x, y, visited=torch.rand(6, 2, 3))
+        Empirical(model, "linf", device="cpu").run(x, y, visited=torch.rand(6, 2, 3))
 
 
 def test_empirical_runs_on_a_vision_transformer() -> None:
     model = nets.build("vit_tiny", seed=0, input_shape=(1, 8, 8), dim=16, depth=1, heads=2).eval()
     x, y = torch.rand(3, 1, 8, 8), torch.tensor([0, 1, 2])
-    res = Empirical(model, ThreatModel("l2", 0.5, 2), losses=("ce", "zero_one"), device="cpu").run(x, y)
+    res = Empirical(model, "l2", losses=("ce", "zero_one"), device="cpu").run(x, y)
     assert res.sound is False and (res.lipschitz > 0).all() and res.certified_radius.shape == (3,)

@@ -114,15 +114,15 @@ def test_certificate_radii_are_the_flip_lower_bounds() -> None:
     with torch.no_grad():
         y = model(X).argmax(dim=1)
     threat = ThreatModel("linf", 0.05, p=2)
-    cert = CERTIFICATES["exact"](model, threat, losses=("ce", "zero_one"), device="cpu")
+    cert = CERTIFICATES["exact"](model, "linf", losses=("ce", "zero_one"), device="cpu")
     res = cert.run(X, y)
     flips = flip_distances(model, X, y, "linf")
     np.testing.assert_allclose(res.certified_radius, flips.lower, rtol=1e-9)
     assert res.sound and res.method == "exact" and cert.flips is not None and cert.flips.proven.all()
     assert "5/5 flip distances proven" in res.note
     truth = lower_bound(FlipDistances(_grid_flips(model, y, "linf"), res.clean_correct), threat).risk
-    assert res.upper_bound("zero_one").risk >= truth - 1e-9
-    local = CERTIFICATES["local"](model, threat, losses=("ce",), device="cpu").run(X, y)
+    assert res.upper_bound("zero_one", threat).risk >= truth - 1e-9
+    local = CERTIFICATES["local"](model, "linf", losses=("ce",), device="cpu").run(X, y)
     np.testing.assert_allclose(res.majorants["ce"].slopes, local.majorants["ce"].slopes)
     upper = _grid_flips(model, y, "linf")  # numpy, like an attack's flip_distance
     np.testing.assert_allclose(cert.run(X, y, upper=upper).certified_radius, flips.lower, rtol=2e-4)
@@ -131,13 +131,13 @@ def test_certificate_radii_are_the_flip_lower_bounds() -> None:
 def test_exact_refuses_l2_and_smooth_activations() -> None:
     model = _balanced_mlp(0)
     with pytest.raises(ValueError, match="linf and l1"):
-        ExactCertificate(model, ThreatModel("l2", 0.1), device="cpu")
+        ExactCertificate(model, "l2", device="cpu")
     with pytest.raises(ValueError, match="linf and l1"):
         flip_distances(model, X, torch.zeros(5, dtype=torch.long), "l2")
     with pytest.raises(ValueError, match="GELU"):
         flip_distances(tiny_mlp(0, activation=nn.GELU), X, torch.zeros(5, dtype=torch.long), "linf")
     with pytest.raises(ValueError, match="time_limit"):
-        ExactCertificate(model, ThreatModel("linf", 0.1), time_limit=0)
+        ExactCertificate(model, "linf", time_limit=0)
     with pytest.raises(ValueError, match="upper must have shape"):
         flip_distances(model, X, torch.zeros(5, dtype=torch.long), "linf", upper=np.ones(3))
     with pytest.raises(ValueError, match="samples"):

@@ -18,7 +18,7 @@ def test_slopes_are_gradient_dual_norms(norm: str) -> None:
     model = tiny_mlp(2)
     x, y = torch.rand(9, 2), torch.randint(0, 3, (9,))
     threat = ThreatModel(norm, 0.1, 2)
-    res = CERTIFICATES["first-order"](model, threat, losses=("ce", "margin"), device="cpu").run(x, y)
+    res = CERTIFICATES["first-order"](model, norm, losses=("ce", "margin"), device="cpu").run(x, y)
     assert res.sound is False and all(not m.sound for m in res.majorants.values())
     for loss in ("ce", "margin"):
         xg = x.clone().requires_grad_(True)
@@ -37,7 +37,8 @@ def test_first_order_underestimates_a_dead_relu() -> None:
         model[2].weight.copy_(torch.tensor([[0.0], [1.0]]))
         model[2].bias.zero_()
     x, y = torch.tensor([[0.4]]), torch.tensor([0])
-    res = FirstOrder(model, ThreatModel("linf", 0.2, "inf"), losses=("ce",), device="cpu").run(x, y)
+    threat = ThreatModel("linf", 0.2, "inf")
+    res = FirstOrder(model, threat.norm, losses=("ce",), device="cpu").run(x, y)
     true_gain = (loss_fn("ce", model(torch.tensor([[0.6]])), y) - loss_fn("ce", model(x), y)).item()
     assert res.majorants["ce"](0.2)[0] == 0.0 < true_gain
-    assert res.upper_bound("ce").sound is False
+    assert res.upper_bound("ce", threat).sound is False

@@ -9,7 +9,7 @@ from test_bounds_soundness import tiny_net
 
 from wdrobust.certify.local import LocalCertificate
 from wdrobust.losses import loss_fn
-from wdrobust.threat import ThreatModel, lp_norm
+from wdrobust.threat import lp_norm
 
 
 def box_points(d: int, seed: int) -> torch.Tensor:
@@ -31,8 +31,8 @@ def check_growth(cert_cls: type, act: str, norm: str, seeds: range) -> int:
         g = torch.Generator().manual_seed(50 + seed)
         x = torch.rand(3, d, generator=g)
         y = torch.randint(0, 3, (3,), generator=g)
-        threat = ThreatModel(norm, 0.08, 2)
-        res = cert_cls(net, threat, losses=("ce", "margin"), device="cpu").run(x, y)
+        around = cert_cls.options_for(norm, 0.08, d)
+        res = cert_cls(net, norm, losses=("ce", "margin"), device="cpu", **around).run(x, y)
         assert res.sound
         pts = box_points(d, seed).float()
         for loss in ("ce", "margin"):
@@ -72,9 +72,7 @@ def test_local_result_shapes_and_registry_fields() -> None:
     net = tiny_net(0, 3, "relu").float()
     x = torch.rand(5, 3)
     y = torch.tensor([0, 1, 2, 0, 1])
-    res = LocalCertificate(
-        net, ThreatModel("linf", 0.1), losses=("ce", "margin", "zero_one"), device="cpu"
-    ).run(x, y)
+    res = LocalCertificate(net, "linf", losses=("ce", "margin", "zero_one"), device="cpu").run(x, y)
     assert res.method == "local" and res.sound
     assert res.majorants["margin"].knots[0, -1] == pytest.approx(1.0)
     assert res.certified_radius.shape == (5,)

@@ -10,7 +10,7 @@ from torch import nn
 
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.milp import MILPCertificate, ReluNet, lipschitz_on_box
-from wdrobust.threat import DUAL, ThreatModel
+from wdrobust.threat import DUAL
 
 
 def _box_grid(lo: np.ndarray, hi: np.ndarray, n: int = 301) -> torch.Tensor:
@@ -59,8 +59,8 @@ def test_milp_certificate_shells_radius_and_labels() -> None:
     model = tiny_mlp(6, widths=(6, 6))
     x = torch.tensor([[0.3, 0.4], [0.7, 0.6], [0.5, 0.1]])
     y = model(x).argmax(dim=1)
-    threat = ThreatModel("linf", 0.1, 2)
-    cert = CERTIFICATES["milp"](model, threat, losses=("ce", "margin", "zero_one"), device="cpu")
+    around = MILPCertificate.options_for("linf", 0.1, 2)  # shells from eps = 0.1 up, programs at 0.1
+    cert = CERTIFICATES["milp"](model, "linf", losses=("ce", "margin", "zero_one"), device="cpu", **around)
     res = cert.run(x, y)
     assert res.sound and res.method == "milp" and res.note == ""
     maj = res.majorants["margin"]
@@ -79,11 +79,9 @@ def test_milp_certificate_shells_radius_and_labels() -> None:
 def test_milp_rejects_smooth_activations() -> None:
     model = tiny_mlp(0, activation=nn.GELU)
     with pytest.raises(ValueError, match="GELU"):
-        MILPCertificate(model, ThreatModel("linf", 0.1), device="cpu").run(
-            torch.rand(2, 2), torch.zeros(2).long()
-        )
+        MILPCertificate(model, "linf", device="cpu").run(torch.rand(2, 2), torch.zeros(2).long())
     with pytest.raises(ValueError, match="time_limit"):
-        MILPCertificate(model, ThreatModel("linf", 0.1), time_limit=0)
+        MILPCertificate(model, "linf", time_limit=0)
 
 
 def test_sampled_le_milp_le_local_le_global_on_a_digits_mlp(

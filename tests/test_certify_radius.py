@@ -10,7 +10,7 @@ from test_certify_local import box_points
 
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.radius import RadiusCertificate, verified_radius
-from wdrobust.threat import ThreatModel, lp_norm
+from wdrobust.threat import lp_norm
 
 
 @pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
@@ -22,7 +22,9 @@ def test_no_flip_within_certified_radius(act: str, norm: str) -> None:
         net = tiny_net(seed, d, act).float()
         x = torch.rand(4, d, generator=torch.Generator().manual_seed(seed))
         y = torch.tensor([0, 1, 2, 0])
-        res = RadiusCertificate(net, ThreatModel(norm, 0.05), device="cpu").run(x, y)
+        res = RadiusCertificate(net, norm, device="cpu", **RadiusCertificate.options_for(norm, 0.05, d)).run(
+            x, y
+        )
         assert res.sound and res.method == "radius"
         r = torch.as_tensor(res.certified_radius, dtype=torch.float32)
         assert (r[~torch.as_tensor(res.clean_correct)] == 0).all()
@@ -43,7 +45,9 @@ def test_interval_route_is_sound_and_misclassified_get_zero() -> None:
         pred = net(x).argmax(dim=1)
     y = pred.clone()
     y[0] = (pred[0] + 1) % 3  # misclassified
-    res = RadiusCertificate(net, ThreatModel("linf", 0.05), device="cpu").run(x, y)
+    res = RadiusCertificate(net, "linf", device="cpu", **RadiusCertificate.options_for("linf", 0.05, 2)).run(
+        x, y
+    )
     assert res.certified_radius[0] == 0
     ibp = verified_radius(BoundGraph(net), x, y, "linf", 1.0)
     assert (np.asarray(res.certified_radius[1:]) >= ibp[1:].numpy() - 1e-7).all()

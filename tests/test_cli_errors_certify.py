@@ -30,12 +30,14 @@ def strictly_increasing_knots(radii: np.ndarray) -> bool:
 
 def test_milp_with_eps_beyond_the_diameter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     net = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 3)).eval()
-    cert = MILPCertificate(net, ThreatModel("linf", 2.0, 2), losses=("ce", "zero_one"), device="cpu")
+    threat = ThreatModel("linf", 2.0, 2)
+    around = MILPCertificate.options_for("linf", 2.0, 2)
+    cert = MILPCertificate(net, "linf", losses=("ce", "zero_one"), device="cpu", **around)
     assert list(cert.shell_radii(2)) == [1.0]  # only the diameter shell is left
     x = torch.rand(3, 2, generator=torch.Generator().manual_seed(0))
     result = cert.run(x, net(x).argmax(dim=1))
     assert result.majorants["ce"].knots.tolist() == [[1.0]] * 3
-    assert np.isfinite(float(result.upper_bound("ce").risk))
+    assert np.isfinite(float(result.upper_bound("ce", threat).risk))
     monkeypatch.chdir(tmp_path)
     model = tmp_path / "m.safetensors"
     nets.save(nets.build("mlp", seed=0, input_shape=[1, 8, 8], num_classes=10, widths=[4]), model)
@@ -49,10 +51,9 @@ def test_radii_are_distinct_as_float32_knots() -> None:
     r = distinct_radii([0.3, 0.1, 0.1 + 1e-12, 1.0 - 1e-10, 1.0])
     assert r.tolist() == [0.1 + 1e-12, 0.3, 1.0]  # sorted; the largest of each equal run, the last kept
     assert distinct_radii([]).size == 0
-    threat = ThreatModel("linf", 0.01)
-    assert check_radii([0.1, 0.1 + 1e-10, 0.5], threat, 64).tolist() == [0.1 + 1e-10, 0.5, 1.0]
+    assert check_radii([0.1, 0.1 + 1e-10, 0.5], "linf", 64).tolist() == [0.1 + 1e-10, 0.5, 1.0]
     for eps in (1e-7, 0.01, 0.5, 0.99999999, 3.0):
-        assert strictly_increasing_knots(default_radii(ThreatModel("linf", eps), 64))
+        assert strictly_increasing_knots(default_radii("linf", eps, 64))
 
 
 def test_evaluate_radii_of_eps_that_collide_in_float32(
@@ -97,9 +98,9 @@ def test_models_that_read_their_input_size() -> None:
     body = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 3)).eval()
     x = torch.rand(4, 1, 2, 2, generator=torch.Generator().manual_seed(1))
     y = body(x.flatten(1)).argmax(dim=1)
-    threat = ThreatModel("l2", 0.05, 2)
-    got = CERTIFICATES["local"](Flattened(body), threat, device="cpu").run(x, y)
-    want = CERTIFICATES["local"](body, threat, device="cpu").run(x.flatten(1), y)
+    around = CERTIFICATES["local"].options_for("l2", 0.05, 4)
+    got = CERTIFICATES["local"](Flattened(body), "l2", device="cpu", **around).run(x, y)
+    want = CERTIFICATES["local"](body, "l2", device="cpu", **around).run(x.flatten(1), y)
     np.testing.assert_allclose(got.majorants["ce"].slopes, want.majorants["ce"].slopes, rtol=1e-5)
 
 
@@ -117,9 +118,9 @@ def test_models_with_buffers_in_forward(method: str, norm: str) -> None:
         folded[2].load_state_dict(body[2].state_dict())
     x = torch.rand(4, 2, generator=torch.Generator().manual_seed(1))
     y = folded(x).argmax(dim=1)
-    threat = ThreatModel(norm, 0.05, 2)
+    around = CERTIFICATES[method].options_for(norm, 0.05, 2)
     got, want = (
-        CERTIFICATES[method](net, threat, losses=("ce", "zero_one"), device="cpu").run(x, y)
+        CERTIFICATES[method](net, norm, losses=("ce", "zero_one"), device="cpu", **around).run(x, y)
         for net in (Scaled(body, scale).eval(), folded)
     )
     np.testing.assert_allclose(got.majorants["ce"].slopes, want.majorants["ce"].slopes, rtol=1e-5)

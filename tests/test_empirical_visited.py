@@ -10,7 +10,6 @@ from _cli import invoke
 from wdrobust import api
 from wdrobust.certify import CERTIFICATES
 from wdrobust.evaluate.store import STORE_NAME, Store
-from wdrobust.threat import ThreatModel
 
 
 def test_evaluate_passes_the_attacks_points_to_empirical(digits_mlp, digits_test, tmp_path):
@@ -30,9 +29,7 @@ def test_evaluate_passes_the_attacks_points_to_empirical(digits_mlp, digits_test
     visited = np.concatenate(
         [np.concatenate([p, np.full((8, width - p.shape[1], 1, 8, 8), np.nan)], 1) for p in attack_points], 1
     )
-    cert = CERTIFICATES["empirical"](
-        digits_mlp, ThreatModel("linf", 0.05), losses=("ce", "margin", "zero_one")
-    )
+    cert = CERTIFICATES["empirical"](digits_mlp, "linf", losses=("ce", "margin", "zero_one"))
     direct = cert.run(x, y, visited=torch.from_numpy(visited).float())
     alone = cert.run(x, y)
     np.testing.assert_allclose(stored, direct.lipschitz, rtol=1e-6)

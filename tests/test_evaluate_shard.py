@@ -11,7 +11,8 @@ from _cli import MEDIUM, invoke, one_line_error, strip_timing
 
 from wdrobust.evaluate import EvalConfig, build_config, config_hash
 from wdrobust.evaluate.config import canonical
-from wdrobust.evaluate.jobs import Job, units
+from wdrobust.evaluate.jobs import AttackJob, CleanJob, units
+from wdrobust.threat import ThreatModel
 
 
 def results(folder):
@@ -29,7 +30,7 @@ def cache(digits_mlp_path, monkeypatch):
 
 
 def test_shards_cover_every_unit_once_round_robin_over_batches():
-    jobs = [Job("clean", "clean"), Job("attack", "pgd"), Job("attack", "wda")]
+    jobs = [CleanJob(), AttackJob("pgd", ThreatModel()), AttackJob("wda", ThreatModel())]
     every = units(jobs, 6)
     parts = [units(jobs, 6, (i, 3)) for i in (1, 2, 3)]
     names = [(j.method, b) for part in parts for j, b in part]

@@ -1,13 +1,17 @@
 """Attacks (lower bounds): one module per attack, one result type (``AttackResult``).
 
-attack = ATTACKS["wda"](model, threat, seed=0, batch_size=256, **options)
+attack = ATTACKS["wda"](model, threat, seed=0, batch_size=256, population=None, **options)
 result = attack.run(x, y)
+
+population: the size N of the whole evaluated set when x is one part of it (default: the samples given to
+``run``); the attack's ``Budget`` (threat over N samples) sets how far one sample may move.
 """
 
 from wdrobust.attacks.a3 import A3, A3WDA
 from wdrobust.attacks.apgd import APGD
 from wdrobust.attacks.autoattack import AutoAttackReference
 from wdrobust.attacks.base import Attack, AttackResult
+from wdrobust.attacks.budget import Budget
 from wdrobust.attacks.pgd import PGD
 from wdrobust.attacks.w_pgd import WPGD
 from wdrobust.attacks.wda import WDA
@@ -28,5 +32,6 @@ __all__ = [
     "Attack",
     "AttackResult",
     "AutoAttackReference",
+    "Budget",
     "WDAPlus",
 ]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from wdrobust.attacks.budget import Budget
 from wdrobust.losses import loss_fn
 from wdrobust.threat import ThreatModel, steepest
 
@@ -425,7 +426,7 @@ class Recorder:
 
 class Batch:
     """One batch under attack: clean inputs x0 (n, *S), labels y (n,), the model, the pass counter and
-    the candidate recorder. ``n_total`` is the size N of the whole run (used by radius schedules)."""
+    the candidate recorder. ``budget``: the threat over the whole run's N samples (radius schedules)."""
 
     def __init__(
         self,
@@ -437,11 +438,11 @@ class Batch:
         losses: tuple[str, ...],
         passes: Passes,
         generator: torch.Generator,
-        n_total: int,
+        budget: Budget,
         keep_points: bool = False,
     ) -> None:
         self.model, self.threat, self.x0, self.y = model, threat, x0, y
-        self.passes, self.generator, self.n_total = passes, generator, n_total
+        self.passes, self.generator, self.budget = passes, generator, budget
         self.all = torch.arange(x0.shape[0], device=x0.device)
         with torch.no_grad():
             z0 = model(x0)

@@ -7,7 +7,6 @@ solver turns them into an explicit adversarial distribution.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from torch import nn
 
 from wdrobust._device import resolve_device
 from wdrobust.attacks._engine import Batch, Passes
+from wdrobust.attacks.budget import Budget
 from wdrobust.losses import LOSSES, check_loss
 from wdrobust.primal.curves import AttainedPoints, pad_columns
 from wdrobust.primal.flips import closest_flips
@@ -161,6 +161,7 @@ class Attack:
         device: str | torch.device | None = None,
         keep_points: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        population: int | None = None,
     ) -> None:
         if not isinstance(threat, ThreatModel):
             raise ValueError(f"threat must be a ThreatModel, got {type(threat).__name__}")
@@ -172,17 +173,25 @@ class Attack:
         self.model, self.threat, self.seed, self.batch_size = model, threat, int(seed), int(batch_size)
         self.device = model_device(model, device)
         self.keep_points, self.progress = keep_points, progress
+        if population is not None:
+            Budget(threat, population)  # checks the population
+        self.population = population
 
     def attack_batch(self, batch: Batch) -> None:
         """Attack one batch (every evaluated point lands in ``batch.recorder``)."""
         raise NotImplementedError
 
-    def run(self, x: torch.Tensor, y: torch.Tensor, *, population: int | None = None) -> AttackResult:
-        """Attack inputs x (N, *S) in [0, 1] with labels y (N,); returns the candidate points of all N.
+    def budget(self, n: int) -> Budget:
+        """The budget of a run on n samples: the threat over the attack's ``population`` (the size of the
+        whole data set these samples belong to, when they are one part of it), default n. Radius schedules
+        use it: one sample may move up to population^(1/p) eps. ValueError if population < n."""
+        if self.population is not None and self.population < n:
+            raise ValueError(f"population ({self.population}) is smaller than the {n} samples given")
+        return Budget(self.threat, n if self.population is None else self.population)
 
-        population: the size of the whole data set these N samples belong to, when they are one part of
-        it (default N). Radius schedules use it: one sample may move up to population^(1/p) eps.
-        """
+    def run(self, x: torch.Tensor, y: torch.Tensor) -> AttackResult:
+        """Attack inputs x (N, *S) in [0, 1] with labels y (N,); returns the candidate points of all N,
+        under the budget of ``budget(N)``."""
         x = torch.as_tensor(x)
         y = torch.as_tensor(y)
         if x.dim() < 2 or y.dim() != 1 or x.shape[0] != y.shape[0]:
@@ -198,15 +207,13 @@ class Attack:
             raise ValueError("inputs must lie in the box [0, 1]")
         if y.min() < 0:
             raise ValueError("labels must be >= 0")
-        population = x.shape[0] if population is None else population
-        if population < x.shape[0]:
-            raise ValueError(f"population ({population}) is smaller than the {x.shape[0]} samples given")
+        budget = self.budget(x.shape[0])
         training = self.model.training
         self.model.eval()
         start = time.perf_counter()
         try:
             parts = [
-                self._run_batch(x, y, b, s, population)
+                self._run_batch(x, y, b, s, budget)
                 for b, s in enumerate(range(0, x.shape[0], self.batch_size))
             ]
         finally:
@@ -216,7 +223,7 @@ class Attack:
         return result
 
     def _run_batch(
-        self, x: torch.Tensor, y: torch.Tensor, index: int, start: int, population: int
+        self, x: torch.Tensor, y: torch.Tensor, index: int, start: int, budget: Budget
     ) -> AttackResult:
         stop = min(start + self.batch_size, x.shape[0])
         passes = Passes()
@@ -229,7 +236,7 @@ class Attack:
             losses=self.losses,
             passes=passes,
             generator=generator,
-            n_total=population,
+            budget=budget,
             keep_points=self.keep_points,
         )
         self.attack_batch(batch)
@@ -249,15 +256,3 @@ class Attack:
             forward_passes=passes.forward,
             backward_passes=passes.backward,
         )
-
-
-def radius_schedule(threat: ThreatModel, n_total: int, d: int, count: int) -> list[float]:
-    """Radii for distributional attacks: [eps] for p = inf; else ``count`` radii geometric from eps to
-    r_max = min(diam X, N^(1/p) eps), the farthest any single sample can move under the budget N eps^p."""
-    eps = threat.eps
-    if math.isinf(threat.p) or eps == 0 or count < 2:
-        return [eps]
-    r_max = min(threat.diameter(d), n_total ** (1.0 / threat.p) * eps)
-    if r_max <= eps:
-        return [eps]
-    return [float(r) for r in np.geomspace(eps, r_max, count)]

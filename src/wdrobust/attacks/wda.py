@@ -3,7 +3,7 @@
 Per sample, a target class j* among the top-k non-true classes (by clean logit) is chosen, either by
 probing (a few fixed-target ascent steps of m_j = z_j - z_y for all k candidates at once, the batch
 repeated k times) or by the largest dual norm ||grad m_j(x_i)||_*. Then m_{j*} is ascended along the
-dual-norm maximiser with projection onto B(x_i, r) cap [0,1]^d, over the radii r of ``radius_schedule``
+dual-norm maximiser with projection onto B(x_i, r) cap [0,1]^d, over the radii r of ``Budget.schedule``
 (warm-started from the best point of the previous radius). For p = inf this is the point-wise attack at
 r = eps; for p < inf the larger radii let the primal solver move a few samples far and leave the rest.
 """
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from wdrobust.attacks._engine import Batch, LinearObjective, ascend, margin_weights
-from wdrobust.attacks.base import Attack, radius_schedule
+from wdrobust.attacks.base import Attack
 from wdrobust.attacks.whole_box import whole_box_search
 from wdrobust.threat import ThreatModel
 
@@ -129,8 +129,8 @@ class WDA(Attack):
             whole_box_search(batch, self.whole_box, self.whole_box_steps, self.offer)
 
     def schedule(self, batch: Batch) -> list[float]:
-        """The radii of ``radius_schedule`` for this run (eps only for p = inf)."""
-        return radius_schedule(self.threat, batch.n_total, batch.x0[0].numel(), self.radii)
+        """The radii of the run's budget schedule (``Budget.schedule``; eps only for p = inf)."""
+        return batch.budget.schedule(batch.x0[0].numel(), self.radii)
 
     def ascend_radii(
         self, batch: Batch, x: torch.Tensor, rows: torch.Tensor, objective: Any, radii: list[float]

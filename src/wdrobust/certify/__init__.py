@@ -1,7 +1,8 @@
 """Certificates: sound upper bounds (and labelled estimates) of the WDRO risk from growth majorants.
 
 ``CERTIFICATES`` maps a registry name to its class; every class follows ``certify.base.Certificate``:
-``Cls(model, threat, *, losses, radii, device, batch_size, progress).run(x, y) -> CertificateResult``.
+``Cls(model, norm, *, losses, radii, device, batch_size, progress).run(x, y) -> CertificateResult``;
+``Cls.options_for(norm, eps, d)`` gives the options (shell radii, ...) a threat radius eps suggests.
 Sound: global, local, cell, crown, radius, milp, exact. Estimates (sound=False): first-order, empirical.
 """
 

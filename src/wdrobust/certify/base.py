@@ -33,7 +33,7 @@ from wdrobust.losses import (
     max_other,
 )
 from wdrobust.primal.curves import Majorant
-from wdrobust.threat import ThreatModel
+from wdrobust.threat import ThreatModel, dual_of
 
 #: Progress callback: called after every batch with (samples done, samples in total).
 Progress = Callable[[int, int], None]
@@ -41,17 +41,24 @@ Progress = Callable[[int, int], None]
 KNOT_DTYPE = np.float32
 
 
-def default_radii(threat: ThreatModel, d: int, shells: int = 8) -> np.ndarray:
-    """Outer shell radii r_1 < ... < r_M = diam X for an input dimension d; shape (M,).
+def box_diameter(norm: str, d: int) -> float:
+    """Diameter of X = [0,1]^d in the norm: 1 (linf), sqrt(d) (l2), d (l1) (``ThreatModel.diameter``,
+    which depends on the norm only)."""
+    return ThreatModel(norm).diameter(d)
+
+
+def default_radii(norm: str, eps: float, d: int, shells: int = 8) -> np.ndarray:
+    """Outer shell radii r_1 < ... < r_M = diam X around a threat radius eps, for an input dimension d
+    and the threat norm; shape (M,).
 
     A geometric grid around eps: eps/4, eps/2, eps, then up to ``shells - 3`` radii spaced geometrically
-    between eps and the diameter, always ending at the diameter diam X (threat.diameter(d)). When eps = 0
-    (or eps >= diam) the grid is geometric from diam/100 to diam. Radii above the diameter are dropped.
+    between eps and the diameter, always ending at the diameter diam X (``box_diameter(norm, d)``). When
+    eps = 0 (or eps >= diam) the grid is geometric from diam/100 to diam. Radii above the diameter are
+    dropped.
     """
     if shells < 1:
         raise ValueError(f"shells must be >= 1, got {shells}")
-    diam = threat.diameter(d)
-    eps = threat.eps
+    diam = box_diameter(norm, d)
     if 0 < eps < diam:
         below = eps * np.array([0.25, 0.5, 1.0])
         above = np.geomspace(eps, diam, max(shells - 2, 2))[1:]
@@ -74,7 +81,7 @@ def distinct_radii(radii: Sequence[float] | np.ndarray) -> np.ndarray:
     return r[np.append(rounded[:-1] < rounded[1:], True)] if r.size else r
 
 
-def check_radii(radii: Sequence[float] | np.ndarray, threat: ThreatModel, d: int) -> np.ndarray:
+def check_radii(radii: Sequence[float] | np.ndarray, norm: str, d: int) -> np.ndarray:
     """Validate user radii (positive, strictly increasing) and end them at the diameter; shape (M,).
 
     Radii at or beyond the diameter are replaced by the diameter itself (no point lies farther); radii
@@ -87,7 +94,7 @@ def check_radii(radii: Sequence[float] | np.ndarray, threat: ThreatModel, d: int
         raise ValueError("radii must be positive numbers")
     if (np.diff(r) <= 0).any():
         raise ValueError("radii must be strictly increasing")
-    diam = threat.diameter(d)
+    diam = box_diameter(norm, d)
     return distinct_radii(np.concatenate([r[r < diam * (1 - 1e-9)], [diam]]))
 
 
@@ -173,7 +180,8 @@ class CertificateResult:
     """Per-sample output of a certificate over N samples (numpy arrays, float64 unless stated).
 
     method: registry name; sound: True only when every majorant is a guaranteed upper bound;
-    majorants: {loss: Majorant} for the non-zero_one losses; clean_loss: {loss: (N,)} (zero_one included
+    norm: the threat norm the majorants are measured in; majorants: {loss: Majorant} for the non-zero_one
+    losses; clean_loss: {loss: (N,)} (zero_one included
     when requested); clean_correct: (N,) bool; certified_radius: (N,) or None (zero_one; 0 for
     misclassified); lipschitz: (N,) or None, loss Lipschitz bound at the smallest shell;
     cell_radius: (N,) or None; seconds: wall-clock time; note: free text (e.g. solver time-outs).
@@ -181,7 +189,7 @@ class CertificateResult:
 
     method: str
     sound: bool
-    threat: ThreatModel
+    norm: str
     majorants: dict[str, Majorant]
     clean_loss: dict[str, np.ndarray]
     clean_correct: np.ndarray
@@ -196,12 +204,11 @@ class CertificateResult:
         """Number of samples N."""
         return int(self.clean_correct.shape[0])
 
-    def upper_bound(self, loss: str, threat: ThreatModel | None = None) -> primal.UpperBound:
-        """Upper bound on R_p(eps) for ``loss`` under ``threat`` (default: the certificate's threat):
+    def upper_bound(self, loss: str, threat: ThreatModel) -> primal.UpperBound:
+        """Upper bound on R_p(eps) for ``loss`` under ``threat`` (of the certificate's norm):
         primal.upper_bound of the loss's growth majorant (``primal.certified_growth``: the majorant, or
         for zero_one the certified radii), sound when the certificate is.
         """
-        threat = self.threat if threat is None else threat
         check_loss(loss)
         growth = primal.certified_growth(
             loss, self.majorants, self.certified_radius, self.clean_correct, self.sound, self.method
@@ -214,12 +221,12 @@ class CertificateResult:
 
     @staticmethod
     def concat(results: Sequence[CertificateResult]) -> CertificateResult:
-        """Join results of consecutive batches of the same certificate (same method, threat, losses)."""
+        """Join results of consecutive batches of the same certificate (same method, norm, losses)."""
         if not results:
             raise ValueError("concat needs at least one result")
         first = results[0]
-        if any(r.method != first.method or r.threat != first.threat for r in results):
-            raise ValueError("concat: results come from different certificates or threats")
+        if any(r.method != first.method or r.norm != first.norm for r in results):
+            raise ValueError("concat: results come from different certificates or norms")
         if any(set(r.majorants) != set(first.majorants) for r in results):
             raise ValueError("concat: results bound different losses")
         majorants = {}
@@ -231,7 +238,7 @@ class CertificateResult:
         return CertificateResult(
             method=first.method,
             sound=all(r.sound for r in results),
-            threat=first.threat,
+            norm=first.norm,
             majorants=majorants,
             clean_loss={k: np.concatenate([r.clean_loss[k] for r in results]) for k in first.clean_loss},
             clean_correct=np.concatenate([r.clean_correct for r in results]),
@@ -250,18 +257,27 @@ def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
 class Certificate(ABC):
     """Base class: subclasses set ``name`` and ``sound`` and implement ``_bound_batch``.
 
-    model: classifier f: [0,1]^d -> R^K; threat: ThreatModel; losses: subset of losses.CERTIFIABLE;
-    radii: outer shell radii (default: default_radii(threat, d)); batch_size: samples per batch;
-    progress: optional callback (done, total) after each batch.
+    model: classifier f: [0,1]^d -> R^K; norm: the threat norm (``linf``, ``l2``, ``l1``); losses: subset
+    of losses.CERTIFIABLE; radii: outer shell radii (default: the eps-free grid default_radii(norm, 0, d,
+    shells), geometric from diam/100 to diam; ``options_for(norm, eps, d)`` gives the grid around a threat
+    radius eps); batch_size: samples per batch; progress: optional callback (done, total) after each batch.
     """
 
     name: ClassVar[str] = ""
     sound: ClassVar[bool] = True
+    #: Size of the default shell grid (``default_radii``'s shells).
+    default_shells: ClassVar[int] = 8
+
+    @classmethod
+    def options_for(cls, norm: str, eps: float, d: int) -> dict[str, Any]:
+        """The constructor options this certificate derives from a threat radius eps for input dimension
+        d: the shell radii default_radii(norm, eps, d, default_shells) (knots at eps/4, eps/2, eps, ...)."""
+        return {"radii": default_radii(norm, eps, d, cls.default_shells)}
 
     def __init__(
         self,
         model: nn.Module,
-        threat: ThreatModel,
+        norm: str = "linf",
         *,
         losses: Sequence[str] = ("ce", "margin"),
         radii: Sequence[float] | np.ndarray | None = None,
@@ -269,8 +285,9 @@ class Certificate(ABC):
         batch_size: int = 256,
         progress: Progress | None = None,
     ) -> None:
-        if not isinstance(threat, ThreatModel):
-            raise ValueError(f"threat must be a ThreatModel, got {type(threat).__name__}")
+        if not isinstance(norm, str):
+            raise ValueError(f"norm must be a norm name (linf, l2, l1), got {type(norm).__name__}")
+        self.dual = dual_of(norm)  # checks the name
         losses = tuple(dict.fromkeys(losses))
         if not losses:
             raise ValueError("losses must not be empty")
@@ -280,7 +297,8 @@ class Certificate(ABC):
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.device = resolve_device(device)
         self.model = model.to(self.device)
-        self.threat = threat
+        self.norm = norm
+        self.shells = self.default_shells
         self.losses = losses
         self.radii = None if radii is None else np.asarray(radii, dtype=np.float64)
         self.batch_size = batch_size
@@ -288,14 +306,15 @@ class Certificate(ABC):
         self.note = ""
 
     def shell_radii(self, d: int) -> np.ndarray:
-        """Outer radii (M,) for input dimension d: the user's radii (validated) or default_radii."""
+        """Outer radii (M,) for input dimension d: the given radii (validated, check_radii) or the eps-free
+        grid default_radii(norm, 0, d, shells)."""
         if self.radii is None:
-            return default_radii(self.threat, d)
-        return check_radii(self.radii, self.threat, d)
+            return default_radii(self.norm, 0.0, d, self.shells)
+        return check_radii(self.radii, self.norm, d)
 
     def whole_box_knots(self, x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """Knots (n, 1) = diam X for the batch x (n, *S): one shell over all of X, on like's dtype/device."""
-        return shell_knots(np.array([self.threat.diameter(x[0].numel())]), like)
+        return shell_knots(np.array([box_diameter(self.norm, x[0].numel())]), like)
 
     @abstractmethod
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
@@ -363,7 +382,7 @@ class Certificate(ABC):
         return CertificateResult(
             method=self.name,
             sound=self.sound,
-            threat=self.threat,
+            norm=self.norm,
             majorants=majorants,
             clean_loss=clean,
             clean_correct=(z.argmax(dim=1) == y).cpu().numpy(),

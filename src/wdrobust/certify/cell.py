@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 from torch.autograd import forward_ad as fwAD
 
-from wdrobust.certify.base import ShellBound
+from wdrobust.certify.base import ShellBound, box_diameter
 from wdrobust.certify.bounds import BoundGraph, stable_rows
 from wdrobust.certify.local import LocalCertificate
 from wdrobust.nets.gradients import margin_gradients
@@ -161,12 +161,12 @@ class CellCertificate(LocalCertificate):
         preactivation_nodes(graph)
         d = x[0].numel()
         if d <= EXACT_DIM:
-            return inscribed_radius_exact(graph, x, self.threat.norm)
-        return inscribed_radius_bound(graph, x, self.threat.norm, self.threat.diameter(d))
+            return inscribed_radius_exact(graph, x, self.norm)
+        return inscribed_radius_bound(graph, x, self.norm, box_diameter(self.norm, d))
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
         n, d = x.shape[0], x[0].numel()
-        diam = self.threat.diameter(d)
+        diam = box_diameter(self.norm, d)
         rho = self.cell_radius(x).clamp(max=diam).double()
         lip, shells = self.shell_lipschitz(x, y)
         lip, radii = lip.double(), shells[0].double()
@@ -176,12 +176,12 @@ class CellCertificate(LocalCertificate):
         flat = x.reshape(n, d).double()
         r = rho[:, None]
         parts = [r, torch.maximum(radii[None, :-1], r)]
-        if self.threat.norm == "linf":
+        if self.norm == "linf":
             rooms = torch.cat([flat, 1 - flat], dim=1)
             parts.insert(0, torch.where(rooms > 0, torch.minimum(rooms, r), r))
         knots = strictly_increasing(torch.cat(parts, dim=1), diam)
         a = torch.cat([knots.new_zeros(n, 1), knots[:, :-1]], dim=1)
         inside = (a < r)[:, None, :]
-        exact = torch.where(inside, exact_slopes(a, flat, g, self.threat.norm), g.new_zeros(()))
+        exact = torch.where(inside, exact_slopes(a, flat, g, self.norm), g.new_zeros(()))
         slopes = torch.maximum(exact, shell_slopes(a, knots, rho, radii, lip))
         return ShellBound.from_margins(slopes, knots, z, y, self.losses, cell_radius=rho)

@@ -32,13 +32,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from wdrobust.certify.base import Certificate, ShellBound, default_radii, shell_knots
+from wdrobust.certify.base import Certificate, ShellBound, box_diameter, shell_knots
 from wdrobust.certify.bounds import BoundGraph, margin_lipschitz
 from wdrobust.certify.bounds.crown import INTERMEDIATE, check_linear_rules, flat_dot, margin_bounds
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
 from wdrobust.losses import margins
 from wdrobust.primal.curves import Majorant
-from wdrobust.threat import ThreatModel, dual_of, lp_norm
+from wdrobust.threat import dual_of, lp_norm
 
 #: Relative outward slack of every bound against the float32 evaluation of the network.
 FLOAT32_SLACK = 1e-5
@@ -55,26 +55,27 @@ class CrownCertificate(Certificate):
     alpha_steps (optimised lower slopes, 0 = plain CROWN), lipschitz (also take the minimum with the local
     Lipschitz shells), subdivide (each gap of the radius grid is split geometrically into this many
     shells, and as many halvings are added below the smallest radius), bisection (steps refining the
-    certified radius), shells (size of the default grid when no radii are given).
+    certified radius), shells (size of the default grid when no radii are given, ``default_shells``).
     """
 
     name = "crown"
     sound = True
+    default_shells = 12
 
     def __init__(
         self,
         model: nn.Module,
-        threat: ThreatModel,
+        norm: str = "linf",
         *,
         intermediate: str = "auto",
         alpha_steps: int = 0,
         lipschitz: bool = True,
         subdivide: int = 2,
         bisection: int = 6,
-        shells: int = 12,
+        shells: int = default_shells,
         **options: Any,
     ) -> None:
-        super().__init__(model, threat, **options)
+        super().__init__(model, norm, **options)
         if intermediate not in INTERMEDIATE:
             raise ValueError(f"crown: intermediate must be one of {', '.join(INTERMEDIATE)}")
         for key, value in (("alpha_steps", alpha_steps), ("bisection", bisection)):
@@ -101,14 +102,14 @@ class CrownCertificate(Certificate):
         return self._graphs[precision]
 
     def crown_radii(self, d: int) -> np.ndarray:
-        """The radius grid (M,): the shell radii (given or default with ``shells``), each gap split
-        geometrically into ``subdivide`` pieces, ``subdivide`` halvings below the smallest, all but the
-        last (diam) raised by the factor 1 + RADIUS_NUDGE.
+        """The radius grid (M,): the shell radii (``shell_radii``: given, or default with ``shells``), each
+        gap split geometrically into ``subdivide`` pieces, ``subdivide`` halvings below the smallest, all
+        but the last (diam) raised by the factor 1 + RADIUS_NUDGE.
 
         The nudge makes a ball verified at r_k certify more than the closed ball of radius r_k: the
         zero_one knapsack at p = inf counts a certified radius r_i <= eps as possibly flipped, and a
         radius given as eps must certify the closed eps ball; a bound over the larger ball stays sound."""
-        base = default_radii(self.threat, d, self.shells) if self.radii is None else self.shell_radii(d)
+        base = self.shell_radii(d)
         if self.subdivide > 1 and base.size > 1:
             fine = [np.geomspace(a, b, self.subdivide + 1)[:-1] for a, b in itertools.pairwise(base)]
             base = np.concatenate([*fine, base[-1:]])
@@ -137,12 +138,12 @@ class CrownCertificate(Certificate):
                 x[sl],
                 r[sl],
                 c.to(x.dtype),
-                self.threat.norm,
+                self.norm,
                 intermediate=self.intermediate,
                 alpha_steps=self.alpha_steps,
             )
             at_x = flat_dot(a, x[sl]) + b
-            parts.append((upper, at_x, lp_norm(a, dual_of(self.threat.norm), batch_dims=2)))
+            parts.append((upper, at_x, lp_norm(a, dual_of(self.norm), batch_dims=2)))
         return tuple(torch.cat(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
@@ -162,7 +163,7 @@ class CrownCertificate(Certificate):
         box_cls, box_u, box_a, box_b = self._whole_box(k, x64)
         a_y, b_y = box_a[y], box_b[y]
         box_at_x = flat_dot(a_y, x64) + b_y
-        box_norm = lp_norm(a_y, dual_of(self.threat.norm), batch_dims=2)
+        box_norm = lp_norm(a_y, dual_of(self.norm), batch_dims=2)
 
         def per_sample(rows: torch.Tensor | None, last: torch.Tensor) -> torch.Tensor:
             """(n, K-1, M) from the ball rows (n (M-1), K-1) and the box values (n, K-1)."""
@@ -215,7 +216,7 @@ class CrownCertificate(Certificate):
             labels = torch.arange(k, device=like.device)
             centre = torch.full((k, *like.shape[1:]), 0.5, dtype=torch.float64, device=like.device)
             diam = torch.full(
-                (k,), self.threat.diameter(like[0].numel()), dtype=torch.float64, device=like.device
+                (k,), box_diameter(self.norm, like[0].numel()), dtype=torch.float64, device=like.device
             )
             cls, c = margin_cotangents(labels, k)
             upper, a, b = margin_bounds(
@@ -223,7 +224,7 @@ class CrownCertificate(Certificate):
                 centre,
                 diam,
                 c.to(torch.float64),
-                self.threat.norm,
+                self.norm,
                 intermediate="ibp" if self.intermediate == "ibp" else "auto",
                 alpha_steps=self.alpha_steps,
             )
@@ -239,14 +240,12 @@ class CrownCertificate(Certificate):
                 x.double(),
                 y,
                 knots[0],
-                self.threat.norm,
+                self.norm,
                 device=self.device,
                 intermediate="auto",
             )
         else:
-            lip = margin_lipschitz(
-                self.graph("float32"), x, y, knots[0], self.threat.norm, device=self.device
-            )
+            lip = margin_lipschitz(self.graph("float32"), x, y, knots[0], self.norm, device=self.device)
         losses = [loss for loss in self.losses if loss != "zero_one"]
         return ShellBound.from_margins(lip, knots, z, y, losses)
 
@@ -290,7 +289,7 @@ class CrownCertificate(Certificate):
                     x64[rows],
                     mid,
                     c.to(torch.float64),
-                    self.threat.norm,
+                    self.norm,
                     intermediate=self.intermediate,
                     alpha_steps=self.alpha_steps,
                 )

@@ -42,7 +42,7 @@ class Empirical(Certificate):
             _, g = margin_gradients(
                 self.model, points[lo : lo + self.batch_size], y[lo : lo + self.batch_size]
             )
-            parts.append(lp_norm(g, self.threat.dual, batch_dims=2))
+            parts.append(lp_norm(g, self.dual, batch_dims=2))
         return torch.cat(parts)
 
     def _bound_batch(

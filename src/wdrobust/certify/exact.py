@@ -52,7 +52,6 @@ from wdrobust.certify.relu_mip import (
     linear_upper,
     relu_forward,
 )
-from wdrobust.threat import ThreatModel
 
 #: Absolute slack subtracted from (added to) the solver's dual bounds, on top of SOLVER_SLACK relative.
 ABSOLUTE_SLACK = 1e-7
@@ -392,14 +391,14 @@ class ExactCertificate(LocalCertificate):
     def __init__(
         self,
         model: nn.Module,
-        threat: ThreatModel,
+        norm: str = "linf",
         *,
         time_limit: float = 10.0,
         bounds: BoundsFn | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(model, threat, **options)
-        check_norm(threat.norm)
+        super().__init__(model, norm, **options)
+        check_norm(norm)
         if not time_limit > 0:
             raise ValueError(f"time_limit must be positive, got {time_limit}")
         self.time_limit = float(time_limit)
@@ -431,7 +430,7 @@ class ExactCertificate(LocalCertificate):
                 x.reshape(x.shape[0], -1).to("cpu", torch.float64).numpy(),
                 y.cpu().numpy(),
                 (z.argmax(dim=1) == y).cpu().numpy(),
-                self.threat.norm,
+                self.norm,
                 None if upper is None else upper.to("cpu", torch.float64).numpy(),
                 self.time_limit,
                 self.bounds,

@@ -40,10 +40,10 @@ class FirstOrder(Certificate):
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
         smooth = tuple(name for name in self.losses if name != "zero_one")
-        norms = loss_gradient_norms(self.model, x, y, smooth, self.threat.dual)
+        norms = loss_gradient_norms(self.model, x, y, smooth, self.dual)
         knots = self.whole_box_knots(x, z)
         m, g = margin_gradients(self.model, x, y)
-        lip = lp_norm(g, self.threat.dual, batch_dims=2)[:, :, None]
+        lip = lp_norm(g, self.dual, batch_dims=2)[:, :, None]
         radius = certified_radius_from_shells(m, lip, knots, y) if "zero_one" in self.losses else None
         lip0 = norms[smooth[0]] if smooth else lip[:, :, 0].amax(dim=1)
         return ShellBound(knots, {k: v[:, None] for k, v in norms.items()}, lip0, radius)

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from wdrobust.certify.base import Certificate, ShellBound
+from wdrobust.certify.base import Certificate, ShellBound, box_diameter
 from wdrobust.certify.bounds import BoundGraph, margin_lipschitz
 from wdrobust.certify.chain import Chain, build_chain
 from wdrobust.threat import lp_norm
@@ -83,7 +83,7 @@ class GlobalLipschitz(Certificate):
                     raise
                 self._tables[input_shape] = self._whole_box_table(input_shape, num_classes, str(exc))
             else:
-                self._tables[input_shape] = pair_lipschitz(chain, self.threat.norm, num_classes)
+                self._tables[input_shape] = pair_lipschitz(chain, self.norm, num_classes)
         return self._tables[input_shape]
 
     def _whole_box_table(self, input_shape: tuple[int, ...], num_classes: int, why: str) -> torch.Tensor:
@@ -95,8 +95,8 @@ class GlobalLipschitz(Certificate):
             graph = BoundGraph(copy.deepcopy(self.model).double().requires_grad_(False).eval())
             centre = torch.full((num_classes, *input_shape), 0.5, dtype=torch.float64, device=self.device)
             labels = torch.arange(num_classes, device=self.device)
-            diam = self.threat.diameter(math.prod(input_shape))
-            table = margin_lipschitz(graph, centre, labels, [diam], self.threat.norm, device=self.device)
+            diam = box_diameter(self.norm, math.prod(input_shape))
+            table = margin_lipschitz(graph, centre, labels, [diam], self.norm, device=self.device)
         except ValueError as exc:
             raise ValueError(f"global: {why}; and the bound engine cannot bound it: {exc}") from None
         self.note = f"whole-box interval Jacobian ({why})"

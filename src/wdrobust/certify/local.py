@@ -1,6 +1,6 @@
 """The ``local`` certificate (sound): per-shell margin Lipschitz bounds from the interval bound engine.
 
-For outer radii r_1 < ... < r_M = diam X (base.default_radii around eps unless given),
+For outer radii r_1 < ... < r_M = diam X (given, e.g. base.default_radii around eps),
 L_ij(r_m) >= sup over B(x_i, r_m) cap [0,1]^d of ||grad m_j||_* (``margin_lipschitz``), and
 
     phibar_i(t) = sum_m Lip_i(r_m) |[0, t] cap (r_m-1, r_m]|,   Lip_i = max_{j != y_i} L_ij (ce, margin)
@@ -73,9 +73,7 @@ class LocalCertificate(Certificate):
         xs = self.graph_input(x)
         knots = shell_knots(self.shell_radii(x[0].numel()), xs)
         mode = "auto" if self.uses_crown(graph) else None
-        lip = margin_lipschitz(
-            graph, xs, y, knots[0], self.threat.norm, device=self.device, intermediate=mode
-        )
+        lip = margin_lipschitz(graph, xs, y, knots[0], self.norm, device=self.device, intermediate=mode)
         return lip, knots
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:

@@ -167,10 +167,11 @@ def lipschitz_on_box(
 
 
 class MILPCertificate(LocalCertificate):
-    """Exact local Lipschitz constants L_ij(r) of small ReLU networks on the inner shells (r <= eps).
+    """Exact local Lipschitz constants L_ij(r) of small ReLU networks on the inner shells (r <= milp_radius).
 
-    Shells: the default grid from eps up to the diameter (base.default_radii without the radii below
-    eps) or the user's radii. On shells with r <= ``milp_radius`` (default eps) one program per sample
+    Shells: the given radii (``options_for(norm, eps, d)``: the default grid around eps without the radii
+    below eps, and milp_radius = eps). On shells with r <= ``milp_radius`` (default: the smallest shell
+    radius) one program per sample
     and class j != y_i (two for l2) gives L_ij(r); every shell also gets the sound local bound of the
     interval engine (certify.local), and the smaller of the two is used. Outer shells (boxes with too
     many unstable neurons for a MILP) therefore carry the local bound. ``time_limit``: seconds per
@@ -187,19 +188,20 @@ class MILPCertificate(LocalCertificate):
         if not time_limit > 0:
             raise ValueError(f"time_limit must be positive, got {time_limit}")
         self.time_limit = float(time_limit)
-        self.milp_radius = self.threat.eps if milp_radius is None else float(milp_radius)
+        self.milp_radius = None if milp_radius is None else float(milp_radius)
         self.optimal = True
         self._net: ReluNet | None = None
 
-    def shell_radii(self, d: int) -> np.ndarray:
-        """The user's radii (validated), else default_radii from eps up (all of them when eps = 0), always
-        ending at the diameter (the only shell when eps >= diam X)."""
-        radii = super().shell_radii(d)
-        if self.radii is None and self.threat.eps > 0:
-            keep = radii >= self.threat.eps * (1 - 1e-12)
+    @classmethod
+    def options_for(cls, norm: str, eps: float, d: int) -> dict[str, Any]:
+        """Shell radii default_radii(norm, eps, d) from eps up (all of them when eps = 0), always ending at
+        the diameter (the only shell when eps >= diam X), and milp_radius = eps."""
+        radii = super().options_for(norm, eps, d)["radii"]
+        if eps > 0:
+            keep = radii >= eps * (1 - 1e-12)
             keep[-1] = True
             radii = radii[keep]
-        return radii
+        return {"radii": radii, "milp_radius": float(eps)}
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
         if self._net is None:
@@ -209,19 +211,18 @@ class MILPCertificate(LocalCertificate):
         radii = knots[0].double().cpu().numpy()
         flat = x.reshape(x.shape[0], -1).double().cpu().numpy()
         labels = y.cpu().numpy()
-        inner = np.flatnonzero(radii <= self.milp_radius * (1 + 1e-6))  # knots may be float32-rounded
+        limit = radii[0] if self.milp_radius is None else self.milp_radius
+        inner = np.flatnonzero(radii <= limit * (1 + 1e-6))  # knots may be float32-rounded
         # One program per (sample, inner shell, class): separate MILPs, so this loop cannot be vectorised.
         for i, m in np.ndindex(x.shape[0], len(inner)):
             r = radii[inner[m]]
             lo, hi = np.clip(flat[i] - r, 0, 1), np.clip(flat[i] + r, 0, 1)
-            exact, optimal = lipschitz_on_box(
-                self._net, lo, hi, int(labels[i]), self.threat.norm, self.time_limit
-            )
+            exact, optimal = lipschitz_on_box(self._net, lo, hi, int(labels[i]), self.norm, self.time_limit)
             lip[i, :, inner[m]] = np.minimum(lip[i, :, inner[m]], exact)
             self.optimal &= optimal
         lip = np.flip(np.minimum.accumulate(np.flip(lip, axis=2), axis=2), axis=2)
         notes = [] if self.optimal else ["time limit reached: solver dual bounds used (sound, not exact)"]
-        if self.threat.norm == "l2":
+        if self.norm == "l2":
             notes.append("l2: sqrt(max ||g||_1 * max ||g||_inf) bound (sound, not exact)")
         if len(inner) == 0:
             notes.append("no shell within milp_radius: local bounds only")

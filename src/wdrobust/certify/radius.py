@@ -17,11 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from wdrobust.certify.base import ShellBound, certified_radius_from_shells
+from wdrobust.certify.base import ShellBound, box_diameter, certified_radius_from_shells
 from wdrobust.certify.bounds import BoundGraph, margin_upper_rows
 from wdrobust.certify.local import LocalCertificate
 from wdrobust.losses import margins
-from wdrobust.threat import ThreatModel
 
 #: Bisection steps of the interval verification (log scale between diam * MIN_FRACTION and diam).
 BISECTION_STEPS = 16
@@ -58,13 +57,13 @@ class RadiusCertificate(LocalCertificate):
     def __init__(
         self,
         model: nn.Module,
-        threat: ThreatModel,
+        norm: str = "linf",
         *,
         losses: Sequence[str] = ("zero_one",),
         radii: Sequence[float] | np.ndarray | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(model, threat, losses=losses, radii=radii, **options)
+        super().__init__(model, norm, losses=losses, radii=radii, **options)
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
         lip, knots = self.shell_lipschitz(x, y)
@@ -73,8 +72,8 @@ class RadiusCertificate(LocalCertificate):
         shells = bound.certified_radius  # computed there when zero_one is among the losses
         if shells is None:
             shells = certified_radius_from_shells(margins(z, y), lip, knots, y)
-        top = self.threat.diameter(x[0].numel())
-        interval = verified_radius(self.graph(), self.graph_input(x), y, self.threat.norm, top)
+        top = box_diameter(self.norm, x[0].numel())
+        interval = verified_radius(self.graph(), self.graph_input(x), y, self.norm, top)
         correct = z.argmax(dim=1) == y
         bound.certified_radius = torch.where(
             correct, torch.maximum(shells, interval), torch.zeros_like(shells)

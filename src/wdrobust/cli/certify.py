@@ -15,9 +15,7 @@ from wdrobust.certify import CERTIFICATES, Certificate, CertificateResult
 from wdrobust.cli import common, progress
 from wdrobust.cli.attack import check_attack
 from wdrobust.cli.errors import user_errors
-from wdrobust.evaluate.records import CertificateRecord
 from wdrobust.losses import CERTIFIABLE, check_certifiable
-from wdrobust.primal import upper_bound
 from wdrobust.threat import ThreatModel
 from wdrobust.train import cpu_threads_for
 
@@ -40,11 +38,14 @@ def parse_methods(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def make_certificate(name: str, model: Any, threat: ThreatModel, **kwargs: Any) -> Certificate:
-    """Construct a registered certificate, passing only the options its constructor accepts."""
+def make_certificate(name: str, model: Any, threat: ThreatModel, d: int, **kwargs: Any) -> Certificate:
+    """Construct a registered certificate for the threat's norm with the options its radius eps suggests
+    on inputs of dimension d (``options_for``: shell radii around eps, ...), passing only the options of
+    ``kwargs`` its constructor accepts."""
     cls = CERTIFICATES[name]
     accepted = {p for c in cls.__mro__ for p in inspect.signature(c.__init__).parameters}
-    return cls(model, threat, **{k: v for k, v in kwargs.items() if k in accepted})
+    options = cls.options_for(threat.norm, threat.eps, d) | {k: v for k, v in kwargs.items() if k in accepted}
+    return cls(model, threat.norm, **options)
 
 
 def table(rows: list[tuple[str, CertificateResult, float]], loss: str, threat: ThreatModel, n: int) -> Table:
@@ -112,6 +113,7 @@ def command(
                     name,
                     net,
                     threat,
+                    x[0].numel(),
                     losses=(loss,),
                     batch_size=1 if name in PER_SAMPLE else batch_size,
                     device=device,
@@ -124,6 +126,5 @@ def command(
                     raise
                 typer.echo(f"skipped {name}: {str(exc).splitlines()[0]}", err=True)
                 continue
-            growth = CertificateRecord.of(result).growth(loss, result.clean_correct)
-            rows.append((name, result, float(upper_bound(growth, threat, result.clean_loss[loss]).risk)))
+            rows.append((name, result, float(result.upper_bound(loss, threat).risk)))
     Console().print(table(rows, loss, threat, x.shape[0]))

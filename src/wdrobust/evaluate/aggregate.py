@@ -27,8 +27,8 @@ import numpy as np
 from wdrobust import primal
 from wdrobust.evaluate.bounds import lower_entry, upper_entry
 from wdrobust.evaluate.config import EvalConfig, from_dict
-from wdrobust.evaluate.jobs import batches
-from wdrobust.evaluate.records import AttackRecord, CertificateRecord, join_attack, join_certificate
+from wdrobust.evaluate.jobs import AttackJob, CertificateJob, batches
+from wdrobust.evaluate.records import AttackRecord, CertificateRecord
 from wdrobust.evaluate.store import Store, Unit
 from wdrobust.threat import ThreatModel
 
@@ -115,9 +115,9 @@ def load_records(store: Store) -> Records:
             continue
         arrays = store.job_arrays(job, order)
         if spec["kind"] == "attack":
-            attacks[job] = join_attack(spec, arrays, by_job[job])
+            attacks[job] = AttackJob.from_arrays(spec, arrays, by_job[job])
         else:
-            certificates[job] = join_certificate(spec, arrays, by_job[job])
+            certificates[job] = CertificateJob.from_arrays(spec, arrays, by_job[job])
     losses = sorted({k[5:] for k in clean[0] if k.startswith("loss.")})
     return Records(
         config=cfg,

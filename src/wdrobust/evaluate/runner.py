@@ -41,13 +41,8 @@ from wdrobust.evaluate import folder
 from wdrobust.evaluate.config import EvalConfig, parse_shard
 from wdrobust.evaluate.folder import LOG_NAME
 from wdrobust.evaluate.inputs import Inputs, load_inputs
-from wdrobust.evaluate.jobs import Job, batches, certificate_radii, plan, unit_seed, units
-from wdrobust.evaluate.records import attack_arrays, certificate_arrays
+from wdrobust.evaluate.jobs import AttackJob, CleanJob, Job, batches, plan, unit_seed, units
 from wdrobust.evaluate.store import STORE_NAME, Store, read_meta, store_errors, stored_jobs
-from wdrobust.losses import CERTIFIABLE, all_losses
-
-#: The certificate that reads the attacks' visited points (``Empirical.run(x, y, visited)``).
-VISITED = "empirical"
 
 log = logging.getLogger("wdrobust.evaluate")
 
@@ -128,8 +123,7 @@ def run(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     inputs = load_inputs(cfg, device) if inputs is None else inputs
-    radii = certificate_radii(cfg, inputs.facts["input_dim"])
-    check_methods(cfg, inputs, radii, device, () if force else stored_jobs(out / STORE_NAME))
+    check_methods(cfg, inputs, device, () if force else stored_jobs(out / STORE_NAME))
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -141,7 +135,7 @@ def run(
                 if force:
                     folder.clear(out)
                 folder.remove_stale(out)
-                computed, resumed = _session(cfg, inputs, radii, device, console, resume)
+                computed, resumed = _session(cfg, inputs, device, console, resume)
                 seconds = time.perf_counter() - start
                 with store_errors(out / STORE_NAME):  # finish reads the store
                     finished = None if finish is None else finish(out)
@@ -168,7 +162,6 @@ def _has_units(out: Path) -> bool:
 def _session(
     cfg: EvalConfig,
     inputs: Inputs,
-    radii: np.ndarray,
     device: torch.device,
     console: Console | None,
     resume: bool,
@@ -182,7 +175,7 @@ def _session(
         with store_errors(out / STORE_NAME), Store(out / STORE_NAME) as store:
             try:
                 todo, done = _open_run(store, cfg, inputs, resume)
-                _compute(store, cfg, inputs, todo, radii, device, console)
+                _compute(store, cfg, inputs, todo, device, console)
             except KeyboardInterrupt:
                 log.warning(
                     "session %s interrupted (Ctrl-C) with %d units stored; re-run the same command to resume",
@@ -238,7 +231,6 @@ def _compute(
     cfg: EvalConfig,
     inputs: Inputs,
     todo: list[tuple[Job, int]],
-    radii: np.ndarray,
     device: torch.device,
     console: Console | None,
 ) -> None:
@@ -251,10 +243,8 @@ def _compute(
             torch.manual_seed(seed)
             started = time.time()
             tic = time.perf_counter()
-            visited = (
-                visited_points(store, cfg, b) if job.method == VISITED and job.kind == "certificate" else None
-            )
-            arrays, info = compute_unit(job, cfg, inputs, sl, seed, radii, device, visited=visited)
+            visited = visited_points(store, cfg, b) if job.reads_visited else None
+            arrays, info = job.run(cfg, inputs, sl, seed, device, visited=visited)
             seconds = time.perf_counter() - tic
             store.put_unit(
                 job.key,
@@ -270,83 +260,13 @@ def _compute(
             advance(f"{job.key} [{b + 1}/{len(slices)}]")
 
 
-def compute_unit(
-    job: Job,
-    cfg: EvalConfig,
-    inputs: Inputs,
-    sl: slice,
-    seed: int,
-    radii: np.ndarray | None,
-    device: torch.device,
-    visited: torch.Tensor | None = None,
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Run one job on the samples ``sl``; return its arrays and info (passes, sound flag, note).
-    visited: the attacks' candidate points of these samples (N, M, *S), for the ``empirical`` job."""
-    x, y = inputs.x[sl].to(device), inputs.y[sl].to(device)
-    if job.kind == "clean":
-        with torch.no_grad():
-            z = inputs.model(x)
-        arrays = {f"loss.{k}": v.cpu().double().numpy() for k, v in all_losses(z, y, cfg.losses).items()}
-        arrays.update(
-            index=np.arange(sl.start, sl.stop),
-            y=y.cpu().numpy(),
-            correct=(z.argmax(dim=1) == y).cpu().numpy(),
-        )
-        return arrays, {"forward_passes": int(x.shape[0])}
-    method = make_method(job, cfg, inputs.model, seed, radii, device)
-    # an attack sees one batch, but its radius schedule must know the size of the whole evaluated set
-    if job.kind == "attack":
-        result = method.run(x, y, population=inputs.x.shape[0])
-    else:
-        result = method.run(x, y) if visited is None else method.run(x, y, visited=visited.to(device))
-    if job.kind == "attack":
-        info: dict[str, Any] = {"seconds_method": float(result.seconds)}
-        arrays = attack_arrays(result)
-    else:
-        info = {"sound": bool(result.sound), "note": result.note, "seconds_method": float(result.seconds)}
-        arrays = certificate_arrays(result)
-    info["forward_passes"] = int(getattr(result, "forward_passes", 0))
-    info["backward_passes"] = int(getattr(result, "backward_passes", 0))
-    return arrays, info
-
-
-def make_method(
-    job: Job,
-    cfg: EvalConfig,
-    model: torch.nn.Module,
-    seed: int,
-    radii: np.ndarray | None,
-    device: torch.device,
-) -> Any:
-    """The attack or certificate of a job, built with the configured options.
-
-    Attacks get the config's losses and the unit's seed; certificates the certifiable losses and, unless
-    their options say otherwise, the shell radii of ``jobs.certificate_radii``. Options the method does
-    not accept raise ValueError naming the method.
-    """
-    options = dict(
-        (cfg.attack_options if job.kind == "attack" else cfg.certificate_options).get(job.method, {})
-    )
-    cls = config_mod.registry_of(job.kind)[job.method]
-    common = {"device": device, "batch_size": cfg.batch_size, "progress": None}
-    try:
-        if job.kind == "attack":
-            common["keep_points"] = cfg.stores_points
-            return cls(model, job.threat, losses=cfg.losses, seed=seed, **common, **options)
-        options.setdefault("radii", radii)
-        losses = tuple(loss for loss in cfg.losses if loss in CERTIFIABLE)
-        return cls(model, job.threat, losses=losses, **common, **options)
-    except TypeError as exc:
-        raise ValueError(f"{job.kind} {job.method!r}: bad options: {exc}") from None
-
-
 def visited_points(store: Store, cfg: EvalConfig, batch: int) -> torch.Tensor | None:
     """The candidate points of every attack job for one batch, side by side (N, M, *S) (columns of
     different jobs padded with NaN, which ``empirical`` ignores); None without attacks. The attack units
     come first in the plan, so they are in the store; a missing one raises ValueError."""
     parts = []
     for job in plan(cfg):
-        if job.kind != "attack":
+        if not isinstance(job, AttackJob):
             continue
         points = store.arrays(job.key, batch).get("points")
         if points is None:
@@ -361,9 +281,7 @@ def visited_points(store: Store, cfg: EvalConfig, batch: int) -> torch.Tensor | 
     return torch.cat(padded, 1)
 
 
-def check_methods(
-    cfg: EvalConfig, inputs: Inputs, radii: np.ndarray, device: torch.device, used: Collection[str] = ()
-) -> None:
+def check_methods(cfg: EvalConfig, inputs: Inputs, device: torch.device, used: Collection[str] = ()) -> None:
     """Run every method once on the first sample (results discarded), so that bad options and models a
     method does not support fail before the run folder exists. Methods with a job in ``used`` (jobs with
     units in the store) already ran on this model and are skipped. Errors are ValueErrors naming the
@@ -372,11 +290,11 @@ def check_methods(
     ran = {(j.kind, j.method) for j in jobs if j.key in used}
     first: dict[tuple[str, str], Job] = {}
     for job in jobs:
-        if job.kind != "clean" and (job.kind, job.method) not in ran:
+        if not isinstance(job, CleanJob) and (job.kind, job.method) not in ran:
             first.setdefault((job.kind, job.method), job)
     for job in first.values():
         try:
-            compute_unit(job, cfg, inputs, slice(0, 1), cfg.seed, radii, device)
+            job.run(cfg, inputs, slice(0, 1), cfg.seed, device)
         except ValueError as exc:
             name = f"{job.kind} {job.method!r}"
             raise ValueError(str(exc) if str(exc).startswith(name) else f"{name}: {exc}") from None

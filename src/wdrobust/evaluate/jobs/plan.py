@@ -7,67 +7,26 @@ Strategy (documented in docs/evaluate.md):
   Attained points of any job are valid candidates for every (eps, p) of the same norm and loss, so the
   aggregation pools them ("best" lower bound).
 - certificates produce majorants phibar_i(t) valid for every t in [0, diam X], hence for every (eps, p):
-  one job per certificate, run with the union of the default shell radii of all eps (so the majorant has
-  knots at eps/4, eps/2, eps of every eps) unless the user gives ``radii`` in its options.
+  one job per certificate (``jobs.certificate``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-from dataclasses import dataclass
-from typing import Any
 
-import numpy as np
-
-from wdrobust.certify.base import default_radii, distinct_radii
 from wdrobust.evaluate.config import EvalConfig
-from wdrobust.threat import ThreatModel
-
-
-@dataclass(frozen=True)
-class Job:
-    """One kind of computation applied to every batch: kind in {clean, attack, certificate}."""
-
-    kind: str
-    method: str
-    threat: ThreatModel | None = None
-
-    @property
-    def key(self) -> str:
-        """Stable name used in the store, e.g. ``attack/wda/linf/eps=0.05/p=2``."""
-        if self.kind == "clean":
-            return "clean"
-        if self.kind == "certificate":
-            return f"certificate/{self.method}/{self.threat.norm}"
-        return f"attack/{self.method}/{self.threat.norm}/eps={self.threat.eps!r}/p={_p_text(self.threat.p)}"
-
-    def spec(self) -> dict[str, Any]:
-        """JSON description stored in the ``jobs`` table."""
-        out: dict[str, Any] = {"kind": self.kind, "method": self.method}
-        if self.threat is not None:
-            out.update(norm=self.threat.norm, eps=self.threat.eps, p=_p_text(self.threat.p))
-        return out
-
-
-def _p_text(p: float) -> str:
-    return "inf" if math.isinf(p) else f"{p:g}"
+from wdrobust.evaluate.jobs.attack import AttackJob
+from wdrobust.evaluate.jobs.base import Job
+from wdrobust.evaluate.jobs.certificate import CertificateJob
+from wdrobust.evaluate.jobs.clean import CleanJob
 
 
 def plan(cfg: EvalConfig) -> list[Job]:
     """Jobs in execution order: clean, the attacks (eps-major, then p), then the certificates."""
-    jobs = [Job("clean", "clean")]
-    jobs += [Job("attack", a, t) for t in cfg.threats() for a in cfg.attacks]
-    cert_threat = ThreatModel(cfg.norm, max(cfg.eps_values), math.inf)
-    jobs += [Job("certificate", c, cert_threat) for c in cfg.certificates]
+    jobs: list[Job] = [CleanJob()]
+    jobs += [AttackJob(a, t) for t in cfg.threats() for a in cfg.attacks]
+    jobs += [CertificateJob(c, cfg.norm, max(cfg.eps_values)) for c in cfg.certificates]
     return jobs
-
-
-def certificate_radii(cfg: EvalConfig, d: int) -> np.ndarray:
-    """Union of ``certify.default_radii`` over the configured eps for input dimension d, without radii
-    that are equal as float32 shell knots (``certify.base.distinct_radii``); shape (M,)."""
-    grids = [default_radii(ThreatModel(cfg.norm, e, math.inf), d) for e in cfg.eps_values]
-    return distinct_radii(np.concatenate(grids))
 
 
 def units(jobs: list[Job], n_batches: int, shard: tuple[int, int] | None = None) -> list[tuple[Job, int]]:

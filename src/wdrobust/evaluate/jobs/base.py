@@ -1,0 +1,77 @@
+"""The job interface: one kind of computation applied to every batch of the evaluated samples.
+
+A job has a stable ``key`` (its name in the store), a ``spec`` (its JSON description in the store's
+``jobs`` table) and ``run``, which computes one unit (the job on one batch) into named arrays and info.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+import torch
+
+from wdrobust.evaluate.config import EvalConfig
+from wdrobust.evaluate.inputs import Inputs
+
+#: A unit's arrays (stored per batch) and info (passes, sound flag, note, seconds).
+UnitOutput = tuple[dict[str, np.ndarray], dict[str, Any]]
+
+T = TypeVar("T")
+
+
+class Job(ABC):
+    """One kind of computation applied to every batch: ``kind`` in {clean, attack, certificate}."""
+
+    kind: ClassVar[str] = ""
+    method: str
+
+    @property
+    @abstractmethod
+    def key(self) -> str:
+        """Stable name used in the store, e.g. ``attack/wda/linf/eps=0.05/p=2``."""
+
+    @abstractmethod
+    def spec(self) -> dict[str, Any]:
+        """JSON description stored in the ``jobs`` table."""
+
+    @property
+    def reads_visited(self) -> bool:
+        """Whether ``run`` needs the attacks' candidate points of its batch (``visited``)."""
+        return False
+
+    @abstractmethod
+    def run(
+        self,
+        cfg: EvalConfig,
+        inputs: Inputs,
+        sl: slice,
+        seed: int,
+        device: torch.device,
+        visited: torch.Tensor | None = None,
+    ) -> UnitOutput:
+        """Run the job on the samples ``sl`` of ``inputs``; return its arrays and info (passes, sound flag,
+        note). visited: the attacks' candidate points of these samples (N, M, *S), when
+        ``reads_visited``."""
+
+    def construct(self, build: Callable[..., T], *args: Any, options: Mapping[str, Any], **kwargs: Any) -> T:
+        """build(*args, **kwargs, **options) (a method's constructor with the configured options); options
+        it does not accept (or that repeat a keyword of kwargs) raise ValueError naming the method."""
+        try:
+            return build(*args, **kwargs, **options)
+        except TypeError as exc:
+            raise ValueError(f"{self.kind} {self.method!r}: bad options: {exc}") from None
+
+
+def as_float64(a: Any) -> np.ndarray:
+    """Result arrays (numpy, see AttackResult / CertificateResult) as float64."""
+    return np.asarray(a, dtype=np.float64)
+
+
+def optional(batches: list[dict[str, np.ndarray]], name: str) -> np.ndarray | None:
+    """The arrays ``name`` of every batch concatenated, or None when a batch lacks it."""
+    if not all(name in b for b in batches):
+        return None
+    return np.concatenate([b[name] for b in batches])

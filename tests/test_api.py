@@ -45,13 +45,13 @@ def test_user_module_without_out(user_model, digits_test, tmp_path, monkeypatch)
     results = wdrobust.evaluate(user_model, x[:30], y[:30], norm="linf", **ARGS)
     assert isinstance(results, Results) and results.run_dir is None
     assert not list(tmp_path.iterdir())  # nothing written where the user is
-    assert results.model["arch"] == "TwoLayer" and results.model["path"] is None
-    assert results.data["name"] == "tensors" and results.n == 30
+    assert results.model.arch == "TwoLayer" and results.model.path is None
+    assert results.data.name == "tensors" and results.n == 30
     for p in (1, "inf"):
         band = results.bounds("ce", 0.05, p)
         assert band.clean <= band.lower_bound <= band.upper_bound  # attained <= sound
         acc = results.bounds("zero_one", 0.05, p).accuracy
-        assert acc["lower"] <= acc["upper"] <= acc["clean"]
+        assert acc.lower <= acc.upper <= acc.clean
     with torch.no_grad():
         assert results.clean_accuracy == pytest.approx(
             (user_model(x[:30]).argmax(1) == y[:30]).float().mean()

@@ -12,7 +12,6 @@ import pytest
 from wdrobust.evaluate import Store, build_config, load_records, run
 from wdrobust.evaluate.aggregate import best_flip_distances
 from wdrobust.report import build_results, render
-from wdrobust.report.io import json_ready
 
 TOL = 1e-9
 
@@ -136,7 +135,7 @@ def check_rerun_resumes_and_aggregates_the_same(small_run):
         units = store.units()
         assert {u.session for u in units} == {1}
         assert len(units) == first.computed
-        rebuilt = json_ready(build_results(load_records(store)))
+        rebuilt = build_results(load_records(store)).to_dict()
     assert json.loads(json.dumps(rebuilt)) == results  # wdrobust report re-renders: test_cli_evaluate
 
 

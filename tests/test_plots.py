@@ -7,7 +7,19 @@ import matplotlib.pyplot as plt
 import pytest
 
 from wdrobust import api
-from wdrobust.report import plots
+from wdrobust.report import SCHEMA, Results, plots
+from wdrobust.report.document import (
+    BestUpper,
+    Cost,
+    DataRecord,
+    LossBounds,
+    LowerEntry,
+    Methods,
+    ModelRecord,
+    RunFacts,
+    ThreatResult,
+    UpperEntry,
+)
 
 ARGS = {
     "eps": [0.01, 0.05],
@@ -44,17 +56,19 @@ def test_log_axis_only_when_positive_values_span_decades(values, log):
     assert plots._log_worthy(values) is log
 
 
+def _results(threat_models: tuple[ThreatResult, ...]) -> Results:
+    """A results model around the given threat models (model "m" on data "d", n = 3, linf)."""
+    model = ModelRecord("m", None, "mlp", "d", None, None, (1, 2, 2), 3, None)
+    return Results(SCHEMA, model, DataRecord("d", "test", None, 3), 3, 0, "linf", {}, "0" * 64, {}, 1.0,
+                   {"ce": 0.1}, threat_models, Methods({}, {}), (), RunFacts(1, 1, 0.0))  # fmt: skip
+
+
 def test_risk_plot_uses_a_log_axis_for_a_loose_baseline(tmp_path, monkeypatch):
     """A baseline 1e5 above the band: the value axis is logarithmic, so the band stays readable."""
-    upper = {"crown": {"value": 0.5, "sound": True}, "global": {"value": 3e4, "sound": True}}
-    entry = {
-        "clean": 0.1,
-        "lower": {"best": {"value": 0.3}},
-        "best_sound_upper": {"value": 0.5},
-        "upper": upper,
-    }
-    results = {"model": {"name": "m"}, "data": {"name": "d"}, "n": 3, "norm": "linf",
-               "threat_models": [{"p": 2, "eps": 0.1, "losses": {"ce": entry}}]}  # fmt: skip
+    cost = Cost(0.0, 0, 0)
+    upper = {"crown": UpperEntry(0.5, True, cost), "global": UpperEntry(3e4, True, cost)}
+    entry = LossBounds(0.1, {}, LowerEntry(0.3, 0.1, True, cost), upper, BestUpper("crown", 0.5), 0.2, 5 / 3)
+    results = _results((ThreatResult("linf", 0.1, "0.1", 2.0, {"ce": entry}),))
     captured = {}
     real_save = plots._save
 

@@ -135,16 +135,15 @@ def evaluate(
         )
         inputs = model_inputs(model, x, y, dev)
         finish = _render if out is not None else _document
-        outcome = run(cfg, force=force, console=Console(stderr=True), finish=finish, inputs=inputs)
-        return Results.from_dict(outcome.finished, run_dir=folder if out is not None else None)
+        return run(cfg, force=force, console=Console(stderr=True), finish=finish, inputs=inputs).finished
 
 
-def _render(run_dir: Path) -> dict[str, Any]:
-    """Write results.json, report.md and the plots into the run folder; the results document."""
+def _render(run_dir: Path) -> Results:
+    """Write results.json, report.md and the plots into the run folder; the results (with the folder)."""
     return render(run_dir).document
 
 
-def _document(run_dir: Path) -> dict[str, Any]:
-    """The results document of a run folder's store, nothing written (the folder is temporary)."""
+def _document(run_dir: Path) -> Results:
+    """The results of a run folder's store, nothing written (the folder is temporary: run_dir None)."""
     with Store(run_dir / STORE_NAME) as store:
         return build_results(load_records(store))

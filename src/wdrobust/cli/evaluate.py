@@ -167,10 +167,9 @@ def command(
 
 
 def print_outputs(rendered: Rendered) -> None:
-    """Print where results.json, report.md and the plots were written."""
-    typer.echo(f"results: {rendered.results}")
-    typer.echo(f"report:  {rendered.report}")
-    typer.echo(f"plots:   {', '.join(str(p) for p in rendered.plots)}")
+    """Print where each output was written, one line per label ("results:", "report:", "plots:", ...)."""
+    for label, paths in rendered.outputs.items():
+        typer.echo(f"{label + ':':<8} {', '.join(str(p) for p in paths)}")
 
 
 def print_merged(merged: MergeOutcome) -> None:

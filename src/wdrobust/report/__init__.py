@@ -1,6 +1,19 @@
-"""Outputs of a run: results.json (schema in docs/evaluate.md), report.md and plots, from the store."""
+"""Outputs of a run from its store: the typed results (``document``; results.json, schema in
+docs/evaluate.md) and the writers of every output format (``writers``: results.json, report.md, plots,
+RobustBench's model_info)."""
 
-from wdrobust.report.render import PLOTS_DIR, REPORT_NAME, RESULTS_NAME, Rendered, render
-from wdrobust.report.results import SCHEMA, build_results
+from wdrobust.evaluate.folder import PLOTS_DIR, REPORT_NAME, RESULTS_NAME
+from wdrobust.report.document import SCHEMA, Results
+from wdrobust.report.render import Rendered, render
+from wdrobust.report.results import build_results
 
-__all__ = ["PLOTS_DIR", "REPORT_NAME", "RESULTS_NAME", "SCHEMA", "Rendered", "build_results", "render"]
+__all__ = [
+    "PLOTS_DIR",
+    "REPORT_NAME",
+    "RESULTS_NAME",
+    "SCHEMA",
+    "Rendered",
+    "Results",
+    "build_results",
+    "render",
+]

@@ -36,6 +36,7 @@ from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES
 from wdrobust.evaluate.aggregate import COMBINED, Records, best_flip_distances
 from wdrobust.primal.curves import AttainedPoints
+from wdrobust.report.document import Results, ThreatResult, p_json
 from wdrobust.report.io import atomic_write
 from wdrobust.threat import ThreatModel
 
@@ -44,7 +45,7 @@ METHODS = ("best attack", *ATTACKS, *CERTIFICATES, COMBINED)
 ESTIMATES = tuple(name for name, cls in CERTIFICATES.items() if not getattr(cls, "sound", True))
 _MARKERS = "osD^vP*X<>hp"
 #: Wasserstein orders in a fixed order of colours (accuracy_vs_eps).
-_P_COLOURS = {1: "tab:red", 2: "tab:blue", "inf": "tab:green"}
+_P_COLOURS = {1.0: "tab:red", 2.0: "tab:blue", math.inf: "tab:green"}
 #: How many decades of positive values make an axis logarithmic.
 LOG_DECADES = 2.0
 #: Images in the worst-case grid.
@@ -99,32 +100,33 @@ def _save(fig: plt.Figure, path: Path) -> str:
     return path.name
 
 
-def _who(results: dict[str, Any]) -> str:
+def _who(results: Results) -> str:
     """'<model> on <data> (n samples, <norm> cost)' for titles."""
-    return (
-        f"{results['model']['name']} on {results['data']['name']} "
-        f"(n = {results['n']}, {results['norm']} cost)"
+    return f"{results.model.name} on {results.data.name} (n = {results.n}, {results.norm} cost)"
+
+
+def _rows(results: Results, loss: str, p: float) -> list[ThreatResult]:
+    """The threat models of order p that bound ``loss``, by increasing eps."""
+    return sorted(
+        (tm for tm in results.threat_models if tm.p == p and loss in tm.losses), key=lambda tm: tm.eps
     )
 
 
-def _ps(results: dict[str, Any]) -> list[Any]:
-    return list(dict.fromkeys(tm["p"] for tm in results["threat_models"]))
+def _or_nan(value: float | None) -> float:
+    return np.nan if value is None else value
 
 
-def _series(results: dict[str, Any], loss: str, p: Any) -> dict[str, Any]:
+def _series(results: Results, loss: str, p: float) -> dict[str, Any]:
     """eps grid (with 0) and the lower / per-certificate upper values for one (loss, p)."""
-    rows = [tm for tm in results["threat_models"] if tm["p"] == p and loss in tm["losses"]]
-    rows.sort(key=lambda tm: tm["eps"])
-    clean = rows[0]["losses"][loss]["clean"]
-    eps = [0.0] + [tm["eps"] for tm in rows]
-    entries = [tm["losses"][loss] for tm in rows]
-    lower = [clean] + [np.nan if e["lower"]["best"] is None else e["lower"]["best"]["value"] for e in entries]
-    certs = list(dict.fromkeys(k for e in entries for k in e["upper"]))
-    upper = {c: [clean] + [e["upper"].get(c, {}).get("value", np.nan) for e in entries] for c in certs}
-    sound = {c: all(e["upper"].get(c, {}).get("sound", False) for e in entries) for c in certs}
-    best = [clean] + [
-        np.nan if e["best_sound_upper"] is None else e["best_sound_upper"]["value"] for e in entries
-    ]
+    rows = _rows(results, loss, p)
+    entries = [tm.losses[loss] for tm in rows]
+    clean = entries[0].clean
+    eps = [0.0] + [tm.eps for tm in rows]
+    lower = [clean] + [_or_nan(e.lower_bound) for e in entries]
+    certs = list(dict.fromkeys(k for e in entries for k in e.upper))
+    upper = {c: [clean] + [e.upper[c].value if c in e.upper else np.nan for e in entries] for c in certs}
+    sound = {c: all(c in e.upper and e.upper[c].sound for e in entries) for c in certs}
+    best = [clean] + [_or_nan(e.upper_bound) for e in entries]
     return {"eps": eps, "lower": lower, "upper": upper, "sound": sound, "best": best}
 
 
@@ -137,9 +139,9 @@ def _legend(fig: plt.Figure, axes: Any) -> None:
     fig.legend(handles.values(), handles.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
 
 
-def risk_plot(results: dict[str, Any], loss: str, path: Path) -> str:
+def risk_plot(results: Results, loss: str, path: Path) -> str:
     """Risk versus eps for one loss, one panel per p."""
-    ps = _ps(results)
+    ps = results.ps
     series = [_series(results, loss, p) for p in ps]
     values = [v for s in series for v in s["lower"] + [x for u in s["upper"].values() for x in u]]
     fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.6), squeeze=False, sharey=True)
@@ -151,8 +153,8 @@ def risk_plot(results: dict[str, Any], loss: str, path: Path) -> str:
             # later curves thinner and smaller: a curve drawn over an equal one leaves it visible around it
             drawn = style(name) | {"linewidth": 1.0 + 2.4 / (k + 1), "markersize": 3.5 + 7.0 / (k + 1)}
             ax.plot(s["eps"], vals, label=label, zorder=3 + k, **drawn)
-        ax.set_title(f"p = {p}")
-        ax.set_xlabel(f"eps ({results['norm']})")
+        ax.set_title(f"p = {p_json(p)}")
+        ax.set_xlabel(f"eps ({results.norm})")
         scale = _set_scale(ax, values)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"worst-case risk, loss {loss}" + ("" if scale == "linear" else f" ({scale})"))
@@ -161,30 +163,27 @@ def risk_plot(results: dict[str, Any], loss: str, path: Path) -> str:
     return _save(fig, path)
 
 
-def accuracy_plot(results: dict[str, Any], path: Path) -> str | None:
+def accuracy_plot(results: Results, path: Path) -> str | None:
     """Distributional robust accuracy against eps: per p the band [certified, attacked]; None without
     zero_one."""
-    ps = [p for p in _ps(results) if any("zero_one" in tm["losses"] for tm in results["threat_models"])]
+    ps = results.ps if "zero_one" in results.losses else []
     if not ps:
         return None
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
     for k, p in enumerate(ps):
-        rows = sorted(
-            (tm for tm in results["threat_models"] if tm["p"] == p and "zero_one" in tm["losses"]),
-            key=lambda tm: tm["eps"],
-        )
-        acc = [tm["losses"]["zero_one"]["accuracy"] for tm in rows]
-        clean = acc[0]["clean"]
-        eps = [0.0] + [tm["eps"] for tm in rows]
-        lo = [clean] + [np.nan if a["lower"] is None else a["lower"] for a in acc]
-        hi = [clean] + [np.nan if a["upper"] is None else a["upper"] for a in acc]
+        rows = _rows(results, "zero_one", p)
+        acc = [tm.losses["zero_one"].accuracy for tm in rows]
+        clean = acc[0].clean
+        eps = [0.0] + [tm.eps for tm in rows]
+        lo = [clean] + [_or_nan(a.lower) for a in acc]
+        hi = [clean] + [_or_nan(a.upper) for a in acc]
         colour = _P_COLOURS.get(p, plt.get_cmap("tab10")(k))
         ax.fill_between(eps, lo, hi, color=colour, alpha=0.18)
         # later p thinner and smaller, so that equal curves of several p stay visible
         size = {"linewidth": 1.0 + 2.4 / (k + 1), "markersize": 3.5 + 7.0 / (k + 1), "mfc": "none"}
-        ax.plot(eps, hi, ":", marker="o", color=colour, label=f"p = {p}: attacked (upper)", **size)
-        ax.plot(eps, lo, "-", marker="s", color=colour, label=f"p = {p}: certified (lower)", **size)
-    ax.set_xlabel(f"eps ({results['norm']})")
+        ax.plot(eps, hi, ":", marker="o", color=colour, label=f"p = {p_json(p)}: attacked (upper)", **size)
+        ax.plot(eps, lo, "-", marker="s", color=colour, label=f"p = {p_json(p)}: certified (lower)", **size)
+    ax.set_xlabel(f"eps ({results.norm})")
     ax.set_ylabel("distributional robust accuracy")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
@@ -202,7 +201,7 @@ def _certified(records: Records) -> dict[str, np.ndarray]:
     }
 
 
-def radius_flip_plot(results: dict[str, Any], records: Records, path: Path) -> str | None:
+def radius_flip_plot(results: Results, records: Records, path: Path) -> str | None:
     """Per sample: certified radius (y) against the best attack's flip distance (x); None without both."""
     flips = best_flip_distances(records)
     radii = _certified(records)
@@ -233,7 +232,7 @@ def radius_flip_plot(results: dict[str, Any], records: Records, path: Path) -> s
     return _save(fig, path)
 
 
-def radii_plot(results: dict[str, Any], records: Records, path: Path) -> str | None:
+def radii_plot(results: Results, records: Records, path: Path) -> str | None:
     """Distributions of flip distances (attacks) and certified radii (certificates); None if neither."""
     series = {}
     flips = best_flip_distances(records)
@@ -264,7 +263,7 @@ def radii_plot(results: dict[str, Any], records: Records, path: Path) -> str | N
     return _save(fig, path)
 
 
-def lipschitz_plot(results: dict[str, Any], records: Records, path: Path) -> str | None:
+def lipschitz_plot(results: Results, records: Records, path: Path) -> str | None:
     """Histograms of each certificate's per-sample local Lipschitz constants (log axis); None if none."""
     series = {
         r.method: r.lipschitz[np.isfinite(r.lipschitz) & (r.lipschitz > 0)]
@@ -290,7 +289,7 @@ def lipschitz_plot(results: dict[str, Any], records: Records, path: Path) -> str
 
 
 def worst_case_plot(
-    results: dict[str, Any], records: Records, points: dict[str, np.ndarray], path: Path
+    results: Results, records: Records, points: dict[str, np.ndarray], path: Path
 ) -> str | None:
     """The worst-case distribution of the best attack job for zero_one (else CE) at the smallest eps and
     the smallest p > 1 (p = 1 moves all mass onto very few samples; it is used when it is the only finite
@@ -353,12 +352,11 @@ def worst_case_plot(
 
 
 def write_plots(
-    results: dict[str, Any], records: Records, folder: Path, points: dict[str, np.ndarray] | None = None
+    results: Results, records: Records, folder: Path, points: dict[str, np.ndarray] | None = None
 ) -> list[str]:
     """Write every plot into ``folder``; return their paths relative to the folder's parent."""
     folder.mkdir(parents=True, exist_ok=True)
-    losses = list(dict.fromkeys(k for tm in results["threat_models"] for k in tm["losses"]))
-    names = [risk_plot(results, loss, folder / f"risk_vs_eps_{loss}.png") for loss in losses]
+    names = [risk_plot(results, loss, folder / f"risk_vs_eps_{loss}.png") for loss in results.losses]
     names += [
         accuracy_plot(results, folder / "accuracy_vs_eps.png"),
         radius_flip_plot(results, records, folder / "radius_vs_flip.png"),

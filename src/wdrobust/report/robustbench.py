@@ -12,7 +12,10 @@ cannot know (link, authors, venue, reported, additional_data) is null. ``threat_
 
 from __future__ import annotations
 
+import math
 from typing import Any
+
+from wdrobust.report.document import Results, ThreatResult, p_json
 
 MODEL_INFO_SCHEMA = "wdrobust/model_info/v1"
 THREAT_NAMES = {"linf": "Linf", "l2": "L2", "l1": "L1"}
@@ -24,64 +27,64 @@ def _percent(value: float | None) -> str | None:
     return None if value is None else f"{100 * value:.2f}"
 
 
-def _autoattack_accuracy(tm: dict[str, Any]) -> float | None:
+def _autoattack_accuracy(tm: ThreatResult) -> float | None:
     """1 - (zero_one risk lower bound of the autoattack job) at a p = inf threat model, else None."""
-    entry = tm["losses"].get("zero_one")
-    if tm["p"] != "inf" or entry is None or AUTOATTACK not in entry["lower"]["attacks"]:
+    entry = tm.losses.get("zero_one")
+    if not math.isinf(tm.p) or entry is None or AUTOATTACK not in entry.lower:
         return None
-    return 1.0 - float(entry["lower"]["attacks"][AUTOATTACK]["value"])
+    return 1.0 - entry.lower[AUTOATTACK].value
 
 
-def _distributional(tm: dict[str, Any]) -> dict[str, Any]:
+def _distributional(tm: ThreatResult) -> dict[str, Any]:
     """The figures of one threat model: accuracy band (zero_one) and the risk band of every loss."""
-    out: dict[str, Any] = {"eps": tm["eps_text"], "p": tm["p"]}
-    acc = tm["losses"].get("zero_one", {}).get("accuracy")
-    if acc is not None:
-        out["accuracy_certified"] = acc["lower"]
-        out["accuracy_attacked"] = acc["upper"]
+    out: dict[str, Any] = {"eps": tm.eps_text, "p": p_json(tm.p)}
+    zero_one = tm.losses.get("zero_one")
+    if zero_one is not None and zero_one.accuracy is not None:
+        out["accuracy_certified"] = zero_one.accuracy.lower
+        out["accuracy_attacked"] = zero_one.accuracy.upper
     out["risk"] = {
         loss: {
-            "clean": e["clean"],
-            "lower": None if e["lower"]["best"] is None else e["lower"]["best"]["value"],
-            "upper": None if e["best_sound_upper"] is None else e["best_sound_upper"]["value"],
-            "upper_method": None if e["best_sound_upper"] is None else e["best_sound_upper"]["method"],
+            "clean": e.clean,
+            "lower": e.lower_bound,
+            "upper": e.upper_bound,
+            "upper_method": None if e.best_sound_upper is None else e.best_sound_upper.method,
         }
-        for loss, e in tm["losses"].items()
+        for loss, e in tm.losses.items()
     }
     return out
 
 
-def model_info(results: dict[str, Any]) -> dict[str, Any]:
-    """The model_info record of a results document (see the module docstring).
+def model_info(results: Results) -> dict[str, Any]:
+    """The model_info record of a run's results (see the module docstring).
 
     eps is the largest radius at which autoattack ran at p = inf, else the largest radius of the run.
     """
-    tms = results["threat_models"]
+    tms = results.threat_models
     with_aa = [tm for tm in tms if _autoattack_accuracy(tm) is not None]
-    chosen = max(with_aa or tms, key=lambda tm: tm["eps"])
+    chosen = max(with_aa or tms, key=lambda tm: tm.eps)
     aa = _autoattack_accuracy(chosen)
-    model = results["model"]
+    model = results.model
     return {
         "link": None,
-        "name": model["name"],
+        "name": model.name,
         "authors": None,
         "additional_data": None,
         "number_forward_passes": 1,
-        "dataset": results["data"]["name"],
+        "dataset": results.data.name,
         "venue": None,
-        "architecture": model.get("arch"),
-        "eps": chosen["eps_text"],
-        "clean_acc": _percent(results["clean"]["accuracy"]),
+        "architecture": model.arch,
+        "eps": chosen.eps_text,
+        "clean_acc": _percent(results.clean_accuracy),
         "reported": None,
         "autoattack_acc": _percent(aa),
-        "threat_model": THREAT_NAMES[results["norm"]],
+        "threat_model": THREAT_NAMES[results.norm],
         "wdrobust": {
             "schema": MODEL_INFO_SCHEMA,
-            "n": results["n"],
-            "split": results["data"]["split"],
-            "model_sha256": model.get("sha256"),
-            "config_hash": results["config_hash"],
-            "autoattack_samples": results["n"] if aa is not None else None,
+            "n": results.n,
+            "split": results.data.split,
+            "model_sha256": model.sha256,
+            "config_hash": results.config_hash,
+            "autoattack_samples": results.n if aa is not None else None,
             "distributional": [_distributional(tm) for tm in tms],
         },
     }

@@ -1,0 +1,64 @@
+"""What the report writers read from a run folder: its typed results, its per-sample records and (on
+first use) the candidate points its attack jobs stored."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wdrobust.evaluate.aggregate import Records, load_records
+from wdrobust.evaluate.jobs import batches
+from wdrobust.evaluate.store import STORE_NAME, Store
+from wdrobust.report.document import Results
+from wdrobust.report.results import build_results
+
+
+@dataclass
+class Sources:
+    """A run folder, its records (per-sample arrays, for the plots) and its results (``build_results``,
+    with the run folder)."""
+
+    run_dir: Path
+    records: Records
+    results: Results
+    _points: dict[str, np.ndarray] | None = field(default=None, init=False, repr=False)
+
+    @classmethod
+    def load(cls, run_dir: str | Path) -> Sources:
+        """Aggregate the store of ``run_dir``; FileNotFoundError when the folder holds no run."""
+        run_dir = Path(run_dir)
+        with _store(run_dir) as store:
+            records = load_records(store)
+        return cls(run_dir, records, dataclasses.replace(build_results(records), run_dir=run_dir))
+
+    def points(self) -> dict[str, np.ndarray]:
+        """Every attack job's candidate points (N, M, *S), NaN-padded to the columns of its record, when the
+        run stores them ({} otherwise); read from the store on the first call."""
+        if self._points is None:
+            self._points = {}
+            records = self.records
+            if records.config.stores_points:
+                order = range(len(batches(records.n, records.config.batch_size)))
+                with _store(self.run_dir) as store:
+                    for job, rec in records.attacks.items():
+                        parts = [b.get("points") for b in store.job_arrays(job, order)]
+                        if all(p is not None for p in parts):
+                            self._points[job] = np.concatenate([_pad(p, rec.t.shape[1]) for p in parts])
+        return self._points
+
+
+def _store(run_dir: Path) -> Store:
+    """The run folder's store; FileNotFoundError naming the folder when there is none."""
+    store_path = run_dir / STORE_NAME
+    if not store_path.is_file():
+        raise FileNotFoundError(f"no wdrobust run in {run_dir} (missing {STORE_NAME})")
+    return Store(store_path)
+
+
+def _pad(points: np.ndarray, width: int) -> np.ndarray:
+    """(N, M, *S) -> (N, width, *S), the added columns NaN."""
+    extra = np.full((points.shape[0], width - points.shape[1], *points.shape[2:]), np.nan)
+    return np.concatenate([points, extra], axis=1)

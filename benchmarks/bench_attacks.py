@@ -58,6 +58,32 @@ def raw_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: 
     return (time.process_time() - start) / repeats
 
 
+def apgd_floor(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n_iter: int = 20) -> float:
+    """CPU seconds per step of the least an APGD step can cost on linf while keeping its arithmetic and
+    recording every iterate: one raw forward + backward, the step's passes over (n, *S) (sign, addcmul,
+    clamp, two lerps, clamp), the iterate's distance (sub, abs, max), the best point and gradient kept by
+    two whole-batch copies (their cheapest form: every row improved; a row subset costs more in torch),
+    and the run's two forward-only passes (clean and last iterate) spread over its n_iter steps."""
+    eps = 8 / 255
+    low, high = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
+    eta = torch.full((x.shape[0], *([1] * (x.dim() - 1))), 2 * eps)
+    best_x, best_g, scratch, cur, prev = (x.clone() for _ in range(5))
+    start = time.process_time()
+    for _ in range(2):
+        with torch.no_grad():
+            model(x)
+    for _ in range(n_iter):
+        xg = cur.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)
+        torch.sub(cur, x, out=scratch).abs_().amax(dim=tuple(range(1, x.dim())))
+        best_g.copy_(g)
+        best_x.copy_(cur)
+        z = torch.clamp(torch.addcmul(cur, eta, torch.sign(g, out=g), out=g), low, high, out=g)
+        nxt = torch.lerp(torch.lerp(prev, cur, 2.0, out=prev), z, 0.75, out=z)
+        prev, cur = cur, torch.clamp(nxt, low, high, out=nxt)
+    return (time.process_time() - start) / n_iter
+
+
 def attack_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, name: str, opts: dict) -> float:
     """CPU seconds per batch-equivalent gradient step of one attack run."""
     start = time.process_time()
@@ -120,8 +146,8 @@ def reference_rows(repeats: int = 25) -> list[dict]:
 
 
 def main() -> list[dict]:
-    """One row per (model, attack): the overhead ratio, plus the raw step time per model; then the
-    reference-WDA rows (when the reference is available)."""
+    """One row per (model, attack): the overhead ratio, plus the raw step time per model and the floor of
+    an apgd step (``apgd_floor``); then the reference-WDA rows (when the reference is available)."""
     rows = []
     gen = torch.Generator().manual_seed(0)
     threads = torch.get_num_threads()
@@ -133,16 +159,22 @@ def main() -> list[dict]:
         raw_step(model, x, y, repeats=1)  # warm-up
         raws: list[float] = []
         steps: dict[str, list[float]] = {name: [] for name in attacks}
+        floors: list[float] = []
         for _ in range(repeats):
             raws.append(raw_step(model, x, y, repeats=5))
             for name, opts in attacks.items():
                 steps[name].append(attack_step(model, x, y, name, opts))
+            if "apgd" in attacks:
+                floors.append(apgd_floor(model, x, y, attacks["apgd"]["n_iter"]))
         raw = min(raws)
         figure = f"raw fwd+bwd, batch {batch}"
         rows.append(row(f"attacks/{arch}", figure, raw, "s"))
         for name, per_step in steps.items():
             figure = "time per step / raw fwd+bwd (goal <= 1.3)"
             rows.append(row(f"attacks/{arch}/{name}", figure, min(per_step) / raw, "x"))
+        if floors:
+            figure = "floor of an apgd step (apgd_floor) / raw fwd+bwd"
+            rows.append(row(f"attacks/{arch}/apgd", figure, min(floors) / raw, "x"))
     rows += reference_rows()
     torch.set_num_threads(threads)
     return rows

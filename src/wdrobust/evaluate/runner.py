@@ -40,7 +40,7 @@ from wdrobust.evaluate import config as config_mod
 from wdrobust.evaluate import folder
 from wdrobust.evaluate.config import EvalConfig, parse_shard
 from wdrobust.evaluate.folder import LOG_NAME
-from wdrobust.evaluate.inputs import Inputs, load_inputs
+from wdrobust.evaluate.inputs import Inputs, evaluation_inputs
 from wdrobust.evaluate.jobs import Job, batches, certificate_radii, plan, unit_seed, units
 from wdrobust.evaluate.records import attack_arrays, certificate_arrays
 from wdrobust.evaluate.store import STORE_NAME, Store, read_meta, store_errors, stored_jobs
@@ -127,7 +127,7 @@ def run(
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    inputs = load_inputs(cfg, device) if inputs is None else inputs
+    inputs = evaluation_inputs(cfg, device) if inputs is None else inputs
     radii = certificate_radii(cfg, inputs.facts["input_dim"])
     check_methods(cfg, inputs, radii, device, () if force else stored_jobs(out / STORE_NAME))
     created = not out.exists()

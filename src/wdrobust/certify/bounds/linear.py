@@ -48,6 +48,11 @@ class AffineRule(Rule):
         return (map_classes(cot, self.transpose, self.abs_transpose), *((None,) * (self.n_args - 1)))
 
 
+def _with_abs(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(m, |m|): a dense matrix and its absolute value, cached together."""
+    return m, m.abs()
+
+
 def _linear_maps(rule: AffineRule, w: torch.Tensor, b: torch.Tensor | None) -> tuple[Fn, Fn, Fn, Fn]:
     wa = w.abs()
     return (lambda v: F.linear(v, w, b), lambda v: F.linear(v, wa), lambda v: v @ w, lambda v: v @ wa)
@@ -120,8 +125,7 @@ def _conv_maps(
     efficient_conv = stride == (1, 1) and w.shape[1] >= DENSE_MIN_CHANNELS
     if entries <= DENSE_ENTRIES and not efficient_conv:
         key = ("dense", in_shape, stride, padding, dilation, groups)
-        m = rule.memo(key, (w,), lambda: dense(w))
-        ma = rule.memo(("abs", *key), (w,), m.abs)
+        m, ma = rule.memo(key, (w,), lambda: _with_abs(dense(w)))
         bias = None if b is None else b.repeat_interleave(math.prod(out_hw))
         return dense_forward(m, bias), dense_forward(ma, None), matmul(m), matmul(ma)
     return (

@@ -1,5 +1,5 @@
 """Options, list parsing and input loading shared by the subcommands (the data-set help texts come from
-the data registry, ``wdrobust.DATASETS``)."""
+the data registry, ``wdrobust.data.DATASETS``)."""
 
 from __future__ import annotations
 

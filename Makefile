@@ -26,6 +26,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/pytest -q -p no:xdist tests/test_layering.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from benchmarks.run import row
 from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS
+from wdrobust.models import ensure_default_model
 from wdrobust.threat import ThreatModel
-from wdrobust.train import ensure_default_model
 
 SHAPE = (3, 32, 32)
 #: (arch, build options, batch size, repeats, {attack: options}); ResNet is kept small (minutes on 2 cores).

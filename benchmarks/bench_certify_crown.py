@@ -26,8 +26,8 @@ from wdrobust import nets
 from wdrobust.certify.bounds.lipschitz import other_classes
 from wdrobust.certify.crown import CrownCertificate
 from wdrobust.data import load
+from wdrobust.models import ensure_default_model
 from wdrobust.nets.gradients import margin_gradients
-from wdrobust.train import ensure_default_model
 
 REPEATS = 1
 EPS = 0.03

@@ -28,9 +28,9 @@ from wdrobust import nets
 from wdrobust.certify.bounds.lipschitz import other_classes
 from wdrobust.certify.local import LocalCertificate
 from wdrobust.data import load
+from wdrobust.models import ensure_default_model
 from wdrobust.nets.gradients import margin_gradients
 from wdrobust.threat import ThreatModel
-from wdrobust.train import ensure_default_model
 
 
 def grid_rows(eps: float = 0.03) -> list[dict]:

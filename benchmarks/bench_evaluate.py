@@ -17,8 +17,8 @@ from pathlib import Path
 
 from benchmarks.run import row
 from wdrobust.evaluate import Store, build_config, run
+from wdrobust.models import ensure_default_model
 from wdrobust.report import render
-from wdrobust.train import ensure_default_model
 
 
 def main() -> list[dict]:

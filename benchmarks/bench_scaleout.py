@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from benchmarks.run import row
-from wdrobust.train import ensure_default_model
+from wdrobust.models import ensure_default_model
 
 BIN = Path(sys.executable).parent
 FLAGS = ["-n", "450", "--batch-size", "15", "--eps", "0.01,0.02,0.03", "--p", "1,2,inf",

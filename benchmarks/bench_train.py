@@ -15,8 +15,9 @@ import torch.nn.functional as F
 
 from benchmarks.run import row
 from wdrobust import data
+from wdrobust.models import DEFAULT_ARCH_KWARGS, DEFAULT_TRAIN
 from wdrobust.threat import ThreatModel
-from wdrobust.train import DEFAULT_ARCH_KWARGS, DEFAULT_TRAIN, accuracy, fit, pgd
+from wdrobust.train import accuracy, fit, pgd
 
 PGD = {"adversarial": "pgd", "eps": 0.1, "norm": "linf", "steps": 10}
 

@@ -19,9 +19,11 @@ from typing import Any
 import torch
 
 from wdrobust import data
+from wdrobust._device import cpu_threads_for
 from wdrobust.attacks import ATTACKS
+from wdrobust.models import DEFAULT_ARCH_KWARGS, DEFAULT_TRAIN
 from wdrobust.threat import ThreatModel
-from wdrobust.train import DEFAULT_ARCH_KWARGS, DEFAULT_TRAIN, PGD_DEFAULTS, cpu_threads_for, fit
+from wdrobust.train import PGD_DEFAULTS, fit
 
 #: Model label -> the training options added to DEFAULT_TRAIN.
 MODELS: dict[str, dict[str, Any]] = {"standard": {}, "PGD-trained": {"adversarial": "pgd", **PGD_DEFAULTS}}

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from wdrobust import data, nets
-from wdrobust.train import ensure_default_model
+from wdrobust.models import ensure_default_model
 
 torch.set_num_threads(1)
 

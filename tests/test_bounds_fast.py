@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from wdrobust.certify.bounds import BoundGraph, linear, margin_lipschitz
@@ -103,7 +104,10 @@ def test_dense_transposed_convolution_equals_conv_transpose(spec: tuple[int, ...
     torch.testing.assert_close(results[True], results[False], rtol=1e-12, atol=1e-12)
 
 
-def test_cached_weights_follow_in_place_changes() -> None:
+@pytest.mark.parametrize("through_data", [False, True])
+def test_cached_weights_follow_in_place_changes(through_data: bool) -> None:
+    """Bounds on a reused graph follow edits of the weights, also through ``.data`` (which leaves a
+    tensor's storage and in-place version counter as they were)."""
     torch.manual_seed(0)
     net = (
         nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(48, 3))
@@ -113,12 +117,40 @@ def test_cached_weights_follow_in_place_changes() -> None:
     x, y = torch.rand(4, 1, 4, 4, dtype=torch.float64), torch.tensor([0, 1, 2, 0])
     graph = BoundGraph(net)
     before = margin_lipschitz(graph, x, y, [0.1], "linf", device="cpu")
-    with torch.no_grad():
-        net[0].weight.mul_(-2.0)
-        net[3].weight.add_(0.5)
+    if through_data:
+        net[0].weight.data.mul_(-2.0)
+        net[3].weight.data.add_(0.5)
+    else:
+        with torch.no_grad():
+            net[0].weight.mul_(-2.0)
+            net[3].weight.add_(0.5)
     after = margin_lipschitz(graph, x, y, [0.1], "linf", device="cpu")
     fresh = margin_lipschitz(BoundGraph(net), x, y, [0.1], "linf", device="cpu")
     torch.testing.assert_close(after, fresh, rtol=0, atol=0)
+    assert not torch.allclose(before, after)
+
+
+class _Functional(nn.Module):
+    """x -> relu(x W^T) -> linear, with W a bare parameter read through a transpose (a constant node)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(4, 6, dtype=torch.float64))
+        self.head = nn.Linear(6, 3).double()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(F.linear(x.flatten(1), self.w.t())))
+
+
+def test_cached_row_norms_follow_a_weight_read_through_a_constant_node() -> None:
+    torch.manual_seed(0)
+    net = _Functional().eval()
+    x, y = torch.rand(3, 1, 2, 2, dtype=torch.float64), torch.tensor([0, 1, 2])
+    graph = BoundGraph(net)
+    before = margin_lipschitz(graph, x, y, [0.3], "l2", device="cpu")
+    net.w.data.mul_(-3.0)
+    after = margin_lipschitz(graph, x, y, [0.3], "l2", device="cpu")
+    torch.testing.assert_close(after, margin_lipschitz(BoundGraph(net), x, y, [0.3], "l2", device="cpu"))
     assert not torch.allclose(before, after)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import pickle
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -272,3 +274,43 @@ def test_tabular_labels_must_be_class_indices_of_every_row(tmp_path, y, message)
     np.savez(path, x=np.random.default_rng(0).random((8, 3)), y=y)
     with pytest.raises(ValueError, match=message):
         data.load(str(path), "test")
+
+
+# --- the registry: a data set is one reader and one registry line -----------------------------------
+
+TOY = """
+import numpy as np
+from wdrobust.data import DATASETS, DatasetInfo
+
+
+def read_toy(split, root):
+    x = np.linspace(0, 1, 24, dtype=np.float32).reshape(6, 1, 2, 2)
+    return (x, np.arange(6, dtype=np.int64) % 3) if split == "train" else (x[:2], np.array([0, 2]))
+
+
+DATASETS["toy"] = DatasetInfo("toy", (1, 2, 2), 3, "a toy set for the test", read_toy, uses_root=True)
+"""
+
+
+def test_a_registered_data_set_loads_and_is_named_in_the_cli_help(monkeypatch, tmp_path):
+    """Register a toy reader (what a new data set's module and registry line do): data.load and info
+    read it, and the --data / --root help of every subcommand that loads data names it."""
+    scope: dict = {}
+    exec(TOY, scope)
+    monkeypatch.setitem(data.DATASETS, "toy", scope["DATASETS"]["toy"])
+    x, y = data.load("toy", "test", device="cpu")
+    assert x.shape == (2, 1, 2, 2) and y.tolist() == [0, 2] and data.info("toy").num_classes == 3
+    script = tmp_path / "help.py"
+    commands = ("attack", "certify", "evaluate", "train")
+    script.write_text(
+        TOY
+        + "from typer.testing import CliRunner\nfrom wdrobust.cli import app\n"
+        + f"for name in {commands!r}:\n"
+        + "    print(CliRunner().invoke(app, [name, '--help'], terminal_width=400).output)\n"
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True).stdout
+    helps = out.split("Usage:")[1:]
+    assert len(helps) == len(commands)
+    for text in helps:
+        flat = " ".join(text.replace("│", " ").split())
+        assert "toy (a toy set for the test)" in flat and "cifar100, toy files" in flat, flat

@@ -15,7 +15,7 @@ import torch
 from _cli import TINY, invoke, one_line_error
 
 from wdrobust import data, nets
-from wdrobust.evaluate.inputs import read_inputs
+from wdrobust.evaluate.inputs import load_inputs
 
 RNG = np.random.default_rng(3)
 FASHION = Path("/usr/share/datasets/fashion-mnist")
@@ -122,7 +122,7 @@ def test_mean_std_wrap_the_model_in_normalize(tmp_path):
     path = tmp_path / "m.pt"
     torch.save(model.state_dict(), path)
     mean, std = [0.5], [0.25]
-    inputs = read_inputs(path, "digits", "test", None, 5, "cpu", arch="mlp", arch_options={"widths": [16]},
+    inputs = load_inputs(path, "digits", "test", None, 5, "cpu", arch="mlp", arch_options={"widths": [16]},
                          normalization=(mean, std))  # fmt: skip
     assert isinstance(inputs.model[0], nets.Normalize)
     torch.testing.assert_close(inputs.model(inputs.x), model.eval()((inputs.x - 0.5) / 0.25))

@@ -11,7 +11,7 @@ import torch
 from _cli import invoke, one_line_error
 
 from wdrobust import nets
-from wdrobust.evaluate.inputs import read_inputs
+from wdrobust.evaluate.inputs import load_inputs
 
 FEATURES = 4
 
@@ -76,8 +76,8 @@ def test_a_file_with_some_of_the_classes_keeps_labels_and_scaling(trained, tmp_p
     subset = tmp_path / "subset.npz"
     np.savez(subset, x_train=full["x_train"][keep_train], y_train=full["y_train"][keep_train],
              x_test=full["x_test"][keep_test], y_test=full["y_test"][keep_test])  # fmt: skip
-    whole = read_inputs(model, str(folder / "full.npz"), "test", None, 1000, "cpu")
-    part = read_inputs(model, str(subset), "test", None, 1000, "cpu")
+    whole = load_inputs(model, str(folder / "full.npz"), "test", None, 1000, "cpu")
+    part = load_inputs(model, str(subset), "test", None, 1000, "cpu")
     assert part.y.tolist() == full["y_test"][keep_test].tolist()  # 1 and 2, not re-encoded to 0 and 1
     torch.testing.assert_close(part.x, whole.x[torch.from_numpy(keep_test)])  # the model's scaling
     with torch.no_grad():

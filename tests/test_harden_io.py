@@ -34,7 +34,7 @@ def no_work(monkeypatch):
         raise AssertionError("the work started before the output path was checked")
 
     monkeypatch.setattr("wdrobust.cli.train.fit", refuse)
-    monkeypatch.setattr("wdrobust.cli.common.load_inputs", refuse)
+    monkeypatch.setattr("wdrobust.cli.common.model_and_samples", refuse)
 
 
 def _mount_tmpfs(folder, options):

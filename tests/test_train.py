@@ -9,18 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from wdrobust import data, nets
+from wdrobust._device import cpu_threads_for
+from wdrobust.models import DEFAULT_TRAIN, default_model_path, ensure_default_model
 from wdrobust.threat import ThreatModel, lp_norm
-from wdrobust.train import (
-    DEFAULT_TRAIN,
-    FIT_DEFAULTS,
-    accuracy,
-    cpu_threads_for,
-    default_model_path,
-    ensure_default_model,
-    fit,
-    pgd,
-    train,
-)
+from wdrobust.train import FIT_DEFAULTS, accuracy, fit, pgd, train
 
 
 @pytest.fixture(scope="module")

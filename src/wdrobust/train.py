@@ -1,4 +1,4 @@
-"""Training: standard and PGD adversarial training, and the cached default digits model.
+"""Training: standard and PGD adversarial training (the cached default model is ``wdrobust.models``).
 
 ``train`` minimises the mean cross-entropy E l_ce(f(x'), y) with Adam over shuffled mini-batches, where
 x' = x (standard) or x' = PGD(x) (adversarial training, Madry et al.): the inner maximisation of the
@@ -13,10 +13,8 @@ via a private generator, the validation split by the seed) and deterministic on 
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,28 +24,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from wdrobust import data, nets
-from wdrobust._device import resolve_device
+from wdrobust._device import cpu_threads_for, resolve_device
 from wdrobust.data.base import stratified_split
 from wdrobust.threat import ThreatModel
 
 ADVERSARIAL = ("pgd",)
 SCHEDULES = ("cosine", "constant")
-#: Environment variable naming the cache directory of the default model (else the user's cache folder,
-#: $XDG_CACHE_HOME/wdrobust or ~/.cache/wdrobust).
-CACHE_ENV = "WDROBUST_CACHE"
-#: The default model: an MLP 64 -> 128 -> 64 -> 10 with ReLU on digits, and its training options.
-DEFAULT_DATA = "digits"
-DEFAULT_ARCH = "mlp"
-DEFAULT_ARCH_KWARGS: dict[str, Any] = {"widths": [128, 64], "activation": "relu"}
-#: (The default model keeps the recipe it was published with: constant learning rate, no validation split.)
-DEFAULT_TRAIN: dict[str, Any] = {
-    "epochs": 50,
-    "lr": 1e-3,
-    "batch_size": 64,
-    "seed": 0,
-    "val_fraction": 0.0,
-    "schedule": "constant",
-}
+#: ``train``'s options when not given (the cached default model, ``wdrobust.models``, is trained with them).
+TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 50, "lr": 1e-3, "batch_size": 64, "seed": 0}
 #: ``fit``'s recipe when not given: a 10 % validation split, the cosine schedule from lr 3e-3 (validation
 #: accuracy of the digits MLP 97.0 / 97.8 / 98.5 % at 1e-3 / 3e-3 / 1e-2), and epochs from the size
 #: of the training set (``auto_epochs``).
@@ -56,11 +40,6 @@ FIT_DEFAULTS: dict[str, Any] = {"val_fraction": 0.1, "schedule": "cosine", "lr":
 AUTO_SAMPLE_PASSES, MAX_AUTO_EPOCHS = 250_000, 50
 #: PGD options of adversarial training when not given.
 PGD_DEFAULTS: dict[str, Any] = {"eps": 0.1, "norm": "linf", "steps": 10}
-
-#: Below this many parameters a model trains on one CPU thread: its operations are too small for intra-op
-#: parallelism to pay off and extra threads only contend (the default MLP: 2.4 s on one thread, 50-90 s
-#: on two threads of a loaded 2-core machine).
-SINGLE_THREAD_PARAMS = 1_000_000
 
 Progress = Callable[[int, int], None]
 
@@ -91,22 +70,6 @@ def auto_epochs(n_train: int) -> int:
     """round(AUTO_SAMPLE_PASSES / n_train) clipped to [1, MAX_AUTO_EPOCHS]: 50 for digits (1212 samples
     after the validation split), 5 for Fashion-MNIST (54000)."""
     return max(1, min(MAX_AUTO_EPOCHS, round(AUTO_SAMPLE_PASSES / max(n_train, 1))))
-
-
-@contextmanager
-def cpu_threads_for(model: nn.Module, device: torch.device) -> Iterator[None]:
-    """Run the block with torch's CPU thread count set to 1 when a small model works on the CPU
-    (fewer than SINGLE_THREAD_PARAMS parameters); the previous thread count is restored afterwards."""
-    small = sum(p.numel() for p in model.parameters()) < SINGLE_THREAD_PARAMS
-    if device.type != "cpu" or not small:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 @dataclass
@@ -180,10 +143,10 @@ def train(
     x: torch.Tensor,
     y: torch.Tensor,
     *,
-    epochs: int = DEFAULT_TRAIN["epochs"],
-    lr: float = DEFAULT_TRAIN["lr"],
-    batch_size: int = DEFAULT_TRAIN["batch_size"],
-    seed: int = DEFAULT_TRAIN["seed"],
+    epochs: int = TRAIN_DEFAULTS["epochs"],
+    lr: float = TRAIN_DEFAULTS["lr"],
+    batch_size: int = TRAIN_DEFAULTS["batch_size"],
+    seed: int = TRAIN_DEFAULTS["seed"],
     adversarial: str | None = None,
     eps: float | str = PGD_DEFAULTS["eps"],
     norm: str = PGD_DEFAULTS["norm"],
@@ -291,8 +254,8 @@ class FitResult:
 
 
 def fit(
-    data_name: str = DEFAULT_DATA,
-    arch: str = DEFAULT_ARCH,
+    data_name: str = data.DEFAULT_DATASET,
+    arch: str = "mlp",
     *,
     root: str | Path | None = None,
     arch_kwargs: dict[str, Any] | None = None,
@@ -355,58 +318,3 @@ def fit(
     }
     stored = None if scaling is None else scaling.to_dict()
     return FitResult(result.model, acc, result.seconds, record, stored)
-
-
-def cache_dir() -> Path:
-    """The user's cache folder of wdrobust: $WDROBUST_CACHE, else $XDG_CACHE_HOME/wdrobust, else
-    ~/.cache/wdrobust (the XDG base-directory convention)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "wdrobust"
-
-
-def default_model_path(cache: str | Path | None = None) -> Path:
-    """Where the default digits MLP is cached: <cache>/digits-mlp.safetensors with cache = the argument,
-    else ``cache_dir()``."""
-    folder = Path(cache) if cache is not None else cache_dir()
-    return folder / f"{DEFAULT_DATA}-{DEFAULT_ARCH}.safetensors"
-
-
-def _is_current_default(path: Path) -> bool:
-    """True when the cached checkpoint was trained with today's default architecture and options."""
-    if not path.is_file():
-        return False
-    try:
-        header = nets.load_metadata(path)
-    except (OSError, ValueError):
-        return False
-    meta = header.get("metadata", {})
-    kwargs = header.get("kwargs", {})
-    return (
-        header.get("arch") == DEFAULT_ARCH
-        and meta.get("data") == DEFAULT_DATA
-        and meta.get("train") == DEFAULT_TRAIN
-        and all(kwargs.get(k) == v for k, v in DEFAULT_ARCH_KWARGS.items())
-    )
-
-
-def ensure_default_model(
-    device: str | torch.device | None = None,
-    progress: Progress | None = None,
-    cache: str | Path | None = None,
-) -> Path:
-    """The path of the default digits MLP checkpoint (see ``default_model_path``), training and saving it
-    first unless a cached checkpoint with the current default options exists (about 1.5 s on one core)."""
-    path = default_model_path(cache)
-    if not _is_current_default(path):
-        result = fit(
-            DEFAULT_DATA,
-            DEFAULT_ARCH,
-            arch_kwargs=DEFAULT_ARCH_KWARGS,
-            device=device,
-            progress=progress,
-            **DEFAULT_TRAIN,
-        )
-        nets.save(result.model, path, metadata=result.metadata)
-    return path

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from wdrobust._atomic import check_writable
+from wdrobust._device import cpu_threads_for
 from wdrobust.attacks import ATTACKS
 from wdrobust.attacks.base import Attack
 from wdrobust.cli import common, progress
@@ -19,7 +20,6 @@ from wdrobust.cli.errors import user_errors
 from wdrobust.evaluate.bounds import Summary, summarize, worst_distribution
 from wdrobust.losses import check_loss
 from wdrobust.threat import ThreatModel, parse_number
-from wdrobust.train import cpu_threads_for
 
 
 def check_attack(name: str) -> str:
@@ -138,7 +138,7 @@ def command(
         check_writable(save)
     check_loss(save_loss)
     options = parse_options(option, attack)
-    net, x, y = common.load_inputs(
+    net, x, y = common.model_and_samples(
         model, data, root, split, n, device, arch=arch, arch_option=arch_option, mean=mean, std=std
     )
     with progress.bar(attack, quiet, "samples") as advance, cpu_threads_for(net, x.device):

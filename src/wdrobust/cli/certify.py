@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from wdrobust._device import cpu_threads_for
 from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES, Certificate, CertificateResult
 from wdrobust.cli import common, progress
@@ -17,7 +18,6 @@ from wdrobust.cli.attack import check_attack
 from wdrobust.cli.errors import user_errors
 from wdrobust.losses import CERTIFIABLE, check_certifiable
 from wdrobust.threat import ThreatModel
-from wdrobust.train import cpu_threads_for
 
 #: Certificates that solve one program per sample: their progress bar advances per sample.
 PER_SAMPLE = ("milp", "exact")
@@ -94,7 +94,7 @@ def command(
     names = parse_methods(method)
     check_attack(attack)
     every = method.strip() == "all"
-    net, x, y = common.load_inputs(
+    net, x, y = common.model_and_samples(
         model, data, root, split, n, device, arch=arch, arch_option=arch_option, mean=mean, std=std
     )
     rows = []

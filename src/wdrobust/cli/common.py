@@ -1,4 +1,5 @@
-"""Options, list parsing and input loading shared by the `attack` and `certify` subcommands."""
+"""Options, list parsing and input loading shared by the subcommands (the data-set help texts come from
+the data registry, ``wdrobust.data.DATASETS``)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,31 @@ from torch import nn
 
 from wdrobust import nets
 from wdrobust._device import check_device
+from wdrobust.data import DATA_ENV, DATASETS, DEFAULT_DATASET
 from wdrobust.evaluate.config import split_list
-from wdrobust.evaluate.inputs import read_inputs
+from wdrobust.evaluate.inputs import load_inputs
 from wdrobust.threat import NORMS, parse_number
 
 MODEL = typer.Option(
     ..., help="Checkpoint: .safetensors with its JSON sidecar, or a plain .pt/.pth state_dict with --arch."
 )
-DATA_HELP = (
-    "digits, mnist, fashion-mnist, cifar10, cifar100, an image .npz (x (N,C,H,W), y) or a .npz/.csv table."
-)
-DATA = typer.Option("digits", help=DATA_HELP)
-ROOT_HELP = "Folder of the mnist/fashion-mnist/cifar files (default $WDROBUST_DATA or ./data)."
+
+
+def data_help() -> str:
+    """The --data help: every registered data set with its help text, then the data files read by format."""
+    named = ", ".join(f"{info.name} ({info.help})" for info in DATASETS.values())
+    return f"{named}, an image .npz (x (N,C,H,W), y) or a .npz/.csv table."
+
+
+def root_help() -> str:
+    """The --root help: the registered data sets whose files are searched in the data root."""
+    rooted = ", ".join(info.name for info in DATASETS.values() if info.uses_root)
+    return f"Folder of the {rooted} files (default ${DATA_ENV} or ./data)."
+
+
+DATA_HELP = data_help()
+DATA = typer.Option(DEFAULT_DATASET, help=DATA_HELP)
+ROOT_HELP = root_help()
 ROOT = typer.Option(None, "--root", "--data-root", help=ROOT_HELP)
 ARCH = typer.Option(
     None, help=f"Architecture of a .pt/.pth checkpoint without sidecar: {', '.join(nets.ARCHS)}."
@@ -73,7 +87,7 @@ def arch_options(arch: str | None, items: list[str]) -> dict:
     return nets.parse_arch_options(nets.check_arch(arch), items)
 
 
-def load_inputs(
+def model_and_samples(
     model: Path,
     data: str,
     root: Path | None,
@@ -87,7 +101,7 @@ def load_inputs(
     std: str | None = None,
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """The model (eval mode) and the first n samples x (n, *S), y (n,) of the split, on one device,
-    scaled and checked as for ``wdrobust evaluate`` (``evaluate.inputs.read_inputs``); a .pt/.pth
+    scaled and checked as for ``wdrobust evaluate`` (``evaluate.inputs.load_inputs``); a .pt/.pth
     checkpoint without sidecar is built as ``arch`` with ``arch_option``; ``mean``/``std`` wrap it in
     ``nets.Normalize``.
 
@@ -99,7 +113,7 @@ def load_inputs(
         raise ValueError(f"--n must be >= 1, got {n}")
     options = arch_options(arch, arch_option or [])
     norm = normalization(mean, std)
-    inputs = read_inputs(
+    inputs = load_inputs(
         model, data, split, root, n, dev, arch=arch, arch_options=options, normalization=norm
     )
     return inputs.model, inputs.x.to(dev), inputs.y.to(dev)

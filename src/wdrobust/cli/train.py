@@ -13,11 +13,11 @@ from wdrobust.cli.errors import err_console, user_errors
 from wdrobust.threat import NORMS, parse_number
 from wdrobust.train import (
     ADVERSARIAL,
-    DEFAULT_TRAIN,
     FIT_DEFAULTS,
     MAX_AUTO_EPOCHS,
     PGD_DEFAULTS,
     SCHEDULES,
+    TRAIN_DEFAULTS,
     EpochStats,
     fit,
 )
@@ -63,8 +63,8 @@ def command(
         FIT_DEFAULTS["val_fraction"],
         help="Share of the train split held out for validation (reported every epoch; 0: none).",
     ),
-    batch_size: int = typer.Option(DEFAULT_TRAIN["batch_size"], help="Mini-batch size."),
-    seed: int = typer.Option(DEFAULT_TRAIN["seed"], help="Seed of weights, batch order and PGD starts."),
+    batch_size: int = typer.Option(TRAIN_DEFAULTS["batch_size"], help="Mini-batch size."),
+    seed: int = typer.Option(TRAIN_DEFAULTS["seed"], help="Seed of weights, batch order and PGD starts."),
     adversarial: str | None = typer.Option(None, help=f"Adversarial training: {', '.join(ADVERSARIAL)}."),
     eps: str | None = typer.Option(None, help="PGD radius, e.g. 0.1 or 8/255 [default: 0.1]."),
     norm: str | None = typer.Option(None, help=f"PGD threat norm: {', '.join(NORMS)} [default: linf]."),

@@ -1,9 +1,10 @@
 """Data readers: scikit-learn digits (offline default), MNIST and Fashion-MNIST idx files, CIFAR-10/100
 pickle batches, image .npz files (x (N, C, H, W)) and tabular .npz/.csv files. Nothing is ever downloaded.
 
-``load(name, split, root=None, device=None) -> (x, y)``; ``DATASETS`` holds each set's input shape and
-number of classes; ``info(name)`` also covers tabular files, whose features are scaled by a ``Scaling``
-(``scaling_of(name)``; a model trained on one keeps it in its sidecar).
+``load(name, split, root=None, device=None) -> (x, y)``; ``DATASETS`` (data/registry.py) holds each
+set's input shape, number of classes, reader and help text; ``info(name)`` also covers tabular files,
+whose features are scaled by a ``Scaling`` (``scaling_of(name)``; a model trained on one keeps it in its
+sidecar).
 """
 
 from wdrobust.data.base import DATA_ENV, SPLITS

@@ -6,6 +6,8 @@ and seed 0 (1347 train / 450 test), identical on every machine.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from wdrobust.data.base import check_split, stratified_split
@@ -14,8 +16,9 @@ N_TEST = 450
 SEED = 0
 
 
-def read_digits(split: str) -> tuple[np.ndarray, np.ndarray]:
-    """x float32 (N, 1, 8, 8) in [0, 1] and y int64 (N,) of the requested split."""
+def read_digits(split: str, root: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """x float32 (N, 1, 8, 8) in [0, 1] and y int64 (N,) of the requested split (root: not read, the set
+    is bundled; a reader of the registry takes it)."""
     from sklearn.datasets import load_digits  # slow import: only when reading
 
     check_split(split)

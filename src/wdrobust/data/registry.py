@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,26 +15,40 @@ from wdrobust.data.base import check_split, data_root
 from wdrobust.data.cifar import read_cifar
 from wdrobust.data.digits import read_digits
 from wdrobust.data.images import image_info, is_image_npz, read_image_npz
-from wdrobust.data.mnist import IDX_SETS, read_mnist
+from wdrobust.data.mnist import read_mnist
 from wdrobust.data.tabular import Scaling, is_tabular, read_tabular
+
+#: A data set's reader: (split, data root) -> (x float32 (N, *S) in [0, 1], y int64 (N,)) as numpy arrays.
+Reader = Callable[[str, Path], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """A data set's sample shape, number of classes and where its files come from."""
+    """A data set's sample shape, number of classes and its help text (what it is, where its files come
+    from: the CLI's --data help lists it). A registered set also carries its reader and whether its files
+    are searched in the data root (the CLI's --root help lists those); image and tabular files have
+    neither (``load`` reads them by format)."""
 
     name: str
     input_shape: tuple[int, ...]
     num_classes: int
-    source: str
+    help: str
+    read: Reader | None = field(default=None, compare=False, repr=False)
+    uses_root: bool = False
 
 
+#: The registered data sets, by name. Adding one: a module with its reader, and one line here.
 DATASETS: dict[str, DatasetInfo] = {
-    "digits": DatasetInfo("digits", (1, 8, 8), 10, "bundled with scikit-learn (offline)"),
-    "mnist": DatasetInfo("mnist", (1, 28, 28), 10, "idx files in the data root"),
-    "fashion-mnist": DatasetInfo("fashion-mnist", (1, 28, 28), 10, "idx files in the data root"),
-    "cifar10": DatasetInfo("cifar10", (3, 32, 32), 10, "python pickle batches in the data root"),
-    "cifar100": DatasetInfo("cifar100", (3, 32, 32), 100, "python pickle batches in the data root"),
+    info.name: info
+    for info in (
+        DatasetInfo("digits", (1, 8, 8), 10, "scikit-learn's 8x8 digits, offline", read_digits),
+        DatasetInfo("mnist", (1, 28, 28), 10, "idx files", partial(read_mnist, name="mnist"), True),
+        DatasetInfo(
+            "fashion-mnist", (1, 28, 28), 10, "idx files", partial(read_mnist, name="fashion-mnist"), True
+        ),
+        DatasetInfo("cifar10", (3, 32, 32), 10, "pickle batches", partial(read_cifar, "cifar10"), True),
+        DatasetInfo("cifar100", (3, 32, 32), 100, "pickle batches", partial(read_cifar, "cifar100"), True),
+    )
 }
 DEFAULT_DATASET = "digits"
 
@@ -54,11 +70,7 @@ def _read(
     if is_tabular(name):
         data = read_tabular(name, scaling)
         return (data.x_train, data.y_train) if split == "train" else (data.x_test, data.y_test)
-    if name == "digits":
-        return read_digits(split)
-    if name in IDX_SETS:
-        return read_mnist(split, data_root(root), name)
-    return read_cifar(name, split, data_root(root))
+    return DATASETS[name].read(split, data_root(root))
 
 
 def load(
@@ -70,12 +82,12 @@ def load(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One split of a data set as (x float32 in [0, 1], y int64 (N,)) on ``device``.
 
-    name: digits (default), mnist, fashion-mnist, cifar10, cifar100, or a path to a .npz file of images
-    (x of shape (N, C, H, W), see ``data.images``) or a .npz/.csv tabular file.
-    Images are (N, C, H, W); tabular samples (N, F). root: directory of the mnist/fashion-mnist/cifar files
-    (default $WDROBUST_DATA, else ./data). scaling: the feature scaling of a tabular file (a model's, see
-    ``data.tabular``; None: the file's own); image sets ignore it. Missing or malformed files raise
-    FileNotFoundError/ValueError.
+    name: a registered data set (``DATASETS``: digits (default), mnist, fashion-mnist, cifar10, cifar100)
+    or a path to a .npz file of images (x of shape (N, C, H, W), see ``data.images``) or a .npz/.csv
+    tabular file. Images are (N, C, H, W); tabular samples (N, F). root: directory of the files of the
+    sets that read one (``uses_root``: mnist, fashion-mnist, cifar10, cifar100; default $WDROBUST_DATA,
+    else ./data). scaling: the feature scaling of a tabular file (a model's, see ``data.tabular``; None:
+    the file's own); image sets ignore it. Missing or malformed files raise FileNotFoundError/ValueError.
     """
     x, y = _read(_check_name(name), check_split(split), root, scaling)
     dev = resolve_device(device)

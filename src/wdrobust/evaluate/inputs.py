@@ -25,9 +25,9 @@ from wdrobust.data import Scaling
 from wdrobust.data.indices import read_indices
 from wdrobust.data.tabular import quote_values
 from wdrobust.evaluate.config import DEFAULT_MODEL, EvalConfig
+from wdrobust.models import ensure_default_model
 from wdrobust.nets.io import TORCH_SUFFIXES
 from wdrobust.nets.registry import SPEC_ATTR
-from wdrobust.train import ensure_default_model
 
 
 @dataclass
@@ -96,7 +96,7 @@ def load_model(
     return model.eval()
 
 
-def read_inputs(
+def load_inputs(
     path: str | Path,
     data_name: str,
     split: str,
@@ -108,9 +108,10 @@ def read_inputs(
     indices: np.ndarray | None = None,
     **model_options: Any,
 ) -> Inputs:
-    """Load the model at ``path`` (``load_model`` with model_options: arch, arch_options, normalization)
-    and samples offset .. offset + n - 1 of a split (or the listed ``indices``, in their order), scaled
-    for it; check both."""
+    """The one loader of a model and its data (``evaluate``, ``attack``, ``certify``): the model at the
+    checkpoint ``path`` (``load_model`` with model_options: arch, arch_options, normalization) and samples
+    offset .. offset + n - 1 of a split (or the listed ``indices``, in their order), scaled for it; both
+    checked (module docstring)."""
     scaling = model_scaling(path) if nets.sidecar_path(path).is_file() else None
     x, y = data.load(data_name, split, root=root, device="cpu", scaling=scaling)
     available = int(x.shape[0])
@@ -169,9 +170,10 @@ def model_arch(model: nn.Module) -> str:
     return spec.arch if spec is not None else type(model).__name__
 
 
-def load_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
-    """``read_inputs`` for an evaluation, with the facts it records (hashes of checkpoint and samples)."""
-    inputs = read_inputs(
+def evaluation_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
+    """``load_inputs`` of an evaluation's model (a checkpoint or the bundled default, ``model_path``) and
+    samples, with the facts it records (hashes of checkpoint and samples)."""
+    inputs = load_inputs(
         model_path(cfg.model),
         cfg.data,
         cfg.split,

@@ -40,7 +40,7 @@ from wdrobust.evaluate import config as config_mod
 from wdrobust.evaluate import folder
 from wdrobust.evaluate.config import EvalConfig, parse_shard
 from wdrobust.evaluate.folder import LOG_NAME
-from wdrobust.evaluate.inputs import Inputs, load_inputs
+from wdrobust.evaluate.inputs import Inputs, evaluation_inputs
 from wdrobust.evaluate.jobs import AttackJob, CleanJob, Job, batches, plan, unit_seed, units
 from wdrobust.evaluate.store import STORE_NAME, Store, read_meta, store_errors, stored_jobs
 
@@ -122,7 +122,7 @@ def run(
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
-    inputs = load_inputs(cfg, device) if inputs is None else inputs
+    inputs = evaluation_inputs(cfg, device) if inputs is None else inputs
     check_methods(cfg, inputs, device, () if force else stored_jobs(out / STORE_NAME))
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ offers, for inputs x0 (B, *S), radii r (B,) and a threat norm:
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import torch
@@ -29,7 +30,15 @@ from wdrobust.certify.bounds import pool as _pool  # noqa: F401
 from wdrobust.certify.bounds import shape as _shape  # noqa: F401
 from wdrobust.certify.bounds import softmax as _softmax  # noqa: F401
 from wdrobust.certify.bounds.interval import Box, Cot
-from wdrobust.certify.bounds.rule import FUNCTION_RULES, METHOD_RULES, MODULE_RULES, Rule, unsupported
+from wdrobust.certify.bounds.rule import (
+    FUNCTION_RULES,
+    METHOD_RULES,
+    MODULE_RULES,
+    Rule,
+    kept_copies,
+    same_values,
+    unsupported,
+)
 from wdrobust.threat import dual_of
 
 #: Operations that read only the shape of an interval value; they are evaluated on a concrete stand-in.
@@ -120,7 +129,9 @@ class BoundGraph:
         self.frontier = [
             n for n in self.prefix if n is not self.input and any(u not in self.prefix for u in n.users)
         ]
-        self._rownorms: dict[tuple[Any, ...], dict[fx.Node, torch.Tensor]] = {}
+        self._rownorms: dict[
+            tuple[Any, ...], tuple[tuple[torch.Tensor, ...], dict[fx.Node, torch.Tensor]]
+        ] = {}
         self._caches: dict[fx.Node, dict[Any, Any]] = {n: {} for n in self.rule_of}
 
     def _rule_class(self, node: fx.Node) -> type[Rule]:
@@ -192,10 +203,25 @@ class BoundGraph:
         return self._concrete(node, stand_in)
 
     # -- ball tightening of the affine prefix -------------------------------------------------------
-    def _weights_stamp(self) -> tuple[tuple[int, int], ...]:
-        """Storage and in-place versions of the model's parameters and buffers (changes on any update)."""
-        tensors = [*self.gm.parameters(), *self.gm.buffers()]
-        return tuple((t.data_ptr(), t._version) for t in tensors)
+    def _prefix_weights(self) -> list[torch.Tensor]:
+        """The tensors the affine prefix reads, in graph order: the parameters and buffers of the modules
+        it calls and the attributes (get_attr nodes) its operations take, directly or through constant
+        nodes (e.g. a transposed weight)."""
+        reads, todo = set(self.prefix), list(self.prefix)
+        while todo:
+            for arg in todo.pop().all_input_nodes:
+                if arg not in reads and arg not in self.interval:
+                    reads.add(arg)
+                    todo.append(arg)
+        tensors: list[torch.Tensor] = []
+        for node in self.nodes:
+            if node in reads and node.op == "call_module":
+                module = self.gm.get_submodule(node.target)
+                tensors += [*module.parameters(), *module.buffers()]
+            elif node in reads and node.op == "get_attr":
+                value = operator.attrgetter(node.target)(self.gm)
+                tensors += [value] if isinstance(value, torch.Tensor) else []
+        return tensors
 
     def rownorms(self, norm: str, like: torch.Tensor) -> dict[fx.Node, torch.Tensor]:
         """||A_k||_* for every unit of the affine prefix's frontier values, shape (1, *S_node) each.
@@ -203,9 +229,11 @@ class BoundGraph:
         A is the linear part of input -> value, A e_i = value(e_i) - value(0), accumulated over chunks of
         the input basis: sum |.| (dual l1), sqrt(sum squares) (dual l2) or max |.| (dual linf).
         """
-        key = (norm, like.device, like.dtype, tuple(like.shape[1:]), self._weights_stamp())
-        if key in self._rownorms:
-            return self._rownorms[key]
+        key = (norm, like.device, like.dtype, tuple(like.shape[1:]))
+        weights = self._prefix_weights()
+        hit = self._rownorms.get(key)
+        if hit is not None and same_values(hit[0], weights):
+            return hit[1]
         self._rownorms.clear()  # the weights changed (or another norm/device): keep one entry
         shape = like.shape[1:]
         d = math.prod(shape)
@@ -229,7 +257,7 @@ class BoundGraph:
                     acc[n] = torch.maximum(acc[n], col.amax(dim=0, keepdim=True))
         if dual == "l2":
             acc = {n: a.sqrt() for n, a in acc.items()}
-        self._rownorms[key] = acc
+        self._rownorms[key] = (kept_copies(weights), acc)
         return acc
 
     # -- interval propagation ------------------------------------------------------------------------

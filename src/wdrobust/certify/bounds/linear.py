@@ -3,12 +3,13 @@
 For y = A x + b over a box x in c +- r:  y in (A c + b) +- |A| r  (exact for one affine map).
 Backward: A^T applied to an interval cotangent center +- radius gives A^T center +- |A|^T radius.
 
-|A| is cached per graph node (``Rule.memo``). A small convolution (dense matrix of at most DENSE_ENTRIES
-entries) is applied as a product with its dense matrix (cached) unless it is a stride-1 convolution with
-at least DENSE_MIN_CHANNELS input channels per group: measured on CPU with 8x8 and 4x4 maps and ~1000
-cotangent rows, one GEMM beat ``conv_transpose2d`` 1.1-3x on strided or single-channel convolutions
-but lost 1.7x on a stride-1 3x3 one (32 -> 64 channels). Other convolutions use ``conv_transpose2d``. Each
-entry of the dense matrix is one kernel weight (or 0), so the dense matrix of |W| is |dense matrix of W|.
+|A| is recomputed per bound computation (one pass over the weights). A small convolution (dense matrix of
+at most DENSE_ENTRIES entries) is applied as a product with its dense matrix (cached per graph node,
+``Rule.memo``) unless it is a stride-1 convolution with at least DENSE_MIN_CHANNELS input channels per
+group: measured on CPU with 8x8 and 4x4 maps and ~1000 cotangent rows, one GEMM beat ``conv_transpose2d``
+1.1-3x on strided or single-channel convolutions but lost 1.7x on a stride-1 3x3 one (32 -> 64
+channels). Other convolutions use ``conv_transpose2d``. Each entry of the dense matrix is one kernel
+weight (or 0), so the dense matrix of |W| is |dense matrix of W|.
 """
 
 from __future__ import annotations
@@ -46,13 +47,14 @@ class AffineRule(Rule):
     def backward(self, cot: Cot) -> tuple[Cot | None, ...]:
         return (map_classes(cot, self.transpose, self.abs_transpose), *((None,) * (self.n_args - 1)))
 
-    def absolute(self, w: torch.Tensor) -> torch.Tensor:
-        """|w|, cached while w is unchanged."""
-        return self.memo("abs", (w,), w.abs)
+
+def _with_abs(m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(m, |m|): a dense matrix and its absolute value, cached together."""
+    return m, m.abs()
 
 
 def _linear_maps(rule: AffineRule, w: torch.Tensor, b: torch.Tensor | None) -> tuple[Fn, Fn, Fn, Fn]:
-    wa = rule.absolute(w)
+    wa = w.abs()
     return (lambda v: F.linear(v, w, b), lambda v: F.linear(v, wa), lambda v: v @ w, lambda v: v @ wa)
 
 
@@ -91,7 +93,7 @@ def _conv_maps(
             raise unsupported(f"conv2d with padding={padding!r}", rule.name, "use integer padding")
         padding = 0
     stride, padding, dilation = _pair(stride), _pair(padding), _pair(dilation)
-    wa = rule.absolute(w)
+    wa = w.abs()
     in_shape = tuple(x.lo.shape[1:])
     out_hw = tuple(
         (in_shape[1 + i] + 2 * padding[i] - dilation[i] * (w.shape[2 + i] - 1) - 1) // stride[i] + 1
@@ -123,8 +125,7 @@ def _conv_maps(
     efficient_conv = stride == (1, 1) and w.shape[1] >= DENSE_MIN_CHANNELS
     if entries <= DENSE_ENTRIES and not efficient_conv:
         key = ("dense", in_shape, stride, padding, dilation, groups)
-        m = rule.memo(key, (w,), lambda: dense(w))
-        ma = rule.memo(("abs", *key), (w,), m.abs)
+        m, ma = rule.memo(key, (w,), lambda: _with_abs(dense(w)))
         bias = None if b is None else b.repeat_interleave(math.prod(out_hw))
         return dense_forward(m, bias), dense_forward(ma, None), matmul(m), matmul(ma)
     return (

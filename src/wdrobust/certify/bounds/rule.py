@@ -5,12 +5,14 @@ Each supported operation of a torch.fx graph has one ``Rule`` subclass, register
 once per graph node and per bound computation; ``forward`` maps the arguments' boxes to the output's box
 (remembering what ``backward`` needs, e.g. derivative intervals), and ``backward`` maps the output's
 interval cotangent to one cotangent per positional argument (None for constant arguments). Values that
-depend only on the weights (|W|, dense matrices of small convolutions) are kept in a per-node ``cache``.
+depend only on the weights and cost more than a pass over them (dense matrices of small convolutions)
+are kept in a per-node ``cache`` under explicit keys and checked against copies of the weights they
+were made from (``Rule.memo``, ``same_values``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -51,14 +53,15 @@ class Rule:
 
     def memo(self, key: Any, deps: tuple[torch.Tensor, ...], make: Callable[[], Any]) -> Any:
         """make(), cached in ``cache`` (shared by the rules of one graph node across bound computations)
-        under key until one of the tensors deps changes (storage, in-place version, dtype or device).
-        The entry holds deps, so their storage cannot be freed and reused by another tensor meanwhile."""
-        stamp = tuple((t.data_ptr(), t._version, t.dtype, t.device, tuple(t.shape)) for t in deps)
+        under the explicit ``key`` (what the value is, e.g. a layout) and reused while deps hold the
+        values they held when it was made (``same_values`` against copies kept in the entry), so an edit
+        of a weight in place, through ``.data``, or a weight replaced or moved, makes it again. For values
+        that cost far more than a pass over deps (the dense matrix of a small convolution)."""
         hit = self.cache.get(key)
-        if hit is None or hit[0] != stamp:
-            hit = (stamp, deps, make())
+        if hit is None or not same_values(hit[0], deps):
+            hit = (kept_copies(deps), make())
             self.cache[key] = hit
-        return hit[2]
+        return hit[1]
 
     def call(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         """Apply the original operation to a concrete tensor x (the first argument)."""
@@ -85,6 +88,20 @@ class Rule:
         """(coefficients per flat argument, bias (B, C)) with lam . out <= sum_k coef_k . arg_k + bias for
         every value allowed by the relaxation rel; lam (B, C, *S_out)."""
         raise NotImplementedError
+
+
+def kept_copies(tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """Detached copies of tensors, kept by a cache entry to recognise their values later."""
+    return tuple(t.detach().clone() for t in tensors)
+
+
+def same_values(kept: Sequence[torch.Tensor], tensors: Sequence[torch.Tensor]) -> bool:
+    """True when tensors hold exactly the values of kept: as many, each of the same dtype, device and
+    shape, every entry equal (one pass over them)."""
+    return len(kept) == len(tensors) and all(
+        a.dtype == b.dtype and a.device == b.device and a.shape == b.shape and torch.equal(a, b)
+        for a, b in zip(kept, tensors, strict=True)
+    )
 
 
 def register(*keys: Any) -> Callable[[type[Rule]], type[Rule]]:

@@ -14,7 +14,7 @@ from _certify_brute import tiny_mlp
 from wdrobust.certify import MILPCertificate, default_radii
 from wdrobust.evaluate.config import EvalConfig
 from wdrobust.evaluate.inputs import Inputs
-from wdrobust.evaluate.jobs import AttackJob, CertificateJob, CleanJob, certificate_radii, plan
+from wdrobust.evaluate.jobs import AttackJob, CertificateJob, CleanJob, UnitTask, certificate_radii, plan
 from wdrobust.threat import ThreatModel
 
 CPU = torch.device("cpu")
@@ -86,10 +86,10 @@ def test_units_round_trip_through_the_stored_arrays() -> None:
     inputs = _inputs()
     _, attack, cert = plan(cfg)
     parts = [slice(0, 4), slice(4, 6)]
-    clean = [CleanJob().run(cfg, inputs, sl, 0, CPU)[0] for sl in parts]
+    clean = [CleanJob().run(UnitTask(cfg, inputs, sl, 0, CPU))[0] for sl in parts]
     assert np.concatenate([c["index"] for c in clean]).tolist() == list(range(6))
     for job in (attack, cert):
-        outputs = [job.run(cfg, inputs, sl, 0, CPU) for sl in parts]
+        outputs = [job.run(UnitTask(cfg, inputs, sl, 0, CPU)) for sl in parts]
         units = [
             SimpleNamespace(seconds=1.0, forward_passes=info["forward_passes"], backward_passes=2, info=info)
             for _, info in outputs

@@ -19,7 +19,7 @@ DOCS = ROOT / "docs" / "architecture.md"
 #: Layers from the bottom up; a layer may import itself and every layer before it. The first group is
 #: the base of private helpers (devices and CPU threads, atomic writes, progress columns).
 LADDER: tuple[tuple[str, ...], ...] = (
-    ("_atomic", "_device", "_progress"),
+    ("_atomic", "_device", "_options", "_progress"),
     ("threat",),
     ("losses",),
     ("primal",),

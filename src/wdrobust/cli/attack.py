@@ -13,6 +13,7 @@ from rich.table import Table
 
 from wdrobust._atomic import check_writable
 from wdrobust._device import cpu_threads_for
+from wdrobust._options import split_assignment
 from wdrobust.attacks import ATTACKS
 from wdrobust.attacks.base import Attack
 from wdrobust.cli import common, progress
@@ -76,10 +77,7 @@ def parse_options(items: list[str], attack: str) -> dict[str, Any]:
     types = option_types(ATTACKS[check_attack(attack)])
     options: dict[str, Any] = {}
     for item in items:
-        key, sep, text = item.partition("=")
-        name = key.strip().replace("-", "_")
-        if not sep or not name:
-            raise ValueError(f"--option must look like name=value, got {item!r}")
+        name, text = split_assignment(item, "--option")
         if name not in types:
             raise ValueError(f"attack {attack!r} has no option {name!r}: accepted {', '.join(types)}")
         options[name] = PARSERS[types[name]](text, f"--option {name}")

@@ -93,4 +93,3 @@ class CertificateRecord:
         radius = growth.distances if isinstance(growth, CertifiedRadii) else None
         majorants = {} if radius is not None else {loss: growth}
         return cls(method, growth.sound, majorants, radius, None, None, **cost)
-

@@ -41,7 +41,7 @@ from wdrobust.evaluate import folder
 from wdrobust.evaluate.config import EvalConfig, parse_shard
 from wdrobust.evaluate.folder import LOG_NAME
 from wdrobust.evaluate.inputs import Inputs, evaluation_inputs
-from wdrobust.evaluate.jobs import AttackJob, CleanJob, Job, batches, plan, unit_seed, units
+from wdrobust.evaluate.jobs import AttackJob, CleanJob, Job, UnitTask, batches, plan, unit_seed, units
 from wdrobust.evaluate.store import STORE_NAME, Store, read_meta, store_errors, stored_jobs
 
 log = logging.getLogger("wdrobust.evaluate")
@@ -244,7 +244,7 @@ def _compute(
             started = time.time()
             tic = time.perf_counter()
             visited = visited_points(store, cfg, b) if job.reads_visited else None
-            arrays, info = job.run(cfg, inputs, sl, seed, device, visited=visited)
+            arrays, info = job.run(UnitTask(cfg, inputs, sl, seed, device, visited))
             seconds = time.perf_counter() - tic
             store.put_unit(
                 job.key,
@@ -294,7 +294,7 @@ def check_methods(cfg: EvalConfig, inputs: Inputs, device: torch.device, used: C
             first.setdefault((job.kind, job.method), job)
     for job in first.values():
         try:
-            job.run(cfg, inputs, slice(0, 1), cfg.seed, device)
+            job.run(UnitTask(cfg, inputs, slice(0, 1), cfg.seed, device))
         except ValueError as exc:
             name = f"{job.kind} {job.method!r}"
             raise ValueError(str(exc) if str(exc).startswith(name) else f"{name}: {exc}") from None

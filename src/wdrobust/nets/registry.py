@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from wdrobust._options import split_assignment
 from wdrobust.nets.cnn import SmallCNN
 from wdrobust.nets.mlp import MLP
 from wdrobust.nets.resnet import preact_resnet18, resnet18
@@ -124,10 +125,7 @@ def parse_arch_options(arch: str, items: list[str] | tuple[str, ...]) -> dict[st
     defaults = arch_options(arch)
     out: dict[str, Any] = {}
     for item in items:
-        key, sep, text = item.partition("=")
-        name = key.strip().replace("-", "_")
-        if not sep or not name:
-            raise ValueError(f"--arch-option must look like name=value, got {item!r}")
+        name, text = split_assignment(item, "--arch-option")
         if name not in defaults:
             raise ValueError(f"architecture {arch!r} has no option {name!r}: accepted {', '.join(defaults)}")
         out[name] = _option_value(defaults[name], text, f"--arch-option {name}")

@@ -1,10 +1,10 @@
 """Jobs of an evaluation as method objects: ``CleanJob``, ``AttackJob``, ``CertificateJob`` (one module
-each), each with its store ``key``, ``spec()``, ``run(...) -> (arrays, info)`` for one batch, and (attacks,
-certificates) ``build`` (the method with the configured options), ``to_arrays(result)`` and
+each), each with its store ``key``, ``spec()``, ``run(UnitTask) -> (arrays, info)`` for one batch, and
+(attacks, certificates) ``build`` (the method with the configured options), ``to_arrays(result)`` and
 ``from_arrays(spec, batches, units) -> record``; the plan (jobs x batches = units) in ``jobs.plan``."""
 
 from wdrobust.evaluate.jobs.attack import AttackJob
-from wdrobust.evaluate.jobs.base import Job
+from wdrobust.evaluate.jobs.base import Job, UnitTask
 from wdrobust.evaluate.jobs.certificate import VISITED, CertificateJob, certificate_radii
 from wdrobust.evaluate.jobs.clean import CleanJob
 from wdrobust.evaluate.jobs.plan import batches, plan, unit_seed, units
@@ -15,6 +15,7 @@ __all__ = [
     "CertificateJob",
     "CleanJob",
     "Job",
+    "UnitTask",
     "batches",
     "certificate_radii",
     "plan",

@@ -17,8 +17,7 @@ import torch
 
 from wdrobust.attacks import ATTACKS, Attack, AttackResult
 from wdrobust.evaluate.config import EvalConfig
-from wdrobust.evaluate.inputs import Inputs
-from wdrobust.evaluate.jobs.base import Job, UnitOutput, as_float64, optional
+from wdrobust.evaluate.jobs.base import Job, UnitOutput, UnitTask, as_float64, optional
 from wdrobust.evaluate.records import AttackRecord
 from wdrobust.evaluate.store import Unit
 from wdrobust.primal.curves import stack_points
@@ -65,17 +64,11 @@ class AttackJob(Job):
             options=cfg.attack_options.get(self.method, {}),
         )
 
-    def run(
-        self,
-        cfg: EvalConfig,
-        inputs: Inputs,
-        sl: slice,
-        seed: int,
-        device: torch.device,
-        visited: torch.Tensor | None = None,
-    ) -> UnitOutput:
-        x, y = inputs.x[sl].to(device), inputs.y[sl].to(device)
-        result = self.build(cfg, inputs.model, seed, device, population=inputs.x.shape[0]).run(x, y)
+    def run(self, task: UnitTask) -> UnitOutput:
+        x, y = task.samples()
+        population = task.inputs.x.shape[0]
+        method = self.build(task.cfg, task.inputs.model, task.seed, task.device, population=population)
+        result = method.run(x, y)
         info = {
             "seconds_method": float(result.seconds),
             "forward_passes": int(result.forward_passes),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
@@ -20,6 +21,23 @@ from wdrobust.evaluate.inputs import Inputs
 UnitOutput = tuple[dict[str, np.ndarray], dict[str, Any]]
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class UnitTask:
+    """One unit to compute: the batch ``sl`` of ``inputs`` under ``cfg``, the unit's seed and device, and
+    for a job that ``reads_visited`` the attacks' candidate points of these samples (n, M, *S)."""
+
+    cfg: EvalConfig
+    inputs: Inputs
+    sl: slice
+    seed: int
+    device: torch.device
+    visited: torch.Tensor | None = None
+
+    def samples(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's x (n, *S) and y (n,) on the unit's device."""
+        return self.inputs.x[self.sl].to(self.device), self.inputs.y[self.sl].to(self.device)
 
 
 class Job(ABC):
@@ -43,18 +61,8 @@ class Job(ABC):
         return False
 
     @abstractmethod
-    def run(
-        self,
-        cfg: EvalConfig,
-        inputs: Inputs,
-        sl: slice,
-        seed: int,
-        device: torch.device,
-        visited: torch.Tensor | None = None,
-    ) -> UnitOutput:
-        """Run the job on the samples ``sl`` of ``inputs``; return its arrays and info (passes, sound flag,
-        note). visited: the attacks' candidate points of these samples (N, M, *S), when
-        ``reads_visited``."""
+    def run(self, task: UnitTask) -> UnitOutput:
+        """Run the job on the unit's samples; return its arrays and info (passes, sound flag, note)."""
 
     def construct(self, build: Callable[..., T], *args: Any, options: Mapping[str, Any], **kwargs: Any) -> T:
         """build(*args, **kwargs, **options) (a method's constructor with the configured options); options

@@ -19,8 +19,7 @@ import torch
 from wdrobust.certify import CERTIFICATES, Certificate, CertificateResult
 from wdrobust.certify.base import default_radii, distinct_radii
 from wdrobust.evaluate.config import EvalConfig
-from wdrobust.evaluate.inputs import Inputs
-from wdrobust.evaluate.jobs.base import Job, UnitOutput, as_float64, optional
+from wdrobust.evaluate.jobs.base import Job, UnitOutput, UnitTask, as_float64, optional
 from wdrobust.evaluate.records import CertificateRecord
 from wdrobust.evaluate.store import Unit
 from wdrobust.losses import CERTIFIABLE
@@ -79,18 +78,12 @@ class CertificateJob(Job):
             options=options,
         )
 
-    def run(
-        self,
-        cfg: EvalConfig,
-        inputs: Inputs,
-        sl: slice,
-        seed: int,
-        device: torch.device,
-        visited: torch.Tensor | None = None,
-    ) -> UnitOutput:
-        x, y = inputs.x[sl].to(device), inputs.y[sl].to(device)
-        cert = self.build(cfg, inputs.model, device, inputs.facts["input_dim"])
-        result = cert.run(x, y) if visited is None else cert.run(x, y, visited=visited.to(device))
+    def run(self, task: UnitTask) -> UnitOutput:
+        x, y = task.samples()
+        cert = self.build(task.cfg, task.inputs.model, task.device, task.inputs.facts["input_dim"])
+        result = (
+            cert.run(x, y) if task.visited is None else cert.run(x, y, visited=task.visited.to(task.device))
+        )
         info = {
             "sound": bool(result.sound),
             "note": result.note,

@@ -11,9 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wdrobust.evaluate.config import EvalConfig
-from wdrobust.evaluate.inputs import Inputs
-from wdrobust.evaluate.jobs.base import Job, UnitOutput
+from wdrobust.evaluate.jobs.base import Job, UnitOutput, UnitTask
 from wdrobust.losses import all_losses
 
 
@@ -31,21 +29,13 @@ class CleanJob(Job):
     def spec(self) -> dict[str, Any]:
         return {"kind": self.kind, "method": self.method}
 
-    def run(
-        self,
-        cfg: EvalConfig,
-        inputs: Inputs,
-        sl: slice,
-        seed: int,
-        device: torch.device,
-        visited: torch.Tensor | None = None,
-    ) -> UnitOutput:
-        x, y = inputs.x[sl].to(device), inputs.y[sl].to(device)
+    def run(self, task: UnitTask) -> UnitOutput:
+        x, y = task.samples()
         with torch.no_grad():
-            z = inputs.model(x)
-        arrays = {f"loss.{k}": v.cpu().double().numpy() for k, v in all_losses(z, y, cfg.losses).items()}
+            z = task.inputs.model(x)
+        arrays = {f"loss.{k}": v.cpu().double().numpy() for k, v in all_losses(z, y, task.cfg.losses).items()}
         arrays.update(
-            index=np.arange(sl.start, sl.stop),
+            index=np.arange(task.sl.start, task.sl.stop),
             y=y.cpu().numpy(),
             correct=(z.argmax(dim=1) == y).cpu().numpy(),
         )

@@ -27,7 +27,7 @@ import numpy as np
 from wdrobust import primal
 from wdrobust.evaluate.bounds import lower_entry, upper_entry
 from wdrobust.evaluate.config import EvalConfig, from_dict
-from wdrobust.evaluate.jobs import AttackJob, CertificateJob, batches
+from wdrobust.evaluate.jobs import AttackJob, CertificateJob, attack_jobs, batches
 from wdrobust.evaluate.records import AttackRecord, CertificateRecord
 from wdrobust.evaluate.store import Store, Unit
 from wdrobust.threat import ThreatModel
@@ -149,11 +149,11 @@ def best_flip_distances(records: Records) -> np.ndarray | None:
 @dataclass
 class _Growths:
     """What one loss's bounds need at every threat model, built once: the clean losses (N,), each attack
-    job's growth (None: not recorded), the pooled growth, each certificate's bounder (None: no bound) and
-    the combined certificate with its bounder."""
+    job's record and growth by job key (growth None: not recorded), the pooled growth, each certificate's
+    bounder (None: no bound) and the combined certificate with its bounder."""
 
     clean: np.ndarray
-    attacks: list[tuple[AttackRecord, Attained | None]]
+    attacks: dict[str, tuple[AttackRecord, Attained | None]]
     best: Attained | None
     certificates: list[tuple[CertificateRecord, primal.UpperBounder | None]]
     combined: tuple[CertificateRecord, primal.UpperBounder] | None
@@ -167,7 +167,7 @@ class _Growths:
         combined = records.combined(loss)
         return cls(
             clean=records.clean_loss[loss],
-            attacks=[(r, r.growth(loss, records.correct)) for r in records.attacks.values()],
+            attacks={k: (r, r.growth(loss, records.correct)) for k, r in records.attacks.items()},
             best=_pooled(records, loss),
             certificates=[(r, bounder(r)) for r in records.certificates.values()],
             combined=None if combined is None else (combined, bounder(combined)),
@@ -184,7 +184,8 @@ def _cost(recs: list[AttackRecord | CertificateRecord]) -> dict[str, Any]:
 
 def _loss_entry(records: Records, threat: ThreatModel, loss: str, growths: _Growths) -> dict[str, Any]:
     clean = growths.clean
-    own = {r.method: (r, g) for r, g in growths.attacks if (r.eps, r.p) == (threat.eps, threat.p)}
+    jobs = attack_jobs(records.config, threat)
+    own = {j.method: growths.attacks[j.key] for j in jobs if j.key in growths.attacks}
     lower = {
         name: lower_entry(primal.lower_bound(g, threat, clean)) | _cost([rec])
         for name, (rec, g) in own.items()
@@ -236,17 +237,15 @@ def aggregate(records: Records) -> list[dict[str, Any]]:
         if loss in records.clean_loss and loss != "dlr"
     }
     out = []
-    for eps_text, eps in zip(cfg.eps, cfg.eps_values, strict=True):
-        for p in cfg.p_values:
-            threat = ThreatModel(cfg.norm, eps, p)
-            losses = {loss: _loss_entry(records, threat, loss, g) for loss, g in growths.items()}
-            out.append(
-                {
-                    "norm": cfg.norm,
-                    "eps": eps,
-                    "eps_text": eps_text,
-                    "p": "inf" if math.isinf(p) else (int(p) if p.is_integer() else p),
-                    "losses": losses,
-                }
-            )
+    for eps_text, threat in cfg.grid:
+        p = threat.p
+        out.append(
+            {
+                "norm": threat.norm,
+                "eps": threat.eps,
+                "eps_text": eps_text,
+                "p": "inf" if math.isinf(p) else (int(p) if p.is_integer() else p),
+                "losses": {loss: _loss_entry(records, threat, loss, g) for loss, g in growths.items()},
+            }
+        )
     return out

@@ -9,6 +9,7 @@ together with its SHA-256; a run folder refuses a configuration whose hash diffe
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -76,14 +77,14 @@ class EvalConfig:
     label: str | None = None
     keep_points: bool = False
 
-    @property
+    @functools.cached_property
     def eps_values(self) -> tuple[float, ...]:
-        """The radii as floats, in the given order."""
+        """The radii as floats, in the given order (parsed once per configuration)."""
         return tuple(parse_number(e, "eps") for e in self.eps)
 
-    @property
+    @functools.cached_property
     def p_values(self) -> tuple[float, ...]:
-        """The Wasserstein orders as floats (math.inf for "inf"), in the given order."""
+        """The Wasserstein orders as floats (math.inf for "inf"), in the given order (parsed once)."""
         return tuple(parse_number(p, "p") for p in self.p)
 
     @property
@@ -98,9 +99,19 @@ class EvalConfig:
         """Whether attack units store their candidate points (keep_points, or empirical is run)."""
         return self.keep_points or "empirical" in self.certificates
 
+    @functools.cached_property
+    def grid(self) -> tuple[tuple[str, ThreatModel], ...]:
+        """(eps as the user wrote it, ThreatModel(norm, eps, p)) for every point of the grid, eps-major: the
+        threat models every later step (plan, aggregation, report) uses, built once."""
+        return tuple(
+            (text, ThreatModel(self.norm, e, p))
+            for text, e in zip(self.eps, self.eps_values, strict=True)
+            for p in self.p_values
+        )
+
     def threats(self) -> list[ThreatModel]:
         """Every ThreatModel(norm, eps, p) of the grid, eps-major."""
-        return [ThreatModel(self.norm, e, p) for e in self.eps_values for p in self.p_values]
+        return [threat for _, threat in self.grid]
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(EvalConfig)}

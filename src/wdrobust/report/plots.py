@@ -35,6 +35,7 @@ from wdrobust import primal
 from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES
 from wdrobust.evaluate.aggregate import COMBINED, Records, best_flip_distances
+from wdrobust.evaluate.jobs import attack_jobs
 from wdrobust.primal.curves import AttainedPoints
 from wdrobust.report.document import Results, ThreatResult, p_json
 from wdrobust.report.io import atomic_write
@@ -306,9 +307,11 @@ def worst_case_plot(
     eps, p = min(cfg.eps_values), min(above_one) if above_one else min(cfg.p_values)
     threat = ThreatModel(cfg.norm, eps, p)
     best = None
-    for key, rec in records.attacks.items():
-        if key not in points or loss not in rec.gains or (rec.eps, rec.p) != (eps, p):
+    for job in attack_jobs(cfg, threat):
+        rec = records.attacks.get(job.key)
+        if rec is None or job.key not in points or loss not in rec.gains:
             continue
+        key = job.key
         attained = AttainedPoints(rec.t, rec.gains[loss])
         lb = primal.lower_bound(attained, threat, clean=records.clean_loss[loss])
         if best is None or lb.risk > best[1].risk:

@@ -7,7 +7,7 @@ from wdrobust.evaluate.jobs.attack import AttackJob
 from wdrobust.evaluate.jobs.base import Job, UnitTask
 from wdrobust.evaluate.jobs.certificate import VISITED, CertificateJob, certificate_radii
 from wdrobust.evaluate.jobs.clean import CleanJob
-from wdrobust.evaluate.jobs.plan import batches, plan, unit_seed, units
+from wdrobust.evaluate.jobs.plan import attack_jobs, batches, plan, unit_seed, units
 
 __all__ = [
     "VISITED",
@@ -16,6 +16,7 @@ __all__ = [
     "CleanJob",
     "Job",
     "UnitTask",
+    "attack_jobs",
     "batches",
     "certificate_radii",
     "plan",

@@ -19,14 +19,21 @@ from wdrobust.evaluate.jobs.attack import AttackJob
 from wdrobust.evaluate.jobs.base import Job
 from wdrobust.evaluate.jobs.certificate import CertificateJob
 from wdrobust.evaluate.jobs.clean import CleanJob
+from wdrobust.threat import ThreatModel
 
 
 def plan(cfg: EvalConfig) -> list[Job]:
     """Jobs in execution order: clean, the attacks (eps-major, then p), then the certificates."""
     jobs: list[Job] = [CleanJob()]
-    jobs += [AttackJob(a, t) for t in cfg.threats() for a in cfg.attacks]
+    jobs += [job for t in cfg.threats() for job in attack_jobs(cfg, t)]
     jobs += [CertificateJob(c, cfg.norm, max(cfg.eps_values)) for c in cfg.certificates]
     return jobs
+
+
+def attack_jobs(cfg: EvalConfig, threat: ThreatModel) -> list[AttackJob]:
+    """The attack jobs of one threat model of the grid, in the configured order (their keys name their
+    records in the store)."""
+    return [AttackJob(a, threat) for a in cfg.attacks]
 
 
 def units(jobs: list[Job], n_batches: int, shard: tuple[int, int] | None = None) -> list[tuple[Job, int]]:

@@ -239,8 +239,8 @@ def validate(cfg: EvalConfig) -> EvalConfig:
     _check_model_options(cfg)
     for loss in cfg.losses:
         check_loss(loss)
-    _check_names("attack", cfg.attacks, cfg.attack_options)
-    _check_names("certificate", cfg.certificates, cfg.certificate_options)
+    _check_names("attack", ATTACKS, cfg.attacks, cfg.attack_options)
+    _check_names("certificate", CERTIFICATES, cfg.certificates, cfg.certificate_options)
     if cfg.shard is not None:
         i, k = parse_shard(cfg.shard)
         cfg = dataclasses.replace(cfg, shard=f"{i}/{k}")
@@ -268,8 +268,10 @@ def _check_model_options(cfg: EvalConfig) -> None:
             raise ValueError(f"--std values must be positive, got {', '.join(cfg.std)}")
 
 
-def _check_names(kind: str, names: tuple[str, ...], options: dict[str, dict]) -> None:
-    registry = registry_of(kind)
+def _check_names(
+    kind: str, registry: dict[str, type], names: tuple[str, ...], options: dict[str, dict]
+) -> None:
+    """Every name is in the kind's registry; every options table names a listed method."""
     for name in names:
         if name not in registry:
             known = ", ".join(sorted(registry)) or "none registered"
@@ -277,11 +279,6 @@ def _check_names(kind: str, names: tuple[str, ...], options: dict[str, dict]) ->
     for name in options:
         if name not in names:
             raise ValueError(f"{kind}_options.{name} given but {name!r} is not in the {kind}s list")
-
-
-def registry_of(kind: str) -> dict[str, type]:
-    """The ATTACKS or CERTIFICATES registry."""
-    return ATTACKS if kind == "attack" else CERTIFICATES
 
 
 def _number_key(value: float) -> float | str:

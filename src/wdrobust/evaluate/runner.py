@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import platform
 import sys
 import time
@@ -43,6 +42,7 @@ from wdrobust.evaluate.folder import LOG_NAME
 from wdrobust.evaluate.inputs import Inputs, evaluation_inputs
 from wdrobust.evaluate.jobs import AttackJob, CleanJob, Job, UnitTask, batches, plan, unit_seed, units
 from wdrobust.evaluate.store import STORE_NAME, Store, read_meta, store_errors, stored_jobs
+from wdrobust.primal.curves import pad_columns
 
 log = logging.getLogger("wdrobust.evaluate")
 
@@ -271,14 +271,11 @@ def visited_points(store: Store, cfg: EvalConfig, batch: int) -> torch.Tensor | 
         points = store.arrays(job.key, batch).get("points")
         if points is None:
             raise ValueError(f"empirical needs the points of {job.key} batch {batch}, which are not stored")
-        parts.append(torch.from_numpy(points))
+        parts.append(points)
     if not parts:
         return None
     width = max(p.shape[1] for p in parts)
-    padded = [
-        torch.cat([p, p.new_full((p.shape[0], width - p.shape[1], *p.shape[2:]), math.nan)], 1) for p in parts
-    ]
-    return torch.cat(padded, 1)
+    return torch.from_numpy(np.concatenate([pad_columns(p, width, np.nan) for p in parts], 1))
 
 
 def check_methods(cfg: EvalConfig, inputs: Inputs, device: torch.device, used: Collection[str] = ()) -> None:

@@ -26,8 +26,8 @@ def segment_starts(knots: np.ndarray) -> np.ndarray:
 
 
 def pad_columns(a: np.ndarray, width: int, value: float) -> np.ndarray:
-    """a (N, M) padded on the right with ``value`` to (N, width), width >= M."""
-    return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=value)
+    """a (N, M, *S) padded on the right of its column axis with ``value`` to (N, width, *S), width >= M."""
+    return np.pad(a, [(0, 0), (0, width - a.shape[1]), *[(0, 0)] * (a.ndim - 2)], constant_values=value)
 
 
 def stack_points(parts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

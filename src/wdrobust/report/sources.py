@@ -12,6 +12,7 @@ import numpy as np
 from wdrobust.evaluate.aggregate import Records, load_records
 from wdrobust.evaluate.jobs import batches
 from wdrobust.evaluate.store import STORE_NAME, Store
+from wdrobust.primal.curves import pad_columns
 from wdrobust.report.document import Results
 from wdrobust.report.results import build_results
 
@@ -46,7 +47,9 @@ class Sources:
                     for job, rec in records.attacks.items():
                         parts = [b.get("points") for b in store.job_arrays(job, order)]
                         if all(p is not None for p in parts):
-                            self._points[job] = np.concatenate([_pad(p, rec.t.shape[1]) for p in parts])
+                            self._points[job] = np.concatenate(
+                                [pad_columns(p, rec.t.shape[1], np.nan) for p in parts]
+                            )
         return self._points
 
 
@@ -56,9 +59,3 @@ def _store(run_dir: Path) -> Store:
     if not store_path.is_file():
         raise FileNotFoundError(f"no wdrobust run in {run_dir} (missing {STORE_NAME})")
     return Store(store_path)
-
-
-def _pad(points: np.ndarray, width: int) -> np.ndarray:
-    """(N, M, *S) -> (N, width, *S), the added columns NaN."""
-    extra = np.full((points.shape[0], width - points.shape[1], *points.shape[2:]), np.nan)
-    return np.concatenate([points, extra], axis=1)

@@ -19,7 +19,7 @@ once, and for each threat model of the configuration
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,20 +53,11 @@ class Records:
     certificates: dict[str, CertificateRecord]
     incomplete: list[str]
     units: list[Unit]
-    _combined: dict[str, CertificateRecord | None] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def n(self) -> int:
         """Number of evaluated samples."""
         return int(self.correct.shape[0])
-
-    def combined(self, loss: str) -> CertificateRecord | None:
-        """The combined sound certificate for ``loss`` (None with fewer than two sound certificates that
-        bound it): the pointwise minimum of their majorants, or the largest of their certified radii."""
-        if loss not in self._combined:
-            sound = [r for r in self.certificates.values() if r.sound]
-            self._combined[loss] = combine(sound, loss, self.correct)
-        return self._combined[loss]
 
 
 def _combinable(growth: Majorants) -> bool:
@@ -164,7 +155,8 @@ class _Growths:
             growth = rec.growth(loss, records.correct)
             return None if growth is None else primal.UpperBounder(growth)
 
-        combined = records.combined(loss)
+        sound = [r for r in records.certificates.values() if r.sound]
+        combined = combine(sound, loss, records.correct)
         return cls(
             clean=records.clean_loss[loss],
             attacks={k: (r, r.growth(loss, records.correct)) for k, r in records.attacks.items()},

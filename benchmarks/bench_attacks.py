@@ -6,6 +6,12 @@ and bookkeeping. Goal: <= 1.3. Models on CIFAR-sized inputs (3 x 32 x 32, 10 cla
 The machine is shared, so both are measured as CPU time of this process on one thread (time.process_time,
 insensitive to other processes waiting for the cores), minima over interleaved repeats.
 
+Competitors on the same batch, in the same repeats (rows skipped when the package is absent): torchattacks'
+PGD (its random start, step 2.5 eps / steps, as ours) and AutoAttack's APGD-CE (pyautoattack
+``APGDAttack``, one restart), each charged per batch-equivalent backward pass counted on the logits
+(``PassCounting``), like ours. The labels are the model's own predictions, so that AutoAttack, which attacks
+only correctly classified points, attacks the whole batch as the others do.
+
 Reference WDA: with WDROBUST_REFERENCE_WDA set to a local copy of ``wda.py`` of the paper's public
 repository (OLab-Repo/WDA; never part of this project), wdrobust's WDA and the reference's ``run_wda`` run
 at matched settings (steps 20, top-k 3, 3 probe steps, linf eps 0.1, all 450 digits test samples in one
@@ -20,6 +26,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +37,13 @@ import torch.nn.functional as F
 from benchmarks.run import row
 from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS
+from wdrobust.attacks._engine import Passes
+from wdrobust.attacks.autoattack import PassCounting
 from wdrobust.models import ensure_default_model
 from wdrobust.threat import ThreatModel
 
 SHAPE = (3, 32, 32)
+EPS = 8 / 255
 #: (arch, build options, batch size, repeats, {attack: options}); ResNet is kept small (minutes on 2 cores).
 CASES: list[tuple[str, dict[str, Any], int, int, dict[str, dict[str, Any]]]] = [
     (
@@ -84,11 +95,121 @@ def apgd_floor(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n_iter:
     return (time.process_time() - start) / n_iter
 
 
+def fused_apgd_step(
+    x: torch.Tensor,
+    x_prev: torch.Tensor,
+    g: torch.Tensor,
+    low: torch.Tensor,
+    high: torch.Tensor,
+    x0: torch.Tensor,
+    eta: torch.Tensor,
+    best_x: torch.Tensor,
+    best_g: torch.Tensor,
+    better: torch.Tensor,
+) -> tuple[torch.Tensor, ...]:
+    """The arithmetic of one linf APGD step, written to be compiled into one kernel: best point and gradient
+    by the row mask better (n, 1, ..., 1), z = clamp(x + eta sign(g), low, high), the momentum step
+    clamp(0.75 z + 0.5 x - 0.25 x_prev, low, high) = clamp(lerp(2 x - x_prev, z, 0.75)), and the new
+    iterate's distance max |x_new - x0| (n,)."""
+    best_g = torch.where(better, g, best_g)
+    best_x = torch.where(better, x, best_x)
+    z = torch.clamp(x + eta * torch.sign(g), low, high)
+    x_new = torch.clamp(0.75 * z + 0.5 * x - 0.25 * x_prev, low, high)
+    return x_new, (x_new - x0).abs().flatten(1).amax(1), best_x, best_g
+
+
+#: ``fused_apgd_step`` compiled (lazily, per input shape, at its first call).
+FUSED_APGD_STEP = torch.compile(fused_apgd_step, dynamic=False)
+
+
+def apgd_fused_floor(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n_iter: int = 20
+) -> float | None:
+    """CPU seconds per step of ``apgd_floor`` with the step's arithmetic fused into one kernel by
+    torch.compile (inductor; ``fused_apgd_step``, compiled before the timing): what APGD would cost per step
+    if every elementwise pass were fused, i.e. its memory traffic alone. None (with a message) where
+    torch.compile cannot build the kernel (it needs a C++ compiler)."""
+    eps = 8 / 255
+    low, high = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
+    eta = torch.full((x.shape[0], *([1] * (x.dim() - 1))), 2 * eps)
+    better = (torch.arange(x.shape[0]) % 2 == 0).reshape(eta.shape)  # the kernel's cost ignores the mask
+    best_x, best_g, cur, prev = (x.clone() for _ in range(4))
+    step = FUSED_APGD_STEP
+    try:
+        step(cur, prev, best_g, low, high, x, eta, best_x, best_g, better)
+    except Exception as error:  # no compiler or an unsupported platform: the row is skipped
+        print(f"fused apgd floor skipped: torch.compile failed ({type(error).__name__})")
+        return None
+    start = time.process_time()
+    for _ in range(2):
+        with torch.no_grad():
+            model(x)
+    for _ in range(n_iter):
+        xg = cur.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)
+        nxt, _, best_x, best_g = step(cur, prev, g, low, high, x, eta, best_x, best_g, better)
+        prev, cur = cur, nxt
+    return (time.process_time() - start) / n_iter
+
+
 def attack_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, name: str, opts: dict) -> float:
     """CPU seconds per batch-equivalent gradient step of one attack run."""
     start = time.process_time()
-    result = ATTACKS[name](model, ThreatModel("linf", 8 / 255), batch_size=x.shape[0], **opts).run(x, y)
+    result = ATTACKS[name](model, ThreatModel("linf", EPS), batch_size=x.shape[0], **opts).run(x, y)
     return (time.process_time() - start) / (result.backward_passes / x.shape[0])
+
+
+def torchattacks_pgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> None:
+    """torchattacks' PGD with a random start and our step size 2.5 eps / steps, then the clean and the
+    adversarial predictions (two forwards: what a robust accuracy needs, and what ours computes too)."""
+    reference = importlib.import_module("torchattacks")
+    x_adv = reference.PGD(model, eps=EPS, alpha=2.5 * EPS / steps, steps=steps, random_start=True)(x, y)
+    with torch.no_grad():
+        model(x)
+        model(x_adv)
+
+
+def autoattack_apgd(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> None:
+    """AutoAttack's APGD-CE (pyautoattack), one restart of ``steps`` iterations."""
+    reference = importlib.import_module("pyautoattack.autopgd_base")
+    attack = reference.APGDAttack(
+        model, n_iter=steps, eps=EPS, norm="Linf", loss="ce", seed=0, device=x.device
+    )
+    attack.perturb(x, y)
+
+
+@dataclass(frozen=True)
+class Competitor:
+    """A reference implementation of one of our attacks: ``run(counted model, x, y, steps)`` with the
+    number of steps our attack's option ``steps_option`` has in the case; ``package`` must be importable."""
+
+    attack: str
+    label: str
+    package: str
+    steps_option: str
+    run: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, int], None]
+
+
+COMPETITORS = [
+    Competitor("pgd", "torchattacks PGD", "torchattacks", "steps", torchattacks_pgd),
+    Competitor("apgd", "AutoAttack APGD-CE", "pyautoattack", "n_iter", autoattack_apgd),
+]
+
+
+def available(package: str) -> bool:
+    """Whether an optional reference package can be imported."""
+    return importlib.util.find_spec(package) is not None
+
+
+def competitor_step(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, rival: Competitor, steps: int
+) -> float:
+    """CPU seconds per batch-equivalent backward pass of a competitor's run (passes counted on the logits)."""
+    passes = Passes()
+    counted = PassCounting(model, passes, tuple(x.shape[1:]))
+    start = time.process_time()
+    rival.run(counted, x, y, steps)
+    return (time.process_time() - start) / (passes.backward / x.shape[0])
 
 
 def reference_rows(repeats: int = 25) -> list[dict]:
@@ -146,8 +267,9 @@ def reference_rows(repeats: int = 25) -> list[dict]:
 
 
 def main() -> list[dict]:
-    """One row per (model, attack): the overhead ratio, plus the raw step time per model and the floor of
-    an apgd step (``apgd_floor``); then the reference-WDA rows (when the reference is available)."""
+    """One row per (model, attack): the overhead ratio, plus the raw step time per model, the floor of an
+    apgd step (``apgd_floor``) and, where installed, each competitor's ratio and ours / the competitor's
+    time per step; then the reference-WDA rows (when the reference is available)."""
     rows = []
     gen = torch.Generator().manual_seed(0)
     threads = torch.get_num_threads()
@@ -155,17 +277,27 @@ def main() -> list[dict]:
     for arch, options, batch, repeats, attacks in CASES:
         model = nets.build(arch, input_shape=SHAPE, num_classes=10, seed=0, **options).eval()
         x = torch.rand(batch, *SHAPE, generator=gen)
-        y = torch.randint(0, 10, (batch,), generator=gen)
+        with torch.no_grad():
+            y = model(x).argmax(1)
         raw_step(model, x, y, repeats=1)  # warm-up
+        rivals = [c for c in COMPETITORS if c.attack in attacks and available(c.package)]
         raws: list[float] = []
         steps: dict[str, list[float]] = {name: [] for name in attacks}
+        theirs: dict[str, list[float]] = {rival.label: [] for rival in rivals}
         floors: list[float] = []
+        fused: list[float] = []
         for _ in range(repeats):
             raws.append(raw_step(model, x, y, repeats=5))
             for name, opts in attacks.items():
                 steps[name].append(attack_step(model, x, y, name, opts))
+            for rival in rivals:
+                count = attacks[rival.attack][rival.steps_option]
+                theirs[rival.label].append(competitor_step(model, x, y, rival, count))
             if "apgd" in attacks:
                 floors.append(apgd_floor(model, x, y, attacks["apgd"]["n_iter"]))
+                fused_floor = apgd_fused_floor(model, x, y, attacks["apgd"]["n_iter"])
+                if fused_floor is not None:
+                    fused.append(fused_floor)
         raw = min(raws)
         figure = f"raw fwd+bwd, batch {batch}"
         rows.append(row(f"attacks/{arch}", figure, raw, "s"))
@@ -175,6 +307,14 @@ def main() -> list[dict]:
         if floors:
             figure = "floor of an apgd step (apgd_floor) / raw fwd+bwd"
             rows.append(row(f"attacks/{arch}/apgd", figure, min(floors) / raw, "x"))
+        if fused:
+            figure = "fused floor of an apgd step (apgd_fused_floor, torch.compile) / raw fwd+bwd"
+            rows.append(row(f"attacks/{arch}/apgd", figure, min(fused) / raw, "x"))
+        for rival in rivals:
+            theirs_best, name = min(theirs[rival.label]), f"attacks/{arch}/{rival.attack}"
+            rows.append(row(name, f"{rival.label}: time per step / raw fwd+bwd", theirs_best / raw, "x"))
+            figure = f"time per step / {rival.label} time per step (goal <= 1)"
+            rows.append(row(name, figure, min(steps[rival.attack]) / theirs_best, "x"))
     rows += reference_rows()
     torch.set_num_threads(threads)
     return rows

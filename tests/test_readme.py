@@ -78,9 +78,15 @@ def _model_figures_script():
     return module
 
 
+#: How far (percentage points) a quoted accuracy may be from the one measured now: two of the 450 test
+#: digits. Training rounds differently on different CPUs (float32 kernels for AVX2, AVX-512, AMX), which
+#: moved the PGD-trained model by one digit (97.56 / 80.67 % on one machine, 97.78 / 80.89 % on another).
+SAMPLES_2 = 100 * 2 / 450
+
+
 def test_readme_quotes_the_trained_models_figures():
     """The clean and PGD-20 accuracies of both digits MLPs that the README quotes are what
-    scripts/model_figures.py measures now (it trains both: about 4 s)."""
+    scripts/model_figures.py measures now (it trains both: about 4 s), to two test digits."""
     script = _model_figures_script()
     text = " ".join(README.read_text().split())
     pattern = {
@@ -92,9 +98,14 @@ def test_readme_quotes_the_trained_models_figures():
         quoted = re.search(regex, text)
         assert quoted, f"README does not quote the {model} model's figures ({regex})"
         figures = script.measure(model)
-        assert quoted.groups() == (f"{figures['clean']:.2f}", f"{figures['pgd']:.2f}"), model
+        clean, pgd = (float(v) for v in quoted.groups())
+        assert abs(clean - figures["clean"]) <= SAMPLES_2 and abs(pgd - figures["pgd"]) <= SAMPLES_2, (
+            model,
+            quoted.groups(),
+            figures,
+        )
         if model == "standard":  # also quoted in the CLI quick start and the make-demo section
             demo = re.search(r"default digits MLP \([^)]*?([\d.]+) % clean\)", text)
             short = re.search(r"train a digits MLP \(about \d+ s; ([\d.]+) % clean", text)
-            assert demo and demo.group(1) == f"{figures['clean']:.2f}"
-            assert short and short.group(1) == f"{script.cli_default():.1f}"
+            assert demo and abs(float(demo.group(1)) - figures["clean"]) <= SAMPLES_2
+            assert short and abs(float(short.group(1)) - script.cli_default()) <= SAMPLES_2

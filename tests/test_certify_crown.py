@@ -190,6 +190,9 @@ def test_crown_refuses_bad_options() -> None:
         CERTIFICATES["crown"](net, "linf", intermediate="exact")
     with pytest.raises(ValueError, match="alpha_steps"):
         CERTIFICATES["crown"](net, "linf", alpha_steps=-1)
+    with pytest.raises(ValueError, match="not used when radii are given"):  # an ignored option is an error
+        CERTIFICATES["crown"](net, "linf", radii=[0.1, 1.0], shells=4)
+    assert CERTIFICATES["crown"](net, "linf", shells=4).shell_radii(2).size == 4
 
 
 def test_crown_majorant_at_eps_reads_the_ball_of_eps() -> None:

@@ -55,7 +55,7 @@ class CrownCertificate(Certificate):
     alpha_steps (optimised lower slopes, 0 = plain CROWN), lipschitz (also take the minimum with the local
     Lipschitz shells), subdivide (each gap of the radius grid is split geometrically into this many
     shells, and as many halvings are added below the smallest radius), bisection (steps refining the
-    certified radius), shells (size of the default grid when no radii are given, ``default_shells``).
+    certified radius), shells (size of the default grid, ``default_shells``; only without radii).
     """
 
     name = "crown"
@@ -72,10 +72,16 @@ class CrownCertificate(Certificate):
         lipschitz: bool = True,
         subdivide: int = 2,
         bisection: int = 6,
-        shells: int = default_shells,
+        shells: int | None = None,
         **options: Any,
     ) -> None:
         super().__init__(model, norm, **options)
+        if shells is not None and self.radii is not None:
+            raise ValueError(
+                "crown: shells sizes the default radius grid, which is not used when radii are given "
+                "(evaluate and options_for give them): drop shells"
+            )
+        shells = self.default_shells if shells is None else shells
         if intermediate not in INTERMEDIATE:
             raise ValueError(f"crown: intermediate must be one of {', '.join(INTERMEDIATE)}")
         for key, value in (("alpha_steps", alpha_steps), ("bisection", bisection)):

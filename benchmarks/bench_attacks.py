@@ -69,32 +69,6 @@ def raw_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, repeats: 
     return (time.process_time() - start) / repeats
 
 
-def apgd_floor(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n_iter: int = 20) -> float:
-    """CPU seconds per step of the least an APGD step can cost on linf while keeping its arithmetic and
-    recording every iterate: one raw forward + backward, the step's passes over (n, *S) (sign, addcmul,
-    clamp, two lerps, clamp), the iterate's distance (sub, abs, max), the best point and gradient kept by
-    two whole-batch copies (their cheapest form: every row improved; a row subset costs more in torch),
-    and the run's two forward-only passes (clean and last iterate) spread over its n_iter steps."""
-    eps = 8 / 255
-    low, high = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
-    eta = torch.full((x.shape[0], *([1] * (x.dim() - 1))), 2 * eps)
-    best_x, best_g, scratch, cur, prev = (x.clone() for _ in range(5))
-    start = time.process_time()
-    for _ in range(2):
-        with torch.no_grad():
-            model(x)
-    for _ in range(n_iter):
-        xg = cur.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)
-        torch.sub(cur, x, out=scratch).abs_().amax(dim=tuple(range(1, x.dim())))
-        best_g.copy_(g)
-        best_x.copy_(cur)
-        z = torch.clamp(torch.addcmul(cur, eta, torch.sign(g, out=g), out=g), low, high, out=g)
-        nxt = torch.lerp(torch.lerp(prev, cur, 2.0, out=prev), z, 0.75, out=z)
-        prev, cur = cur, torch.clamp(nxt, low, high, out=nxt)
-    return (time.process_time() - start) / n_iter
-
-
 def fused_apgd_step(
     x: torch.Tensor,
     x_prev: torch.Tensor,
@@ -122,24 +96,47 @@ def fused_apgd_step(
 FUSED_APGD_STEP = torch.compile(fused_apgd_step, dynamic=False)
 
 
-def apgd_fused_floor(
-    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n_iter: int = 20
+def apgd_floor(
+    model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n_iter: int = 20, fused: bool = False
 ) -> float | None:
-    """CPU seconds per step of ``apgd_floor`` with the step's arithmetic fused into one kernel by
-    torch.compile (inductor; ``fused_apgd_step``, compiled before the timing): what APGD would cost per step
-    if every elementwise pass were fused, i.e. its memory traffic alone. None (with a message) where
-    torch.compile cannot build the kernel (it needs a C++ compiler)."""
+    """CPU seconds per step of the least an APGD step can cost on linf while keeping its arithmetic and
+    recording every iterate: one raw forward + backward, the step's arithmetic, and the run's two
+    forward-only passes (clean and last iterate) spread over its n_iter steps.
+
+    Eager (default): the step's passes over (n, *S) (sign, addcmul, clamp, two lerps, clamp), the iterate's
+    distance (sub, abs, max), the best point and gradient kept by two whole-batch copies (their cheapest
+    form: every row improved; a row subset costs more in torch). ``fused``: the same arithmetic as one
+    kernel compiled by torch.compile (inductor; ``fused_apgd_step``, compiled before the timing), i.e. the
+    step's memory traffic alone; None (with a message) where torch.compile cannot build it (it needs a C++
+    compiler)."""
     eps = 8 / 255
     low, high = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
     eta = torch.full((x.shape[0], *([1] * (x.dim() - 1))), 2 * eps)
-    better = (torch.arange(x.shape[0]) % 2 == 0).reshape(eta.shape)  # the kernel's cost ignores the mask
-    best_x, best_g, cur, prev = (x.clone() for _ in range(4))
-    step = FUSED_APGD_STEP
-    try:
-        step(cur, prev, best_g, low, high, x, eta, best_x, best_g, better)
-    except Exception as error:  # no compiler or an unsupported platform: the row is skipped
-        print(f"fused apgd floor skipped: torch.compile failed ({type(error).__name__})")
-        return None
+    better = (torch.arange(x.shape[0]) % 2 == 0).reshape(eta.shape)  # the fused kernel's cost ignores it
+    best = {"x": x.clone(), "g": x.clone()}
+    scratch, cur, prev = (x.clone() for _ in range(3))
+
+    def eager(cur: torch.Tensor, prev: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        torch.sub(cur, x, out=scratch).abs_().amax(dim=tuple(range(1, x.dim())))
+        best["g"].copy_(g)
+        best["x"].copy_(cur)
+        z = torch.clamp(torch.addcmul(cur, eta, torch.sign(g, out=g), out=g), low, high, out=g)
+        nxt = torch.lerp(torch.lerp(prev, cur, 2.0, out=prev), z, 0.75, out=z)
+        return torch.clamp(nxt, low, high, out=nxt)
+
+    def compiled(cur: torch.Tensor, prev: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        nxt, _, best["x"], best["g"] = FUSED_APGD_STEP(
+            cur, prev, g, low, high, x, eta, best["x"], best["g"], better
+        )
+        return nxt
+
+    if fused:
+        try:
+            compiled(cur, prev, x.clone())
+        except Exception as error:  # no compiler or an unsupported platform: the row is skipped
+            print(f"fused apgd floor skipped: torch.compile failed ({type(error).__name__}: {error})")
+            return None
+    step = compiled if fused else eager
     start = time.process_time()
     for _ in range(2):
         with torch.no_grad():
@@ -147,8 +144,7 @@ def apgd_fused_floor(
     for _ in range(n_iter):
         xg = cur.detach().requires_grad_(True)
         (g,) = torch.autograd.grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)
-        nxt, _, best_x, best_g = step(cur, prev, g, low, high, x, eta, best_x, best_g, better)
-        prev, cur = cur, nxt
+        prev, cur = cur, step(cur, prev, g)
     return (time.process_time() - start) / n_iter
 
 
@@ -267,9 +263,9 @@ def reference_rows(repeats: int = 25) -> list[dict]:
 
 
 def main() -> list[dict]:
-    """One row per (model, attack): the overhead ratio, plus the raw step time per model, the floor of an
-    apgd step (``apgd_floor``) and, where installed, each competitor's ratio and ours / the competitor's
-    time per step; then the reference-WDA rows (when the reference is available)."""
+    """One row per (model, attack): the overhead ratio, plus the raw step time per model, the eager and
+    fused floors of an apgd step (``apgd_floor``) and, where installed, each competitor's ratio and ours /
+    the competitor's time per step; then the reference-WDA rows (when the reference is available)."""
     rows = []
     gen = torch.Generator().manual_seed(0)
     threads = torch.get_num_threads()
@@ -294,10 +290,10 @@ def main() -> list[dict]:
                 count = attacks[rival.attack][rival.steps_option]
                 theirs[rival.label].append(competitor_step(model, x, y, rival, count))
             if "apgd" in attacks:
-                floors.append(apgd_floor(model, x, y, attacks["apgd"]["n_iter"]))
-                fused_floor = apgd_fused_floor(model, x, y, attacks["apgd"]["n_iter"])
-                if fused_floor is not None:
-                    fused.append(fused_floor)
+                for kind, times in ((False, floors), (True, fused)):
+                    floor = apgd_floor(model, x, y, attacks["apgd"]["n_iter"], fused=kind)
+                    if floor is not None:
+                        times.append(floor)
         raw = min(raws)
         figure = f"raw fwd+bwd, batch {batch}"
         rows.append(row(f"attacks/{arch}", figure, raw, "s"))
@@ -308,7 +304,7 @@ def main() -> list[dict]:
             figure = "floor of an apgd step (apgd_floor) / raw fwd+bwd"
             rows.append(row(f"attacks/{arch}/apgd", figure, min(floors) / raw, "x"))
         if fused:
-            figure = "fused floor of an apgd step (apgd_fused_floor, torch.compile) / raw fwd+bwd"
+            figure = "fused floor of an apgd step (apgd_floor fused, torch.compile) / raw fwd+bwd"
             rows.append(row(f"attacks/{arch}/apgd", figure, min(fused) / raw, "x"))
         for rival in rivals:
             theirs_best, name = min(theirs[rival.label]), f"attacks/{arch}/{rival.attack}"

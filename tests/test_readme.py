@@ -81,7 +81,7 @@ def _model_figures_script():
 #: How far (percentage points) a quoted accuracy may be from the one measured now: two of the 450 test
 #: digits. Training rounds differently on different CPUs (float32 kernels for AVX2, AVX-512, AMX), which
 #: moved the PGD-trained model by one digit (97.56 / 80.67 % on one machine, 97.78 / 80.89 % on another).
-SAMPLES_2 = 100 * 2 / 450
+TWO_TEST_DIGITS = 100 * 2 / 450
 
 
 def test_readme_quotes_the_trained_models_figures():
@@ -99,7 +99,7 @@ def test_readme_quotes_the_trained_models_figures():
         assert quoted, f"README does not quote the {model} model's figures ({regex})"
         figures = script.measure(model)
         clean, pgd = (float(v) for v in quoted.groups())
-        assert abs(clean - figures["clean"]) <= SAMPLES_2 and abs(pgd - figures["pgd"]) <= SAMPLES_2, (
+        assert abs(clean - figures["clean"]) <= TWO_TEST_DIGITS and abs(pgd - figures["pgd"]) <= TWO_TEST_DIGITS, (
             model,
             quoted.groups(),
             figures,
@@ -107,5 +107,5 @@ def test_readme_quotes_the_trained_models_figures():
         if model == "standard":  # also quoted in the CLI quick start and the make-demo section
             demo = re.search(r"default digits MLP \([^)]*?([\d.]+) % clean\)", text)
             short = re.search(r"train a digits MLP \(about \d+ s; ([\d.]+) % clean", text)
-            assert demo and abs(float(demo.group(1)) - figures["clean"]) <= SAMPLES_2
-            assert short and abs(float(short.group(1)) - script.cli_default()) <= SAMPLES_2
+            assert demo and abs(float(demo.group(1)) - figures["clean"]) <= TWO_TEST_DIGITS
+            assert short and abs(float(short.group(1)) - script.cli_default()) <= TWO_TEST_DIGITS

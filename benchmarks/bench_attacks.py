@@ -109,9 +109,8 @@ def apgd_floor(
     kernel compiled by torch.compile (inductor; ``fused_apgd_step``, compiled before the timing), i.e. the
     step's memory traffic alone; None (with a message) where torch.compile cannot build it (it needs a C++
     compiler)."""
-    eps = 8 / 255
-    low, high = (x - eps).clamp(min=0.0), (x + eps).clamp(max=1.0)
-    eta = torch.full((x.shape[0], *([1] * (x.dim() - 1))), 2 * eps)
+    low, high = (x - EPS).clamp(min=0.0), (x + EPS).clamp(max=1.0)
+    eta = torch.full((x.shape[0], *([1] * (x.dim() - 1))), 2 * EPS)
     better = (torch.arange(x.shape[0]) % 2 == 0).reshape(eta.shape)  # the fused kernel's cost ignores it
     best = {"x": x.clone(), "g": x.clone()}
     scratch, cur, prev = (x.clone() for _ in range(3))

@@ -3,7 +3,6 @@ charged per counted backward pass (``benchmarks/bench_attacks.py``)."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -70,7 +69,7 @@ def test_competitor_runs_take_a_gradient_per_step(name: str) -> None:
     """Each registered competitor runs through the pass-counting wrapper and takes at least one gradient
     per step and sample (skipped when its package is not installed)."""
     rival = next(c for c in bench.COMPETITORS if c.run.__name__ == name)
-    if importlib.util.find_spec(rival.package) is None:
+    if not bench.available(rival.package):
         pytest.skip(f"{rival.package} is not installed")
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 5)).eval()
     x = torch.rand(4, 3, 2, 2)

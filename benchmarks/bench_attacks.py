@@ -39,7 +39,7 @@ from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS
 from wdrobust.attacks._engine import Passes
 from wdrobust.attacks.autoattack import PassCounting
-from wdrobust.models import ensure_default_model
+from wdrobust.models import default_model_path
 from wdrobust.threat import ThreatModel
 
 SHAPE = (3, 32, 32)
@@ -217,7 +217,7 @@ def reference_rows(repeats: int = 25) -> list[dict]:
     spec = importlib.util.spec_from_file_location("reference_wda", path)
     ref = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ref)
-    model = nets.load(ensure_default_model(device="cpu"), device="cpu").eval().requires_grad_(False)
+    model = nets.load(default_model_path(), device="cpu").eval().requires_grad_(False)
     x, y = data.load("digits", "test", device="cpu")
     eps, n = 0.1, x.shape[0]
 

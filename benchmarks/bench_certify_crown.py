@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 
 import torch
 
@@ -26,7 +25,7 @@ from wdrobust import nets
 from wdrobust.certify.bounds.lipschitz import other_classes
 from wdrobust.certify.crown import CrownCertificate
 from wdrobust.data import load
-from wdrobust.models import ensure_default_model
+from wdrobust.models import default_model_path
 from wdrobust.nets.gradients import margin_gradients
 
 REPEATS = 1
@@ -95,8 +94,7 @@ def main() -> list[dict]:
     torch.set_num_threads(1)
     x, y = load("digits", "test")
     x, y = x[:N], y[:N]
-    with tempfile.TemporaryDirectory() as cache:
-        mlp = nets.load(ensure_default_model(device="cpu", cache=cache), device="cpu").eval()
+    mlp = nets.load(default_model_path(), device="cpu").eval()
     torch.manual_seed(0)
     cnn = nets.build("cnn", input_shape=(1, 8, 8)).eval()
     rows = _model_rows("mlp", mlp, x, y) + _model_rows("cnn", cnn, x, y)

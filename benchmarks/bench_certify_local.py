@@ -18,8 +18,6 @@ MLP, digits test split, linf, eps = 0.03), and the time ratio of the two certifi
 
 from __future__ import annotations
 
-import tempfile
-
 import numpy as np
 import torch
 
@@ -28,15 +26,14 @@ from wdrobust import nets
 from wdrobust.certify.bounds.lipschitz import other_classes
 from wdrobust.certify.local import LocalCertificate
 from wdrobust.data import load
-from wdrobust.models import ensure_default_model
+from wdrobust.models import default_model_path
 from wdrobust.nets.gradients import margin_gradients
 from wdrobust.threat import ThreatModel
 
 
 def grid_rows(eps: float = 0.03) -> list[dict]:
     """UB(6-shell grid) / UB(default grid) of the CE risk for p = 1, 2, inf, and their time ratio."""
-    with tempfile.TemporaryDirectory() as cache:
-        model = nets.load(ensure_default_model(device="cpu", cache=cache), device="cpu")
+    model = nets.load(default_model_path(), device="cpu")
     x, y = load("digits", "test")
     d = x[0].numel()
     diam = ThreatModel("linf", eps).diameter(d)

@@ -17,13 +17,11 @@ from pathlib import Path
 
 from benchmarks.run import row
 from wdrobust.evaluate import Store, build_config, run
-from wdrobust.models import ensure_default_model
 from wdrobust.report import render
 
 
 def main() -> list[dict]:
     """Rows {"benchmark", "figure", "value", "unit"} for benchmarks/run.py."""
-    ensure_default_model()  # training is not part of the figures
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         cfg = build_config(

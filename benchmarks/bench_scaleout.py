@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 from benchmarks.run import row
-from wdrobust.models import ensure_default_model
 
 BIN = Path(sys.executable).parent
 FLAGS = ["-n", "450", "--batch-size", "15", "--eps", "0.01,0.02,0.03", "--p", "1,2,inf",
@@ -50,9 +49,8 @@ def main() -> list[dict]:
         print("skipped: the wdrobust and torchrun scripts must be installed next to this python")
         return []
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, OMP_NUM_THREADS="1", WDROBUST_CACHE=str(Path(tmp) / "cache"))
+        env = dict(os.environ, OMP_NUM_THREADS="1")
         one, two = Path(tmp) / "one", Path(tmp) / "two"
-        ensure_default_model(device="cpu", cache=Path(tmp) / "cache")  # trained once, outside the timings
         single = _timed([wdrobust, "evaluate", *FLAGS, "--out", str(one)], env)
         ranks = _timed(
             [torchrun, "--standalone", "--nproc-per-node", "2", "--no-python", wdrobust, "evaluate", *FLAGS,

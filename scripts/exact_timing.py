@@ -3,7 +3,7 @@
     PYTHONPATH=src .venv/bin/python scripts/exact_timing.py [--n 100] [--time-limit 10] [--widths 32,32]
         [--bounds linear|box] [--norm linf|l1] [--no-attack]
 
-Model: the bundled default digits MLP (models.ensure_default_model, hidden widths 128,64), or with
+Model: the bundled default digits MLP (models.default_model_path, hidden widths 128,64), or with
 --widths an MLP of those hidden widths trained by train.fit with the default options (seed 0). First N
 test samples; the search radii are the wda++ attack's flip distances (--no-attack: the whole box). Prints
 the median seconds per correctly classified sample, the share proven optimal, and wda++ / exact.
@@ -19,7 +19,7 @@ import torch
 from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS
 from wdrobust.certify.exact import box_bounds, flip_distances, linear_bounds
-from wdrobust.models import DEFAULT_TRAIN, ensure_default_model
+from wdrobust.models import DEFAULT_TRAIN, default_model_path
 from wdrobust.threat import ThreatModel
 from wdrobust.train import fit
 
@@ -37,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.widths is None:
-        model = nets.load(ensure_default_model(device="cpu"), device="cpu")
+        model = nets.load(default_model_path(), device="cpu")
     else:
         widths = [int(w) for w in args.widths.split(",")]
         model = fit(arch_kwargs={"widths": widths}, device="cpu", **DEFAULT_TRAIN).model.eval()

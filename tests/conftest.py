@@ -1,4 +1,4 @@
-"""Shared fixtures: the digits test split and the default digits MLP (trained once per session).
+"""Shared fixtures: the digits test split and the default digits MLP (the shipped weights).
 
 Each test process uses one torch CPU thread: `make test` runs two xdist workers on two cores, and the
 small models of the suite only lose from intra-op threads that contend for them.
@@ -6,13 +6,14 @@ small models of the suite only lose from intra-op threads that contend for them.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
 from wdrobust import data, nets
-from wdrobust.models import ensure_default_model
+from wdrobust.models import default_model_path
 
 torch.set_num_threads(1)
 
@@ -25,8 +26,13 @@ def digits_test() -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="session")
 def digits_mlp_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Checkpoint of the default digits MLP, trained into a session cache (about 1.5 s)."""
-    return ensure_default_model(device="cpu", cache=tmp_path_factory.mktemp("cache"))
+    """A copy of the shipped default digits MLP (checkpoint and sidecar) in a session folder, so that a test
+    writing beside it never touches the installed package."""
+    shipped = default_model_path()
+    folder = tmp_path_factory.mktemp("model")
+    for source in (shipped, nets.sidecar_path(shipped)):
+        shutil.copy2(source, folder / source.name)
+    return folder / shipped.name
 
 
 @pytest.fixture(scope="session")

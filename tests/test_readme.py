@@ -78,31 +78,37 @@ def _model_figures_script():
     return module
 
 
-#: How far (percentage points) a quoted accuracy may be from the one measured now: two of the 450 test
-#: digits. Training rounds differently on different CPUs (float32 kernels for AVX2, AVX-512, AMX), which
-#: moved the PGD-trained model by one digit (97.56 / 80.67 % on one machine, 97.78 / 80.89 % on another).
+#: How far (percentage points) a quoted figure of the shipped default model may be from the one measured now:
+#: two of the 450 test digits. Its weights are fixed, so only the rounding of float32 kernels can move it.
 TWO_TEST_DIGITS = 100 * 2 / 450
+#: How far a quoted figure of a model trained on the test machine may be from the one measured now. Training
+#: rounds differently on every CPU (float32 kernels for AVX2, AVX-512, AMX) and amplifies it: the PGD-trained
+#: MLP measured 80.00, 80.67 and 80.89 % PGD-20 on three machines. This is a plausible range, not a figure.
+RETRAINED_RANGE = 5.0
 
 
-def test_readme_quotes_the_trained_models_figures():
-    """The clean and PGD-20 accuracies of both digits MLPs that the README quotes are what
-    scripts/model_figures.py measures now (it trains both: about 4 s), to two test digits."""
+def test_readme_quotes_the_models_figures():
+    """The README's figures of the shipped default MLP are what scripts/model_figures.py measures from its
+    fixed weights, to two test digits; the figures of models trained here (PGD-trained, plain `wdrobust
+    train`) lie in a plausible range of the quoted ones, and adversarial training buys at least 25 points of
+    PGD-20 accuracy over the standard model (about 40 on every machine measured)."""
     script = _model_figures_script()
     text = " ".join(README.read_text().split())
     pattern = {
-        "standard": r"standard MLP ([\d.]+) % clean test accuracy, ([\d.]+) % PGD-20",
+        "standard": r"standard MLP \(the shipped default\) ([\d.]+) % clean test accuracy, ([\d.]+) % PGD-20",
         "PGD-trained": r"PGD-trained \(linf 0.1, 10 steps\) ([\d.]+) % clean, ([\d.]+) % PGD-20",
     }
     assert set(pattern) == set(script.MODELS)
+    figures = {}
     for model, regex in pattern.items():
         quoted = re.search(regex, text)
         assert quoted, f"README does not quote the {model} model's figures ({regex})"
-        figures = script.measure(model)
-        clean, pgd = (float(v) for v in quoted.groups())
-        assert abs(clean - figures["clean"]) <= TWO_TEST_DIGITS, (model, clean, figures)
-        assert abs(pgd - figures["pgd"]) <= TWO_TEST_DIGITS, (model, pgd, figures)
-        if model == "standard":  # also quoted in the CLI quick start and the make-demo section
-            demo = re.search(r"default digits MLP \([^)]*?([\d.]+) % clean\)", text)
-            short = re.search(r"train a digits MLP \(about \d+ s; ([\d.]+) % clean", text)
-            assert demo and abs(float(demo.group(1)) - figures["clean"]) <= TWO_TEST_DIGITS
-            assert short and abs(float(short.group(1)) - script.cli_default()) <= TWO_TEST_DIGITS
+        figures[model] = script.measure(model)
+        tolerance = TWO_TEST_DIGITS if model == "standard" else RETRAINED_RANGE
+        for value, key in zip(quoted.groups(), ("clean", "pgd"), strict=True):
+            assert abs(float(value) - figures[model][key]) <= tolerance, (model, key, value, figures[model])
+    assert figures["PGD-trained"]["pgd"] >= figures["standard"]["pgd"] + 25, figures
+    demo = re.search(r"default digits MLP \([^)]*?([\d.]+) % clean\)", text)
+    assert demo and abs(float(demo.group(1)) - figures["standard"]["clean"]) <= TWO_TEST_DIGITS
+    short = re.search(r"train a digits MLP \(about \d+ s; about ([\d.]+) % clean", text)
+    assert short and abs(float(short.group(1)) - script.cli_default()) <= RETRAINED_RANGE

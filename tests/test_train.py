@@ -1,8 +1,6 @@
-"""Training: determinism, the PGD inner loop, adversarial training, the cached default digits MLP."""
+"""Training: determinism, the PGD inner loop, adversarial training, the shipped default digits MLP."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 import torch
@@ -10,7 +8,7 @@ import torch.nn.functional as F
 
 from wdrobust import data, nets
 from wdrobust._device import cpu_threads_for
-from wdrobust.models import DEFAULT_TRAIN, default_model_path, ensure_default_model
+from wdrobust.models import DEFAULT_ARCH_KWARGS, DEFAULT_TRAIN, default_model_path, train_default_model
 from wdrobust.threat import ThreatModel, lp_norm
 from wdrobust.train import FIT_DEFAULTS, accuracy, fit, pgd, train
 
@@ -86,22 +84,19 @@ def test_pgd_training_beats_standard_training_under_pgd(digits_train, digits_tes
     assert robust["pgd"] > robust[None] + 0.15
 
 
-def test_default_model_is_cached_and_refreshed(digits_mlp_path, monkeypatch, tmp_path):
-    cache = digits_mlp_path.parent
-    stamp = digits_mlp_path.stat().st_mtime_ns
-    assert ensure_default_model(device="cpu", cache=cache) == digits_mlp_path
-    assert digits_mlp_path.stat().st_mtime_ns == stamp  # reused, not retrained
-    monkeypatch.setenv("WDROBUST_CACHE", str(tmp_path))
-    assert default_model_path() == tmp_path / "digits-mlp.safetensors"
-    # a checkpoint trained with other options is not taken for the default: it is retrained
-    side = nets.sidecar_path(digits_mlp_path)
-    header = json.loads(side.read_text())
-    stale = tmp_path / "digits-mlp.safetensors"
-    stale.write_bytes(digits_mlp_path.read_bytes())
-    header["metadata"]["train"]["epochs"] = 1
-    nets.sidecar_path(stale).write_text(json.dumps(header))
-    assert ensure_default_model(device="cpu") == stale
-    assert nets.load_metadata(stale)["metadata"]["train"] == DEFAULT_TRAIN
+def test_shipped_default_model_is_the_recipe(digits_test):
+    """The shipped checkpoint records the published recipe, and retraining with it gives a model in the
+    shipped one's range (clean accuracy within 2 points): retrained weights differ per CPU (float32 kernels
+    round differently on AVX2, AVX-512, AMX, and training amplifies it), so a plausible range is checked,
+    never the bytes or the exact figure."""
+    path = default_model_path()
+    header = nets.load_metadata(path)
+    assert header["arch"] == "mlp" and header["metadata"]["train"] == DEFAULT_TRAIN
+    assert all(header["kwargs"][k] == v for k, v in DEFAULT_ARCH_KWARGS.items())
+    x, y = digits_test
+    shipped = accuracy(nets.load(path, device="cpu"), x, y)
+    retrained = train_default_model(device="cpu").test_accuracy
+    assert abs(retrained - shipped) <= 0.02, (retrained, shipped)
 
 
 @pytest.mark.parametrize(
@@ -124,16 +119,6 @@ def test_bad_options_raise(options, message):
 def test_inputs_and_labels_must_match():
     with pytest.raises(ValueError, match="as many labels as inputs"):
         train(nets.build("mlp"), torch.rand(4, 1, 8, 8), torch.zeros(3, dtype=torch.long), device="cpu")
-
-
-def test_default_cache_is_the_users_cache_folder(monkeypatch, tmp_path):
-    """$WDROBUST_CACHE, else $XDG_CACHE_HOME/wdrobust, else ~/.cache/wdrobust; never the working folder."""
-    monkeypatch.delenv("WDROBUST_CACHE", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert default_model_path() == tmp_path / "xdg" / "wdrobust" / "digits-mlp.safetensors"
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert default_model_path() == tmp_path / "home" / ".cache" / "wdrobust" / "digits-mlp.safetensors"
 
 
 def test_cosine_schedule_and_validation_split():

@@ -25,7 +25,7 @@ from wdrobust.data import Scaling
 from wdrobust.data.indices import read_indices
 from wdrobust.data.tabular import quote_values
 from wdrobust.evaluate.config import DEFAULT_MODEL, EvalConfig
-from wdrobust.models import ensure_default_model
+from wdrobust.models import default_model_path
 from wdrobust.nets.io import TORCH_SUFFIXES
 from wdrobust.nets.registry import SPEC_ATTR
 
@@ -46,9 +46,9 @@ class Inputs:
 
 
 def model_path(name: str) -> Path:
-    """The checkpoint of the bundled default (trained and cached on first use) or of a path."""
+    """The checkpoint of the bundled default (shipped in the package) or of a path."""
     if name == DEFAULT_MODEL:
-        return Path(ensure_default_model())
+        return default_model_path()
     path = Path(name)
     if not path.exists():
         raise ValueError(f"unknown model {name!r}: not {DEFAULT_MODEL!r} and no such checkpoint file")

@@ -1,7 +1,10 @@
 """Shared fixtures: the digits test split and the default digits MLP (the shipped weights).
 
-Each test process uses one torch CPU thread: `make test` runs two xdist workers on two cores, and the
-small models of the suite only lose from intra-op threads that contend for them.
+Each test process uses one torch CPU thread by default: `make test` runs two xdist workers on two cores,
+and the small models of the suite only lose from intra-op threads that contend for them. Two options run
+the suite under other CPU kernels, to check that no test depends on them: ``--torch-threads N`` (torch's
+intra-op threads, also passed to the demo's ``wdrobust evaluate --threads``) and ``--no-onednn``
+(``torch.backends.mkldnn.enabled = False``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,22 @@ import torch
 from wdrobust import data, nets
 from wdrobust.models import default_model_path
 
-torch.set_num_threads(1)
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--torch-threads", type=int, default=1, help="torch CPU threads per test process")
+    parser.addoption("--no-onednn", action="store_true", help="run with torch.backends.mkldnn disabled")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    torch.set_num_threads(config.getoption("--torch-threads"))
+    if config.getoption("--no-onednn"):
+        torch.backends.mkldnn.enabled = False
+
+
+@pytest.fixture(scope="session")
+def torch_threads(request: pytest.FixtureRequest) -> int:
+    """The --torch-threads option (default 1)."""
+    return request.config.getoption("--torch-threads")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,167 @@
+"""The bound engine against its anchor, auto_LiRPA 0.7.1 (the engine of alpha-beta-CROWN), in one run.
+
+    python -m benchmarks.run certify_lirpa
+
+Skips unless auto_LiRPA is importable (a benchmark reference only, never a dependency: install its 0.7.1
+source from the Verified-Intelligence/auto_LiRPA repository with `pip install --no-deps .`, plus packaging,
+appdirs, pyyaml, tqdm and graphviz). Both engines run in float64 on one CPU thread, on the same model,
+samples and regions B(x, eps) cap [0, 1]^d (linf), with the specification z_j - z_y for every j != y:
+wdrobust's ``margin_bounds`` gives U_j >= max z_j - z_y, auto_LiRPA's ``compute_bounds`` with
+C = e_y - e_j gives L_j <= min z_y - z_j, so the two must satisfy U_j = -L_j.
+
+Models: the shipped digits MLP (64-128-64-10) at eps 0.1; the small CNN of wdrobust.nets on 8x8 digits
+(random init, seed 0) at eps 0.03; and where Fashion-MNIST is installed (`apt-get install
+dataset-fashion-mnist`), the MLP 784-256-128-10 and the CNN 16-32/100 of docs/fashion.md, trained when
+missing into runs/models/ with the commands quoted there, at eps 0.03 and 0.01. Figures per model:
+- CROWN-IBP and CROWN: the largest |U + L| over samples and classes (agreement), and seconds per sample of
+  wdrobust / auto_LiRPA (best of REPEATS interleaved runs);
+- alpha-CROWN (20 steps each: wdrobust's ``alpha_steps``, auto_LiRPA's ``CROWN-Optimized`` with
+  iteration 20): the mean over samples of the worst-margin bound max_j U_j (auto_LiRPA: max_j -L_j;
+  smaller is tighter), and the time ratio.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from benchmarks.run import row
+from wdrobust import data, nets
+from wdrobust.certify.bounds.crown import margin_bounds
+from wdrobust.certify.bounds.graph import BoundGraph
+from wdrobust.models import default_model_path
+
+#: Samples per model and interleaved timing rounds.
+N, REPEATS = 8, 2
+#: alpha-CROWN optimisation steps of both engines.
+ALPHA_STEPS = 20
+FASHION_ROOT = Path("/usr/share/datasets/fashion-mnist")
+CLI = str(Path(sys.executable).with_name("wdrobust"))
+#: docs/fashion.md's training commands (architecture flags) and the eps each model is bounded at.
+FASHION = {
+    "fashion-mlp": (["--arch", "mlp", "--widths", "256,128"], 0.03),
+    "fashion-cnn": (["--arch", "cnn", "--widths", "16,32", "--hidden", "100"], 0.01),
+}
+
+
+def available() -> bool:
+    """Whether auto_LiRPA can be imported."""
+    return importlib.util.find_spec("auto_LiRPA") is not None
+
+
+def specs(y: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, K-1, K) rows e_j - e_y for every j != y_b, in float64."""
+    eye = torch.eye(k, dtype=torch.float64)
+    rows = [torch.stack([eye[j] - eye[int(c)] for j in range(k) if j != int(c)]) for c in y]
+    return torch.stack(rows)
+
+
+def ours(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> dict[str, Callable]:
+    """wdrobust's bound functions (name -> () -> U (B, K-1)) on a float64 copy of the model."""
+    graph = BoundGraph(copy.deepcopy(model).double().eval())
+    x0, r = x.double(), torch.full((len(x),), eps, dtype=torch.float64)
+    spec = specs(y, 10)
+
+    def bound(intermediate: str, steps: int = 0) -> Callable[[], torch.Tensor]:
+        options = {"intermediate": intermediate, "alpha_steps": steps}
+        return lambda: margin_bounds(graph, x0, r, spec, "linf", **options)[0]
+
+    return {"CROWN-IBP": bound("ibp"), "CROWN": bound("crown"), "alpha-CROWN": bound("crown", ALPHA_STEPS)}
+
+
+def theirs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> dict[str, Callable]:
+    """auto_LiRPA's bound functions (name -> () -> -L (B, K-1), comparable to U) on a float64 copy."""
+    from auto_LiRPA import BoundedModule, BoundedTensor, PerturbationLpNorm
+
+    x0 = x.double()
+    net = BoundedModule(
+        copy.deepcopy(model).double().eval(), torch.zeros_like(x0[:1]), device="cpu", verbose=0,
+        bound_opts={"optimize_bound_args": {"iteration": ALPHA_STEPS}},
+    )  # fmt: skip
+    box = {"x_L": (x0 - eps).clamp(0, 1), "x_U": (x0 + eps).clamp(0, 1)}
+    ptb = PerturbationLpNorm(norm=float("inf"), eps=eps, **box)
+    c = -specs(y, 10)
+
+    def bound(method: str) -> Callable[[], torch.Tensor]:
+        def run() -> torch.Tensor:
+            lower, _ = net.compute_bounds(x=(BoundedTensor(x0, ptb),), C=c, method=method, bound_upper=False)
+            return -lower.detach()
+
+        return run
+
+    return {"CROWN-IBP": bound("CROWN-IBP"), "CROWN": bound("CROWN"), "alpha-CROWN": bound("CROWN-Optimized")}
+
+
+def _timed(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def compare(label: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> list[dict]:
+    """Rows of one model: agreement and time ratios of CROWN-IBP and CROWN, alpha-CROWN tightness."""
+    mine, rival = ours(model, x, y, eps), theirs(model, x, y, eps)
+    rows: list[dict] = []
+    name = f"certify_lirpa_{label}"
+    for method in mine:
+        best = {"ours": float("inf"), "theirs": float("inf")}
+        for _ in range(REPEATS):
+            u, t_ours = _timed(mine[method])
+            v, t_theirs = _timed(rival[method])
+            best = {"ours": min(best["ours"], t_ours), "theirs": min(best["theirs"], t_theirs)}
+        where = f"{method}, eps {eps:g}, {len(x)} samples"
+        if method == "alpha-CROWN":
+            rows.append(row(name, f"{where}: mean worst-margin bound, wdrobust", u.amax(1).mean(), ""))
+            rows.append(row(name, f"{where}: mean worst-margin bound, auto_LiRPA", v.amax(1).mean(), ""))
+        else:
+            rows.append(row(name, f"{where}: max |U - U_auto_LiRPA|", (u - v).abs().max(), ""))
+        rows.append(row(name, f"{where}: s per sample, wdrobust", best["ours"] / len(x), "s"))
+        rows.append(row(name, f"{where}: time wdrobust / auto_LiRPA", best["ours"] / best["theirs"], "x"))
+    return rows
+
+
+def fashion_model(name: str) -> Path | None:
+    """runs/models/<name>.safetensors, trained with docs/fashion.md's command when missing; None without
+    the Fashion-MNIST files."""
+    if not any(FASHION_ROOT.glob("t10k-images*")):
+        return None
+    path = Path("runs/models") / f"{name}.safetensors"
+    if not path.exists():
+        cmd = [CLI, "train", "--data", "fashion-mnist", "--root", str(FASHION_ROOT), *FASHION[name][0],
+               "--out", str(path), "-q", "--device", "cpu"]  # fmt: skip
+        subprocess.run(cmd, check=True)
+    return path
+
+
+def main() -> list[dict]:
+    """Rows {benchmark, figure, value, unit} for benchmarks/run.py."""
+    if not available():
+        print("skipped: auto_LiRPA is not installed (see the module docstring)")
+        return []
+    torch.set_num_threads(1)
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # auto_LiRPA's CROWN-Optimized in float64 needs it
+    try:
+        x, y = data.load("digits", "test", device="cpu")
+        x, y = x[:N], y[:N]
+        rows = compare("digits_mlp", nets.load(default_model_path(), device="cpu"), x, y, 0.1)
+        torch.manual_seed(0)
+        rows += compare("digits_cnn", nets.build("cnn", input_shape=(1, 8, 8)).eval(), x, y, 0.03)
+        for name, (_, eps) in FASHION.items():
+            path = fashion_model(name)
+            if path is None:
+                print(f"skipped {name}: no Fashion-MNIST files in {FASHION_ROOT}")
+                continue
+            fx, fy = data.load("fashion-mnist", "test", root=FASHION_ROOT, device="cpu")
+            rows += compare(name.replace("-", "_"), nets.load(path, device="cpu"), fx[:N], fy[:N], eps)
+    finally:
+        torch.set_default_dtype(default_dtype)
+    return rows

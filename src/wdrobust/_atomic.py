@@ -32,12 +32,13 @@ def atomic_write_all(writes: Mapping[str | Path, Callable[[Path], None]]) -> lis
 
     Every write(tmp) goes to a temporary path beside its target; only when all of them succeeded are the
     temporary files renamed onto their targets, in the given order. On any error (KeyboardInterrupt
-    included) the temporary files are removed, and so are the targets already renamed: none of the files
-    is left. An OSError is raised again naming the path it concerns.
+    included) the temporary files are removed; the targets stay as they were (a previous version
+    included), unless a rename fails after another one succeeded: then they are all removed, so that old
+    and new files are never mixed. An OSError is raised again naming the path it concerns.
     """
     jobs = [(Path(path), write) for path, write in writes.items()]
     temps: list[Path] = []
-    renamed: list[Path] = []
+    renamed = 0
     current = jobs[0][0]
     try:
         for current, write in jobs:
@@ -46,9 +47,9 @@ def atomic_write_all(writes: Mapping[str | Path, Callable[[Path], None]]) -> lis
             os.chmod(temps[-1], 0o666 & ~_umask())  # after writing: mkstemp makes 0600, some writers too
         for (current, _), tmp in zip(jobs, temps, strict=True):
             os.replace(tmp, current)
-            renamed.append(current)
+            renamed += 1
     except BaseException as exc:
-        for leftover in (*temps, *renamed):
+        for leftover in (*temps, *(path for path, _ in jobs if 0 < renamed < len(jobs))):
             leftover.unlink(missing_ok=True)
         if isinstance(exc, OSError):
             raise _naming(exc, current) from None

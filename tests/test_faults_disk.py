@@ -18,6 +18,8 @@ from test_harden_io import tmpfs
 
 from wdrobust import nets
 from wdrobust._atomic import TEMP_TAG, is_temporary
+from wdrobust.cli import app
+from wdrobust.cli.errors import USER_ERRORS, user_errors
 
 #: Widths of the checkpoint `train` saves here: 64 x 512 float32 weights, about 130 kB.
 WIDTHS = [512]
@@ -169,3 +171,13 @@ def test_report_on_a_full_disk_keeps_the_previous_outputs(tmp_path, monkeypatch)
     after = {p: p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file()}
     assert not [p for p in after if TEMP_TAG in p.name]
     assert after[tmp_path / "run" / "report.md"] == before[tmp_path / "run" / "report.md"]
+
+
+def test_every_command_turns_os_errors_into_one_line():
+    """The contract is central: every subcommand is wrapped by cli.errors.user_errors (whose wrapper
+    catches OSError, sqlite3.Error and ValueError), not guarded by a try/except of its own."""
+    wrapper = user_errors(lambda: None).__code__
+    commands = {info.name: info.callback for info in app.registered_commands}
+    assert set(commands) == {"train", "attack", "certify", "evaluate", "merge", "report"}
+    assert all(callback.__code__ is wrapper for callback in commands.values())
+    assert OSError in USER_ERRORS

@@ -7,13 +7,21 @@ from pathlib import Path
 
 import pytest
 
-from wdrobust.evaluate.config import EvalConfig, build_config, canonical, config_hash, from_dict, to_dict
+from wdrobust.evaluate.config import (
+    EvalConfig,
+    build_config,
+    canonical,
+    config_hash,
+    from_dict,
+    to_dict,
+    validate,
+)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_default_equals_bundled_toml():
-    assert build_config(CONFIGS / "digits-default.toml") == build_config() == EvalConfig()
+    assert build_config(CONFIGS / "digits-default.toml") == build_config() == validate(EvalConfig())
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.toml")))

@@ -15,6 +15,7 @@ from wdrobust._device import check_device
 from wdrobust.cli import common
 from wdrobust.cli.errors import interrupted, user_errors
 from wdrobust.evaluate import EvalConfig, build_config, run
+from wdrobust.evaluate.config import DEFAULT_OUT
 from wdrobust.evaluate.distributed import rank_from_env, run_ranks
 from wdrobust.evaluate.merge import MergeOutcome
 from wdrobust.report import Rendered, render
@@ -90,11 +91,18 @@ def command(
         None,
         help=f"CPU threads for torch; 0 = all cores (default {_default('threads')}, best for small models).",
     ),
-    out: str | None = typer.Option(None, "--out", "-o", help=f"Run folder (default {_default('out')})."),
+    out: str | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Run folder (default runs/<model stem>-<data stem>, e.g. runs/digits-mlp-digits; "
+        f"{DEFAULT_OUT} for the default model on its default data).",
+    ),
     force: bool = typer.Option(
         False,
         "--force",
-        help="Start over: delete the run in --out first (only wdrobust's files; other files stay).",
+        help="Start over: delete the results of the run in --out first (only wdrobust's files; other "
+        "files stay).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the output paths."),
     shard: str | None = typer.Option(

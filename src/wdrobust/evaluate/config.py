@@ -29,6 +29,9 @@ from wdrobust.threat import NORMS, ThreatModel, parse_number
 #: Name of the bundled default model (trained on first use and cached).
 DEFAULT_MODEL = "digits-default"
 
+#: The run folder of the default model on its default data (``make demo``).
+DEFAULT_OUT = "runs/digits-default"
+
 #: Fields that do not change any stored number: left out of the canonical form and its hash (a shard
 #: computes some of the units of the same run, so every shard has the run's hash).
 RUNTIME_FIELDS = ("out", "device", "threads", "quiet", "label", "shard")
@@ -65,7 +68,7 @@ class EvalConfig:
     attack_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     certificate_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     seed: int = 0
-    out: str = "runs/digits-default"
+    out: str | None = None  # None: default_out(model, data), filled in by validate
     device: str | None = None
     threads: int = 1
     quiet: bool = False
@@ -209,7 +212,8 @@ def validate(cfg: EvalConfig) -> EvalConfig:
 
     Names of attacks and certificates are checked against the registries; eps >= 0, p >= 1, n >= 1,
     offset >= 0, batch_size >= 1, losses known, no duplicates, an indices file that lists n samples, a
-    shard I/K (returned as "I/K"). Raises ValueError with a one-line message.
+    shard I/K (returned as "I/K"). Raises ValueError with a one-line message. A missing out becomes
+    ``default_out(model, data)``.
     """
     if cfg.norm not in NORMS:
         raise ValueError(f"unknown norm {cfg.norm!r}: expected one of {', '.join(NORMS)}")
@@ -244,7 +248,18 @@ def validate(cfg: EvalConfig) -> EvalConfig:
     if cfg.shard is not None:
         i, k = parse_shard(cfg.shard)
         cfg = dataclasses.replace(cfg, shard=f"{i}/{k}")
+    if cfg.out is None:
+        cfg = dataclasses.replace(cfg, out=default_out(cfg.model, cfg.data))
     return cfg
+
+
+def default_out(model: str, data: str) -> str:
+    """The run folder when none is given: runs/<model stem>-<data stem> (runs/digits-mlp-digits for
+    runs/models/digits-mlp.safetensors on digits); runs/digits-default for the default model on its default
+    data, so that another model never shares the demo's folder."""
+    if model == DEFAULT_MODEL and data == FIELDS["data"].default:
+        return DEFAULT_OUT
+    return str(Path("runs") / f"{Path(model).stem}-{Path(data).stem}")
 
 
 def _check_model_options(cfg: EvalConfig) -> None:

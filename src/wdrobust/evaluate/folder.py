@@ -29,6 +29,9 @@ STORE_FILES = (STORE_NAME, f"{STORE_NAME}-wal", f"{STORE_NAME}-shm", f"{STORE_NA
 #: The files wdrobust writes at the top of a run folder.
 OWN_FILES = (*STORE_FILES, LOG_NAME, LOCK_NAME, RESULTS_NAME, REPORT_NAME, MODEL_INFO_NAME)
 
+#: How a refusal to reuse a run folder ends: choose another folder; --force only with what it costs.
+CHOOSE_ANOTHER = "choose another --out (--force deletes the results of the run in that folder)"
+
 
 class FolderInUse(ValueError):
     """Another process holds the run folder's lock."""

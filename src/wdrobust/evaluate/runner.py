@@ -2,7 +2,8 @@
 
 Order of events (so bad input never leaves anything behind):
 1. validate the configuration; check an existing run folder holds the same configuration (else refuse,
-   or start over with ``force``) and refuse a non-empty folder that is not a run folder;
+   or start over with ``force``) and refuse a non-empty folder that is not a run folder; check that the
+   folder accepts files or can be created (the message names the real reason: not writable, not a folder);
 2. load and check model and data; run every method not yet used in the run folder once on one sample
    (options and model support, e.g. ``cell`` on a GELU network, fail here);
 3. create the run folder and lock it (another process working on it is refused); check the folder again,
@@ -33,6 +34,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from wdrobust import __version__
+from wdrobust._atomic import check_folder_writable
 from wdrobust._device import resolve_device
 from wdrobust._progress import columns
 from wdrobust.evaluate import config as config_mod
@@ -73,10 +75,7 @@ def check_run_folder(cfg: EvalConfig, force: bool) -> bool:
         if stored is None or force:  # None: killed before the config was recorded
             return False
         if stored != current:
-            raise ValueError(
-                f"run folder {out} holds a different configuration; use --force to start over "
-                "or choose another --out"
-            )
+            raise ValueError(f"run folder {out} holds a different configuration: {folder.CHOOSE_ANOTHER}")
         shard = read_meta(store_path, "shard")
         if shard != cfg.shard:
             held = "the whole run" if shard is None else f"shard {shard}"
@@ -97,11 +96,13 @@ def check_run_folder(cfg: EvalConfig, force: bool) -> bool:
 
 def check_same_inputs(cfg: EvalConfig, inputs: Inputs) -> None:
     """A resumed run must see the same model weights and samples as the stored units (SHA-256 of the
-    checkpoint file and of the evaluated samples); otherwise ValueError (use --force)."""
+    checkpoint file and of the evaluated samples); otherwise ValueError."""
     stored = read_meta(Path(cfg.out) / STORE_NAME, "facts") or {}
     for key, what in (("model_sha256", "model checkpoint"), ("data_sha256", "evaluated data")):
         if key in stored and stored[key] != inputs.facts[key]:
-            raise ValueError(f"the {what} changed since run folder {cfg.out} was started; use --force")
+            raise ValueError(
+                f"the {what} changed since run folder {cfg.out} was started: {folder.CHOOSE_ANOTHER}"
+            )
 
 
 def run(
@@ -119,6 +120,7 @@ def run(
     cfg = config_mod.validate(cfg)
     out = Path(cfg.out)
     check_run_folder(cfg, force)
+    check_folder_writable(out)
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)

@@ -13,8 +13,8 @@ Tables
 A unit's arrays and its ``units`` row are written in one transaction, so after a crash (even SIGKILL) or
 a failed write (a full disk: the transaction is rolled back) a unit is either fully stored or absent.
 ``read_meta`` and ``stored_jobs`` read an existing store without writing to it (nor creating tables
-in a foreign SQLite file); ``store_errors`` reports sqlite3 failures as ``StoreError``
-naming the file.
+in a foreign SQLite file, nor leaving ``-wal``/``-shm`` files beside it); ``store_errors`` reports
+sqlite3 failures as ``StoreError`` naming the file.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def _read_only(path: str | Path) -> Iterator[sqlite3.Connection | None]:
         yield None
         return
     with store_errors(path):
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+        conn = sqlite3.connect(_read_only_uri(path), uri=True, timeout=30.0)
     try:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if tables and not set(TABLES) <= tables:
@@ -121,6 +121,22 @@ def _read_only(path: str | Path) -> Iterator[sqlite3.Connection | None]:
         raise ValueError(f"{path} is not a wdrobust store; choose another --out") from None
     finally:
         conn.close()
+
+
+def _read_only_uri(path: Path) -> str:
+    """The URI that opens ``path`` for reading without creating anything beside it.
+
+    SQLite opens a WAL database read-only by creating its ``-wal`` and ``-shm`` files, and a read-only
+    connection cannot remove them again. Without a ``-wal`` file the database file holds every committed
+    transaction (the last connection to close checkpoints the WAL and removes it), so it is read as an
+    immutable file: no lock, no file created. With a ``-wal`` file (a live run, or one killed before it
+    closed) the committed transactions may be there, so it is opened as usual; its files exist already.
+    A writer that starts while an immutable read is under way appends to its new WAL, which the read
+    does not see: the read answers as of just before that writer started.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    wal = path.with_name(f"{path.name}-wal")
+    return uri if wal.exists() else f"{uri}&immutable=1"
 
 
 def read_meta(path: str | Path, key: str) -> Any:

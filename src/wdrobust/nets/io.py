@@ -21,10 +21,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialize
 from torch import nn
 
-from wdrobust._atomic import atomic_write
+from wdrobust._atomic import atomic_write_all
 from wdrobust._device import resolve_device
 from wdrobust.nets.registry import arch_options, build, check_arch, spec_of
 
@@ -50,7 +51,8 @@ def save(
 
     The model must come from ``build`` (it carries its arch and kwargs). input_scaling: the JSON form of
     the feature scaling of tabular training data (``data.Scaling.to_dict()``), if any. Both files are
-    written atomically (weights first); returns the checkpoint path.
+    written atomically, both or neither (a full disk leaves no checkpoint, no sidecar, no temporary
+    file); returns the checkpoint path.
     """
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -62,8 +64,10 @@ def save(
         header["input_scaling"] = input_scaling
     text = json.dumps(header, indent=2, sort_keys=True) + "\n"
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()}
-    atomic_write(path, lambda tmp: save_file(tensors, str(tmp)))
-    atomic_write(sidecar_path(path), lambda tmp: tmp.write_text(text))
+    weights = serialize(tensors)  # written by Python below: a full disk raises OSError (save_file does not)
+    atomic_write_all(
+        {path: lambda tmp: tmp.write_bytes(weights), sidecar_path(path): lambda tmp: tmp.write_text(text)}
+    )
     return path
 
 

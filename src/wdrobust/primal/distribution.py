@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialize
 from torch import nn
 
 from wdrobust._atomic import atomic_write
@@ -160,7 +161,8 @@ class Distribution:
             for name in ("x", "y", "weights", "source", "clean")
         }
         meta = {"norm": self.threat.norm, "eps": repr(self.threat.eps), "p": repr(self.threat.p)}
-        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+        data = serialize(tensors, metadata=meta)  # written by Python: a full disk raises OSError
+        atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device | None = None) -> Distribution:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,8 @@ def test_merge_refuses_shards_of_other_runs(tmp_path, cache):
     one_line_error(invoke("merge", a, "--out", a), "one of the folders to merge")
     one_line_error(invoke("merge", tmp_path / "nothing", "--out", out), "not a wdrobust run folder")
     assert not out.exists()
+    if Path("/proc/self").is_dir():  # an unwritable --out names the real reason, not "No such file"
+        one_line_error(invoke("merge", a, "--out", "/proc/merged"), "/proc/merged", "not writable")
 
 
 def test_a_shard_folder_keeps_its_shard(tmp_path, cache):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wdrobust._atomic import check_folder_writable
 from wdrobust.evaluate import config as config_mod
 from wdrobust.evaluate import folder
 from wdrobust.evaluate.config import EvalConfig
@@ -109,7 +110,10 @@ def merge(
     target = out / STORE_NAME
     resume = check_run_folder(cfg, force)
     if resume and _facts(read_meta(target, "facts")) != shards[0].facts:
-        raise ValueError(f"run folder {out} holds another model or data than the shards; use --force")
+        raise ValueError(
+            f"run folder {out} holds another model or data than the shards: {folder.CHOOSE_ANOTHER}"
+        )
+    check_folder_writable(out)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:

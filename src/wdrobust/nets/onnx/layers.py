@@ -25,15 +25,17 @@ ARITHMETIC: dict[str, Callable[[Any, Any], Any]] = {
 
 
 class Binary(nn.Module):
-    """a op b for an ONNX arithmetic operator (Add, Sub, Mul, Div, Pow). Integer Div truncates as ONNX."""
+    """a op b for an ONNX arithmetic operator (Add, Sub, Mul, Div, Pow); Div of integers (``integer``)
+    truncates, as in ONNX."""
 
-    def __init__(self, op: str) -> None:
+    def __init__(self, op: str, integer: bool = False) -> None:
         super().__init__()
         self.op = op
         self.fn = ARITHMETIC[op]
+        self.truncate = op == "Div" and integer
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        if self.op == "Div" and not a.is_floating_point() and not b.is_floating_point():
+        if self.truncate:
             return torch.div(a, b, rounding_mode="trunc")
         return self.fn(a, b)
 
@@ -84,17 +86,17 @@ class Index(nn.Module):
 
 
 class Take(nn.Module):
-    """x.index_select(axis, indices) reshaped as ONNX Gather with a multi-dimensional index array."""
+    """ONNX Gather with an index array: x.index_select(axis, indices) reshaped to ``shape`` (the output's
+    shape, -1 for the batch axis when axis > 0)."""
 
-    def __init__(self, axis: int, indices: torch.Tensor) -> None:
+    def __init__(self, axis: int, indices: torch.Tensor, shape: Sequence[int]) -> None:
         super().__init__()
         self.axis = axis
         self.register_buffer("indices", indices.reshape(-1), persistent=False)
-        self.shape = tuple(indices.shape)
+        self.shape = tuple(int(s) for s in shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = x.index_select(self.axis, self.indices)
-        return out.reshape(*x.shape[: self.axis], *self.shape, *x.shape[self.axis + 1 :])
+        return x.index_select(self.axis, self.indices).reshape(self.shape)
 
 
 class Concat(nn.Module):

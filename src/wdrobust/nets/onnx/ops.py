@@ -157,7 +157,8 @@ def _identity(node: Node, args: list[Value | None]) -> list[Lowering]:
 # -- elementwise --------------------------------------------------------------------------------------
 @op("Add", "Sub", "Mul", "Div", "Pow")
 def _binary(node: Node, args: list[Value | None]) -> list[Lowering]:
-    return [lowering(L.Binary(node.op), 0, 1)]
+    integer = not any(a.worlds[0].is_floating_point() for a in args[:2])
+    return [lowering(L.Binary(node.op, integer), 0, 1)]
 
 
 UNARY: dict[str, Callable[[], nn.Module]] = {
@@ -452,7 +453,11 @@ def _gather(node: Node, args: list[Value | None]) -> list[Lowering]:
     idx = torch.where(idx < 0, idx + shape(args)[axis], idx)
     if idx.dim() == 0:
         return [lowering(L.Index((slice(None),) * axis + (int(idx),)), 0)]
-    return [lowering(L.Take(axis, idx), 0)]
+    if axis == 0 and args[0].dynamic:
+        raise refuse(node, "it gathers along the batch axis")
+    dims = shape(args)
+    out = [*dims[:axis], *idx.shape, *dims[axis + 1 :]]
+    return [lowering(L.Take(axis, idx, out if axis == 0 else [-1, *out[1:]]), 0)]
 
 
 @op("Split")

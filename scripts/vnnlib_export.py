@@ -51,8 +51,9 @@ def export(
     files = _properties(paths)
     found = []
     for f in files:
+        prop = read_vnnlib(f)
         try:
-            found.append(robustness_instance(read_vnnlib(f), shape, mean, std, levels or None))
+            found.append(robustness_instance(prop, shape, mean, std, levels or None))
         except ValueError as exc:
             raise ValueError(f"{f}: {exc}") from None
     x = np.stack([x for x, _, _ in found])

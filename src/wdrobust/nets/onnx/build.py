@@ -128,7 +128,7 @@ def _fold_normalize(trace: Trace, input_name: str, input_shape: tuple[int, ...])
         taken, current = taken + 1, step.out
     if taken:
         layer = Normalize(mean, std, ndim)
-        trace.steps[: taken] = [Step(layer, [input_name], current)]
+        trace.steps[:taken] = [Step(layer, [input_name], current)]
 
 
 def _batch_constants(trace: Trace, input_name: str) -> None:

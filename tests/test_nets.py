@@ -134,9 +134,9 @@ def test_arbitrary_pickles_are_refused(tmp_path, capsys):
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(ValueError, match=r"junk\.pt"):
         nets.load(tmp_path / "junk.pt", arch="mlp")
-    (tmp_path / "m.onnx").write_bytes(b"")
+    (tmp_path / "m.h5").write_bytes(b"")
     with pytest.raises(ValueError, match="unknown model file type"):
-        nets.load(tmp_path / "m.onnx")
+        nets.load(tmp_path / "m.h5")
 
 
 def test_wide_resnet_loads_convshortcut_keys():

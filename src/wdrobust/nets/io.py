@@ -199,15 +199,24 @@ def load(
 
     Weights: ``.safetensors``, or ``.pt`` / ``.pth`` holding a plain state_dict (read with
     weights_only=True; nested under state_dict/model_state_dict/model/net and 'module.' prefixes are
-    accepted). Architecture: the sidecar's arch and kwargs when ``arch`` is None (``kwargs`` override
+    accepted); an ONNX network (``.onnx`` / ``.onnx.gz``) is imported whole by ``nets.onnx``.
+    Architecture: the sidecar's arch and kwargs when ``arch`` is None (``kwargs`` override
     them), else ``arch`` built with ``kwargs``. Keys and shapes must match exactly (strict loading); they
     are compared before the model is allocated.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} not found")
+    if path.name.lower().endswith((".onnx", ".onnx.gz")):
+        if arch is not None or kwargs:
+            raise ValueError(f"{path} is an ONNX model: it carries its architecture (give no --arch)")
+        from wdrobust.nets.onnx import load_onnx  # the onnx extra is optional
+
+        return load_onnx(path, device)
     if path.suffix not in (".safetensors", *TORCH_SUFFIXES):
-        raise ValueError(f"unknown model file type {path.suffix!r}: expected .safetensors, .pt or .pth")
+        raise ValueError(
+            f"unknown model file type {path.suffix!r}: expected .safetensors, .pt, .pth, .onnx or .onnx.gz"
+        )
     sidecar = None
     if arch is None:
         header = load_metadata(path)

@@ -122,17 +122,24 @@ class Crown:
     """Linear bounds over the regions B(x0_b, r_b) cap [0,1]^d of one batch of rows; see the module docstring.
 
     graph: the model's BoundGraph (compute in float64 for certificates: trace a float64 copy);
-    x0 (B, *S) and r (B,) in the graph's dtype; norm: threat norm; intermediate: one of INTERMEDIATE.
+    x0 (B, *S) and r (B,) in the graph's dtype; norm: threat norm; intermediate: one of INTERMEDIATE;
+    known: sound boxes of some values on the same regions (``BoundGraph.bounds``), e.g. given big-M bounds.
     """
 
     def __init__(
-        self, graph: BoundGraph, x0: torch.Tensor, r: torch.Tensor, norm: str, intermediate: str = "auto"
+        self,
+        graph: BoundGraph,
+        x0: torch.Tensor,
+        r: torch.Tensor,
+        norm: str,
+        intermediate: str = "auto",
+        known: dict[fx.Node, Box] | None = None,
     ) -> None:
         if intermediate not in INTERMEDIATE:
             raise ValueError(f"intermediate must be one of {', '.join(INTERMEDIATE)}, got {intermediate!r}")
         self.graph, self.x0, self.r, self.norm = graph, x0, r, norm
         with torch.no_grad():
-            self.bounds: Bounds = graph.bounds(x0, r, norm)
+            self.bounds: Bounds = graph.bounds(x0, r, norm, known=known)
             self.offset = self._offsets(x0[:1])
         self.acts = [n for n in graph.nodes if isinstance(self.bounds.rules.get(n), ActivationRule)]
         check_linear_rules(graph)

@@ -128,7 +128,7 @@ class GlobalLipschitz(Certificate):
                     copy.deepcopy(self.model).double().requires_grad_(False).eval().to(self.device)
                 )
             except ValueError as exc:
-                raise ValueError(f"global: {exc}") from None
+                raise ValueError(f"global: the bound engine cannot bound it: {exc}") from None
             try:
                 table = pair_lipschitz(graph, input_shape, self.norm, num_classes)
             except ValueError as exc:

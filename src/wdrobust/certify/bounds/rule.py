@@ -84,7 +84,9 @@ class Rule:
     def use_global_slopes(self) -> None:
         """After ``forward``: replace the derivative intervals by intervals valid at every input (nonlinear
         rules); ValueError for a rule that has none."""
-        raise unsupported(type(self).__name__, self.name, "no global derivative bound")
+        op = self.op
+        what = type(op).__name__ if isinstance(op, nn.Module) else getattr(op, "__name__", str(op))
+        raise unsupported(what, self.name, "no global derivative bound")
 
     def l2_gain(self) -> float | None:
         """G with ||f(.., u, ..) - f(.., u', ..)||_2 <= G ||u - u'||_2 in each interval argument u, valid at

@@ -39,7 +39,15 @@ def pair_gradient_norms(model: nn.Module, points: torch.Tensor, dual: str) -> to
     return torch.stack(out)
 
 
-ACTS = {"relu": nn.ReLU, "leaky": lambda: nn.LeakyReLU(0.1), "gelu": nn.GELU, "silu": nn.SiLU, "elu": nn.ELU}
+ACTS = {
+    "relu": nn.ReLU,
+    "leaky": lambda: nn.LeakyReLU(0.1),
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
 
 
 def tiny_net(seed: int, d: int, act: str, k: int = 3) -> nn.Module:

@@ -21,9 +21,11 @@ from wdrobust.certify.bounds.activations import (
     GELU,
     GELU_DERIV_CRIT,
     GELU_MIN,
+    SIGMOID,
     SILU,
     SILU_DERIV_CRIT,
     SILU_MIN,
+    TANH,
     _gelu_deriv,
     _silu_deriv,
     bound_activation,
@@ -92,6 +94,29 @@ def test_margin_upper_bound_dominates_grid(norm: str) -> None:
                 assert (m.amax(dim=0) <= upper[i] + 1e-9).all()
 
 
+TABLE = [
+    piecewise_linear(0.0),
+    piecewise_linear(0.2),
+    elu(1.0),
+    elu(0.5),
+    elu(2.0),
+    GELU,
+    SILU,
+    TANH,
+    SIGMOID,
+]
+TABLE_IDS = ["relu", "leaky_relu_0.2", "elu_1", "elu_0.5", "elu_2", "gelu", "silu", "tanh", "sigmoid"]
+
+
+@pytest.mark.parametrize("act", TABLE, ids=TABLE_IDS)
+def test_sup_slope_bounds_the_derivative_tightly(act) -> None:
+    """sup_slope (the global certificate's derivative bound) is >= |sigma'| on a dense grid of [-40, 40]
+    (beyond it every derivative of the table is monotone towards its limit) and within 1e-4 of its max."""
+    xs = torch.linspace(-40, 40, 800001, dtype=torch.float64)
+    top = float(act.derivative(xs).abs().max())
+    assert top <= act.sup_slope < top + 1e-4
+
+
 def test_activation_critical_points() -> None:
     """The hard-coded special points are where the derivatives say they are."""
     t = torch.tensor
@@ -109,8 +134,8 @@ def test_activation_critical_points() -> None:
 
 @pytest.mark.parametrize(
     "act",
-    [piecewise_linear(0.0), piecewise_linear(0.2), elu(1.0), elu(0.5), GELU, SILU],
-    ids=["relu", "leaky_relu_0.2", "elu_1", "elu_0.5", "gelu", "silu"],
+    TABLE,
+    ids=TABLE_IDS,
 )
 def test_activation_ranges_contain_samples(act) -> None:
     g = torch.Generator().manual_seed(0)

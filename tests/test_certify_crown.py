@@ -22,8 +22,8 @@ from torch import nn
 from wdrobust import ThreatModel
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.bounds import BoundGraph
-from wdrobust.certify.bounds.activations import GELU, SILU, elu, piecewise_linear
-from wdrobust.certify.bounds.crown import INTERMEDIATE, margin_bounds
+from wdrobust.certify.bounds.activations import GELU, SIGMOID, SILU, TANH, elu, piecewise_linear
+from wdrobust.certify.bounds.crown import INTERMEDIATE, concretize, l1_ball_upper, margin_bounds
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
 from wdrobust.certify.bounds.relax import relax
 from wdrobust.losses import all_losses
@@ -37,6 +37,8 @@ ACTIVATIONS = {
     "silu": SILU,
     "elu": elu(1.0),
     "elu2": elu(2.0),
+    "tanh": TANH,
+    "sigmoid": SIGMOID,
 }
 
 
@@ -62,6 +64,35 @@ def test_relaxation_contains_the_activation(name: str) -> None:
     gap = (rel.a_up - rel.a_lo).abs() * z.abs().amax(dim=1) + (rel.b_up - rel.b_lo)
     narrow = width < 1e-6
     assert (gap[narrow] < 1e-6).all()  # nearly exact on tiny intervals
+
+
+def test_l1_concretisation_is_the_linear_program_maximum() -> None:
+    """concretize over B_1(x0, r) cap [0,1]^d is exact: the value of the linear program, and never above
+    the box bound or the ball bound it replaced."""
+    from scipy.optimize import linprog
+
+    gen = np.random.default_rng(0)
+    rows, x = gen.normal(size=(6, 5)), gen.uniform(size=5)
+    lo, hi = np.clip(x - 0.4, 0, 1), np.clip(x + 0.4, 0, 1)
+    a, x0, r = torch.tensor(rows)[None], torch.tensor(x)[None], torch.tensor([0.4], dtype=torch.float64)
+    got = concretize(a, torch.zeros(1, 6, dtype=torch.float64), x0, r, "l1")[0].numpy()
+    direct = l1_ball_upper(a, x0, r, torch.tensor(lo)[None], torch.tensor(hi)[None])[0].numpy()
+    np.testing.assert_array_equal(got, direct)
+    box = np.clip(rows, 0, None) @ hi + np.clip(rows, None, 0) @ lo
+    ball = rows @ x + 0.4 * np.abs(rows).max(axis=1)
+    assert (got <= np.minimum(box, ball) + 1e-12).all()
+    for row, value in zip(rows, got, strict=True):
+        # variables (v, u): max row v  s.t.  |v - x| <= u, sum u <= 0.4, v in [lo, hi]
+        eye = np.eye(5)
+        a_ub = np.block([[eye, -eye], [-eye, -eye], [np.zeros((1, 5)), np.ones((1, 5))]])
+        b_ub = np.concatenate([x, -x, [0.4]])
+        lp = linprog(
+            np.concatenate([-row, np.zeros(5)]),
+            a_ub,
+            b_ub,
+            bounds=[*zip(lo, hi, strict=True), *[(0, None)] * 5],
+        )
+        assert value == pytest.approx(-lp.fun, abs=1e-9)
 
 
 @pytest.mark.parametrize("mode", INTERMEDIATE)

@@ -10,7 +10,7 @@ from torch import nn
 
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.exact import ExactCertificate, box_bounds, flip_distances, linear_bounds, max_margins
-from wdrobust.certify.relu_mip import ReluNet, l1_ball_upper
+from wdrobust.certify.relu_mip import ReluNet
 from wdrobust.primal import FlipDistances, lower_bound
 from wdrobust.threat import DUAL, ThreatModel, lp_norm
 
@@ -144,27 +144,6 @@ def test_exact_refuses_l2_and_smooth_activations() -> None:
         max_margins(model, X, torch.zeros(4, dtype=torch.long), [0.1], "linf")
 
 
-def test_l1_ball_upper_is_the_linear_program_maximum() -> None:
-    from scipy.optimize import linprog
-
-    gen = np.random.default_rng(0)
-    rows, x = gen.normal(size=(6, 5)), gen.uniform(size=5)
-    lo, hi = np.clip(x - 0.3, 0, 1), np.clip(x + 0.3, 0, 1)
-    got = l1_ball_upper(rows, x, 0.4, lo, hi)
-    for row, value in zip(rows, got, strict=True):
-        # variables (v, u): max row v  s.t.  |v - x| <= u, sum u <= 0.4, v in [lo, hi]
-        eye = np.eye(5)
-        a_ub = np.block([[eye, -eye], [-eye, -eye], [np.zeros((1, 5)), np.ones((1, 5))]])
-        b_ub = np.concatenate([x, -x, [0.4]])
-        lp = linprog(
-            np.concatenate([-row, np.zeros(5)]),
-            a_ub,
-            b_ub,
-            bounds=[*zip(lo, hi, strict=True), *[(0, None)] * 5],
-        )
-        assert value == pytest.approx(-lp.fun, abs=1e-9)
-
-
 @pytest.mark.parametrize("norm", ["linf", "l1"])
 def test_linear_bounds_contain_sampled_preactivations_and_beat_intervals(norm: str) -> None:
     model = tiny_mlp(3, widths=(16, 16, 16), d=6)
@@ -172,8 +151,8 @@ def test_linear_bounds_contain_sampled_preactivations_and_beat_intervals(norm: s
     gen = np.random.default_rng(1)
     x0, radius = gen.uniform(size=6), 0.3
     lo, hi = np.clip(x0 - radius, 0, 1), np.clip(x0 + radius, 0, 1)
-    tight = linear_bounds(net, lo, hi, x0, radius, norm)
-    loose = box_bounds(net, lo, hi, x0, radius, norm)
+    tight = linear_bounds(net, x0, radius, norm)
+    loose = box_bounds(net, x0, radius, norm)
     pts = lo + gen.uniform(size=(4000, 6)) * (hi - lo)
     if norm == "l1":
         step = pts - x0
@@ -193,11 +172,9 @@ def test_per_class_bounds_are_used_row_by_row() -> None:
         y = model(X).argmax(dim=1)
     seen: list[int] = []
 
-    def per_class(net, lo, hi, x, radius, norm):  # shared bounds repeated once per class
+    def per_class(net, x, radius, norm):  # shared bounds repeated once per class
         seen.append(1)
-        return [
-            (np.tile(a, (3, 1)), np.tile(b, (3, 1))) for a, b in linear_bounds(net, lo, hi, x, radius, norm)
-        ]
+        return [(np.tile(a, (3, 1)), np.tile(b, (3, 1))) for a, b in linear_bounds(net, x, radius, norm)]
 
     tiled = flip_distances(model, X, y, "l1", bounds=per_class)
     np.testing.assert_allclose(tiled.lower, flip_distances(model, X, y, "l1").lower, rtol=1e-6)

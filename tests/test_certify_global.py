@@ -1,6 +1,9 @@
-"""The global Lipschitz certificate is sound (>= brute-force gradient norms) and exact for linear models."""
+"""The global Lipschitz certificate is sound (>= brute-force gradient norms), exact for linear models, equal
+to the chain formula on Sequential nets, and works on any traced graph (max pooling, residual joins)."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -8,17 +11,42 @@ from _certify_brute import grid, pair_gradient_norms, tiny_mlp
 from torch import nn
 
 from wdrobust.certify import CERTIFICATES, GlobalLipschitz
-from wdrobust.certify.chain import build_chain
-from wdrobust.certify.global_lipschitz import pair_lipschitz
 from wdrobust.losses import loss_fn
 from wdrobust.nets.layers import Normalize
-from wdrobust.threat import DUAL, ThreatModel
+from wdrobust.threat import DUAL, ThreatModel, lp_norm
 
-ACTS = [nn.ReLU, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.ELU]
+ACTS = [nn.ReLU, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.ELU, nn.Tanh, nn.Sigmoid]
+#: sup |sigma'| of each activation (ACTS order), written out independently of the activation table.
+SUP_SLOPE = [1.0, 1.1290, 1.0999, 1.0, 1.0, 1.0, 0.25]
 
 
 def _table(model: nn.Module, norm: str, shape: tuple[int, ...], k: int) -> torch.Tensor:
-    return pair_lipschitz(build_chain(model, shape, torch.device("cpu")), norm, k)
+    return GlobalLipschitz(model, norm, device="cpu").table(shape, k)
+
+
+def _chain_formula(model: nn.Sequential, slope: float, norm: str, k: int) -> torch.Tensor:
+    """The weight-product bound of a Linear/activation chain written out with its matrices: v = |W_L^T c|,
+    v <- s |W_l|^T v down the layers, L = ||v||_* (l2: also min with ||W_L^T c||_2 prod s ||W_l||_2)."""
+    ws = [m.weight.detach().double() for m in model if isinstance(m, nn.Linear)]
+    eye = torch.eye(k, dtype=torch.float64)
+    c = (eye[None] - eye[:, None]).reshape(k * k, k)
+    u = c @ ws[-1]
+    v = u.abs()
+    for w in reversed(ws[:-1]):
+        v = slope * v @ w.abs()
+    bound = lp_norm(v, DUAL[norm])
+    if norm == "l2":
+        factor = math.prod(slope * float(torch.linalg.matrix_norm(w, 2)) for w in ws[:-1])
+        bound = torch.minimum(bound, lp_norm(u, "l2") * factor)
+    return bound.reshape(k, k)
+
+
+@pytest.mark.parametrize("act", ACTS)
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_global_equals_the_chain_formula(act: type[nn.Module], norm: str) -> None:
+    model = tiny_mlp(seed=ACTS.index(act), widths=(8, 6, 5), activation=act)
+    expected = _chain_formula(model, SUP_SLOPE[ACTS.index(act)], norm, 3) * (1 + 1e-6)
+    torch.testing.assert_close(_table(model, norm, (2,), 3), expected, rtol=1e-9, atol=0)
 
 
 @pytest.mark.parametrize("act", ACTS)
@@ -85,12 +113,12 @@ class _Flat(nn.Module):
 
 def test_large_conv_block_uses_a_sound_spectral_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     """With materialisation disabled the l2 bound uses sqrt(||A||_1 ||A||_inf) and stays sound."""
-    import wdrobust.certify.chain as chain
+    import wdrobust.certify.bounds.dense as dense
 
     torch.manual_seed(2)
     model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(32, 3)).eval()
     exact = _table(model, "l2", (1, 4, 4), 3)
-    monkeypatch.setattr(chain, "MATERIALISE_LIMIT", 0)
+    monkeypatch.setattr(dense, "MATERIALISE_LIMIT", 0)
     loose = _table(model, "l2", (1, 4, 4), 3)
     brute = pair_gradient_norms(_Flat(model), torch.rand(3000, 16), "l2").amax(dim=1).double()
     assert (loose >= exact - 1e-9).all()
@@ -120,13 +148,92 @@ def test_global_majorant_and_radius_are_sound_on_a_grid(norm: str) -> None:
     assert (res.certified_radius[1:] > 0).all()
 
 
-def test_registry_and_unsupported_layer() -> None:
+class _Residual(nn.Module):
+    """x -> head(relu(x + f(x)) with f = conv relu conv, a residual block on 1x6x6 inputs."""
+
+    def __init__(self, act: type[nn.Module]) -> None:
+        super().__init__()
+        torch.manual_seed(4)
+        self.stem = nn.Conv2d(1, 2, 3, padding=1)
+        self.f = nn.Sequential(nn.Conv2d(2, 2, 3, padding=1), act(), nn.Conv2d(2, 2, 3, padding=1))
+        self.act = act()
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(72, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.stem(x)
+        return self.head(self.act(h + self.f(h)))
+
+
+def _maxpool_cnn() -> nn.Sequential:
+    torch.manual_seed(3)
+    return nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(2, 3, 3, padding=1),
+        nn.MaxPool2d(3, stride=1, padding=1),  # overlapping windows
+        nn.Flatten(),
+        nn.Linear(27, 3),
+    ).eval()
+
+
+class _Shaped(nn.Module):
+    """Feed flat points (n, 36) to a 1x6x6-input model (the brute-force helper samples flat points)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x.reshape(-1, 1, 6, 6))
+
+
+@pytest.mark.parametrize("name", ["maxpool", "residual_relu", "residual_gelu"])
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_global_on_graphs_dominates_gradients_and_difference_quotients(name: str, norm: str) -> None:
+    """A CNN with max pooling (overlapping windows too) and residual nets, which global bounds on the traced
+    graph: the table is >= every sampled gradient dual norm and every observed difference quotient."""
+    model = {
+        "maxpool": _maxpool_cnn,
+        "residual_relu": lambda: _Residual(nn.ReLU).eval(),
+        "residual_gelu": lambda: _Residual(nn.GELU).eval(),
+    }[name]()
+    table = _table(model, norm, (1, 6, 6), 3)
+    res = GlobalLipschitz(model, norm, device="cpu").run(
+        torch.rand(2, 1, 6, 6), torch.zeros(2, dtype=torch.long)
+    )
+    assert res.sound and res.note == ""  # the graph's own bound, not the whole-box fallback
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(2000, 36, generator=gen)
+    brute = pair_gradient_norms(_Shaped(model), x, DUAL[norm]).amax(dim=1).double()
+    assert (table >= brute - 1e-6).all()
+    assert (table.fill_diagonal_(1.0) > 0).all()
+    step = torch.randn(2000, 36, generator=gen) * 0.05
+    with torch.no_grad():
+        dz = (_Shaped(model)(x + step) - _Shaped(model)(x)).double()
+    quotient = (dz[:, None, :] - dz[:, :, None]).abs() / lp_norm(step, norm).double()[:, None, None]
+    assert (table.fill_diagonal_(0.0)[None] >= quotient - 1e-6).all()
+
+
+def test_registry_and_the_transformer_fallback() -> None:
+    """A graph whose nonlinearities have no global facts (softmax) gets the whole-box interval Jacobian."""
     assert CERTIFICATES["global"] is GlobalLipschitz
-    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3))
-    with pytest.raises(ValueError, match="MaxPool2d"):
-        GlobalLipschitz(model, "linf", device="cpu").run(
-            torch.rand(2, 1, 6, 6), torch.zeros(2, dtype=torch.long)
-        )
+
+    class Attention(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(5)
+            self.lin = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.lin(x) * 0.5 + torch.softmax(self.lin(x), dim=1)
+
+    model = Attention().eval()
+    res = GlobalLipschitz(model, "l2", device="cpu").run(torch.rand(3, 4), torch.zeros(3, dtype=torch.long))
+    assert res.sound and "whole-box interval Jacobian" in res.note
+    table = _table(model, "l2", (4,), 3)
+    brute = pair_gradient_norms(model, torch.rand(3000, 4), "l2").amax(dim=1).double()
+    assert (table >= brute - 1e-6).all()
 
 
 @pytest.mark.parametrize("p", [1.0, 2.0])

@@ -31,7 +31,7 @@ def test_milp_equals_brute_force_on_2d_nets(seed: int, norm: str) -> None:
     x0 = np.array([0.35, 0.6]) + 0.1 * seed
     lo, hi = np.clip(x0 - 0.25, 0, 1), np.clip(x0 + 0.25, 0, 1)
     for y in range(3):
-        values, optimal = lipschitz_on_box(net, lo, hi, y, norm, time_limit=30)
+        values, optimal = lipschitz_on_box(net, x0, 0.25, y, norm, time_limit=30)
         brute = _brute(model, lo, hi, y, DUAL[norm])
         assert optimal
         assert values[y] == 0
@@ -41,7 +41,7 @@ def test_milp_equals_brute_force_on_2d_nets(seed: int, norm: str) -> None:
 def test_milp_l2_is_a_sound_bound() -> None:
     model = tiny_mlp(4, widths=(8, 8))
     lo, hi = np.array([0.1, 0.2]), np.array([0.6, 0.7])
-    values, _ = lipschitz_on_box(ReluNet.from_model(model, (2,)), lo, hi, 1, "l2", time_limit=30)
+    values, _ = lipschitz_on_box(ReluNet.from_model(model, (2,)), (lo + hi) / 2, 0.25, 1, "l2", time_limit=30)
     brute = _brute(model, lo, hi, 1, "l2")
     assert (values >= brute - 1e-6).all()
     assert (values <= 2**0.25 * _brute(model, lo, hi, 1, "l1") + 1e-6).all()  # sqrt(||g||_1 ||g||_inf) in 2-D
@@ -50,7 +50,9 @@ def test_milp_l2_is_a_sound_bound() -> None:
 def test_time_limited_programs_still_bound_the_truth() -> None:
     model = tiny_mlp(5, widths=(24, 24))
     lo, hi = np.zeros(2), np.ones(2)
-    values, optimal = lipschitz_on_box(ReluNet.from_model(model, (2,)), lo, hi, 0, "linf", time_limit=0.01)
+    values, optimal = lipschitz_on_box(
+        ReluNet.from_model(model, (2,)), lo + 0.5, 0.5, 0, "linf", time_limit=0.01
+    )
     assert not optimal
     assert (values >= _brute(model, lo, hi, 0, "l1") - 1e-6).all()
 
@@ -87,8 +89,7 @@ def test_milp_rejects_smooth_activations() -> None:
 def test_sampled_le_milp_le_local_le_global_on_a_digits_mlp(
     digits_test: tuple[torch.Tensor, torch.Tensor],
 ) -> None:
-    from wdrobust.certify.chain import build_chain
-    from wdrobust.certify.global_lipschitz import pair_lipschitz
+    from wdrobust.certify.global_lipschitz import GlobalLipschitz
     from wdrobust.certify.local import margin_lipschitz
     from wdrobust.nets.gradients import margin_gradients
     from wdrobust.train import fit
@@ -100,13 +101,13 @@ def test_sampled_le_milp_le_local_le_global_on_a_digits_mlp(
     x, y = digits_test[0][:3], digits_test[1][:3]
     eps = 0.02
     local = margin_lipschitz(model, x, y, [eps], "linf", device="cpu")[:, :, 0].double().numpy()
-    table = pair_lipschitz(build_chain(model, (1, 8, 8), torch.device("cpu")), "linf", 10).numpy()
+    table = GlobalLipschitz(model, "linf", device="cpu").table((1, 8, 8), 10).numpy()
     net = ReluNet.from_model(model, (1, 8, 8))
     gen = torch.Generator().manual_seed(0)
     for i in range(3):
         xi = x[i].reshape(-1).double().numpy()
         lo, hi = np.clip(xi - eps, 0, 1), np.clip(xi + eps, 0, 1)
-        exact, optimal = lipschitz_on_box(net, lo, hi, int(y[i]), "linf", time_limit=30)
+        exact, optimal = lipschitz_on_box(net, xi, eps, int(y[i]), "linf", time_limit=30)
         pts = torch.tensor(lo, dtype=torch.float32) + torch.rand(256, 64, generator=gen) * torch.tensor(
             hi - lo, dtype=torch.float32
         )

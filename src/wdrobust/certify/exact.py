@@ -7,13 +7,13 @@ Minimal flip distance of a correctly classified sample (x_i, y_i), margins m_j =
 One MILP per class j over the search region B(x_i, R) cap [0,1]^d, R an upper bound of d_i* (the best
 attack's flip distance, else diam X: linf 1, l1 d): the input x lies in the box
 [max(x_i - R, 0), min(x_i + R, 1)], the hidden layers are the big-M ReLU encoding of relu_mip.relu_forward
-(pre-activation bounds over the region from a pluggable bound source, ``BoundsFn``; default CROWN cap
-intervals, ``linear_bounds``), the margin row is m_j(x) = (W_L[j] - W_L[y]) a_{L-1} + b_L[j] - b_L[y] >= 0
-and the objective is t with |x_k - x_ik| <= t for every k (linf) or t = sum_k u_k, u_k >= |x_k - x_ik|
-(l1), t <= R. Classes are tried in decreasing order of z_j(x_i); once a flip at distance U is found, the
-region shrinks to radius U (fresh bounds, smaller big-M constants) since farther flips cannot lower the
-minimum. A class is skipped when the bounds prove max m_j < 0 on the region; an infeasible program
-proves d_ij > R. Misclassified samples have d_i* = 0.
+(pre-activation bounds over the region from a pluggable bound source, ``BoundsFn``; default the bound
+engine's CROWN intermediate bounds, ``linear_bounds``), the margin row is
+m_j(x) = (W_L[j] - W_L[y]) a_{L-1} + b_L[j] - b_L[y] >= 0 and the objective is t with |x_k - x_ik| <= t
+for every k (linf) or t = sum_k u_k, u_k >= |x_k - x_ik| (l1), t <= R. Classes are tried in decreasing
+order of z_j(x_i); once a flip at distance U is found, the region shrinks to radius U (fresh bounds,
+smaller big-M constants) since farther flips cannot lower the minimum. A class is skipped when the bounds
+prove max m_j < 0 on the region; an infeasible program proves d_ij > R. Misclassified samples have d_i* = 0.
 
 Per class, the sound lower bound is the solver's dual bound minus a slack for its tolerances
 (SOLVER_SLACK relative + ABSOLUTE_SLACK), capped at the region radius; it stays sound when the time limit
@@ -41,17 +41,7 @@ from torch import nn
 
 from wdrobust.certify.base import CertificateResult, ShellBound
 from wdrobust.certify.local import LocalCertificate
-from wdrobust.certify.relu_mip import (
-    SOLVER_SLACK,
-    Preactivations,
-    Program,
-    ReluNet,
-    affine_interval,
-    interval_preactivations,
-    linear_preactivations,
-    linear_upper,
-    relu_forward,
-)
+from wdrobust.certify.relu_mip import SOLVER_SLACK, Preactivations, Program, ReluNet, relu_forward
 
 #: Absolute slack subtracted from (added to) the solver's dual bounds, on top of SOLVER_SLACK relative.
 ABSOLUTE_SLACK = 1e-7
@@ -59,26 +49,22 @@ ABSOLUTE_SLACK = 1e-7
 #: Bisection steps of the bound-verified radius used when a flip program stops at its time limit.
 VERIFY_STEPS = 12
 
-#: Bound source (net, lo_box, hi_box, x_i, R_i, norm) -> (lo, hi) per hidden layer, valid on
-#: B(x_i, R_i) cap [0,1]^d with [lo_box, hi_box] = B_inf(x_i, R_i) cap [0,1]^d. Arrays of shape (H_l,)
-#: serve every class; shape (K, H_l) gives bounds per class (row j is used in class j's programs).
-BoundsFn = Callable[[ReluNet, np.ndarray, np.ndarray, np.ndarray, float, str], Preactivations]
+#: Bound source (net, x_i, R_i, norm) -> (lo, hi) per hidden layer, valid on B(x_i, R_i) cap [0,1]^d.
+#: Arrays of shape (H_l,) serve every class; shape (K, H_l) gives bounds per class (row j is used in
+#: class j's programs).
+BoundsFn = Callable[[ReluNet, np.ndarray, float, str], Preactivations]
 
 
-def box_bounds(
-    net: ReluNet, lo: np.ndarray, hi: np.ndarray, x: np.ndarray, radius: float, norm: str
-) -> Preactivations:
-    """Interval propagation over the box [lo, hi] = B_inf(x, radius) cap [0,1]^d, which encloses the l1
-    ball too (sound for both norms); x, radius and norm are not needed."""
-    return interval_preactivations(net, lo, hi)
+def box_bounds(net: ReluNet, x: np.ndarray, radius: float, norm: str) -> Preactivations:
+    """The bound engine's interval propagation over B(x, radius) cap [0,1]^d."""
+    return net.preactivations(x, radius, norm)
 
 
-def linear_bounds(
-    net: ReluNet, lo: np.ndarray, hi: np.ndarray, x: np.ndarray, radius: float, norm: str
-) -> Preactivations:
-    """The default bound source: CROWN over the region (the box, cap B_1(x, radius) for l1) intersected
-    with interval propagation (relu_mip.linear_preactivations)."""
-    return linear_preactivations(net, lo, hi, (x, radius) if norm == "l1" else None)
+def linear_bounds(net: ReluNet, x: np.ndarray, radius: float, norm: str) -> Preactivations:
+    """The default bound source: the bound engine's CROWN bounds of every pre-activation over the region
+    (``bounds.crown`` intermediate mode crown; exact concretisation over the box, cap the l1 ball),
+    intersected with interval propagation."""
+    return net.preactivations(x, radius, norm, "crown")
 
 
 def check_norm(norm: str) -> str:
@@ -107,14 +93,9 @@ class _Region:
     def __post_init__(self) -> None:
         self.lo, self.hi = np.clip(self.x0 - self.radius, 0, 1), np.clip(self.x0 + self.radius, 0, 1)
 
-    @property
-    def l1_ball(self) -> tuple[np.ndarray, float] | None:
-        """(x0, radius) for l1, where the ball is smaller than the box; None for linf."""
-        return (self.x0, self.radius) if self.norm == "l1" else None
-
     def bounds(self, net: ReluNet, source: BoundsFn) -> Preactivations:
         """Pre-activation bounds over the region from a bound source."""
-        return source(net, self.lo, self.hi, self.x0, self.radius, self.norm)
+        return source(net, self.x0, self.radius, self.norm)
 
 
 def _class_rows(preact: Preactivations, j: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -128,20 +109,18 @@ class _Margin:
 
     c: np.ndarray
     offset: float
+    y: int
+    j: int
 
     @classmethod
     def of(cls, net: ReluNet, y: int, j: int) -> _Margin:
         w, b = net.weights[-1], net.biases[-1]
-        return cls(w[j] - w[y], float(b[j] - b[y]))
+        return cls(w[j] - w[y], float(b[j] - b[y]), y, j)
 
     def upper(self, net: ReluNet, preact: Preactivations, region: _Region) -> float:
         """Upper bound of m_j over the region from the hidden-layer bounds: the tighter of the interval
-        bound on the last hidden layer and CROWN (relu_mip.linear_upper) through all layers."""
-        a_lo, a_hi = np.clip(preact[-1][0], 0, None), np.clip(preact[-1][1], 0, None)
-        _, box = affine_interval(self.c[None], a_lo, a_hi, self.offset)
-        rows, offset, depth = self.c[None], np.array([self.offset]), len(preact) - 1
-        crown = linear_upper(net, rows, offset, depth, preact, region.lo, region.hi, region.l1_ball)
-        return float(min(box[0], crown[0]))
+        bound and CROWN on those bounds (``ReluNet.margin_upper``)."""
+        return net.margin_upper(region.x0, region.radius, region.norm, preact, self.y, self.j)
 
 
 def _region_program(

@@ -2,14 +2,17 @@
 
 For a sample (x_i, y_i) and a radius r the region is the box B = [max(x_i - r, 0), min(x_i + r, 1)], which
 is B_inf(x_i, r) cap [0,1]^d and encloses the l2 and l1 balls of radius r (so it is sound for every norm).
-The program maximises ||grad m_j(x)||_* over x in B:
+The network and its bounds come from the bound engine (``relu_mip.ReluNet``). The program maximises
+||grad m_j(x)||_* over x in B:
 
 - forward: z_l = W_l a_{l-1} + b_l, a_l = relu(z_l) with one binary delta per neuron and big-M constants
-  from interval bounds [lo, hi] of z_l (a >= z, a >= 0, a <= z - lo (1 - delta), a <= hi delta); neurons
+  from the engine's interval bounds [lo, hi] of z_l over B (a >= z, a >= 0, a <= z - lo (1 - delta),
+  a <= hi delta); neurons
   whose interval has one sign get delta fixed by its bounds, which makes the same constraints exact.
 - one program per class j != y_i: c = e_j - e_y and v_L = W_L^T c is a constant vector (a joint program
   with class binaries was much slower: its interval bounds mix the classes and unfix most sign binaries).
-- backward: w_l = delta_l * v_{l+1} (exact big-M product with interval bounds of v_{l+1}),
+- backward: w_l = delta_l * v_{l+1} (exact big-M product with the bounds of v_{l+1} from the engine's
+  interval backward pass of c),
   v_l = W_l^T w_l; the gradient is g = v_1 = W_1^T D_1 ... W_{L-1}^T D_{L-1} W_L^T c.
 - objective: t_k = |g_k| exactly, with a sign binary per input coordinate (fixed when the interval of g_k
   has one sign). linf threat, dual l1: sum_k t_k; l1 threat, dual linf: max_k t_k through a one-hot choice
@@ -32,15 +35,9 @@ import numpy as np
 import torch
 
 from wdrobust.certify.base import ShellBound
+from wdrobust.certify.bounds.interval import Cot
 from wdrobust.certify.local import LocalCertificate
-from wdrobust.certify.relu_mip import (
-    SOLVER_SLACK,
-    Program,
-    ReluNet,
-    affine_interval,
-    interval_preactivations,
-    relu_forward,
-)
+from wdrobust.certify.relu_mip import SOLVER_SLACK, Program, ReluNet, relu_forward
 
 __all__ = ["SOLVER_SLACK", "MILPCertificate", "ReluNet", "lipschitz_on_box"]
 
@@ -56,27 +53,33 @@ class Intervals:
     w: list[tuple[np.ndarray, np.ndarray]]
 
 
-def interval_bounds(net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, j: int) -> Intervals:
-    """Interval propagation forward over the box [lo, hi] and backward from c = e_j - e_y.
+def interval_bounds(net: ReluNet, x0: np.ndarray, radius: float, y: int, j: int) -> Intervals:
+    """The engine's interval propagation over the box B_inf(x0, radius) cap [0,1]^d and its interval
+    backward pass of c = e_j - e_y (``BoundGraph.backward``, cotangents kept at every layer).
 
-    Indices: z[l], delta[l], w[l] for hidden layer l = 0..L-2; v[l] is the input of layer l's transpose,
-    v[L-1] = W_L^T c and v[0] = g (shape d_0).
+    Indices: z[l], delta[l], w[l] (the cotangent of z_l) for hidden layer l = 0..L-2; v[l] is the input
+    of layer l's transpose: v[0] = g (the input's cotangent, shape d_0), v[l] = the cotangent of a_{l-1},
+    v[L-1] = W_L^T c.
     """
-    z = interval_preactivations(net, lo, hi)
+    bounds = net.bounds(x0, radius, "linf")
+    z = [(bounds.boxes[n].lo.reshape(-1).numpy(), bounds.boxes[n].hi.reshape(-1).numpy()) for n in net.pre]
     delta = [((z_lo > 0).astype(float), (z_hi > 0).astype(float)) for z_lo, z_hi in z]
-    last = net.weights[-1]
-    v: list[tuple[np.ndarray, np.ndarray]] = [(last[j] - last[y], last[j] - last[y])]  # W_L^T (e_j - e_y)
-    ws: list[tuple[np.ndarray, np.ndarray]] = []
-    for layer in range(len(net.weights) - 2, -1, -1):
-        (v_lo, v_hi), (d_lo, d_hi) = v[0], delta[layer]
-        w_lo = np.where(d_lo == 1, v_lo, np.where(d_hi == 0, 0.0, np.minimum(v_lo, 0.0)))
-        w_hi = np.where(d_lo == 1, v_hi, np.where(d_hi == 0, 0.0, np.maximum(v_hi, 0.0)))
-        ws.insert(0, (w_lo, w_hi))
-        v.insert(0, affine_interval(net.weights[layer].T, w_lo, w_hi))
-    return Intervals(z, delta, v, ws)
+    c = torch.zeros((1, 1, net.weights[-1].shape[0]), dtype=torch.float64)
+    c[0, 0, j], c[0, 0, y] = 1.0, -1.0
+    kept: dict[Any, Cot] = {}
+    with torch.no_grad():
+        net.graph.backward(bounds, Cot(c), kept=kept)
+
+    def ends(cot: Cot) -> tuple[np.ndarray, np.ndarray]:
+        mid = cot.center.reshape(-1).numpy()
+        rad = np.zeros_like(mid) if cot.radius is None else cot.radius.reshape(-1).numpy()
+        return mid - rad, mid + rad
+
+    v = [ends(kept[n]) for n in (net.graph.input, *net.relus)]
+    return Intervals(z, delta, v, [ends(kept[n]) for n in net.pre])
 
 
-def _gradient_program(net: ReluNet, lo: np.ndarray, hi: np.ndarray, bounds: Intervals):
+def _gradient_program(net: ReluNet, lo: np.ndarray, hi: np.ndarray, bounds: Intervals) -> tuple[Program, Any]:
     """Forward and backward constraints for one class pair; returns the program and the indices of g."""
     prog = Program()
     _, deltas = relu_forward(prog, net, prog.var(lo, hi), bounds.z)  # the input x, then the hidden layers
@@ -128,11 +131,13 @@ class Solve:
 
 
 def max_gradient_norm(
-    net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, j: int, dual: str, time_limit: float
+    net: ReluNet, x0: np.ndarray, radius: float, y: int, j: int, dual: str, time_limit: float
 ) -> Solve:
-    """Bound of sup_box ||grad (z_j - z_y)||_dual for dual in {l1, linf}: the solver's dual bound plus
-    SOLVER_SLACK, or the interval bound ||max(|g_lo|, |g_hi|)||_dual when the solver returns none."""
-    bounds = interval_bounds(net, lo, hi, y, j)
+    """Bound of sup ||grad (z_j - z_y)||_dual over the box B_inf(x0, radius) cap [0,1]^d for dual in
+    {l1, linf}: the solver's dual bound plus SOLVER_SLACK, or the interval bound ||max(|g_lo|, |g_hi|)||_dual
+    when the solver returns none."""
+    bounds = interval_bounds(net, x0, radius, y, j)
+    lo, hi = np.clip(x0 - radius, 0, 1), np.clip(x0 + radius, 0, 1)
     g_lo, g_hi = bounds.v[0]
     big = np.maximum(np.abs(g_lo), np.abs(g_hi))
     interval = float(big.sum() if dual == "l1" else big.max())
@@ -147,10 +152,11 @@ def max_gradient_norm(
 
 
 def lipschitz_on_box(
-    net: ReluNet, lo: np.ndarray, hi: np.ndarray, y: int, norm: str, time_limit: float
+    net: ReluNet, x0: np.ndarray, radius: float, y: int, norm: str, time_limit: float
 ) -> tuple[np.ndarray, bool]:
-    """Sound bounds L_j >= sup_box ||grad m_j||_* for every class j (shape (K,), L_y = 0) under the
-    threat norm, and whether every program was solved to optimality.
+    """Sound bounds L_j >= sup ||grad m_j||_* over the box B_inf(x0, radius) cap [0,1]^d (x0 (d,)) for
+    every class j (shape (K,), L_y = 0) under the threat norm, and whether every program was solved to
+    optimality.
 
     linf -> one l1 program per class; l1 -> one linf program; l2 -> sqrt(l1 bound * linf bound).
     """
@@ -160,7 +166,7 @@ def lipschitz_on_box(
     for j in range(k):
         if j == y:
             continue
-        solves = [max_gradient_norm(net, lo, hi, y, j, dual, time_limit) for dual in duals]
+        solves = [max_gradient_norm(net, x0, radius, y, j, dual, time_limit) for dual in duals]
         values[j] = math.sqrt(math.prod(s.value for s in solves)) if norm == "l2" else solves[0].value
         optimal &= all(s.optimal for s in solves)
     return values, optimal
@@ -215,9 +221,10 @@ class MILPCertificate(LocalCertificate):
         inner = np.flatnonzero(radii <= limit * (1 + 1e-6))  # knots may be float32-rounded
         # One program per (sample, inner shell, class): separate MILPs, so this loop cannot be vectorised.
         for i, m in np.ndindex(x.shape[0], len(inner)):
-            r = radii[inner[m]]
-            lo, hi = np.clip(flat[i] - r, 0, 1), np.clip(flat[i] + r, 0, 1)
-            exact, optimal = lipschitz_on_box(self._net, lo, hi, int(labels[i]), self.norm, self.time_limit)
+            r = float(radii[inner[m]])
+            exact, optimal = lipschitz_on_box(
+                self._net, flat[i], r, int(labels[i]), self.norm, self.time_limit
+            )
             lip[i, :, inner[m]] = np.minimum(lip[i, :, inner[m]], exact)
             self.optimal &= optimal
         lip = np.flip(np.minimum.accumulate(np.flip(lip, axis=2), axis=2), axis=2)

@@ -1,21 +1,29 @@
-"""Small ReLU MLPs as mixed-integer programs: dense float64 layers, interval bounds, a sparse MILP
-builder solved by HiGHS (scipy.optimize.milp), and the big-M encoding of the forward pass.
+"""Small ReLU MLPs as mixed-integer programs: the network read from the bound engine's traced graph, a
+sparse MILP builder solved by HiGHS (scipy.optimize.milp), and the big-M encoding of the forward pass.
 
 Shared by the ``milp`` (exact local Lipschitz constants) and ``exact`` (minimal flip distances, exact
-max margins) certificates.
+max margins) certificates. The dense layers are the graph's affine segments (``bounds.dense``) between
+ReLUs; the big-M constants (pre-activation bounds over a region) and the margin bounds come from the
+engine: interval propagation (``BoundGraph.bounds``) or CROWN (``bounds.crown``), in float64.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import fx, nn
 
-from wdrobust.certify.chain import build_chain
+from wdrobust.certify.bounds import BoundGraph, Bounds
+from wdrobust.certify.bounds.activations import ActivationRule
+from wdrobust.certify.bounds.crown import Crown
+from wdrobust.certify.bounds.dense import Dense
+from wdrobust.certify.bounds.interval import Box
+from wdrobust.certify.bounds.lipschitz import region_bounds
 
 #: Relative slack added to the solver's dual bound against its feasibility tolerances.
 SOLVER_SLACK = 1e-6
@@ -24,26 +32,56 @@ SOLVER_SLACK = 1e-6
 Preactivations = Sequence[tuple[np.ndarray, np.ndarray]]
 
 
+def _describe(graph: BoundGraph, node: fx.Node) -> str:
+    return type(graph.gm.get_submodule(node.target)).__name__ if node.op == "call_module" else node.name
+
+
 @dataclass
 class ReluNet:
-    """Dense affine layers z_l = W_l a_{l-1} + b_l (float64 numpy), ReLU between them, logits last."""
+    """Dense affine layers z_l = W_l a_{l-1} + b_l (float64 numpy), ReLU between them, logits last; with
+    the traced float64 graph they come from, its pre-activation nodes ``pre`` (z_l, l = 0..L-2) with
+    their value shapes ``shapes``, its ReLU nodes ``relus`` (a_l), and the input shape S."""
 
     weights: list[np.ndarray]
     biases: list[np.ndarray]
+    graph: BoundGraph
+    pre: list[fx.Node]
+    shapes: list[tuple[int, ...]]
+    relus: list[fx.Node]
+    input_shape: tuple[int, ...]
 
     @classmethod
     def from_model(cls, model: nn.Module, input_shape: tuple[int, ...]) -> ReluNet:
-        """The layers of a Sequential ReLU network; other activations or big blocks raise ValueError."""
-        device = next(model.parameters(), torch.empty(0)).device
-        chain = build_chain(model, input_shape, device)
-        for act in chain.activations:
-            if not isinstance(act, nn.ReLU):
-                raise ValueError(f"MILP encodings support ReLU networks only, found {type(act).__name__}")
-        if any(b.matrix is None for b in chain.blocks):
-            raise ValueError("MILP encodings need dense layers small enough to materialise")
-        return cls(
-            [b.matrix.cpu().numpy() for b in chain.blocks], [b.offset.cpu().numpy() for b in chain.blocks]
-        )
+        """The layers of a traceable chain (affine segments and ReLUs) on inputs (n, *input_shape); other
+        activations, branches or blocks too large to materialise raise ValueError."""
+        graph = BoundGraph(copy.deepcopy(model).double().requires_grad_(False).eval().cpu())
+        dense = Dense(graph, tuple(input_shape), torch.float64, torch.device("cpu"))
+        starts: dict[fx.Node, list[Any]] = {}
+        for seg in dense.segments.values():
+            starts.setdefault(seg.start, []).append(seg)
+        net = cls([], [], graph, [], [], [], tuple(input_shape))
+        cur = graph.input
+        while True:
+            segs = starts.get(cur, [])
+            if len(segs) != 1 or len([u for u in cur.users if u in graph.interval]) != 1:
+                raise ValueError(f"MILP encodings need a chain of affine layers and ReLUs (at {cur.name!r})")
+            seg = segs[0]
+            m = dense.matrix(seg)
+            if m is None:
+                raise ValueError("MILP encodings need dense layers small enough to materialise")
+            net.weights.append(m.numpy())
+            net.biases.append(dense.offset(seg).numpy())
+            if seg.end is graph.output:
+                return net
+            users = [u for u in seg.end.users if u in graph.interval]
+            rule = dense.bounds.rules.get(users[0]) if len(users) == 1 else None
+            if not isinstance(rule, ActivationRule) or rule.activation.relu_slope != 0.0:
+                what = _describe(graph, users[0]) if users else "no activation"
+                raise ValueError(f"MILP encodings support ReLU networks only, found {what}")
+            net.pre.append(seg.end)
+            net.shapes.append(dense.shape(seg.end))
+            net.relus.append(users[0])
+            cur = users[0]
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Forward pass z_L(x) in float64 for inputs x (..., d_0); shape (..., K)."""
@@ -52,98 +90,41 @@ class ReluNet:
             a = np.clip(a @ w.T + b, 0, None)
         return a @ self.weights[-1].T + self.biases[-1]
 
+    def region(self, x0: np.ndarray, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """The engine's form of B(x0, radius) cap [0,1]^d: (x (1, *S), r (1,)) in float64."""
+        x = torch.as_tensor(x0, dtype=torch.float64).reshape(1, *self.input_shape)
+        return x, torch.tensor([float(radius)], dtype=torch.float64)
 
-def affine_interval(w: np.ndarray, lo: np.ndarray, hi: np.ndarray, b: np.ndarray | float = 0.0):
-    """Interval of W u + b for u in [lo, hi]: (W+ lo + W- hi + b, W+ hi + W- lo + b)."""
-    wp, wn = np.clip(w, 0, None), np.clip(w, None, 0)
-    return wp @ lo + wn @ hi + b, wp @ hi + wn @ lo + b
+    def bounds(self, x0: np.ndarray, radius: float, norm: str, intermediate: str | None = None) -> Bounds:
+        """The engine's boxes over B(x0, radius) cap [0,1]^d (x0 (d,)): interval propagation, or with the
+        pre-activations tightened by CROWN first (``bounds.lipschitz.region_bounds``)."""
+        x, r = self.region(x0, radius)
+        with torch.no_grad():
+            return region_bounds(self.graph, x, r, norm, intermediate)
 
+    def preactivations(
+        self, x0: np.ndarray, radius: float, norm: str, intermediate: str | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Bounds (lo, hi) (H_l,) of every hidden pre-activation z_l over B(x0, radius) cap [0,1]^d."""
+        boxes = self.bounds(x0, radius, norm, intermediate).boxes
+        return [(boxes[n].lo.reshape(-1).numpy(), boxes[n].hi.reshape(-1).numpy()) for n in self.pre]
 
-def interval_preactivations(
-    net: ReluNet, lo: np.ndarray, hi: np.ndarray
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Interval propagation over the box [lo, hi]: bounds (z_lo, z_hi) of every hidden pre-activation
-    z_l, l = 0..L-2, with a_l in [relu(z_lo), relu(z_hi)] fed to the next layer."""
-    z = []
-    a_lo, a_hi = lo, hi
-    for w, b in zip(net.weights[:-1], net.biases[:-1], strict=True):
-        z_lo, z_hi = affine_interval(w, a_lo, a_hi, b)
-        z.append((z_lo, z_hi))
-        a_lo, a_hi = np.clip(z_lo, 0, None), np.clip(z_hi, 0, None)
-    return z
-
-
-def relu_relaxation(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Linear bounds alpha z <= relu(z) <= s z + t for z in [lo, hi], shapes (H,): on unstable neurons
-    (lo < 0 < hi) the chord s = hi / (hi - lo), t = -lo s and CROWN's adaptive lower slope
-    alpha = 1{hi > -lo}; stable neurons are exact (s = alpha = 1{lo >= 0}, t = 0)."""
-    unstable = (lo < 0) & (hi > 0)
-    active = (lo >= 0).astype(float)
-    s = np.where(unstable, hi / np.where(unstable, hi - lo, 1.0), active)
-    t = np.where(unstable, -lo * s, 0.0)
-    alpha = np.where(unstable, (hi > -lo).astype(float), active)
-    return alpha, s, t
-
-
-def l1_ball_upper(
-    rows: np.ndarray, x: np.ndarray, radius: float, lo: np.ndarray, hi: np.ndarray
-) -> np.ndarray:
-    """max of rows @ v over {v in [lo, hi] : ||v - x||_1 <= radius} (x in the box), rows (R, d) -> (R,).
-
-    A fractional knapsack per row: coordinates by |row_k| descending, each moved from x_k to the box end
-    in the sign of row_k (room_k) until the budget radius is spent.
-    """
-    room = np.where(rows > 0, hi - x, x - lo)
-    order = np.argsort(-np.abs(rows), axis=1)
-    gain, room = np.take_along_axis(np.abs(rows), order, 1), np.take_along_axis(room, order, 1)
-    spent = np.clip(radius - (np.cumsum(room, axis=1) - room), 0.0, room)
-    return rows @ x + (gain * spent).sum(axis=1)
-
-
-def linear_upper(
-    net: ReluNet,
-    rows: np.ndarray,
-    offset: np.ndarray,
-    k: int,
-    preact: Preactivations,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    l1_ball: tuple[np.ndarray, float] | None = None,
-) -> np.ndarray:
-    """Upper bounds of rows @ a_k + offset over the box [lo, hi] (a_k = relu(z_k), a_{-1} = x) by
-    linear bound propagation (CROWN) with the pre-activation bounds preact[0..k]; rows (R, H_k) -> (R,).
-
-    Backward through layer l: lam a_l <= (lam+ s + lam- alpha) z_l + lam+ t (relu_relaxation), then
-    z_l = W_l a_{l-1} + b_l; at the input, lam x <= lam+ hi + lam- lo, or with l1_ball = (center, r)
-    the exact maximum over the box cap B_1(center, r) (l1_ball_upper).
-    """
-    lam, off = rows, offset
-    for layer in range(k, -1, -1):
-        alpha, s, t = relu_relaxation(*preact[layer])
-        pos, neg = np.clip(lam, 0, None), np.clip(lam, None, 0)
-        lam = pos * s + neg * alpha
-        off = off + pos @ t + lam @ net.biases[layer]
-        lam = lam @ net.weights[layer]
-    if l1_ball is not None:
-        return l1_ball_upper(lam, *l1_ball, lo, hi) + off
-    return np.clip(lam, 0, None) @ hi + np.clip(lam, None, 0) @ lo + off
-
-
-def linear_preactivations(
-    net: ReluNet, lo: np.ndarray, hi: np.ndarray, l1_ball: tuple[np.ndarray, float] | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Bounds of every hidden pre-activation over the box [lo, hi] (cap the l1 ball, if given), layer
-    by layer: the tighter of CROWN (linear_upper of +-W_l with the bounds of the layers below) and
-    interval propagation."""
-    z: list[tuple[np.ndarray, np.ndarray]] = []
-    a_lo, a_hi = lo, hi
-    for layer, (w, b) in enumerate(zip(net.weights[:-1], net.biases[:-1], strict=True)):
-        box_lo, box_hi = affine_interval(w, a_lo, a_hi, b)
-        up = linear_upper(net, np.vstack([w, -w]), np.concatenate([b, -b]), layer - 1, z, lo, hi, l1_ball)
-        h = len(b)
-        z.append((np.maximum(box_lo, -up[h:]), np.minimum(box_hi, up[:h])))
-        a_lo, a_hi = np.clip(z[-1][0], 0, None), np.clip(z[-1][1], 0, None)
-    return z
+    def margin_upper(
+        self, x0: np.ndarray, radius: float, norm: str, preact: Preactivations, y: int, j: int
+    ) -> float:
+        """Upper bound of m_j = z_j - z_y over B(x0, radius) cap [0,1]^d given sound pre-activation bounds
+        preact: the tighter of the interval bound and CROWN (``bounds.crown``) on those boxes."""
+        x, r = self.region(x0, radius)
+        known = {
+            n: Box(torch.as_tensor(lo).reshape(1, *s), torch.as_tensor(hi).reshape(1, *s))
+            for n, s, (lo, hi) in zip(self.pre, self.shapes, preact, strict=True)
+        }
+        spec = torch.zeros((1, 1, self.weights[-1].shape[0]), dtype=torch.float64)
+        spec[0, 0, j], spec[0, 0, y] = 1.0, -1.0
+        with torch.no_grad():
+            crown = Crown(self.graph, x, r, norm, "ibp", known=known)
+            interval = self.graph.margin_upper(crown.bounds, spec)
+            return float(torch.minimum(crown.upper(self.graph.output, spec), interval))
 
 
 class Program:

@@ -1,4 +1,9 @@
-"""Bound rules of elementwise activations sigma: ReLU, LeakyReLU, GELU (exact erf form), SiLU, ELU.
+"""The activation table and its bound rule: ReLU, LeakyReLU, GELU (exact erf form), SiLU, ELU, Tanh, Sigmoid.
+
+Every fact about an activation lives in its ``Activation`` entry: the value and derivative, their special
+points, sup |sigma'| over the real line (``sup_slope``, the global certificate's derivative bound) and what
+the linear relaxations need (``bounds.relax``). Adding an activation is one entry here, one branch of
+``activation_of`` and one key in the ``register`` lines below.
 
 On an interval [l, u] the value range and the derivative range are hulls of sigma (resp. sigma') at l, u
 and at the special points inside [l, u]:
@@ -7,7 +12,11 @@ and at the special points inside [l, u]:
   values. ReLU: jump at 0 with {0, 1}; LeakyReLU(a): jump at 0 with {a, 1}; ELU(alpha): jump at 0 with
   {alpha, 1}, monotone elsewhere; GELU: sigma'(x) = Phi(x) + x phi(x), sigma''(x) = phi(x)(2 - x^2), so
   the extrema of sigma' are at +-sqrt(2); SiLU: sigma'(x) = s(x)(1 + x(1 - s(x))), sigma''(x) =
-  s(1 - s)(2 + x(1 - 2s)) vanishes at +-SILU_DERIV_CRIT (found numerically, checked by a test).
+  s(1 - s)(2 + x(1 - 2s)) vanishes at +-SILU_DERIV_CRIT (found numerically, checked by a test); Tanh:
+  sigma' = 1 - tanh^2, Sigmoid: sigma' = s(1 - s), both monotone with sigma' largest at 0 (1 and 1/4).
+- sup |sigma'|: ReLU, Tanh: 1; Sigmoid: 1/4; LeakyReLU(a): max(1, |a|); ELU(alpha): max(1, alpha);
+  GELU: 1.1290 (true max GELU'(sqrt 2) = 1.12890); SiLU: 1.0999 (true max SiLU'(2.39936) = 1.09984).
+  The last two are rounded up, so each value is an upper bound.
 """
 
 from __future__ import annotations
@@ -38,6 +47,14 @@ SILU_DERIV_CRIT = 2.3993572805
 GELU_CURVATURE = 0.7979
 #: sup |SiLU''| = sup |s(1 - s)(2 + x(1 - 2s))| = 1/2 (at x = 0), rounded up.
 SILU_CURVATURE = 0.5001
+#: sup |GELU'| = GELU'(sqrt 2) = 1.128904..., rounded up.
+GELU_SUP_SLOPE = 1.1290
+#: sup |SiLU'| = SiLU'(SILU_DERIV_CRIT) = 1.099839..., rounded up.
+SILU_SUP_SLOPE = 1.0999
+#: sup |tanh''| = sup 2 |t| (1 - t^2) = 4 / (3 sqrt 3) = 0.769800... (at t = 1/sqrt 3), rounded up.
+TANH_CURVATURE = 0.7699
+#: sup |sigmoid''| = sup s(1 - s)|1 - 2s| = 1 / (6 sqrt 3) = 0.096225... , rounded up.
+SIGMOID_CURVATURE = 0.0963
 
 
 #: Closed-form bounds over [lo, hi]: (value lo, value hi, derivative lo, derivative hi).
@@ -47,7 +64,8 @@ ClosedForm = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]]
 @dataclass(frozen=True)
 class Activation:
     """sigma, sigma', the stationary points of sigma, the special points of sigma' with their values,
-    optionally a cheaper closed form of the same bounds (``closed_form``, equal to the hull), and for the
+    ``sup_slope`` >= sup |sigma'| over the real line, optionally a cheaper closed form of the same bounds
+    (``closed_form``, equal to the hull), and for the
     linear relaxations: ``curvature`` >= sup |sigma''| away from the kinks (0 for piecewise-linear
     activations), ``kinks`` (points where sigma' jumps) and ``relu_slope`` (s when sigma(x) = max(x, 0) +
     s min(x, 0) with 0 <= s <= 1, which has a closed-form relaxation; None otherwise)."""
@@ -56,6 +74,7 @@ class Activation:
     derivative: Fn
     value_points: tuple[float, ...]
     derivative_points: tuple[tuple[float, tuple[float, ...]], ...]
+    sup_slope: float
     closed_form: ClosedForm | None = None
     curvature: float = 0.0
     kinks: tuple[float, ...] = ()
@@ -96,6 +115,7 @@ def piecewise_linear(slope: float) -> Activation:
         derivative=lambda x: torch.where(x > 0, torch.ones_like(x), torch.full_like(x, slope)),
         value_points=(),
         derivative_points=((0.0, (slope, 1.0)),),
+        sup_slope=max(1.0, abs(slope)),
         closed_form=closed_form if 0.0 <= slope <= 1.0 else None,
         kinks=(0.0,),
         relu_slope=slope if 0.0 <= slope <= 1.0 else None,
@@ -109,6 +129,7 @@ def elu(alpha: float) -> Activation:
         derivative=lambda x: torch.where(x > 0, torch.ones_like(x), alpha * torch.exp(x.clamp(max=0))),
         value_points=(),
         derivative_points=((0.0, (alpha, 1.0)),),
+        sup_slope=max(1.0, alpha),
         curvature=alpha,  # sigma'' = alpha e^x on x < 0, 0 on x > 0
         kinks=(0.0,),
     )
@@ -119,6 +140,7 @@ GELU = Activation(
     derivative=_gelu_deriv,
     value_points=(GELU_MIN,),
     derivative_points=tuple((c, (_point(_gelu_deriv, c),)) for c in (-GELU_DERIV_CRIT, GELU_DERIV_CRIT)),
+    sup_slope=GELU_SUP_SLOPE,
     curvature=GELU_CURVATURE,
 )
 SILU = Activation(
@@ -126,7 +148,24 @@ SILU = Activation(
     derivative=_silu_deriv,
     value_points=(SILU_MIN,),
     derivative_points=tuple((c, (_point(_silu_deriv, c),)) for c in (-SILU_DERIV_CRIT, SILU_DERIV_CRIT)),
+    sup_slope=SILU_SUP_SLOPE,
     curvature=SILU_CURVATURE,
+)
+TANH = Activation(
+    value=torch.tanh,
+    derivative=lambda x: 1 - torch.tanh(x).square(),
+    value_points=(),
+    derivative_points=((0.0, (1.0,)),),
+    sup_slope=1.0,
+    curvature=TANH_CURVATURE,
+)
+SIGMOID = Activation(
+    value=torch.sigmoid,
+    derivative=lambda x: torch.sigmoid(x) * torch.sigmoid(-x),
+    value_points=(),
+    derivative_points=((0.0, (0.25,)),),
+    sup_slope=0.25,
+    curvature=SIGMOID_CURVATURE,
 )
 
 
@@ -186,13 +225,19 @@ def activation_of(op: Any, name: str, kwargs: dict[str, Any]) -> Activation:
         return GELU
     if kind == "silu":
         return SILU
+    if kind == "tanh":
+        return TANH
+    if kind == "sigmoid":
+        return SIGMOID
     raise unsupported(kind, name)
 
 
-@register(nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, F.relu, torch.relu, "relu")
+@register(nn.ReLU, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.ELU, nn.Tanh, nn.Sigmoid, F.relu, torch.relu, "relu")
 @register(F.leaky_relu, F.gelu, F.silu, F.elu)
+@register(torch.tanh, F.tanh, "tanh", torch.sigmoid, F.sigmoid, "sigmoid")
 class ActivationRule(Rule):
-    """sigma applied elementwise; backward multiplies by the derivative interval [sigma'_lo, sigma'_hi]."""
+    """sigma applied elementwise; backward multiplies by the derivative interval [sigma'_lo, sigma'_hi].
+    Global facts: sigma' in [-s, s] and l2 gain s, s = ``Activation.sup_slope``."""
 
     nonlinear = True
 
@@ -210,6 +255,15 @@ class ActivationRule(Rule):
         self.slopes = Slopes(dlo, dhi)
         self.stable = (dlo == dhi).reshape(x.lo.shape[0], -1).all(dim=1)
         return out
+
+    def use_global_slopes(self) -> None:
+        """sigma' in [-s, s] everywhere, s = sup |sigma'|."""
+        s = torch.full_like(self.slopes.lo, self.activation.sup_slope)
+        self.slopes = Slopes(-s, s)
+
+    def l2_gain(self) -> float:
+        """sup |sigma'| (elementwise, so the same in every norm)."""
+        return self.activation.sup_slope
 
     def backward(self, cot: Cot) -> tuple[Cot | None, ...]:
         return (scale(cot, self.slopes), *((None,) * (self.n_args - 1)))

@@ -12,8 +12,8 @@ node by node from v back to the input:
 - an activation y = sigma(u) with pre-activation bounds [l, u] and relaxation a_lo u + b_lo <= y <=
   a_up u + b_up (``relax``) maps Lambda to Lambda+ a_up + Lambda- a_lo and adds Lambda+ b_up + Lambda- b_lo.
 Concretisation over X_b (``concretize``): linf: the box [max(0, x0 - r), min(1, x0 + r)] exactly
-(A+ . hi + A- . lo); l2 and l1: the smaller of that box bound and the ball bound A . x0 + r ||A||_* (both
-sound). Lower bounds are -upper(-C).
+(A+ . hi + A- . lo); l1: the box cap the ball exactly (a fractional knapsack over the coordinates); l2: the
+smaller of the box bound and the ball bound A . x0 + r ||A||_2 (both sound). Lower bounds are -upper(-C).
 
 Pre-activation bounds ("intermediate"): ``ibp`` keeps the interval boxes of BoundGraph.bounds (CROWN-IBP);
 ``crown`` tightens every pre-activation outside the affine prefix (whose boxes are already exact for the
@@ -82,12 +82,35 @@ def _spec_dot(lam: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (lam * t).flatten(2).sum(dim=2)
 
 
+def l1_ball_upper(
+    a: torch.Tensor, x0: torch.Tensor, r: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor
+) -> torch.Tensor:
+    """max of A_b . v over {v in [lo_b, hi_b] : ||v - x0_b||_1 <= r_b} (x0_b in the box), exactly;
+    a (B, C, *S), x0, lo, hi (B, *S), r (B,) -> (B, C).
+
+    A fractional knapsack per row and spec: coordinates by |A_k| descending, each moved from x0_k to the
+    box end in the sign of A_k (room_k) until the budget r_b is spent.
+    """
+    flat = a.flatten(2)
+    b, d = flat.shape[0], flat.shape[2]
+    room = torch.where(flat > 0, (hi - x0).reshape(b, 1, d), (x0 - lo).reshape(b, 1, d))
+    gain, order = flat.abs().sort(dim=2, descending=True)
+    room = room.gather(2, order)
+    spent = torch.minimum((r.reshape(b, 1, 1) - (room.cumsum(dim=2) - room)).clamp(min=0), room)
+    return flat_dot(a, x0) + (gain * spent).sum(dim=2)
+
+
 def concretize(
     a: torch.Tensor, bias: torch.Tensor, x0: torch.Tensor, r: torch.Tensor, norm: str
 ) -> torch.Tensor:
-    """max over B(x0_b, r_b) cap [0,1]^d of A_b . x + bias_b, soundly; a (B, C, *S), x0 (B, *S), r (B,)."""
+    """max over B(x0_b, r_b) cap [0,1]^d of A_b . x + bias_b, soundly; a (B, C, *S), x0 (B, *S), r (B,).
+
+    linf: exact over the box; l1: exact over the box cap the ball (``l1_ball_upper``); l2: the smaller of
+    the box bound and the ball bound A . x0 + r ||A||_2."""
     rr = r.reshape(-1, *([1] * (x0.dim() - 1)))
     lo, hi = (x0 - rr).clamp(0, 1), (x0 + rr).clamp(0, 1)
+    if norm == "l1":
+        return bias + l1_ball_upper(a, x0, r, lo, hi)
     box = bias + flat_dot(a, lo) + flat_dot(a.clamp(min=0), hi - lo)
     if norm == "linf":
         return box
@@ -99,17 +122,24 @@ class Crown:
     """Linear bounds over the regions B(x0_b, r_b) cap [0,1]^d of one batch of rows; see the module docstring.
 
     graph: the model's BoundGraph (compute in float64 for certificates: trace a float64 copy);
-    x0 (B, *S) and r (B,) in the graph's dtype; norm: threat norm; intermediate: one of INTERMEDIATE.
+    x0 (B, *S) and r (B,) in the graph's dtype; norm: threat norm; intermediate: one of INTERMEDIATE;
+    known: sound boxes of some values on the same regions (``BoundGraph.bounds``), e.g. given big-M bounds.
     """
 
     def __init__(
-        self, graph: BoundGraph, x0: torch.Tensor, r: torch.Tensor, norm: str, intermediate: str = "auto"
+        self,
+        graph: BoundGraph,
+        x0: torch.Tensor,
+        r: torch.Tensor,
+        norm: str,
+        intermediate: str = "auto",
+        known: dict[fx.Node, Box] | None = None,
     ) -> None:
         if intermediate not in INTERMEDIATE:
             raise ValueError(f"intermediate must be one of {', '.join(INTERMEDIATE)}, got {intermediate!r}")
         self.graph, self.x0, self.r, self.norm = graph, x0, r, norm
         with torch.no_grad():
-            self.bounds: Bounds = graph.bounds(x0, r, norm)
+            self.bounds: Bounds = graph.bounds(x0, r, norm, known=known)
             self.offset = self._offsets(x0[:1])
         self.acts = [n for n in graph.nodes if isinstance(self.bounds.rules.get(n), ActivationRule)]
         check_linear_rules(graph)

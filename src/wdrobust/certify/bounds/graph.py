@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -301,17 +302,34 @@ class BoundGraph:
             rules[node] = rule
         return Bounds({n: v for n, v in env.items() if n in self.interval}, rules)
 
-    def backward(self, bounds: Bounds, seed: Cot) -> Cot:
-        """Push the output cotangent seed (B, C, K) back to the input: an interval (B, C, *S)."""
+    def backward(
+        self,
+        bounds: Bounds,
+        seed: Cot,
+        kept: dict[fx.Node, Cot] | None = None,
+        shortcuts: Mapping[fx.Node, tuple[fx.Node, Callable[[Cot], Cot]]] | None = None,
+    ) -> Cot:
+        """Push the output cotangent seed (B, C, K) back to the input: an interval (B, C, *S).
+
+        kept: if given, receives the (complete) cotangent of every node the pass reaches, e.g. the
+        pre-activations of a MILP encoding. shortcuts: node -> (start, fn): the node's cotangent goes to
+        start as fn(cot) instead of through the rules in between (a dense segment's transpose).
+        """
         cots: dict[fx.Node, Cot] = {self.output: seed}
         for node in reversed(self.nodes):
             cot = cots.pop(node, None)
             if cot is None:
                 continue
+            if kept is not None:
+                kept[node] = cot
             if node is self.input:
                 return cot
-            grads = bounds.rules[node].backward(cot)
-            for arg, g in zip(flat_args(node.args), grads, strict=False):
+            if shortcuts is not None and node in shortcuts:
+                start, fn = shortcuts[node]
+                pairs: Any = [(start, fn(cot))]
+            else:
+                pairs = zip(flat_args(node.args), bounds.rules[node].backward(cot), strict=False)
+            for arg, g in pairs:
                 if g is None or not isinstance(arg, fx.Node) or arg not in self.interval:
                     continue
                 cots[arg] = cots[arg] + g if arg in cots else g

@@ -111,6 +111,10 @@ class AddRule(Rule):
             raise unsupported(f"{self.op}", self.name, "a constant broadcasts the interval input")
         return out
 
+    def l2_gain(self) -> float:
+        """1 in each argument: ||(a + b) - (a' + b')|| <= ||a - a'|| + ||b - b'||."""
+        return 1.0
+
     def backward(self, cot: Cot) -> tuple[Cot | None, ...]:
         second = -cot if self.sign < 0 else cot
         return (cot if self.boxes[0] else None, second if self.boxes[1] else None)

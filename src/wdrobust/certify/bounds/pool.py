@@ -5,7 +5,9 @@ A^T (computed as the vector-Jacobian product of the same operation).
 MaxPool2d: y = max of a window. Forward: [max lo, max hi] per window. Derivative: a one-hot selection
 of the window's winner; an input can win only if its upper bound reaches the largest lower bound of the
 window, so its coefficient lies in [0, 1] when several inputs can win and is exactly 1 (the others 0)
-when only one can.
+when only one can. Global facts: every input of a window may win (derivative in [0, 1]); in l2 the
+map is sqrt(n)-Lipschitz with n = prod_i ceil(k_i / s_i) the most windows an input lies in, since
+|max_w u - max_w u'| <= ||(u - u')_w||_2 and the squares of all windows count each input at most n times.
 """
 
 from __future__ import annotations
@@ -104,6 +106,14 @@ class MaxPoolRule(Rule):
             (w + 2 * self.p[1] - self.k[1]) // self.s[1] + 1,
         )
         return Box(best_lo.reshape(b, c, *out_hw), hi.amax(dim=2).reshape(b, c, *out_hw))
+
+    def use_global_slopes(self) -> None:
+        """Any input of a window may be its winner: derivatives in [0, 1]."""
+        self.slopes = Slopes(torch.zeros_like(self.slopes.lo), torch.ones_like(self.slopes.lo))
+
+    def l2_gain(self) -> float:
+        """sqrt(prod_i ceil(k_i / s_i)) (module docstring)."""
+        return math.sqrt(math.prod(-(-k // s) for k, s in zip(self.k, self.s, strict=True)))
 
     def backward(self, cot: Cot) -> tuple[Cot | None, ...]:
         b, n = cot.center.shape[:2]

@@ -36,6 +36,10 @@ class Rule:
     relaxed: a non-affine rule with a linear relaxation for linear bound propagation (``relax`` and
     ``linear_backward``; elementwise activations have their own path in ``bounds.crown``).
 
+    Global facts (the weight-based ``global`` certificate, valid at every input): ``use_global_slopes``
+    replaces a nonlinear rule's derivative intervals by ones that hold everywhere, and ``l2_gain`` is a
+    bound of the rule's l2 Lipschitz constant in each interval argument (the others fixed).
+
     ``backward`` (and ``linear_backward``) return one entry per argument of ``graph.flat_args(args)``.
     """
 
@@ -76,6 +80,19 @@ class Rule:
     def backward(self, cot: Cot) -> tuple[Cot | None, ...]:
         """Interval cotangents of the positional arguments from the output's cotangent."""
         raise NotImplementedError
+
+    def use_global_slopes(self) -> None:
+        """After ``forward``: replace the derivative intervals by intervals valid at every input (nonlinear
+        rules); ValueError for a rule that has none."""
+        op = self.op
+        what = type(op).__name__ if isinstance(op, nn.Module) else getattr(op, "__name__", str(op))
+        raise unsupported(what, self.name, "no global derivative bound")
+
+    def l2_gain(self) -> float | None:
+        """G with ||f(.., u, ..) - f(.., u', ..)||_2 <= G ||u - u'||_2 in each interval argument u, valid at
+        every input, or None when the rule states none (a single-input affine rule is measured as a dense
+        segment instead, ``bounds.dense``)."""
+        return None
 
     def relax(self, inputs: list[Box | None]) -> Any:
         """A linear relaxation of the operation on the boxes of its (flat) arguments (None for constants),

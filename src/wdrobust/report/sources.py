@@ -35,6 +35,12 @@ class Sources:
             records = load_records(store)
         return cls(run_dir, records, dataclasses.replace(build_results(records), run_dir=run_dir))
 
+    def indices(self) -> np.ndarray:
+        """The evaluated samples' indices in their split (N,), as the clean pass stored them."""
+        order = range(len(batches(self.records.n, self.records.config.batch_size)))
+        with _store(self.run_dir) as store:
+            return np.concatenate([b["index"] for b in store.job_arrays("clean", order)])
+
     def points(self) -> dict[str, np.ndarray]:
         """Every attack job's candidate points (N, M, *S), NaN-padded to the columns of its record, when the
         run stores them ({} otherwise); read from the store on the first call."""

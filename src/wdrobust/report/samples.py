@@ -34,7 +34,9 @@ def best_certified_radius(records: Records) -> np.ndarray | None:
     return np.max(np.stack(radii), axis=0) if radii else None
 
 
-def statuses(eps: float, correct: np.ndarray, flips: np.ndarray | None, radii: np.ndarray | None) -> list[str]:
+def statuses(
+    eps: float, correct: np.ndarray, flips: np.ndarray | None, radii: np.ndarray | None
+) -> list[str]:
     """Per sample its status at (eps, p = inf) (module docstring); correct, flips, radii: (N,)."""
     attacked = ~correct if flips is None else ~correct | (flips <= eps)
     certified = np.zeros_like(correct) if radii is None else correct & (radii > eps)

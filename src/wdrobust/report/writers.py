@@ -48,7 +48,9 @@ def write_report(sources: Sources, out: Path | None) -> Written:
     from wdrobust.report.plots import write_plots  # lazy: matplotlib is slow to import
 
     run_dir = sources.run_dir
-    plots = write_plots(sources.results, sources.records, run_dir / PLOTS_DIR, sources.points())
+    points = sources.points()
+    inputs = sources.inputs() if points else None  # the worst-case plot's clean images and classes
+    plots = write_plots(sources.results, sources.records, run_dir / PLOTS_DIR, points, inputs)
     report = write_text(run_dir / REPORT_NAME, render_markdown(sources.results, plots))
     return {"report": [report], "plots": [run_dir / p for p in plots]}
 

@@ -294,8 +294,10 @@ def radius_flip_plot(results: Results, records: Records, path: Path) -> str | No
         # estimates as crosses (no outline): never read as certified points
         hollow = {"facecolors": "none", "edgecolors": [colour], "marker": style(name)["marker"]}
         marker = hollow if sound else {"c": [colour], "marker": "x"}
-        ax.scatter(x[keep], r[keep], s=22, label=f"{name}{'' if sound else ': estimate, not certified'} ({int(keep.sum())} samples)",
-                   alpha=0.8, **marker)  # fmt: skip
+        kind = "" if sound else ": estimate, not certified"
+        ax.scatter(
+            x[keep], r[keep], s=22, label=f"{name}{kind} ({int(keep.sum())} samples)", alpha=0.8, **marker
+        )
     finite = [v for v in shown if np.isfinite(v)]
     if finite:
         lo, hi = (min(finite), max(finite)) if log else (0.0, max(finite))

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wdrobust.data.indices import read_indices
 from wdrobust.evaluate.aggregate import Records, load_records
 from wdrobust.evaluate.inputs import Inputs, evaluation_inputs
 from wdrobust.evaluate.jobs import batches
@@ -51,10 +52,12 @@ class Sources:
         return inputs if same else None
 
     def indices(self) -> np.ndarray:
-        """The evaluated samples' indices in their split (N,), as the clean pass stored them."""
-        order = range(len(batches(self.records.n, self.records.config.batch_size)))
-        with _store(self.run_dir) as store:
-            return np.concatenate([b["index"] for b in store.job_arrays("clean", order)])
+        """The evaluated samples' indices in their split (N,): offset, offset + 1, ... or the configured
+        indices file (ValueError when it is gone)."""
+        cfg = self.records.config
+        if cfg.indices is None:
+            return cfg.offset + np.arange(self.records.n)
+        return np.asarray(read_indices(cfg.indices))
 
     def points(self) -> dict[str, np.ndarray]:
         """Every attack job's candidate points (N, M, *S), NaN-padded to the columns of its record, when the

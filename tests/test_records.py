@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from _cli import invoke, one_line_error
@@ -24,7 +25,7 @@ def test_results_name_the_model_and_robustbench_record(tmp_path, digits_mlp_path
     model = results["model"]
     named = (model["name"], model["label"], model["arch"], model["dataset"])
     assert named == ("digits MLP", "digits MLP", "mlp", "digits")
-    assert len(model["sha256"]) == 64 and model["path"] == str(digits_mlp_path)
+    assert len(model["sha256"]) == 64 and Path(model["path"]).name == digits_mlp_path.name
     result = invoke("report", "run", "--format", "robustbench")
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "run" / "model_info.json").read_text())
@@ -50,4 +51,18 @@ def test_robustbench_record_without_autoattack_and_bad_format(tmp_path):
     assert result.exit_code == 0, result.output
     info = json.loads((tmp_path / "info.json").read_text())
     assert info["autoattack_acc"] is None and info["wdrobust"]["autoattack_samples"] is None
-    one_line_error(invoke("report", "run", "--format", "csv"), "unknown --format 'csv'")
+    one_line_error(invoke("report", "run", "--format", "xlsx"), "unknown --format 'xlsx'")
+
+
+def test_robustbench_record_names_a_checkpoint_by_its_stem_not_its_path(tmp_path, digits_mlp_path):
+    flags = ["--n", "4", "--batch-size", "4", "--eps", "0.1", "--p", "inf", "--attacks", "wda++",
+             "--certificates", "global", "--quiet"]  # fmt: skip
+    assert invoke("evaluate", "--model", str(digits_mlp_path), "--out", "run", *flags).exit_code == 0
+    assert invoke("report", "run", "--format", "robustbench").exit_code == 0
+    info = json.loads((tmp_path / "run" / "model_info.json").read_text())
+    assert (info["name"], info["dataset"]) == (digits_mlp_path.stem, "digits")
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["model"]["path"] == str(digits_mlp_path)  # the path stays in results.json only
+    report = (tmp_path / "run" / "report.md").read_text()
+    title = f"# Wasserstein distributional robustness of `{digits_mlp_path.stem}` on `digits`"
+    assert report.startswith(title)

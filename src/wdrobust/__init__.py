@@ -1,7 +1,7 @@
 """wdrobust: Wasserstein distributional robustness of neural-network classifiers.
 
 Lower bounds come from explicit adversarial distributions (attacks), upper bounds from certificates;
-both go through one primal solver over per-sample growth functions (see DESIGN.md).
+both go through one primal solver over per-sample growth functions (see docs/notation.md).
 
 ``wdrobust.evaluate(model, x, y, *, norm, eps, p, attacks, certificates, out=None, ...)`` evaluates any
 nn.Module on tensors in [0, 1] (``wdrobust.api.evaluate``; ``wdrobust.evaluate`` is also the package of

@@ -1,6 +1,7 @@
 """Threat models: input norms, their duals, projections and steepest-ascent directions.
 
-Notation (DESIGN.md section 1): inputs live in X = [0, 1]^d; a batch has shape (N, *S) with d = prod(S).
+Notation (docs/notation.md#the-classifier-and-the-threat): inputs live in X = [0, 1]^d; a batch has shape
+(N, *S) with d = prod(S).
 Every function below treats dimension 0 as the sample axis and reduces over all the others.
 """
 

@@ -3,7 +3,7 @@
 An attack works on one batch at a time through a :class:`Batch`. Every model evaluation goes through
 ``Batch.evaluate`` (forward) or ``Batch.gradient`` (forward + backward); both count passes per sample and
 record the evaluated points as candidates, so every iterate of every attack is a candidate point for the
-primal solver (DESIGN.md section 2) at no extra model call.
+primal solver (docs/notation.md#the-primal-form) at no extra model call.
 
 Rows: an attack may evaluate any multiset of the batch's samples, given by ``rows`` (m,) indices into the
 batch (a subset of still-active samples, or the batch repeated k times for k targets). The j-th occurrence

@@ -1,7 +1,7 @@
 """The attack result type shared by every attack, and the base class that runs an attack in batches.
 
 An attack yields, per sample i, candidate points x_ik with distances t_ik = ||x_ik - x_i|| and gains
-g_ik = l(x_ik, y_i) - l(x_i, y_i) for each recorded loss (DESIGN.md section 1, "Lower bound"); the primal
+g_ik = l(x_ik, y_i) - l(x_i, y_i) for each recorded loss (docs/notation.md#the-primal-form); the primal
 solver turns them into an explicit adversarial distribution.
 """
 

@@ -1,4 +1,4 @@
-"""``wda``: the Wasserstein distributional attack (DESIGN.md section 2).
+"""``wda``: the Wasserstein distributional attack (docs/notation.md#the-primal-form).
 
 Per sample, a target class j* among the top-k non-true classes (by clean logit) is chosen, either by
 probing (a few fixed-target ascent steps of m_j = z_j - z_y for all k candidates at once, the batch

@@ -1,4 +1,5 @@
-"""``wda++``: closest-flip oracle + bisection + the zero_one knapsack (DESIGN.md section 2).
+"""``wda++``: closest-flip oracle + bisection + the zero_one knapsack
+(docs/notation.md#certified-radius-and-flip-distance).
 
 Oracle: from x_i, greedy steps without projection (box clip only) toward the best of the top-k targets:
 the target with the smallest first-order distance to its boundary, -m_j / ||grad m_j||_*, and a step of

@@ -8,7 +8,7 @@ batch samples of other classes with the largest clean margin against c, and rand
 each, warm-started from the best point. The ``offer`` best final points per class (by margin) become
 candidates of every sample of class c, with their own distance to each sample (the recorder measures
 it), so the primal solver can move a fraction of any sample there; for p < inf this is what a large
-budget buys (DESIGN.md section 2, "Large radii").
+budget buys (docs/notation.md#growth-functions-and-majorants).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The certificate interface: one result type and a base class that handles the batching.
 
 A certificate turns a trained classifier and test data (x_i, y_i) into per-sample growth majorants
-phibar_i(t) >= phi_i(t) (DESIGN.md section 2), one per loss, plus the clean losses, so that the primal
+phibar_i(t) >= phi_i(t) (docs/notation.md#shells), one per loss, plus the clean losses, so that the primal
 solver can bound R_p(eps). Subclasses implement one method, ``_bound_batch``, that returns per-shell slopes
 for one batch; ``Certificate.run`` does batching, eval mode, device moves, timing and the clean losses.
 Most certificates bound per-class margin constants L_ij(r) >= sup ||grad m_j||_* on B(x_i, r) cap [0,1]^d;

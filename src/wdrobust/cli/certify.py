@@ -17,6 +17,7 @@ from wdrobust.cli import common, progress
 from wdrobust.cli.attack import check_attack
 from wdrobust.cli.errors import user_errors
 from wdrobust.losses import CERTIFIABLE, check_certifiable
+from wdrobust.report.numbers import number, seconds
 from wdrobust.threat import ThreatModel
 
 #: Certificates that solve one program per sample: their progress bar advances per sample.
@@ -56,7 +57,7 @@ def table(rows: list[tuple[str, CertificateResult, float]], loss: str, threat: T
     for name, result, value in rows:
         clean = float(result.clean_loss[loss].mean())
         kind = "sound" if result.sound else "estimate"
-        out.add_row(name, f"{value:.4f}", kind, f"{clean:.4f}", f"{result.seconds:.2f}", result.note)
+        out.add_row(name, number(value), kind, number(clean), seconds(result.seconds), result.note)
     return out
 
 

@@ -1,7 +1,8 @@
 """Input gradients of the class margins m_j(x) = z_j(x) - z_y(x).
 
 g_ij = grad_x m_j(x_i) = J(x_i)^T (e_j - e_y): one forward pass and one backward pass per class j,
-batched over the samples (DESIGN.md section 2). Backward passes beat vmap(jacrev) on CPU here.
+batched over the samples (docs/notation.md#the-classifier-and-the-threat). Backward passes beat
+vmap(jacrev) on CPU here.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The primal WDRO solver: one engine for both bounds (DESIGN.md section 1).
+"""The primal WDRO solver: one engine for both bounds (docs/notation.md#the-primal-form).
 
 Growth types: attained (``AttainedPoints``; zero_one: ``FlipDistances``) and majorants (``Majorant``;
 zero_one: ``CertifiedRadii``).

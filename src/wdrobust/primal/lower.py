@@ -1,4 +1,4 @@
-"""Lower bound: the exact optimum over mixtures of attained points (DESIGN.md section 1, primal form).
+"""Lower bound: the exact optimum over mixtures of attained points (docs/notation.md#the-primal-form).
 
 p < inf:  max (1/N) sum_i sum_k w_ik g_ik  s.t.  w_i in the simplex,  (1/N) sum_ik w_ik t_ik^p <= eps^p.
 The optimum puts each sample on its increasing concave hull in (s = t^p, g); filling the budget N eps^p

@@ -1,6 +1,6 @@
 """Outputs of a run from its store: the typed results (``document``; results.json, schema in
 docs/evaluate.md) and the writers of every output format (``writers``: results.json, report.md, plots,
-RobustBench's model_info)."""
+RobustBench's model_info, the per-sample CSV)."""
 
 from wdrobust.evaluate.folder import PLOTS_DIR, REPORT_NAME, RESULTS_NAME
 from wdrobust.report.document import SCHEMA, Results

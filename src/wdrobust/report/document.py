@@ -29,6 +29,13 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def file_stem(name: str) -> str:
+    """A name without its folder and file suffix when it names a file ("/runs/m.safetensors" -> "m"); a
+    registry name (no folder, no suffix: "digits", "digits-default") as it is."""
+    path = Path(name)
+    return path.stem if path.suffix or len(path.parts) > 1 else name
+
+
 def p_json(p: float) -> int | float | str:
     """The document's spelling of a Wasserstein order: "inf", an int when integral, else the float."""
     return "inf" if math.isinf(p) else (int(p) if p.is_integer() else p)
@@ -253,6 +260,12 @@ class ModelRecord:
     classes: int | None
     normalization: Normalization | None
 
+    @property
+    def short_name(self) -> str:
+        """The name to show and to share: the user's label, else the checkpoint's stem or the registry
+        name (``file_stem``), never a local path."""
+        return self.label or file_stem(self.name)
+
     @classmethod
     def from_dict(cls, m: dict[str, Any]) -> ModelRecord:
         shape, norm = m["input_shape"], m["normalization"]
@@ -291,6 +304,11 @@ class DataRecord:
     split: str
     root: str | None
     n_available: int | None
+
+    @property
+    def short_name(self) -> str:
+        """The registry name of the data set, or its file's stem (``file_stem``), never a local path."""
+        return file_stem(self.name)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataRecord:

@@ -30,15 +30,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from wdrobust import primal
 from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES
 from wdrobust.evaluate.aggregate import COMBINED, Records, best_flip_distances
+from wdrobust.evaluate.inputs import Inputs
 from wdrobust.evaluate.jobs import attack_jobs
 from wdrobust.primal.curves import AttainedPoints
 from wdrobust.report.document import Results, ThreatResult, p_json
 from wdrobust.report.io import atomic_write
+from wdrobust.report.numbers import number
 from wdrobust.threat import ThreatModel
 
 #: Methods in a fixed order: each gets the colour and marker of its position, in every plot and run.
@@ -49,8 +52,12 @@ _MARKERS = "osD^vP*X<>hp"
 _P_COLOURS = {1.0: "tab:red", 2.0: "tab:blue", math.inf: "tab:green"}
 #: How many decades of positive values make an axis logarithmic.
 LOG_DECADES = 2.0
-#: Images in the worst-case grid.
-GRID = 16
+#: Samples in the worst-case figure (each as clean / perturbation / shifted).
+WORST_SAMPLES = 6
+#: Two certificate curves closer than this fraction of the value range are drawn as one ("local = radius").
+SAME_TOL = 1e-3
+#: A curve more than FAR band heights above the band is clipped (``off_scale``).
+FAR = 2.0
 
 
 def style(name: str) -> dict[str, Any]:
@@ -132,33 +139,95 @@ def _series(results: Results, loss: str, p: float) -> dict[str, Any]:
 
 
 def _legend(fig: plt.Figure, axes: Any) -> None:
-    """One legend for the figure, right of the axes (never over the data), without duplicates."""
+    """One legend for the figure, right against the axes (constrained layout, never over the data),
+    without duplicates."""
     handles: dict[str, Any] = {}
     for ax in np.ravel(axes):
         for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, h)
-    fig.legend(handles.values(), handles.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.legend(handles.values(), handles.keys(), loc="outside right upper", fontsize=8)
+
+
+def same_curves(curves: dict[str, list[np.ndarray]], tol: float = SAME_TOL) -> list[list[str]]:
+    """Names grouped by curves that look the same: two names share a group when their values differ by at
+    most ``tol`` times the range of all values in every panel (NaN equal to NaN); groups and names in
+    first-appearance order. curves: name -> one value array per panel."""
+    finite = np.asarray([v for vals in curves.values() for a in vals for v in a if np.isfinite(v)])
+    atol = tol * float(finite.max() - finite.min()) if finite.size else 0.0
+    groups: list[list[str]] = []
+    for name, vals in curves.items():
+        for group in groups:
+            pairs = zip(vals, curves[group[0]], strict=True)
+            if all(np.allclose(a, b, rtol=0.0, atol=atol, equal_nan=True) for a, b in pairs):
+                group.append(name)
+                break
+        else:
+            groups.append([name])
+    return groups
+
+
+def off_scale(curves: dict[str, np.ndarray], band: np.ndarray, log: bool) -> list[str]:
+    """The curves that would squash the band: their largest value lies more than FAR band heights above
+    the band's top (heights in decades on a log axis). band: every value of the band's two edges."""
+    t = np.log10 if log else (lambda v: v)
+    edges = t(band[np.isfinite(band)])
+    if edges.size == 0:
+        return []
+    top, height = edges.max(), max(float(edges.max() - edges.min()), 1e-12)
+    far = []
+    for name, vals in curves.items():
+        v = vals[np.isfinite(vals)]
+        if v.size and (not log or (v > 0).all()) and float(t(v).max() - top) > FAR * height:
+            far.append(name)
+    return far
 
 
 def risk_plot(results: Results, loss: str, path: Path) -> str:
-    """Risk versus eps for one loss, one panel per p."""
+    """Risk versus eps for one loss, one panel per p: the band, the best attack and one curve per group
+    of equal certificate curves ("local = radius"); a curve far above the band (``off_scale``) is
+    clipped at the top of the axis and its legend entry says so."""
     ps = results.ps
     series = [_series(results, loss, p) for p in ps]
-    values = [v for s in series for v in s["lower"] + [x for u in s["upper"].values() for x in u]]
-    fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps), 3.6), squeeze=False, sharey=True)
+    names = list(dict.fromkeys(n for s in series for n in s["upper"]))
+    nan = [np.full(len(s["eps"]), np.nan) for s in series]
+    curves = {
+        n: [np.asarray(s["upper"].get(n, nan[k]), dtype=float) for k, s in enumerate(series)] for n in names
+    }
+    sound = {n: all(s["sound"].get(n, True) for s in series) for n in names}
+    groups = [g for sd in (True, False) for g in same_curves({n: curves[n] for n in names if sound[n] is sd})]
+    band = np.concatenate([np.asarray(s["lower"] + s["best"], dtype=float) for s in series])
+    flat = {n: np.concatenate(curves[n]) for n in names}
+    log = _log_worthy([*band, *(v for n in names for v in flat[n])])
+    far = off_scale(flat, band, log)
+    core = [*band, *(v for n in names if n not in far for v in flat[n])]
+    fig, axes = plt.subplots(1, len(ps), figsize=(4.2 * len(ps) + 2.6, 3.8), squeeze=False, sharey=True,
+                             layout="constrained")  # fmt: skip
     for ax, p, s in zip(axes[0], ps, series, strict=True):
         ax.fill_between(s["eps"], s["lower"], s["best"], color="tab:blue", alpha=0.15, label="band")
         ax.plot(s["eps"], s["lower"], label="best attack (attained)", zorder=5, **style("best attack"))
-        for k, (name, vals) in enumerate(s["upper"].items()):
-            label = f"{name} ({'sound' if s['sound'][name] else 'estimate'})"
-            # later curves thinner and smaller: a curve drawn over an equal one leaves it visible around it
-            drawn = style(name) | {"linewidth": 1.0 + 2.4 / (k + 1), "markersize": 3.5 + 7.0 / (k + 1)}
+        for k, group in enumerate(groups):
+            vals = s["upper"].get(group[0])
+            if vals is None:
+                continue
+            label = f"{' = '.join(group)} ({'sound' if sound[group[0]] else 'estimate'})"
+            if group[0] in far:
+                label += f"; off scale, up to {number(float(np.nanmax(flat[group[0]])), 3)}"
+            # later curves thinner and smaller: a curve drawn over a close one leaves it visible around it
+            drawn = style(group[0]) | {"linewidth": 1.0 + 2.4 / (k + 1), "markersize": 3.5 + 7.0 / (k + 1)}
             ax.plot(s["eps"], vals, label=label, zorder=3 + k, **drawn)
         ax.set_title(f"p = {p_json(p)}")
         ax.set_xlabel(f"eps ({results.norm})")
-        scale = _set_scale(ax, values)
+        _set_scale(ax, core)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"worst-case risk, loss {loss}" + ("" if scale == "linear" else f" ({scale})"))
+    if far:
+        lo, hi = float(np.nanmin(core)), float(np.nanmax(core))
+        if axes[0][0].get_yscale() == "log":
+            pad = (hi / lo) ** 0.05
+            axes[0][0].set_ylim(lo / pad, hi * pad)
+        else:
+            pad = 0.05 * (hi - lo or 1.0)
+            axes[0][0].set_ylim(lo - pad, hi + pad)
+    axes[0][0].set_ylabel(f"worst-case risk, loss {loss}")
     _legend(fig, axes)
     fig.suptitle(f"Wasserstein risk band, {loss}: {_who(results)}", fontsize=10)
     return _save(fig, path)
@@ -170,7 +239,7 @@ def accuracy_plot(results: Results, path: Path) -> str | None:
     ps = results.ps if "zero_one" in results.losses else []
     if not ps:
         return None
-    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    fig, ax = plt.subplots(figsize=(8.4, 3.8), layout="constrained")
     for k, p in enumerate(ps):
         rows = _rows(results, "zero_one", p)
         acc = [tm.losses["zero_one"].accuracy for tm in rows]
@@ -188,36 +257,47 @@ def accuracy_plot(results: Results, path: Path) -> str | None:
     ax.set_ylabel("distributional robust accuracy")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.legend(loc="outside right upper", fontsize=8)
     ax.set_title(f"Accuracy in the W_p ball, certified to attacked:\n{_who(results)}", fontsize=10)
     return _save(fig, path)
 
 
-def _certified(records: Records) -> dict[str, np.ndarray]:
-    """Certified radii of the correctly classified samples per certificate that gives them."""
+def _radii(records: Records) -> dict[str, tuple[bool, np.ndarray]]:
+    """Per certificate that gives radii: whether they are certified (sound; else estimates) and the
+    radii of the correctly classified samples."""
     return {
-        (r.method if r.sound else f"{r.method}, estimate"): r.certified_radius[records.correct]
+        r.method: (r.sound, r.certified_radius[records.correct])
         for r in records.certificates.values()
         if r.certified_radius is not None
     }
 
 
+def _radius_label(name: str, sound: bool) -> str:
+    """'certified radius (crown)' or 'estimated radius (first-order; estimate, not certified)'."""
+    return f"certified radius ({name})" if sound else f"estimated radius ({name}; estimate, not certified)"
+
+
 def radius_flip_plot(results: Results, records: Records, path: Path) -> str | None:
     """Per sample: certified radius (y) against the best attack's flip distance (x); None without both."""
     flips = best_flip_distances(records)
-    radii = _certified(records)
+    radii = _radii(records)
     if flips is None or not radii:
         return None
     x = flips[records.correct]
-    fig, ax = plt.subplots(figsize=(5.4, 4.4))
-    shown = [v for r in radii.values() for v in r[np.isfinite(x) & (r > 0)]]
+    fig, ax = plt.subplots(figsize=(8.0, 4.6), layout="constrained")
+    shown = [v for _, r in radii.values() for v in r[np.isfinite(x) & (r > 0)]]
     shown += list(x[np.isfinite(x) & (x > 0)])
     log = _log_worthy(shown)
-    for name, r in radii.items():
+    for name, (sound, r) in radii.items():
         keep = np.isfinite(x) & np.isfinite(r) & ((r > 0) if log else True)
-        st = style(name.split(",")[0])
-        ax.scatter(x[keep], r[keep], s=22, facecolors="none", edgecolors=[st["color"]], marker=st["marker"],
-                   label=f"{name} ({int(keep.sum())} samples)", alpha=0.8)  # fmt: skip
+        colour = style(name)["color"]
+        # estimates as crosses (no outline): never read as certified points
+        hollow = {"facecolors": "none", "edgecolors": [colour], "marker": style(name)["marker"]}
+        marker = hollow if sound else {"c": [colour], "marker": "x"}
+        kind = "" if sound else ": estimate, not certified"
+        ax.scatter(
+            x[keep], r[keep], s=22, label=f"{name}{kind} ({int(keep.sum())} samples)", alpha=0.8, **marker
+        )
     finite = [v for v in shown if np.isfinite(v)]
     if finite:
         lo, hi = (min(finite), max(finite)) if log else (0.0, max(finite))
@@ -226,9 +306,9 @@ def radius_flip_plot(results: Results, records: Records, path: Path) -> str | No
         ax.set_xscale("log")
         ax.set_yscale("log")
     ax.set_xlabel(f"flip distance of the best attack ({records.config.norm})")
-    ax.set_ylabel("certified radius")
+    ax.set_ylabel(f"certified radius ({records.config.norm}); crosses: estimates")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    fig.legend(loc="outside right upper", fontsize=8)
     ax.set_title(f"Certified radius vs attack flip distance\n{_who(results)}", fontsize=10)
     return _save(fig, path)
 
@@ -239,15 +319,15 @@ def radii_plot(results: Results, records: Records, path: Path) -> str | None:
     flips = best_flip_distances(records)
     if flips is not None:
         series["best attack"] = ("flip distance (best attack)", flips[records.correct])
-    for name, r in _certified(records).items():
-        series[name.split(",")[0]] = (f"certified radius ({name})", r)
+    for name, (sound, r) in _radii(records).items():
+        series[name] = (_radius_label(name, sound), r)
     series = {k: (label, v[np.isfinite(v)]) for k, (label, v) in series.items()}
     if not any(v.size for _, v in series.values()):
         return None
     every = [float(v) for _, vals in series.values() for v in vals if v > 0]
     log = _log_worthy(every)  # radii spanning decades: log axis, zero radii left out
     bins: Any = np.logspace(np.log10(min(every)), np.log10(max(every)) + 1e-9, 31) if log else 30
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(8, 3.6), layout="constrained")
     for k, (name, (label, values)) in enumerate(series.items()):
         shown = values[values > 0] if log else values
         if shown.size:
@@ -256,10 +336,10 @@ def radii_plot(results: Results, records: Records, path: Path) -> str | None:
                     linestyle=st["linestyle"], label=label)  # fmt: skip
     if log:
         ax.set_xscale("log")
-    zeros = " (log; zero radii left out)" if log else ""
+    zeros = "; zero radii left out" if log else ""
     ax.set_xlabel(f"distance ({records.config.norm}), correctly classified samples{zeros}")
     ax.set_ylabel("samples")
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.legend(loc="outside right upper", fontsize=8)
     ax.set_title(f"Flip distances and certified radii\n{_who(results)}", fontsize=10)
     return _save(fig, path)
 
@@ -276,29 +356,39 @@ def lipschitz_plot(results: Results, records: Records, path: Path) -> str | None
         return None
     every = np.concatenate(list(series.values()))
     bins = np.logspace(np.log10(every.min()), np.log10(every.max()) + 1e-9, 31)
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
     for k, (name, values) in enumerate(series.items()):
         st = style(name)
         ax.hist(values, bins=bins, histtype="step", linewidth=1.0 + 2.4 / (k + 1), color=st["color"],
                 linestyle=st["linestyle"], label=name)  # fmt: skip
     ax.set_xscale("log")
-    ax.set_xlabel("Lipschitz constant of the loss on the smallest shell (log)")
+    ax.set_xlabel("Lipschitz constant of the loss on the smallest shell")
     ax.set_ylabel("samples")
-    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    fig.legend(loc="outside right upper", fontsize=8)
     ax.set_title(f"Per-sample Lipschitz constants (smallest shell)\n{_who(results)}", fontsize=10)
     return _save(fig, path)
 
 
-def worst_case_plot(
-    results: Results, records: Records, points: dict[str, np.ndarray], path: Path
-) -> str | None:
-    """The worst-case distribution of the best attack job for zero_one (else CE) at the smallest eps and
-    the smallest p > 1 (p = 1 moves all mass onto very few samples; it is used when it is the only finite
-    p, as p = inf is when it is the only p), as a grid of its most heavily moved points; None without
-    stored points or image-shaped samples.
+def _predict(inputs: Inputs | None, images: np.ndarray) -> list[int] | None:
+    """argmax f(x) of the run's model for images (k, *S); None without the model."""
+    if inputs is None:
+        return None
+    with torch.no_grad():
+        logits = inputs.model(torch.as_tensor(images, dtype=torch.float32))
+    return [int(c) for c in logits.argmax(dim=1)]
 
-    points: attack job key -> candidate points (N, M, *S) (columns as in the job's record, NaN padding).
-    """
+
+def _image(ax: Any, img: np.ndarray, **kwargs: Any) -> Any:
+    """Show one sample (C, H, W): grey for one channel, RGB for three."""
+    hwc = img.transpose(1, 2, 0)
+    return ax.imshow(hwc[..., 0] if hwc.shape[2] == 1 else np.clip(hwc, 0, 1), **kwargs)
+
+
+def _best_distribution(
+    records: Records, points: dict[str, np.ndarray]
+) -> tuple[str, float, float, Any, Any, np.ndarray] | None:
+    """(loss, eps, p, attack record, its lower bound, its points) of the attack job whose worst-case
+    distribution is largest at the smallest eps and smallest p > 1 (see ``worst_case_plot``)."""
     loss = "zero_one" if "zero_one" in records.clean_loss else "ce"
     if loss not in records.clean_loss or not points:
         return None
@@ -311,14 +401,35 @@ def worst_case_plot(
         rec = records.attacks.get(job.key)
         if rec is None or job.key not in points or loss not in rec.gains:
             continue
-        key = job.key
-        attained = AttainedPoints(rec.t, rec.gains[loss])
-        lb = primal.lower_bound(attained, threat, clean=records.clean_loss[loss])
-        if best is None or lb.risk > best[1].risk:
-            best = (rec, lb, points[key])
-    if best is None or best[2].ndim != 5:
+        lb = primal.lower_bound(
+            AttainedPoints(rec.t, rec.gains[loss]), threat, clean=records.clean_loss[loss]
+        )
+        if best is None or lb.risk > best[4].risk:
+            best = (loss, eps, p, rec, lb, points[job.key])
+    return best
+
+
+def worst_case_plot(
+    results: Results,
+    records: Records,
+    points: dict[str, np.ndarray],
+    path: Path,
+    inputs: Inputs | None = None,
+) -> str | None:
+    """The worst-case distribution of the best attack job for zero_one (else CE) at the smallest eps and
+    the smallest p > 1 (p = 1 moves all mass onto very few samples; it is used when it is the only finite
+    p, as p = inf is when it is the only p): its WORST_SAMPLES most heavily moved points, each as clean
+    image x_i, perturbation x' - x_i (diverging colours, symmetric around 0) and shifted image x', with
+    the predicted classes and the probability mass moved; None without stored points or image-shaped
+    samples. Without ``inputs`` (the run's model and samples, ``Sources.inputs``) only the shifted
+    images are shown, with their mass.
+
+    points: attack job key -> candidate points (N, M, *S) (columns as in the job's record, NaN padding).
+    """
+    found = _best_distribution(records, points)
+    if found is None or found[5].ndim != 5:
         return None
-    rec, lb, pts = best
+    loss, eps, p, rec, lb, pts = found
     alloc, n = lb.allocation, records.n
     # (sample, candidate, mass): sample i keeps (1 - alpha_i)/N at column low_i and alpha_i/N at high_i;
     # column 0 is the clean point, column k > 0 candidate k - 1
@@ -328,34 +439,49 @@ def worst_case_plot(
         for col, w in ((alloc.low[i], 1 - alloc.alpha[i]), (alloc.high[i], alloc.alpha[i]))
         if col > 0 and w > 0
     ]
-    moved.sort(key=lambda m: -m[2])
-    moved = moved[:GRID]
+    moved = sorted(moved, key=lambda m: -m[2])[:WORST_SAMPLES]
     if not moved:
         return None
-    cols = 8
-    rows = -(-len(moved) // cols)
-    height = 2.3 * rows + 1.0
-    fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, height), squeeze=False)
+    shifted = np.stack([np.nan_to_num(pts[i, k]) for i, k, _ in moved])
+    clean = None if inputs is None else inputs.x[[i for i, _, _ in moved]].numpy()
+    pred_shifted, pred_clean = _predict(inputs, shifted), None if clean is None else _predict(inputs, clean)
+    cols = 3 if clean is not None else 1
+    per_row = 2 if cols == 3 else 6
+    rows = -(-len(moved) // per_row)
+    fig, axes = plt.subplots(rows, cols * per_row, figsize=(1.6 * cols * per_row, 2.0 * rows + 1.1),
+                             squeeze=False, layout="constrained")  # fmt: skip
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, (i, k, weight) in zip(axes.ravel(), moved, strict=False):
-        img = np.nan_to_num(pts[i, k]).transpose(1, 2, 0)
-        ax.imshow(img[..., 0] if img.shape[2] == 1 else np.clip(img, 0, 1), cmap="gray", vmin=0, vmax=1)
+    for j, (i, k, weight) in enumerate(moved):
+        row, first = divmod(j, per_row)
+        cells = axes[row, first * cols : (first + 1) * cols]
         gain = rec.gains[loss][i, k]
-        label = f"w={weight:.2g}  y={int(records.y[i])}\nd={rec.t[i, k]:.2g}  {loss} +{gain:.2g}"
-        ax.set_title(label, fontsize=7)
+        if clean is not None and pred_clean is not None:
+            _image(cells[0], clean[j], cmap="gray", vmin=0, vmax=1)
+            cells[0].set_title(f"clean #{i}\ny={int(records.y[i])} pred {pred_clean[j]}", fontsize=7)
+            delta = shifted[j] - clean[j]
+            bound = float(np.abs(delta).max()) or 1.0
+            _image(cells[1], delta, cmap="RdBu_r", vmin=-bound, vmax=bound)
+            cells[1].set_title(f"perturbation\nd={number(float(rec.t[i, k]), 2)}", fontsize=7)
+        pred = "" if pred_shifted is None else f"pred {pred_shifted[j]}, "
+        _image(cells[-1], shifted[j], cmap="gray", vmin=0, vmax=1)
+        cells[-1].set_title(f"shifted: {pred}mass {number(weight, 2)}\n{loss} +{number(float(gain), 2)}",
+                            fontsize=7)  # fmt: skip
     fig.suptitle(
-        f"Worst-case distribution of {rec.method} ({loss}, eps = {eps:g}, p = {p:g}): the {len(moved)} "
-        f"most moved of {n} samples\nw: probability mass moved there, d: its distance, +: loss increase\n"
-        f"{_who(results)}",
+        f"Worst-case distribution of {rec.method} ({loss}, eps = {number(eps)}, p = {p_json(p)}): the "
+        f"{len(moved)} most moved of {n} samples\nmass: probability moved to the shifted image, d: its "
+        f"distance; perturbation in red (+) and blue (-)\n{_who(results)}",
         fontsize=8,
     )
-    fig.subplots_adjust(top=1 - 1.0 / height, bottom=0.02, left=0.02, right=0.98, hspace=0.45)
     return _save(fig, path)
 
 
 def write_plots(
-    results: Results, records: Records, folder: Path, points: dict[str, np.ndarray] | None = None
+    results: Results,
+    records: Records,
+    folder: Path,
+    points: dict[str, np.ndarray] | None = None,
+    inputs: Inputs | None = None,
 ) -> list[str]:
     """Write every plot into ``folder``; return their paths relative to the folder's parent."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -365,6 +491,6 @@ def write_plots(
         radius_flip_plot(results, records, folder / "radius_vs_flip.png"),
         radii_plot(results, records, folder / "radii.png"),
         lipschitz_plot(results, records, folder / "lipschitz.png"),
-        worst_case_plot(results, records, points or {}, folder / "worst_case.png"),
+        worst_case_plot(results, records, points or {}, folder / "worst_case.png", inputs),
     ]
     return [f"{folder.name}/{n}" for n in names if n is not None]

@@ -3,11 +3,13 @@
 RobustBench shares one JSON per (data set, threat model, model) with the fields link, name, authors,
 additional_data, number_forward_passes, dataset, venue, architecture, eps, clean_acc, reported and
 autoattack_acc (accuracies in percent, as strings with two decimals). The record fills what a run knows:
-name, architecture, dataset, eps, clean_acc, and autoattack_acc when the ``autoattack`` attack ran at
-p = inf (the point-wise robust accuracy that RobustBench reports, here on the run's n samples); what a run
-cannot know (link, authors, venue, reported, additional_data) is null. ``threat_model`` ("Linf", "L2",
-"L1": RobustBench's spelling) is added, and the distributional figures go under their own key
-``wdrobust``: per (eps, p) the certified and attacked distributional accuracy and per loss the risk band.
+name (the run's label, else the checkpoint's stem or the registry name; never a local path), architecture,
+dataset (the registry name or the data file's stem), eps, clean_acc, and autoattack_acc when the
+``autoattack`` attack ran at p = inf (the point-wise robust accuracy that RobustBench reports, here on the
+run's n samples); what a run cannot know (link, authors, venue, reported, additional_data) is null.
+``threat_model`` ("Linf", "L2", "L1": RobustBench's spelling) is added, and the distributional figures go
+under their own key ``wdrobust``: per (eps, p) the certified and attacked distributional accuracy and per
+loss the risk band.
 """
 
 from __future__ import annotations
@@ -66,11 +68,11 @@ def model_info(results: Results) -> dict[str, Any]:
     model = results.model
     return {
         "link": None,
-        "name": model.name,
+        "name": model.short_name,
         "authors": None,
         "additional_data": None,
         "number_forward_passes": 1,
-        "dataset": results.data.name,
+        "dataset": results.data.short_name,
         "venue": None,
         "architecture": model.arch,
         "eps": chosen.eps_text,

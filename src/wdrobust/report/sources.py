@@ -1,5 +1,6 @@
-"""What the report writers read from a run folder: its typed results, its per-sample records and (on
-first use) the candidate points its attack jobs stored."""
+"""What the report writers read from a run folder: its typed results, its per-sample records, (on first
+use) the candidate points its attack jobs stored and, when they can still be loaded unchanged, the model
+and the evaluated samples (for the clean images and predicted classes of the worst-case plot)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from wdrobust.data.indices import read_indices
 from wdrobust.evaluate.aggregate import Records, load_records
+from wdrobust.evaluate.inputs import Inputs, evaluation_inputs
 from wdrobust.evaluate.jobs import batches
 from wdrobust.evaluate.store import STORE_NAME, Store
 from wdrobust.primal.curves import pad_columns
@@ -34,6 +38,26 @@ class Sources:
         with _store(run_dir) as store:
             records = load_records(store)
         return cls(run_dir, records, dataclasses.replace(build_results(records), run_dir=run_dir))
+
+    def inputs(self) -> Inputs | None:
+        """The run's model and samples loaded again from its configuration (CPU), or None when they cannot
+        be: a model given from Python, a checkpoint or data file gone, or either changed since the run
+        (SHA-256 recorded in the store)."""
+        try:
+            inputs = evaluation_inputs(self.records.config, torch.device("cpu"))
+        except (ValueError, OSError):
+            return None
+        facts = self.records.facts
+        same = all(facts.get(k) == inputs.facts[k] for k in ("model_sha256", "data_sha256"))
+        return inputs if same else None
+
+    def indices(self) -> np.ndarray:
+        """The evaluated samples' indices in their split (N,): offset, offset + 1, ... or the configured
+        indices file (ValueError when it is gone)."""
+        cfg = self.records.config
+        if cfg.indices is None:
+            return cfg.offset + np.arange(self.records.n)
+        return np.asarray(read_indices(cfg.indices))
 
     def points(self) -> dict[str, np.ndarray]:
         """Every attack job's candidate points (N, M, *S), NaN-padded to the columns of its record, when the

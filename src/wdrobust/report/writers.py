@@ -19,6 +19,7 @@ from wdrobust.evaluate.folder import MODEL_INFO_NAME, PLOTS_DIR, REPORT_NAME, RE
 from wdrobust.report.io import write_json, write_text
 from wdrobust.report.markdown import render_markdown
 from wdrobust.report.robustbench import model_info
+from wdrobust.report.samples import SAMPLES_NAME, samples_csv
 from wdrobust.report.sources import Sources
 
 #: Paths written by one writer, by label ("results", "report", "plots", ...), in the order written.
@@ -47,7 +48,9 @@ def write_report(sources: Sources, out: Path | None) -> Written:
     from wdrobust.report.plots import write_plots  # lazy: matplotlib is slow to import
 
     run_dir = sources.run_dir
-    plots = write_plots(sources.results, sources.records, run_dir / PLOTS_DIR, sources.points())
+    points = sources.points()
+    inputs = sources.inputs() if points else None  # the worst-case plot's clean images and classes
+    plots = write_plots(sources.results, sources.records, run_dir / PLOTS_DIR, points, inputs)
     report = write_text(run_dir / REPORT_NAME, render_markdown(sources.results, plots))
     return {"report": [report], "plots": [run_dir / p for p in plots]}
 
@@ -58,6 +61,12 @@ def write_model_info(sources: Sources, out: Path | None) -> Written:
     return {"model_info": [write_json(path, model_info(sources.results))]}
 
 
+def write_samples(sources: Sources, out: Path | None) -> Written:
+    """The per-sample table (``report.samples``), to ``out`` (default RUN/samples.csv)."""
+    path = out if out is not None else sources.run_dir / SAMPLES_NAME
+    return {"samples": [write_text(path, samples_csv(sources.records, sources.indices()))]}
+
+
 WRITERS: dict[str, Writer] = {
     "results": Writer(RESULTS_NAME, "the results document (schema wdrobust/results/v1)", write_results),
     "report": Writer(f"{REPORT_NAME}, {PLOTS_DIR}/", "the tables to read, and the plots", write_report),
@@ -66,6 +75,14 @@ WRITERS: dict[str, Writer] = {
         "a RobustBench model_info JSON record (clean_acc, autoattack_acc where it ran, eps, threat_model, "
         "and the distributional figures under 'wdrobust')",
         write_model_info,
+        default=False,
+        takes_out=True,
+    ),
+    "csv": Writer(
+        SAMPLES_NAME,
+        "one row per sample: index, label, clean_correct, flip_distance (best attack), certified_radius "
+        "(best sound certificate) and per eps at p = inf its status (certified / attacked / open)",
+        write_samples,
         default=False,
         takes_out=True,
     ),

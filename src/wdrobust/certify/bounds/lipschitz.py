@@ -1,6 +1,6 @@
 """Sound per-class margin bounds over balls: Lipschitz constants, margin upper bounds, stable radii.
 
-Notation (DESIGN.md section 2): m_j(x) = z_j(x) - z_y(x); the region of sample i at radius r is
+Notation (docs/notation.md#shells): m_j(x) = z_j(x) - z_y(x); the region of sample i at radius r is
 B(x_i, r) cap [0, 1]^d. Rows of a batch are (sample, radius) pairs; the K - 1 classes j != y_i form the
 class axis of the interval backward pass.
 """

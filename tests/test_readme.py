@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from wdrobust.evaluate.config import EvalConfig
+
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 QUICK_START = "## CLI quick start"
@@ -112,3 +114,16 @@ def test_readme_quotes_the_models_figures():
     assert demo and abs(float(demo.group(1)) - figures["standard"]["clean"]) <= TWO_TEST_DIGITS
     short = re.search(r"train a digits MLP \(about \d+ s; about ([\d.]+) % clean", text)
     assert short and abs(float(short.group(1)) - script.cli_default()) <= RETRAINED_RANGE
+
+
+def test_docs_quote_the_readmes_demo_figures():
+    """docs/evaluate.md quotes the demo's unit count, time and certificate list as the README does."""
+    pattern = r"(\d+) units of work in (\d+) s"
+    readme = re.search(pattern, " ".join(README.read_text().split()))
+    docs = re.search(pattern, " ".join((ROOT / "docs" / "evaluate.md").read_text().split()))
+    assert readme and docs and readme.groups() == docs.groups(), (readme, docs)
+    certificates = r"certificates (global, first-order[^.]*?), on one CPU thread"
+    listed = re.search(certificates, " ".join((ROOT / "docs" / "evaluate.md").read_text().split()))
+    assert listed, "docs/evaluate.md does not list the demo's certificates"
+    names = [name.split(" ")[0] for name in listed.group(1).split(", ")]
+    assert names == list(EvalConfig().certificates), names

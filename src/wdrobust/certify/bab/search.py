@@ -153,6 +153,7 @@ def verify(
         batch = batch.take(keep)
         cex = _attack_batch(batch, bounds, keep, inputs, x0, r, norm, lo_ball, hi_ball, options, attack)
         if cex is not None:
+            queue = Domains.cat([queue, batch])  # its bounds stay part of the anytime bound
             break
         if inputs:
             kids = _meeting(batch.split_input(), x0, r, norm)

@@ -1,7 +1,7 @@
 """Branch and bound (certify/bab): domains per second and time to verify per instance.
 
-- small CNN of wdrobust.nets on 8x8 digits (random init, seed 0), first test digit and its predicted class, linf r = RADIUS, ReLU
-  splits, time limit LIMIT s: BaB domains bounded per second;
+- small CNN of wdrobust.nets on 8x8 digits (random init, seed 0), first test digit and its predicted
+  class, linf r = RADIUS, ReLU splits, time limit LIMIT s: BaB domains bounded per second;
 - VNN-COMP 2021 mnistfc (shared folder; skipped when absent): the first INSTANCES instances of
   instances.csv, each net loaded with ``nets.load``, the robustness property recovered as (x, y, eps),
   ReLU-split BaB with a MNISTFC_LIMIT s limit: seconds per instance and verdicts (unsat = verified,
@@ -31,7 +31,7 @@ MNISTFC_LIMIT = 30.0
 def _cnn_rows() -> list[dict]:
     torch.manual_seed(0)
     cnn = nets.build("cnn", input_shape=(1, 8, 8)).eval().double()
-    x, y = load("digits", "test")
+    x, _ = load("digits", "test")
     graph = BoundGraph(cnn.requires_grad_(False))
     x0 = x[0].double()
     label = int(cnn(x0[None]).argmax())  # the random net's own prediction

@@ -3,9 +3,10 @@
 ``CERTIFICATES`` maps a registry name to its class; every class follows ``certify.base.Certificate``:
 ``Cls(model, norm, *, losses, radii, device, batch_size, progress).run(x, y) -> CertificateResult``;
 ``Cls.options_for(norm, eps, d)`` gives the options (shell radii, ...) a threat radius eps suggests.
-Sound: global, local, cell, crown, radius, milp, exact. Estimates (sound=False): first-order, empirical.
+Sound: global, local, cell, crown, radius, milp, exact, bab. Estimates (sound=False): first-order, empirical.
 """
 
+from wdrobust.certify.bab.certificate import BabCertificate
 from wdrobust.certify.base import Certificate, CertificateResult, ShellBound, default_radii
 from wdrobust.certify.cell import CellCertificate
 from wdrobust.certify.crown import CrownCertificate
@@ -27,6 +28,7 @@ CERTIFICATES: dict[str, type[Certificate]] = {
         RadiusCertificate,
         MILPCertificate,
         ExactCertificate,
+        BabCertificate,
         FirstOrder,
         Empirical,
     )

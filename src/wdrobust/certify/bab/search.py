@@ -1,0 +1,212 @@
+"""Branch and bound: complete verification of one margin property over B(x0, r) cap [0,1]^d.
+
+Property: z_y(x) > z_j(x) for every j != y and every x in the region, i.e. every margin row
+m_j = (e_j - e_y) . f < 0. Domains (``domains``) are bounded in batches by the engine (``engine``); a
+row is proved on a domain when its bound U_j + slack < 0 (slack = FLOAT32_SLACK (1 + max |z(x0)|), as
+``crown``: the float32 network's logits differ from the float64 ones by rounding), and a child keeps
+the smaller of its own and its parent's bound (it is a subset). Domains with every row proved are closed;
+the others are searched for a counterexample (PGD from the maximiser of the worst row's linear bound,
+re-checked in float64) and split:
+
+- ``relu``: on the neuron of best BaBSR-like score (``branching``); a domain with no unstable neuron left
+  cannot be split further (beta-CROWN or an LP would close it; not built): it is kept as an open leaf;
+- ``input`` (few input dimensions): into its 2^d half cubes, bounded over B_inf(c, h) cap [0,1]^d, a superset
+  of the domain's part of the ball for every norm; cubes that miss the region are dropped.
+
+Worst domains (largest open bound) are processed first. Result: ``verified`` (every leaf closed: a
+proof), ``falsified`` (a re-checked counterexample), or ``unknown`` (time, domain limit, or unsplittable
+leaves), always with the best sound bound so far: per row, the max over all leaves of their bounds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from wdrobust.certify.bab.attack import search
+from wdrobust.certify.bab.branching import choose_neurons
+from wdrobust.certify.bab.domains import Domains
+from wdrobust.certify.bab.engine import DomainBounds, bound_domains, split_nodes
+from wdrobust.certify.bounds import BoundGraph
+from wdrobust.certify.bounds.crown import INTERMEDIATE
+from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.threat import lp_norm, steepest
+
+#: Relative outward slack of every bound against the float32 evaluation of the network (as ``crown``).
+FLOAT32_SLACK = 1e-5
+MODES = ("auto", "relu", "input")
+
+
+@dataclass(frozen=True)
+class BabOptions:
+    """time_limit (s per property); batch (domains per engine call); mode (``relu``, ``input``, or
+    ``auto``: input splits when d <= input_dims); intermediate / alpha_steps (engine options);
+    attack_steps (PGD steps per restart), restarts (domains attacked per batch); seed; max_domains
+    (open domains kept at most, the search stops beyond)."""
+
+    time_limit: float = 10.0
+    batch: int = 64
+    mode: str = "auto"
+    input_dims: int = 4
+    intermediate: str = "crown"
+    alpha_steps: int = 0
+    attack_steps: int = 10
+    restarts: int = 8
+    seed: int = 0
+    max_domains: int = 200_000
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"bab: mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.intermediate not in INTERMEDIATE:
+            raise ValueError(f"bab: intermediate must be one of {', '.join(INTERMEDIATE)}")
+        if not self.time_limit > 0:
+            raise ValueError(f"bab: time_limit must be positive, got {self.time_limit}")
+        for key in ("batch", "input_dims", "restarts", "max_domains"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"bab: {key} must be >= 1, got {getattr(self, key)}")
+
+
+@dataclass
+class BabResult:
+    """status: ``verified``, ``falsified`` or ``unknown``; upper (K-1,): sound upper bounds of max over the
+    region of each margin row (classes j != y in increasing order; slack included); counterexample (*S)
+    float64 when falsified; domains: domains bounded; seconds."""
+
+    status: str
+    upper: np.ndarray
+    counterexample: torch.Tensor | None
+    domains: int
+    seconds: float
+
+
+def verify(
+    graph: BoundGraph, x0: torch.Tensor, y: int, r: float, norm: str, options: BabOptions = BabOptions()
+) -> BabResult:
+    """Branch and bound on B(x0, r) cap [0,1]^d for label y; graph: a float64 BoundGraph, x0 (*S) float64.
+    See the module docstring."""
+    start = time.perf_counter()
+    gen = torch.Generator(device="cpu").manual_seed(options.seed)
+    x1 = x0[None]
+    z = graph.gm(x1)
+    k = z.shape[1]
+    slack = FLOAT32_SLACK * (1 + float(z.detach().abs().max()))
+    _, spec1 = margin_cotangents(torch.tensor([y], device=x0.device), k)
+    spec1 = spec1.to(x0.dtype)
+    inputs = options.mode == "input" or (options.mode == "auto" and x0.numel() <= options.input_dims)
+    nodes = [] if inputs else split_nodes(graph, x1)
+    width = [graph.evaluate(x1)[n].numel() for n in nodes]
+    c = k - 1
+    dev = x0.device
+    queue = Domains(
+        x1.clone(),
+        torch.tensor([float(r)], dtype=x0.dtype, device=dev),
+        [torch.zeros((1, w), dtype=torch.int8, device=dev) for w in width],
+        torch.ones((1, c), dtype=torch.bool, device=dev),
+        torch.full((1, c), torch.inf, dtype=x0.dtype, device=dev),
+    )
+    closed = torch.full((c,), -torch.inf, dtype=x0.dtype, device=dev)  # max bound over closed leaves
+    stuck: list[Domains] = []
+    bounded = 0
+    lo_ball, hi_ball = (x1 - r).clamp(0, 1), (x1 + r).clamp(0, 1)
+
+    def attack(starts: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor | None:
+        return search(graph.gm, x0, y, r, norm, starts, lo, hi, options.attack_steps)
+
+    noise = r * (2 * torch.rand(x1.shape, generator=gen, dtype=x0.dtype) - 1).to(dev)
+    cex = attack(torch.cat([x1, x1 + noise]), lo_ball.expand(2, *x0.shape), hi_ball.expand(2, *x0.shape))
+    status = "unknown"
+    while cex is None and len(queue) and time.perf_counter() - start < options.time_limit:
+        if len(queue) > options.max_domains:
+            break
+        worst = torch.where(queue.open, queue.upper, -torch.inf).amax(dim=1)
+        order = torch.argsort(worst, descending=True)
+        batch, queue = queue.take(order[: options.batch]), queue.take(order[options.batch :])
+        n = len(batch)
+        row = torch.where(batch.open, batch.upper, -torch.inf).argmax(dim=1)
+        spec = spec1.expand(n, -1, -1)
+        bounds = bound_domains(
+            graph,
+            batch.centre,
+            batch.half,
+            spec,
+            norm if not inputs else "linf",
+            nodes,
+            batch.splits,
+            row,
+            intermediate=options.intermediate,
+            alpha_steps=options.alpha_steps,
+        )
+        bounded += n
+        batch.upper = torch.minimum(batch.upper, bounds.upper + slack)
+        batch.open = batch.open & (batch.upper >= 0)
+        done = ~batch.open.any(dim=1)
+        if done.any():
+            closed = torch.maximum(closed, batch.upper[done].amax(dim=0))
+        keep = (~done).nonzero().flatten()
+        if keep.numel() == 0:
+            continue
+        batch = batch.take(keep)
+        cex = _attack_batch(batch, bounds, keep, inputs, x0, r, norm, lo_ball, hi_ball, options, attack)
+        if cex is not None:
+            queue = Domains.cat([queue, batch])  # its bounds stay part of the anytime bound
+            break
+        if inputs:
+            kids = _meeting(batch.split_input(), x0, r, norm)
+        else:
+            node, neuron, ok = choose_neurons(
+                [t[keep] for t in bounds.lo], [t[keep] for t in bounds.hi], [t[keep] for t in bounds.lam]
+            )
+            if not ok.all():
+                stuck.append(batch.take(~ok))
+            kids = batch.take(ok).split_relu(node[ok], neuron[ok])
+        queue = Domains.cat([queue, kids])
+    leaves = Domains.cat([queue, *stuck]) if (len(queue) or stuck) else None
+    upper = closed if leaves is None else torch.maximum(closed, leaves.upper.amax(dim=0))
+    if cex is not None:
+        status = "falsified"
+    elif leaves is None:
+        status = "verified"
+    return BabResult(status, upper.cpu().numpy(), cex, bounded, time.perf_counter() - start)
+
+
+def _attack_batch(
+    batch: Domains,
+    bounds: DomainBounds,
+    keep: torch.Tensor,
+    inputs: bool,
+    x0: torch.Tensor,
+    r: float,
+    norm: str,
+    lo_ball: torch.Tensor,
+    hi_ball: torch.Tensor,
+    options: BabOptions,
+    attack: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor | None],
+) -> torch.Tensor | None:
+    """PGD in the `restarts` open domains of the batch with the largest bounds (batch is sorted worst
+    first): relu domains start at the maximiser over the ball of the recorded row's linear bound, input
+    domains at their cube's centre, clamped to cube cap ball box."""
+    top = torch.arange(min(options.restarts, len(batch)), device=x0.device)
+    if inputs:
+        c, h = batch.centre[top], batch.half[top].reshape(-1, *([1] * x0.dim()))
+        lo = torch.maximum((c - h).clamp(0, 1), lo_ball)
+        hi = torch.minimum((c + h).clamp(0, 1), hi_ball)
+        return attack(torch.minimum(torch.maximum(c, lo), hi), lo, hi)
+    direction = bounds.direction[keep][top]
+    starts = x0 + r * steepest(direction, norm)
+    return attack(starts, lo_ball.expand_as(starts), hi_ball.expand_as(starts))
+
+
+def _meeting(kids: Domains, x0: torch.Tensor, r: float, norm: str) -> Domains:
+    """The cubes that meet B(x0, r) cap [0,1]^d (the nearest point of cube cap [0,1]^d to x0 is in the
+    ball); the others hold no point of the region."""
+    h = kids.half.reshape(-1, *([1] * x0.dim()))
+    lo, hi = (kids.centre - h).clamp(min=0), (kids.centre + h).clamp(max=1)
+    nonempty = (lo <= hi).reshape(len(kids), -1).all(dim=1)
+    near = torch.minimum(torch.maximum(x0, lo), hi)
+    dist = lp_norm((near - x0).reshape(len(kids), -1), norm)
+    return kids.take(nonempty & (dist <= r))

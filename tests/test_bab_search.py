@@ -1,0 +1,101 @@
+"""Branch and bound (certify/bab/search.py) against dense grids on 2-D and 3-D ReLU nets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _certify_brute import region_points, tiny_net
+
+from wdrobust.certify.bab import BabOptions, verify
+from wdrobust.certify.bab.attack import max_margin
+from wdrobust.certify.bounds import BoundGraph
+from wdrobust.certify.bounds.crown import margin_bounds
+from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.threat import lp_norm
+
+CASES = [
+    (seed, d, norm, mode)
+    for seed in range(3)
+    for d in (2, 3)
+    for norm in ("linf", "l2", "l1")
+    for mode in ("relu", "input")
+]
+
+
+def _rows(net: torch.nn.Module, pts: torch.Tensor, y: int) -> torch.Tensor:
+    """(K-1,) largest margin z_j - z_y over the points, classes j != y in increasing order."""
+    z = net(pts)
+    m = z - z[:, y : y + 1]
+    keep = [j for j in range(z.shape[1]) if j != y]
+    return m[:, keep].amax(dim=0)
+
+
+@pytest.mark.parametrize(("seed", "d", "norm", "mode"), CASES)
+def test_bab_never_contradicts_the_grid(seed: int, d: int, norm: str, mode: str) -> None:
+    net = tiny_net(seed, d, "relu")
+    graph = BoundGraph(net)
+    x0 = torch.rand(d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    y = int(net(x0[None]).argmax())
+    for r in (0.05, 0.15, 0.3):
+        res = verify(graph, x0, y, r, norm, BabOptions(time_limit=1.0, mode=mode, batch=16))
+        pts = region_points(x0, r, norm, 41 if d == 2 else 13)
+        with torch.no_grad():
+            worst = _rows(net, pts, y)
+        assert (torch.as_tensor(res.upper) >= worst - 1e-9).all()  # the anytime bound is sound
+        if (worst >= 0).any():
+            assert res.status != "verified"
+        if res.status == "verified":
+            assert (res.upper < 0).all()
+        if res.status == "falsified":
+            x = res.counterexample
+            assert float(lp_norm((x - x0)[None], norm)[0]) <= r
+            assert bool(((x >= 0) & (x <= 1)).all())
+            with torch.no_grad():
+                assert float(max_margin(net, x[None], y)[0]) >= 0
+
+
+def test_bab_verifies_where_crown_cannot() -> None:
+    """Plain CROWN leaves U >= 0 on some balls that have no flip; input and ReLU splits close them."""
+    closed = {"relu": 0, "input": 0}
+    for seed in range(8):
+        net = tiny_net(seed, 2, "relu")
+        graph = BoundGraph(net)
+        x0 = torch.tensor([0.5, 0.4], dtype=torch.float64)
+        y = int(net(x0[None]).argmax())
+        _, c = margin_cotangents(torch.tensor([y]), 3)
+        for r in (0.1, 0.2, 0.3):
+            u, _, _ = margin_bounds(
+                graph,
+                x0[None],
+                torch.tensor([r], dtype=torch.float64),
+                c.double(),
+                "linf",
+                intermediate="crown",
+            )
+            if bool((u < 0).all()):
+                continue
+            with torch.no_grad():
+                safe = bool((_rows(net, region_points(x0, r, "linf", 81), y) < 0).all())
+            for mode in closed:
+                res = verify(graph, x0, y, r, "linf", BabOptions(time_limit=2.0, mode=mode))
+                assert res.status == "verified" or not safe or res.status == "unknown"
+                closed[mode] += res.status == "verified"
+    assert closed["input"] >= 1 and closed["relu"] >= 1
+
+
+def test_bab_is_deterministic() -> None:
+    net = tiny_net(5, 2, "relu")
+    graph = BoundGraph(net)
+    x0 = torch.tensor([0.5, 0.4], dtype=torch.float64)
+    a, b = (
+        verify(graph, x0, 0, 0.2, "linf", BabOptions(time_limit=5.0, mode="relu", seed=3)) for _ in range(2)
+    )
+    assert (a.status, a.domains) == (b.status, b.domains)
+    assert (a.upper == b.upper).all()
+
+
+def test_bab_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        BabOptions(mode="both")
+    with pytest.raises(ValueError, match="time_limit"):
+        BabOptions(time_limit=0)

@@ -14,7 +14,7 @@ from wdrobust._device import check_device
 from wdrobust.data import DATA_ENV, DATASETS, DEFAULT_DATASET
 from wdrobust.evaluate.config import split_list
 from wdrobust.evaluate.inputs import load_inputs
-from wdrobust.threat import NORMS, parse_number
+from wdrobust.threat import NORMS, ThreatModel, parse_number
 
 MODEL = typer.Option(
     ..., help="Checkpoint: .safetensors with its JSON sidecar, or a plain .pt/.pth state_dict with --arch."
@@ -99,14 +99,16 @@ def model_and_samples(
     arch_option: list[str] | None = None,
     mean: str | None = None,
     std: str | None = None,
+    threat: ThreatModel | None = None,
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """The model (eval mode) and the first n samples x (n, *S), y (n,) of the split, on one device,
     scaled and checked as for ``wdrobust evaluate`` (``evaluate.inputs.load_inputs``); a .pt/.pth
     checkpoint without sidecar is built as ``arch`` with ``arch_option``; ``mean``/``std`` wrap it in
     ``nets.Normalize``.
 
-    Raises ValueError for a bad device, n < 1, no samples, inputs not finite or outside [0, 1], a model
-    whose input shape is not the data's, and labels outside the model's classes.
+    Raises ValueError for a bad device, n < 1, no samples, inputs not finite or outside [0, 1], a
+    ``threat`` radius beyond the samples' box, a model whose input shape is not the data's, and labels
+    outside the model's classes.
     """
     dev = check_device(device)
     if n < 1:
@@ -114,6 +116,15 @@ def model_and_samples(
     options = arch_options(arch, arch_option or [])
     norm = normalization(mean, std)
     inputs = load_inputs(
-        model, data, split, root, n, dev, arch=arch, arch_options=options, normalization=norm
+        model,
+        data,
+        split,
+        root,
+        n,
+        dev,
+        threats=() if threat is None else (threat,),
+        arch=arch,
+        arch_options=options,
+        normalization=norm,
     )
     return inputs.model, inputs.x.to(dev), inputs.y.to(dev)

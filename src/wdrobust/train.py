@@ -288,7 +288,7 @@ def fit(
     out and evaluated after every epoch; 0 trains on all of it), schedule; epochs None (or not given) is
     ``auto_epochs`` of the training samples. A data file without a test split is not split further: the
     test accuracy is the validation part's (the training samples' with val_fraction 0), and
-    ``notice(line)`` is called once to say so. A tabular file is scaled with its training data's min/max
+    ``notice(line)`` is called once, after training, to say so. A tabular file is scaled with its training data's min/max
     (``data.scaling_of``), which the result carries so that evaluations of the model scale their data the
     same way."""
     dev = resolve_device(device)
@@ -308,13 +308,11 @@ def fit(
         kept_t, held_t = torch.from_numpy(kept).to(dev), torch.from_numpy(held).to(dev)
         validation = (x_train[held_t], y_train[held_t])
         x_train, y_train = x_train[kept_t], y_train[kept_t]
-    if data.has_test_split(data_name):
+    split_given = data.has_test_split(data_name)
+    if split_given:
         x_test, y_test = data.load(data_name, "test", root, dev, scaling)
     else:
         x_test, y_test = validation or (x_train, y_train)
-        held = 0 if validation is None else len(validation[1])
-        if notice is not None:
-            notice(no_test_split_line(data_name, held, held + len(y_train)))
     if options.get("epochs") is None:
         options["epochs"] = auto_epochs(len(x_train))
     meta = data.info(data_name)
@@ -338,6 +336,9 @@ def fit(
         **options,
     )
     acc = accuracy(result.model, x_test, y_test)
+    if not split_given and notice is not None:
+        held = 0 if validation is None else len(validation[1])
+        notice(no_test_split_line(data_name, held, len(y_train) + held))
     record = {
         "data": data_name,
         "train": {**options, "val_fraction": val_fraction},

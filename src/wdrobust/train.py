@@ -288,9 +288,9 @@ def fit(
     out and evaluated after every epoch; 0 trains on all of it), schedule; epochs None (or not given) is
     ``auto_epochs`` of the training samples. A data file without a test split is not split further: the
     test accuracy is the validation part's (the training samples' with val_fraction 0), and
-    ``notice(line)`` is called once, after training, to say so. A tabular file is scaled with its training data's min/max
-    (``data.scaling_of``), which the result carries so that evaluations of the model scale their data the
-    same way."""
+    ``notice(line)`` is called once, after training, to say so. A tabular file is scaled with its
+    training data's min/max (``data.scaling_of``), which the result carries so that evaluations of the
+    model scale their data the same way."""
     dev = resolve_device(device)
     options = FIT_DEFAULTS | train_options
     val_fraction = float(options.pop("val_fraction"))

@@ -47,7 +47,9 @@ ARCH_OPTION = typer.Option(
 )
 MEAN = typer.Option(None, help="The model was trained on (x - mean) / std: comma-separated per-channel mean.")
 STD = typer.Option(None, help="Per-channel std of --mean (the model is wrapped in wdrobust.nets.Normalize).")
-SPLIT = typer.Option("test", help="Data split.")
+SPLIT = typer.Option(
+    "test", help="Data split: test or train (a data file without x_test, y_test is used whole for either)."
+)
 NORM = typer.Option("linf", help=f"Threat norm: {', '.join(NORMS)}.")
 EPS = typer.Option("0.1", help="Radius (e.g. 0.1 or 8/255).")
 P = typer.Option("inf", help="Wasserstein order p in [1, inf].")

@@ -11,6 +11,8 @@ import torch
 from _cli import invoke, one_line_error
 
 from wdrobust import nets
+from wdrobust.data.base import stratified_split
+from wdrobust.nets.registry import class_axes
 from wdrobust.primal.distribution import Distribution
 
 PGD = ("--attack", "pgd", "--option", "steps=2", "-q")
@@ -123,3 +125,21 @@ def test_train_on_a_file_without_split_holds_out_validation_and_says_so(digits_t
     assert nets.load_metadata(out)["metadata"]["val_accuracy"] == pytest.approx(
         nets.load_metadata(out)["metadata"]["test_accuracy"]
     )  # the held-out validation part is where the test accuracy is measured
+
+
+def test_a_plain_state_dict_gets_its_class_count_from_its_output_layer(tmp_path):
+    model = nets.build("mlp", seed=0, input_shape=[1, 8, 8], widths=[16], num_classes=7)
+    torch.save(model.state_dict(), tmp_path / "seven.pt")
+    loaded = nets.load(tmp_path / "seven.pt", arch="mlp", input_shape=[1, 8, 8], widths=[16])
+    x = torch.rand(3, 1, 8, 8)
+    torch.testing.assert_close(loaded(x), model.eval()(x))
+    assert class_axes("cnn", input_shape=[1, 8, 8]) == {"11.weight": 0, "11.bias": 0}
+
+
+def test_small_files_split_for_validation_without_stratifying(tmp_path):
+    y = np.arange(20) % 10  # two samples per class: a 10 % validation part cannot hold every class
+    train, held = stratified_split(y, 0.1, seed=0)
+    assert len(held) == 2 and sorted([*train, *held]) == list(range(20))
+    y = np.repeat(np.arange(4), 10)
+    _, held = stratified_split(y, 0.25, seed=0)  # stratified when it can be: 2 or 3 of each class
+    assert sorted(np.bincount(y[held], minlength=4).tolist()) == [2, 2, 3, 3]

@@ -232,7 +232,7 @@ def check_inputs(x: torch.Tensor) -> None:
     if x.min() < 0 or x.max() > 1:
         raise ValueError(
             f"inputs must lie in [0, 1]; found values in [{x.min():.4g}, {x.max():.4g}]: give the raw data "
-            "and the model's normalisation with --mean/--std (mean=, std= in Python)"
+            "and the model's normalisation with --mean/--std (in Python: nets.normalized(model, mean, std))"
         )
 
 

@@ -71,7 +71,8 @@ def test_model_and_data_that_do_not_fit(command: str, tmp_path: Path) -> None:
     big = npz(tmp_path / "big.npz", 28 * 28, 10)
     fails([command, "--model", digits_model, "--data", big, "--n", "5", *extra], "(1, 8, 8)")
     fails([command, "--model", digits_model, "--data", big, "--n", "5"], "(784,)")
-    fails([command, "--model", narrow_model, "--data", "digits", "--n", "5"], "shape (30,) but")
+    narrow = [command, "--model", narrow_model, "--data", "digits", "--n", "5"]
+    fails(narrow, "shape (30,), the data's are (1, 8, 8)")
     many = npz(tmp_path / "many.npz", 64, 5)
     fails([command, "--model", tabular_model, "--data", many, "--n", "40"], "labels must lie in [0, 3)")
     assert not save.exists()

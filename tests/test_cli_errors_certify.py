@@ -41,10 +41,15 @@ def test_milp_with_eps_beyond_the_diameter(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     model = tmp_path / "m.safetensors"
     nets.save(nets.build("mlp", seed=0, input_shape=[1, 8, 8], num_classes=10, widths=[4]), model)
-    args = ["certify", "--model", str(model), "--method", "milp", "--eps", "5", "--n", "2", "--device", "cpu"]
-    done = runner.invoke(app, args)
+    args = ["certify", "--model", str(model), "--method", "milp", "--n", "2", "--device", "cpu"]
+    done = runner.invoke(app, [*args, "--eps", "1"])  # the diameter itself: the whole box
     assert done.exit_code == 0, done.output
     assert "milp" in done.output and "sound" in done.output
+    # beyond it the CLI takes the radius for a slip of scale (the library above still bounds it)
+    refused = runner.invoke(app, [*args, "--eps", "5"])
+    assert refused.exit_code == 2 and refused.output.strip() == (
+        "error: eps = 5 exceeds 1, the linf diameter of the input box [0, 1]^64: did you mean 5/255?"
+    )
 
 
 def test_radii_are_distinct_as_float32_knots() -> None:

@@ -189,25 +189,25 @@ def test_cifar_missing_and_malformed(tmp_path):
 # --- tabular -----------------------------------------------------------------------------------------
 
 
-def test_csv_header_labels_as_given_and_train_scaling(tmp_path):
+def test_csv_header_labels_as_given_whole_file_and_its_scaling(tmp_path):
     path = tmp_path / "iris.csv"
     rows = [f"{i},{10 * (i % 7) - 5},{2 * (i % 2)}" for i in range(40)]  # labels 0 and 2: class 1 absent
     path.write_text("a,b,label\n" + "\n".join(rows) + "\n")
     x_tr, y_tr = data.load(str(path), "train", device="cpu")
     x_te, y_te = data.load(str(path), "test", device="cpu")
-    assert x_tr.shape == (30, 2) and x_te.shape == (10, 2)
+    # no given splits: both parts are the whole file, in file order, scaled by the whole file's min/max
+    assert x_tr.shape == (40, 2) and torch.equal(x_tr, x_te) and torch.equal(y_tr, y_te)
     assert x_tr.amin(0).tolist() == [0.0, 0.0] and x_tr.amax(0).tolist() == [1.0, 1.0]
-    assert x_te.min() >= 0 and x_te.max() <= 1
-    assert torch.bincount(y_tr).tolist() == [15, 0, 15] and torch.bincount(y_te).tolist() == [5, 0, 5]
+    assert y_te.tolist() == [2 * (i % 2) for i in range(40)]
     table = data.read_tabular(path)
-    # scaling uses the train split's min/max: undoing it gives back raw rows of the file, labels included
-    raw = {(int(a), int(b), int(label)) for a, b, label in (r.split(",") for r in rows)}
-    lo, hi = table.scaling.lo, table.scaling.hi
-    undone = np.rint(table.x_train * (hi - lo) + lo).astype(int)
-    assert all((*map(int, u), int(c)) in raw for u, c in zip(undone, table.y_train, strict=True))
+    raw = np.array([[i, 10 * (i % 7) - 5] for i in range(40)], dtype=float)
+    np.testing.assert_allclose(table.scaling.lo, raw.min(0))
+    np.testing.assert_allclose(table.scaling.hi, raw.max(0))
+    np.testing.assert_allclose(table.x_test, (raw - raw.min(0)) / (raw.max(0) - raw.min(0)), atol=1e-6)
     assert data.info(str(path)).input_shape == (2,) and data.info(str(path)).num_classes == 3
     assert data.scaling_of(str(path)).to_dict() == table.scaling.to_dict()
     assert data.scaling_of("digits") is None
+    assert not data.has_test_split(str(path)) and data.has_test_split("digits")
 
 
 def test_npz_given_splits_labels_kept(tmp_path):

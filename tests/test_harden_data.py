@@ -96,8 +96,8 @@ def test_labels_beyond_the_models_classes_are_quoted(trained, tmp_path):
     x, y = blobs(20)
     y[y == 2] = 7
     np.savez(tmp_path / "seven.npz", x=x, y=y)
-    result = invoke("attack", "--model", model, "--data", tmp_path / "seven.npz", "--n", 20)
-    one_line_error(result, "labels must lie in [0, 3) for a 3-class model", "the data hold labels 7")
+    result = invoke("attack", "--model", model, "--data", tmp_path / "seven.npz")  # all 60 samples
+    one_line_error(result, "the model has 3 outputs, the labels go up to 7", "the data hold labels 7")
 
 
 @pytest.mark.parametrize(

@@ -113,7 +113,7 @@ def test_plain_torch_state_dicts(tmp_path):
     for name in ("plain.pt", "wrapped.pth"):
         loaded = nets.load(tmp_path / name, device="cpu", arch="cnn", widths=[4, 4], hidden=8)
         assert torch.equal(loaded(x), model(x))
-    with pytest.raises(ValueError, match=r"does not match architecture 'cnn'.*wrong shape \['0\.weight'"):
+    with pytest.raises(ValueError, match=r"'cnn': wrong shape, layer 0\.weight: checkpoint \(4, 1, 3, 3\)"):
         nets.load(tmp_path / "plain.pt", arch="cnn")  # default widths: wrong shapes
     with pytest.raises(FileNotFoundError, match="sidecar"):
         nets.load(tmp_path / "plain.pt")  # no arch given and no sidecar

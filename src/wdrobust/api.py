@@ -31,6 +31,7 @@ from wdrobust.evaluate.runner import run
 from wdrobust.evaluate.store import STORE_NAME, Store
 from wdrobust.report import build_results, render
 from wdrobust.report.document import Results
+from wdrobust.threat import ThreatModel
 
 #: The data name recorded for samples given as tensors (unless ``data`` names them).
 TENSORS = "tensors"
@@ -55,9 +56,12 @@ def state_sha256(model: nn.Module) -> str:
     return digest.hexdigest()
 
 
-def model_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> Inputs:
+def model_inputs(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, threats: Sequence[ThreatModel]
+) -> Inputs:
     """The evaluation inputs of a user's model (eval mode, moved to device) and samples x (N, *S) in
-    [0, 1], y (N,) (kept on the CPU, as the runner expects), with the facts recorded in the store."""
+    [0, 1], y (N,) (kept on the CPU, as the runner expects), checked against the ``threats`` to run, with
+    the facts recorded in the store."""
     x = torch.as_tensor(x).detach().to("cpu", torch.float32)
     y = torch.as_tensor(y).detach().to("cpu").long()
     if x.ndim < 2 or y.ndim != 1 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
@@ -65,7 +69,7 @@ def model_inputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: tor
             f"x must be (N, *S) and y (N,) with N >= 1, got shapes {tuple(x.shape)} and {tuple(y.shape)}"
         )
     model = model.to(device).eval()
-    inputs = checked_inputs(model, x, y, None, int(x.shape[0]), device)
+    inputs = checked_inputs(model, x, y, None, int(x.shape[0]), device, threats)
     inputs.facts = {
         "model_path": None,
         "model_sha256": state_sha256(model),
@@ -133,7 +137,7 @@ def evaluate(
             label=label,
             keep_points=keep_points,
         )
-        inputs = model_inputs(model, x, y, dev)
+        inputs = model_inputs(model, x, y, dev, cfg.threats())
         finish = _render if out is not None else _document
         return run(cfg, force=force, console=Console(stderr=True), finish=finish, inputs=inputs).finished
 

@@ -183,6 +183,16 @@ class ThreatModel:
         """Diameter of [0,1]^d in the threat norm: 1 (linf), sqrt(d) (l2), d (l1)."""
         return {"linf": 1.0, "l2": math.sqrt(d), "l1": float(d)}[self.norm]
 
+    def check_radius(self, d: int) -> None:
+        """ValueError when eps exceeds ``diameter(d)``: no input can move further, so such a radius is a
+        slip of scale (``8`` meant as ``8/255``), refused with that hint."""
+        diameter = self.diameter(d)
+        if self.eps > diameter * (1 + 1e-12):
+            raise ValueError(
+                f"eps = {self.eps:g} exceeds {diameter:.4g}, the {self.norm} diameter of the input box "
+                f"[0, 1]^{d}: did you mean {self.eps:g}/255?"
+            )
+
     def with_eps(self, eps: float) -> ThreatModel:
         """Same norm and p, another radius."""
         return ThreatModel(self.norm, eps, self.p)

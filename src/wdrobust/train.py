@@ -6,8 +6,10 @@ cross-entropy over B(x, eps) ∩ [0, 1]^d by projected steepest ascent with the 
 maximiser, a uniform random start and step size 2.5 eps / steps. The learning rate is constant or follows
 a cosine schedule over the optimiser steps, lr_t = lr (1 + cos(pi t / T)) / 2 for step t of T. ``fit``
 holds out a stratified validation split of the train split (10 % by default) and reports its accuracy
-after every epoch. Runs are seeded (weights via ``nets.build(seed=...)``, batch order and random starts
-via a private generator, the validation split by the seed) and deterministic on CPU.
+after every epoch; a data file without a test split (x, y only) is never split otherwise, so its
+validation part is also where the test accuracy is measured (``fit`` says so through ``notice``). Runs
+are seeded (weights via ``nets.build(seed=...)``, batch order and random starts via a private generator,
+the validation split by the seed) and deterministic on CPU.
 """
 
 from __future__ import annotations
@@ -240,6 +242,20 @@ def evaluate_loss(
     return loss / len(x), hits / len(x)
 
 
+def no_test_split_line(data_name: str, held: int, total: int) -> str:
+    """What ``fit`` measures test accuracy on for data without a test split: the held validation samples
+    of ``total`` (held > 0), else the training samples."""
+    if held:
+        return (
+            f"{data_name} has no test split (x_test, y_test): {held} of its {total} samples are held out "
+            "for validation and test accuracy"
+        )
+    return (
+        f"{data_name} has no test split (x_test, y_test) and none is held out: test accuracy is on the "
+        "training data"
+    )
+
+
 @dataclass
 class FitResult:
     """A model trained on a data set's train split, its clean test accuracy, the checkpoint metadata and
@@ -262,6 +278,7 @@ def fit(
     device: str | torch.device | None = None,
     progress: Progress | None = None,
     epoch_end: Callable[[EpochStats], None] | None = None,
+    notice: Callable[[str], None] | None = None,
     **train_options: Any,
 ) -> FitResult:
     """Build ``arch`` for the data set (its input shape and classes), train it on the train split with
@@ -269,9 +286,11 @@ def fit(
 
     Options not given take FIT_DEFAULTS: val_fraction (a stratified, seeded share of the train split held
     out and evaluated after every epoch; 0 trains on all of it), schedule; epochs None (or not given) is
-    ``auto_epochs`` of the training samples. A tabular file is scaled with its train split's min/max
-    (``data.scaling_of``), which the result carries so that evaluations of the model scale their data the
-    same way."""
+    ``auto_epochs`` of the training samples. A data file without a test split is not split further: the
+    test accuracy is the validation part's (the training samples' with val_fraction 0), and
+    ``notice(line)`` is called once, after training, to say so. A tabular file is scaled with its
+    training data's min/max (``data.scaling_of``), which the result carries so that evaluations of the
+    model scale their data the same way."""
     dev = resolve_device(device)
     options = FIT_DEFAULTS | train_options
     val_fraction = float(options.pop("val_fraction"))
@@ -279,13 +298,21 @@ def fit(
         raise ValueError(f"the validation fraction must lie in [0, 1), got {val_fraction}")
     scaling = data.scaling_of(data_name)
     x_train, y_train = data.load(data_name, "train", root, dev, scaling)
-    x_test, y_test = data.load(data_name, "test", root, dev, scaling)
     validation = None
     if val_fraction > 0:
+        if len(y_train) < 2:
+            raise ValueError(
+                f"cannot hold out a validation part of {len(y_train)} training sample: give val_fraction 0"
+            )
         kept, held = stratified_split(y_train.cpu().numpy(), val_fraction, options.get("seed", 0))
         kept_t, held_t = torch.from_numpy(kept).to(dev), torch.from_numpy(held).to(dev)
         validation = (x_train[held_t], y_train[held_t])
         x_train, y_train = x_train[kept_t], y_train[kept_t]
+    split_given = data.has_test_split(data_name)
+    if split_given:
+        x_test, y_test = data.load(data_name, "test", root, dev, scaling)
+    else:
+        x_test, y_test = validation or (x_train, y_train)
     if options.get("epochs") is None:
         options["epochs"] = auto_epochs(len(x_train))
     meta = data.info(data_name)
@@ -309,6 +336,9 @@ def fit(
         **options,
     )
     acc = accuracy(result.model, x_test, y_test)
+    if not split_given and notice is not None:
+        held = 0 if validation is None else len(validation[1])
+        notice(no_test_split_line(data_name, held, len(y_train) + held))
     record = {
         "data": data_name,
         "train": {**options, "val_fraction": val_fraction},

@@ -137,7 +137,17 @@ def command(
     check_loss(save_loss)
     options = parse_options(option, attack)
     net, x, y = common.model_and_samples(
-        model, data, root, split, n, device, arch=arch, arch_option=arch_option, mean=mean, std=std
+        model,
+        data,
+        root,
+        split,
+        n,
+        device,
+        arch=arch,
+        arch_option=arch_option,
+        mean=mean,
+        std=std,
+        threat=threat,
     )
     with progress.bar(attack, quiet, "samples") as advance, cpu_threads_for(net, x.device):
         runner = ATTACKS[attack](

@@ -96,7 +96,17 @@ def command(
     check_attack(attack)
     every = method.strip() == "all"
     net, x, y = common.model_and_samples(
-        model, data, root, split, n, device, arch=arch, arch_option=arch_option, mean=mean, std=std
+        model,
+        data,
+        root,
+        split,
+        n,
+        device,
+        arch=arch,
+        arch_option=arch_option,
+        mean=mean,
+        std=std,
+        threat=threat,
     )
     rows = []
     with cpu_threads_for(net, x.device), progress.bar("certify", quiet, "samples") as advance:

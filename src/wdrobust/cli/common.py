@@ -14,7 +14,7 @@ from wdrobust._device import check_device
 from wdrobust.data import DATA_ENV, DATASETS, DEFAULT_DATASET
 from wdrobust.evaluate.config import split_list
 from wdrobust.evaluate.inputs import load_inputs
-from wdrobust.threat import NORMS, parse_number
+from wdrobust.threat import NORMS, ThreatModel, parse_number
 
 MODEL = typer.Option(
     ..., help="Checkpoint: .safetensors with its JSON sidecar, or a plain .pt/.pth state_dict with --arch."
@@ -47,7 +47,9 @@ ARCH_OPTION = typer.Option(
 )
 MEAN = typer.Option(None, help="The model was trained on (x - mean) / std: comma-separated per-channel mean.")
 STD = typer.Option(None, help="Per-channel std of --mean (the model is wrapped in wdrobust.nets.Normalize).")
-SPLIT = typer.Option("test", help="Data split.")
+SPLIT = typer.Option(
+    "test", help="Data split: test or train (a data file without x_test, y_test is used whole for either)."
+)
 NORM = typer.Option("linf", help=f"Threat norm: {', '.join(NORMS)}.")
 EPS = typer.Option("0.1", help="Radius (e.g. 0.1 or 8/255).")
 P = typer.Option("inf", help="Wasserstein order p in [1, inf].")
@@ -99,14 +101,16 @@ def model_and_samples(
     arch_option: list[str] | None = None,
     mean: str | None = None,
     std: str | None = None,
+    threat: ThreatModel | None = None,
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """The model (eval mode) and the first n samples x (n, *S), y (n,) of the split, on one device,
     scaled and checked as for ``wdrobust evaluate`` (``evaluate.inputs.load_inputs``); a .pt/.pth
     checkpoint without sidecar is built as ``arch`` with ``arch_option``; ``mean``/``std`` wrap it in
     ``nets.Normalize``.
 
-    Raises ValueError for a bad device, n < 1, no samples, inputs not finite or outside [0, 1], a model
-    whose input shape is not the data's, and labels outside the model's classes.
+    Raises ValueError for a bad device, n < 1, no samples, inputs not finite or outside [0, 1], a
+    ``threat`` radius beyond the samples' box, a model whose input shape is not the data's, and labels
+    outside the model's classes.
     """
     dev = check_device(device)
     if n < 1:
@@ -114,6 +118,15 @@ def model_and_samples(
     options = arch_options(arch, arch_option or [])
     norm = normalization(mean, std)
     inputs = load_inputs(
-        model, data, split, root, n, dev, arch=arch, arch_options=options, normalization=norm
+        model,
+        data,
+        split,
+        root,
+        n,
+        dev,
+        threats=() if threat is None else (threat,),
+        arch=arch,
+        arch_options=options,
+        normalization=norm,
     )
     return inputs.model, inputs.x.to(dev), inputs.y.to(dev)

@@ -1,10 +1,11 @@
 """Turning bad input and operating-system failures into a one-line error and exit code 2; Ctrl-C into a
-one-line notice and exit code 130."""
+one-line notice and exit code 130; warnings into one ``warning: ...`` line on stderr."""
 
 from __future__ import annotations
 
 import functools
 import sqlite3
+import warnings
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -47,13 +48,21 @@ def describe(exc: BaseException) -> str:
     return message.splitlines()[0] if message.strip() else type(exc).__name__
 
 
+def warning_line(message: Warning | str, *_: object, **__: object) -> None:
+    """Print a warning as one ``warning: ...`` line on stderr (a ``warnings.showwarning``)."""
+    err_console.print(f"warning: {str(message).splitlines()[0]}", markup=False)
+
+
 def user_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Decorate a CLI command so that USER_ERRORS become one line on stderr and exit code 2."""
+    """Decorate a CLI command so that USER_ERRORS become one line on stderr and exit code 2, and warnings
+    one line on stderr each."""
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return func(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = warning_line
+                return func(*args, **kwargs)
         except USER_ERRORS as exc:
             raise fail(describe(exc)) from None
 

@@ -112,6 +112,7 @@ def command(
             device=device,
             progress=advance,
             epoch_end=epoch_line,
+            notice=lambda line: err_console.print(line, markup=False, highlight=False),
             **options,
         )
     nets.save(result.model, out, metadata=result.metadata, input_scaling=result.input_scaling)

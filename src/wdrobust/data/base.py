@@ -1,7 +1,8 @@
-"""Pieces shared by the data readers: split names, the data root and seeded stratified splits."""
+"""Pieces shared by the data readers: split names, the data root and seeded (stratified) splits."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -25,15 +26,21 @@ def data_root(root: str | Path | None) -> Path:
 
 
 def stratified_split(y: np.ndarray, n_test: int | float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded stratified split of indices 0..N-1 into (train, test), each sorted.
+    """Seeded split of indices 0..N-1 into (train, test), each sorted.
 
-    n_test: the number of test samples (int) or their fraction (float). Every class keeps its share.
+    n_test: the number of test samples (int) or their fraction (float; ceil(n_test N) samples). Every
+    class keeps its share when it can (each class has two samples, each part room for one of every
+    class); otherwise, as in a small file, the split is a plain seeded one. ValueError when a part would
+    be empty.
     """
     from sklearn.model_selection import train_test_split  # slow import: only when splitting
 
     idx = np.arange(len(y))
+    held = n_test if isinstance(n_test, int) else math.ceil(n_test * len(y))
+    counts = np.unique(y, return_counts=True)[1]
+    stratify = y if counts.size and counts.min() >= 2 and min(held, len(y) - held) >= counts.size else None
     try:
-        train, test = train_test_split(idx, test_size=n_test, random_state=seed, stratify=y)
+        train, test = train_test_split(idx, test_size=n_test, random_state=seed, stratify=stratify)
     except ValueError as exc:
         raise ValueError(f"cannot split the data into train and test: {str(exc).splitlines()[0]}") from None
     return np.sort(train), np.sort(test)

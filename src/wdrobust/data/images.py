@@ -2,10 +2,11 @@
 y_test).
 
 Pixels are used as they are, never rescaled: uint8 arrays are divided by 255, floating-point arrays must
-already lie in [0, 1] (anything else is refused, naming the range found). Labels are the file's own
-class indices (as for tabular files, ``tabular.class_labels``). Without given splits the samples are
-split 25 % test, stratified, seed 0, like a tabular file. A ``.npz`` whose x (or x_train, x_test) is
-4-D is an image file; 2-D is a tabular file (``data.tabular``).
+already lie in [0, 1] (anything else is refused, naming the range found and pointing at --mean/--std for
+normalised images). Labels are the file's own class indices (as for tabular files,
+``tabular.class_labels``). A file without given splits is never split: x, y are both its train and its
+test part (evaluation uses every image; ``train`` holds out its own validation part). A ``.npz`` whose x
+(or x_train, x_test) is 4-D is an image file; 2-D is a tabular file (``data.tabular``).
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wdrobust.data.base import stratified_split
-from wdrobust.data.tabular import SEED, TEST_FRACTION, class_labels, read_npz
+from wdrobust.data.tabular import class_labels, read_npz
 
 #: Number of dimensions of an image array: (N, C, H, W).
 IMAGE_NDIM = 4
@@ -55,8 +55,8 @@ def _pixels(path: Path, x: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{path}: {name} contains NaN or infinity")
     if x.size and (x.min() < 0 or x.max() > 1):
         raise ValueError(
-            f"{path}: {name} must lie in [0, 1] (images are not rescaled); "
-            f"found [{x.min():.4g}, {x.max():.4g}]"
+            f"{path}: {name} must lie in [0, 1] (images are not rescaled); found [{x.min():.4g}, "
+            f"{x.max():.4g}]: save the raw pixels (uint8 or [0, 1]), a normalisation goes to --mean/--std"
         )
     return x.astype(np.float32)
 
@@ -71,7 +71,7 @@ def _pair(path: Path, arrays: dict[str, np.ndarray], xk: str, yk: str) -> tuple[
 
 def read_image_npz(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     """x float32 (N, C, H, W) in [0, 1] and y int64 (N,) of one split of an image .npz file: the arrays
-    x_<split>, y_<split> when the file has them, else the seeded stratified split of x, y."""
+    x_<split>, y_<split> when the file has them, else all of x, y (a file without given splits)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image data file {path} not found")
@@ -80,10 +80,7 @@ def read_image_npz(path: str | Path, split: str) -> tuple[np.ndarray, np.ndarray
         return _pair(path, arrays, f"x_{split}", f"y_{split}")
     if not {"x", "y"} <= set(arrays):
         raise ValueError(f"{path}: expected arrays x and y (or x_{split} and y_{split})")
-    x, y = _pair(path, arrays, "x", "y")
-    train, test = stratified_split(y, TEST_FRACTION, SEED)
-    idx = train if split == "train" else test
-    return x[idx], y[idx]
+    return _pair(path, arrays, "x", "y")
 
 
 def image_info(path: str | Path) -> tuple[tuple[int, ...], int]:

@@ -16,7 +16,7 @@ from wdrobust.data.cifar import read_cifar
 from wdrobust.data.digits import read_digits
 from wdrobust.data.images import image_info, is_image_npz, read_image_npz
 from wdrobust.data.mnist import read_mnist
-from wdrobust.data.tabular import Scaling, is_tabular, read_tabular
+from wdrobust.data.tabular import Scaling, is_tabular, npz_keys, read_tabular
 
 #: A data set's reader: (split, data root) -> (x float32 (N, *S) in [0, 1], y int64 (N,)) as numpy arrays.
 Reader = Callable[[str, Path], tuple[np.ndarray, np.ndarray]]
@@ -86,8 +86,9 @@ def load(
     or a path to a .npz file of images (x of shape (N, C, H, W), see ``data.images``) or a .npz/.csv
     tabular file. Images are (N, C, H, W); tabular samples (N, F). root: directory of the files of the
     sets that read one (``uses_root``: mnist, fashion-mnist, cifar10, cifar100; default $WDROBUST_DATA,
-    else ./data). scaling: the feature scaling of a tabular file (a model's, see ``data.tabular``; None:
-    the file's own); image sets ignore it. Missing or malformed files raise FileNotFoundError/ValueError.
+    else ./data). A file without given splits (x, y only) is read whole for either split. scaling: the
+    feature scaling of a tabular file (a model's, see ``data.tabular``; None: the file's own); image sets
+    ignore it. Missing or malformed files raise FileNotFoundError/ValueError.
     """
     x, y = _read(_check_name(name), check_split(split), root, scaling)
     dev = resolve_device(device)
@@ -107,8 +108,15 @@ def info(name: str) -> DatasetInfo:
     return DatasetInfo(name, (data.x_train.shape[1],), data.num_classes, "tabular file")
 
 
+def has_test_split(name: str) -> bool:
+    """Whether the data hold a test part apart from their training data: a registered set, or a file with
+    x_test and y_test. A file without given splits is never split (its samples are both parts)."""
+    return not is_tabular(_check_name(name)) or {"x_test", "y_test"} <= npz_keys(name)
+
+
 def scaling_of(name: str) -> Scaling | None:
-    """The feature scaling ``load`` applies by default: a tabular file's train-split min/max; None for
-    image data sets and image files (already in [0, 1])."""
+    """The feature scaling ``load`` applies by default: the min/max of a tabular file's training data
+    (x_train, or the whole file without given splits); None for image data sets and image files (already
+    in [0, 1])."""
     tabular = is_tabular(_check_name(name)) and not is_image_npz(name)
     return read_tabular(name).scaling if tabular else None

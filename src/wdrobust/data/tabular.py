@@ -2,28 +2,28 @@
 (features, then the label in the last column; an optional header row) file.
 
 Labels are the file's own class indices: non-negative integers, used as they are (never re-encoded), so
-that a file holding some of a model's classes keeps their meaning. Without given splits, the samples are
-split 25% test, stratified, seed 0. Features are scaled to [0, 1] per feature by a ``Scaling``,
+that a file holding some of a model's classes keeps their meaning. A file without given splits is never
+split: its samples are both its train and its test part (evaluation uses all of them; ``train`` holds out
+its own validation part). Features are scaled to [0, 1] per feature by a ``Scaling``,
 (x - lo) / (hi - lo) clipped to [0, 1] (constant features map to 0): by default lo, hi are the min and max
-of the file's train split; a model trained on tabular data stores the scaling of its training file in its
-sidecar, and evaluating it applies that one (``read_tabular(path, scaling)``). Samples have shape (F,):
-x is (N, F).
+of the file's training data (x_train, or the whole file without given splits); a model trained on tabular
+data stores the scaling of its training file in its sidecar, and evaluating it applies that one
+(``read_tabular(path, scaling)``). Samples have shape (F,): x is (N, F).
 """
 
 from __future__ import annotations
 
 import csv
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from wdrobust.data.base import stratified_split
-
 SUFFIXES = (".npz", ".csv")
-TEST_FRACTION = 0.25
-SEED = 0
+#: The arrays of a file with given splits.
+GIVEN_SPLITS = ("x_train", "y_train", "x_test", "y_test")
 #: How many offending values an error message quotes.
 QUOTED = 5
 
@@ -79,7 +79,8 @@ class Scaling:
 
 @dataclass(frozen=True)
 class TabularData:
-    """Both splits after scaling, the scaling used, and K = largest label + 1."""
+    """Both splits after scaling (the same arrays for a file without given splits), the scaling used, and
+    K = largest label + 1."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -164,6 +165,15 @@ def _read_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return x, table[:, -1]
 
 
+def npz_keys(path: str | Path) -> set[str]:
+    """The array names of an npz file, read from its zip directory only (empty for anything else)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {name.removesuffix(".npy") for name in archive.namelist()}
+    except (OSError, zipfile.BadZipFile):
+        return set()
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """The arrays of an npz file (no pickled objects allowed)."""
     try:
@@ -174,10 +184,10 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _splits(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Checked (x_train, y_train, x_test, y_test) as given by the file or by the seeded split."""
+    """Checked (x_train, y_train, x_test, y_test) as given by the file, or its samples twice (no split)."""
     if path.suffix.lower() == ".npz":
         arrays = read_npz(path)
-        if {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
+        if set(GIVEN_SPLITS) <= set(arrays):
             train = _checked(path, arrays["x_train"], arrays["y_train"], ("x_train", "y_train"))
             test = _checked(path, arrays["x_test"], arrays["y_test"], ("x_test", "y_test"))
             if train[0].shape[1] != test[0].shape[1]:
@@ -188,14 +198,13 @@ def _splits(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
         x, y = _checked(path, arrays["x"], arrays["y"], ("x", "y"))
     else:
         x, y = _checked(path, *_read_csv(path), ("features", "labels"))
-    train, test = stratified_split(y, TEST_FRACTION, SEED)
-    return x[train], y[train], x[test], y[test]
+    return x, y, x, y
 
 
 def read_tabular(path: str | Path, scaling: Scaling | None = None) -> TabularData:
     """Read, check, split and scale a tabular file (see the module docstring).
 
-    scaling: the model's (from its sidecar); None scales with the min/max of this file's train split.
+    scaling: the model's (from its sidecar); None scales with the min/max of this file's training data.
     """
     path = Path(path)
     if not path.is_file():
@@ -203,7 +212,7 @@ def read_tabular(path: str | Path, scaling: Scaling | None = None) -> TabularDat
     x_tr, y_tr, x_te, y_te = _splits(path)
     if scaling is None:
         if len(x_tr) == 0:
-            raise ValueError(f"{path}: the train split is empty")
+            raise ValueError(f"{path}: the training data are empty")
         scaling = Scaling.fit(x_tr)
     classes = int(max(y_tr.max(initial=-1), y_te.max(initial=-1))) + 1
     return TabularData(scaling.apply(x_tr, path), y_tr, scaling.apply(x_te, path), y_te, scaling, classes)

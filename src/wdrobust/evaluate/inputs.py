@@ -1,16 +1,23 @@
 """Loading and checking a model and the data it is run on, before anything is written.
 
-Shared by ``wdrobust evaluate``, ``attack`` and ``certify``. The data are scaled like the model's training
+Shared by ``wdrobust evaluate``, ``attack`` and ``certify``. A data file is used whole (its x_test, y_test
+when it gives splits), subject to n, offset and indices. The data are scaled like the model's training
 data: a tabular file gets the feature scaling stored in the model's sidecar (``input_scaling``), so a file
-holding some of the model's classes, or other feature ranges, is not rescaled on its own. Every check
-raises ValueError with a one-line message: unknown data or model, NaN inputs, inputs outside [0, 1], a
-model that does not accept the data's input shape, labels outside [0, K) (quoting the data's labels).
+holding some of the model's classes, or other feature ranges, is not rescaled on its own. K is the
+model's number of outputs, never the data's largest label. Every check raises ValueError with a one-line
+message: unknown data or model, NaN inputs, inputs outside [0, 1] (with a hint at --mean/--std), a radius
+beyond the diameter of [0, 1]^d (``ThreatModel.check_radius``), a model that does not accept the data's
+input shape (naming both shapes), labels the model has no output for. A model whose outputs look like
+probabilities (every checked row non-negative, summing to 1) gets a warning: margins and cross-entropy
+are defined on logits.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +35,12 @@ from wdrobust.evaluate.config import DEFAULT_MODEL, EvalConfig
 from wdrobust.models import default_model_path
 from wdrobust.nets.io import TORCH_SUFFIXES
 from wdrobust.nets.registry import SPEC_ATTR
+from wdrobust.threat import ThreatModel
+
+#: How many samples ``check_model`` runs through the model (its outputs' shape, labels, probabilities).
+CHECKED_SAMPLES = 16
+#: Tolerance of "the row sums to 1" in the probability check.
+SUM_TOLERANCE = 1e-4
 
 
 @dataclass
@@ -72,9 +85,10 @@ def load_model(
     num_classes: int | None = None,
 ) -> nn.Module:
     """The model of a checkpoint in eval mode: rebuilt from its sidecar, or (``arch`` given, for a plain
-    .pt/.pth state_dict without one) built as ``arch`` with input_shape, num_classes (the data's) and
-    ``arch_options``; wrapped as ``nets.normalized(model, mean, std)`` when ``normalization`` is given.
-    A .pt/.pth file without sidecar and without arch raises ValueError saying what to give."""
+    .pt/.pth state_dict without one) built as ``arch`` with input_shape (the data's), num_classes (given,
+    else the checkpoint's output layer's, ``nets.load``) and ``arch_options``; wrapped as
+    ``nets.normalized(model, mean, std)`` when ``normalization`` is given. A .pt/.pth file without sidecar
+    and without arch raises ValueError saying what to give."""
     path = Path(path)
     if arch is None and path.suffix in TORCH_SUFFIXES and not nets.sidecar_path(path).is_file():
         raise ValueError(
@@ -106,12 +120,14 @@ def load_inputs(
     *,
     offset: int = 0,
     indices: np.ndarray | None = None,
+    threats: Sequence[ThreatModel] = (),
     **model_options: Any,
 ) -> Inputs:
     """The one loader of a model and its data (``evaluate``, ``attack``, ``certify``): the model at the
     checkpoint ``path`` (``load_model`` with model_options: arch, arch_options, normalization) and samples
     offset .. offset + n - 1 of a split (or the listed ``indices``, in their order), scaled for it; both
-    checked (module docstring)."""
+    checked (module docstring), the samples and the ``threats`` they will be run with before the model is
+    loaded."""
     scaling = model_scaling(path) if nets.sidecar_path(path).is_file() else None
     x, y = data.load(data_name, split, root=root, device="cpu", scaling=scaling)
     available = int(x.shape[0])
@@ -129,11 +145,9 @@ def load_inputs(
         pick = slice(offset, offset + n)
     x = torch.as_tensor(x[pick], dtype=torch.float32)
     y = torch.as_tensor(y[pick]).long()
-    check_inputs(x)  # before the model is loaded
-    if model_options.get("arch") is not None:
-        model_options.setdefault("num_classes", data.info(data_name).num_classes)
+    check_samples(x, threats)  # before the model is loaded
     model = load_model(path, device, input_shape=tuple(x.shape[1:]), **model_options)
-    return checked_inputs(model, x, y, Path(path), available, device)
+    return checked_inputs(model, x, y, Path(path), available, device, threats)
 
 
 def checked_inputs(
@@ -143,9 +157,11 @@ def checked_inputs(
     path: Path | None,
     available: int,
     device: str | torch.device | None,
+    threats: Sequence[ThreatModel] = (),
 ) -> Inputs:
-    """Inputs of a model (eval mode) and samples x (n, *S), y (n,) after every check of this module."""
-    check_inputs(x)
+    """Inputs of a model (eval mode) and samples x (n, *S), y (n,) after every check of this module (the
+    radii of ``threats`` against the samples' dimension)."""
+    check_samples(x, threats)
     check_input_shape(model, x)
     classes = check_model(model, x, y, resolve_device(device))
     return Inputs(model, x, y, classes, path, available)
@@ -182,6 +198,7 @@ def evaluation_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
         device,
         offset=cfg.offset,
         indices=None if cfg.indices is None else read_indices(cfg.indices),
+        threats=cfg.threats(),
         arch=cfg.arch,
         arch_options=cfg.arch_options,
         normalization=cfg.normalization,
@@ -203,9 +220,7 @@ def check_input_shape(model: nn.Module, x: torch.Tensor) -> None:
     expected = None if spec is None else spec.kwargs.get("input_shape")
     shape = tuple(x.shape[1:])
     if expected is not None and math.prod(expected) != math.prod(shape):
-        raise ValueError(
-            f"the model expects inputs of shape {tuple(expected)} but the data have shape {shape}"
-        )
+        raise ValueError(f"the model expects inputs of shape {tuple(expected)}, the data's are {shape}")
 
 
 def check_inputs(x: torch.Tensor) -> None:
@@ -215,14 +230,25 @@ def check_inputs(x: torch.Tensor) -> None:
     if torch.isinf(x).any():
         raise ValueError("the data contain infinite inputs")
     if x.min() < 0 or x.max() > 1:
-        raise ValueError(f"inputs must lie in [0, 1]; found values in [{x.min():.4g}, {x.max():.4g}]")
+        raise ValueError(
+            f"inputs must lie in [0, 1]; found values in [{x.min():.4g}, {x.max():.4g}]: give the raw data "
+            "and the model's normalisation with --mean/--std (in Python: nets.normalized(model, mean, std))"
+        )
+
+
+def check_samples(x: torch.Tensor, threats: Sequence[ThreatModel] = ()) -> None:
+    """``check_inputs`` and every threat's radius against the dimension d of the samples x (n, *S)."""
+    check_inputs(x)
+    for threat in threats:
+        threat.check_radius(int(x[0].numel()))
 
 
 def check_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> int:
-    """Run one sample through the model; return K. Shape mismatches and bad labels raise ValueError."""
+    """Run the first CHECKED_SAMPLES samples through the model; return K, its number of outputs. Shape
+    mismatches and labels >= K raise ValueError; outputs that look like probabilities warn."""
     try:
         with torch.no_grad():
-            z = model(x[:1].to(device))
+            z = model(x[:CHECKED_SAMPLES].to(device))
     except (RuntimeError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ValueError(
@@ -233,7 +259,22 @@ def check_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torc
     k = int(z.shape[1])
     bad = torch.unique(y[(y < 0) | (y >= k)]).tolist()
     if bad:
+        found = f"labels must lie in [0, {k}); the data hold labels {quote_values(bad)}"
+        top = int(y.max())
         raise ValueError(
-            f"labels must lie in [0, {k}) for a {k}-class model; the data hold labels {quote_values(bad)}"
+            f"the model has {k} outputs, the labels go up to {top}: {found}" if top >= k else found
+        )
+    if looks_like_probabilities(z):
+        warnings.warn(
+            "the model's outputs look like probabilities (non-negative, each row summing to 1): margins and "
+            "cross-entropy are computed on logits, so they would be wrong; pass the logits (e.g. drop the "
+            "final softmax)",
+            stacklevel=2,
         )
     return k
+
+
+def looks_like_probabilities(z: torch.Tensor) -> bool:
+    """Whether every row of the outputs z (n, K), K >= 2, is non-negative and sums to 1."""
+    z = z.detach().double()
+    return z.shape[1] >= 2 and bool((z >= 0).all() and ((z.sum(1) - 1).abs() <= SUM_TOLERANCE).all())

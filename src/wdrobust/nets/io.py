@@ -6,7 +6,9 @@ model trained on tabular data, "input_scaling" (the feature scaling of its train
 data it is evaluated on; see ``data.tabular.Scaling``); ``load`` rebuilds the architecture from it. Both
 files get the usual permissions (0666 minus the umask). Before any weight is allocated, the
 architecture is built on the meta device and its tensor shapes are compared with the checkpoint's (the
-safetensors header), so an inconsistent sidecar is refused without building a huge model. Plain ``.pt`` /
+safetensors header), so an inconsistent sidecar is refused without building a huge model; a mismatch
+names the first layer with both shapes. An architecture given without sidecar takes its number of
+classes from the checkpoint's output layer unless it is given. Plain ``.pt`` /
 ``.pth`` files are read with torch.load(weights_only=True), which refuses every pickle that is not tensors
 in containers.
 """
@@ -27,7 +29,7 @@ from torch import nn
 
 from wdrobust._atomic import atomic_write_all
 from wdrobust._device import resolve_device
-from wdrobust.nets.registry import arch_options, build, check_arch, spec_of
+from wdrobust.nets.registry import arch_options, build, check_arch, class_axes, spec_of
 
 FORMAT = "wdrobust.model"
 VERSION = 1
@@ -152,25 +154,32 @@ def _state_dict_from_torch_file(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _check_shapes(
-    expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], path: Path, arch: str
+    expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], path: Path, arch: str, hint: str
 ) -> None:
-    """ValueError naming the first mismatching keys unless the checkpoint's tensor shapes are exactly the
-    architecture's (``arch`` describes it)."""
+    """ValueError naming the first mismatching layer with both shapes (or the missing and unexpected keys)
+    unless the checkpoint's tensor shapes are exactly the architecture's (``arch`` describes it; ``hint``
+    ends the message)."""
+    shape = [k for k in expected if k in found and expected[k] != found[k]]
     missing = [k for k in expected if k not in found]
     unexpected = [k for k in found if k not in expected]
-    shape = [k for k in expected if k in found and expected[k] != found[k]]
-    if missing or unexpected or shape:
-        raise ValueError(
-            f"{path} does not match architecture {arch}: missing {missing[:3]}, "
-            f"unexpected {unexpected[:3]}, wrong shape {shape[:3]}"
-        )
+    if shape:
+        key = shape[0]
+        what = f"wrong shape, layer {key}: checkpoint {found[key]}, architecture {expected[key]}"
+        if len(shape) > 1:
+            what += f" (and {len(shape) - 1} more layers)"
+    elif missing or unexpected:
+        what = f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+    else:
+        return
+    raise ValueError(f"{path} does not match architecture {arch}: {what}{hint}")
 
 
 def _build_checked(
     arch: str, kwargs: dict[str, Any], shapes: dict[str, tuple[int, ...]], path: Path, sidecar: Path | None
 ) -> nn.Module:
     """Build ``arch`` after checking on the meta device (no memory allocated) that its tensors have
-    ``shapes``; constructor errors name the sidecar the options came from (when they did)."""
+    ``shapes``; constructor errors name the sidecar the options came from (when they did), a mismatch of
+    an architecture given without sidecar names the options it was built with."""
     try:
         with torch.device("meta"):
             skeleton = build(arch, **kwargs)
@@ -178,9 +187,30 @@ def _build_checked(
         if sidecar is None:
             raise
         raise ValueError(f"model sidecar {sidecar}: {str(exc).splitlines()[0]}") from None
-    described = f"{arch!r}" if sidecar is None else f"{arch!r} of sidecar {sidecar}"
-    _check_shapes({k: tuple(v.shape) for k, v in skeleton.state_dict().items()}, shapes, path, described)
+    if sidecar is None:
+        described = f"{arch!r}"
+        options = ", ".join(f"{k}={v}" for k, v in kwargs.items()) or "its defaults"
+        hint = f"; built with {options}: give the checkpoint's options with --arch-option name=value"
+    else:
+        described, hint = f"{arch!r} of sidecar {sidecar}", ""
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    _check_shapes(expected, shapes, path, described, hint)
     return build(arch, **kwargs)
+
+
+def _with_num_classes(
+    arch: str, kwargs: dict[str, Any], shapes: dict[str, tuple[int, ...]]
+) -> dict[str, Any]:
+    """kwargs with num_classes read from the checkpoint when not given: the length of the output layer's
+    class axis (``class_axes``) in the checkpoint's tensor shapes; unchanged when they do not tell."""
+    if "num_classes" in kwargs:
+        return kwargs
+    try:
+        axes = class_axes(arch, **kwargs)
+    except (TypeError, ValueError):  # bad options: _build_checked reports them
+        return kwargs
+    counts = {shapes[k][axis] for k, axis in axes.items() if k in shapes and len(shapes[k]) > axis}
+    return kwargs | {"num_classes": counts.pop()} if len(counts) == 1 else kwargs
 
 
 def _safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
@@ -200,9 +230,10 @@ def load(
     Weights: ``.safetensors``, or ``.pt`` / ``.pth`` holding a plain state_dict (read with
     weights_only=True; nested under state_dict/model_state_dict/model/net and 'module.' prefixes are
     accepted); an ONNX network (``.onnx`` / ``.onnx.gz``) is imported whole by ``nets.onnx``.
-    Architecture: the sidecar's arch and kwargs when ``arch`` is None (``kwargs`` override
-    them), else ``arch`` built with ``kwargs``. Keys and shapes must match exactly (strict loading); they
-    are compared before the model is allocated.
+    Architecture: the sidecar's arch and kwargs when ``arch`` is None (``kwargs`` override them), else
+    ``arch`` built with ``kwargs`` (num_classes, when not given, read from the checkpoint's output layer).
+    Keys and shapes must match exactly (strict loading); they are compared before the model is allocated,
+    and a mismatch names the first layer with both shapes.
     """
     path = Path(path)
     if not path.is_file():
@@ -222,13 +253,17 @@ def load(
         header = load_metadata(path)
         arch, kwargs, sidecar = header["arch"], {**header["kwargs"], **kwargs}, sidecar_path(path)
     if path.suffix == ".safetensors":
-        model = _build_checked(arch, kwargs, _safetensors_shapes(path), path, sidecar)
+        shapes = _safetensors_shapes(path)
+    else:
+        state = _state_dict_from_torch_file(path)
+        shapes = {k: tuple(v.shape) for k, v in state.items()}
+    if sidecar is None:
+        kwargs = _with_num_classes(arch, kwargs, shapes)
+    model = _build_checked(arch, kwargs, shapes, path, sidecar)
+    if path.suffix == ".safetensors":
         try:
             state = load_file(str(path), device="cpu")
         except (SafetensorError, OSError) as exc:
             raise ValueError(f"cannot read {path} as safetensors: {exc}") from None
-    else:
-        state = _state_dict_from_torch_file(path)
-        model = _build_checked(arch, kwargs, {k: tuple(v.shape) for k, v in state.items()}, path, sidecar)
     model.load_state_dict(state, strict=True)
     return model.to(resolve_device(device)).eval()

@@ -88,6 +88,21 @@ def build(arch: str, *, seed: int | None = None, **kwargs: Any) -> nn.Module:
     return model
 
 
+def class_axes(arch: str, **kwargs: Any) -> dict[str, int]:
+    """The tensors of ``arch`` (built with ``kwargs``) whose shape follows num_classes, each with the axis of
+    length num_classes (the output layer's: e.g. {"linear.weight": 0, "linear.bias": 0}), found by
+    building the architecture with 2 and with 3 classes on the meta device (no memory allocated)."""
+    kwargs = {k: v for k, v in kwargs.items() if k != "num_classes"}
+    with torch.device("meta"):
+        two, three = (build(arch, num_classes=k, **kwargs).state_dict() for k in (2, 3))
+    axes = {}
+    for key, a in two.items():
+        changed = [i for i, (m, n) in enumerate(zip(a.shape, three[key].shape, strict=True)) if m != n]
+        if len(changed) == 1 and (a.shape[changed[0]], three[key].shape[changed[0]]) == (2, 3):
+            axes[key] = changed[0]
+    return axes
+
+
 def spec_of(model: nn.Module) -> ModelSpec:
     """The ModelSpec recorded by ``build``; ValueError for models built otherwise."""
     spec = getattr(model, SPEC_ATTR, None)

@@ -21,7 +21,6 @@ COMMANDS = [(c.name, c.callback) for c in app.registered_commands]
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("WDROBUST_CACHE", str(tmp_path / "cache"))
 
 
 def test_version():

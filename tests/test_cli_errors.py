@@ -23,7 +23,6 @@ COMMANDS = [c.name for c in app.registered_commands]
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("WDROBUST_CACHE", str(tmp_path / "cache"))
 
 
 def tiny_model(path: Path, input_shape: list[int], classes: int = 10) -> str:

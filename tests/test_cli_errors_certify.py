@@ -68,7 +68,6 @@ def test_evaluate_radii_of_eps_that_collide_in_float32(
     radii = certificate_radii(build_config(None, eps=eps), 64)
     assert radii[-1] == 1.0 and strictly_increasing_knots(radii)
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
     args = ["evaluate", "--n", "4", "--eps", eps, "--p", "2", "--attacks", "pgd"]
     done = runner.invoke(app, [*args, "--certificates", "local,cell", "--out", "run", "--quiet"])
     assert done.exit_code == 0, done.output

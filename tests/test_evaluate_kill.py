@@ -35,9 +35,8 @@ def command(out):
 
 
 @pytest.fixture
-def env(digits_mlp_path, monkeypatch):
-    """Environment of the subprocesses: the session's cache holding the default model (conftest)."""
-    monkeypatch.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
+def env():
+    """Environment of the subprocesses: one torch thread each."""
     return dict(os.environ, OMP_NUM_THREADS="1")
 
 

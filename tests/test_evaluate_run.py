@@ -16,14 +16,6 @@ from wdrobust.report import build_results, render
 TOL = 1e-9
 
 
-@pytest.fixture(scope="module")
-def cache(digits_mlp_path):
-    """The session's cache folder holding the default digits model (conftest trains it once)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
-        yield digits_mlp_path.parent
-
-
 def small_config(out, **flags):
     base = dict(
         n=24,
@@ -38,7 +30,7 @@ def small_config(out, **flags):
     return build_config(**(base | flags))
 
 
-def test_small_run(cache, tmp_path):
+def test_small_run(tmp_path):
     """One small run (a module fixture would run once per xdist worker), checked from several sides."""
     cfg = small_config(tmp_path / "small")
     outcome = run(cfg)
@@ -139,7 +131,7 @@ def check_rerun_resumes_and_aggregates_the_same(small_run):
     assert json.loads(json.dumps(rebuilt)) == results  # wdrobust report re-renders: test_cli_evaluate
 
 
-def test_changed_config_is_refused_then_forced(cache, tmp_path):
+def test_changed_config_is_refused_then_forced(tmp_path):
     out = tmp_path / "r"
     tiny = dict(n=4, batch_size=4, eps="0.1", p="inf", attacks="wda++", certificates="global")
     run(small_config(out, **tiny))
@@ -151,7 +143,7 @@ def test_changed_config_is_refused_then_forced(cache, tmp_path):
         assert store.get_meta("config")["seed"] == 1
 
 
-def test_resume_refuses_changed_data(cache, tmp_path):
+def test_resume_refuses_changed_data(tmp_path):
     path = tmp_path / "data.npz"
     cfg = small_config(
         tmp_path / "r",

@@ -7,7 +7,6 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
-import pytest
 from _cli import MEDIUM, invoke, one_line_error, strip_timing
 
 from wdrobust.evaluate import EvalConfig, build_config, config_hash
@@ -25,11 +24,6 @@ def unit_count(folder):
         return conn.execute("SELECT COUNT(*) FROM units").fetchone()[0]
 
 
-@pytest.fixture
-def cache(digits_mlp_path, monkeypatch):
-    monkeypatch.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
-
-
 def test_shards_cover_every_unit_once_round_robin_over_batches():
     jobs = [CleanJob(), AttackJob("pgd", ThreatModel()), AttackJob("wda", ThreatModel())]
     every = units(jobs, 6)
@@ -42,7 +36,7 @@ def test_shards_cover_every_unit_once_round_robin_over_batches():
         assert {(j.method, b) for j, b in part} == {(j.method, b) for j in jobs for b in (i, i + 3)}
 
 
-def test_shards_then_merge_equal_the_single_run(tmp_path, cache):
+def test_shards_then_merge_equal_the_single_run(tmp_path):
     single, s1, s2, merged = (tmp_path / name for name in ("single", "s1", "s2", "merged"))
     assert invoke("evaluate", *MEDIUM, "--out", single).exit_code == 0
     first = invoke("evaluate", *MEDIUM, "--shard", "1/2", "--out", s1)
@@ -68,7 +62,7 @@ def test_shards_then_merge_equal_the_single_run(tmp_path, cache):
     assert unit_count(merged) == total and results(merged) == results(single)
 
 
-def test_merge_refuses_shards_of_other_runs(tmp_path, cache):
+def test_merge_refuses_shards_of_other_runs(tmp_path):
     a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "out"
     assert invoke("evaluate", *MEDIUM, "--shard", "1/2", "--out", a).exit_code == 0
     other = [*MEDIUM[:-1], "--seed", "1", "--quiet"]
@@ -83,7 +77,7 @@ def test_merge_refuses_shards_of_other_runs(tmp_path, cache):
         one_line_error(invoke("merge", a, "--out", "/proc/merged"), "/proc/merged", "not writable")
 
 
-def test_a_shard_folder_keeps_its_shard(tmp_path, cache):
+def test_a_shard_folder_keeps_its_shard(tmp_path):
     s1 = tmp_path / "s1"
     assert invoke("evaluate", *MEDIUM, "--shard", "1/2", "--out", s1).exit_code == 0
     one_line_error(
@@ -96,7 +90,7 @@ def test_a_shard_folder_keeps_its_shard(tmp_path, cache):
     one_line_error(invoke("evaluate", *MEDIUM, "--shard", "half", "--out", tmp_path / "x"), "I/K")
 
 
-def test_indices_and_offset_select_the_same_samples(tmp_path, cache):
+def test_indices_and_offset_select_the_same_samples(tmp_path):
     listed = tmp_path / "idx.txt"
     listed.write_text("# samples 5 .. 20\n" + "\n".join(f"{i}," for i in range(5, 21)))
     flags = [f for f in MEDIUM if f not in ("--n", "16")]
@@ -111,7 +105,7 @@ def test_indices_and_offset_select_the_same_samples(tmp_path, cache):
     assert results(tmp_path / "first16")["clean"]["loss"] != a["clean"]["loss"]  # other samples
 
 
-def test_selection_errors(tmp_path, cache):
+def test_selection_errors(tmp_path):
     listed = tmp_path / "idx.txt"
     listed.write_text("3 4 5")
     out = tmp_path / "out"
@@ -142,7 +136,7 @@ def test_new_selection_fields_keep_old_config_hashes():
     assert config_hash(EvalConfig(shard="1/2")) == config_hash(EvalConfig())
 
 
-def test_empirical_in_a_sharded_run_reads_its_own_shard(tmp_path, cache):
+def test_empirical_in_a_sharded_run_reads_its_own_shard(tmp_path):
     """empirical reads the attacks' points of its batch: a shard holds every job of its batches."""
     flags = ["--n", "8", "--batch-size", "2", "--eps", "0.1", "--p", "inf", "--attacks", "pgd",
              "--certificates", "empirical", "--quiet"]  # fmt: skip

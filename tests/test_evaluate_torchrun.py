@@ -38,8 +38,7 @@ def pid_of(store):
 
 
 @pytest.fixture
-def env(digits_mlp_path, monkeypatch):
-    monkeypatch.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
+def env():
     return dict(os.environ, OMP_NUM_THREADS="1")
 
 

@@ -19,9 +19,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @pytest.fixture(autouse=True)
-def cache(digits_mlp_path, tmp_path, monkeypatch):
-    """The session's cached default model (conftest) and a fresh working folder."""
-    monkeypatch.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
+def _in_tmp(tmp_path, monkeypatch):
+    """A fresh working folder."""
     monkeypatch.chdir(tmp_path)
 
 

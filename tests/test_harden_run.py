@@ -23,9 +23,8 @@ from wdrobust.evaluate import Store
 
 
 @pytest.fixture(autouse=True)
-def cache(digits_mlp_path, tmp_path, monkeypatch):
-    """The session's cached default model (conftest), a fresh working folder, one-thread children."""
-    monkeypatch.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
+def _in_tmp(tmp_path, monkeypatch):
+    """A fresh working folder, one-thread children."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.chdir(tmp_path)
 

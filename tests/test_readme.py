@@ -1,7 +1,7 @@
 """Every `wdrobust ...` line of the README's ```bash blocks, and its ```python blocks, run and exit 0.
 
 The lines run in README order in one temporary directory (a later line may use an earlier line's output,
-e.g. a checkpoint or a run folder), with the venv's ``wdrobust`` script and a private model cache.
+e.g. a checkpoint or a run folder), with the venv's ``wdrobust`` script.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def test_readme_commands_are_found():
 
 
 def test_readme_cli_lines_run(tmp_path):
-    env = {**os.environ, "WDROBUST_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     lines = readme_commands(README.read_text())
     assert lines, "README has no `wdrobust ...` lines in bash blocks"
     for line in lines:
@@ -59,7 +59,7 @@ def test_readme_python_blocks_run(tmp_path):
     """The ```python blocks of the README run, in order, as one script."""
     blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M)
     assert blocks, "README has no python quick start"
-    env = {**os.environ, "WDROBUST_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", "\n".join(blocks)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
     assert done.returncode == 0, f"README python failed:\n{done.stdout}\n{done.stderr}"

@@ -10,8 +10,7 @@ from _cli import invoke, one_line_error
 
 
 @pytest.fixture(autouse=True)
-def cache(digits_mlp_path, tmp_path, monkeypatch):
-    monkeypatch.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
+def _in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 

@@ -43,9 +43,8 @@ def test_the_demo_document_round_trips_byte_for_byte_and_follows_the_schema():
 
 
 @pytest.fixture
-def run_dir(digits_mlp_path, tmp_path, monkeypatch):
+def run_dir(tmp_path, monkeypatch):
     """A small CLI run whose model record has a normalisation (to cover every optional part)."""
-    monkeypatch.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
     monkeypatch.chdir(tmp_path)
     flags = ["--n", "6", "--batch-size", "6", "--eps", "0.05,1/10", "--p", "1.5,inf", "--attacks",
              "pgd,wda++", "--certificates", "global,radius,first-order", "--mean", "0.5", "--std", "0.5",

@@ -3,6 +3,8 @@ no run folder left), output paths printed, report re-rendering."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -103,3 +105,25 @@ def test_bad_method_option_exit_2_no_folder(tmp_path):
     assert result.exit_code == 2, result.output
     assert "attack 'wda++': bad options" in result.output
     assert not (tmp_path / "runs" / "bad").exists()
+
+
+def test_evaluate_ends_with_the_headline(tmp_path):
+    """Without --quiet the run ends with the accuracy and CE bands per (eps, p), as in results.json, then
+    the output paths; with --quiet only the paths."""
+    flags = ("--n", "8", "--eps", "0.02", "--p", "1,inf", "--attacks", "wda++,pgd",
+             "--certificates", "radius")  # fmt: skip
+    result = invoke("evaluate", *flags, "--out", str(tmp_path / "run"))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("clean accuracy"))
+    rows = [line.split() for line in lines[start + 3 : start + 5]]
+    assert [r[:2] for r in rows] == [["0.02", "1"], ["0.02", "inf"]], lines
+    doc = json.loads((tmp_path / "run" / "results.json").read_text())
+    for row, tm in zip(rows, doc["threat_models"], strict=True):
+        band = tm["losses"]["zero_one"]["accuracy"]
+        certified, attacked = float(row[2]), float(row[3])
+        assert certified == pytest.approx(band["lower"], abs=5e-4) and certified <= attacked
+        assert attacked == pytest.approx(band["upper"], abs=5e-4)
+    assert lines[-1].startswith("plots:")
+    quiet = invoke("evaluate", *flags, "--out", str(tmp_path / "run"), "--quiet")
+    assert quiet.exit_code == 0 and "clean accuracy" not in quiet.output

@@ -19,6 +19,7 @@ from wdrobust.evaluate.config import DEFAULT_OUT
 from wdrobust.evaluate.distributed import rank_from_env, run_ranks
 from wdrobust.evaluate.merge import MergeOutcome
 from wdrobust.report import Rendered, render
+from wdrobust.report.headline import headline
 
 
 def _default(name: str) -> str:
@@ -169,18 +170,21 @@ def command(
     if cfg.shard is not None:
         typer.echo(f"shard {cfg.shard} stored in {outcome.run_dir}; combine the shards with `wdrobust merge`")
     elif merged is not None:
-        print_merged(merged)
+        print_merged(merged, headlines=not cfg.quiet)
     else:
-        print_outputs(outcome.finished)
+        print_outputs(outcome.finished, headlines=not cfg.quiet)
 
 
-def print_outputs(rendered: Rendered) -> None:
-    """Print where each output was written, one line per label ("results:", "report:", "plots:", ...)."""
+def print_outputs(rendered: Rendered, headlines: bool = False) -> None:
+    """Print the run's headline (``headlines``: ``report.headline``), then where each output was written,
+    one line per label ("results:", "report:", "plots:", ...)."""
+    for line in headline(rendered.document) if headlines else []:
+        typer.echo(line)
     for label, paths in rendered.outputs.items():
         typer.echo(f"{label + ':':<8} {', '.join(str(p) for p in paths)}")
 
 
-def print_merged(merged: MergeOutcome) -> None:
+def print_merged(merged: MergeOutcome, headlines: bool = True) -> None:
     """Say what a merge did, list the units no shard has computed yet, and where the outputs are."""
     typer.echo(f"merged {merged.shards} run folders into {merged.run_dir}: {merged.copied} units copied")
     if merged.missing:
@@ -190,4 +194,4 @@ def print_merged(merged: MergeOutcome) -> None:
     if merged.finished is None:
         typer.echo("no report yet: the clean pass is incomplete; merge again when the shards have finished")
     else:
-        print_outputs(merged.finished)
+        print_outputs(merged.finished, headlines)

@@ -23,7 +23,7 @@ from wdrobust import ThreatModel
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.activations import GELU, SIGMOID, SILU, TANH, elu, piecewise_linear
-from wdrobust.certify.bounds.crown import INTERMEDIATE, concretize, l1_ball_upper, margin_bounds
+from wdrobust.certify.bounds.crown import INTERMEDIATE, Crown, concretize, l1_ball_upper, margin_bounds
 from wdrobust.certify.bounds.interval import Box
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
 from wdrobust.certify.bounds.pool import MaxPoolRule
@@ -346,3 +346,33 @@ def test_crown_bounds_max_pool_nets_soundly(norm: str, mode: str) -> None:
             truth = (net(pts) @ c[i].double().T).amax(dim=0)
             worst = max(worst, float((truth - upper[i]).max()))
     assert worst <= 1e-9
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_receptive_field_pass_equals_the_dense_pass(norm: str, monkeypatch) -> None:
+    """The patches backward pass of convolutional chains (bounds.patches) is the dense pass restricted to
+    the receptive fields: equal bounds on a CNN whose windows are smaller than its maps (strides,
+    padding, borders), and it is the path taken there."""
+    torch.manual_seed(1)
+    net = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 4, stride=2, padding=1),
+        nn.LeakyReLU(0.1),
+        nn.Conv2d(4, 3, 3, padding=0),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3 * 6 * 6, 3),
+    )
+    graph = BoundGraph(net.double().eval().requires_grad_(False))
+    x = torch.rand(3, 2, 16, 16, dtype=torch.float64)
+    r = torch.tensor([0.01, 0.03, 0.1], dtype=torch.float64) * {"linf": 1, "l2": 4, "l1": 20}[norm]
+    _, c = margin_cotangents(torch.tensor([0, 1, 2]), 3)
+    calls = []
+    patch_upper = Crown._patch_upper
+    monkeypatch.setattr(Crown, "_patch_upper", lambda *a: calls.append(1) or patch_upper(*a))
+    fast, _, _ = margin_bounds(graph, x, r, c.double(), norm, intermediate="crown")
+    assert calls
+    monkeypatch.setattr(Crown, "_chain", lambda self, node: None)
+    dense, _, _ = margin_bounds(graph, x, r, c.double(), norm, intermediate="crown")
+    torch.testing.assert_close(fast, dense, rtol=0, atol=1e-10)

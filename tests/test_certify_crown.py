@@ -23,9 +23,12 @@ from wdrobust import ThreatModel
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.activations import GELU, SIGMOID, SILU, TANH, elu, piecewise_linear
-from wdrobust.certify.bounds.crown import INTERMEDIATE, concretize, l1_ball_upper, margin_bounds
+from wdrobust.certify.bounds.crown import INTERMEDIATE, Crown, concretize, l1_ball_upper, margin_bounds
+from wdrobust.certify.bounds.interval import Box
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.bounds.pool import MaxPoolRule
 from wdrobust.certify.bounds.relax import relax
+from wdrobust.certify.bounds.rule import MODULE_RULES, Rule
 from wdrobust.losses import all_losses
 from wdrobust.primal import AttainedPoints, Majorant, lower_bound
 from wdrobust.threat import lp_norm
@@ -264,9 +267,112 @@ def test_a_verified_eps_ball_counts_as_robust_at_p_inf() -> None:
     assert 1 - res.upper_bound("zero_one", threat).risk >= verified.mean()
 
 
-def test_crown_names_an_operation_without_a_linear_rule() -> None:
-    net = nn.Sequential(
-        nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3)
-    )
-    with pytest.raises(ValueError, match=r"MaxPool2d.*no linear bound rule"):
+def test_crown_names_an_operation_without_a_linear_rule(monkeypatch) -> None:
+    class Odd(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    class IntervalOnly(Rule):  # a nonlinear rule with interval bounds and no linear relaxation
+        nonlinear = True
+
+    monkeypatch.setitem(MODULE_RULES, Odd, IntervalOnly)
+    net = nn.Sequential(nn.Linear(2, 4), Odd(), nn.Linear(4, 3))
+    with pytest.raises(ValueError, match=r"Odd.*no linear bound rule"):
         CERTIFICATES["crown"](net.eval(), "linf")
+
+
+@pytest.mark.parametrize("geometry", [(2, 2, 0), (3, 1, 1), (3, 2, 1)])
+def test_max_pool_planes_contain_the_max(geometry: tuple[int, int, int]) -> None:
+    """y >= x_w* and y <= the upper plane at dense random points of random boxes, for every spec sign:
+    lam . maxpool(x) <= coef . x + bias for lam of both signs."""
+    k, s, p = geometry
+    g = torch.Generator().manual_seed(k + 10 * s + p)
+    pool = nn.MaxPool2d(k, s, p)
+    rule = MaxPoolRule(pool, "pool")
+    centre = torch.randn(3, 2, 5, 5, generator=g, dtype=torch.float64)
+    radius = torch.rand(3, 2, 5, 5, generator=g, dtype=torch.float64) * torch.rand(3, 1, 1, 1, generator=g)
+    box = Box(centre - radius, centre + radius)
+    rule.forward(box)
+    rel = rule.relax([box])
+    assert rel.exact.any() and not rel.exact.all()
+    lam = torch.randn(3, 4, *pool(centre).shape[1:], generator=g, dtype=torch.float64)
+    (coef, *_), bias = rule.linear_backward(lam, rel)
+    for _ in range(50):
+        x = box.lo + (box.hi - box.lo) * torch.rand(box.lo.shape, generator=g, dtype=torch.float64) ** 0.3
+        x = torch.where(torch.rand(x.shape, generator=g) < 0.3, box.hi, x)  # corners too
+        value = (lam * pool(x).unsqueeze(1)).flatten(2).sum(dim=2)
+        plane = (coef * x.unsqueeze(1)).flatten(2).sum(dim=2) + bias
+        assert (value <= plane + 1e-12).all()
+
+
+class Rows(nn.Module):
+    """(B, 3) -> (B, 1, 1, 3): a 3-pixel image."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1, 1, 1, 3)
+
+
+@pytest.mark.parametrize("mode", INTERMEDIATE)
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_crown_bounds_max_pool_nets_soundly(norm: str, mode: str) -> None:
+    """CROWN margin bounds of a conv + ReLU + MaxPool net on [0,1]^3 dominate a dense grid of each ball."""
+    worst = -math.inf
+    for seed in range(4):
+        torch.manual_seed(seed)
+        net = nn.Sequential(
+            Rows(),
+            nn.Conv2d(1, 3, (1, 2), padding=(0, 1)),
+            nn.ReLU(),
+            nn.MaxPool2d((1, 2), stride=1),
+            nn.Flatten(),
+            nn.Linear(9, 5),
+            nn.Tanh(),
+            nn.Linear(5, 3),
+        )
+        with torch.no_grad():
+            for m in net:
+                if isinstance(m, (nn.Linear, nn.Conv2d)):
+                    m.weight.mul_(3.0)
+        net = net.double().eval().requires_grad_(False)
+        graph = BoundGraph(net)
+        g = torch.Generator().manual_seed(200 + seed)
+        x0 = torch.rand(4, 3, generator=g, dtype=torch.float64)
+        y = torch.randint(0, 3, (4,), generator=g)
+        r = torch.tensor([0.02, 0.1, 0.3, 2.0], dtype=torch.float64)
+        _, c = margin_cotangents(y, 3)
+        upper, _, _ = margin_bounds(graph, x0, r, c.double(), norm, intermediate=mode)
+        for i in range(4):
+            pts = region_points(x0[i], float(r[i]), norm, 17)
+            truth = (net(pts) @ c[i].double().T).amax(dim=0)
+            worst = max(worst, float((truth - upper[i]).max()))
+    assert worst <= 1e-9
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_receptive_field_pass_equals_the_dense_pass(norm: str, monkeypatch) -> None:
+    """The patches backward pass of convolutional chains (bounds.patches) is the dense pass restricted to
+    the receptive fields: equal bounds on a CNN whose windows are smaller than its maps (strides,
+    padding, borders), and it is the path taken there."""
+    torch.manual_seed(1)
+    net = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 4, stride=2, padding=1),
+        nn.LeakyReLU(0.1),
+        nn.Conv2d(4, 3, 3, padding=0),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(3 * 6 * 6, 3),
+    )
+    graph = BoundGraph(net.double().eval().requires_grad_(False))
+    x = torch.rand(3, 2, 16, 16, dtype=torch.float64)
+    r = torch.tensor([0.01, 0.03, 0.1], dtype=torch.float64) * {"linf": 1, "l2": 4, "l1": 20}[norm]
+    _, c = margin_cotangents(torch.tensor([0, 1, 2]), 3)
+    calls = []
+    patch_upper = Crown._patch_upper
+    monkeypatch.setattr(Crown, "_patch_upper", lambda *a: calls.append(1) or patch_upper(*a))
+    fast, _, _ = margin_bounds(graph, x, r, c.double(), norm, intermediate="crown")
+    assert calls
+    monkeypatch.setattr(Crown, "_chain", lambda self, node: None)
+    dense, _, _ = margin_bounds(graph, x, r, c.double(), norm, intermediate="crown")
+    torch.testing.assert_close(fast, dense, rtol=0, atol=1e-10)

@@ -2,7 +2,8 @@
 
 For outer radii r_1 < ... < r_M = diam X and every class j != y_i, CROWN (``bounds.crown``) gives a linear
 bound m_j(x) <= A_ijk . x + b_ijk on B(x_i, r_k) cap X and its maximum U_ijk there. The bound over the whole
-box (r_M) depends on the label only, so it is computed once per class. With the clean margins m_ij:
+box (r_M) depends on the label only, so it is computed once per class, on the first batch holding that
+label, and not at all for zero_one alone (certified radii never need it). With the clean margins m_ij:
 
 - staircase: the growth over B(x_i, t), t in (r_k-1, r_k], is at most the growth over B(x_i, r_k), so
   margin: phibar_i(t) <= max_j U_ijk - m_i (m_i = max_j m_ij, the margin loss) and, CE being increasing in
@@ -97,6 +98,7 @@ class CrownCertificate(Certificate):
         self.bisection = int(bisection)
         self.shells = int(shells)
         self._graphs: dict[str, BoundGraph] = {}
+        self._box: dict[int, tuple[torch.Tensor, ...]] = {}
         check_linear_rules(BoundGraph(self.model))  # unsupported operations fail before any work
 
     def graph(self, precision: str = "float64") -> BoundGraph:
@@ -166,10 +168,13 @@ class CrownCertificate(Certificate):
         rows_r = inner.repeat_interleave(n)
         rows_y = y.repeat(m_sh - 1)
         upper, at_x, norm_a = self._bounds(rows_x, rows_r, rows_y, k) if m_sh > 1 else (None,) * 3
-        box_cls, box_u, box_a, box_b = self._whole_box(k, x64)
-        a_y, b_y = box_a[y], box_b[y]
-        box_at_x = flat_dot(a_y, x64) + b_y
-        box_norm = lp_norm(a_y, dual_of(self.norm), batch_dims=2)
+        box_cls, _ = margin_cotangents(torch.arange(k, device=x.device), k)
+        if set(self.losses) == {"zero_one"}:  # radii never need the whole box: it stays unverified
+            box_u = box_at_x = box_norm = torch.full((n, k - 1), torch.inf, dtype=torch.float64)
+        else:
+            box_u, a_y, b_y = self._whole_box(y, k, x64)
+            box_at_x = flat_dot(a_y, x64) + b_y
+            box_norm = lp_norm(a_y, dual_of(self.norm), batch_dims=2)
 
         def per_sample(rows: torch.Tensor | None, last: torch.Tensor) -> torch.Tensor:
             """(n, K-1, M) from the ball rows (n (M-1), K-1) and the box values (n, K-1)."""
@@ -178,7 +183,7 @@ class CrownCertificate(Certificate):
 
         m_all = margins(z64, y)
         m_other = m_all.gather(1, box_cls[y])  # (n, K-1) float64 clean margins of the classes j != y
-        u = per_sample(upper, box_u[y]) + slack
+        u = per_sample(upper, box_u) + slack
         u = torch.flip(torch.cummin(torch.flip(u, [2]), dim=2).values, [2])  # suffix minimum over radii
         gap = (per_sample(at_x, box_at_x) - m_other[:, :, None]).clamp(min=0) + slack
         lip = per_sample(norm_a, box_norm)
@@ -214,17 +219,25 @@ class CrownCertificate(Certificate):
         bound.majorants = majorants
         return bound
 
-    def _whole_box(self, k: int, like: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """(classes (K, K-1), U (K, K-1), A (K, K-1, *S), bias (K, K-1)) of the margins over the whole box
-        per label (row y: the classes j != y), for samples shaped like ``like`` (n, *S) float64. Computed on
-        first use and kept: it depends on the model only, whose float64 copy is also taken once."""
-        if getattr(self, "_box", None) is None:
-            labels = torch.arange(k, device=like.device)
-            centre = torch.full((k, *like.shape[1:]), 0.5, dtype=torch.float64, device=like.device)
+    def _whole_box(
+        self, y: torch.Tensor, k: int, like: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(U (n, K-1), A (n, K-1, *S), bias (n, K-1)) of the margins j != y_i (increasing j) over the whole
+        box for the labels y (n,) of K classes, samples shaped like ``like`` (n, *S) float64. Per label,
+        computed on the first batch that holds it and kept (it depends on the model only): a run never pays
+        for labels it does not see, and a zero_one-only run (radii) never computes it."""
+        missing = sorted({int(v) for v in y.tolist()} - self._box.keys())
+        if missing:
+            labels = torch.tensor(missing, device=like.device)
+            shape = (len(missing), *like.shape[1:])
+            centre = torch.full(shape, 0.5, dtype=torch.float64, device=like.device)
             diam = torch.full(
-                (k,), box_diameter(self.norm, like[0].numel()), dtype=torch.float64, device=like.device
+                (len(missing),),
+                box_diameter(self.norm, like[0].numel()),
+                dtype=torch.float64,
+                device=like.device,
             )
-            cls, c = margin_cotangents(labels, k)
+            _, c = margin_cotangents(labels, k)
             upper, a, b = margin_bounds(
                 self.graph(),
                 centre,
@@ -234,13 +247,14 @@ class CrownCertificate(Certificate):
                 intermediate="ibp" if self.intermediate == "ibp" else "auto",
                 alpha_steps=self.alpha_steps,
             )
-            self._box = (cls, upper, a, b)
-        return self._box
+            self._box.update({cls: (upper[i], a[i], b[i]) for i, cls in enumerate(missing)})
+        parts = [self._box[int(v)] for v in y.tolist()]
+        return tuple(torch.stack(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
 
     def _local(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, knots: torch.Tensor) -> ShellBound:
         """The Lipschitz shells of ``local`` on the same knots (with CROWN boxes on the float64 graph for
         models with relaxed rules, as ``local``'s boxes=auto)."""
-        if any(rule.relaxed for rule in self.graph().rule_of.values()):
+        if any(rule.compounding for rule in self.graph().rule_of.values()):
             lip = margin_lipschitz(
                 self.graph(),
                 x.double(),

@@ -33,8 +33,8 @@ class LocalCertificate(Certificate):
     The model is traced once (torch.fx) on first use; an unsupported operation raises a ValueError
     naming it. Option boxes: ``interval`` (interval propagation, float32), ``crown`` (the inputs of every
     nonlinearity tightened by CROWN first, on a float64 copy of the model, ``bounds.crown`` mode auto), or
-    ``auto`` (crown when the graph has operations whose interval boxes compound quickly, i.e. rules with
-    their own linear relaxation: products of two intervals, softmax, LayerNorm; interval otherwise).
+    ``auto`` (crown when the graph has operations whose interval boxes compound quickly, the rules marked
+    ``compounding``: products of two intervals, softmax, LayerNorm; interval otherwise).
     """
 
     name = "local"
@@ -60,7 +60,7 @@ class LocalCertificate(Certificate):
         """Whether the balls' boxes come from CROWN (see the class docstring)."""
         if self.boxes != "auto":
             return self.boxes == "crown"
-        return any(rule.relaxed for rule in graph.rule_of.values())
+        return any(rule.compounding for rule in graph.rule_of.values())
 
     def graph_input(self, x: torch.Tensor) -> torch.Tensor:
         """x in the dtype of the bound graph (float64 with CROWN boxes)."""

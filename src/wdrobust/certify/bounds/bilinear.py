@@ -65,6 +65,7 @@ class MatMulRule(Rule):
 
     nonlinear = True
     relaxed = True
+    compounding = True
 
     def forward(self, a: Any, b: Any) -> Box:  # type: ignore[override]
         if not (isinstance(a, Box) and isinstance(b, Box)):

@@ -20,7 +20,9 @@ Pre-activation bounds ("intermediate"): ``ibp`` keeps the interval boxes of Boun
 box and tightened by the ball) with its own CROWN pass, in graph order, intersected with the interval box,
 bounding only the neurons whose relaxation is not exact (unstable ReLUs; every neuron of a smooth
 activation); ``auto`` does so for the rows where the pass costs at most AUTO_COST coefficient entries
-per row (small balls, few unstable neurons) and keeps the interval boxes elsewhere.
+per row (small balls, few unstable neurons) and keeps the interval boxes elsewhere. Neurons at the end of
+a chain of convolutions and activations are bounded over their receptive fields (``bounds.patches``:
+the same bounds, a cost per neuron of its window instead of the whole maps).
 Optimised lower slopes (alpha-CROWN): ``optimise_upper`` runs a few projected Adam steps on the lower slopes
 of the activations to minimise the sum of the output upper bounds (every slope is sound, so every step's
 bound is; the smallest per row is kept).
@@ -33,11 +35,12 @@ import math
 from typing import Any
 
 import torch
-from torch import fx
+from torch import fx, nn
 
 from wdrobust.certify.bounds.activations import Activation, ActivationRule, bound_activation
 from wdrobust.certify.bounds.graph import BoundGraph, Bounds, flat_args
 from wdrobust.certify.bounds.interval import Box, Cot
+from wdrobust.certify.bounds.patches import conv_chain, patch_backward
 from wdrobust.certify.bounds.relax import Relaxation, relax
 from wdrobust.certify.bounds.rule import unsupported
 from wdrobust.threat import dual_of, lp_norm
@@ -61,7 +64,7 @@ def flat_dot(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 def check_linear_rules(graph: BoundGraph) -> None:
     """ValueError naming the first operation of the graph without a linear bound rule (anything that is
-    neither affine, nor an elementwise activation, nor a rule with a relaxation, e.g. MaxPool2d)."""
+    neither affine, nor an elementwise activation, nor a rule with a linear relaxation)."""
     for node, rule in graph.rule_of.items():
         if not rule.affine and not rule.relaxed and not issubclass(rule, ActivationRule):
             what = (
@@ -303,20 +306,59 @@ class Crown:
         self, node: fx.Node, idx: torch.Tensor, rows: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(lower, upper) bounds (R, n) of the flat entries idx (n,) of node on the given rows (R,), in
-        groups of neurons that keep every coefficient tensor within CHUNK_ENTRIES."""
-        shape = self.bounds.boxes[node].lo.shape[1:]
+        groups of neurons that keep every coefficient tensor within CHUNK_ENTRIES: over each neuron's
+        receptive field (``bounds.patches``) when node ends a chain of convolutions and activations whose
+        windows are smaller than the widest map, with dense coefficients otherwise (same bounds)."""
+        chain, shape = self._chain(node), self.bounds.boxes[node].lo.shape[1:]
         widest = max(v.lo[0].numel() for v in self.bounds.boxes.values())
+        if chain and self._window_entries(chain) < widest:
+            widest = self._window_entries(chain)
+        else:
+            chain = None
         group = max(1, CHUNK_ENTRIES // (2 * rows.numel() * widest))
         los, his = [], []
         for part in idx.split(group):
             n = part.numel()
-            eye = torch.zeros((n, math.prod(shape)), dtype=self.x0.dtype, device=self.x0.device)
-            eye[torch.arange(n), part] = 1.0
-            both = torch.cat([eye, -eye]).reshape(2 * n, *shape)
-            up = self.upper(node, both.unsqueeze(0).expand(rows.numel(), *both.shape), rows)
+            if chain:
+                up = self._patch_upper(chain, part, rows)
+            else:
+                eye = torch.zeros((n, math.prod(shape)), dtype=self.x0.dtype, device=self.x0.device)
+                eye[torch.arange(n), part] = 1.0
+                both = torch.cat([eye, -eye]).reshape(2 * n, *shape)
+                up = self.upper(node, both.unsqueeze(0).expand(rows.numel(), *both.shape), rows)
             los.append(-up[:, n:])
             his.append(up[:, :n])
         return torch.cat(los, dim=1), torch.cat(his, dim=1)
+
+    def _chain(self, node: fx.Node) -> list[fx.Node] | None:
+        """The convolutional chain from node back to the input (``patches.conv_chain``), None when there is
+        none or node is not an image-shaped value."""
+        if self.bounds.boxes[node].lo.dim() != 4 or self.bounds.boxes[node].batch_dim != 0:
+            return None
+        return conv_chain(node, self.bounds.rules, self.graph.gm.get_submodule)
+
+    def _window_entries(self, chain: list[fx.Node]) -> int:
+        """The largest window (channels x k x k) of the chain's neurons on any map."""
+        size, most = 1, 0
+        for node in chain:
+            if node.op == "call_module" and isinstance(
+                conv := self.graph.gm.get_submodule(node.target), nn.Conv2d
+            ):
+                size = (size - 1) * conv.stride[0] + conv.kernel_size[0]
+            most = max(most, self.bounds.boxes[node].lo.shape[1] * size * size)
+        return max(most, self.x0.shape[1] * size * size)
+
+    def _patch_upper(self, chain: list[fx.Node], idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Upper bounds (R, 2n) of (+e_idx, -e_idx) . start(x) by the receptive-field backward pass."""
+        shapes = {n: tuple(self.bounds.boxes[n].lo.shape[1:]) for n in chain}
+        shapes[self.graph.input] = tuple(self.x0.shape[1:])
+        lam, bias, win, where = patch_backward(
+            chain, self.graph.gm.get_submodule, self.relaxation, shapes, idx, rows, self.x0.dtype
+        )
+        n, r = idx.numel(), rows.numel()
+        x0 = win.read(self.x0[rows], where).flatten(0, 1)
+        up = concretize(lam, bias, x0, self.r[rows].repeat_interleave(n), self.norm).reshape(r, n, 2)
+        return torch.cat([up[:, :, 0], up[:, :, 1]], dim=1)
 
     # -- optimised slopes (alpha-CROWN) ----------------------------------------------------------------
     def optimise_upper(self, spec: torch.Tensor, steps: int = 20, lr: float = 0.25) -> torch.Tensor:

@@ -154,6 +154,7 @@ class LayerNormRule(Rule):
 
     nonlinear = True
     relaxed = True
+    compounding = True
 
     def _params(self, x: Box) -> tuple[torch.Tensor | None, torch.Tensor | None, float]:
         m = self.op

@@ -8,11 +8,15 @@ window, so its coefficient lies in [0, 1] when several inputs can win and is exa
 when only one can. Global facts: every input of a window may win (derivative in [0, 1]); in l2 the
 map is sqrt(n)-Lipschitz with n = prod_i ceil(k_i / s_i) the most windows an input lies in, since
 |max_w u - max_w u'| <= ||(u - u')_w||_2 and the squares of all windows count each input at most n times.
+Linear relaxation (DeepPoly's planes, for linear bound propagation): with w* the window entry of largest
+lower bound, y >= x_w* always (y is the max of the window); above, y = x_w* exactly when w* is the only
+entry that can win (every other hi < lo_w*), else y <= max_w hi_w (a constant plane).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -60,6 +64,7 @@ class MaxPoolRule(Rule):
     """2-D max pooling (dilation 1, ceil_mode False) with the winner-selection derivative interval."""
 
     nonlinear = True
+    relaxed = True
 
     def _params(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         if isinstance(self.op, nn.MaxPool2d):
@@ -90,12 +95,7 @@ class MaxPoolRule(Rule):
         b, c, h, w = x.lo.shape
         self.padded = (h + 2 * self.p[0], w + 2 * self.p[1])
         self.in_shape = x.lo.shape[1:]
-
-        def windows(t: torch.Tensor) -> torch.Tensor:
-            t = F.pad(t, (self.p[1], self.p[1], self.p[0], self.p[0]), value=-math.inf)
-            return F.unfold(t, self.k, stride=self.s).reshape(b, c, self.k[0] * self.k[1], -1)
-
-        lo, hi = windows(x.lo), windows(x.hi)
+        lo, hi = self.windows(x.lo), self.windows(x.hi)
         best_lo = lo.amax(dim=2, keepdim=True)
         can_win = hi >= best_lo
         certain = can_win.sum(dim=2, keepdim=True) == 1
@@ -106,6 +106,19 @@ class MaxPoolRule(Rule):
             (w + 2 * self.p[1] - self.k[1]) // self.s[1] + 1,
         )
         return Box(best_lo.reshape(b, c, *out_hw), hi.amax(dim=2).reshape(b, c, *out_hw))
+
+    def windows(self, t: torch.Tensor) -> torch.Tensor:
+        """The pooling windows of t (B, c, h, w) padded with -inf: (B, c, k*k, L), L = Ho * Wo."""
+        t = F.pad(t, (self.p[1], self.p[1], self.p[0], self.p[0]), value=-math.inf)
+        return F.unfold(t, self.k, stride=self.s).reshape(t.shape[0], t.shape[1], self.k[0] * self.k[1], -1)
+
+    def fold(self, t: torch.Tensor) -> torch.Tensor:
+        """The adjoint of ``windows`` (without the padding): window entries (N, c, k*k, L) summed back onto
+        the input positions (N, c, h, w)."""
+        n, c = t.shape[:2]
+        h, w = self.in_shape[1:]
+        out = F.fold(t.reshape(n, c * self.k[0] * self.k[1], -1), self.padded, self.k, stride=self.s)
+        return out[:, :, self.p[0] : self.p[0] + h, self.p[1] : self.p[1] + w]
 
     def use_global_slopes(self) -> None:
         """Any input of a window may be its winner: derivatives in [0, 1]."""
@@ -123,12 +136,47 @@ class MaxPoolRule(Rule):
             return t.reshape(b, n, c, 1, -1).expand(-1, -1, -1, self.k[0] * self.k[1], -1)
 
         win = scale(Cot(spread(cot.center), None if cot.radius is None else spread(cot.radius)), self.slopes)
-        h, w = self.in_shape[1:]
 
         def fold(t: torch.Tensor) -> torch.Tensor:
-            out = F.fold(t.reshape(b * n, c * self.k[0] * self.k[1], -1), self.padded, self.k, stride=self.s)
-            out = out[:, :, self.p[0] : self.p[0] + h, self.p[1] : self.p[1] + w]
-            return out.reshape(b, n, c, h, w)
+            return self.fold(t.reshape(b * n, *t.shape[2:])).reshape(b, n, *self.in_shape)
 
         radius = None if win.radius is None else fold(win.radius)
         return (Cot(fold(win.center), radius), *((None,) * (self.n_args - 1)))
+
+    def relax(self, inputs: list[Box | None]) -> PoolRelaxation:
+        """DeepPoly's planes on the box of the input (module docstring)."""
+        x = inputs[0]
+        assert x is not None
+        lo, hi = self.windows(x.lo), self.windows(x.hi)
+        best_lo, winner = lo.max(dim=2, keepdim=True)
+        others_hi = hi.scatter(2, winner, -math.inf).amax(dim=2, keepdim=True)
+        exact = others_hi < best_lo
+        top = torch.where(exact, torch.zeros_like(best_lo), hi.amax(dim=2, keepdim=True))
+        return PoolRelaxation(winner, exact, top)
+
+    def linear_backward(
+        self, lam: torch.Tensor, rel: PoolRelaxation
+    ) -> tuple[tuple[torch.Tensor | None, ...], torch.Tensor]:
+        """lam . y <= lam+ . (x_w* [exact] + top [not exact]) + lam- . x_w*: the winner's coefficient is lam
+        where exact and lam- elsewhere; the bias is lam+ . top (lam (B, C, c, Ho, Wo))."""
+        b, n, c = lam.shape[:3]
+        flat = lam.reshape(b, n, c, 1, -1)
+        exact = rel.exact.unsqueeze(1)
+        coef = torch.where(exact, flat, flat.clamp(max=0))
+        bias = (flat.clamp(min=0) * rel.top.unsqueeze(1)).flatten(2).sum(dim=2)
+        kk = self.k[0] * self.k[1]
+        spread = flat.new_zeros((b, n, c, kk, flat.shape[-1]))
+        spread.scatter_(3, rel.winner.unsqueeze(1).expand(-1, n, -1, -1, -1), coef)
+        g = self.fold(spread.reshape(b * n, c, kk, -1)).reshape(b, n, *self.in_shape)
+        return (g, *((None,) * (self.n_args - 1))), bias
+
+
+@dataclass
+class PoolRelaxation:
+    """Max pooling planes per window (B, c, 1, L): the entry of largest lower bound (``winner``, an index
+    into the window), whether it is the only one that can win (``exact``), the constant upper plane
+    (``top``, 0 where exact)."""
+
+    winner: torch.Tensor
+    exact: torch.Tensor
+    top: torch.Tensor

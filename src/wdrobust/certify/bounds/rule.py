@@ -34,7 +34,9 @@ class Rule:
     single value over the whole box; layout: the rule accepts boxes whose batch axis was moved
     (``Box.batch_dim``); list_args: interval values may come inside a list argument (torch.cat);
     relaxed: a non-affine rule with a linear relaxation for linear bound propagation (``relax`` and
-    ``linear_backward``; elementwise activations have their own path in ``bounds.crown``).
+    ``linear_backward``; elementwise activations have their own path in ``bounds.crown``); compounding:
+    interval boxes grow quickly through the operation (products of intervals, softmax, LayerNorm), so
+    the gradient certificates bound its inputs by CROWN (``local``'s boxes=auto).
 
     Global facts (the weight-based ``global`` certificate, valid at every input): ``use_global_slopes``
     replaces a nonlinear rule's derivative intervals by ones that hold everywhere, and ``l2_gain`` is a
@@ -48,6 +50,7 @@ class Rule:
     layout: ClassVar[bool] = False
     list_args: ClassVar[bool] = False
     relaxed: ClassVar[bool] = False
+    compounding: ClassVar[bool] = False
 
     def __init__(self, op: Any, name: str, cache: dict[Any, Any] | None = None) -> None:
         self.op = op

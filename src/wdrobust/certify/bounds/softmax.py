@@ -128,6 +128,7 @@ class SoftmaxRule(Rule):
 
     nonlinear = True
     relaxed = True
+    compounding = True
 
     def forward(self, *args: Any, **kwargs: Any) -> Box:
         x = interval_arg(self, args)

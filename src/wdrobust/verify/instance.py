@@ -3,8 +3,8 @@
 ``verify_problem(problem, timeout)``:
 1. the box search (``attacks.box_search``) for ATTACK_SHARE of the timeout; a candidate whose float64
    forward pass satisfies a disjunct (``Problem.holds``) gives ``sat``;
-2. each decider of ``deciders`` in order, while time remains, on the disjuncts still open; when every
-   disjunct is refuted: ``unsat``;
+2. each decider of ``deciders`` in order, while its expected time (``cost`` times the time of the one
+   before) fits in the time left, on the disjuncts still open; when every disjunct is refuted: ``unsat``;
 3. the rest of the time to the box search (new random starts); ``sat`` as in 1.
 Otherwise ``unknown`` when every decider ran, ``timeout`` when the time ran out before.
 """
@@ -88,12 +88,13 @@ def verify_problem(
     if x is not None:
         return found(x)
     open_ = torch.ones(len(problem.prop.disjuncts), dtype=torch.bool)
-    ran = 0
+    ran, last = 0, 0.0
     for decider in deciders:
-        if time.monotonic() >= deadline:
+        began = time.monotonic()
+        if began + decider.cost * last >= deadline:
             break
         open_ &= ~decider(problem, open_, deadline)
-        ran += 1
+        ran, last = ran + 1, time.monotonic() - began
         if not open_.any():
             return Verdict("unsat", time.monotonic() - start, decider.name)
     x = search(problem, deadline, seed + 1) if time.monotonic() < deadline else None

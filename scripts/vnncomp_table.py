@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 
 REFERENCE = "a-b-CROWN"
+#: Its column in verdicts.csv (VNN-COMP 2021, 2023).
+REFERENCE_COLUMNS = ("a-b-CROWN", "alpha_beta_crown")
 COLUMNS = (
     "set", "run", "sat", "unsat", "unknown/timeout", f"{REFERENCE} sat", f"{REFERENCE} unsat",
     f"{REFERENCE} other", "our unsat vs a SAT", "our sat vs an UNSAT",
@@ -43,8 +45,12 @@ def row(folder: Path, results: Path) -> list[str]:
     if missing:
         raise ValueError(f"{results}: {missing[0]} is not in {folder / 'verdicts.csv'}")
 
+    column = next((c for c in REFERENCE_COLUMNS if c in next(iter(published.values()))), None)
+    if column is None:
+        raise ValueError(f"{folder / 'verdicts.csv'} has no {REFERENCE} column")
+
     def reference(k: tuple[str, str]) -> str:
-        return published[k][REFERENCE].split(":")[0].lower()
+        return published[k][column].split(":")[0].lower()
 
     counts = [
         len(ours),

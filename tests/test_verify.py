@@ -125,6 +125,7 @@ def test_instances_write_a_results_csv_that_resumes(files: Path) -> None:
 
 def test_bad_input_is_one_line(files: Path) -> None:
     one_line_error(invoke("verify", files / "missing.onnx", files / "sat.vnnlib"), "missing.onnx")
+    one_line_error(invoke("verify", files / "sat.vnnlib", files / "sat.vnnlib"), "ONNX")
     bad = files / "bad.vnnlib"
     bad.write_text(vnnlib(2, [(0, 1), (0, 1)], "(< Y_0 1)"))
     one_line_error(invoke("verify", files / "net.onnx", bad))

@@ -26,13 +26,15 @@ def _check(model: Path | None, prop: Path | None, instances: Path | None, out: P
     for path in (model, prop, instances):
         if path is not None and not path.is_file():
             raise FileNotFoundError(2, "No such file", str(path))
+    if model is not None and not model.name.lower().endswith((".onnx", ".onnx.gz")):
+        raise ValueError(f"MODEL must be an ONNX network (.onnx or .onnx.gz), got {model.name}")
     if out is not None:
         check_writable(out)
 
 
 @user_errors
 def command(
-    model: Path | None = typer.Argument(None, help="The network (.onnx, .onnx.gz or a wdrobust checkpoint)."),
+    model: Path | None = typer.Argument(None, metavar="MODEL", help="The network (.onnx or .onnx.gz)."),
     prop: Path | None = typer.Argument(None, metavar="PROPERTY", help="The VNN-LIB property (.vnnlib[.gz])."),
     instances: Path | None = typer.Option(
         None, "--instances", help="A competition instances.csv (onnx,vnnlib,timeout rows): run them all."

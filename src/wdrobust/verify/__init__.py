@@ -16,7 +16,7 @@ from wdrobust.verify.problem import Network, Problem
 
 
 def verify_file(model: str | Path, prop: str | Path, timeout: float) -> Verdict:
-    """The verdict on one network file (.onnx, .onnx.gz or a wdrobust checkpoint) and VNN-LIB file."""
+    """The verdict on one network file (.onnx or .onnx.gz) and VNN-LIB file."""
     problem = Problem(Network(nets.load(model)), read_vnnlib(prop))
     return verify_problem(problem, timeout)
 

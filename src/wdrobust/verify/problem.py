@@ -21,8 +21,10 @@ class Network:
     once and shared by the properties of a benchmark that use it."""
 
     def __init__(self, model: nn.Module) -> None:
+        if not hasattr(model, "input_shape"):
+            raise ValueError("verify takes an imported ONNX network (a module with input_shape)")
         self.model = model.eval()
-        self.shape = tuple(getattr(model, "input_shape", ()))
+        self.shape = tuple(model.input_shape)
 
     @cached_property
     def model64(self) -> nn.Module:
@@ -45,8 +47,6 @@ class Problem:
     prop: Property
 
     def __post_init__(self) -> None:
-        if not self.net.shape:
-            self.net.shape = (self.prop.lo.size,)
         if math.prod(self.net.shape) != self.prop.lo.size:
             raise ValueError(
                 f"the property has {self.prop.lo.size} inputs, the network takes "

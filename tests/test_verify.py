@@ -17,6 +17,7 @@ from torch import nn
 
 from tests._cli import invoke, one_line_error
 from wdrobust import nets
+from wdrobust.attacks.box_search import box_search
 from wdrobust.data.vnnlib import read_instances, read_vnnlib
 from wdrobust.verify import DECIDERS, Network, Problem, verify_file, verify_problem
 
@@ -162,3 +163,17 @@ def test_shared_mnistfc_instances_agree_with_the_published_verdicts() -> None:
             assert problem.holds(verdict.x)
         if verdict.result == "unsat":
             assert not sat_tools[key], key
+
+
+def test_box_search_handles_disjuncts_of_different_sizes() -> None:
+    """Disjunct 0 (y0 <= -1, infeasible on the box) and disjunct 1 (two rows: y0 >= 0.8 and y1 <= 0.1):
+    the search returns a point of disjunct 1."""
+    net = identity_relu_net()
+    lo, hi = torch.zeros(2), torch.ones(2)
+    disjuncts = [
+        (torch.tensor([[1.0, 0.0]]), torch.tensor([1.0])),
+        (torch.tensor([[-1.0, 0.0], [0.0, 1.0]]), torch.tensor([0.8, -0.1])),
+    ]
+    found = box_search(net, lo, hi, disjuncts, generator=torch.Generator().manual_seed(0))
+    assert found.disjunct == 1 and found.violation < 0
+    assert found.x[0] >= 0.8 and found.x[1] <= 0.1 and (found.x >= lo).all() and (found.x <= hi).all()

@@ -9,8 +9,8 @@ from ``restarts`` starts per disjunct (the box's centre first, then uniform poin
 (start, disjunct), by the box's steepest descent x <- clip(x - eta (hi - lo) sign(grad v_k), lo, hi) with
 eta halved at the checkpoints of APGD's schedule (``apgd.checkpoints``). Every iterate is a candidate:
 the search keeps, over all rows, the point of least violation and stops at the first step where it is < 0
-or at the deadline; further rounds restart from new uniform points. The result is a candidate only: the
-caller re-checks it (``verify``).
+or at the deadline. The result is a candidate only: the caller re-checks it (``verify``), and calls again
+with the same generator for new starts.
 """
 
 from __future__ import annotations
@@ -64,37 +64,34 @@ def box_search(
     *,
     restarts: int = 4,
     steps: int = 100,
-    rounds: int = 1,
     deadline: float | None = None,
     generator: torch.Generator | None = None,
 ) -> Candidate:
     """The least-violation point found in [lo, hi] (lo, hi (*S) in the model's input space and dtype);
-    disjuncts: (C (m, K), d (m,)) in the model's dtype; rounds of ``restarts`` starts per disjunct and
-    ``steps`` steps each (the first start of the first round is the centre); deadline: a time.monotonic()
-    value after which no further step starts. See the module docstring."""
+    disjuncts: (C (m, K), d (m,)) in the model's dtype; ``restarts`` starts per disjunct (the first is the
+    centre) and ``steps`` steps; deadline: a time.monotonic() value after which no further step starts.
+    See the module docstring."""
     c1, d1 = stacked_spec(disjuncts)
     n_disj, shape = c1.shape[0], lo.shape
     c, d = c1.repeat(restarts, 1, 1), d1.repeat(restarts, 1)
     width = (hi - lo).expand(restarts * n_disj, *shape)
     best = Candidate(lo + (hi - lo) / 2, torch.inf, 0)
     halve = checkpoints(steps)
-    for round_ in range(rounds):
-        u = torch.rand((restarts * n_disj, *shape), generator=generator, dtype=lo.dtype).to(lo.device)
-        if round_ == 0:
-            u[:n_disj] = 0.5
-        x, eta = lo + u * width, ETA
-        for step in range(steps + 1):
-            x.requires_grad_(True)
-            with torch.enable_grad():
-                v = violations(model(x).flatten(1), c, d)
-                (grad,) = torch.autograd.grad(v.sum(), x)
-            v = v.detach()
-            i = int(torch.argmin(v))
-            if float(v[i]) < best.violation:
-                best = Candidate(x[i].detach().clone(), float(v[i]), i % n_disj)
-            if best.violation < 0 or (deadline is not None and time.monotonic() > deadline):
-                return best
-            if step in halve:
-                eta /= 2
-            x = torch.minimum(torch.maximum(x.detach() - eta * width * grad.sign(), lo), hi)
+    u = torch.rand((restarts * n_disj, *shape), generator=generator, dtype=lo.dtype).to(lo.device)
+    u[:n_disj] = 0.5
+    x, eta = lo + u * width, ETA
+    for step in range(steps + 1):
+        x.requires_grad_(True)
+        with torch.enable_grad():
+            v = violations(model(x).flatten(1), c, d)
+            (grad,) = torch.autograd.grad(v.sum(), x)
+        v = v.detach()
+        i = int(torch.argmin(v))
+        if float(v[i]) < best.violation:
+            best = Candidate(x[i].detach().clone(), float(v[i]), i % n_disj)
+        if best.violation < 0 or (deadline is not None and time.monotonic() > deadline):
+            break
+        if step in halve:
+            eta /= 2
+        x = torch.minimum(torch.maximum(x.detach() - eta * width * grad.sign(), lo), hi)
     return best

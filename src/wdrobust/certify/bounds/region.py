@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from wdrobust.threat import dual_of, lp_norm
+from wdrobust.threat import dual_of
 
 
 @dataclass(frozen=True)
@@ -54,15 +54,3 @@ class Region:
     def __getitem__(self, rows: torch.Tensor | slice) -> Region:
         """The regions of the selected rows."""
         return Region(self.lo[rows], self.hi[rows], self.x0[rows], self.r[rows], self.norm)
-
-    def __len__(self) -> int:
-        return self.lo.shape[0]
-
-    def to(self, dtype: torch.dtype) -> Region:
-        """The same regions in another dtype (float64 for certificates)."""
-        return Region(self.lo.to(dtype), self.hi.to(dtype), self.x0.to(dtype), self.r.to(dtype), self.norm)
-
-    def contains(self, x: torch.Tensor, atol: float = 0.0) -> torch.Tensor:
-        """(B,) bool: x_b (B, *S) lies in region b (to atol in every constraint)."""
-        inside = ((x >= self.lo - atol) & (x <= self.hi + atol)).flatten(1).all(dim=1)
-        return inside & (lp_norm((x - self.x0).flatten(1), self.norm) <= self.r + atol)

@@ -37,6 +37,7 @@ from benchmarks.run import row
 from wdrobust import data, nets
 from wdrobust.certify.bounds.crown import margin_bounds
 from wdrobust.certify.bounds.graph import BoundGraph
+from wdrobust.certify.bounds.region import Region
 from wdrobust.models import default_model_path
 
 #: Samples per model and interleaved timing rounds.
@@ -72,7 +73,7 @@ def ours(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> dict
 
     def bound(intermediate: str, steps: int = 0) -> Callable[[], torch.Tensor]:
         options = {"intermediate": intermediate, "alpha_steps": steps}
-        return lambda: margin_bounds(graph, x0, r, spec, "linf", **options)[0]
+        return lambda: margin_bounds(graph, Region.ball(x0, r, "linf"), spec, **options)[0]
 
     return {"CROWN-IBP": bound("ibp"), "CROWN": bound("crown"), "alpha-CROWN": bound("crown", ALPHA_STEPS)}
 

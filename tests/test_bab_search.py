@@ -11,6 +11,7 @@ from wdrobust.certify.bab.attack import max_margin
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.crown import margin_bounds
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.bounds.region import Region
 from wdrobust.threat import lp_norm
 
 CASES = [
@@ -64,14 +65,8 @@ def test_bab_verifies_where_crown_cannot() -> None:
         y = int(net(x0[None]).argmax())
         _, c = margin_cotangents(torch.tensor([y]), 3)
         for r in (0.1, 0.2, 0.3):
-            u, _, _ = margin_bounds(
-                graph,
-                x0[None],
-                torch.tensor([r], dtype=torch.float64),
-                c.double(),
-                "linf",
-                intermediate="crown",
-            )
+            region = Region.ball(x0[None], torch.tensor([r], dtype=torch.float64), "linf")
+            u, _, _ = margin_bounds(graph, region, c.double(), intermediate="crown")
             if bool((u < 0).all()):
                 continue
             with torch.no_grad():

@@ -25,6 +25,7 @@ from wdrobust.certify.bounds.crown import INTERMEDIATE, margin_bounds
 from wdrobust.certify.bounds.interval import Box, Cot
 from wdrobust.certify.bounds.layernorm import LayerNormRule
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.bounds.softmax import SoftmaxRule
 from wdrobust.nets.gradients import margin_gradients
 from wdrobust.threat import dual_of, lp_norm
@@ -153,7 +154,8 @@ def _check_region(net: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, r
         rr = torch.full((x.shape[0],), r, dtype=torch.float64)
         interval = margin_upper_rows(graph, x, rr, y, norm)
         crowns = [
-            margin_bounds(graph, x, rr, c.double(), norm, intermediate=mode)[0] for mode in INTERMEDIATE
+            margin_bounds(graph, Region.ball(x, rr, norm), c.double(), intermediate=mode)[0]
+            for mode in INTERMEDIATE
         ]
         for i in range(x.shape[0]):
             pts = region_points(x[i], r, norm, 41)
@@ -187,8 +189,8 @@ def test_tiny_vit_crown_beats_intervals() -> None:
     graph = BoundGraph(net)
     _, c = margin_cotangents(y, 3)
     r = torch.full((2,), 0.05, dtype=torch.float64)
-    crown = margin_bounds(graph, x, r, c.double(), "linf", intermediate="crown")[0]
-    ibp = graph.margin_upper(graph.bounds(x, r, "linf"), c.double())
+    crown = margin_bounds(graph, Region.ball(x, r, "linf"), c.double(), intermediate="crown")[0]
+    ibp = graph.margin_upper(graph.bounds(Region.ball(x, r, "linf")), c.double())
     assert (crown <= ibp + 1e-12).all() and (crown < ibp - 1e-3).any()
 
 

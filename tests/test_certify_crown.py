@@ -27,6 +27,7 @@ from wdrobust.certify.bounds.crown import INTERMEDIATE, Crown, concretize, l1_ba
 from wdrobust.certify.bounds.interval import Box
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
 from wdrobust.certify.bounds.pool import MaxPoolRule
+from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.bounds.relax import relax
 from wdrobust.certify.bounds.rule import MODULE_RULES, Rule
 from wdrobust.losses import all_losses
@@ -78,7 +79,7 @@ def test_l1_concretisation_is_the_linear_program_maximum() -> None:
     rows, x = gen.normal(size=(6, 5)), gen.uniform(size=5)
     lo, hi = np.clip(x - 0.4, 0, 1), np.clip(x + 0.4, 0, 1)
     a, x0, r = torch.tensor(rows)[None], torch.tensor(x)[None], torch.tensor([0.4], dtype=torch.float64)
-    got = concretize(a, torch.zeros(1, 6, dtype=torch.float64), x0, r, "l1")[0].numpy()
+    got = concretize(a, torch.zeros(1, 6, dtype=torch.float64), Region.ball(x0, r, "l1"))[0].numpy()
     direct = l1_ball_upper(a, x0, r, torch.tensor(lo)[None], torch.tensor(hi)[None])[0].numpy()
     np.testing.assert_array_equal(got, direct)
     box = np.clip(rows, 0, None) @ hi + np.clip(rows, None, 0) @ lo
@@ -113,7 +114,7 @@ def test_crown_margin_bounds_dominate_grid(act: str, norm: str, mode: str) -> No
         r = torch.tensor([0.03, 0.15, 0.4, 2.0], dtype=torch.float64)
         _, c = margin_cotangents(y, 3)
         upper, _, _ = margin_bounds(
-            graph, x0, r, c.double(), norm, intermediate=mode, alpha_steps=3 * (seed % 2)
+            graph, Region.ball(x0, r, norm), c.double(), intermediate=mode, alpha_steps=3 * (seed % 2)
         )
         for i in range(4):
             pts = region_points(x0[i], float(r[i]), norm, 61 if d == 2 else 17)
@@ -129,8 +130,8 @@ def test_crown_is_tighter_than_intervals_and_exact_on_stable_cells() -> None:
     y = torch.zeros(2, dtype=torch.long)
     _, c = margin_cotangents(y, 3)
     r = torch.tensor([1e-7, 0.2], dtype=torch.float64)
-    upper, _, _ = margin_bounds(graph, x0, r, c.double(), "linf", intermediate="crown")
-    interval = graph.margin_upper(graph.bounds(x0, r, "linf"), c.double())
+    upper, _, _ = margin_bounds(graph, Region.ball(x0, r, "linf"), c.double(), intermediate="crown")
+    interval = graph.margin_upper(graph.bounds(Region.ball(x0, r, "linf")), c.double())
     assert (upper <= interval + 1e-12).all()
     exact_value = (net(x0[:1]) @ c[0].double().T)[0]
     assert torch.allclose(upper[0], exact_value, atol=1e-5)  # a tiny ball: the bound is the value
@@ -240,7 +241,7 @@ def test_crown_majorant_at_eps_reads_the_ball_of_eps() -> None:
     res = cert.run(x, y)
     _, c = margin_cotangents(y, 3)
     upper, _, _ = margin_bounds(
-        cert.graph(), x.double(), torch.full((4,), eps, dtype=torch.float64), c.double(), "linf"
+        cert.graph(), Region.ball(x.double(), torch.full((4,), eps, dtype=torch.float64), "linf"), c.double()
     )
     at_eps = res.majorants["margin"](np.full(4, eps))
     direct = upper.amax(dim=1).numpy() - res.clean_loss["margin"]
@@ -259,7 +260,7 @@ def test_a_verified_eps_ball_counts_as_robust_at_p_inf() -> None:
     res = cert.run(x, y)
     _, c = margin_cotangents(y, 3)
     upper, _, _ = margin_bounds(
-        cert.graph(), x.double(), torch.full((32,), eps, dtype=torch.float64), c.double(), "linf"
+        cert.graph(), Region.ball(x.double(), torch.full((32,), eps, dtype=torch.float64), "linf"), c.double()
     )
     verified = (upper < -1e-3).all(dim=1).numpy()
     assert verified.any()
@@ -340,7 +341,7 @@ def test_crown_bounds_max_pool_nets_soundly(norm: str, mode: str) -> None:
         y = torch.randint(0, 3, (4,), generator=g)
         r = torch.tensor([0.02, 0.1, 0.3, 2.0], dtype=torch.float64)
         _, c = margin_cotangents(y, 3)
-        upper, _, _ = margin_bounds(graph, x0, r, c.double(), norm, intermediate=mode)
+        upper, _, _ = margin_bounds(graph, Region.ball(x0, r, norm), c.double(), intermediate=mode)
         for i in range(4):
             pts = region_points(x0[i], float(r[i]), norm, 17)
             truth = (net(pts) @ c[i].double().T).amax(dim=0)
@@ -371,8 +372,8 @@ def test_receptive_field_pass_equals_the_dense_pass(norm: str, monkeypatch) -> N
     calls = []
     patch_upper = Crown._patch_upper
     monkeypatch.setattr(Crown, "_patch_upper", lambda *a: calls.append(1) or patch_upper(*a))
-    fast, _, _ = margin_bounds(graph, x, r, c.double(), norm, intermediate="crown")
+    fast, _, _ = margin_bounds(graph, Region.ball(x, r, norm), c.double(), intermediate="crown")
     assert calls
     monkeypatch.setattr(Crown, "_chain", lambda self, node: None)
-    dense, _, _ = margin_bounds(graph, x, r, c.double(), norm, intermediate="crown")
+    dense, _, _ = margin_bounds(graph, Region.ball(x, r, norm), c.double(), intermediate="crown")
     torch.testing.assert_close(fast, dense, rtol=0, atol=1e-10)

@@ -27,6 +27,7 @@ LADDER: tuple[tuple[str, ...], ...] = (
     ("data",),
     ("attacks",),
     ("certify",),
+    ("verify",),
     ("train",),
     ("models",),
     ("evaluate",),

@@ -148,6 +148,7 @@ def test_crown_bounds_on_the_imported_mnistfc_network() -> None:
     instance that a-b-CROWN falsified in the competition (verdicts.csv)."""
     from wdrobust.certify.bounds.crown import margin_bounds
     from wdrobust.certify.bounds.graph import BoundGraph
+    from wdrobust.certify.bounds.region import Region
 
     bench, net = "2021_mnistfc", "mnist-net_256x2.onnx.gz"
     model = load_onnx(VNNCOMP / bench / "onnx" / net).double()
@@ -158,7 +159,7 @@ def test_crown_bounds_on_the_imported_mnistfc_network() -> None:
     r = torch.tensor([e for _, _, e in found], dtype=torch.float64)
     y = torch.tensor([c for _, c, _ in found])
     spec = torch.eye(10, dtype=torch.float64)[None] - torch.eye(10, dtype=torch.float64)[y][:, None]
-    upper, _, _ = margin_bounds(graph, x0, r, spec, "linf")
+    upper, _, _ = margin_bounds(graph, Region.ball(x0, r, "linf"), spec)
     gen = torch.Generator().manual_seed(0)
     for _ in range(4):
         signs = torch.randint(0, 2, x0.shape, generator=gen).double() * 2 - 1

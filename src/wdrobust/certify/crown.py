@@ -37,6 +37,7 @@ from wdrobust.certify.base import Certificate, ShellBound, box_diameter, shell_k
 from wdrobust.certify.bounds import BoundGraph, margin_lipschitz
 from wdrobust.certify.bounds.crown import INTERMEDIATE, check_linear_rules, flat_dot, margin_bounds
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.bounds.region import Region
 from wdrobust.losses import margins
 from wdrobust.primal.curves import Majorant
 from wdrobust.threat import dual_of, lp_norm
@@ -143,10 +144,8 @@ class CrownCertificate(Certificate):
             _, c = margin_cotangents(y[sl], k)
             upper, a, b = margin_bounds(
                 graph,
-                x[sl],
-                r[sl],
+                Region.ball(x[sl], r[sl], self.norm),
                 c.to(x.dtype),
-                self.norm,
                 intermediate=self.intermediate,
                 alpha_steps=self.alpha_steps,
             )
@@ -240,10 +239,8 @@ class CrownCertificate(Certificate):
             _, c = margin_cotangents(labels, k)
             upper, a, b = margin_bounds(
                 self.graph(),
-                centre,
-                diam,
+                Region.ball(centre, diam, self.norm),
                 c.to(torch.float64),
-                self.norm,
                 intermediate="ibp" if self.intermediate == "ibp" else "auto",
                 alpha_steps=self.alpha_steps,
             )
@@ -306,10 +303,8 @@ class CrownCertificate(Certificate):
                 mid = (lo + hi) / 2
                 upper, _, _ = margin_bounds(
                     self.graph(),
-                    x64[rows],
-                    mid,
+                    Region.ball(x64[rows], mid, self.norm),
                     c.to(torch.float64),
-                    self.norm,
                     intermediate=self.intermediate,
                     alpha_steps=self.alpha_steps,
                 )

@@ -24,6 +24,7 @@ from wdrobust.certify.bounds.crown import Crown
 from wdrobust.certify.bounds.dense import Dense
 from wdrobust.certify.bounds.interval import Box
 from wdrobust.certify.bounds.lipschitz import region_bounds
+from wdrobust.certify.bounds.region import Region
 
 #: Relative slack added to the solver's dual bound against its feasibility tolerances.
 SOLVER_SLACK = 1e-6
@@ -122,7 +123,7 @@ class ReluNet:
         spec = torch.zeros((1, 1, self.weights[-1].shape[0]), dtype=torch.float64)
         spec[0, 0, j], spec[0, 0, y] = 1.0, -1.0
         with torch.no_grad():
-            crown = Crown(self.graph, x, r, norm, "ibp", known=known)
+            crown = Crown(self.graph, Region.ball(x, r, norm), "ibp", known=known)
             interval = self.graph.margin_upper(crown.bounds, spec)
             return float(torch.minimum(crown.upper(self.graph.output, spec), interval))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from wdrobust import __version__
-from wdrobust.cli import attack, certify, evaluate, merge, report, train
+from wdrobust.cli import attack, certify, evaluate, merge, report, train, verify
 
 app = typer.Typer(
     name="wdrobust",
@@ -38,6 +38,7 @@ app.command("certify")(certify.command)
 app.command("evaluate")(evaluate.command)
 app.command("merge")(merge.command)
 app.command("report")(report.command)
+app.command("verify")(verify.command)
 
 
 def main() -> None:

@@ -24,12 +24,13 @@ from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.activations import ActivationRule
 from wdrobust.certify.bounds.crown import Crown, concretize
 from wdrobust.certify.bounds.interval import Box
+from wdrobust.certify.bounds.region import Region
 
 
 def split_nodes(graph: BoundGraph, x0: torch.Tensor) -> list[fx.Node]:
     """The pre-activation nodes of the ReLU-like activations (sigma(z) = max(z, 0) + s min(z, 0), which
     a sign split makes exact), in graph order; x0 (1, *S) is any input row (to read the rules)."""
-    rules = graph.bounds(x0, x0.new_zeros(1), "linf").rules
+    rules = graph.bounds(Region.ball(x0, x0.new_zeros(1), "linf")).rules
     out = []
     for node in graph.nodes:
         rule = rules.get(node)
@@ -91,7 +92,8 @@ def bound_domains(
         hi = torch.where(s < 0, torch.zeros_like(inf), inf)
         like = graph.evaluate(x0[:1])[node]
         known[node] = Box(lo.reshape(s.shape[0], *like.shape[1:]), hi.reshape(s.shape[0], *like.shape[1:]))
-    crown = _RecordingCrown(graph, x0, r, norm, intermediate, known=known)
+    region = Region.ball(x0, r, norm)
+    crown = _RecordingCrown(graph, region, intermediate, known=known)
     acts = {a: i for a in crown.acts for i, n in enumerate(nodes) if crown.pre(a) is n}
     with torch.no_grad():
         crown.watch, crown.seen = acts, {}
@@ -103,7 +105,7 @@ def bound_domains(
                 lam[i] = lam[i] + crown.seen[act][:, 0].reshape(x0.shape[0], -1)
         crown.watch = {}
         a, bias = crown.backward(graph.output, spec)
-        upper = concretize(a, bias, x0, r, norm)
+        upper = concretize(a, bias, region)
     if alpha_steps > 0:
         upper = torch.minimum(upper, crown.optimise_upper(spec, alpha_steps))
     if torch.isnan(upper).any():

@@ -1,6 +1,7 @@
 """Linear bound propagation (CROWN / DeepPoly) over a traced BoundGraph.
 
-For a batch of regions X_b = B(x0_b, r_b) cap [0, 1]^d and specification rows C_b (B, C, *S_v) at a graph
+For a batch of regions X_b (``region.Region``: a box [lo_b, hi_b] cap a ball B(x0_b, r_b); the threat
+model's B(x0_b, r_b) cap [0, 1]^d or a general box) and specification rows C_b (B, C, *S_v) at a graph
 value v, the backward pass finds A (B, C, *S_in) and bias (B, C) with
 
     C_b . v(x) <= A_b . x + bias_b      for every x in X_b,
@@ -11,9 +12,9 @@ node by node from v back to the input:
   node evaluated with its interval arguments set to zero;
 - an activation y = sigma(u) with pre-activation bounds [l, u] and relaxation a_lo u + b_lo <= y <=
   a_up u + b_up (``relax``) maps Lambda to Lambda+ a_up + Lambda- a_lo and adds Lambda+ b_up + Lambda- b_lo.
-Concretisation over X_b (``concretize``): linf: the box [max(0, x0 - r), min(1, x0 + r)] exactly
-(A+ . hi + A- . lo); l1: the box cap the ball exactly (a fractional knapsack over the coordinates); l2: the
-smaller of the box bound and the ball bound A . x0 + r ||A||_2 (both sound). Lower bounds are -upper(-C).
+Concretisation over X_b (``concretize``): linf: the box [lo, hi] exactly (A+ . hi + A- . lo); l1: the box
+cap the ball exactly (a fractional knapsack over the coordinates); l2: the smaller of the box bound and the
+ball bound A . x0 + r ||A||_2 (both sound). Lower bounds are -upper(-C).
 
 Pre-activation bounds ("intermediate"): ``ibp`` keeps the interval boxes of BoundGraph.bounds (CROWN-IBP);
 ``crown`` tightens every pre-activation outside the affine prefix (whose boxes are already exact for the
@@ -41,6 +42,7 @@ from wdrobust.certify.bounds.activations import Activation, ActivationRule, boun
 from wdrobust.certify.bounds.graph import BoundGraph, Bounds, flat_args
 from wdrobust.certify.bounds.interval import Box, Cot
 from wdrobust.certify.bounds.patches import conv_chain, patch_backward
+from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.bounds.relax import Relaxation, relax
 from wdrobust.certify.bounds.rule import unsupported
 from wdrobust.threat import dual_of, lp_norm
@@ -103,15 +105,12 @@ def l1_ball_upper(
     return flat_dot(a, x0) + (gain * spent).sum(dim=2)
 
 
-def concretize(
-    a: torch.Tensor, bias: torch.Tensor, x0: torch.Tensor, r: torch.Tensor, norm: str
-) -> torch.Tensor:
-    """max over B(x0_b, r_b) cap [0,1]^d of A_b . x + bias_b, soundly; a (B, C, *S), x0 (B, *S), r (B,).
+def concretize(a: torch.Tensor, bias: torch.Tensor, region: Region) -> torch.Tensor:
+    """max over the regions X_b of A_b . x + bias_b, soundly; a (B, C, *S), bias (B, C) -> (B, C).
 
-    linf: exact over the box; l1: exact over the box cap the ball (``l1_ball_upper``); l2: the smaller of
-    the box bound and the ball bound A . x0 + r ||A||_2."""
-    rr = r.reshape(-1, *([1] * (x0.dim() - 1)))
-    lo, hi = (x0 - rr).clamp(0, 1), (x0 + rr).clamp(0, 1)
+    linf: exact over the box [lo, hi] (the region); l1: exact over the box cap the ball
+    (``l1_ball_upper``); l2: the smaller of the box bound and the ball bound A . x0 + r ||A||_2."""
+    lo, hi, x0, r, norm = region.lo, region.hi, region.x0, region.r, region.norm
     if norm == "l1":
         return bias + l1_ball_upper(a, x0, r, lo, hi)
     box = bias + flat_dot(a, lo) + flat_dot(a.clamp(min=0), hi - lo)
@@ -122,28 +121,26 @@ def concretize(
 
 
 class Crown:
-    """Linear bounds over the regions B(x0_b, r_b) cap [0,1]^d of one batch of rows; see the module docstring.
+    """Linear bounds over the regions of one batch of rows; see the module docstring.
 
     graph: the model's BoundGraph (compute in float64 for certificates: trace a float64 copy);
-    x0 (B, *S) and r (B,) in the graph's dtype; norm: threat norm; intermediate: one of INTERMEDIATE;
+    region: the rows' input regions in the graph's dtype; intermediate: one of INTERMEDIATE;
     known: sound boxes of some values on the same regions (``BoundGraph.bounds``), e.g. given big-M bounds.
     """
 
     def __init__(
         self,
         graph: BoundGraph,
-        x0: torch.Tensor,
-        r: torch.Tensor,
-        norm: str,
+        region: Region,
         intermediate: str = "auto",
         known: dict[fx.Node, Box] | None = None,
     ) -> None:
         if intermediate not in INTERMEDIATE:
             raise ValueError(f"intermediate must be one of {', '.join(INTERMEDIATE)}, got {intermediate!r}")
-        self.graph, self.x0, self.r, self.norm = graph, x0, r, norm
+        self.graph, self.region, self.x0 = graph, region, region.x0
         with torch.no_grad():
-            self.bounds: Bounds = graph.bounds(x0, r, norm, known=known)
-            self.offset = self._offsets(x0[:1])
+            self.bounds: Bounds = graph.bounds(region, known=known)
+            self.offset = self._offsets(self.x0[:1])
         self.acts = [n for n in graph.nodes if isinstance(self.bounds.rules.get(n), ActivationRule)]
         check_linear_rules(graph)
         self._relax: dict[fx.Node, Any] = {}
@@ -243,8 +240,7 @@ class Crown:
     def upper(self, start: fx.Node, spec: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
         """Upper bounds (B', C) of spec . start(x) over the rows' regions."""
         a, bias = self.backward(start, spec, rows)
-        x0, r = (self.x0, self.r) if rows is None else (self.x0[rows], self.r[rows])
-        return concretize(a, bias, x0, r, self.norm)
+        return concretize(a, bias, self.region if rows is None else self.region[rows])
 
     # -- intermediate bounds ---------------------------------------------------------------------------
     def _path_size(self, node: fx.Node) -> int:
@@ -356,8 +352,15 @@ class Crown:
             chain, self.graph.gm.get_submodule, self.relaxation, shapes, idx, rows, self.x0.dtype
         )
         n, r = idx.numel(), rows.numel()
-        x0 = win.read(self.x0[rows], where).flatten(0, 1)
-        up = concretize(lam, bias, x0, self.r[rows].repeat_interleave(n), self.norm).reshape(r, n, 2)
+        # the rows' regions restricted to each window (zero outside the map, where lam is zero): the box's
+        # and the ball's projections onto the window's coordinates, which contain the region's points
+        reg = self.region[rows]
+        window = Region(
+            *(win.read(t, where).flatten(0, 1) for t in (reg.lo, reg.hi, reg.x0)),
+            reg.r.repeat_interleave(n),
+            reg.norm,
+        )
+        up = concretize(lam, bias, window).reshape(r, n, 2)
         return torch.cat([up[:, :, 0], up[:, :, 1]], dim=1)
 
     # -- optimised slopes (alpha-CROWN) ----------------------------------------------------------------
@@ -414,10 +417,8 @@ def _slope_range(act: Activation, box: Box) -> tuple[torch.Tensor, torch.Tensor]
 
 def margin_bounds(
     graph: BoundGraph,
-    x0: torch.Tensor,
-    r: torch.Tensor,
+    region: Region,
     spec: torch.Tensor,
-    norm: str,
     *,
     intermediate: str = "auto",
     alpha_steps: int = 0,
@@ -426,12 +427,12 @@ def margin_bounds(
     linear bound spec_bc . f(x) <= A_bc . x + bias_bc it comes from (plain CROWN slopes; with alpha_steps
     the returned U is the optimised bound, which is never larger).
 
-    x0 (B, *S), r (B,), spec (B, C, K); everything in the graph's dtype.
+    region: B rows (``Region``), spec (B, C, K); everything in the graph's dtype.
     """
-    crown = Crown(graph, x0, r, norm, intermediate)
+    crown = Crown(graph, region, intermediate)
     with torch.no_grad():
         a, bias = crown.backward(graph.output, spec)
-        upper = concretize(a, bias, x0, r, norm)
+        upper = concretize(a, bias, region)
     if alpha_steps > 0:
         upper = torch.minimum(upper, crown.optimise_upper(spec, alpha_steps))
     if torch.isnan(upper).any():

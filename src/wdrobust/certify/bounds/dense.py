@@ -25,6 +25,7 @@ from torch import fx
 
 from wdrobust.certify.bounds.graph import BoundGraph, Bounds, flat_args
 from wdrobust.certify.bounds.interval import Box, Cot
+from wdrobust.certify.bounds.region import Region
 
 #: Segments with at most this many matrix entries d_in * d_out are materialised as dense matrices.
 MATERIALISE_LIMIT = 1 << 22
@@ -77,9 +78,10 @@ class Dense:
     ) -> None:
         self.graph = graph
         self.x1 = torch.full((1, *input_shape), 0.5, dtype=dtype, device=device)
-        half = torch.full((1,), 0.5, dtype=dtype, device=device)
         with torch.no_grad():
-            self.bounds: Bounds = graph.bounds(self.x1, half, "linf")
+            self.bounds: Bounds = graph.bounds(
+                Region.box(torch.zeros_like(self.x1), torch.ones_like(self.x1))
+            )
         self.segments = find_segments(graph)
         self._matrices: dict[fx.Node, tuple[torch.Tensor, torch.Tensor] | None] = {}
 

@@ -2,8 +2,8 @@
 
 ``BoundGraph(model)`` traces the model once (modules that have a rule stay leaves), checks that every
 operation on the input has a rule (else a ValueError naming the first unsupported operation), and
-offers, for inputs x0 (B, *S), radii r (B,) and a threat norm:
-- ``bounds``: boxes of every value over B(x0, r) cap [0, 1]^d by interval propagation. The affine prefix
+offers, for a batch of input regions (``region.Region``: a box [lo_b, hi_b] cap a ball B(x0_b, r_b)):
+- ``bounds``: boxes of every value over the regions by interval propagation. The affine prefix
   of the graph (the values that are affine functions of the input, before the first nonlinearity) is
   tightened with the ball itself: a_k(x) in a_k(x0) +- r ||A_k||_* where A_k is the k-th row of the
   prefix's linear part (its dual norms are computed once per norm by pushing the input basis through);
@@ -31,6 +31,7 @@ from wdrobust.certify.bounds import pool as _pool  # noqa: F401
 from wdrobust.certify.bounds import shape as _shape  # noqa: F401
 from wdrobust.certify.bounds import softmax as _softmax  # noqa: F401
 from wdrobust.certify.bounds.interval import Box, Cot
+from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.bounds.rule import (
     FUNCTION_RULES,
     METHOD_RULES,
@@ -264,23 +265,22 @@ class BoundGraph:
     # -- interval propagation ------------------------------------------------------------------------
     def bounds(
         self,
-        x0: torch.Tensor,
-        r: torch.Tensor,
-        norm: str,
+        region: Region,
         tighten: bool = True,
         known: dict[fx.Node, Box] | None = None,
     ) -> Bounds:
-        """Boxes of every interval value over B(x0_b, r_b) cap [0, 1]^d; x0 (B, *S), r (B,).
+        """Boxes of every interval value over the regions (``Region``: the box [lo_b, hi_b] cap the ball
+        B(x0_b, r_b)); the input's box is [lo, hi], the affine prefix is tightened with the ball.
 
         known: sound boxes of some values on the same regions (e.g. CROWN's tightened pre-activations);
         each computed box is intersected with them before its users see it, so that every rule's
         derivative intervals come from the tighter boxes."""
-        rr = r.reshape(-1, *([1] * (x0.dim() - 1)))
-        env: dict[fx.Node, Any] = {self.input: Box((x0 - rr).clamp(0, 1), (x0 + rr).clamp(0, 1))}
+        x0, r = region.x0, region.r
+        env: dict[fx.Node, Any] = {self.input: Box(region.lo, region.hi)}
         rules: dict[fx.Node, Rule] = {}
         tight = tighten and bool(self.frontier) and math.prod(x0.shape[1:]) <= TIGHTEN_LIMIT
         anchors = self.evaluate(x0, self.prefix) if tight else {}
-        norms = self.rownorms(norm, x0) if tight else {}
+        norms = self.rownorms(region.norm, x0) if tight else {}
         for node in self.nodes:
             if node.op in ("placeholder", "output"):
                 continue

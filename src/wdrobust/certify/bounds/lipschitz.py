@@ -17,6 +17,7 @@ from torch import nn
 from wdrobust._device import resolve_device
 from wdrobust.certify.bounds.graph import BoundGraph, Bounds
 from wdrobust.certify.bounds.interval import Cot
+from wdrobust.certify.bounds.region import Region
 from wdrobust.threat import ThreatModel, dual_of, lp_norm
 
 #: Default budget of cotangent entries per chunk (rows x classes x widest value) on accelerators.
@@ -52,11 +53,11 @@ def region_bounds(
     inputs of the nonlinearities tightened by linear bound propagation (``bounds.crown`` with that
     intermediate mode) and the interval pass rerun on them."""
     if intermediate is None:
-        return graph.bounds(x0, r, norm)
+        return graph.bounds(Region.ball(x0, r, norm))
     from wdrobust.certify.bounds.crown import Crown  # the linear engine builds on this module's graph
 
-    boxes = Crown(graph, x0, r, norm, intermediate).bounds.boxes
-    return graph.bounds(x0, r, norm, known=boxes)
+    region = Region.ball(x0, r, norm)
+    return graph.bounds(region, known=Crown(graph, region, intermediate).bounds.boxes)
 
 
 def lipschitz_rows(
@@ -85,7 +86,7 @@ def margin_upper_rows(
     graph: BoundGraph, x0: torch.Tensor, r: torch.Tensor, y: torch.Tensor, norm: str
 ) -> torch.Tensor:
     """Upper bounds of m_j over B(x0_b, r_b) cap [0,1]^d by interval propagation, (B, K); entry y_b is 0."""
-    bounds = graph.bounds(x0, r, norm)
+    bounds = graph.bounds(Region.ball(x0, r, norm))
     k = bounds.boxes[graph.output].lo.shape[1]
     cls, c = margin_cotangents(y, k)
     return _scatter(graph.margin_upper(bounds, c.to(x0.dtype)), cls, k)
@@ -93,7 +94,7 @@ def margin_upper_rows(
 
 def stable_rows(graph: BoundGraph, x0: torch.Tensor, r: torch.Tensor, norm: str) -> torch.Tensor:
     """(B,) bool: every nonlinearity has one derivative value on B(x0_b, r_b) cap [0,1]^d."""
-    return graph.bounds(x0, r, norm).stable()
+    return graph.bounds(Region.ball(x0, r, norm)).stable()
 
 
 def chunk_rows(graph: BoundGraph, x: torch.Tensor, classes: int) -> int:

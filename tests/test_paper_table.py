@@ -65,6 +65,7 @@ def test_skips_without_shared(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert not out.exists()
 
 
+@pytest.mark.slow  # minutes on 2 shared cores: wda's radius schedule at p = 1, 2 costs ~1300 passes/image
 @pytest.mark.skipif(not VNNCOMP.is_dir(), reason="shared/benchmarks/vnncomp is absent")
 def test_script_on_two_shared_images(tmp_path: Path) -> None:
     pytest.importorskip("onnx")

@@ -1,0 +1,81 @@
+"""scripts/paper_table.py: its core on a tiny self-made network (certified <= attacked at every (eps, p),
+the best attack <= W-PGD and <= every kappa-mixture), the kappa-mixture formula, the radius grid, and the
+whole script on two images of a shared CIFAR-10 network (skipped without shared/benchmarks/vnncomp)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import paper_table  # noqa: E402
+
+VNNCOMP = ROOT.parent / "shared" / "benchmarks" / "vnncomp"
+
+
+def test_eps_grid_and_kappa_mixture() -> None:
+    assert paper_table.eps_grid("own,2/255,8/255", 2 / 255) == [2 / 255, 8 / 255]
+    assert paper_table.eps_grid("8/255,own", 1 / 255) == [1 / 255, 8 / 255]
+    # a 1/kappa share of every sample at kappa^(1/p) eps, the rest clean
+    assert paper_table.kappa_mixture(0.9, 0.5, 4) == pytest.approx(0.75 * 0.9 + 0.25 * 0.5)
+    assert paper_table.kappa_mixture(0.9, 0.5, 1) == 0.5
+
+
+def test_core_on_a_tiny_network() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    with torch.no_grad():  # decision boundaries through the box's centre: flips within reach
+        model[1].bias.copy_(-model[1].weight.sum(1) / 2)
+    x = torch.rand(6, 3, 2, 2)
+    with torch.no_grad():
+        y = model(x).argmax(1)  # every image clean-correct
+    net = paper_table.NETWORKS[0]
+    res = paper_table.NetworkResult(net, 6, 1.0, [0.05, 0.4])
+    run = paper_table.Runner(model, x, y, lambda s: None)
+    paper_table.attack_network(res, run, skip_aa=True)
+    paper_table.certify_network(res, model, x, y, {}, lambda s: None)
+    assert res.attack_skipped == {"autoattack": "not in --autoattack"}
+    for e in res.eps:
+        for p in paper_table.P_FINITE:
+            best = res.distributional[(e, p, "best")]
+            assert best <= res.distributional[(e, p, "w-pgd")] + 1e-12
+            assert best <= res.distributional[(e, p, "point-wise mix")] + 1e-12
+            for k in paper_table.KAPPAS:
+                assert best <= res.distributional[(e, p, f"kappa {k}")] + 1e-12
+        for p in (*paper_table.P_FINITE, math.inf):
+            for c in ("crown", "global"):
+                assert res.certified[(e, p, c)] <= res.distributional[(e, p, "best")] + 1e-12
+    # the largest radius breaks something: the check is not vacuous
+    assert res.distributional[(0.4, 1.0, "best")] < 1.0
+    lines = paper_table.checks(res)
+    assert all("False" not in line for line in lines)
+
+
+def test_skips_without_shared(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "paper.md"
+    assert paper_table.main(["--shared", str(tmp_path / "none"), "--out", str(out)]) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert not out.exists()
+
+
+@pytest.mark.slow  # minutes on 2 shared cores: wda's radius schedule at p = 1, 2 costs ~1300 passes/image
+@pytest.mark.skipif(not VNNCOMP.is_dir(), reason="shared/benchmarks/vnncomp is absent")
+def test_script_on_two_shared_images(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    out = tmp_path / "docs" / "paper.md"
+    argv = ["--n", "2", "--networks", "cifar_wide_kw", "--eps", "8/255", "--autoattack", "none"]
+    argv += ["--skip-certificates", "first-order", "--cache", str(tmp_path / "cache"), "--out", str(out)]
+    assert paper_table.main(argv) == 0
+    text = out.read_text()
+    assert "## cifar_wide_kw" in text and "False" not in text
+    rec = json.loads((tmp_path / "docs" / "paper" / "records" / "cifar_wide_kw.json").read_text())
+    for row in rec["wdrobust"]:
+        assert row["accuracy_certified"] <= row["accuracy_attacked"] + 1e-12
+    assert (tmp_path / "docs" / "paper" / "cifar_wide_kw.png").stat().st_size > 0

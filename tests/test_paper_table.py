@@ -17,8 +17,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import paper_table  # noqa: E402
 
-VNNCOMP = ROOT.parent / "shared" / "benchmarks" / "vnncomp"
-
 
 def test_eps_grid_and_kappa_mixture() -> None:
     assert paper_table.eps_grid("own,2/255,8/255", 2 / 255) == [2 / 255, 8 / 255]

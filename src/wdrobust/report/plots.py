@@ -61,14 +61,15 @@ FAR = 2.0
 
 
 def style(name: str) -> dict[str, Any]:
-    """The fixed matplotlib style of a method: colour (certificates: tab10 in registry order, attacks:
+    """The fixed matplotlib style of a method: colour (certificates: tab10 in registry order (tab20 past ten), attacks:
     Dark2, the best attack black), hollow marker and line style (see the module docstring)."""
     index = METHODS.index(name) if name in METHODS else len(METHODS) + sum(map(ord, name)) % 7
     certificates = [*CERTIFICATES, COMBINED]
     if name == "best attack":
         colour = "black"
     elif name in certificates:
-        colour = plt.get_cmap("tab10")(certificates.index(name) % 10)
+        palette = "tab10" if len(certificates) <= 10 else "tab20"  # one distinct colour per certificate
+        colour = plt.get_cmap(palette)(certificates.index(name) % 20)
     else:
         colour = plt.get_cmap("Dark2")(index % 8)
     dash = ":" if name in ATTACKS else "--" if name in ESTIMATES else "-"

@@ -61,8 +61,8 @@ FAR = 2.0
 
 
 def style(name: str) -> dict[str, Any]:
-    """The fixed matplotlib style of a method: colour (certificates: tab10 in registry order (tab20 past ten), attacks:
-    Dark2, the best attack black), hollow marker and line style (see the module docstring)."""
+    """The fixed matplotlib style of a method: colour (certificates: tab10 in registry order, tab20 past
+    ten; attacks: Dark2, the best attack black), hollow marker and line style (see the module docstring)."""
     index = METHODS.index(name) if name in METHODS else len(METHODS) + sum(map(ord, name)) % 7
     certificates = [*CERTIFICATES, COMBINED]
     if name == "best attack":

@@ -2,7 +2,9 @@
 
 For a correctly classified sample, r_lo = ``crown``'s certified radius (every ball B(x_i, r), r <= r_lo, is
 verified) and r_hi = an upper bound of the flip distance (the caller's ``upper``, e.g. an attack's flip
-distance, else diam X) bracket d_i*. Each step verifies B(x_i, mid) cap [0,1]^d by branch and bound
+distance, else diam X) bracket d_i*. An attack's flip distance is usually within a fraction of a percent of
+d_i*, so the steps first probe just below the upper end, r = max(mid, r_hi (1 - TOP tol)) (verified there:
+the bracket is closed in one step), and bisect from the first unknown answer on. Each step verifies B(x_i, mid) cap [0,1]^d by branch and bound
 (``search.verify``): verified -> r_lo = mid; falsified -> r_hi = ||x_cex - x_i|| <= mid (a re-checked
 counterexample: d_i* <= r_hi); unknown (time) -> r_hi = mid for the search, and the sample is marked not
 proven. It stops when r_hi - r_lo <= tol (relative to r_hi, absolute floor) or the per-sample budget is
@@ -24,6 +26,9 @@ from wdrobust.certify.bab.search import BabOptions, verify
 from wdrobust.certify.base import CertificateResult, ShellBound, box_diameter
 from wdrobust.certify.crown import CrownCertificate
 from wdrobust.threat import lp_norm
+
+#: The first probes sit this share of the tolerance below the upper end (module docstring).
+TOP = 0.5
 
 
 @dataclass
@@ -115,13 +120,13 @@ class BabCertificate(CrownCertificate):
         """(lower, upper, proven, domains, seconds): one sample's radius bracket (module docstring)."""
         start = time.perf_counter()
         graph = self.graph()
-        upper, proven, domains = hi, True, 0
+        upper, proven, domains, top = hi, True, 0, True
         while hi - lo > self.tol * max(hi, 1e-6):
             left = self.budget - (time.perf_counter() - start)
             if left <= 0:
                 proven = False
                 break
-            mid = (lo + hi) / 2
+            mid = max((lo + hi) / 2, hi * (1 - TOP * self.tol)) if top else (lo + hi) / 2
             opts = replace(
                 self.options, time_limit=min(self.options.time_limit, left), seed=self.options.seed + index
             )
@@ -133,5 +138,5 @@ class BabCertificate(CrownCertificate):
                 dist = float(lp_norm((res.counterexample - x0)[None], self.norm)[0])
                 hi = upper = min(upper, dist)
             else:
-                hi, proven = mid, False
+                hi, proven, top = mid, False, False
         return lo, upper, proven, domains, time.perf_counter() - start

@@ -4,10 +4,10 @@ For a correctly classified sample, r_lo = ``crown``'s certified radius (every ba
 verified) and r_hi = an upper bound of the flip distance (the caller's ``upper``, e.g. an attack's flip
 distance, else diam X) bracket d_i*. An attack's flip distance is usually within a fraction of a percent of
 d_i*, so the steps first probe just below the upper end, r = max(mid, r_hi (1 - TOP tol)) (verified there:
-the bracket is closed in one step), and bisect from the first unknown answer on. Each step verifies B(x_i, mid) cap [0,1]^d by branch and bound
-(``search.verify``): verified -> r_lo = mid; falsified -> r_hi = ||x_cex - x_i|| <= mid (a re-checked
-counterexample: d_i* <= r_hi); unknown (time) -> r_hi = mid for the search, and the sample is marked not
-proven. It stops when r_hi - r_lo <= tol (relative to r_hi, absolute floor) or the per-sample budget is
+the bracket is closed in one step), and bisect from the first unknown answer on. Each step verifies
+B(x_i, r) cap [0,1]^d by branch and bound (``search.verify``): verified -> r_lo = r; falsified -> r_hi =
+||x_cex - x_i|| <= r (a re-checked counterexample: d_i* <= r_hi); unknown (time) -> r_hi = r for the
+search, and the sample is marked not proven. It stops when r_hi - r_lo <= tol (relative to r_hi, absolute floor) or the per-sample budget is
 spent. The certified radius r_lo is sound: a verified ball has no flip. ce / margin get ``crown``'s
 majorants (BaB-tightened margin bounds at the shell radii are not built yet).
 """

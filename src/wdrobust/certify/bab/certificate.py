@@ -7,9 +7,9 @@ d_i*, so the steps first probe just below the upper end, r = max(mid, r_hi (1 - 
 the bracket is closed in one step), and bisect from the first unknown answer on. Each step verifies
 B(x_i, r) cap [0,1]^d by branch and bound (``search.verify``): verified -> r_lo = r; falsified -> r_hi =
 ||x_cex - x_i|| <= r (a re-checked counterexample: d_i* <= r_hi); unknown (time) -> r_hi = r for the
-search, and the sample is marked not proven. It stops when r_hi - r_lo <= tol (relative to r_hi, absolute floor) or the per-sample budget is
-spent. The certified radius r_lo is sound: a verified ball has no flip. ce / margin get ``crown``'s
-majorants (BaB-tightened margin bounds at the shell radii are not built yet).
+search, and the sample is marked not proven. It stops when r_hi - r_lo <= tol (relative to r_hi, absolute
+floor) or the per-sample budget is spent. The certified radius r_lo is sound: a verified ball has no flip.
+ce / margin get ``crown``'s majorants (BaB-tightened margin bounds at the shell radii are not built yet).
 """
 
 from __future__ import annotations

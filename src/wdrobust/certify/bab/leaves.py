@@ -52,9 +52,11 @@ def leaf_upper(
     lo: list[np.ndarray],
     hi: list[np.ndarray],
     spec: np.ndarray,
+    stop: float = np.inf,
 ) -> np.ndarray:
     """Sound upper bounds (C,) of spec (C, K) . f(x) over a fully decided domain (module docstring);
-    x0 (d,) flat; lo, hi per hidden layer (n_l,); -inf everywhere when the domain is empty."""
+    x0 (d,) flat; lo, hi per hidden layer (n_l,); -inf everywhere when the domain is empty. Rows are
+    solved in order; once a bound reaches stop, the later rows are left at inf (no bound)."""
     pieces, w, v = affine_pieces(net, lo)
     d = x0.size
     rows, rhs = [], []
@@ -79,7 +81,7 @@ def leaf_upper(
         )
         b_ub = np.concatenate([b_ub, x0, -x0, [r]])
         box += [(0.0, r)] * d
-    out = np.empty(spec.shape[0])
+    out = np.full(spec.shape[0], np.inf)
     for j, row in enumerate(spec):
         c = row @ w
         obj = np.concatenate([-c, np.zeros(len(box) - d)])
@@ -87,10 +89,11 @@ def leaf_upper(
         if res.status == 2:  # infeasible: the domain is empty
             return np.full(spec.shape[0], -np.inf)
         if res.status != 0:
-            out[j] = np.inf
-            continue
+            break
         best = -res.fun + float(row @ v)
         out[j] = best + SOLVER_SLACK * (1 + abs(best))
+        if out[j] >= stop:
+            break
     return out
 
 
@@ -102,18 +105,29 @@ def close_leaves(
     lo: list[torch.Tensor],
     hi: list[torch.Tensor],
     spec: torch.Tensor,
+    upper: torch.Tensor,
     open_rows: torch.Tensor,
+    stop: float,
 ) -> torch.Tensor:
     """Upper bounds (D, C) of the open rows of D fully decided domains (lo, hi per node (D, n_l); spec
-    (C, K); open_rows (D, C) bool; closed rows get inf, no news, unless the domain is empty): ``leaf_upper``
-    per domain."""
+    (C, K); upper (D, C) their current bounds; open_rows (D, C) bool): ``leaf_upper`` per domain, the open
+    rows worst first, stopping at the first bound >= stop (the domain stays open); rows not solved get inf
+    (no bound), every row -inf when the domain is empty."""
     flat = x0.reshape(-1).cpu().numpy()
     out = torch.full(open_rows.shape, torch.inf, dtype=torch.float64)
     s = spec.cpu().numpy()
     for b in range(open_rows.shape[0]):
-        rows = open_rows[b].cpu().numpy()
+        order = torch.argsort(upper[b].cpu(), descending=True)
+        rows = order[open_rows[b].cpu()[order]].numpy()
         bound = leaf_upper(
-            net, flat, r, norm, [t[b].cpu().numpy() for t in lo], [t[b].cpu().numpy() for t in hi], s[rows]
+            net,
+            flat,
+            r,
+            norm,
+            [t[b].cpu().numpy() for t in lo],
+            [t[b].cpu().numpy() for t in hi],
+            s[rows],
+            stop,
         )
         if np.isneginf(bound).all():  # empty domain
             out[b] = -torch.inf

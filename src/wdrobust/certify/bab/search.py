@@ -236,7 +236,7 @@ def _close(
     net = _relu_net(graph, tuple(x0.shape)) if norm in LP_NORMS else None
     if net is None:
         return leaves
-    upper = close_leaves(net, x0, r, norm, leaves.lo, leaves.hi, spec, leaves.open)
+    upper = close_leaves(net, x0, r, norm, leaves.lo, leaves.hi, spec, leaves.upper, leaves.open, -slack)
     leaves.upper = torch.minimum(leaves.upper, upper + slack)
     leaves.open = leaves.open & (leaves.upper >= 0)
     return leaves

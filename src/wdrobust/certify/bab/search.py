@@ -52,7 +52,8 @@ MODES = ("auto", "relu", "input")
 @dataclass(frozen=True)
 class BabOptions:
     """time_limit (s per property); batch (domains per engine call); mode (``relu``, ``input``, or
-    ``auto``: input splits when d <= input_dims); intermediate / alpha_steps (engine options);
+    ``auto``: input splits when d <= input_dims); intermediate / alpha_steps / beta_steps (engine options:
+    beta_steps optimises the split multipliers, ReLU splits only);
     attack_steps (PGD steps per restart), restarts (domains attacked per batch); seed; max_domains
     (open domains kept at most, the search stops beyond)."""
 
@@ -62,6 +63,7 @@ class BabOptions:
     input_dims: int = 4
     intermediate: str = "crown"
     alpha_steps: int = 0
+    beta_steps: int = 10
     attack_steps: int = 10
     restarts: int = 8
     seed: int = 0
@@ -153,6 +155,7 @@ def verify(
             row,
             intermediate=options.intermediate,
             alpha_steps=options.alpha_steps,
+            beta_steps=0 if inputs else options.beta_steps,
         )
         spent["bound"] += time.perf_counter() - clock
         bounded += n

@@ -6,8 +6,8 @@ row is proved on a domain when its bound U_j + slack < 0 (slack = FLOAT32_SLACK 
 ``crown``: the float32 network's logits differ from the float64 ones by rounding), and a child keeps
 the smaller of its own and its parent's bound (it is a subset). Domains with every row proved are closed;
 the others are searched for a counterexample (PGD from the maximiser of the worst row's linear bound,
-re-checked in float64; after the root, only while the attacks' time is at most ATTACK_SHARE of the
-bounding time) and split:
+re-checked in float64; only while the attacks' time is at most ATTACK_SHARE of the bounding time) and
+split. Before the search, PGD from x0 and `restarts` random points of the ball, ROOT_STEPS times longer:
 
 - ``relu``: on the neuron of best BaBSR-like score (``branching``); a domain with no unstable neuron left
   cannot be split further: on linf / l1 balls of ReLU MLPs the network is affine there and an LP over the
@@ -44,6 +44,8 @@ from wdrobust.threat import lp_norm, steepest
 
 #: Relative outward slack of every bound against the float32 evaluation of the network (as ``crown``).
 FLOAT32_SLACK = 1e-5
+#: The root attack (x0 and `restarts` random starts) runs this many times attack_steps.
+ROOT_STEPS = 5
 #: The domain attacks run while their time is at most this share of the bounding time.
 ATTACK_SHARE = 0.25
 MODES = ("auto", "relu", "input")
@@ -130,8 +132,20 @@ def verify(
     def attack(starts: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor | None:
         return search(graph.gm, x0, y, r, norm, starts, lo, hi, options.attack_steps)
 
-    noise = r * (2 * torch.rand(x1.shape, generator=gen, dtype=x0.dtype) - 1).to(dev)
-    cex = attack(torch.cat([x1, x1 + noise]), lo_ball.expand(2, *x0.shape), hi_ball.expand(2, *x0.shape))
+    m = options.restarts
+    noise = r * (2 * torch.rand((m, *x0.shape), generator=gen, dtype=x0.dtype) - 1).to(dev)
+    starts = torch.cat([x1, x1 + noise])
+    cex = search(
+        graph.gm,
+        x0,
+        y,
+        r,
+        norm,
+        starts,
+        lo_ball.expand_as(starts),
+        hi_ball.expand_as(starts),
+        ROOT_STEPS * options.attack_steps,
+    )
     status = "unknown"
     while cex is None and len(queue) and time.perf_counter() - start < options.time_limit:
         if len(queue) > options.max_domains:

@@ -39,6 +39,8 @@ from wdrobust.certify.bounds.interval import Box
 
 #: Adam step size of the split multipliers beta.
 BETA_LR = 0.1
+#: Adam's moment decay rates (beta1, beta2).
+ADAM = (0.9, 0.999)
 
 
 def split_nodes(graph: BoundGraph, x0: torch.Tensor) -> list[fx.Node]:
@@ -108,23 +110,24 @@ def _optimise_beta(
     for n in nodes:
         box = crown.bounds.boxes[n]
         signs[n] = ((box.lo >= 0).to(spec.dtype) - (box.hi <= 0).to(spec.dtype)).reshape(d, 1, -1)
-    params = {n: spec.new_zeros((d, c, signs[n].shape[2]), requires_grad=True) for n in nodes}
-    opt = torch.optim.Adam(list(params.values()), lr=lr)
+    params = [spec.new_zeros((d, c, signs[n].shape[2]), requires_grad=True) for n in nodes]
+    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
     best = upper
-    for _ in range(steps):
-        crown.beta = {n: (p * signs[n]).reshape(d, c, *shapes[n]) for n, p in params.items()}
+    for t in range(1, steps + 1):
+        crown.beta = {n: (p * signs[n]).reshape(d, c, *shapes[n]) for n, p in zip(nodes, params, strict=True)}
         with torch.enable_grad():
             a, bias = crown.backward(crown.graph.output, spec)
             bound = concretize(a, bias, crown.x0, crown.r, crown.norm)
-            opt.zero_grad()
-            bound.sum().backward()
-        opt.step()
+            grads = torch.autograd.grad(bound.sum(), params)
         with torch.no_grad():
-            best = torch.minimum(best, bound.detach())
-            for p in params.values():
-                p.clamp_(min=0)
+            best = torch.minimum(best, bound)
+            for p, (m, v), g in zip(params, moments, grads, strict=True):  # Adam, projected onto beta >= 0
+                m.mul_(ADAM[0]).add_(g, alpha=1 - ADAM[0])
+                v.mul_(ADAM[1]).addcmul_(g, g, value=1 - ADAM[1])
+                step = lr * (m / (1 - ADAM[0] ** t)) / ((v / (1 - ADAM[1] ** t)).sqrt() + 1e-8)
+                p.sub_(step).clamp_(min=0)
     crown.beta = {}
-    return best
+    return best.detach()
 
 
 def bound_domains(

@@ -29,7 +29,7 @@ from wdrobust.certify.crown import CrownCertificate
 from wdrobust.threat import lp_norm
 
 #: The first probes sit this share of the tolerance below the upper end (module docstring).
-TOP = 0.5
+TOP = 0.9
 
 
 @dataclass

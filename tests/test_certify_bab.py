@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from _certify_brute import tiny_net
+from typer.testing import CliRunner
 
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.exact import flip_distances
+from wdrobust.cli import app
 from wdrobust.threat import ThreatModel
 
 
@@ -47,3 +52,23 @@ def test_bab_certificate_interface() -> None:
         CERTIFICATES["bab"](net, "linf", budget=0)
     with pytest.raises(ValueError, match="mode"):
         CERTIFICATES["bab"](net, "linf", bab={"mode": "x"})
+
+
+def test_bab_through_the_cli(digits_mlp_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`wdrobust certify --method bab` and `wdrobust evaluate --certificates bab,crown` on the digits MLP
+    (tiny n, 1 s budget per sample): bab is a sound row and joins `combined` for zero_one."""
+    runner = CliRunner()
+    args = ["certify", "--model", str(digits_mlp_path), "--method", "bab", "--loss", "zero_one"]
+    res = runner.invoke(app, [*args, "--n", "2", "--time-limit", "0.2", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "bab" in res.output and "sound" in res.output
+    monkeypatch.setenv("WDROBUST_CACHE", str(digits_mlp_path.parent))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.toml").write_text("[certificate_options.bab]\nbudget = 1.0\ntime_limit = 0.2\n")
+    flags = ["--config", "c.toml", "--n", "3", "--batch-size", "3", "--eps", "0.05", "--p", "inf"]
+    methods = ["--attacks", "wda++", "--certificates", "bab,crown", "--out", "runs/b", "-q"]
+    res = runner.invoke(app, ["evaluate", *flags, *methods])
+    assert res.exit_code == 0, res.output
+    results = json.loads((tmp_path / "runs/b/results.json").read_text())
+    text = json.dumps(results)
+    assert '"bab"' in text and "combined" in text

@@ -2,12 +2,15 @@
 
 For a correctly classified sample, r_lo = ``crown``'s certified radius (every ball B(x_i, r), r <= r_lo, is
 verified) and r_hi = an upper bound of the flip distance (the caller's ``upper``, e.g. an attack's flip
-distance, else diam X) bracket d_i*. Each step verifies B(x_i, mid) cap [0,1]^d by branch and bound
-(``search.verify``): verified -> r_lo = mid; falsified -> r_hi = ||x_cex - x_i|| <= mid (a re-checked
-counterexample: d_i* <= r_hi); unknown (time) -> r_hi = mid for the search, and the sample is marked not
-proven. It stops when r_hi - r_lo <= tol (relative to r_hi, absolute floor) or the per-sample budget is
-spent. The certified radius r_lo is sound: a verified ball has no flip. ce / margin get ``crown``'s
-majorants (BaB-tightened margin bounds at the shell radii are not built yet).
+distance, else diam X) bracket d_i*. An attack's flip distance is usually within a fraction of a percent of
+d_i*, so the steps first probe just below the upper end, r = max(mid, r_hi (1 - TOP tol)) (verified there:
+the bracket is closed in one step), and bisect from the first unknown answer on. Each step verifies
+B(x_i, r) cap [0,1]^d by branch and bound (``search.verify``): verified -> r_lo = r; falsified -> r_hi =
+||x_cex - x_i|| <= r (a re-checked counterexample: d_i* <= r_hi); unknown (time) -> r_hi = r for the
+search only. It stops when r_hi - r_lo <= tol (relative to r_hi, absolute floor) or the per-sample budget
+is spent; a sample is proven when its bracket [r_lo, attained upper end] is within tol. The certified
+radius r_lo is sound: a verified ball has no flip. ce / margin get ``crown``'s majorants (BaB-tightened
+margin bounds at the shell radii are not built yet).
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ from wdrobust.certify.base import CertificateResult, ShellBound, box_diameter
 from wdrobust.certify.crown import CrownCertificate
 from wdrobust.threat import lp_norm
 
+#: The first probes sit this share of the tolerance below the upper end (module docstring).
+TOP = 0.9
+
 
 @dataclass
 class RadiusBracket:
     """Per sample (N,): lower (certified radius), upper (flip distance bound: a found counterexample's
-    distance, else the given upper bound or diam X), proven (the bracket closed to the tolerance with no
-    unknown oracle answer), domains (BaB domains bounded), seconds."""
+    distance, else the given upper bound or diam X), proven (upper - lower <= tol upper: the bracket of d_i*
+    closed to the tolerance), domains (BaB domains bounded), seconds."""
 
     lower: np.ndarray
     upper: np.ndarray
@@ -115,13 +121,12 @@ class BabCertificate(CrownCertificate):
         """(lower, upper, proven, domains, seconds): one sample's radius bracket (module docstring)."""
         start = time.perf_counter()
         graph = self.graph()
-        upper, proven, domains = hi, True, 0
+        upper, domains, top = hi, 0, True
         while hi - lo > self.tol * max(hi, 1e-6):
             left = self.budget - (time.perf_counter() - start)
             if left <= 0:
-                proven = False
                 break
-            mid = (lo + hi) / 2
+            mid = max((lo + hi) / 2, hi * (1 - TOP * self.tol)) if top else (lo + hi) / 2
             opts = replace(
                 self.options, time_limit=min(self.options.time_limit, left), seed=self.options.seed + index
             )
@@ -133,5 +138,6 @@ class BabCertificate(CrownCertificate):
                 dist = float(lp_norm((res.counterexample - x0)[None], self.norm)[0])
                 hi = upper = min(upper, dist)
             else:
-                hi, proven = mid, False
+                hi, top = mid, False
+        proven = upper - lo <= self.tol * max(upper, 1e-6)
         return lo, upper, proven, domains, time.perf_counter() - start

@@ -1,11 +1,14 @@
 """Branch-and-bound domains of one verification instance: ReLU split decisions and input sub-cubes.
 
 A batch of D domains holds, per domain b, an input cube (centre c_b (*S), half-width h_b) whose region is
-R_b = B_inf(c_b, h_b) cap [0,1]^d (cap the threat ball of the instance, checked for counterexamples), one
-int8 decision per neuron of every split node (+1: z >= 0, -1: z <= 0, 0: free), the still-open
-specification rows (C,) and the last upper bounds (C,). The domains of a search always cover the instance's
-region minus what was proved: children partition (ReLU split: z >= 0 or z <= 0) or cover (input split:
-the 2^d half cubes) their parent.
+R_b = B_inf(c_b, h_b) cap [0,1]^d (cap the threat ball of the instance, checked for counterexamples), a box
+[lo_b, hi_b] per split node (the pre-activations z of the ReLU-like activations), the still-open
+specification rows (C,) and the last upper bounds (C,). Domain b is the set D_b = {x in R_b : lo_b <= z(x) <=
+hi_b}. A ReLU split is a sign constraint, lo := max(lo, 0) (z >= 0) or hi := min(hi, 0) (z <= 0); the
+other entries are the parent's final bounds, sound on the parent's domain, so they describe the same set
+and serve the child as known bounds (``engine``). Unstable neurons are those with lo < 0 < hi. The domains
+of a search always cover the instance's region minus what was proved: children cover (ReLU split: z >= 0
+or z <= 0; input split: the 2^d half cubes) their parent.
 """
 
 from __future__ import annotations
@@ -15,15 +18,19 @@ from dataclasses import dataclass, fields
 
 import torch
 
+#: The per-split-node box fields (lists of tensors).
+BOXES = ("lo", "hi")
+
 
 @dataclass
 class Domains:
-    """A batch of D domains; see the module docstring. centre (D, *S), half (D,), splits: per split node
-    (D, n) int8, open (D, C) bool, upper (D, C) float."""
+    """A batch of D domains; see the module docstring. centre (D, *S), half (D,), lo / hi: per split node
+    (D, n) flat pre-activation bounds, open (D, C) bool, upper (D, C) float."""
 
     centre: torch.Tensor
     half: torch.Tensor
-    splits: list[torch.Tensor]
+    lo: list[torch.Tensor]
+    hi: list[torch.Tensor]
     open: torch.Tensor
     upper: torch.Tensor
 
@@ -33,7 +40,12 @@ class Domains:
     def take(self, idx: torch.Tensor) -> Domains:
         """The domains at indices idx (a long or bool tensor)."""
         return Domains(
-            self.centre[idx], self.half[idx], [s[idx] for s in self.splits], self.open[idx], self.upper[idx]
+            self.centre[idx],
+            self.half[idx],
+            [t[idx] for t in self.lo],
+            [t[idx] for t in self.hi],
+            self.open[idx],
+            self.upper[idx],
         )
 
     @staticmethod
@@ -43,22 +55,29 @@ class Domains:
         for f in fields(Domains):
             vals = [getattr(p, f.name) for p in parts]
             out[f.name] = (
-                [torch.cat(col) for col in zip(*vals, strict=True)] if f.name == "splits" else torch.cat(vals)
+                [torch.cat(col) for col in zip(*vals, strict=True)] if f.name in BOXES else torch.cat(vals)
             )
         return Domains(**out)
 
+    def with_bounds(self, lo: list[torch.Tensor], hi: list[torch.Tensor]) -> Domains:
+        """The same domains with their boxes intersected with lo, hi (per split node (D, n)): bounds that
+        are sound on each domain."""
+        out = self.take(torch.arange(len(self), device=self.half.device))
+        out.lo = [torch.maximum(a, b) for a, b in zip(self.lo, lo, strict=True)]
+        out.hi = [torch.minimum(a, b) for a, b in zip(self.hi, hi, strict=True)]
+        return out
+
     def split_relu(self, node: torch.Tensor, neuron: torch.Tensor) -> Domains:
-        """Both children of every domain: split node index node[b], flat neuron neuron[b] set to +1 in the
-        first D children and -1 in the last D."""
+        """Both children of every domain: on split node node[b], flat neuron neuron[b], z >= 0 (lo := max(lo,
+        0)) in the first D children and z <= 0 (hi := min(hi, 0)) in the last D."""
         kids = Domains.cat([self, self])
-        kids.splits = [s.clone() for s in kids.splits]
         d = len(self)
-        sign = torch.cat([torch.ones(d, dtype=torch.int8), -torch.ones(d, dtype=torch.int8)])
-        rows = torch.arange(2 * d)
-        node2, neuron2 = node.repeat(2), neuron.repeat(2)
-        for i, s in enumerate(kids.splits):
-            sel = node2 == i
-            s[rows[sel], neuron2[sel]] = sign[sel].to(s.device)
+        rows = torch.arange(d, device=self.half.device)
+        for i, (lo, hi) in enumerate(zip(kids.lo, kids.hi, strict=True)):
+            sel = node == i
+            r, k = rows[sel], neuron[sel]
+            lo[r, k] = lo[r, k].clamp(min=0)
+            hi[r + d, k] = hi[r + d, k].clamp(max=0)
         return kids
 
     def split_input(self) -> Domains:

@@ -1,15 +1,27 @@
 """The one place where branch and bound calls the bound engine (``certify.bounds.crown``).
 
-``bound_domains`` bounds a batch of domains D_b = R_b cap {split constraints of row b}, R_b = B(x0_b, r_b)
-cap [0,1]^d, for margin rows spec_b (C, K): U_bc >= max over D_b of spec_bc . f(x). The split decisions
-enter as ``known`` boxes of the pre-activations z of ReLU-like activations: an active split (+1) sets
-lo := max(lo, 0), an inactive split (-1) hi := min(hi, 0). Every point of D_b satisfies its splits, so the
-boxes are sound on D_b; CROWN over them is sound on D_b (its linear bound holds on D_b, and concretising
-over the larger R_b only loosens it). The constraints tighten the split neuron's relaxation and every layer
-after it; the layers before it are not tightened (that needs beta-CROWN's multipliers, not built here).
+``bound_domains`` bounds a batch of domains D_b = R_b cap {lo_b <= z(x) <= hi_b}, R_b = B(x0_b, r_b) cap
+[0,1]^d, z the pre-activations of the ReLU-like activations (``domains``), for margin rows spec_b (C, K):
+U_bc >= max over D_b of spec_bc . f(x). The boxes enter as the engine's ``known`` boxes of z: every point
+of D_b lies in them, so the engine's bounds (intersected with them) and CROWN over them are sound on D_b
+(its linear bound holds on D_b, and concretising over the larger R_b only loosens it). The boxes carry the
+parent's final bounds and the split constraints (lo := max(lo, 0) or hi := min(hi, 0)); they tighten the
+relaxations of the split neuron and every layer after it, the layers before it keep the parent's bounds
+(sound; the splits reach them, and the input, only through the multipliers below).
+
+Split multipliers (beta-CROWN, Wang et al. 2021): every decided neuron (lo >= 0: z >= 0 on D_b, sign s =
++1; hi <= 0: s = -1) satisfies s z(x) >= 0 on D_b, so for any beta >= 0
+max_{D_b} spec . f <= max_{R_b} spec . f(x) + sum_k beta_k s_k z_k(x); the term enters the backward pass
+as beta s added to the coefficients of z, and beta (per domain, row and neuron) is optimised by projected
+Adam (``beta_steps``). Every beta >= 0 gives a sound bound; this is how the splits reach the layers
+before them and the input.
+
+Empty domains: the engine's bounds of z are sound on D_b, so a bound that contradicts the domain's own box
+(a lower bound above hi_b or an upper bound below lo_b on some neuron) proves D_b empty; its margin bounds
+are -inf (nothing to bound).
 
 For branching it also records, per domain, the backward coefficient lambda (n,) of each split activation's
-output in the pass of one chosen specification row (``rows``), and the final pre-activation boxes: a
+output in the output pass of one chosen specification row (``rows``), and the final pre-activation boxes: a
 subclass of ``Crown`` that watches ``_push``. This is the hook to replace after engine changes.
 """
 
@@ -25,6 +37,11 @@ from wdrobust.certify.bounds.activations import ActivationRule
 from wdrobust.certify.bounds.crown import Crown, concretize
 from wdrobust.certify.bounds.interval import Box
 from wdrobust.certify.bounds.region import Region
+
+#: Adam step size of the split multipliers beta.
+BETA_LR = 0.1
+#: Adam's moment decay rates (beta1, beta2).
+ADAM = (0.9, 0.999)
 
 
 def split_nodes(graph: BoundGraph, x0: torch.Tensor) -> list[fx.Node]:
@@ -56,14 +73,62 @@ class DomainBounds:
 
 
 class _RecordingCrown(Crown):
-    """Crown that keeps the coefficients pushed into the watched nodes (activation outputs)."""
+    """Crown that keeps the coefficients pushed into the watched nodes (activation outputs) and adds the
+    split multipliers' terms beta[node] (B, C, *S) once to the coefficients of their pre-activation nodes."""
 
     watch: dict[fx.Node, int] = {}  # noqa: RUF012 (set per instance before the recorded pass)
+    beta: dict[fx.Node, torch.Tensor] = {}  # noqa: RUF012 (set per instance for the output passes)
+
+    def backward(  # type: ignore[override]
+        self, start: fx.Node, spec: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        self.added: set[fx.Node] = set()
+        return super().backward(start, spec, rows)
 
     def _push(self, lams: dict[fx.Node, torch.Tensor], node: fx.Node, lam: torch.Tensor) -> None:  # type: ignore[override]
         if node in self.watch:
             self.seen[node] = self.seen[node] + lam if node in self.seen else lam
+        if node in self.beta and node not in self.added:
+            self.added.add(node)
+            lam = lam + self.beta[node]
         Crown._push(lams, node, lam)
+
+
+def _optimise_beta(
+    crown: _RecordingCrown,
+    spec: torch.Tensor,
+    nodes: list[fx.Node],
+    upper: torch.Tensor,
+    steps: int,
+    lr: float = BETA_LR,
+) -> torch.Tensor:
+    """Upper bounds (D, C) of spec . f over the domains with split multipliers beta >= 0 (per domain, row
+    and decided neuron; module docstring) optimised by projected Adam from beta = 0; each step's bound is
+    sound, the elementwise minimum with upper (D, C) is returned."""
+    d, c = spec.shape[:2]
+    shapes = {n: crown.bounds.boxes[n].lo.shape[1:] for n in nodes}
+    signs = {}
+    for n in nodes:
+        box = crown.bounds.boxes[n]
+        signs[n] = ((box.lo >= 0).to(spec.dtype) - (box.hi <= 0).to(spec.dtype)).reshape(d, 1, -1)
+    params = [spec.new_zeros((d, c, signs[n].shape[2]), requires_grad=True) for n in nodes]
+    moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
+    best = upper
+    for t in range(1, steps + 1):
+        crown.beta = {n: (p * signs[n]).reshape(d, c, *shapes[n]) for n, p in zip(nodes, params, strict=True)}
+        with torch.enable_grad():
+            a, bias = crown.backward(crown.graph.output, spec)
+            bound = concretize(a, bias, crown.region)
+            grads = torch.autograd.grad(bound.sum(), params)
+        with torch.no_grad():
+            best = torch.minimum(best, bound)
+            for p, (m, v), g in zip(params, moments, grads, strict=True):  # Adam, projected onto beta >= 0
+                m.mul_(ADAM[0]).add_(g, alpha=1 - ADAM[0])
+                v.mul_(ADAM[1]).addcmul_(g, g, value=1 - ADAM[1])
+                step = lr * (m / (1 - ADAM[0] ** t)) / ((v / (1 - ADAM[1] ** t)).sqrt() + 1e-8)
+                p.sub_(step).clamp_(min=0)
+    crown.beta = {}
+    return best.detach()
 
 
 def bound_domains(
@@ -73,44 +138,51 @@ def bound_domains(
     spec: torch.Tensor,
     norm: str,
     nodes: list[fx.Node],
-    splits: list[torch.Tensor],
+    lo: list[torch.Tensor],
+    hi: list[torch.Tensor],
     rows: torch.Tensor,
     *,
     intermediate: str = "crown",
     alpha_steps: int = 0,
+    beta_steps: int = 0,
 ) -> DomainBounds:
     """Sound bounds of D domains; see the module docstring.
 
     x0 (D, *S), r (D,), spec (D, C, K) in the graph's dtype; nodes: split nodes (``split_nodes``);
-    splits: per node an int8 tensor (D, n) of decisions (+1 active, -1 inactive, 0 free); rows (D,): the
+    lo, hi: per node (D, n) flat boxes of the domains (-inf / inf where free); rows (D,): the
     specification row whose backward coefficients are recorded for branching.
     """
-    known = {}
-    for node, s in zip(nodes, splits, strict=True):
-        inf = torch.full(s.shape, torch.inf, dtype=x0.dtype, device=x0.device)
-        lo = torch.where(s > 0, torch.zeros_like(inf), -inf)
-        hi = torch.where(s < 0, torch.zeros_like(inf), inf)
-        like = graph.evaluate(x0[:1])[node]
-        known[node] = Box(lo.reshape(s.shape[0], *like.shape[1:]), hi.reshape(s.shape[0], *like.shape[1:]))
+    d = x0.shape[0]
+    env = graph.evaluate(x0[:1])
+    known = {
+        node: Box(a.reshape(d, *env[node].shape[1:]), b.reshape(d, *env[node].shape[1:]))
+        for node, a, b in zip(nodes, lo, hi, strict=True)
+    }
     region = Region.ball(x0, r, norm)
     crown = _RecordingCrown(graph, region, intermediate, known=known)
     acts = {a: i for a in crown.acts for i, n in enumerate(nodes) if crown.pre(a) is n}
     with torch.no_grad():
         crown.watch, crown.seen = acts, {}
-        pick = spec[torch.arange(spec.shape[0]), rows][:, None]  # (D, 1, K)
-        direction, _ = crown.backward(graph.output, pick)
-        lam = [spec.new_zeros(s.shape) for s in splits]
+        a, bias = crown.backward(graph.output, spec)
+        crown.watch = {}
+        upper = concretize(a, bias, region)
+        pick = torch.arange(d, device=x0.device)
+        lam = [spec.new_zeros(t.shape) for t in lo]
         for act, i in acts.items():
             if act in crown.seen:
-                lam[i] = lam[i] + crown.seen[act][:, 0].reshape(x0.shape[0], -1)
-        crown.watch = {}
-        a, bias = crown.backward(graph.output, spec)
-        upper = concretize(a, bias, region)
+                lam[i] = lam[i] + crown.seen[act][pick, rows].reshape(d, -1)
+        direction = a[pick, rows]
     if alpha_steps > 0:
         upper = torch.minimum(upper, crown.optimise_upper(spec, alpha_steps))
+    if beta_steps > 0:
+        upper = _optimise_beta(crown, spec, nodes, upper, beta_steps)
     if torch.isnan(upper).any():
         raise ValueError("bab: the bounds contain NaN (check the model for non-finite weights)")
     boxes = crown.bounds.boxes
-    lo = [boxes[n].lo.reshape(x0.shape[0], -1) for n in nodes]
-    hi = [boxes[n].hi.reshape(x0.shape[0], -1) for n in nodes]
-    return DomainBounds(upper, lo, hi, lam, direction[:, 0])
+    new_lo = [boxes[n].lo.reshape(d, -1) for n in nodes]
+    new_hi = [boxes[n].hi.reshape(d, -1) for n in nodes]
+    empty = torch.zeros(d, dtype=torch.bool, device=x0.device)
+    for a, b, la, hb in zip(new_lo, new_hi, lo, hi, strict=True):
+        empty |= ((a > hb) | (b < la)).any(dim=1)
+    upper = upper.masked_fill(empty[:, None], -torch.inf)
+    return DomainBounds(upper, new_lo, new_hi, lam, direction)

@@ -6,10 +6,12 @@ row is proved on a domain when its bound U_j + slack < 0 (slack = FLOAT32_SLACK 
 ``crown``: the float32 network's logits differ from the float64 ones by rounding), and a child keeps
 the smaller of its own and its parent's bound (it is a subset). Domains with every row proved are closed;
 the others are searched for a counterexample (PGD from the maximiser of the worst row's linear bound,
-re-checked in float64) and split:
+re-checked in float64; only while the attacks' time is at most ATTACK_SHARE of the bounding time) and
+split. Before the search, PGD from x0 and `restarts` random points of the ball, ROOT_STEPS times longer:
 
 - ``relu``: on the neuron of best BaBSR-like score (``branching``); a domain with no unstable neuron left
-  cannot be split further (beta-CROWN or an LP would close it; not built): it is kept as an open leaf;
+  cannot be split further: on linf / l1 balls of ReLU MLPs the network is affine there and an LP over the
+  domain's constraints bounds it exactly (``leaves``); leaves it does not close stay open;
 - ``input`` (few input dimensions): into its 2^d half cubes, bounded over B_inf(c, h) cap [0,1]^d, a superset
   of the domain's part of the ball for every norm; cubes that miss the region are dropped.
 
@@ -21,6 +23,7 @@ leaves), always with the best sound bound so far: per row, the max over all leav
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,29 +34,38 @@ from wdrobust.certify.bab.attack import search
 from wdrobust.certify.bab.branching import choose_neurons
 from wdrobust.certify.bab.domains import Domains
 from wdrobust.certify.bab.engine import DomainBounds, bound_domains, split_nodes
+from wdrobust.certify.bab.leaves import NORMS as LP_NORMS
+from wdrobust.certify.bab.leaves import close_leaves
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.crown import INTERMEDIATE
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.relu_mip import ReluNet
 from wdrobust.threat import lp_norm, steepest
 
 #: Relative outward slack of every bound against the float32 evaluation of the network (as ``crown``).
 FLOAT32_SLACK = 1e-5
+#: The root attack (x0 and `restarts` random starts) runs this many times attack_steps.
+ROOT_STEPS = 5
+#: The domain attacks run while their time is at most this share of the bounding time.
+ATTACK_SHARE = 0.25
 MODES = ("auto", "relu", "input")
 
 
 @dataclass(frozen=True)
 class BabOptions:
     """time_limit (s per property); batch (domains per engine call); mode (``relu``, ``input``, or
-    ``auto``: input splits when d <= input_dims); intermediate / alpha_steps (engine options);
+    ``auto``: input splits when d <= input_dims); intermediate / alpha_steps / beta_steps (engine options:
+    beta_steps optimises the split multipliers, ReLU splits only);
     attack_steps (PGD steps per restart), restarts (domains attacked per batch); seed; max_domains
     (open domains kept at most, the search stops beyond)."""
 
     time_limit: float = 10.0
-    batch: int = 64
+    batch: int = 256
     mode: str = "auto"
     input_dims: int = 4
     intermediate: str = "crown"
     alpha_steps: int = 0
+    beta_steps: int = 10
     attack_steps: int = 10
     restarts: int = 8
     seed: int = 0
@@ -102,23 +114,38 @@ def verify(
     width = [graph.evaluate(x1)[n].numel() for n in nodes]
     c = k - 1
     dev = x0.device
+    free = [torch.full((1, w), torch.inf, dtype=x0.dtype, device=dev) for w in width]
     queue = Domains(
         x1.clone(),
         torch.tensor([float(r)], dtype=x0.dtype, device=dev),
-        [torch.zeros((1, w), dtype=torch.int8, device=dev) for w in width],
+        [-t for t in free],
+        free,
         torch.ones((1, c), dtype=torch.bool, device=dev),
         torch.full((1, c), torch.inf, dtype=x0.dtype, device=dev),
     )
     closed = torch.full((c,), -torch.inf, dtype=x0.dtype, device=dev)  # max bound over closed leaves
     stuck: list[Domains] = []
     bounded = 0
+    spent = {"attack": 0.0, "bound": 0.0}
     lo_ball, hi_ball = (x1 - r).clamp(0, 1), (x1 + r).clamp(0, 1)
 
     def attack(starts: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor | None:
         return search(graph.gm, x0, y, r, norm, starts, lo, hi, options.attack_steps)
 
-    noise = r * (2 * torch.rand(x1.shape, generator=gen, dtype=x0.dtype) - 1).to(dev)
-    cex = attack(torch.cat([x1, x1 + noise]), lo_ball.expand(2, *x0.shape), hi_ball.expand(2, *x0.shape))
+    m = options.restarts
+    noise = r * (2 * torch.rand((m, *x0.shape), generator=gen, dtype=x0.dtype) - 1).to(dev)
+    starts = torch.cat([x1, x1 + noise])
+    cex = search(
+        graph.gm,
+        x0,
+        y,
+        r,
+        norm,
+        starts,
+        lo_ball.expand_as(starts),
+        hi_ball.expand_as(starts),
+        ROOT_STEPS * options.attack_steps,
+    )
     status = "unknown"
     while cex is None and len(queue) and time.perf_counter() - start < options.time_limit:
         if len(queue) > options.max_domains:
@@ -129,6 +156,7 @@ def verify(
         n = len(batch)
         row = torch.where(batch.open, batch.upper, -torch.inf).argmax(dim=1)
         spec = spec1.expand(n, -1, -1)
+        clock = time.perf_counter()
         bounds = bound_domains(
             graph,
             batch.centre,
@@ -136,12 +164,16 @@ def verify(
             spec,
             norm if not inputs else "linf",
             nodes,
-            batch.splits,
+            batch.lo,
+            batch.hi,
             row,
             intermediate=options.intermediate,
             alpha_steps=options.alpha_steps,
+            beta_steps=0 if inputs else options.beta_steps,
         )
+        spent["bound"] += time.perf_counter() - clock
         bounded += n
+        batch = batch.with_bounds(bounds.lo, bounds.hi)
         batch.upper = torch.minimum(batch.upper, bounds.upper + slack)
         batch.open = batch.open & (batch.upper >= 0)
         done = ~batch.open.any(dim=1)
@@ -151,18 +183,24 @@ def verify(
         if keep.numel() == 0:
             continue
         batch = batch.take(keep)
-        cex = _attack_batch(batch, bounds, keep, inputs, x0, r, norm, lo_ball, hi_ball, options, attack)
+        if spent["attack"] <= ATTACK_SHARE * spent["bound"]:
+            clock = time.perf_counter()
+            cex = _attack_batch(batch, bounds, keep, inputs, x0, r, norm, lo_ball, hi_ball, options, attack)
+            spent["attack"] += time.perf_counter() - clock
         if cex is not None:
             queue = Domains.cat([queue, batch])  # its bounds stay part of the anytime bound
             break
         if inputs:
             kids = _meeting(batch.split_input(), x0, r, norm)
         else:
-            node, neuron, ok = choose_neurons(
-                [t[keep] for t in bounds.lo], [t[keep] for t in bounds.hi], [t[keep] for t in bounds.lam]
-            )
+            node, neuron, ok = choose_neurons(batch.lo, batch.hi, [t[keep] for t in bounds.lam])
             if not ok.all():
-                stuck.append(batch.take(~ok))
+                decided = _close(batch.take(~ok), graph, x0, r, norm, spec1[0], slack)
+                shut = ~decided.open.any(dim=1)
+                if shut.any():
+                    closed = torch.maximum(closed, decided.upper[shut].amax(dim=0))
+                if not shut.all():
+                    stuck.append(decided.take(~shut))
             kids = batch.take(ok).split_relu(node[ok], neuron[ok])
         queue = Domains.cat([queue, kids])
     leaves = Domains.cat([queue, *stuck]) if (len(queue) or stuck) else None
@@ -199,6 +237,39 @@ def _attack_batch(
     direction = bounds.direction[keep][top]
     starts = x0 + r * steepest(direction, norm)
     return attack(starts, lo_ball.expand_as(starts), hi_ball.expand_as(starts))
+
+
+def _close(
+    leaves: Domains,
+    graph: BoundGraph,
+    x0: torch.Tensor,
+    r: float,
+    norm: str,
+    spec: torch.Tensor,
+    slack: float,
+) -> Domains:
+    """The fully decided leaves with their open rows bounded by the LP (``leaves``; linf / l1 ReLU MLPs,
+    others unchanged), rows closed where the bound + slack < 0. spec (C, K)."""
+    net = _relu_net(graph, tuple(x0.shape)) if norm in LP_NORMS else None
+    if net is None:
+        return leaves
+    upper = close_leaves(net, x0, r, norm, leaves.lo, leaves.hi, spec, leaves.upper, leaves.open, -slack)
+    leaves.upper = torch.minimum(leaves.upper, upper + slack)
+    leaves.open = leaves.open & (leaves.upper >= 0)
+    return leaves
+
+
+_NETS: weakref.WeakKeyDictionary[BoundGraph, ReluNet | None] = weakref.WeakKeyDictionary()
+
+
+def _relu_net(graph: BoundGraph, shape: tuple[int, ...]) -> ReluNet | None:
+    """The graph's dense layers for the leaf LPs (cached per graph), None when it is no ReLU MLP."""
+    if graph not in _NETS:
+        try:
+            _NETS[graph] = ReluNet.from_model(graph.gm, shape)
+        except ValueError:
+            _NETS[graph] = None
+    return _NETS[graph]
 
 
 def _meeting(kids: Domains, x0: torch.Tensor, r: float, norm: str) -> Domains:

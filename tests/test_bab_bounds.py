@@ -1,0 +1,101 @@
+"""BaB domain bounds against dense grids: split CROWN with beta multipliers (engine.py) and the exact LP
+of fully decided leaves (leaves.py), on 2-D ReLU nets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from _certify_brute import region_points, tiny_net
+
+from wdrobust.certify.bab.engine import bound_domains, split_nodes
+from wdrobust.certify.bab.leaves import leaf_upper
+from wdrobust.certify.bounds import BoundGraph
+from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.relu_mip import ReluNet
+
+
+def _setup(seed: int, norm: str, r: float = 0.3):
+    net = tiny_net(seed, 2, "relu")
+    graph = BoundGraph(net)
+    x0 = torch.rand(2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    y = int(net(x0[None]).argmax())
+    _, spec = margin_cotangents(torch.tensor([y]), 3)
+    pts = region_points(x0, r, norm, 201)
+    env = graph.evaluate(pts)
+    return net, graph, x0, y, spec.to(torch.float64), pts, env
+
+
+def _split_bounds(seed: int, norm: str):
+    """16 random domains (two or three random neurons split with random signs) of one 2-D net: the grid
+    data, the boxes, and the bounds without and with 20 beta steps."""
+    net, graph, x0, y, spec, pts, env = _setup(seed, norm)
+    nodes = split_nodes(graph, x0[None])
+    with torch.no_grad():
+        z = [env[n].reshape(pts.shape[0], -1) for n in nodes]
+        margins = net(pts) - net(pts)[:, y : y + 1]
+    gen = torch.Generator().manual_seed(seed)
+    d = 16
+    lo = [torch.full((d, t.shape[1]), -torch.inf, dtype=torch.float64) for t in z]
+    hi = [torch.full((d, t.shape[1]), torch.inf, dtype=torch.float64) for t in z]
+    for b in range(d):
+        for _ in range(2 + b % 2):
+            i = int(torch.randint(len(nodes), (1,), generator=gen))
+            k = int(torch.randint(z[i].shape[1], (1,), generator=gen))
+            if torch.rand(1, generator=gen) < 0.5:
+                lo[i][b, k] = 0.0
+            else:
+                hi[i][b, k] = 0.0
+    args = (graph, x0.expand(d, 2), torch.full((d,), 0.3, dtype=torch.float64), spec.expand(d, -1, -1), norm)
+    rows = torch.zeros(d, dtype=torch.long)
+    plain = bound_domains(*args, nodes, lo, hi, rows).upper
+    beta = bound_domains(*args, nodes, lo, hi, rows, beta_steps=20).upper
+    keep = [j for j in range(3) if j != y]
+    return z, margins[:, keep], lo, hi, plain, beta
+
+
+@pytest.mark.parametrize("norm", ["linf", "l1"])
+@pytest.mark.parametrize("seed", range(3))
+def test_split_domains_with_beta_are_sound_and_no_looser(seed: int, norm: str) -> None:
+    z, margins, lo, hi, plain, beta = _split_bounds(seed, norm)
+    assert (beta <= plain).all()
+    for b in range(beta.shape[0]):
+        inside = torch.ones(margins.shape[0], dtype=torch.bool)
+        for t, low, up in zip(z, lo, hi, strict=True):
+            inside &= ((t >= low[b]) & (t <= up[b])).all(dim=1)
+        if inside.any():
+            assert (beta[b] >= margins[inside].amax(dim=0) - 1e-9).all()
+
+
+def test_beta_tightens_some_split_domain() -> None:
+    gains = []
+    for seed in range(3):
+        *_, plain, beta = _split_bounds(seed, "linf")
+        finite = torch.isfinite(plain)
+        gains.append(float((plain - beta)[finite].max()))
+    assert max(gains) > 1e-3
+
+
+@pytest.mark.parametrize("norm", ["linf", "l1"])
+@pytest.mark.parametrize("seed", range(3))
+def test_leaf_lp_is_exact_on_activation_regions(seed: int, norm: str) -> None:
+    net, graph, x0, y, spec, pts, env = _setup(seed, norm)
+    relu = ReluNet.from_model(net, (2,))
+    with torch.no_grad():
+        z = [env[n].reshape(pts.shape[0], -1) for n in split_nodes(graph, x0[None])]
+        margins = (net(pts) - net(pts)[:, y : y + 1]).numpy()
+    keep = [j for j in range(3) if j != y]
+    pattern = torch.cat([t > 0 for t in z], dim=1)
+    regions, counts = torch.unique(pattern, dim=0, return_counts=True)
+    checked = 0
+    for p in regions[counts > 100]:  # activation regions with enough grid points to compare
+        same = (pattern == p).all(dim=1).numpy()
+        parts = p.split([t.shape[1] for t in z])
+        lo = [np.where(q.numpy(), 0.0, -np.inf) for q in parts]
+        hi = [np.where(q.numpy(), np.inf, 0.0) for q in parts]
+        bound = leaf_upper(relu, x0.numpy(), 0.3, norm, lo, hi, spec[0].numpy())
+        grid_max = margins[same][:, keep].max(axis=0)
+        assert (bound >= grid_max - 1e-9).all()  # sound
+        assert (bound <= grid_max + 0.05).all()  # and exact up to the grid's spacing
+        checked += 1
+    assert checked >= 1

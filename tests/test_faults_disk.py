@@ -177,6 +177,6 @@ def test_every_command_turns_os_errors_into_one_line():
     catches OSError, sqlite3.Error and ValueError), not guarded by a try/except of its own."""
     wrapper = user_errors(lambda: None).__code__
     commands = {info.name: info.callback for info in app.registered_commands}
-    assert set(commands) == {"train", "attack", "certify", "evaluate", "merge", "report"}
+    assert set(commands) == {"train", "attack", "certify", "evaluate", "merge", "report", "verify"}
     assert all(callback.__code__ is wrapper for callback in commands.values())
     assert OSError in USER_ERRORS

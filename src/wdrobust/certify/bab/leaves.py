@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linprog
 
 from wdrobust.certify.relu_mip import SOLVER_SLACK, ReluNet
 
@@ -57,6 +56,8 @@ def leaf_upper(
     """Sound upper bounds (C,) of spec (C, K) . f(x) over a fully decided domain (module docstring);
     x0 (d,) flat; lo, hi per hidden layer (n_l,); -inf everywhere when the domain is empty. Rows are
     solved in order; once a bound reaches stop, the later rows are left at inf (no bound)."""
+    from scipy.optimize import linprog  # slow import (and no CLI start-up cost): only when a leaf is solved
+
     pieces, w, v = affine_pieces(net, lo)
     d = x0.size
     rows, rhs = [], []

@@ -177,3 +177,15 @@ def test_box_search_handles_disjuncts_of_different_sizes() -> None:
     found = box_search(net, lo, hi, disjuncts, generator=torch.Generator().manual_seed(0))
     assert found.disjunct == 1 and found.violation < 0
     assert found.x[0] >= 0.8 and found.x[1] <= 0.1 and (found.x >= lo).all() and (found.x <= hi).all()
+
+
+def test_instances_with_absolute_paths(files: Path, tmp_path: Path) -> None:
+    """An instances.csv elsewhere naming its files by absolute path runs, and its rows keep those names."""
+    listed = tmp_path / "elsewhere" / "instances.csv"
+    listed.parent.mkdir()
+    listed.write_text(f"{files / 'net.onnx'},{files / 'unsat.vnnlib'},5\n")
+    out = tmp_path / "results.csv"
+    result = invoke("verify", "--instances", listed, "--out", out)
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(out.open()))
+    assert [r[:3] for r in rows[1:]] == [[str(files / "net.onnx"), str(files / "unsat.vnnlib"), "unsat"]]

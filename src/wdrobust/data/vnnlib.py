@@ -56,11 +56,13 @@ class Property:
 @dataclass(frozen=True)
 class Instance:
     """One row of a competition instances.csv: network and property paths (resolved against the csv's
-    folder) and the timeout in seconds."""
+    folder), the timeout in seconds, and the two paths as the row writes them (``key``: how a results CSV
+    names the instance)."""
 
     onnx: Path
     vnnlib: Path
     timeout: float
+    key: tuple[str, str]
 
 
 def tokenize(text: str) -> list[str]:
@@ -232,7 +234,8 @@ def read_instances(path: str | Path) -> list[Instance]:
                 continue
             try:
                 onnx, vnnlib, timeout = (cell.strip() for cell in row)
-                rows.append(Instance(path.parent / onnx, path.parent / vnnlib, float(timeout)))
+                where = (path.parent / onnx, path.parent / vnnlib)
+                rows.append(Instance(*where, float(timeout), (onnx, vnnlib)))
             except ValueError:
                 raise ValueError(f"{path} line {k}: expected onnx,vnnlib,timeout, got {row!r:.80}") from None
     return rows

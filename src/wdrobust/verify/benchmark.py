@@ -56,10 +56,9 @@ def run_benchmark(
     row; yields (instance, verdict) as each finishes."""
     rows = read_instances(instances)
     done = done_pairs(out)
-    folder = instances.parent
     loaded: dict[Path, Network] = {}
     for inst in rows:
-        key = (str(inst.onnx.relative_to(folder)), str(inst.vnnlib.relative_to(folder)))
+        key = inst.key
         if key in done:
             continue
         if inst.onnx not in loaded:

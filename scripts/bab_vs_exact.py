@@ -19,19 +19,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
-from _models import ensure_trained
+from _models import digits_mlp_32
 
-from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.exact import flip_distances
 from wdrobust.threat import ThreatModel
-
-MODEL = Path("runs/models/digits-mlp-32x32.safetensors")
 
 
 def main() -> None:
@@ -42,11 +37,7 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=10.0, help="exact seconds per class program")
     parser.add_argument("--skip-exact", action="store_true", help="bab only (profiling)")
     args = parser.parse_args()
-    ensure_trained(MODEL, ["--widths", "32,32"])
-    torch.set_num_threads(1)
-    model = nets.load(MODEL, device="cpu").eval()
-    x, y = data.load("digits", "test")
-    x, y = x[: args.n], y[: args.n]
+    model, x, y = digits_mlp_32(args.n)
 
     start = time.perf_counter()
     upper = ATTACKS["wda++"](model, ThreatModel("linf", 0.1), seed=0).run(x, y).flip_distance

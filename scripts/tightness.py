@@ -21,13 +21,10 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 
 import numpy as np
-import torch
-from _models import ensure_trained
+from _models import digits_mlp_32
 
-from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS, AttackResult
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.exact import flip_distances, max_margins
@@ -36,7 +33,6 @@ from wdrobust.evaluate.records import CertificateRecord
 from wdrobust.primal import AttainedPoints, CertifiedRadii, FlipDistances, lower_bound, upper_bound
 from wdrobust.threat import ThreatModel
 
-MODEL = Path("runs/models/digits-mlp-32x32.safetensors")
 EPS = (0.01, 0.02, 0.05)
 PS = (1.0, 2.0, math.inf)
 SOUND = ("local", "cell", "crown")
@@ -47,11 +43,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--time-limit", type=float, default=10.0)
     args = parser.parse_args()
-    ensure_trained(MODEL, ["--widths", "32,32"])
-    torch.set_num_threads(1)
-    model = nets.load(MODEL, device="cpu").eval()
-    x, y = data.load("digits", "test")
-    x, y = x[: args.n], y[: args.n]
+    model, x, y = digits_mlp_32(args.n)
     correct = (model(x).argmax(dim=1) == y).numpy()
 
     start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Aggregation at the scale of a full test set: ``evaluate.aggregate`` of 10,000 samples.
+"""Aggregation at the scale of a full test set: ``pipeline.aggregate`` of 10,000 samples.
 
 The records are synthetic but shaped like a real run's: one attack job per p (30 attained points per
 sample), a ``cell``-like certificate with 1,600-knot majorants and a ``local``-like one with 12 shells
@@ -19,9 +19,9 @@ import time
 import numpy as np
 
 from benchmarks.run import row
-from wdrobust.evaluate.aggregate import Records, aggregate
-from wdrobust.evaluate.config import EvalConfig
-from wdrobust.evaluate.records import AttackRecord, CertificateRecord
+from wdrobust.pipeline.aggregate import Records, aggregate
+from wdrobust.pipeline.config import EvalConfig
+from wdrobust.pipeline.records import AttackRecord, CertificateRecord
 from wdrobust.primal import Majorant, upper_bound
 from wdrobust.threat import ThreatModel
 

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from benchmarks.run import row
-from wdrobust.evaluate import Store, build_config, run
+from wdrobust.pipeline import Store, build_config, run
 from wdrobust.report import render
 
 

@@ -22,7 +22,7 @@ from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS, AttackResult
 from wdrobust.attacks.base import union
 from wdrobust.certify.crown import CrownCertificate
-from wdrobust.evaluate.bounds import summarize, worst_distribution
+from wdrobust.pipeline.bounds import summarize, worst_distribution
 from wdrobust.primal import lower_bound
 from wdrobust.threat import ThreatModel
 

@@ -27,9 +27,9 @@ from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.exact import flip_distances
-from wdrobust.evaluate.aggregate import combine
-from wdrobust.evaluate.bounds import summarize
-from wdrobust.evaluate.records import CertificateRecord
+from wdrobust.pipeline.aggregate import combine
+from wdrobust.pipeline.bounds import summarize
+from wdrobust.pipeline.records import CertificateRecord
 from wdrobust.primal import CertifiedRadii, FlipDistances, lower_bound, upper_bound
 from wdrobust.threat import ThreatModel
 

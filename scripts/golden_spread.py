@@ -1,7 +1,7 @@
 """Measure how far the demo's results move with the CPU kernels, to size the golden test's tolerance.
 
     .venv/bin/python scripts/golden_spread.py            # 4 demo runs, about 3 minutes on 2 quiet cores
-    .venv/bin/python scripts/golden_spread.py --write    # also rewrite tests/data/demo_results.json
+    .venv/bin/python scripts/golden_spread.py --write    # also rewrite tests/fixtures/demo_results.json
 
 Runs `wdrobust evaluate` (the demo: shipped default model, every default) with 1 and 2 torch threads, with
 oneDNN (torch.backends.mkldnn) off, and with the CPU kernels of an older processor (ATen's scalar kernels,
@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RECORD = ROOT / "tests" / "data" / "demo_results.json"
+RECORD = ROOT / "tests" / "fixtures" / "demo_results.json"
 #: (torch threads, oneDNN enabled, kernels) of each run; the first is the golden's configuration.
 RUNS = ((1, True, "native"), (2, True, "native"), (1, False, "native"), (1, True, "sse"))
 #: Environment of each kernel choice: this CPU's best, or those of a processor without AVX.

@@ -14,7 +14,7 @@ Per network, l_inf, eps in {the benchmark's own (the median of its properties' e
 the first n images:
 - p = inf: clean accuracy; robust accuracy, passes and seconds per image of autoattack (standard), a3,
   apgd, pgd, wda, a3-wda;
-- p = 1, 2: distributional robust accuracy (the zero_one knapsack, ``evaluate.bounds.summarize``) of
+- p = 1, 2: distributional robust accuracy (the zero_one knapsack, ``pipeline.bounds.summarize``) of
   w-pgd, wda, wda++, of the point-wise attacks' points (their best mixture) and of the best attack (the
   primal solver over every candidate of every attack run on the network, the point-wise runs at the
   kappa radii included), next to the paper's kappa-mixture (1 - 1/kappa) clean + (1/kappa) acc_inf(
@@ -50,7 +50,7 @@ from wdrobust.attacks import ATTACKS, AttackResult
 from wdrobust.attacks.base import union
 from wdrobust.certify import CERTIFICATES, CertificateResult
 from wdrobust.certify.base import distinct_radii
-from wdrobust.evaluate.bounds import summarize
+from wdrobust.pipeline.bounds import summarize
 from wdrobust.report.robustbench import MODEL_INFO_SCHEMA, THREAT_NAMES
 from wdrobust.threat import ThreatModel
 

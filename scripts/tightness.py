@@ -28,8 +28,8 @@ from _models import digits_mlp_32
 from wdrobust.attacks import ATTACKS, AttackResult
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.exact import flip_distances, max_margins
-from wdrobust.evaluate.aggregate import combine
-from wdrobust.evaluate.records import CertificateRecord
+from wdrobust.pipeline.aggregate import combine
+from wdrobust.pipeline.records import CertificateRecord
 from wdrobust.primal import AttainedPoints, CertifiedRadii, FlipDistances, lower_bound, upper_bound
 from wdrobust.threat import ThreatModel
 

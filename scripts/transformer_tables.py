@@ -25,8 +25,8 @@ from _models import ensure_trained
 from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES, default_radii
-from wdrobust.evaluate.aggregate import combine
-from wdrobust.evaluate.records import CertificateRecord
+from wdrobust.pipeline.aggregate import combine
+from wdrobust.pipeline.records import CertificateRecord
 from wdrobust.primal import lower_bound, upper_bound
 from wdrobust.threat import ThreatModel
 

@@ -1,5 +1,5 @@
 """The demo's results.json (``make demo``: ``wdrobust evaluate`` with every default) is the one recorded in
-tests/data/demo_results.json, timing fields, the checkpoint's path and the package versions aside; numbers
+tests/fixtures/demo_results.json, timing fields, the checkpoint's path and the package versions aside; numbers
 to REL_TOL relative or ABS_TOL absolute, everything else (counts, names, the model's hash) exactly.
 
 The demo evaluates the default model's shipped weights (``wdrobust.models``), the same bytes on every
@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 from _cli import invoke, strip_timing
+from _paths import FIXTURES
 
-RECORD = Path(__file__).parent / "data" / "demo_results.json"
+RECORD = FIXTURES / "demo_results.json"
 #: Tolerances of the numbers (module docstring: the measured spread over CPU kernels is 2.6e-4 relative).
 REL_TOL, ABS_TOL = 1e-3, 1e-4
 

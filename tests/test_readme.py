@@ -14,9 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wdrobust.evaluate.config import EvalConfig
+from _paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+from wdrobust.pipeline.config import EvalConfig
+
 README = ROOT / "README.md"
 QUICK_START = "## CLI quick start"
 SCRIPT = Path(sys.executable).with_name("wdrobust")

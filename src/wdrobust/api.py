@@ -1,6 +1,6 @@
 """The Python entry point: ``wdrobust.evaluate(model, x, y, ...)`` for any ``nn.Module`` and tensors.
 
-It runs the same pipeline as ``wdrobust evaluate`` (``evaluate.runner.run``: units of work, the SQLite
+It runs the same pipeline as ``wdrobust evaluate`` (``pipeline.runner.run``: units of work, the SQLite
 store, aggregation through the primal solver) on a model and samples given in memory. With ``out`` the
 run folder is the resumable store of the CLI (results.json, report.md and plots are written there, and a
 second call with the same arguments resumes instead of recomputing); without it the store lives in a
@@ -24,11 +24,11 @@ from rich.console import Console
 from torch import nn
 
 from wdrobust._device import resolve_device
-from wdrobust.evaluate.aggregate import load_records
-from wdrobust.evaluate.config import build_config, split_list
-from wdrobust.evaluate.inputs import Inputs, checked_inputs, model_arch, sample_facts
-from wdrobust.evaluate.runner import run
-from wdrobust.evaluate.store import STORE_NAME, Store
+from wdrobust.pipeline.aggregate import load_records
+from wdrobust.pipeline.config import build_config, split_list
+from wdrobust.pipeline.inputs import Inputs, checked_inputs, model_arch, sample_facts
+from wdrobust.pipeline.runner import run
+from wdrobust.pipeline.store import STORE_NAME, Store
 from wdrobust.report import build_results, render
 from wdrobust.report.document import Results
 from wdrobust.threat import ThreatModel

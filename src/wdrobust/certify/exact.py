@@ -206,7 +206,7 @@ def _flip_sample(
 
 
 @dataclass
-class FlipDistances:
+class FlipBrackets:
     """Minimal flip distances d_i* of N samples (numpy, float64 unless stated).
 
     lower: (N,) sound, lower <= d_i* (the certified radius; R_i when no flip lies within R_i);
@@ -222,10 +222,10 @@ class FlipDistances:
     radius: np.ndarray
 
     @staticmethod
-    def concat(parts: Sequence[FlipDistances]) -> FlipDistances:
+    def concat(parts: Sequence[FlipBrackets]) -> FlipBrackets:
         """Join the results of consecutive batches."""
-        return FlipDistances(
-            *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(FlipDistances))
+        return FlipBrackets(
+            *(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(FlipBrackets))
         )
 
     def summary(self) -> str:
@@ -246,13 +246,13 @@ def _flip_batch(
     upper: np.ndarray | None,
     time_limit: float,
     bounds: BoundsFn,
-) -> FlipDistances:
+) -> FlipBrackets:
     """flip_distances on flat float64 inputs x (n, d), labels y (n,), clean correctness (n,)."""
     n, d = x.shape
     diam = float(d) if norm == "l1" else 1.0
     radius = np.full(n, diam) if upper is None else np.nan_to_num(upper, nan=diam, posinf=diam)
     radius = np.clip(radius, 0.0, diam)
-    out = FlipDistances(np.zeros(n), np.zeros(n), np.ones(n, bool), np.zeros(n), radius)
+    out = FlipBrackets(np.zeros(n), np.zeros(n), np.ones(n, bool), np.zeros(n), radius)
     for i in np.flatnonzero(correct):
         start = time.perf_counter()
         out.lower[i], out.upper[i], out.proven[i] = _flip_sample(
@@ -285,7 +285,7 @@ def flip_distances(
     upper: np.ndarray | torch.Tensor | None = None,
     time_limit: float = 10.0,
     bounds: BoundsFn | None = None,
-) -> FlipDistances:
+) -> FlipBrackets:
     """Minimal flip distances d_i* of a Sequential ReLU MLP (eval mode) at x (N, *S) in [0,1], y (N,).
 
     norm: linf or l1. upper: (N,) upper bounds of d_i* (e.g. an attack's flip distances; inf/nan: none),
@@ -360,7 +360,7 @@ class ExactCertificate(LocalCertificate):
     ce / margin get the local engine's shell slopes (certify.local), so the result serves every loss.
     Options: time_limit (seconds per program), bounds (a ``BoundsFn``, default ``linear_bounds``).
     ``run(x, y, upper=...)`` takes optional per-sample upper bounds of d_i* (an attack's flip distances)
-    as search radii. After ``run``, ``flips`` holds the FlipDistances (proven flags, seconds per sample)
+    as search radii. After ``run``, ``flips`` holds the FlipBrackets (proven flags, seconds per sample)
     and the result's note summarises them.
     """
 
@@ -382,8 +382,8 @@ class ExactCertificate(LocalCertificate):
             raise ValueError(f"time_limit must be positive, got {time_limit}")
         self.time_limit = float(time_limit)
         self.bounds = bounds or linear_bounds
-        self.flips: FlipDistances | None = None
-        self._parts: list[FlipDistances] = []
+        self.flips: FlipBrackets | None = None
+        self._parts: list[FlipBrackets] = []
         self._net: ReluNet | None = None
 
     def run(self, x: torch.Tensor, y: torch.Tensor, **per_sample: Any) -> CertificateResult:
@@ -393,7 +393,7 @@ class ExactCertificate(LocalCertificate):
             per_sample["upper"] = torch.as_tensor(per_sample["upper"], dtype=torch.float64)
         self._parts = []
         out = super().run(x, y, **per_sample)
-        self.flips = FlipDistances.concat(self._parts) if self._parts else None
+        self.flips = FlipBrackets.concat(self._parts) if self._parts else None
         out.note = self.flips.summary() if self.flips else "exact: zero_one not requested, local shells only"
         return out
 

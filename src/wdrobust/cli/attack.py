@@ -18,8 +18,8 @@ from wdrobust.attacks import ATTACKS
 from wdrobust.attacks.base import Attack
 from wdrobust.cli import common, progress
 from wdrobust.cli.errors import user_errors
-from wdrobust.evaluate.bounds import Summary, summarize, worst_distribution
 from wdrobust.losses import check_loss
+from wdrobust.pipeline.bounds import Summary, summarize, worst_distribution
 from wdrobust.threat import ThreatModel, parse_number
 
 

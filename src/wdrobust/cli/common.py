@@ -12,8 +12,8 @@ from torch import nn
 from wdrobust import nets
 from wdrobust._device import check_device
 from wdrobust.data import DATA_ENV, DATASETS, DEFAULT_DATASET
-from wdrobust.evaluate.config import split_list
-from wdrobust.evaluate.inputs import load_inputs
+from wdrobust.pipeline.config import split_list
+from wdrobust.pipeline.inputs import load_inputs
 from wdrobust.threat import NORMS, ThreatModel, parse_number
 
 MODEL = typer.Option(
@@ -104,7 +104,7 @@ def model_and_samples(
     threat: ThreatModel | None = None,
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     """The model (eval mode) and the first n samples x (n, *S), y (n,) of the split, on one device,
-    scaled and checked as for ``wdrobust evaluate`` (``evaluate.inputs.load_inputs``); a .pt/.pth
+    scaled and checked as for ``wdrobust evaluate`` (``pipeline.inputs.load_inputs``); a .pt/.pth
     checkpoint without sidecar is built as ``arch`` with ``arch_option``; ``mean``/``std`` wrap it in
     ``nets.Normalize``.
 

@@ -14,10 +14,10 @@ from rich.console import Console
 from wdrobust._device import check_device
 from wdrobust.cli import common
 from wdrobust.cli.errors import interrupted, user_errors
-from wdrobust.evaluate import EvalConfig, build_config, run
-from wdrobust.evaluate.config import DEFAULT_OUT
-from wdrobust.evaluate.distributed import rank_from_env, run_ranks
-from wdrobust.evaluate.merge import MergeOutcome
+from wdrobust.pipeline import EvalConfig, build_config, run
+from wdrobust.pipeline.config import DEFAULT_OUT
+from wdrobust.pipeline.distributed import rank_from_env, run_ranks
+from wdrobust.pipeline.merge import MergeOutcome
 from wdrobust.report import Rendered, render
 from wdrobust.report.headline import headline
 

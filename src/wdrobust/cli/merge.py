@@ -8,7 +8,7 @@ import typer
 
 from wdrobust.cli.errors import user_errors
 from wdrobust.cli.evaluate import print_merged
-from wdrobust.evaluate.merge import merge
+from wdrobust.pipeline.merge import merge
 from wdrobust.report import render
 
 

@@ -24,7 +24,7 @@ from torch import nn
 
 from wdrobust._atomic import atomic_write
 from wdrobust._device import resolve_device
-from wdrobust.primal.budget import AUDIT_RTOL, budget_limit
+from wdrobust.primal.audit import AUDIT_RTOL, budget_limit
 from wdrobust.threat import ThreatModel, lp_norm
 
 

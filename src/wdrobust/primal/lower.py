@@ -6,7 +6,7 @@ over all hull segments by decreasing slope (fractional knapsack) is optimal, wit
 split between two hull vertices. p = inf: each sample takes its best point with t <= eps.
 
 zero_one's attained growth (``FlipDistances``) is solved as the points (d_i, 1) of its steps. Every bound
-carries its transport budget, audited from the attained distances (``primal.budget``).
+carries its transport budget, audited from the attained distances (``primal.audit``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from wdrobust.primal.budget import budget_fraction, transport_budget, within_budget
+from wdrobust.primal.audit import budget_fraction, transport_budget, within_budget
 from wdrobust.primal.curves import AttainedPoints
 from wdrobust.primal.distribution import Distribution
 from wdrobust.primal.flips import FlipDistances

@@ -389,7 +389,7 @@ class RunFacts:
 @dataclass(frozen=True)
 class Results:
     """A run's results: what was evaluated (model, data, n, seed, norm, the canonical configuration of
-    ``evaluate.config.canonical`` (JSON values) and its hash, versions), the clean figures, the bounds per
+    ``pipeline.config.canonical`` (JSON values) and its hash, versions), the clean figures, the bounds per
     threat model, the cost per method, the jobs left out as incomplete, the run facts, and the run folder
     (None when the evaluation ran without one; not part of the document)."""
 

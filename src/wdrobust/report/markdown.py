@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from wdrobust.evaluate.aggregate import COMBINED
+from wdrobust.pipeline.aggregate import COMBINED
 from wdrobust.report.document import LossBounds, LowerEntry, Results, p_json
 from wdrobust.report.numbers import MISSING, number, seconds
 

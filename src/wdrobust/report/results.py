@@ -4,13 +4,13 @@ documented in docs/evaluate.md), built from its stored records.
 In the spirit of RobustBench's model_info records: what was evaluated (model, data, n, seed, versions,
 configuration and its hash), the clean figures, and per threat model the lower bounds of every attack,
 the upper bounds of every certificate with its ``sound`` flag, their cost (seconds, passes), the gap and,
-for zero_one, the distributional-accuracy band (``evaluate.aggregate``, one entry per threat model).
+for zero_one, the distributional-accuracy band (``pipeline.aggregate``, one entry per threat model).
 """
 
 from __future__ import annotations
 
-from wdrobust.evaluate.aggregate import Records, aggregate
-from wdrobust.evaluate.config import canonical, config_hash
+from wdrobust.pipeline.aggregate import Records, aggregate
+from wdrobust.pipeline.config import canonical, config_hash
 from wdrobust.report.document import (
     SCHEMA,
     AttackCost,

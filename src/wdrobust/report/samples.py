@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from wdrobust.evaluate.aggregate import Records, best_flip_distances
+from wdrobust.pipeline.aggregate import Records, best_flip_distances
 from wdrobust.report.numbers import number
 
 #: The file the csv format writes into the run folder.

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from wdrobust.data.indices import read_indices
-from wdrobust.evaluate.aggregate import Records, load_records
-from wdrobust.evaluate.inputs import Inputs, evaluation_inputs
-from wdrobust.evaluate.jobs import batches
-from wdrobust.evaluate.store import STORE_NAME, Store
+from wdrobust.pipeline.aggregate import Records, load_records
+from wdrobust.pipeline.inputs import Inputs, evaluation_inputs
+from wdrobust.pipeline.jobs import batches
+from wdrobust.pipeline.store import STORE_NAME, Store
 from wdrobust.primal.curves import pad_columns
 from wdrobust.report.document import Results
 from wdrobust.report.results import build_results

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from wdrobust.evaluate.folder import MODEL_INFO_NAME, PLOTS_DIR, REPORT_NAME, RESULTS_NAME
+from wdrobust.pipeline.folder import MODEL_INFO_NAME, PLOTS_DIR, REPORT_NAME, RESULTS_NAME
 from wdrobust.report.io import write_json, write_text
 from wdrobust.report.markdown import render_markdown
 from wdrobust.report.robustbench import model_info

@@ -1,0 +1,148 @@
+"""Certificate jobs: one per certificate. A certificate's majorants phibar_i(t) bound the growth for every
+t in [0, diam X], hence serve every (eps, p): the job runs with the union of the default shell radii of
+all configured eps (knots at eps/4, eps/2, eps of every eps, ``certificate_radii``) unless the
+certificate's options give ``radii``; other options a threat radius suggests (``options_for``, e.g. milp's
+``milp_radius``) come from the largest eps.
+
+Arrays: major.<loss>.knots, major.<loss>.slopes, major.<loss>.cap, major.<loss>.jumps, certified_radius,
+lipschitz, cell_radius (each optional).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from wdrobust.certify import CERTIFICATES, Certificate, CertificateResult
+from wdrobust.certify.base import default_radii, distinct_radii
+from wdrobust.losses import CERTIFIABLE
+from wdrobust.pipeline.config import EvalConfig
+from wdrobust.pipeline.jobs.base import Job, UnitOutput, UnitTask, as_float64, optional
+from wdrobust.pipeline.records import CertificateRecord
+from wdrobust.pipeline.store import Unit
+from wdrobust.primal.curves import Majorant
+
+#: The certificate that reads the attacks' visited points (``Empirical.run(x, y, visited)``).
+VISITED = "empirical"
+
+
+def certificate_radii(cfg: EvalConfig, d: int) -> np.ndarray:
+    """Union of ``certify.default_radii`` over the configured eps for input dimension d, without radii
+    that are equal as float32 shell knots (``certify.base.distinct_radii``); shape (M,)."""
+    grids = [default_radii(cfg.norm, e, d) for e in cfg.eps_values]
+    return distinct_radii(np.concatenate(grids))
+
+
+@dataclass(frozen=True)
+class CertificateJob(Job):
+    """The registered certificate ``method`` in the threat norm ``norm``; ``eps`` is the largest configured
+    radius (the one its ``options_for`` are taken at; recorded in the spec as p = inf)."""
+
+    kind = "certificate"
+    method: str
+    norm: str
+    eps: float
+
+    @property
+    def key(self) -> str:
+        return f"certificate/{self.method}/{self.norm}"
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": self.kind, "method": self.method, "norm": self.norm, "eps": self.eps, "p": "inf"}
+
+    @property
+    def reads_visited(self) -> bool:
+        return self.method == VISITED
+
+    def build(self, cfg: EvalConfig, model: torch.nn.Module, device: torch.device, d: int) -> Certificate:
+        """The certificate for inputs of dimension d with the certifiable configured losses and, unless
+        its options say otherwise, the shell radii of ``certificate_radii`` and the other options of
+        ``options_for`` at the largest eps."""
+        cls = CERTIFICATES[self.method]
+        options = {
+            **cls.options_for(self.norm, self.eps, d),
+            "radii": certificate_radii(cfg, d),
+            **cfg.certificate_options.get(self.method, {}),
+        }
+        return self.construct(
+            cls,
+            model,
+            self.norm,
+            losses=tuple(loss for loss in cfg.losses if loss in CERTIFIABLE),
+            device=device,
+            batch_size=cfg.batch_size,
+            progress=None,
+            options=options,
+        )
+
+    def run(self, task: UnitTask) -> UnitOutput:
+        x, y = task.samples()
+        cert = self.build(task.cfg, task.inputs.model, task.device, task.inputs.facts["input_dim"])
+        result = (
+            cert.run(x, y) if task.visited is None else cert.run(x, y, visited=task.visited.to(task.device))
+        )
+        info = {
+            "sound": bool(result.sound),
+            "note": result.note,
+            "seconds_method": float(result.seconds),
+            "forward_passes": 0,  # certificates do not count their passes
+            "backward_passes": 0,
+        }
+        return self.to_arrays(result), info
+
+    @staticmethod
+    def to_arrays(result: CertificateResult) -> dict[str, np.ndarray]:
+        """Arrays of a ``CertificateResult``: majorants (knots, slopes, cap, jumps) per loss and per-sample
+        radii."""
+        out: dict[str, np.ndarray] = {}
+        for loss, maj in result.majorants.items():
+            out[f"major.{loss}.knots"] = maj.knots
+            out[f"major.{loss}.slopes"] = maj.slopes
+            out[f"major.{loss}.cap"] = maj.cap
+            out[f"major.{loss}.jumps"] = maj.jumps
+        for name in ("certified_radius", "lipschitz", "cell_radius"):
+            value = getattr(result, name)
+            if value is not None:
+                out[name] = as_float64(value)
+        return out
+
+    @staticmethod
+    def from_arrays(
+        spec: dict[str, Any], batches: list[dict[str, np.ndarray]], units: list[Unit]
+    ) -> CertificateRecord:
+        """One CertificateRecord from the job's per-batch arrays (in batch order) and its stored units
+        (sound when every unit was; notes joined; seconds and passes summed)."""
+        sound = all(u.info.get("sound", False) for u in units)
+        losses = sorted({k.split(".")[1] for b in batches for k in b if k.startswith("major.")})
+        majorants = {
+            loss: Majorant.stack(
+                [
+                    Majorant(
+                        b[f"major.{loss}.knots"],
+                        b[f"major.{loss}.slopes"],
+                        b[f"major.{loss}.cap"],
+                        sound=sound,
+                        name=f"{spec['method']}:{loss}",
+                        jumps=b.get(f"major.{loss}.jumps"),
+                    )
+                    for b in batches
+                ]
+            )
+            for loss in losses
+        }
+        notes = dict.fromkeys(u.info.get("note", "") for u in units if u.info.get("note"))
+        return CertificateRecord(
+            method=spec["method"],
+            sound=sound,
+            majorants=majorants,
+            certified_radius=optional(batches, "certified_radius"),
+            lipschitz=optional(batches, "lipschitz"),
+            cell_radius=optional(batches, "cell_radius"),
+            seconds=sum(u.seconds for u in units),
+            forward_passes=sum(u.forward_passes for u in units),
+            backward_passes=sum(u.backward_passes for u in units),
+            note="; ".join(notes),
+        )

@@ -1,0 +1,349 @@
+"""Running an evaluation: every (job, batch) unit not yet in the store is computed and stored.
+
+Order of events (so bad input never leaves anything behind):
+1. validate the configuration; check an existing run folder holds the same configuration (else refuse,
+   or start over with ``force``) and refuse a non-empty folder that is not a run folder; check that the
+   folder accepts files or can be created (the message names the real reason: not writable, not a folder);
+2. load and check model and data; run every method not yet used in the run folder once on one sample
+   (options and model support, e.g. ``cell`` on a GELU network, fail here);
+3. create the run folder and lock it (another process working on it is refused); check the folder again,
+   now that no other run can change it; with ``force`` remove the previous run's files (only wdrobust's);
+   remove temporary files a killed writer left;
+4. create the store, record config, hash and data facts, open a session; compute the missing units in
+   plan order, one transaction per finished unit; log to ``run.log`` (an interruption by Ctrl-C too);
+5. call ``finish(run_dir)`` (the CLI renders the report there), still holding the lock.
+A folder created in step 3 is removed again if the run fails before any unit was stored. sqlite3
+failures (a full disk, a read-only folder) are raised as ``StoreError`` naming the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+import sys
+import time
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import Progress
+
+from wdrobust import __version__
+from wdrobust._atomic import check_folder_writable
+from wdrobust._device import resolve_device
+from wdrobust._progress import columns
+from wdrobust.pipeline import config as config_mod
+from wdrobust.pipeline import folder
+from wdrobust.pipeline.config import EvalConfig, parse_shard
+from wdrobust.pipeline.folder import LOG_NAME
+from wdrobust.pipeline.inputs import Inputs, evaluation_inputs
+from wdrobust.pipeline.jobs import AttackJob, CleanJob, Job, UnitTask, batches, plan, unit_seed, units
+from wdrobust.pipeline.store import STORE_NAME, Store, read_meta, store_errors, stored_jobs
+from wdrobust.primal.curves import pad_columns
+
+log = logging.getLogger("wdrobust.pipeline")
+
+
+@dataclass
+class RunOutcome:
+    """What a call to ``run`` did: the run folder, units computed now and units found finished, the
+    seconds taken (``finish`` left out) and what ``finish`` returned."""
+
+    run_dir: Path
+    computed: int
+    resumed: int
+    seconds: float
+    finished: Any = None
+
+
+def check_run_folder(cfg: EvalConfig, force: bool) -> bool:
+    """Whether the run folder already holds a store of this configuration (a resume). Writes nothing.
+
+    A store with a different configuration hash raises ValueError unless ``force``; a non-empty folder
+    that is not a run folder (no store, and files wdrobust did not write) always raises, force or not.
+    """
+    out = Path(cfg.out)
+    store_path = out / STORE_NAME
+    if store_path.exists():
+        stored = read_meta(store_path, "config_hash")
+        current = config_mod.config_hash(cfg)
+        if stored is None or force:  # None: killed before the config was recorded
+            return False
+        if stored != current:
+            raise ValueError(f"run folder {out} holds a different configuration: {folder.CHOOSE_ANOTHER}")
+        shard = read_meta(store_path, "shard")
+        if shard != cfg.shard:
+            held = "the whole run" if shard is None else f"shard {shard}"
+            asked = "the whole run" if cfg.shard is None else f"shard {cfg.shard}"
+            raise ValueError(
+                f"run folder {out} holds {held} of this configuration, not {asked}; choose another --out"
+            )
+        return True
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    if out.exists() and folder.foreign_entries(out):
+        raise ValueError(
+            f"{out} is not a wdrobust run folder (no {STORE_NAME}) and holds other files: choose another "
+            "--out (--force never deletes files wdrobust did not write)"
+        )
+    return False
+
+
+def check_same_inputs(cfg: EvalConfig, inputs: Inputs) -> None:
+    """A resumed run must see the same model weights and samples as the stored units (SHA-256 of the
+    checkpoint file and of the evaluated samples); otherwise ValueError."""
+    stored = read_meta(Path(cfg.out) / STORE_NAME, "facts") or {}
+    for key, what in (("model_sha256", "model checkpoint"), ("data_sha256", "evaluated data")):
+        if key in stored and stored[key] != inputs.facts[key]:
+            raise ValueError(
+                f"the {what} changed since run folder {cfg.out} was started: {folder.CHOOSE_ANOTHER}"
+            )
+
+
+def run(
+    cfg: EvalConfig,
+    *,
+    force: bool = False,
+    console: Console | None = None,
+    finish: Callable[[Path], Any] | None = None,
+    inputs: Inputs | None = None,
+) -> RunOutcome:
+    """Compute every missing unit of ``cfg`` into ``cfg.out``, then ``finish(run_dir)``; see the module
+    docstring. ``inputs``: the model and samples (with their facts) to evaluate instead of loading
+    ``cfg.model`` and ``cfg.data`` (the Python API, ``wdrobust.api.evaluate``)."""
+    start = time.perf_counter()
+    cfg = config_mod.validate(cfg)
+    out = Path(cfg.out)
+    check_run_folder(cfg, force)
+    check_folder_writable(out)
+    device = resolve_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    inputs = evaluation_inputs(cfg, device) if inputs is None else inputs
+    check_methods(cfg, inputs, device, () if force else stored_jobs(out / STORE_NAME))
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder.locked(out):
+            try:
+                resume = check_run_folder(cfg, force)
+                if resume:
+                    check_same_inputs(cfg, inputs)
+                if force:
+                    folder.clear(out)
+                folder.remove_stale(out)
+                computed, resumed = _session(cfg, inputs, device, console, resume)
+                seconds = time.perf_counter() - start
+                with store_errors(out / STORE_NAME):  # finish reads the store
+                    finished = None if finish is None else finish(out)
+            except BaseException:
+                if created and not _has_units(out):
+                    folder.remove_created(out)  # still holding the lock: nobody else's files
+                raise
+    except BaseException:
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # left empty when not even the lock file could be created
+        raise
+    return RunOutcome(out, computed, resumed, seconds, finished)
+
+
+def _has_units(out: Path) -> bool:
+    """Whether the run folder's store holds a finished unit (True when it cannot be read: keep it)."""
+    try:
+        return bool(stored_jobs(out / STORE_NAME))
+    except (OSError, ValueError):
+        return True
+
+
+def _session(
+    cfg: EvalConfig,
+    inputs: Inputs,
+    device: torch.device,
+    console: Console | None,
+    resume: bool,
+) -> tuple[int, int]:
+    """One session on the locked run folder: open the store and log, compute the missing units; returns
+    (units computed, units found finished). Ctrl-C is logged before it propagates."""
+    out = Path(cfg.out)
+    start = time.perf_counter()
+    handler = _file_log(out / LOG_NAME)
+    try:
+        with store_errors(out / STORE_NAME), Store(out / STORE_NAME) as store:
+            try:
+                todo, done = _open_run(store, cfg, inputs, resume)
+                _compute(store, cfg, inputs, todo, device, console)
+            except KeyboardInterrupt:
+                log.warning(
+                    "session %s interrupted (Ctrl-C) with %d units stored; re-run the same command to resume",
+                    store.session,
+                    len(store.finished()),
+                )
+                raise
+        seconds = time.perf_counter() - start
+        log.info("session finished: %d units computed, %d resumed, %.1f s", len(todo), len(done), seconds)
+    finally:
+        _close_log(handler)
+    return len(todo), len(done)
+
+
+def _open_run(
+    store: Store, cfg: EvalConfig, inputs: Inputs, resume: bool
+) -> tuple[list[tuple[Job, int]], set[tuple[str, int]]]:
+    """Record meta and jobs, open a session; return the units to compute and those already finished."""
+    if store.get_meta("config_hash") is None:
+        store.set_meta(
+            {
+                "config": config_mod.to_dict(cfg),
+                "canonical": config_mod.canonical(cfg),
+                "config_hash": config_mod.config_hash(cfg),
+                "facts": inputs.facts,
+                "versions": versions(),
+                "created": time.time(),
+            }
+        )
+        if cfg.shard is not None:
+            store.set_meta({"shard": cfg.shard})
+    jobs = plan(cfg)
+    store.add_jobs({j.key: j.spec() for j in jobs})
+    session = store.begin_session()
+    done = store.finished()
+    n_batches = len(batches(inputs.x.shape[0], cfg.batch_size))
+    shard = None if cfg.shard is None else parse_shard(cfg.shard)
+    todo = [(j, b) for j, b in units(jobs, n_batches, shard) if (j.key, b) not in done]
+    log.info(
+        "session %d (%s%s): %d units to compute, %d already finished%s",
+        session,
+        "resume" if resume else "new run",
+        "" if shard is None else f", shard {shard[0]}/{shard[1]}",
+        len(todo),
+        len(done),
+        "" if not done else " (not recomputed)",
+    )
+    return todo, done
+
+
+def _compute(
+    store: Store,
+    cfg: EvalConfig,
+    inputs: Inputs,
+    todo: list[tuple[Job, int]],
+    device: torch.device,
+    console: Console | None,
+) -> None:
+    """Compute and store the units of ``todo`` in order, with a progress bar unless quiet."""
+    slices = batches(inputs.x.shape[0], cfg.batch_size)
+    with _progress(cfg.quiet, console, len(todo)) as advance:
+        for job, b in todo:
+            sl = slices[b]
+            seed = unit_seed(cfg.seed, job.key, b)
+            torch.manual_seed(seed)
+            started = time.time()
+            tic = time.perf_counter()
+            visited = visited_points(store, cfg, b) if job.reads_visited else None
+            arrays, info = job.run(UnitTask(cfg, inputs, sl, seed, device, visited))
+            seconds = time.perf_counter() - tic
+            store.put_unit(
+                job.key,
+                b,
+                arrays,
+                started=started,
+                seconds=seconds,
+                forward_passes=info.pop("forward_passes", 0),
+                backward_passes=info.pop("backward_passes", 0),
+                info=info,
+            )
+            log.info("unit %s batch %d stored (%.2f s)", job.key, b, seconds)
+            advance(f"{job.key} [{b + 1}/{len(slices)}]")
+
+
+def visited_points(store: Store, cfg: EvalConfig, batch: int) -> torch.Tensor | None:
+    """The candidate points of every attack job for one batch, side by side (N, M, *S) (columns of
+    different jobs padded with NaN, which ``empirical`` ignores); None without attacks. The attack units
+    come first in the plan, so they are in the store; a missing one raises ValueError."""
+    parts = []
+    for job in plan(cfg):
+        if not isinstance(job, AttackJob):
+            continue
+        points = store.arrays(job.key, batch).get("points")
+        if points is None:
+            raise ValueError(f"empirical needs the points of {job.key} batch {batch}, which are not stored")
+        parts.append(points)
+    if not parts:
+        return None
+    width = max(p.shape[1] for p in parts)
+    return torch.from_numpy(np.concatenate([pad_columns(p, width, np.nan) for p in parts], 1))
+
+
+def check_methods(cfg: EvalConfig, inputs: Inputs, device: torch.device, used: Collection[str] = ()) -> None:
+    """Run every method once on the first sample (results discarded), so that bad options and models a
+    method does not support fail before the run folder exists. Methods with a job in ``used`` (jobs with
+    units in the store) already ran on this model and are skipped. Errors are ValueErrors naming the
+    method."""
+    jobs = plan(cfg)
+    ran = {(j.kind, j.method) for j in jobs if j.key in used}
+    first: dict[tuple[str, str], Job] = {}
+    for job in jobs:
+        if not isinstance(job, CleanJob) and (job.kind, job.method) not in ran:
+            first.setdefault((job.kind, job.method), job)
+    for job in first.values():
+        try:
+            job.run(UnitTask(cfg, inputs, slice(0, 1), cfg.seed, device))
+        except ValueError as exc:
+            name = f"{job.kind} {job.method!r}"
+            raise ValueError(str(exc) if str(exc).startswith(name) else f"{name}: {exc}") from None
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool, console: Console | None, total: int) -> Iterator[Callable[[str], None]]:
+    """A rich progress bar with ETA over ``total`` units (a no-op when quiet); yields advance(label)."""
+    if quiet or total == 0:
+        yield lambda label: None
+        return
+    with Progress(*columns(), console=console or Console(stderr=True), transient=False) as bar:
+        task = bar.add_task("evaluating", total=total)
+
+        def advance(label: str) -> None:
+            bar.update(task, advance=1, description=label)
+
+        yield advance
+
+
+class _LogFile(logging.FileHandler):
+    """A FileHandler whose write failures (a full disk) stop the run with an OSError naming the log,
+    instead of printing a traceback and going on."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, OSError):
+            raise OSError(exc.errno, exc.strerror, self.baseFilename) from None
+        super().handleError(record)
+
+
+def _file_log(path: Path) -> logging.Handler:
+    handler = _LogFile(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+def _close_log(handler: logging.Handler) -> None:
+    log.removeHandler(handler)
+    with contextlib.suppress(OSError):  # a write that failed (full disk) fails again when flushed here
+        handler.close()
+
+
+def versions() -> dict[str, str]:
+    """Versions of wdrobust, python, torch and numpy (recorded in the store and results.json)."""
+    return {
+        "wdrobust": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+    }

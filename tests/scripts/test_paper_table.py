@@ -1,0 +1,63 @@
+"""scripts/paper_table.py: its core on a tiny self-made network (certified <= attacked at every (eps, p),
+the best attack <= W-PGD and <= every kappa-mixture), the kappa-mixture formula, the radius grid, and the
+clean skip without shared/. The script on the shared CIFAR-10 networks takes minutes per image (WDA's
+radius schedule at p = 1, 2, crown): it is run by hand (docs/paper.md), not by the suite."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from _paths import ROOT
+from torch import nn
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import paper_table
+
+
+def test_eps_grid_and_kappa_mixture() -> None:
+    assert paper_table.eps_grid("own,2/255,8/255", 2 / 255) == [2 / 255, 8 / 255]
+    assert paper_table.eps_grid("8/255,own", 1 / 255) == [1 / 255, 8 / 255]
+    # a 1/kappa share of every sample at kappa^(1/p) eps, the rest clean
+    assert paper_table.kappa_mixture(0.9, 0.5, 4) == pytest.approx(0.75 * 0.9 + 0.25 * 0.5)
+    assert paper_table.kappa_mixture(0.9, 0.5, 1) == 0.5
+
+
+def test_core_on_a_tiny_network() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    with torch.no_grad():  # decision boundaries through the box's centre: flips within reach
+        model[1].bias.copy_(-model[1].weight.sum(1) / 2)
+    x = torch.rand(6, 3, 2, 2)
+    with torch.no_grad():
+        y = model(x).argmax(1)  # every image clean-correct
+    net = paper_table.NETWORKS[0]
+    res = paper_table.NetworkResult(net, 6, 1.0, [0.05, 0.4])
+    run = paper_table.Runner(model, x, y, lambda s: None)
+    paper_table.attack_network(res, run, skip_aa=True)
+    paper_table.certify_network(res, model, x, y, {}, lambda s: None)
+    assert res.attack_skipped == {"autoattack": "not in --autoattack"}
+    for e in res.eps:
+        for p in paper_table.P_FINITE:
+            best = res.distributional[(e, p, "best")]
+            assert best <= res.distributional[(e, p, "w-pgd")] + 1e-12
+            assert best <= res.distributional[(e, p, "point-wise mix")] + 1e-12
+            for k in paper_table.KAPPAS:
+                assert best <= res.distributional[(e, p, f"kappa {k}")] + 1e-12
+        for p in (*paper_table.P_FINITE, math.inf):
+            for c in ("crown", "global"):
+                assert res.certified[(e, p, c)] <= res.distributional[(e, p, "best")] + 1e-12
+    # the largest radius breaks something: the check is not vacuous
+    assert res.distributional[(0.4, 1.0, "best")] < 1.0
+    lines = paper_table.checks(res)
+    assert all("False" not in line for line in lines)
+
+
+def test_skips_without_shared(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "paper.md"
+    assert paper_table.main(["--shared", str(tmp_path / "none"), "--out", str(out)]) == 0
+    assert "skipped" in capsys.readouterr().out
+    assert not out.exists()

@@ -29,6 +29,7 @@ CHUNK_ENTRIES coefficient entries (Adam is elementwise, so the chunks do not int
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -64,16 +65,23 @@ def slope_range(act: Activation, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
 
 @dataclass
 class Start:
-    """A pre-activation value whose bounded neurons idx (n,) (flat) are recomputed every step, and the
-    activations acts that it depends on (those with slopes for its passes)."""
+    """A pre-activation value recomputed every step, whether only its unstable neurons are bounded
+    (relu_like: every activation reading it is ReLU-like) and the activations that it depends on."""
 
     node: fx.Node
-    idx: torch.Tensor
+    relu_like: bool
     acts: list[fx.Node]
+
+    def need(self, crown: Crown) -> torch.Tensor:
+        """(B, n) bool: the neurons to bound on each row (not exact there: unstable for relu_like)."""
+        box = crown.bounds.boxes[self.node]
+        lo, hi = box.lo.flatten(1), box.hi.flatten(1)
+        return ((lo < 0) & (hi > 0)) if self.relu_like else (hi > lo)
 
 
 def starts(crown: Crown, mode: str) -> list[Start]:
-    """The starts of ``full`` mode over all of the Crown's rows, in graph order (none for ``output``)."""
+    """The starts of ``full`` mode in graph order (none for ``output``): the values CROWN tightens that
+    feed an activation, where no row's pass costs more than START_COST."""
     if mode == "output":
         return []
     fed = {crown.pre(a) for a in crown.acts}
@@ -81,13 +89,10 @@ def starts(crown: Crown, mode: str) -> list[Start]:
     for node, relu_like in crown._targets().items():
         if node not in fed:
             continue
-        box = crown.bounds.boxes[node]
-        lo, hi = box.lo.flatten(1), box.hi.flatten(1)
-        need = ((lo < 0) & (hi > 0)) if relu_like else (hi > lo)
-        idx = need.any(dim=0).nonzero().flatten()
-        if idx.numel() > 0 and idx.numel() * crown._path_size(node) <= START_COST:
-            ancestors = _ancestors(node)
-            out.append(Start(node, idx, [a for a in crown.acts if a in ancestors]))
+        start = Start(node, relu_like, [a for a in crown.acts if a in _ancestors(node)])
+        count = int(start.need(crown).sum(dim=1).max())
+        if count > 0 and count * crown._path_size(node) <= START_COST:
+            out.append(start)
     return out
 
 
@@ -101,6 +106,22 @@ def _ancestors(node: fx.Node) -> set[fx.Node]:
             seen.add(n)
             todo.extend(n.all_input_nodes)
     return seen
+
+
+def _chunks(crown: Crown, todo: list[Start], specs: int) -> list[torch.Tensor]:
+    """Consecutive row chunks whose passes hold at most CHUNK_ENTRIES coefficient entries (a row costs
+    the widest value times its spec rows: specs, or 2 per neuron bounded for a start)."""
+    widest = max(v.lo[0].numel() for v in crown.bounds.boxes.values())
+    cost = torch.full((crown.x0.shape[0],), specs, dtype=torch.int64)
+    for s in todo:
+        cost = torch.maximum(cost, 2 * s.need(crown).sum(dim=1).cpu())
+    out, first, total = [], 0, 0
+    for row, c in enumerate((cost * widest).tolist()):
+        if total + c > CHUNK_ENTRIES and row > first:
+            out.append(torch.arange(first, row, device=crown.x0.device))
+            first, total = row, 0
+        total += c
+    return [*out, torch.arange(first, cost.numel(), device=crown.x0.device)]
 
 
 def optimise_upper(
@@ -125,19 +146,39 @@ def optimise_upper(
         for act in crown.acts:
             crown.relaxation(act)
     todo = starts(crown, mode)
-    widest = max(v.lo[0].numel() for v in crown.bounds.boxes.values())
-    specs = max([spec.shape[1], *(2 * s.idx.numel() for s in todo)])
-    step = max(1, CHUNK_ENTRIES // (specs * widest))
-    for first in range(0, spec.shape[0], step):
-        rows = torch.arange(first, min(first + step, spec.shape[0]), device=spec.device)
+    for rows in _chunks(crown, todo, spec.shape[1]):
         search = _Search(crown.restrict(rows), spec[rows], todo)
         best[rows] = torch.minimum(best[rows], search.run(steps, lr, stop))
     return best
 
 
+class _Pairs:
+    """The bounded (row, neuron) pairs of one start on a chunk: a Crown restricted to the pair's rows
+    (one view row per pair), the spec rows (P, 2, *S) +e_k, -e_k and their slopes (P, 2, *S_a)."""
+
+    def __init__(self, crown: Crown, start: Start) -> None:
+        self.rows, self.idx = start.need(crown).nonzero(as_tuple=True)
+        self.view = crown.restrict(self.rows)
+        shape = crown.bounds.boxes[start.node].lo.shape[1:]
+        n = self.rows.numel()
+        eye = crown.x0.new_zeros((n, math.prod(shape)))
+        eye[torch.arange(n), self.idx] = 1.0
+        self.spec = torch.stack([eye, -eye], dim=1).reshape(n, 2, *shape)
+        self.slopes = _slopes(self.view, start.acts, 2)
+
+
+def _slopes(crown: Crown, acts: list[fx.Node], count: int) -> Slopes:
+    """Leaf tensors (R, count, *S_a) for the activations acts, from the Crown's slopes."""
+    out = {}
+    for a in acts:
+        init = crown.relaxation(a).a_lo.detach().unsqueeze(1)
+        out[a] = init.expand(init.shape[0], count, *init.shape[2:]).clone().requires_grad_(True)
+    return out
+
+
 class _Search:
     """The optimisation of one chunk of rows: a Crown restricted to them (its boxes are replaced by the
-    differentiable ones during the passes), the output specification and the starts."""
+    differentiable ones during the passes), the output specification and the starts' pairs."""
 
     def __init__(self, crown: Crown, spec: torch.Tensor, todo: list[Start]) -> None:
         self.crown, self.spec, self.todo = crown, spec, todo
@@ -146,35 +187,29 @@ class _Search:
         for a in crown.acts:
             lo, hi = slope_range(crown.bounds.rules[a].activation, crown.bounds.boxes[crown.pre(a)])
             self.range[a] = (lo.unsqueeze(1), hi.unsqueeze(1))
-        self.out = self._slopes(crown.acts, spec.shape[1])
-        self.inner = [self._slopes(s.acts, 2 * s.idx.numel()) for s in todo]
-
-    def _slopes(self, acts: list[fx.Node], count: int) -> Slopes:
-        """Leaf tensors (R, count, *S_a) for the activations acts, from the Crown's slopes."""
-        out = {}
-        for a in acts:
-            init = self.crown.relaxation(a).a_lo.detach().unsqueeze(1)
-            out[a] = init.expand(init.shape[0], count, *init.shape[2:]).clone().requires_grad_(True)
-        return out
+        self.out = _slopes(crown, crown.acts, spec.shape[1])
+        self.pairs = [_Pairs(crown, s) for s in todo]
 
     def _pass(self, reference: dict[fx.Node, Box]) -> tuple[torch.Tensor, dict[fx.Node, Box]]:
         """(output upper bounds (R, C), the starts' boxes) with the current slopes, each start's box the
         reference box with its bounded neurons tightened by CROWN."""
-        crown, boxes = self.crown, {}
-        for s, slopes in zip(self.todo, self.inner, strict=True):
+        boxes: dict[fx.Node, Box] = {}
+        for s, pairs in zip(self.todo, self.pairs, strict=True):
+            view = pairs.view
+            for node, box in boxes.items():  # the earlier starts' boxes of this step, one row per pair
+                view.bounds.boxes[node] = Box(box.lo[pairs.rows], box.hi[pairs.rows], box.batch_dim)
+            view.slopes = pairs.slopes
+            up = view.upper(s.node, pairs.spec)
+            view.slopes = None
             ref = reference[s.node]
-            n, shape = s.idx.numel(), ref.lo.shape[1:]
-            eye = ref.lo.new_zeros((n, ref.lo[0].numel()))
-            eye[torch.arange(n), s.idx] = 1.0
-            both = torch.cat([eye, -eye]).reshape(2 * n, *shape)
-            crown.slopes = slopes
-            up = crown.upper(s.node, both.unsqueeze(0).expand(ref.lo.shape[0], *both.shape))
             lo, hi = ref.lo.flatten(1).clone(), ref.hi.flatten(1).clone()
-            lo[:, s.idx] = torch.maximum(lo[:, s.idx], -up[:, n:])
-            hi[:, s.idx] = torch.minimum(hi[:, s.idx], up[:, :n])
+            at = (pairs.rows, pairs.idx)
+            lo[at] = torch.maximum(lo[at], -up[:, 1])
+            hi[at] = torch.minimum(hi[at], up[:, 0])
             hi = torch.maximum(lo, hi)
             boxes[s.node] = Box(lo.reshape(ref.lo.shape), hi.reshape(ref.lo.shape), ref.batch_dim)
-            crown.bounds.boxes[s.node] = boxes[s.node]
+        crown = self.crown
+        crown.bounds.boxes.update(boxes)
         crown.slopes = self.out
         bound = crown.upper(crown.graph.output, self.spec)
         crown.slopes = None
@@ -183,23 +218,27 @@ class _Search:
 
     def _project(self) -> None:
         """Clamp every slope into its range."""
-        for slopes in (self.out, *self.inner):
-            for a, p in slopes.items():
-                lo, hi = self.range[a]
+        for a, p in self.out.items():
+            p.copy_(torch.maximum(torch.minimum(p, self.range[a][1]), self.range[a][0]))
+        for pairs in self.pairs:
+            for a, p in pairs.slopes.items():
+                lo, hi = (t[pairs.rows] for t in self.range[a])
                 p.copy_(torch.maximum(torch.minimum(p, hi), lo))
 
     def run(self, steps: int, lr: float, stop: float | None) -> torch.Tensor:
         """The smallest upper bounds (R, C) over the steps (and the last pass, ``full``)."""
-        params = [p for slopes in (self.out, *self.inner) for p in slopes.values()]
+        params = [p for slopes in (self.out, *(q.slopes for q in self.pairs)) for p in slopes.values()]
         opt = torch.optim.Adam(params, lr=lr)
         best = torch.full(self.spec.shape[:2], torch.inf, dtype=self.spec.dtype, device=self.spec.device)
         tight = dict(self.fixed)
         for _ in range(steps):
             with torch.enable_grad():
                 bound, boxes = self._pass(self.fixed)
-                opt.zero_grad()
-                bound.sum().backward()
+                # only the slopes' gradients (never the model's weights, which may require grad)
+                grads = torch.autograd.grad(bound.sum(), params, allow_unused=True)
             with torch.no_grad():
+                for p, g in zip(params, grads, strict=True):
+                    p.grad = g
                 best = torch.minimum(best, bound.detach())
                 tight = {n: tight[n].intersect(b.lo.detach(), b.hi.detach()) for n, b in boxes.items()}
                 if stop is not None and bool((best < stop).all()):

@@ -48,6 +48,8 @@ MODES = ("output", "full")
 LR, DECAY = 0.5, 0.98
 #: Coefficient entries (rows x specs x widest value) per chunk of rows.
 CHUNK_ENTRIES = 1 << 22
+#: Relative tolerance under which a recomputed intermediate bound is preferred to the reference one.
+TIE = 1e-9
 #: Largest (bounded neurons) x (path size) per row of a start optimised in ``full`` mode.
 START_COST = 1 << 25
 
@@ -152,6 +154,13 @@ def optimise_upper(
     return best
 
 
+def _tighter(ref: torch.Tensor, new: torch.Tensor, side: float) -> torch.Tensor:
+    """The tighter of two sound bounds (side 1: upper, -1: lower), new where it is within TIE of ref: at
+    the start both are the same CROWN bound up to rounding, and ref winning a tie would stop the gradient
+    of new (both are sound, so either choice is)."""
+    return torch.where(side * (new - ref) <= TIE * (1 + ref.abs()), new, ref)
+
+
 class _Pairs:
     """The bounded (row, neuron) pairs of one start on a chunk: a Crown restricted to the pair's rows
     (one view row per pair), the spec rows (P, 2, *S) +e_k, -e_k and their slopes (P, 2, *S_a)."""
@@ -204,8 +213,8 @@ class _Search:
             ref = reference[s.node]
             lo, hi = ref.lo.flatten(1).clone(), ref.hi.flatten(1).clone()
             at = (pairs.rows, pairs.idx)
-            lo[at] = torch.maximum(lo[at], -up[:, 1])
-            hi[at] = torch.minimum(hi[at], up[:, 0])
+            lo[at] = _tighter(lo[at], -up[:, 1], -1.0)
+            hi[at] = _tighter(hi[at], up[:, 0], 1.0)
             hi = torch.maximum(lo, hi)
             boxes[s.node] = Box(lo.reshape(ref.lo.shape), hi.reshape(ref.lo.shape), ref.batch_dim)
         crown = self.crown

@@ -190,14 +190,15 @@ class _Search:
     differentiable ones during the passes), the output specification and the starts' pairs."""
 
     def __init__(self, crown: Crown, spec: torch.Tensor, todo: list[Start]) -> None:
-        self.crown, self.spec, self.todo = crown, spec, todo
-        self.fixed = {s.node: crown.bounds.boxes[s.node] for s in todo}
+        self.crown, self.spec = crown, spec
+        self.todo = [s for s in todo if s.need(crown).any()]  # the starts with neurons to bound here
+        self.fixed = {s.node: crown.bounds.boxes[s.node] for s in self.todo}
         self.range = {}
         for a in crown.acts:
             lo, hi = slope_range(crown.bounds.rules[a].activation, crown.bounds.boxes[crown.pre(a)])
             self.range[a] = (lo.unsqueeze(1), hi.unsqueeze(1))
         self.out = _slopes(crown, crown.acts, spec.shape[1])
-        self.pairs = [_Pairs(crown, s) for s in todo]
+        self.pairs = [_Pairs(crown, s) for s in self.todo]
 
     def _pass(self, reference: dict[fx.Node, Box]) -> tuple[torch.Tensor, dict[fx.Node, Box]]:
         """(output upper bounds (R, C), the starts' boxes) with the current slopes, each start's box the

@@ -8,16 +8,20 @@ sound and the slopes can be optimised freely (Xu et al. 2021). Two modes:
 - ``output``: slopes per row, specification and neuron (B, C, *S_a) for every activation a on the output
   pass; the pre-activation boxes keep the ``Crown``'s values (one backward pass a step);
 - ``full`` (auto_LiRPA's CROWN-Optimized): in addition every pre-activation value p outside the affine
-  prefix that feeds an activation (a "start") has its own slopes (B, 2n_p, *S_a) for every activation a
-  that p depends on, one per bounded neuron k of p and side (the rows +e_k and -e_k). The bounded neurons
-  are those whose relaxation is not exact on some row (unstable ReLUs, every neuron of a smooth sigma),
-  where their number times the path size is at most ``crown.AUTO_COST`` (other starts keep their boxes).
-  Each step recomputes the boxes of the starts in graph order inside autograd,
+  prefix that feeds an activation (a "start") has its own slopes for every activation a that p depends on:
+  one set (2, *S_a) per row b and bounded neuron k of that row (a "pair"; the spec rows +e_k and -e_k), so
+  (P_p, 2, *S_a) for the P_p pairs of p. The bounded neurons of a row are those whose relaxation is not
+  exact there (unstable ReLUs, every neuron of a smooth sigma); a start is skipped (keeps its box) where a
+  row's count times the path size exceeds START_COST. Each pair is one row of a ``Crown.restrict`` view
+  (its row's region and boxes), so a pass costs the number of pairs, not rows x the union of their
+  neurons. Each step recomputes the boxes of the starts in graph order inside autograd,
 
-      hi_pk = min(hi0_pk, U(+e_k)),    lo_pk = max(lo0_pk, -U(-e_k))      (lo0, hi0: the Crown's boxes),
+      hi_bk = min(hi0_bk, U(+e_k)),    lo_bk = max(lo0_bk, -U(-e_k))      (lo0, hi0: the Crown's boxes),
 
   every pass on the boxes of the earlier starts from the same step, so the objective (the sum of the output
-  upper bounds) reaches every slope through the boxes.
+  upper bounds) reaches every slope through the boxes. At the first step U equals the Crown's bound up to
+  rounding, so the recomputed bound wins within a relative TIE (either is sound), else the slopes of the
+  pairs where lo0/hi0 won the rounding would get no gradient.
 
 Projected Adam (learning rate lr, multiplied by DECAY after each step), the slopes clamped to their range
 on the Crown's boxes after each step. Keep-best: each step's boxes and output bounds are sound, so per row
@@ -155,9 +159,9 @@ def optimise_upper(
 
 
 def _tighter(ref: torch.Tensor, new: torch.Tensor, side: float) -> torch.Tensor:
-    """The tighter of two sound bounds (side 1: upper, -1: lower), new where it is within TIE of ref: at
-    the start both are the same CROWN bound up to rounding, and ref winning a tie would stop the gradient
-    of new (both are sound, so either choice is)."""
+    """Of two sound bounds (side 1: upper, -1: lower), new where it is tighter than ref or looser by at
+    most TIE (1 + |ref|), else ref: at the first step both are the same CROWN bound up to rounding, and
+    ref winning such a tie would stop the gradient of new (both are sound, so either choice is)."""
     return torch.where(side * (new - ref) <= TIE * (1 + ref.abs()), new, ref)
 
 

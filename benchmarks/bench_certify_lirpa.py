@@ -1,6 +1,7 @@
 """The bound engine against its anchor, auto_LiRPA 0.7.1 (the engine of alpha-beta-CROWN), in one run.
 
     python -m benchmarks.run certify_lirpa
+    python -m benchmarks.bench_certify_lirpa digits_mlp fashion_mlp3     # only these models
 
 Skips unless auto_LiRPA is importable (a benchmark reference only, never a dependency: install its 0.7.1
 source from the Verified-Intelligence/auto_LiRPA repository with `pip install --no-deps .`, plus packaging,
@@ -11,13 +12,16 @@ C = e_y - e_j gives L_j <= min z_y - z_j, so the two must satisfy U_j = -L_j.
 
 Models: the shipped digits MLP (64-128-64-10) at eps 0.1; the small CNN of wdrobust.nets on 8x8 digits
 (random init, seed 0) at eps 0.03; and where Fashion-MNIST is installed (`apt-get install
-dataset-fashion-mnist`), the MLP 784-256-128-10 and the CNN 16-32/100 of docs/fashion.md, trained when
-missing into runs/models/ with the commands quoted there, at eps 0.03 and 0.01. Figures per model:
+dataset-fashion-mnist`), the MLP 784-256-128-10 and the CNN 16-32/100 of docs/fashion.md and the deeper
+MLP 784-256-256-128-10, trained when missing into runs/models/ with `wdrobust train` (the commands quoted in
+docs/fashion.md; the deeper one with --widths 256,256,128), at eps 0.03 (MLPs) and 0.01. Figures per model:
 - CROWN-IBP and CROWN: the largest |U + L| over samples and classes (agreement), and seconds per sample of
   wdrobust / auto_LiRPA (best of REPEATS interleaved runs);
 - alpha-CROWN (20 steps each: wdrobust's ``alpha_steps``, auto_LiRPA's ``CROWN-Optimized`` with
-  iteration 20): the mean over samples of the worst-margin bound max_j U_j (auto_LiRPA: max_j -L_j;
-  smaller is tighter), and the time ratio.
+  iteration 20, which optimises the slopes of every intermediate bound too): the mean over samples of the
+  worst-margin bound max_j U_j (auto_LiRPA: max_j -L_j; smaller is tighter), and the time ratio, for
+  wdrobust's alpha="output" (the output pass's slopes only) and, on the MLPs, alpha="full" (the same
+  problem as auto_LiRPA's; on the CNNs its dense per-neuron passes are too slow to be worth the wait).
 """
 
 from __future__ import annotations
@@ -50,7 +54,10 @@ CLI = str(Path(sys.executable).with_name("wdrobust"))
 FASHION = {
     "fashion-mlp": (["--arch", "mlp", "--widths", "256,128"], 0.03),
     "fashion-cnn": (["--arch", "cnn", "--widths", "16,32", "--hidden", "100"], 0.01),
+    "fashion-mlp3": (["--arch", "mlp", "--widths", "256,256,128"], 0.03),
 }
+#: wdrobust's alpha modes compared with auto_LiRPA's CROWN-Optimized (full: on the MLPs only).
+ALPHA = {"alpha-CROWN": "output", "alpha-CROWN full": "full"}
 
 
 def available() -> bool:
@@ -65,17 +72,22 @@ def specs(y: torch.Tensor, k: int) -> torch.Tensor:
     return torch.stack(rows)
 
 
-def ours(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> dict[str, Callable]:
-    """wdrobust's bound functions (name -> () -> U (B, K-1)) on a float64 copy of the model."""
+def ours(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, full: bool) -> dict[str, Callable]:
+    """wdrobust's bound functions (name -> () -> U (B, K-1)) on a float64 copy of the model (full: with
+    alpha-CROWN's full mode)."""
     graph = BoundGraph(copy.deepcopy(model).double().eval())
     x0, r = x.double(), torch.full((len(x),), eps, dtype=torch.float64)
     spec = specs(y, 10)
 
-    def bound(intermediate: str, steps: int = 0) -> Callable[[], torch.Tensor]:
-        options = {"intermediate": intermediate, "alpha_steps": steps}
+    def bound(intermediate: str, steps: int = 0, alpha: str = "output") -> Callable[[], torch.Tensor]:
+        options = {"intermediate": intermediate, "alpha_steps": steps, "alpha": alpha}
         return lambda: margin_bounds(graph, Region.ball(x0, r, "linf"), spec, **options)[0]
 
-    return {"CROWN-IBP": bound("ibp"), "CROWN": bound("crown"), "alpha-CROWN": bound("crown", ALPHA_STEPS)}
+    out = {"CROWN-IBP": bound("ibp"), "CROWN": bound("crown")}
+    for name, mode in ALPHA.items():
+        if full or mode != "full":
+            out[name] = bound("crown", ALPHA_STEPS, mode)
+    return out
 
 
 def theirs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> dict[str, Callable]:
@@ -98,7 +110,8 @@ def theirs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> di
 
         return run
 
-    return {"CROWN-IBP": bound("CROWN-IBP"), "CROWN": bound("CROWN"), "alpha-CROWN": bound("CROWN-Optimized")}
+    optimised = bound("CROWN-Optimized")
+    return {"CROWN-IBP": bound("CROWN-IBP"), "CROWN": bound("CROWN"), **dict.fromkeys(ALPHA, optimised)}
 
 
 def _timed(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
@@ -107,9 +120,12 @@ def _timed(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
     return value, time.perf_counter() - start
 
 
-def compare(label: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> list[dict]:
-    """Rows of one model: agreement and time ratios of CROWN-IBP and CROWN, alpha-CROWN tightness."""
-    mine, rival = ours(model, x, y, eps), theirs(model, x, y, eps)
+def compare(
+    label: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, full: bool
+) -> list[dict]:
+    """Rows of one model: agreement and time ratios of CROWN-IBP and CROWN, alpha-CROWN tightness (full:
+    also alpha-CROWN's full mode)."""
+    mine, rival = ours(model, x, y, eps, full), theirs(model, x, y, eps)
     rows: list[dict] = []
     name = f"certify_lirpa_{label}"
     for method in mine:
@@ -119,12 +135,13 @@ def compare(label: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps:
             v, t_theirs = _timed(rival[method])
             best = {"ours": min(best["ours"], t_ours), "theirs": min(best["theirs"], t_theirs)}
         where = f"{method}, eps {eps:g}, {len(x)} samples"
-        if method == "alpha-CROWN":
+        if method in ALPHA:
             rows.append(row(name, f"{where}: mean worst-margin bound, wdrobust", u.amax(1).mean(), ""))
             rows.append(row(name, f"{where}: mean worst-margin bound, auto_LiRPA", v.amax(1).mean(), ""))
         else:
             rows.append(row(name, f"{where}: max |U - U_auto_LiRPA|", (u - v).abs().max(), ""))
         rows.append(row(name, f"{where}: s per sample, wdrobust", best["ours"] / len(x), "s"))
+        rows.append(row(name, f"{where}: s per sample, auto_LiRPA", best["theirs"] / len(x), "s"))
         rows.append(row(name, f"{where}: time wdrobust / auto_LiRPA", best["ours"] / best["theirs"], "x"))
     return rows
 
@@ -142,8 +159,9 @@ def fashion_model(name: str) -> Path | None:
     return path
 
 
-def main() -> list[dict]:
-    """Rows {benchmark, figure, value, unit} for benchmarks/run.py."""
+def main(only: set[str] | None = None) -> list[dict]:
+    """Rows {benchmark, figure, value, unit} for benchmarks/run.py (only: these model labels, e.g.
+    digits_mlp, fashion_mlp3; default all)."""
     if not available():
         print("skipped: auto_LiRPA is not installed (see the module docstring)")
         return []
@@ -153,16 +171,29 @@ def main() -> list[dict]:
     try:
         x, y = data.load("digits", "test", device="cpu")
         x, y = x[:N], y[:N]
-        rows = compare("digits_mlp", nets.load(default_model_path(), device="cpu"), x, y, 0.1)
-        torch.manual_seed(0)
-        rows += compare("digits_cnn", nets.build("cnn", input_shape=(1, 8, 8)).eval(), x, y, 0.03)
-        for name, (_, eps) in FASHION.items():
+        rows: list[dict] = []
+        if only is None or "digits_mlp" in only:
+            rows += compare("digits_mlp", nets.load(default_model_path(), device="cpu"), x, y, 0.1, True)
+        if only is None or "digits_cnn" in only:
+            torch.manual_seed(0)
+            cnn = nets.build("cnn", input_shape=(1, 8, 8)).eval()
+            rows += compare("digits_cnn", cnn, x, y, 0.03, False)
+        for name, (flags, eps) in FASHION.items():
+            label = name.replace("-", "_")
+            if only is not None and label not in only:
+                continue
             path = fashion_model(name)
             if path is None:
                 print(f"skipped {name}: no Fashion-MNIST files in {FASHION_ROOT}")
                 continue
             fx, fy = data.load("fashion-mnist", "test", root=FASHION_ROOT, device="cpu")
-            rows += compare(name.replace("-", "_"), nets.load(path, device="cpu"), fx[:N], fy[:N], eps)
+            model = nets.load(path, device="cpu")
+            rows += compare(label, model, fx[:N], fy[:N], eps, "mlp" in flags)
     finally:
         torch.set_default_dtype(default_dtype)
     return rows
+
+
+if __name__ == "__main__":
+    for r in main(set(sys.argv[1:]) or None):
+        print(r)

@@ -31,6 +31,7 @@ bound is; the smallest per row is kept).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from typing import Any
@@ -38,7 +39,8 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from wdrobust.certify.bounds.activations import Activation, ActivationRule, bound_activation
+from wdrobust.certify.bounds.activations import ActivationRule
+from wdrobust.certify.bounds.alpha import optimise_upper
 from wdrobust.certify.bounds.graph import BoundGraph, Bounds, flat_args
 from wdrobust.certify.bounds.interval import Box, Cot
 from wdrobust.certify.bounds.patches import conv_chain, patch_backward
@@ -364,55 +366,30 @@ class Crown:
         return torch.cat([up[:, :, 0], up[:, :, 1]], dim=1)
 
     # -- optimised slopes (alpha-CROWN) ----------------------------------------------------------------
-    def optimise_upper(self, spec: torch.Tensor, steps: int = 20, lr: float = 0.25) -> torch.Tensor:
-        """Upper bounds (B, C) of spec . output(x) with lower slopes optimised by projected Adam steps,
-        one slope per row, specification and neuron (B, C, *S) on the output pass (the intermediate
-        bounds keep their adaptive slopes).
-
-        Starts from the adaptive slopes; each step's bound is sound, the smallest per row is returned.
-        """
-        out = self.graph.output
-        with torch.no_grad():
-            best = self.upper(out, spec)
-        if steps <= 0 or not self.acts:
-            return best
-        c = spec.shape[1]
-        params = {
-            a: self.relaxation(a)
-            .a_lo.unsqueeze(1)
-            .repeat(1, c, *([1] * (self.relaxation(a).a_lo.dim() - 1)))
-            .requires_grad_(True)
-            for a in self.acts
+    def restrict(self, rows: torch.Tensor) -> Crown:
+        """The same bounds on the given batch rows (R,) only: region, boxes and cached relaxations sliced,
+        nothing mutable shared (``bounds.alpha`` optimises chunks of rows on such views)."""
+        view = copy.copy(self)
+        view.region, view.x0 = self.region[rows], self.x0[rows]
+        view.bounds = Bounds(
+            {n: Box(b.lo[rows], b.hi[rows], b.batch_dim) for n, b in self.bounds.boxes.items()},
+            self.bounds.rules,
+        )
+        view._relax = {
+            n: dataclasses.replace(r, **{f.name: getattr(r, f.name)[rows] for f in dataclasses.fields(r)})
+            for n, r in self._relax.items()
         }
-        opt = torch.optim.Adam(list(params.values()), lr=lr)
-        for _ in range(steps):
-            self.slopes = params
-            with torch.enable_grad():
-                bound = self.upper(out, spec)
-                opt.zero_grad()
-                bound.sum().backward()
-            opt.step()
-            self.slopes = None
-            with torch.no_grad():
-                best = torch.minimum(best, bound.detach())
-                for a, p in params.items():
-                    box = self.bounds.boxes[self.pre(a)]
-                    lo_d, hi_d = _slope_range(self.bounds.rules[a].activation, box)
-                    p.copy_(torch.maximum(torch.minimum(p, hi_d.unsqueeze(1)), lo_d.unsqueeze(1)))
-        with torch.no_grad():
-            self.slopes = params
-            best = torch.minimum(best, self.upper(out, spec))
-            self.slopes = None
-        return best.detach()
+        view.slopes = None
+        return view
 
-
-def _slope_range(act: Activation, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
-    """Range of useful lower slopes on the box: [s, 1] for ReLU-like sigma, the range of sigma' otherwise
-    (any slope is sound for those; the offset adapts)."""
-    if act.relu_slope is not None:
-        return torch.full_like(box.lo, act.relu_slope), torch.ones_like(box.lo)
-    _, d_lo, d_hi = bound_activation(act, box)
-    return d_lo, d_hi
+    def optimise_upper(
+        self, spec: torch.Tensor, steps: int = 20, alpha: str = "output", stop: float | None = None
+    ) -> torch.Tensor:
+        """Upper bounds (B, C) of spec . output(x) with lower slopes optimised by projected Adam steps
+        (``bounds.alpha``: alpha "output" optimises the output pass's slopes, "full" also those of every
+        intermediate bound); never above the bound with the Crown's slopes. stop: end early once every
+        bound is below it."""
+        return optimise_upper(self, spec, steps, mode=alpha, stop=stop)
 
 
 def margin_bounds(
@@ -422,10 +399,13 @@ def margin_bounds(
     *,
     intermediate: str = "auto",
     alpha_steps: int = 0,
+    alpha: str = "output",
+    alpha_stop: float | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(U (B, C), A (B, C, *S), bias (B, C)): U_bc >= max over the row's region of spec_bc . f(x), and the
     linear bound spec_bc . f(x) <= A_bc . x + bias_bc it comes from (plain CROWN slopes; with alpha_steps
-    the returned U is the optimised bound, which is never larger).
+    the returned U is the optimised bound, which is never larger: ``bounds.alpha`` with mode alpha, "output"
+    or "full", and early stop alpha_stop).
 
     region: B rows (``Region``), spec (B, C, K); everything in the graph's dtype.
     """
@@ -434,7 +414,7 @@ def margin_bounds(
         a, bias = crown.backward(graph.output, spec)
         upper = concretize(a, bias, region)
     if alpha_steps > 0:
-        upper = torch.minimum(upper, crown.optimise_upper(spec, alpha_steps))
+        upper = torch.minimum(upper, crown.optimise_upper(spec, alpha_steps, alpha, alpha_stop))
     if torch.isnan(upper).any():
         raise ValueError("crown: the bounds contain NaN (check the model for non-finite weights)")
     return upper, a, bias

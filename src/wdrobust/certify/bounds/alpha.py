@@ -1,0 +1,265 @@
+"""Optimised lower slopes (alpha-CROWN) for the linear bounds of ``bounds.crown``.
+
+Every lower slope in the sound range of its activation (``slope_range``: [s, 1] for a ReLU-like sigma; for
+any other sigma every slope is sound, its offset adapts, and the range of sigma' on the box is the useful
+one) gives a sound relaxation on every sound pre-activation box, so a bound computed with any slopes is
+sound and the slopes can be optimised freely (Xu et al. 2021). Two modes:
+
+- ``output``: slopes per row, specification and neuron (B, C, *S_a) for every activation a on the output
+  pass; the pre-activation boxes keep the ``Crown``'s values (one backward pass a step);
+- ``full`` (auto_LiRPA's CROWN-Optimized): in addition every pre-activation value p outside the affine
+  prefix that feeds an activation (a "start") has its own slopes for every activation a that p depends on:
+  one set (2, *S_a) per row b and bounded neuron k of that row (a "pair"; the spec rows +e_k and -e_k), so
+  (P_p, 2, *S_a) for the P_p pairs of p. The bounded neurons of a row are those whose relaxation is not
+  exact there (unstable ReLUs, every neuron of a smooth sigma); a start is skipped (keeps its box) where a
+  row's count times the path size exceeds START_COST. Each pair is one row of a ``Crown.restrict`` view
+  (its row's region and boxes), so a pass costs the number of pairs, not rows x the union of their
+  neurons. Each step recomputes the boxes of the starts in graph order inside autograd,
+
+      hi_bk = min(hi0_bk, U(+e_k)),    lo_bk = max(lo0_bk, -U(-e_k))      (lo0, hi0: the Crown's boxes),
+
+  every pass on the boxes of the earlier starts from the same step, so the objective (the sum of the output
+  upper bounds) reaches every slope through the boxes. At the first step U equals the Crown's bound up to
+  rounding, so the recomputed bound wins within a relative TIE (either is sound), else the slopes of the
+  pairs where lo0/hi0 won the rounding would get no gradient.
+
+Projected Adam (learning rate lr, multiplied by DECAY after each step), the slopes clamped to their range
+on the Crown's boxes after each step. Keep-best: each step's boxes and output bounds are sound, so per row
+and specification the smallest output bound over the steps is returned; ``full`` ends with one more pass
+with the last slopes on the intersection of every step's boxes. Early stop (``stop``): once every bound of
+every row is below stop (0 for margins: every row verified). Rows are optimised in chunks of at most
+CHUNK_ENTRIES coefficient entries (Adam is elementwise, so the chunks do not interact).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import fx
+
+from wdrobust.certify.bounds.activations import Activation, bound_activation
+from wdrobust.certify.bounds.interval import Box
+
+if TYPE_CHECKING:
+    from wdrobust.certify.bounds.crown import Crown
+
+#: Optimisation modes.
+MODES = ("output", "full")
+#: Default Adam step size and its decay factor per step (auto_LiRPA's defaults).
+LR, DECAY = 0.5, 0.98
+#: Coefficient entries (rows x specs x widest value) per chunk of rows.
+CHUNK_ENTRIES = 1 << 22
+#: Relative tolerance under which a recomputed intermediate bound is preferred to the reference one.
+TIE = 1e-9
+#: Largest (bounded neurons) x (path size) per row of a start optimised in ``full`` mode.
+START_COST = 1 << 25
+
+Slopes = dict[fx.Node, torch.Tensor]
+
+
+def slope_range(act: Activation, box: Box) -> tuple[torch.Tensor, torch.Tensor]:
+    """Range (lo, hi) (B, *S) of useful lower slopes on the box: [s, 1] for a ReLU-like sigma, the range of
+    sigma' on the box otherwise (any slope is sound for those; the offset adapts)."""
+    if act.relu_slope is not None:
+        return torch.full_like(box.lo, act.relu_slope), torch.ones_like(box.lo)
+    _, d_lo, d_hi = bound_activation(act, box)
+    return d_lo, d_hi
+
+
+@dataclass
+class Start:
+    """A pre-activation value recomputed every step, whether only its unstable neurons are bounded
+    (relu_like: every activation reading it is ReLU-like) and the activations that it depends on."""
+
+    node: fx.Node
+    relu_like: bool
+    acts: list[fx.Node]
+
+    def need(self, crown: Crown) -> torch.Tensor:
+        """(B, n) bool: the neurons to bound on each row (not exact there: unstable for relu_like)."""
+        box = crown.bounds.boxes[self.node]
+        lo, hi = box.lo.flatten(1), box.hi.flatten(1)
+        return ((lo < 0) & (hi > 0)) if self.relu_like else (hi > lo)
+
+
+def starts(crown: Crown, mode: str) -> list[Start]:
+    """The starts of ``full`` mode in graph order (none for ``output``): the values CROWN tightens that
+    feed an activation, where no row's pass costs more than START_COST."""
+    if mode == "output":
+        return []
+    fed = {crown.pre(a) for a in crown.acts}
+    out = []
+    for node, relu_like in crown._targets().items():
+        if node not in fed:
+            continue
+        start = Start(node, relu_like, [a for a in crown.acts if a in _ancestors(node)])
+        count = int(start.need(crown).sum(dim=1).max())
+        if count > 0 and count * crown._path_size(node) <= START_COST:
+            out.append(start)
+    return out
+
+
+def _ancestors(node: fx.Node) -> set[fx.Node]:
+    """Every node that node's value is computed from."""
+    seen: set[fx.Node] = set()
+    todo = list(node.all_input_nodes)
+    while todo:
+        n = todo.pop()
+        if n not in seen:
+            seen.add(n)
+            todo.extend(n.all_input_nodes)
+    return seen
+
+
+def _chunks(crown: Crown, todo: list[Start], specs: int) -> list[torch.Tensor]:
+    """Consecutive row chunks whose passes hold at most CHUNK_ENTRIES coefficient entries (a row costs
+    the widest value times its spec rows: specs, or 2 per neuron bounded for a start)."""
+    widest = max(v.lo[0].numel() for v in crown.bounds.boxes.values())
+    cost = torch.full((crown.x0.shape[0],), specs, dtype=torch.int64)
+    for s in todo:
+        cost = torch.maximum(cost, 2 * s.need(crown).sum(dim=1).cpu())
+    out, first, total = [], 0, 0
+    for row, c in enumerate((cost * widest).tolist()):
+        if total + c > CHUNK_ENTRIES and row > first:
+            out.append(torch.arange(first, row, device=crown.x0.device))
+            first, total = row, 0
+        total += c
+    return [*out, torch.arange(first, cost.numel(), device=crown.x0.device)]
+
+
+def optimise_upper(
+    crown: Crown,
+    spec: torch.Tensor,
+    steps: int,
+    lr: float = LR,
+    mode: str = "output",
+    stop: float | None = None,
+) -> torch.Tensor:
+    """Upper bounds (B, C) of spec . output(x) over the Crown's regions with optimised lower slopes; spec
+    (B, C, *S_out). See the module docstring; the bound with the Crown's slopes is one of the candidates."""
+    if mode not in MODES:
+        raise ValueError(f"alpha must be one of {', '.join(MODES)}, got {mode!r}")
+    with torch.no_grad():
+        best = crown.upper(crown.graph.output, spec)
+        if steps <= 0 or not crown.acts:
+            return best
+        for node, rule in crown.bounds.rules.items():  # the relaxations that stay fixed, on the fixed boxes
+            if rule.relaxed:
+                crown.generic_relaxation(node)
+        for act in crown.acts:
+            crown.relaxation(act)
+    todo = starts(crown, mode)
+    for rows in _chunks(crown, todo, spec.shape[1]):
+        search = _Search(crown.restrict(rows), spec[rows], todo)
+        best[rows] = torch.minimum(best[rows], search.run(steps, lr, stop))
+    return best
+
+
+def _tighter(ref: torch.Tensor, new: torch.Tensor, side: float) -> torch.Tensor:
+    """Of two sound bounds (side 1: upper, -1: lower), new where it is tighter than ref or looser by at
+    most TIE (1 + |ref|), else ref: at the first step both are the same CROWN bound up to rounding, and
+    ref winning such a tie would stop the gradient of new (both are sound, so either choice is)."""
+    return torch.where(side * (new - ref) <= TIE * (1 + ref.abs()), new, ref)
+
+
+class _Pairs:
+    """The bounded (row, neuron) pairs of one start on a chunk: a Crown restricted to the pair's rows
+    (one view row per pair), the spec rows (P, 2, *S) +e_k, -e_k and their slopes (P, 2, *S_a)."""
+
+    def __init__(self, crown: Crown, start: Start) -> None:
+        self.rows, self.idx = start.need(crown).nonzero(as_tuple=True)
+        self.view = crown.restrict(self.rows)
+        shape = crown.bounds.boxes[start.node].lo.shape[1:]
+        n = self.rows.numel()
+        eye = crown.x0.new_zeros((n, math.prod(shape)))
+        eye[torch.arange(n), self.idx] = 1.0
+        self.spec = torch.stack([eye, -eye], dim=1).reshape(n, 2, *shape)
+        self.slopes = _slopes(self.view, start.acts, 2)
+
+
+def _slopes(crown: Crown, acts: list[fx.Node], count: int) -> Slopes:
+    """Leaf tensors (R, count, *S_a) for the activations acts, from the Crown's slopes."""
+    out = {}
+    for a in acts:
+        init = crown.relaxation(a).a_lo.detach().unsqueeze(1)
+        out[a] = init.expand(init.shape[0], count, *init.shape[2:]).clone().requires_grad_(True)
+    return out
+
+
+class _Search:
+    """The optimisation of one chunk of rows: a Crown restricted to them (its boxes are replaced by the
+    differentiable ones during the passes), the output specification and the starts' pairs."""
+
+    def __init__(self, crown: Crown, spec: torch.Tensor, todo: list[Start]) -> None:
+        self.crown, self.spec = crown, spec
+        self.todo = [s for s in todo if s.need(crown).any()]  # the starts with neurons to bound here
+        self.fixed = {s.node: crown.bounds.boxes[s.node] for s in self.todo}
+        self.range = {}
+        for a in crown.acts:
+            lo, hi = slope_range(crown.bounds.rules[a].activation, crown.bounds.boxes[crown.pre(a)])
+            self.range[a] = (lo.unsqueeze(1), hi.unsqueeze(1))
+        self.out = _slopes(crown, crown.acts, spec.shape[1])
+        self.pairs = [_Pairs(crown, s) for s in self.todo]
+
+    def _pass(self, reference: dict[fx.Node, Box]) -> tuple[torch.Tensor, dict[fx.Node, Box]]:
+        """(output upper bounds (R, C), the starts' boxes) with the current slopes, each start's box the
+        reference box with its bounded neurons tightened by CROWN."""
+        boxes: dict[fx.Node, Box] = {}
+        for s, pairs in zip(self.todo, self.pairs, strict=True):
+            view = pairs.view
+            for node, box in boxes.items():  # the earlier starts' boxes of this step, one row per pair
+                view.bounds.boxes[node] = Box(box.lo[pairs.rows], box.hi[pairs.rows], box.batch_dim)
+            view.slopes = pairs.slopes
+            up = view.upper(s.node, pairs.spec)
+            view.slopes = None
+            ref = reference[s.node]
+            lo, hi = ref.lo.flatten(1).clone(), ref.hi.flatten(1).clone()
+            at = (pairs.rows, pairs.idx)
+            lo[at] = _tighter(lo[at], -up[:, 1], -1.0)
+            hi[at] = _tighter(hi[at], up[:, 0], 1.0)
+            hi = torch.maximum(lo, hi)
+            boxes[s.node] = Box(lo.reshape(ref.lo.shape), hi.reshape(ref.lo.shape), ref.batch_dim)
+        crown = self.crown
+        crown.bounds.boxes.update(boxes)
+        crown.slopes = self.out
+        bound = crown.upper(crown.graph.output, self.spec)
+        crown.slopes = None
+        crown.bounds.boxes.update(self.fixed)
+        return bound, boxes
+
+    def _project(self) -> None:
+        """Clamp every slope into its range."""
+        for a, p in self.out.items():
+            p.copy_(torch.maximum(torch.minimum(p, self.range[a][1]), self.range[a][0]))
+        for pairs in self.pairs:
+            for a, p in pairs.slopes.items():
+                lo, hi = (t[pairs.rows] for t in self.range[a])
+                p.copy_(torch.maximum(torch.minimum(p, hi), lo))
+
+    def run(self, steps: int, lr: float, stop: float | None) -> torch.Tensor:
+        """The smallest upper bounds (R, C) over the steps (and the last pass, ``full``)."""
+        params = [p for slopes in (self.out, *(q.slopes for q in self.pairs)) for p in slopes.values()]
+        opt = torch.optim.Adam(params, lr=lr)
+        best = torch.full(self.spec.shape[:2], torch.inf, dtype=self.spec.dtype, device=self.spec.device)
+        tight = dict(self.fixed)
+        for _ in range(steps):
+            with torch.enable_grad():
+                bound, boxes = self._pass(self.fixed)
+                # only the slopes' gradients (never the model's weights, which may require grad)
+                grads = torch.autograd.grad(bound.sum(), params, allow_unused=True)
+            with torch.no_grad():
+                for p, g in zip(params, grads, strict=True):
+                    p.grad = g
+                best = torch.minimum(best, bound.detach())
+                tight = {n: tight[n].intersect(b.lo.detach(), b.hi.detach()) for n, b in boxes.items()}
+                if stop is not None and bool((best < stop).all()):
+                    return best
+                opt.step()
+                for group in opt.param_groups:
+                    group["lr"] *= DECAY
+                self._project()
+        with torch.no_grad():
+            return torch.minimum(best, self._pass(tight)[0])

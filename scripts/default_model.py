@@ -9,7 +9,8 @@ train split, constant learning rate):
         --schedule constant --out digits-mlp.safetensors
 
 Rewrite the shipped file only for an intended change of the default model: the demo's golden record
-(tests/fixtures/demo_results.json) and the README's figures are computed from it and must be regenerated with it.
+(tests/fixtures/demo_results.json) and the README's figures are computed from it and must be regenerated
+with it.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from wdrobust.certify.bab.engine import bound_domains, split_nodes
 from wdrobust.certify.bab.leaves import leaf_upper
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.relu_mip import ReluNet
 
 
@@ -46,7 +47,8 @@ def _split_bounds(seed: int, norm: str):
                 lo[i][b, k] = 0.0
             else:
                 hi[i][b, k] = 0.0
-    args = (graph, x0.expand(d, 2), torch.full((d,), 0.3, dtype=torch.float64), spec.expand(d, -1, -1), norm)
+    region = Region.ball(x0.expand(d, 2), torch.full((d,), 0.3, dtype=torch.float64), norm)
+    args = (graph, region, spec.expand(d, -1, -1))
     rows = torch.zeros(d, dtype=torch.long)
     plain = bound_domains(*args, nodes, lo, hi, rows).upper
     beta = bound_domains(*args, nodes, lo, hi, rows, beta_steps=20).upper
@@ -93,7 +95,8 @@ def test_leaf_lp_is_exact_on_activation_regions(seed: int, norm: str) -> None:
         parts = p.split([t.shape[1] for t in z])
         lo = [np.where(q.numpy(), 0.0, -np.inf) for q in parts]
         hi = [np.where(q.numpy(), np.inf, 0.0) for q in parts]
-        bound = leaf_upper(relu, x0.numpy(), 0.3, norm, lo, hi, spec[0].numpy())
+        region = Region.ball(x0[None], torch.tensor([0.3], dtype=torch.float64), norm)
+        bound = leaf_upper(relu, region, lo, hi, spec[0].numpy())
         grid_max = margins[same][:, keep].max(axis=0)
         assert (bound >= grid_max - 1e-9).all()  # sound
         assert (bound <= grid_max + 0.05).all()  # and exact up to the grid's spacing

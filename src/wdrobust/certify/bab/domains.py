@@ -1,14 +1,14 @@
 """Branch-and-bound domains of one verification instance: ReLU split decisions and input sub-cubes.
 
 A batch of D domains holds, per domain b, an input cube (centre c_b (*S), half-width h_b) whose region is
-R_b = B_inf(c_b, h_b) cap [0,1]^d (cap the threat ball of the instance, checked for counterexamples), a box
-[lo_b, hi_b] per split node (the pre-activations z of the ReLU-like activations), the still-open
-specification rows (C,) and the last upper bounds (C,). Domain b is the set D_b = {x in R_b : lo_b <= z(x) <=
-hi_b}. A ReLU split is a sign constraint, lo := max(lo, 0) (z >= 0) or hi := min(hi, 0) (z <= 0); the
-other entries are the parent's final bounds, sound on the parent's domain, so they describe the same set
-and serve the child as known bounds (``engine``). Unstable neurons are those with lo < 0 < hi. The domains
-of a search always cover the instance's region minus what was proved: children cover (ReLU split: z >= 0
-or z <= 0; input split: the 2^d half cubes) their parent.
+R_b = B_inf(c_b, h_b) cap X (X the property's region, ``property``), a box [lo_b, hi_b] per split node (the
+pre-activations z of the ReLU-like activations) and the last upper bounds (C,) of the specification rows
+(which rows are still open follows from them: ``BabProperty.open_rows``). Domain b is the set
+D_b = {x in R_b : lo_b <= z(x) <= hi_b}. A ReLU split is a sign constraint, lo := max(lo, 0) (z >= 0) or hi :=
+min(hi, 0) (z <= 0); the other entries are the parent's final bounds, sound on the parent's domain, so they
+describe the same set and serve the child as known bounds (``engine``). Unstable neurons are those with lo < 0
+< hi. The domains of a search always cover the instance's region minus what was proved: children cover (ReLU
+split: z >= 0 or z <= 0; input split: the 2^d half cubes) their parent.
 """
 
 from __future__ import annotations
@@ -25,13 +25,12 @@ BOXES = ("lo", "hi")
 @dataclass
 class Domains:
     """A batch of D domains; see the module docstring. centre (D, *S), half (D,), lo / hi: per split node
-    (D, n) flat pre-activation bounds, open (D, C) bool, upper (D, C) float."""
+    (D, n) flat pre-activation bounds, upper (D, C) float."""
 
     centre: torch.Tensor
     half: torch.Tensor
     lo: list[torch.Tensor]
     hi: list[torch.Tensor]
-    open: torch.Tensor
     upper: torch.Tensor
 
     def __len__(self) -> int:
@@ -44,7 +43,6 @@ class Domains:
             self.half[idx],
             [t[idx] for t in self.lo],
             [t[idx] for t in self.hi],
-            self.open[idx],
             self.upper[idx],
         )
 

@@ -1,13 +1,13 @@
 """The one place where branch and bound calls the bound engine (``certify.bounds.crown``).
 
-``bound_domains`` bounds a batch of domains D_b = R_b cap {lo_b <= z(x) <= hi_b}, R_b = B(x0_b, r_b) cap
-[0,1]^d, z the pre-activations of the ReLU-like activations (``domains``), for margin rows spec_b (C, K):
-U_bc >= max over D_b of spec_bc . f(x). The boxes enter as the engine's ``known`` boxes of z: every point
-of D_b lies in them, so the engine's bounds (intersected with them) and CROWN over them are sound on D_b
-(its linear bound holds on D_b, and concretising over the larger R_b only loosens it). The boxes carry the
-parent's final bounds and the split constraints (lo := max(lo, 0) or hi := min(hi, 0)); they tighten the
-relaxations of the split neuron and every layer after it, the layers before it keep the parent's bounds
-(sound; the splits reach them, and the input, only through the multipliers below).
+``bound_domains`` bounds a batch of domains D_b = R_b cap {lo_b <= z(x) <= hi_b}, R_b an input region (a
+``Region`` row: box cap ball), z the pre-activations of the ReLU-like activations (``domains``), for
+specification rows spec_b (C, K): U_bc >= max over D_b of spec_bc . f(x). The boxes enter as the engine's
+``known`` boxes of z: every point of D_b lies in them, so the engine's bounds (intersected with them) and
+CROWN over them are sound on D_b (its linear bound holds on D_b, and concretising over the larger R_b only
+loosens it). The boxes carry the parent's final bounds and the split constraints (lo := max(lo, 0) or hi :=
+min(hi, 0)); they tighten the relaxations of the split neuron and every layer after it, the layers before it
+keep the parent's bounds (sound; the splits reach them, and the input, only through the multipliers below).
 
 Split multipliers (beta-CROWN, Wang et al. 2021): every decided neuron (lo >= 0: z >= 0 on D_b, sign s =
 +1; hi <= 0: s = -1) satisfies s z(x) >= 0 on D_b, so for any beta >= 0
@@ -133,10 +133,8 @@ def _optimise_beta(
 
 def bound_domains(
     graph: BoundGraph,
-    x0: torch.Tensor,
-    r: torch.Tensor,
+    region: Region,
     spec: torch.Tensor,
-    norm: str,
     nodes: list[fx.Node],
     lo: list[torch.Tensor],
     hi: list[torch.Tensor],
@@ -148,17 +146,18 @@ def bound_domains(
 ) -> DomainBounds:
     """Sound bounds of D domains; see the module docstring.
 
-    x0 (D, *S), r (D,), spec (D, C, K) in the graph's dtype; nodes: split nodes (``split_nodes``);
+    region: the D domains' input regions R_b (rows (D, *S)); spec (D, C, K) in the graph's dtype; nodes:
+    split nodes (``split_nodes``);
     lo, hi: per node (D, n) flat boxes of the domains (-inf / inf where free); rows (D,): the
     specification row whose backward coefficients are recorded for branching.
     """
+    x0 = region.x0
     d = x0.shape[0]
     env = graph.evaluate(x0[:1])
     known = {
         node: Box(a.reshape(d, *env[node].shape[1:]), b.reshape(d, *env[node].shape[1:]))
         for node, a, b in zip(nodes, lo, hi, strict=True)
     }
-    region = Region.ball(x0, r, norm)
     crown = _RecordingCrown(graph, region, intermediate, known=known)
     acts = {a: i for a in crown.acts for i, n in enumerate(nodes) if crown.pre(a) is n}
     with torch.no_grad():

@@ -102,3 +102,38 @@ def test_leaf_lp_is_exact_on_activation_regions(seed: int, norm: str) -> None:
         assert (bound <= grid_max + 0.05).all()  # and exact up to the grid's spacing
         checked += 1
     assert checked >= 1
+
+
+def _kept_and_again(seed: int) -> int:
+    """Children of a bounded root, split on an unstable neuron of each node in turn, bounded with the boxes
+    up to the split node kept and with every node bounded again: the bounds agree; returns how many splits
+    had a node after them (where the two differ in work)."""
+    _, graph, x0, _, spec, *_ = _setup(seed, "linf")
+    nodes = split_nodes(graph, x0[None])
+    region = Region.ball(x0[None], torch.tensor([0.3], dtype=torch.float64), "linf")
+    widths = [graph.evaluate(x0[None])[n].numel() for n in nodes]
+    free = [torch.full((1, w), torch.inf, dtype=torch.float64) for w in widths]
+    rows = torch.zeros(1, dtype=torch.long)
+    root = bound_domains(graph, region, spec, nodes, [-t for t in free], free, rows)
+    compared = 0
+    for i, (lo, hi) in enumerate(zip(root.lo, root.hi, strict=True)):
+        unstable = ((lo < 0) & (hi > 0))[0].nonzero().flatten()
+        if unstable.numel() == 0:
+            continue
+        k = int(unstable[0])
+        kids_lo = [torch.cat([t, t]) for t in root.lo]
+        kids_hi = [torch.cat([t, t]) for t in root.hi]
+        kids_lo[i][0, k], kids_hi[i][1, k] = 0.0, 0.0
+        args = (graph, Region.ball(x0.expand(2, 2), torch.full((2,), 0.3, dtype=torch.float64), "linf"))
+        args += (spec.expand(2, -1, -1), nodes, kids_lo, kids_hi, rows.expand(2))
+        again = bound_domains(*args)
+        kept = bound_domains(*args, torch.full((2,), i, dtype=torch.long))
+        torch.testing.assert_close(kept.upper, again.upper, rtol=1e-9, atol=1e-12)
+        for a, b in zip(kept.lo + kept.hi, again.lo + again.hi, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+        compared += i < len(nodes) - 1
+    return compared
+
+
+def test_final_boxes_of_the_parent_give_the_same_bounds() -> None:
+    assert sum(_kept_and_again(seed) for seed in range(8)) >= 3

@@ -25,13 +25,15 @@ BOXES = ("lo", "hi")
 @dataclass
 class Domains:
     """A batch of D domains; see the module docstring. centre (D, *S), half (D,), lo / hi: per split node
-    (D, n) flat pre-activation bounds, upper (D, C) float."""
+    (D, n) flat pre-activation bounds, upper (D, C) float, split (D,) long: the split node of the last
+    ReLU split (-1: none; the boxes of the nodes up to it are the parent's, final: ``engine``)."""
 
     centre: torch.Tensor
     half: torch.Tensor
     lo: list[torch.Tensor]
     hi: list[torch.Tensor]
     upper: torch.Tensor
+    split: torch.Tensor
 
     def __len__(self) -> int:
         return int(self.half.shape[0])
@@ -44,6 +46,7 @@ class Domains:
             [t[idx] for t in self.lo],
             [t[idx] for t in self.hi],
             self.upper[idx],
+            self.split[idx],
         )
 
     @staticmethod
@@ -76,6 +79,7 @@ class Domains:
             r, k = rows[sel], neuron[sel]
             lo[r, k] = lo[r, k].clamp(min=0)
             hi[r + d, k] = hi[r + d, k].clamp(max=0)
+        kids.split = torch.cat([node, node])
         return kids
 
     def split_input(self) -> Domains:

@@ -7,7 +7,8 @@ specification rows spec_b (C, K): U_bc >= max over D_b of spec_bc . f(x). The bo
 CROWN over them are sound on D_b (its linear bound holds on D_b, and concretising over the larger R_b only
 loosens it). The boxes carry the parent's final bounds and the split constraints (lo := max(lo, 0) or hi :=
 min(hi, 0)); they tighten the relaxations of the split neuron and every layer after it, the layers before it
-keep the parent's bounds (sound; the splits reach them, and the input, only through the multipliers below).
+keep the parent's bounds (sound; the splits reach them, and the input, only through the multipliers below),
+so they are not bounded again (``split``).
 
 Split multipliers (beta-CROWN, Wang et al. 2021): every decided neuron (lo >= 0: z >= 0 on D_b, sign s =
 +1; hi <= 0: s = -1) satisfies s z(x) >= 0 on D_b, so for any beta >= 0
@@ -73,11 +74,37 @@ class DomainBounds:
 
 
 class _RecordingCrown(Crown):
-    """Crown that keeps the coefficients pushed into the watched nodes (activation outputs) and adds the
-    split multipliers' terms beta[node] (B, C, *S) once to the coefficients of their pre-activation nodes."""
+    """Crown that keeps the coefficients pushed into the watched nodes (activation outputs), adds the
+    split multipliers' terms beta[node] (B, C, *S) once to the coefficients of their pre-activation nodes,
+    and does not re-bound the rows whose box of a node is final (``final[node]`` (B,) bool)."""
 
     watch: dict[fx.Node, int] = {}  # noqa: RUF012 (set per instance before the recorded pass)
     beta: dict[fx.Node, torch.Tensor] = {}  # noqa: RUF012 (set per instance for the output passes)
+
+    def __init__(
+        self,
+        graph: BoundGraph,
+        region: Region,
+        intermediate: str,
+        known: dict[fx.Node, Box],
+        final: dict[fx.Node, torch.Tensor],
+    ) -> None:
+        self.final = final  # read by _bound_neurons, which Crown.__init__ calls
+        super().__init__(graph, region, intermediate, known=known)
+
+    def _bound_neurons(
+        self, node: fx.Node, idx: torch.Tensor, rows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crown's bounds (R, n) of the entries idx of node on rows, where the rows whose box is final keep
+        it (their known box, already intersected into the current one)."""
+        redo = ~self.final[node][rows] if node in self.final else torch.ones_like(rows, dtype=torch.bool)
+        if bool(redo.all()):
+            return super()._bound_neurons(node, idx, rows)
+        box = self.bounds.boxes[node]
+        lo, hi = (t.flatten(1)[rows][:, idx].clone() for t in (box.lo, box.hi))
+        if bool(redo.any()):
+            lo[redo], hi[redo] = super()._bound_neurons(node, idx, rows[redo])
+        return lo, hi
 
     def backward(  # type: ignore[override]
         self, start: fx.Node, spec: torch.Tensor, rows: torch.Tensor | None = None
@@ -139,6 +166,7 @@ def bound_domains(
     lo: list[torch.Tensor],
     hi: list[torch.Tensor],
     rows: torch.Tensor,
+    split: torch.Tensor | None = None,
     *,
     intermediate: str = "crown",
     alpha_steps: int = 0,
@@ -149,7 +177,9 @@ def bound_domains(
     region: the D domains' input regions R_b (rows (D, *S)); spec (D, C, K) in the graph's dtype; nodes:
     split nodes (``split_nodes``);
     lo, hi: per node (D, n) flat boxes of the domains (-inf / inf where free); rows (D,): the
-    specification row whose backward coefficients are recorded for branching.
+    specification row whose backward coefficients are recorded for branching; split (D,): the index in
+    nodes of each domain's last ReLU split (-1: none), whose boxes of nodes[0..split] are final (the
+    parent's bounds: re-bounding them over the same relaxations gives the same boxes), default none.
     """
     x0 = region.x0
     d = x0.shape[0]
@@ -158,7 +188,8 @@ def bound_domains(
         node: Box(a.reshape(d, *env[node].shape[1:]), b.reshape(d, *env[node].shape[1:]))
         for node, a, b in zip(nodes, lo, hi, strict=True)
     }
-    crown = _RecordingCrown(graph, region, intermediate, known=known)
+    final = {} if split is None else {node: split >= i for i, node in enumerate(nodes)}
+    crown = _RecordingCrown(graph, region, intermediate, known, final)
     acts = {a: i for a in crown.acts for i, n in enumerate(nodes) if crown.pre(a) is n}
     with torch.no_grad():
         crown.watch, crown.seen = acts, {}

@@ -126,6 +126,7 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
         [-t for t in free],
         free,
         torch.full((1, c), torch.inf, dtype=x0.dtype, device=dev),
+        torch.full((1,), -1, dtype=torch.long, device=dev),
     )
     closed = torch.full((c,), -torch.inf, dtype=x0.dtype, device=dev)  # max bound over closed leaves
     stuck: list[Domains] = []
@@ -156,6 +157,7 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
             batch.lo,
             batch.hi,
             prop.worst(batch.upper)[1],
+            batch.split,
             intermediate=options.intermediate,
             alpha_steps=options.alpha_steps,
             beta_steps=0 if inputs else options.beta_steps,

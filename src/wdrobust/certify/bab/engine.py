@@ -48,7 +48,7 @@ ADAM = (0.9, 0.999)
 def split_nodes(graph: BoundGraph, x0: torch.Tensor) -> list[fx.Node]:
     """The pre-activation nodes of the ReLU-like activations (sigma(z) = max(z, 0) + s min(z, 0), which
     a sign split makes exact), in graph order; x0 (1, *S) is any input row (to read the rules)."""
-    rules = graph.bounds(Region.ball(x0, x0.new_zeros(1), "linf")).rules
+    rules = graph.bounds(Region.ball(x0, x0.new_zeros(1), "linf"), tighten=False).rules
     out = []
     for node in graph.nodes:
         rule = rules.get(node)

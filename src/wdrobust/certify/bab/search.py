@@ -15,9 +15,11 @@ split. Before the search, PGD from x0 and `restarts` random points of the ball, 
 - ``input`` (few input dimensions): into its 2^d half cubes, bounded over B_inf(c, h) cap [0,1]^d, a superset
   of the domain's part of the ball for every norm; cubes that miss the region are dropped.
 
-Worst domains (largest open bound) are processed first. Result: ``verified`` (every leaf closed: a
-proof), ``falsified`` (a re-checked counterexample), or ``unknown`` (time, domain limit, or unsplittable
-leaves), always with the best sound bound so far: per row, the max over all leaves of their bounds.
+Worst domains (largest open bound) are processed first, `batch` at a time, fewer when the time left
+would not fit a full batch at the time per domain so far (none when not one fits). Result: ``verified``
+(every leaf closed: a proof), ``falsified`` (a re-checked counterexample), or ``unknown`` (time, domain
+limit, or unsplittable leaves), always with the best sound bound so far: per row, the max over all
+leaves of their bounds.
 """
 
 from __future__ import annotations
@@ -142,11 +144,12 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
     box = (reg.lo.expand_as(starts), reg.hi.expand_as(starts))
     cex = search(graph.gm, prop, starts, *box, ROOT_STEPS * options.attack_steps)
     status = "unknown"
-    while cex is None and len(queue) and time.perf_counter() - start < options.time_limit:
-        if len(queue) > options.max_domains:
+    while cex is None and len(queue) and len(queue) <= options.max_domains:
+        size = _batch_size(options, options.time_limit - (time.perf_counter() - start), spent, bounded)
+        if size < 1:
             break
         order = torch.argsort(prop.worst(queue.upper)[0], descending=True)
-        batch, queue = queue.take(order[: options.batch]), queue.take(order[options.batch :])
+        batch, queue = queue.take(order[:size]), queue.take(order[size:])
         n = len(batch)
         clock = time.perf_counter()
         bounds = bound_domains(
@@ -200,6 +203,17 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
     elif leaves is None:
         status = "verified"
     return BabResult(status, upper.cpu().numpy(), cex, bounded, time.perf_counter() - start)
+
+
+def _batch_size(options: BabOptions, left: float, spent: dict[str, float], bounded: int) -> int:
+    """Domains to bound next: options.batch, or as many as fit in the time left (s) at the bounding and
+    attack time per domain so far (0: none fits, or no time is left)."""
+    if left <= 0:
+        return 0
+    if bounded == 0:
+        return options.batch
+    per = (spent["bound"] + spent["attack"]) / bounded
+    return min(options.batch, int(left / per)) if per > 0 else options.batch
 
 
 def _regions(batch: Domains, prop: BabProperty, inputs: bool) -> Region:

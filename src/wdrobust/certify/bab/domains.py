@@ -69,8 +69,20 @@ class Domains:
         return out
 
     def split_relu(self, node: torch.Tensor, neuron: torch.Tensor) -> Domains:
-        """Both children of every domain: on split node node[b], flat neuron neuron[b], z >= 0 (lo := max(lo,
-        0)) in the first D children and z <= 0 (hi := min(hi, 0)) in the last D."""
+        """The 2^m children of every domain for m neuron splits: domain b split on split node node[b, j],
+        flat neuron neuron[b, j] (distinct neurons), j < m (node, neuron (D, m)); child b + D t has
+        z >= 0 on split j when bit j of t is 0 (lo := max(lo, 0)), z <= 0 when it is 1 (hi := min(hi, 0)).
+        Its split index is the earliest split node, min_j node[b, j]."""
+        kids, nodes, neurons = self, node, neuron
+        for j in range(node.shape[1]):
+            kids = kids._split_one(nodes[:, j], neurons[:, j])
+            nodes, neurons = torch.cat([nodes, nodes]), torch.cat([neurons, neurons])
+        kids.split = node.amin(dim=1).repeat(2 ** node.shape[1])
+        return kids
+
+    def _split_one(self, node: torch.Tensor, neuron: torch.Tensor) -> Domains:
+        """Both children of every domain on one neuron per domain (node, neuron (D,)): z >= 0 in the first
+        D children, z <= 0 in the last D."""
         kids = Domains.cat([self, self])
         d = len(self)
         rows = torch.arange(d, device=self.half.device)
@@ -79,7 +91,6 @@ class Domains:
             r, k = rows[sel], neuron[sel]
             lo[r, k] = lo[r, k].clamp(min=0)
             hi[r + d, k] = hi[r + d, k].clamp(max=0)
-        kids.split = torch.cat([node, node])
         return kids
 
     def split_input(self) -> Domains:

@@ -1,17 +1,21 @@
-"""Branch and bound: complete verification of one margin property over B(x0, r) cap [0,1]^d.
+"""Branch and bound: complete verification of a property (``property``) over its region.
 
-Property: z_y(x) > z_j(x) for every j != y and every x in the region, i.e. every margin row
-m_j = (e_j - e_y) . f < 0. Domains (``domains``) are bounded in batches by the engine (``engine``); a
-row is proved on a domain when its bound U_j + slack < 0 (slack = FLOAT32_SLACK (1 + max |z(x0)|), as
-``crown``: the float32 network's logits differ from the float64 ones by rounding), and a child keeps
-the smaller of its own and its parent's bound (it is a subset). Domains with every row proved are closed;
-the others are searched for a counterexample (PGD from the maximiser of the worst row's linear bound,
+Property (``BabProperty``): on every x of the region every group of rows s_m = spec_m . f + offset_m has
+a row < 0; ``verify`` is the margin case (every z_j - z_y < 0 on B(x0, r) cap [0,1]^d, ``solve`` the
+general one. Domains (``domains``) are bounded in batches by the engine (``engine``), on the rows some
+domain of the batch still needs (rows of refuted groups keep the parent's bounds); a row is proved on a
+domain when its bound U_m + slack < 0 (slack = FLOAT32_SLACK (1 + max |z(x0)|), as ``crown``: the
+float32 network's logits differ from the float64 ones by rounding), and a child keeps the smaller of its
+own and its parent's bound (it is a subset). Domains with every group refuted are closed; the others are
+searched for a counterexample (PGD on max_g min_m s_m from the maximiser of the worst row's linear bound,
 re-checked in float64; only while the attacks' time is at most ATTACK_SHARE of the bounding time) and
 split. Before the search, PGD from x0 and `restarts` random points of the ball, ROOT_STEPS times longer:
 
-- ``relu``: on the neuron of best BaBSR-like score (``branching``); a domain with no unstable neuron left
-  cannot be split further: on linf / l1 balls of ReLU MLPs the network is affine there and an LP over the
-  domain's constraints bounds it exactly (``leaves``); leaves it does not close stay open;
+- ``relu``: on the neuron of best BaBSR-like score (``branching``), or on its m best neurons at once
+  (2^m children) while the queue is shorter than a batch, so that the first batches are full; a domain
+  with no unstable neuron left cannot be split further: on linf / l1 balls of ReLU MLPs the network is
+  affine there and an LP over the domain's constraints bounds it exactly (``leaves``); leaves it does not
+  close stay open;
 - ``input`` (few input dimensions): into its 2^d half cubes, bounded over B_inf(c, h) cap [0,1]^d, a superset
   of the domain's part of the ball for every norm; cubes that miss the region are dropped.
 
@@ -51,6 +55,8 @@ FLOAT32_SLACK = 1e-5
 ROOT_STEPS = 5
 #: The domain attacks run while their time is at most this share of the bounding time.
 ATTACK_SHARE = 0.25
+#: Most neurons split at once per domain (while the queue is short: ``_splits``).
+MAX_SPLITS = 8
 MODES = ("auto", "relu", "input")
 
 
@@ -151,15 +157,16 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
         order = torch.argsort(prop.worst(queue.upper)[0], descending=True)
         batch, queue = queue.take(order[:size]), queue.take(order[size:])
         n = len(batch)
+        cols = prop.open_rows(batch.upper).any(dim=0).nonzero().flatten()  # rows some domain needs
         clock = time.perf_counter()
         bounds = bound_domains(
             graph,
             _regions(batch, prop, inputs),
-            prop.spec.expand(n, -1, -1),
+            prop.spec[cols].expand(n, -1, -1),
             nodes,
             batch.lo,
             batch.hi,
-            prop.worst(batch.upper)[1],
+            torch.searchsorted(cols, prop.worst(batch.upper)[1]),
             batch.split,
             intermediate=options.intermediate,
             alpha_steps=options.alpha_steps,
@@ -168,7 +175,7 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
         spent["bound"] += time.perf_counter() - clock
         bounded += n
         batch = batch.with_bounds(bounds.lo, bounds.hi)
-        batch.upper = torch.minimum(batch.upper, bounds.upper + prop.offset + slack)
+        batch.upper[:, cols] = torch.minimum(batch.upper[:, cols], bounds.upper + prop.offset[cols] + slack)
         done = prop.refuted(batch.upper).all(dim=1)
         if done.any():
             closed = torch.maximum(closed, batch.upper[done].amax(dim=0))
@@ -186,7 +193,9 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
         if inputs:
             kids = _meeting(batch.split_input(), prop)
         else:
-            node, neuron, ok = choose_neurons(batch.lo, batch.hi, [t[keep] for t in bounds.lam])
+            m = _splits(options.batch - len(queue), len(batch))
+            node, neuron, found = choose_neurons(batch.lo, batch.hi, [t[keep] for t in bounds.lam], m)
+            ok = found > 0
             if not ok.all():
                 decided = _close(batch.take(~ok), graph, prop, slack)
                 shut = prop.refuted(decided.upper).all(dim=1)
@@ -194,7 +203,13 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
                     closed = torch.maximum(closed, decided.upper[shut].amax(dim=0))
                 if not shut.all():
                     stuck.append(decided.take(~shut))
-            kids = batch.take(ok).split_relu(node[ok], neuron[ok])
+            full = found >= node.shape[1]
+            kids = Domains.cat(
+                [
+                    batch.take(full).split_relu(node[full], neuron[full]),
+                    batch.take(ok & ~full).split_relu(node[ok & ~full, :1], neuron[ok & ~full, :1]),
+                ]
+            )
         queue = Domains.cat([queue, kids])
     leaves = Domains.cat([queue, *stuck]) if (len(queue) or stuck) else None
     upper = closed if leaves is None else torch.maximum(closed, leaves.upper.amax(dim=0))
@@ -203,6 +218,15 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
     elif leaves is None:
         status = "verified"
     return BabResult(status, upper.cpu().numpy(), cex, bounded, time.perf_counter() - start)
+
+
+def _splits(room: int, n: int) -> int:
+    """Neurons to split per domain of a batch of n: m = floor(log2(room / n)) (the 2^m n children fill
+    the next batches' room), between 1 and MAX_SPLITS."""
+    m = 1
+    while m < MAX_SPLITS and n * 2 ** (m + 1) <= room:
+        m += 1
+    return m
 
 
 def _batch_size(options: BabOptions, left: float, spent: dict[str, float], bounded: int) -> int:

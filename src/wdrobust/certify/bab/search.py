@@ -20,10 +20,10 @@ split. Before the search, PGD from x0 and `restarts` random points of the ball, 
   of the domain's part of the ball for every norm; cubes that miss the region are dropped.
 
 Worst domains (largest open bound) are processed first, `batch` at a time, fewer when the time left
-would not fit a full batch at the time per domain so far (none when not one fits). Result: ``verified``
-(every leaf closed: a proof), ``falsified`` (a re-checked counterexample), or ``unknown`` (time, domain
-limit, or unsplittable leaves), always with the best sound bound so far: per row, the max over all
-leaves of their bounds.
+would not fit a full batch at the cost a + b n fitted to the last batches (``_batch_size``). Result:
+``verified`` (every leaf closed: a proof), ``falsified`` (a re-checked counterexample), or ``unknown``
+(time, domain limit, or unsplittable leaves), always with the best sound bound so far: per row, the max
+over all leaves of their bounds.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ ROOT_STEPS = 5
 #: The domain attacks run while their time is at most this share of the bounding time.
 ATTACK_SHARE = 0.25
 #: Most neurons split at once per domain (while the queue is short: ``_splits``).
-MAX_SPLITS = 8
+MAX_SPLITS = 4
 MODES = ("auto", "relu", "input")
 
 
@@ -140,6 +140,8 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
     stuck: list[Domains] = []
     bounded = 0
     spent = {"attack": 0.0, "bound": 0.0}
+    history: list[tuple[int, float]] = []  # (domains, seconds) of the last iterations of two sizes
+    previous: tuple[int, float] | None = None
 
     def attack(starts: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor | None:
         return search(graph.gm, prop, starts, lo, hi, options.attack_steps)
@@ -151,12 +153,16 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
     cex = search(graph.gm, prop, starts, *box, ROOT_STEPS * options.attack_steps)
     status = "unknown"
     while cex is None and len(queue) and len(queue) <= options.max_domains:
-        size = _batch_size(options, options.time_limit - (time.perf_counter() - start), spent, bounded)
+        now = time.perf_counter()
+        if previous is not None:  # the last iteration's domains and seconds, all work included
+            history = [*[h for h in history if h[0] != previous[0]][-1:], (previous[0], now - previous[1])]
+        size = _batch_size(options.batch, options.time_limit - (now - start), history)
         if size < 1:
             break
         order = torch.argsort(prop.worst(queue.upper)[0], descending=True)
         batch, queue = queue.take(order[:size]), queue.take(order[size:])
         n = len(batch)
+        previous = (n, now)
         cols = prop.open_rows(batch.upper).any(dim=0).nonzero().flatten()  # rows some domain needs
         clock = time.perf_counter()
         bounds = bound_domains(
@@ -229,15 +235,23 @@ def _splits(room: int, n: int) -> int:
     return m
 
 
-def _batch_size(options: BabOptions, left: float, spent: dict[str, float], bounded: int) -> int:
-    """Domains to bound next: options.batch, or as many as fit in the time left (s) at the bounding and
-    attack time per domain so far (0: none fits, or no time is left)."""
+def _batch_size(batch: int, left: float, history: list[tuple[int, float]]) -> int:
+    """Domains to bound next (0: none fits): the most, up to batch, whose cost a + b n fits in the time
+    left (s); a, b >= 0 fitted to the last two batches of different sizes (n_i domains in t_i s), or
+    b = t / n for one batch (cost proportional to size), full batches before the first."""
     if left <= 0:
         return 0
-    if bounded == 0:
-        return options.batch
-    per = (spent["bound"] + spent["attack"]) / bounded
-    return min(options.batch, int(left / per)) if per > 0 else options.batch
+    if not history:
+        return batch
+    if len(history) == 1:
+        a, b = 0.0, history[0][1] / history[0][0]
+    else:
+        (n1, t1), (n2, t2) = history
+        b = max((t2 - t1) / (n2 - n1), 0.0)
+        a = max(t2 - b * n2, 0.0)
+    if b == 0:
+        return batch if a <= left else 0
+    return max(0, min(batch, int((left - a) / b)))
 
 
 def _regions(batch: Domains, prop: BabProperty, inputs: bool) -> Region:

@@ -11,8 +11,8 @@ searched for a counterexample (PGD on max_g min_m s_m from the maximiser of the 
 re-checked in float64; only while the attacks' time is at most ATTACK_SHARE of the bounding time) and
 split. Before the search, PGD from x0 and `restarts` random points of the ball, ROOT_STEPS times longer:
 
-- ``relu``: on the neuron of best BaBSR-like score (``branching``), or on its m best neurons at once
-  (2^m children) while the queue is shorter than a batch, so that the first batches are full; a domain
+- ``relu``: on the neuron of best BaBSR-like score (``branching``), or on its m <= `splits` best neurons
+  at once (2^m children) while the queue is shorter than a batch, so that the first batches fill up; a domain
   with no unstable neuron left cannot be split further: on linf / l1 balls of ReLU MLPs the network is
   affine there and an LP over the domain's constraints bounds it exactly (``leaves``); leaves it does not
   close stay open;
@@ -55,8 +55,6 @@ FLOAT32_SLACK = 1e-5
 ROOT_STEPS = 5
 #: The domain attacks run while their time is at most this share of the bounding time.
 ATTACK_SHARE = 0.25
-#: Most neurons split at once per domain (while the queue is short: ``_splits``).
-MAX_SPLITS = 4
 MODES = ("auto", "relu", "input")
 
 
@@ -66,7 +64,8 @@ class BabOptions:
     ``auto``: input splits when d <= input_dims); intermediate / alpha_steps / beta_steps (engine options:
     beta_steps optimises the split multipliers, ReLU splits only);
     attack_steps (PGD steps per restart), restarts (domains attacked per batch); seed; max_domains
-    (open domains kept at most, the search stops beyond)."""
+    (open domains kept at most, the search stops beyond); splits (most neurons split at once per domain
+    while the queue is shorter than a batch)."""
 
     time_limit: float = 10.0
     batch: int = 256
@@ -79,6 +78,7 @@ class BabOptions:
     restarts: int = 8
     seed: int = 0
     max_domains: int = 200_000
+    splits: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -87,7 +87,7 @@ class BabOptions:
             raise ValueError(f"bab: intermediate must be one of {', '.join(INTERMEDIATE)}")
         if not self.time_limit > 0:
             raise ValueError(f"bab: time_limit must be positive, got {self.time_limit}")
-        for key in ("batch", "input_dims", "restarts", "max_domains"):
+        for key in ("batch", "input_dims", "restarts", "max_domains", "splits"):
             if getattr(self, key) < 1:
                 raise ValueError(f"bab: {key} must be >= 1, got {getattr(self, key)}")
 
@@ -199,7 +199,7 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
         if inputs:
             kids = _meeting(batch.split_input(), prop)
         else:
-            m = _splits(options.batch - len(queue), len(batch))
+            m = _splits(options.batch - len(queue), len(batch), options.splits)
             node, neuron, found = choose_neurons(batch.lo, batch.hi, [t[keep] for t in bounds.lam], m)
             ok = found > 0
             if not ok.all():
@@ -226,25 +226,25 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
     return BabResult(status, upper.cpu().numpy(), cex, bounded, time.perf_counter() - start)
 
 
-def _splits(room: int, n: int) -> int:
+def _splits(room: int, n: int, most: int) -> int:
     """Neurons to split per domain of a batch of n: m = floor(log2(room / n)) (the 2^m n children fill
-    the next batches' room), between 1 and MAX_SPLITS."""
+    the next batches' room), between 1 and most."""
     m = 1
-    while m < MAX_SPLITS and n * 2 ** (m + 1) <= room:
+    while m < most and n * 2 ** (m + 1) <= room:
         m += 1
     return m
 
 
 def _batch_size(batch: int, left: float, history: list[tuple[int, float]]) -> int:
     """Domains to bound next (0: none fits): the most, up to batch, whose cost a + b n fits in the time
-    left (s); a, b >= 0 fitted to the last two batches of different sizes (n_i domains in t_i s), or
-    b = t / n for one batch (cost proportional to size), full batches before the first."""
+    left (s); a, b >= 0 fitted to the last two batches of different sizes (n_i domains in t_i s), a = t,
+    b = 0 after one batch (the queue holds at most 2^splits domains then), full before the first."""
     if left <= 0:
         return 0
     if not history:
         return batch
     if len(history) == 1:
-        a, b = 0.0, history[0][1] / history[0][0]
+        a, b = history[0][1], 0.0
     else:
         (n1, t1), (n2, t2) = history
         b = max((t2 - t1) / (n2 - n1), 0.0)

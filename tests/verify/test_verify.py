@@ -7,20 +7,31 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _certify_brute import tiny_net
+from _cli import invoke, one_line_error
 from _paths import ROOT
 from torch import nn
 
-from tests._cli import invoke, one_line_error
 from wdrobust import nets
 from wdrobust.attacks.box_search import box_search
-from wdrobust.data.vnnlib import read_instances, read_vnnlib
-from wdrobust.verify import DECIDERS, Network, Problem, verify_file, verify_problem
+from wdrobust.certify.bab.search import BabOptions
+from wdrobust.data.vnnlib import Property, read_instances, read_vnnlib
+from wdrobust.verify import (
+    DECIDERS,
+    BabDecider,
+    Decision,
+    Network,
+    Problem,
+    verify_file,
+    verify_problem,
+)  # fmt: skip
 
 pytest.importorskip("onnx")
 
@@ -188,3 +199,66 @@ def test_instances_with_absolute_paths(files: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(out.open()))
     assert [r[:3] for r in rows[1:]] == [[str(files / "net.onnx"), str(files / "unsat.vnnlib"), "unsat"]]
+
+
+def argmax_problem(seed: int, r: float) -> Problem:
+    """Tiny 2-D ReLU net (``tiny_net``, float32) on the box [0.5, 0.4] +- r; the VNN-LIB-style property
+    "some class j != y is on top" (disjunct j: z_i - z_j <= 0 for every i != j), y the class at the
+    centre."""
+    net = tiny_net(seed, 2, "relu").float()
+    net.input_shape = (2,)
+    centre = np.array([0.5, 0.4])
+    y = int(net(torch.tensor(centre[None], dtype=torch.float32)).argmax())
+    disjuncts = []
+    for j in (c for c in range(3) if c != y):
+        rows = [np.eye(3)[i] - np.eye(3)[j] for i in range(3) if i != j]
+        disjuncts.append((np.array(rows), np.zeros(2)))
+    return Problem(Network(net), Property(centre - r, centre + r, disjuncts))
+
+
+def grid_has_counterexample(problem: Problem) -> bool:
+    axes = [np.linspace(a, b, 201) for a, b in zip(problem.prop.lo, problem.prop.hi, strict=True)]
+    pts = torch.tensor(np.stack(np.meshgrid(*axes), axis=-1).reshape(-1, 2))
+    with torch.no_grad():
+        z = problem.net.model64(pts).numpy()
+    centre = (problem.prop.lo + problem.prop.hi) / 2
+    return bool((z.argmax(axis=1) != problem.outputs64(centre).argmax()).any())
+
+
+def cheap_deciders_leave_open(problem: Problem) -> bool:
+    open_ = torch.ones(len(problem.prop.disjuncts), dtype=torch.bool)
+    for decider in DECIDERS[:-1]:
+        open_ &= ~decider(problem, open_, time.monotonic() + 10).refuted
+    return bool(open_.any())
+
+
+@pytest.mark.parametrize("mode", ["relu", "input"])
+def test_bab_proves_unsat_where_the_bound_passes_leave_it_open(mode: str) -> None:
+    problem = argmax_problem(0, 0.3)
+    assert DECIDERS[-1].name == "bab"
+    assert cheap_deciders_leave_open(problem) and not grid_has_counterexample(problem)
+    deciders = (*DECIDERS[:-1], BabDecider(options=BabOptions(mode=mode)))
+    verdict = verify_problem(problem, 10, deciders=deciders)
+    assert (verdict.result, verdict.by) == ("unsat", "bab")
+
+
+@pytest.mark.parametrize("mode", ["relu", "input"])
+def test_bab_finds_a_counterexample_that_verify_rechecks(mode: str) -> None:
+    problem = argmax_problem(1, 0.3)
+    assert grid_has_counterexample(problem)
+    decider = BabDecider(options=BabOptions(mode=mode))
+    decision = decider(problem, torch.ones(2, dtype=torch.bool), time.monotonic() + 10)
+    assert decision.x is not None and problem.holds(decision.x) and not decision.refuted.any()
+    verdict = verify_problem(problem, 10, deciders=(decider,))
+    assert verdict.result == "sat" and verdict.by in ("attack", "bab") and problem.holds(verdict.x)
+
+
+def test_a_deciders_counterexample_is_rechecked() -> None:
+    """A decider that offers a point satisfying no disjunct does not make the instance sat."""
+    problem = argmax_problem(0, 0.3)
+
+    def liar(problem: Problem, open_: torch.Tensor, deadline: float) -> Decision:
+        return Decision(torch.zeros_like(open_), np.array([0.5, 0.4]))
+
+    liar.name, liar.cost = "liar", 0.0  # type: ignore[attr-defined]
+    assert verify_problem(problem, 0.5, deciders=(liar,)).result == "unknown"

@@ -53,9 +53,10 @@ def command(
     ),
 ) -> None:
     """Attacks first (a counterexample search in the box, re-checked in float64), then the sound bounds
-    cheapest first (IBP, CROWN-IBP, CROWN, alpha-CROWN). Prints the VNN-COMP result (sat with the
-    counterexample's inputs and outputs, unsat, unknown or timeout); with --instances one line per
-    instance and the counts, appending each row to the --out CSV (rows already there are skipped)."""
+    cheapest first (IBP, CROWN-IBP, CROWN, alpha-CROWN), then branch and bound with the time left.
+    Prints the VNN-COMP result (sat with the counterexample's inputs and outputs, unsat, unknown or
+    timeout); with --instances one line per instance and the counts, appending each row to the --out CSV
+    (rows already there are skipped)."""
     _check(model, prop, instances, out)
     if instances is None:
         verdict = verify_file(model, prop, DEFAULT_TIMEOUT if timeout is None else timeout)

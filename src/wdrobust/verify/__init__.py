@@ -10,7 +10,7 @@ from pathlib import Path
 from wdrobust import nets
 from wdrobust.data.vnnlib import read_vnnlib
 from wdrobust.verify.benchmark import RESULT_COLUMNS, run_benchmark
-from wdrobust.verify.deciders import DECIDERS, BoundDecider, Decider
+from wdrobust.verify.deciders import DECIDERS, BabDecider, BoundDecider, Decider, Decision
 from wdrobust.verify.instance import RESULTS, Verdict, verify_problem
 from wdrobust.verify.problem import Network, Problem
 
@@ -25,8 +25,10 @@ __all__ = [
     "DECIDERS",
     "RESULTS",
     "RESULT_COLUMNS",
+    "BabDecider",
     "BoundDecider",
     "Decider",
+    "Decision",
     "Network",
     "Problem",
     "Verdict",

@@ -3,10 +3,12 @@
 ``verify_problem(problem, timeout)``:
 1. the box search (``attacks.box_search``) for ATTACK_SHARE of the timeout; a candidate whose float64
    forward pass satisfies a disjunct (``Problem.holds``) gives ``sat``;
-2. each decider of ``deciders`` in order, while its expected time (``cost`` times the time of the one
-   before) fits in the time left, on the disjuncts still open; when every disjunct is refuted: ``unsat``;
+2. each decider of ``deciders`` in order whose expected time (``cost`` times the time of the last one that
+   ran) fits in the time left (the others are skipped), on the disjuncts still open; when every disjunct
+   is refuted: ``unsat``; a counterexample a decider found (branch and bound) that passes the float64
+   re-check: ``sat``;
 3. the rest of the time to the box search (new random starts); ``sat`` as in 1.
-Otherwise ``unknown`` when every decider ran, ``timeout`` when the time ran out before.
+Otherwise ``unknown`` when every decider ran, ``timeout`` when some did not (time).
 """
 
 from __future__ import annotations
@@ -81,8 +83,8 @@ def verify_problem(
     start = time.monotonic()
     deadline = start + timeout
 
-    def found(x: np.ndarray) -> Verdict:
-        return Verdict("sat", time.monotonic() - start, "attack", x, problem.outputs64(x))
+    def found(x: np.ndarray, by: str = "attack") -> Verdict:
+        return Verdict("sat", time.monotonic() - start, by, x, problem.outputs64(x))
 
     x = search(problem, start + ATTACK_SHARE * timeout, seed)
     if x is not None:
@@ -91,9 +93,14 @@ def verify_problem(
     ran, last = 0, 0.0
     for decider in deciders:
         began = time.monotonic()
-        if began + decider.cost * last >= deadline:
+        if began >= deadline:
             break
-        open_ &= ~decider(problem, open_, deadline)
+        if began + decider.cost * last >= deadline:
+            continue  # skipped: a cheaper decider after it (branch and bound, cost 0) may still fit
+        decision = decider(problem, open_, deadline)
+        if decision.x is not None and problem.holds(decision.x):
+            return found(decision.x, decider.name)
+        open_ &= ~decision.refuted
         ran, last = ran + 1, time.monotonic() - began
         if not open_.any():
             return Verdict("unsat", time.monotonic() - start, decider.name)

@@ -12,6 +12,7 @@ from wdrobust.certify.bab.engine import bound_domains, split_nodes
 from wdrobust.certify.bab.leaves import leaf_upper
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.relu_mip import ReluNet
 
 
@@ -46,7 +47,8 @@ def _split_bounds(seed: int, norm: str):
                 lo[i][b, k] = 0.0
             else:
                 hi[i][b, k] = 0.0
-    args = (graph, x0.expand(d, 2), torch.full((d,), 0.3, dtype=torch.float64), spec.expand(d, -1, -1), norm)
+    region = Region.ball(x0.expand(d, 2), torch.full((d,), 0.3, dtype=torch.float64), norm)
+    args = (graph, region, spec.expand(d, -1, -1))
     rows = torch.zeros(d, dtype=torch.long)
     plain = bound_domains(*args, nodes, lo, hi, rows).upper
     beta = bound_domains(*args, nodes, lo, hi, rows, beta_steps=20).upper
@@ -93,9 +95,45 @@ def test_leaf_lp_is_exact_on_activation_regions(seed: int, norm: str) -> None:
         parts = p.split([t.shape[1] for t in z])
         lo = [np.where(q.numpy(), 0.0, -np.inf) for q in parts]
         hi = [np.where(q.numpy(), np.inf, 0.0) for q in parts]
-        bound = leaf_upper(relu, x0.numpy(), 0.3, norm, lo, hi, spec[0].numpy())
+        region = Region.ball(x0[None], torch.tensor([0.3], dtype=torch.float64), norm)
+        bound = leaf_upper(relu, region, lo, hi, spec[0].numpy())
         grid_max = margins[same][:, keep].max(axis=0)
         assert (bound >= grid_max - 1e-9).all()  # sound
         assert (bound <= grid_max + 0.05).all()  # and exact up to the grid's spacing
         checked += 1
     assert checked >= 1
+
+
+def _kept_and_again(seed: int) -> int:
+    """Children of a bounded root, split on an unstable neuron of each node in turn, bounded with the boxes
+    up to the split node kept and with every node bounded again: the bounds agree; returns how many splits
+    had a node after them (where the two differ in work)."""
+    _, graph, x0, _, spec, *_ = _setup(seed, "linf")
+    nodes = split_nodes(graph, x0[None])
+    region = Region.ball(x0[None], torch.tensor([0.3], dtype=torch.float64), "linf")
+    widths = [graph.evaluate(x0[None])[n].numel() for n in nodes]
+    free = [torch.full((1, w), torch.inf, dtype=torch.float64) for w in widths]
+    rows = torch.zeros(1, dtype=torch.long)
+    root = bound_domains(graph, region, spec, nodes, [-t for t in free], free, rows)
+    compared = 0
+    for i, (lo, hi) in enumerate(zip(root.lo, root.hi, strict=True)):
+        unstable = ((lo < 0) & (hi > 0))[0].nonzero().flatten()
+        if unstable.numel() == 0:
+            continue
+        k = int(unstable[0])
+        kids_lo = [torch.cat([t, t]) for t in root.lo]
+        kids_hi = [torch.cat([t, t]) for t in root.hi]
+        kids_lo[i][0, k], kids_hi[i][1, k] = 0.0, 0.0
+        args = (graph, Region.ball(x0.expand(2, 2), torch.full((2,), 0.3, dtype=torch.float64), "linf"))
+        args += (spec.expand(2, -1, -1), nodes, kids_lo, kids_hi, rows.expand(2))
+        again = bound_domains(*args)
+        kept = bound_domains(*args, torch.full((2,), i, dtype=torch.long))
+        torch.testing.assert_close(kept.upper, again.upper, rtol=1e-9, atol=1e-12)
+        for a, b in zip(kept.lo + kept.hi, again.lo + again.hi, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+        compared += i < len(nodes) - 1
+    return compared
+
+
+def test_final_boxes_of_the_parent_give_the_same_bounds() -> None:
+    assert sum(_kept_and_again(seed) for seed in range(8)) >= 3

@@ -21,10 +21,11 @@ TIE = 1e-4
 
 
 def choose_neurons(
-    lo: list[torch.Tensor], hi: list[torch.Tensor], lam: list[torch.Tensor]
+    lo: list[torch.Tensor], hi: list[torch.Tensor], lam: list[torch.Tensor], count: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(node (D,), neuron (D,), any (D,) bool): the best-scoring unstable neuron per domain over all split
-    nodes (lo, hi, lam: per node (D, n)); any is False where a domain has no unstable neuron left."""
+    """(node (D, count), neuron (D, count), found (D,) long): the count best-scoring unstable neurons per
+    domain over all split nodes, best first (lo, hi, lam: per node (D, n)); found: how many of them are
+    unstable (the entries past it are not)."""
     scores = []
     for low, u, a in zip(lo, hi, lam, strict=True):
         unstable = (low < 0) & (u > 0)
@@ -33,9 +34,9 @@ def choose_neurons(
         s = a.clamp(min=0) * intercept + TIE * a.abs() * width
         scores.append(torch.where(unstable, s, torch.full_like(s, -torch.inf)))
     flat = torch.cat(scores, dim=1)
-    best = flat.argmax(dim=1)
+    top, best = flat.topk(min(count, flat.shape[1]), dim=1)
     sizes = torch.tensor([s.shape[1] for s in scores], device=flat.device)
     ends = sizes.cumsum(0)
     node = torch.searchsorted(ends, best, right=True)
     neuron = best - (ends - sizes)[node]
-    return node, neuron, torch.isfinite(flat.gather(1, best[:, None])[:, 0])
+    return node, neuron, torch.isfinite(top).sum(dim=1)

@@ -1,14 +1,14 @@
 """Branch-and-bound domains of one verification instance: ReLU split decisions and input sub-cubes.
 
 A batch of D domains holds, per domain b, an input cube (centre c_b (*S), half-width h_b) whose region is
-R_b = B_inf(c_b, h_b) cap [0,1]^d (cap the threat ball of the instance, checked for counterexamples), a box
-[lo_b, hi_b] per split node (the pre-activations z of the ReLU-like activations), the still-open
-specification rows (C,) and the last upper bounds (C,). Domain b is the set D_b = {x in R_b : lo_b <= z(x) <=
-hi_b}. A ReLU split is a sign constraint, lo := max(lo, 0) (z >= 0) or hi := min(hi, 0) (z <= 0); the
-other entries are the parent's final bounds, sound on the parent's domain, so they describe the same set
-and serve the child as known bounds (``engine``). Unstable neurons are those with lo < 0 < hi. The domains
-of a search always cover the instance's region minus what was proved: children cover (ReLU split: z >= 0
-or z <= 0; input split: the 2^d half cubes) their parent.
+R_b = B_inf(c_b, h_b) cap X (X the property's region, ``property``), a box [lo_b, hi_b] per split node (the
+pre-activations z of the ReLU-like activations) and the last upper bounds (C,) of the specification rows
+(which rows are still open follows from them: ``BabProperty.open_rows``). Domain b is the set
+D_b = {x in R_b : lo_b <= z(x) <= hi_b}. A ReLU split is a sign constraint, lo := max(lo, 0) (z >= 0) or hi :=
+min(hi, 0) (z <= 0); the other entries are the parent's final bounds, sound on the parent's domain, so they
+describe the same set and serve the child as known bounds (``engine``). Unstable neurons are those with lo < 0
+< hi. The domains of a search always cover the instance's region minus what was proved: children cover (ReLU
+split: z >= 0 or z <= 0; input split: the 2^d half cubes) their parent.
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ BOXES = ("lo", "hi")
 @dataclass
 class Domains:
     """A batch of D domains; see the module docstring. centre (D, *S), half (D,), lo / hi: per split node
-    (D, n) flat pre-activation bounds, open (D, C) bool, upper (D, C) float."""
+    (D, n) flat pre-activation bounds, upper (D, C) float, split (D,) long: the split node of the last
+    ReLU split (-1: none; the boxes of the nodes up to it are the parent's, final: ``engine``)."""
 
     centre: torch.Tensor
     half: torch.Tensor
     lo: list[torch.Tensor]
     hi: list[torch.Tensor]
-    open: torch.Tensor
     upper: torch.Tensor
+    split: torch.Tensor
 
     def __len__(self) -> int:
         return int(self.half.shape[0])
@@ -44,8 +45,8 @@ class Domains:
             self.half[idx],
             [t[idx] for t in self.lo],
             [t[idx] for t in self.hi],
-            self.open[idx],
             self.upper[idx],
+            self.split[idx],
         )
 
     @staticmethod
@@ -68,8 +69,20 @@ class Domains:
         return out
 
     def split_relu(self, node: torch.Tensor, neuron: torch.Tensor) -> Domains:
-        """Both children of every domain: on split node node[b], flat neuron neuron[b], z >= 0 (lo := max(lo,
-        0)) in the first D children and z <= 0 (hi := min(hi, 0)) in the last D."""
+        """The 2^m children of every domain for m neuron splits: domain b split on split node node[b, j],
+        flat neuron neuron[b, j] (distinct neurons), j < m (node, neuron (D, m)); child b + D t has
+        z >= 0 on split j when bit j of t is 0 (lo := max(lo, 0)), z <= 0 when it is 1 (hi := min(hi, 0)).
+        Its split index is the earliest split node, min_j node[b, j]."""
+        kids, nodes, neurons = self, node, neuron
+        for j in range(node.shape[1]):
+            kids = kids._split_one(nodes[:, j], neurons[:, j])
+            nodes, neurons = torch.cat([nodes, nodes]), torch.cat([neurons, neurons])
+        kids.split = node.amin(dim=1).repeat(2 ** node.shape[1])
+        return kids
+
+    def _split_one(self, node: torch.Tensor, neuron: torch.Tensor) -> Domains:
+        """Both children of every domain on one neuron per domain (node, neuron (D,)): z >= 0 in the first
+        D children, z <= 0 in the last D."""
         kids = Domains.cat([self, self])
         d = len(self)
         rows = torch.arange(d, device=self.half.device)

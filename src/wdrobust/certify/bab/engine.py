@@ -1,13 +1,14 @@
 """The one place where branch and bound calls the bound engine (``certify.bounds.crown``).
 
-``bound_domains`` bounds a batch of domains D_b = R_b cap {lo_b <= z(x) <= hi_b}, R_b = B(x0_b, r_b) cap
-[0,1]^d, z the pre-activations of the ReLU-like activations (``domains``), for margin rows spec_b (C, K):
-U_bc >= max over D_b of spec_bc . f(x). The boxes enter as the engine's ``known`` boxes of z: every point
-of D_b lies in them, so the engine's bounds (intersected with them) and CROWN over them are sound on D_b
-(its linear bound holds on D_b, and concretising over the larger R_b only loosens it). The boxes carry the
-parent's final bounds and the split constraints (lo := max(lo, 0) or hi := min(hi, 0)); they tighten the
-relaxations of the split neuron and every layer after it, the layers before it keep the parent's bounds
-(sound; the splits reach them, and the input, only through the multipliers below).
+``bound_domains`` bounds a batch of domains D_b = R_b cap {lo_b <= z(x) <= hi_b}, R_b an input region (a
+``Region`` row: box cap ball), z the pre-activations of the ReLU-like activations (``domains``), for
+specification rows spec_b (C, K): U_bc >= max over D_b of spec_bc . f(x). The boxes enter as the engine's
+``known`` boxes of z: every point of D_b lies in them, so the engine's bounds (intersected with them) and
+CROWN over them are sound on D_b (its linear bound holds on D_b, and concretising over the larger R_b only
+loosens it). The boxes carry the parent's final bounds and the split constraints (lo := max(lo, 0) or hi :=
+min(hi, 0)); they tighten the relaxations of the split neuron and every layer after it, the layers before it
+keep the parent's bounds (sound; the splits reach them, and the input, only through the multipliers below),
+so they are not bounded again (``split``).
 
 Split multipliers (beta-CROWN, Wang et al. 2021): every decided neuron (lo >= 0: z >= 0 on D_b, sign s =
 +1; hi <= 0: s = -1) satisfies s z(x) >= 0 on D_b, so for any beta >= 0
@@ -47,7 +48,7 @@ ADAM = (0.9, 0.999)
 def split_nodes(graph: BoundGraph, x0: torch.Tensor) -> list[fx.Node]:
     """The pre-activation nodes of the ReLU-like activations (sigma(z) = max(z, 0) + s min(z, 0), which
     a sign split makes exact), in graph order; x0 (1, *S) is any input row (to read the rules)."""
-    rules = graph.bounds(Region.ball(x0, x0.new_zeros(1), "linf")).rules
+    rules = graph.bounds(Region.ball(x0, x0.new_zeros(1), "linf"), tighten=False).rules
     out = []
     for node in graph.nodes:
         rule = rules.get(node)
@@ -73,11 +74,37 @@ class DomainBounds:
 
 
 class _RecordingCrown(Crown):
-    """Crown that keeps the coefficients pushed into the watched nodes (activation outputs) and adds the
-    split multipliers' terms beta[node] (B, C, *S) once to the coefficients of their pre-activation nodes."""
+    """Crown that keeps the coefficients pushed into the watched nodes (activation outputs), adds the
+    split multipliers' terms beta[node] (B, C, *S) once to the coefficients of their pre-activation nodes,
+    and does not re-bound the rows whose box of a node is final (``final[node]`` (B,) bool)."""
 
     watch: dict[fx.Node, int] = {}  # noqa: RUF012 (set per instance before the recorded pass)
     beta: dict[fx.Node, torch.Tensor] = {}  # noqa: RUF012 (set per instance for the output passes)
+
+    def __init__(
+        self,
+        graph: BoundGraph,
+        region: Region,
+        intermediate: str,
+        known: dict[fx.Node, Box],
+        final: dict[fx.Node, torch.Tensor],
+    ) -> None:
+        self.final = final  # read by _bound_neurons, which Crown.__init__ calls
+        super().__init__(graph, region, intermediate, known=known)
+
+    def _bound_neurons(
+        self, node: fx.Node, idx: torch.Tensor, rows: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Crown's bounds (R, n) of the entries idx of node on rows, where the rows whose box is final keep
+        it (their known box, already intersected into the current one)."""
+        redo = ~self.final[node][rows] if node in self.final else torch.ones_like(rows, dtype=torch.bool)
+        if bool(redo.all()):
+            return super()._bound_neurons(node, idx, rows)
+        box = self.bounds.boxes[node]
+        lo, hi = (t.flatten(1)[rows][:, idx].clone() for t in (box.lo, box.hi))
+        if bool(redo.any()):
+            lo[redo], hi[redo] = super()._bound_neurons(node, idx, rows[redo])
+        return lo, hi
 
     def backward(  # type: ignore[override]
         self, start: fx.Node, spec: torch.Tensor, rows: torch.Tensor | None = None
@@ -133,14 +160,13 @@ def _optimise_beta(
 
 def bound_domains(
     graph: BoundGraph,
-    x0: torch.Tensor,
-    r: torch.Tensor,
+    region: Region,
     spec: torch.Tensor,
-    norm: str,
     nodes: list[fx.Node],
     lo: list[torch.Tensor],
     hi: list[torch.Tensor],
     rows: torch.Tensor,
+    split: torch.Tensor | None = None,
     *,
     intermediate: str = "crown",
     alpha_steps: int = 0,
@@ -148,18 +174,22 @@ def bound_domains(
 ) -> DomainBounds:
     """Sound bounds of D domains; see the module docstring.
 
-    x0 (D, *S), r (D,), spec (D, C, K) in the graph's dtype; nodes: split nodes (``split_nodes``);
+    region: the D domains' input regions R_b (rows (D, *S)); spec (D, C, K) in the graph's dtype; nodes:
+    split nodes (``split_nodes``);
     lo, hi: per node (D, n) flat boxes of the domains (-inf / inf where free); rows (D,): the
-    specification row whose backward coefficients are recorded for branching.
+    specification row whose backward coefficients are recorded for branching; split (D,): the index in
+    nodes of each domain's last ReLU split (-1: none), whose boxes of nodes[0..split] are final (the
+    parent's bounds: re-bounding them over the same relaxations gives the same boxes), default none.
     """
+    x0 = region.x0
     d = x0.shape[0]
     env = graph.evaluate(x0[:1])
     known = {
         node: Box(a.reshape(d, *env[node].shape[1:]), b.reshape(d, *env[node].shape[1:]))
         for node, a, b in zip(nodes, lo, hi, strict=True)
     }
-    region = Region.ball(x0, r, norm)
-    crown = _RecordingCrown(graph, region, intermediate, known=known)
+    final = {} if split is None else {node: split >= i for i, node in enumerate(nodes)}
+    crown = _RecordingCrown(graph, region, intermediate, known, final)
     acts = {a: i for a in crown.acts for i, n in enumerate(nodes) if crown.pre(a) is n}
     with torch.no_grad():
         crown.watch, crown.seen = acts, {}

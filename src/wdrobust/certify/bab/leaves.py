@@ -1,16 +1,17 @@
 """Exact bounds of fully decided ReLU domains by linear programming (linf and l1 balls, ReLU MLPs).
 
-On a domain D_b = {x in B(x0, r) cap [0,1]^d : lo_b <= z(x) <= hi_b} (``domains``) where no neuron is
-unstable (every hidden neuron has lo >= 0 or hi <= 0), the network is affine: with the activation pattern
-a_l = P_l z_l (P_l diagonal 0/1, slopes of the decided ReLUs), z_l(x) = G_l x + g_l, and each margin row
-m_j(x) = c_j . x + e_j. Plain CROWN bounds m_j over the whole ball (it ignores the constraints
-lo <= z(x) <= hi on the input); the LP
+On a domain D_b = {x in X : lo_b <= z(x) <= hi_b} (``domains``; X the region, a box cap a ball) where no
+neuron is unstable (every hidden neuron has lo >= 0 or hi <= 0), the network is affine: with the activation
+pattern a_l = P_l z_l (P_l diagonal 0/1, slopes of the decided ReLUs), z_l(x) = G_l x + g_l, and each
+specification row m_j(x) = c_j . x + e_j (its offset included). Plain CROWN bounds m_j over the whole
+region (it ignores the constraints lo <= z(x) <= hi on the input); the LP
 
-    max c_j . x + e_j  s.t.  x in B(x0, r) cap [0,1]^d,  lo_b - delta <= G x + g <= hi_b + delta
+    max c_j . x + e_j  s.t.  x in the box of X,  lo_b - delta <= G x + g <= hi_b + delta
 
 is exact on a superset of D_b (delta = DELTA (1 + |bound|) widens every finite constraint, so that the
 solver's feasibility tolerance cannot cut a point of D_b): its optimum plus SOLVER_SLACK (1 + |opt|) is a
-sound upper bound of m_j on D_b, and an infeasible LP proves D_b empty (bound -inf). l1 balls add
+sound upper bound of m_j on D_b, and an infeasible LP proves D_b empty (bound -inf). linf regions are their
+box; l1 balls add
 u >= |x - x0|, sum u <= r. The LP is the limit beta-CROWN reaches on such a leaf; here HiGHS solves it.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.relu_mip import SOLVER_SLACK, ReluNet
 
 #: Relative widening of the domain's box constraints against the solver's feasibility tolerance.
@@ -45,20 +47,22 @@ def affine_pieces(
 
 def leaf_upper(
     net: ReluNet,
-    x0: np.ndarray,
-    r: float,
-    norm: str,
+    region: Region,
     lo: list[np.ndarray],
     hi: list[np.ndarray],
     spec: np.ndarray,
+    offset: np.ndarray | None = None,
     stop: float = np.inf,
 ) -> np.ndarray:
-    """Sound upper bounds (C,) of spec (C, K) . f(x) over a fully decided domain (module docstring);
-    x0 (d,) flat; lo, hi per hidden layer (n_l,); -inf everywhere when the domain is empty. Rows are
+    """Sound upper bounds (C,) of spec (C, K) . f(x) + offset (C,) (default 0) over a fully decided domain
+    (module docstring);
+    region: one row, its box [a, b] and ball B(x0, r) (linf or l1; the box alone for linf); lo, hi per
+    hidden layer (n_l,); -inf everywhere when the domain is empty. Rows are
     solved in order; once a bound reaches stop, the later rows are left at inf (no bound)."""
     from scipy.optimize import linprog  # slow import (and no CLI start-up cost): only when a leaf is solved
 
     pieces, w, v = affine_pieces(net, lo)
+    x0, r, norm = region.x0.reshape(-1).cpu().numpy(), float(region.r[0]), region.norm
     d = x0.size
     rows, rhs = [], []
     for (g, h), low, up in zip(pieces, lo, hi, strict=True):
@@ -69,7 +73,7 @@ def leaf_upper(
             h[fin_lo] - low[fin_lo] + DELTA * (1 + np.abs(low[fin_lo])),
         ]
     a_ub, b_ub = np.concatenate(rows), np.concatenate(rhs)
-    box = list(zip(np.clip(x0 - r, 0, 1), np.clip(x0 + r, 0, 1), strict=True))
+    box = list(zip(*(t.reshape(-1).cpu().numpy() for t in (region.lo, region.hi)), strict=True))
     if norm == "l1":  # variables (x, u): x - u <= x0, -x - u <= -x0, sum u <= r
         eye = np.eye(d)
         a_ub = np.block(
@@ -91,7 +95,7 @@ def leaf_upper(
             return np.full(spec.shape[0], -np.inf)
         if res.status != 0:
             break
-        best = -res.fun + float(row @ v)
+        best = -res.fun + float(row @ v) + (0.0 if offset is None else float(offset[j]))
         out[j] = best + SOLVER_SLACK * (1 + abs(best))
         if out[j] >= stop:
             break
@@ -100,38 +104,35 @@ def leaf_upper(
 
 def close_leaves(
     net: ReluNet,
-    x0: torch.Tensor,
-    r: float,
-    norm: str,
+    region: Region,
     lo: list[torch.Tensor],
     hi: list[torch.Tensor],
     spec: torch.Tensor,
+    offset: torch.Tensor,
     upper: torch.Tensor,
     open_rows: torch.Tensor,
     stop: float,
 ) -> torch.Tensor:
-    """Upper bounds (D, C) of the open rows of D fully decided domains (lo, hi per node (D, n_l); spec
-    (C, K); upper (D, C) their current bounds; open_rows (D, C) bool): ``leaf_upper`` per domain, the open
-    rows worst first, stopping at the first bound >= stop (the domain stays open); rows not solved get inf
-    (no bound), every row -inf when the domain is empty."""
-    flat = x0.reshape(-1).cpu().numpy()
+    """Upper bounds (D, C) of the open rows of D fully decided domains (lo, hi per node (D, n_l); rows
+    spec (C, K) . f + offset (C,); upper (D, C) their current bounds; open_rows (D, C) bool): ``leaf_upper``
+    per domain, the open rows worst first, stopping at the first bound >= stop (the domain stays open); rows
+    not solved get inf (no bound), every row -inf when the domain is empty."""
     out = torch.full(open_rows.shape, torch.inf, dtype=torch.float64)
-    s = spec.cpu().numpy()
+    s, off = spec.cpu().numpy(), offset.cpu().numpy()
     for b in range(open_rows.shape[0]):
         order = torch.argsort(upper[b].cpu(), descending=True)
         rows = order[open_rows[b].cpu()[order]].numpy()
         bound = leaf_upper(
             net,
-            flat,
-            r,
-            norm,
+            region,
             [t[b].cpu().numpy() for t in lo],
             [t[b].cpu().numpy() for t in hi],
             s[rows],
+            off[rows],
             stop,
         )
         if np.isneginf(bound).all():  # empty domain
             out[b] = -torch.inf
         else:
             out[b, torch.as_tensor(rows)] = torch.as_tensor(bound)
-    return out.to(x0.device)
+    return out.to(upper.device)

@@ -1,23 +1,29 @@
-"""Branch and bound: complete verification of one margin property over B(x0, r) cap [0,1]^d.
+"""Branch and bound: complete verification of a property (``property``) over its region.
 
-Property: z_y(x) > z_j(x) for every j != y and every x in the region, i.e. every margin row
-m_j = (e_j - e_y) . f < 0. Domains (``domains``) are bounded in batches by the engine (``engine``); a
-row is proved on a domain when its bound U_j + slack < 0 (slack = FLOAT32_SLACK (1 + max |z(x0)|), as
-``crown``: the float32 network's logits differ from the float64 ones by rounding), and a child keeps
-the smaller of its own and its parent's bound (it is a subset). Domains with every row proved are closed;
-the others are searched for a counterexample (PGD from the maximiser of the worst row's linear bound,
+Property (``BabProperty``): on every x of the region every group of rows s_m = spec_m . f + offset_m has
+a row < 0; ``verify`` is the margin case (every z_j - z_y < 0 on B(x0, r) cap [0,1]^d, ``solve`` the
+general one. Domains (``domains``) are bounded in batches by the engine (``engine``), on the rows some
+domain of the batch still needs (rows of refuted groups keep the parent's bounds); a row is proved on a
+domain when its bound U_m + slack < 0 (slack = FLOAT32_SLACK (1 + max |z(x0)|), as ``crown``: the
+float32 network's logits differ from the float64 ones by rounding), and a child keeps the smaller of its
+own and its parent's bound (it is a subset). Domains with every group refuted are closed; the others are
+searched for a counterexample (PGD on max_g min_m s_m from the maximiser of the worst row's linear bound,
 re-checked in float64; only while the attacks' time is at most ATTACK_SHARE of the bounding time) and
 split. Before the search, PGD from x0 and `restarts` random points of the ball, ROOT_STEPS times longer:
 
-- ``relu``: on the neuron of best BaBSR-like score (``branching``); a domain with no unstable neuron left
-  cannot be split further: on linf / l1 balls of ReLU MLPs the network is affine there and an LP over the
-  domain's constraints bounds it exactly (``leaves``); leaves it does not close stay open;
+- ``relu``: on the neuron of best BaBSR-like score (``branching``), or on its m <= `splits` best neurons
+  at once (2^m children) while the queue is shorter than a batch, so that the first batches fill up; a domain
+  with no unstable neuron left cannot be split further: on linf / l1 balls of ReLU MLPs the network is
+  affine there and an LP over the domain's constraints bounds it exactly (``leaves``); leaves it does not
+  close stay open;
 - ``input`` (few input dimensions): into its 2^d half cubes, bounded over B_inf(c, h) cap [0,1]^d, a superset
   of the domain's part of the ball for every norm; cubes that miss the region are dropped.
 
-Worst domains (largest open bound) are processed first. Result: ``verified`` (every leaf closed: a
-proof), ``falsified`` (a re-checked counterexample), or ``unknown`` (time, domain limit, or unsplittable
-leaves), always with the best sound bound so far: per row, the max over all leaves of their bounds.
+Worst domains (largest open bound) are processed first, `batch` at a time, fewer when the time left
+would not fit a full batch at the cost a + b n fitted to the last batches (``_batch_size``). Result:
+``verified`` (every leaf closed: a proof), ``falsified`` (a re-checked counterexample), or ``unknown``
+(time, domain limit, or unsplittable leaves), always with the best sound bound so far: per row, the max
+over all leaves of their bounds.
 """
 
 from __future__ import annotations
@@ -36,9 +42,10 @@ from wdrobust.certify.bab.domains import Domains
 from wdrobust.certify.bab.engine import DomainBounds, bound_domains, split_nodes
 from wdrobust.certify.bab.leaves import NORMS as LP_NORMS
 from wdrobust.certify.bab.leaves import close_leaves
+from wdrobust.certify.bab.property import BabProperty
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.crown import INTERMEDIATE
-from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.relu_mip import ReluNet
 from wdrobust.threat import lp_norm, steepest
 
@@ -57,7 +64,8 @@ class BabOptions:
     ``auto``: input splits when d <= input_dims); intermediate / alpha_steps / beta_steps (engine options:
     beta_steps optimises the split multipliers, ReLU splits only);
     attack_steps (PGD steps per restart), restarts (domains attacked per batch); seed; max_domains
-    (open domains kept at most, the search stops beyond)."""
+    (open domains kept at most, the search stops beyond); splits (most neurons split at once per domain
+    while the queue is shorter than a batch)."""
 
     time_limit: float = 10.0
     batch: int = 256
@@ -70,6 +78,7 @@ class BabOptions:
     restarts: int = 8
     seed: int = 0
     max_domains: int = 200_000
+    splits: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -78,7 +87,7 @@ class BabOptions:
             raise ValueError(f"bab: intermediate must be one of {', '.join(INTERMEDIATE)}")
         if not self.time_limit > 0:
             raise ValueError(f"bab: time_limit must be positive, got {self.time_limit}")
-        for key in ("batch", "input_dims", "restarts", "max_domains"):
+        for key in ("batch", "input_dims", "restarts", "max_domains", "splits"):
             if getattr(self, key) < 1:
                 raise ValueError(f"bab: {key} must be >= 1, got {getattr(self, key)}")
 
@@ -99,74 +108,72 @@ class BabResult:
 def verify(
     graph: BoundGraph, x0: torch.Tensor, y: int, r: float, norm: str, options: BabOptions = BabOptions()
 ) -> BabResult:
-    """Branch and bound on B(x0, r) cap [0,1]^d for label y; graph: a float64 BoundGraph, x0 (*S) float64.
-    See the module docstring."""
+    """Branch and bound on the robustness of label y on B(x0, r) cap [0,1]^d (``BabProperty.margin``);
+    graph: a float64 BoundGraph, x0 (*S) float64. Rows: the margins z_j - z_y, j != y increasing."""
+    k = int(graph.gm(x0[None]).shape[1])
+    return solve(graph, BabProperty.margin(x0, y, r, norm, k), options)
+
+
+def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions()) -> BabResult:
+    """Branch and bound on a property (``property``) over its region; graph: a float64 BoundGraph, the
+    property in float64. See the module docstring."""
     start = time.perf_counter()
     gen = torch.Generator(device="cpu").manual_seed(options.seed)
-    x1 = x0[None]
-    z = graph.gm(x1)
-    k = z.shape[1]
-    slack = FLOAT32_SLACK * (1 + float(z.detach().abs().max()))
-    _, spec1 = margin_cotangents(torch.tensor([y], device=x0.device), k)
-    spec1 = spec1.to(x0.dtype)
+    reg = prop.region
+    x1, dev = reg.x0, reg.x0.device
+    x0 = x1[0]
+    slack = FLOAT32_SLACK * (1 + float(graph.gm(x1).detach().abs().max()))
     inputs = options.mode == "input" or (options.mode == "auto" and x0.numel() <= options.input_dims)
     nodes = [] if inputs else split_nodes(graph, x1)
     width = [graph.evaluate(x1)[n].numel() for n in nodes]
-    c = k - 1
-    dev = x0.device
+    c = prop.spec.shape[0]
     free = [torch.full((1, w), torch.inf, dtype=x0.dtype, device=dev) for w in width]
     queue = Domains(
         x1.clone(),
-        torch.tensor([float(r)], dtype=x0.dtype, device=dev),
+        reg.r.clone(),
         [-t for t in free],
         free,
-        torch.ones((1, c), dtype=torch.bool, device=dev),
         torch.full((1, c), torch.inf, dtype=x0.dtype, device=dev),
+        torch.full((1,), -1, dtype=torch.long, device=dev),
     )
     closed = torch.full((c,), -torch.inf, dtype=x0.dtype, device=dev)  # max bound over closed leaves
     stuck: list[Domains] = []
     bounded = 0
     spent = {"attack": 0.0, "bound": 0.0}
-    lo_ball, hi_ball = (x1 - r).clamp(0, 1), (x1 + r).clamp(0, 1)
+    history: list[tuple[int, float]] = []  # (domains, seconds) of the last iterations of two sizes
+    previous: tuple[int, float] | None = None
 
     def attack(starts: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor | None:
-        return search(graph.gm, x0, y, r, norm, starts, lo, hi, options.attack_steps)
+        return search(graph.gm, prop, starts, lo, hi, options.attack_steps)
 
     m = options.restarts
-    noise = r * (2 * torch.rand((m, *x0.shape), generator=gen, dtype=x0.dtype) - 1).to(dev)
+    noise = reg.r * (2 * torch.rand((m, *x0.shape), generator=gen, dtype=x0.dtype) - 1).to(dev)
     starts = torch.cat([x1, x1 + noise])
-    cex = search(
-        graph.gm,
-        x0,
-        y,
-        r,
-        norm,
-        starts,
-        lo_ball.expand_as(starts),
-        hi_ball.expand_as(starts),
-        ROOT_STEPS * options.attack_steps,
-    )
+    box = (reg.lo.expand_as(starts), reg.hi.expand_as(starts))
+    cex = search(graph.gm, prop, starts, *box, ROOT_STEPS * options.attack_steps)
     status = "unknown"
-    while cex is None and len(queue) and time.perf_counter() - start < options.time_limit:
-        if len(queue) > options.max_domains:
+    while cex is None and len(queue) and len(queue) <= options.max_domains:
+        now = time.perf_counter()
+        if previous is not None:  # the last iteration's domains and seconds, all work included
+            history = [*[h for h in history if h[0] != previous[0]][-1:], (previous[0], now - previous[1])]
+        size = _batch_size(options.batch, options.time_limit - (now - start), history)
+        if size < 1:
             break
-        worst = torch.where(queue.open, queue.upper, -torch.inf).amax(dim=1)
-        order = torch.argsort(worst, descending=True)
-        batch, queue = queue.take(order[: options.batch]), queue.take(order[options.batch :])
+        order = torch.argsort(prop.worst(queue.upper)[0], descending=True)
+        batch, queue = queue.take(order[:size]), queue.take(order[size:])
         n = len(batch)
-        row = torch.where(batch.open, batch.upper, -torch.inf).argmax(dim=1)
-        spec = spec1.expand(n, -1, -1)
+        previous = (n, now)
+        cols = prop.open_rows(batch.upper).any(dim=0).nonzero().flatten()  # rows some domain needs
         clock = time.perf_counter()
         bounds = bound_domains(
             graph,
-            batch.centre,
-            batch.half,
-            spec,
-            norm if not inputs else "linf",
+            _regions(batch, prop, inputs),
+            prop.spec[cols].expand(n, -1, -1),
             nodes,
             batch.lo,
             batch.hi,
-            row,
+            torch.searchsorted(cols, prop.worst(batch.upper)[1]),
+            batch.split,
             intermediate=options.intermediate,
             alpha_steps=options.alpha_steps,
             beta_steps=0 if inputs else options.beta_steps,
@@ -174,9 +181,8 @@ def verify(
         spent["bound"] += time.perf_counter() - clock
         bounded += n
         batch = batch.with_bounds(bounds.lo, bounds.hi)
-        batch.upper = torch.minimum(batch.upper, bounds.upper + slack)
-        batch.open = batch.open & (batch.upper >= 0)
-        done = ~batch.open.any(dim=1)
+        batch.upper[:, cols] = torch.minimum(batch.upper[:, cols], bounds.upper + prop.offset[cols] + slack)
+        done = prop.refuted(batch.upper).all(dim=1)
         if done.any():
             closed = torch.maximum(closed, batch.upper[done].amax(dim=0))
         keep = (~done).nonzero().flatten()
@@ -185,23 +191,31 @@ def verify(
         batch = batch.take(keep)
         if spent["attack"] <= ATTACK_SHARE * spent["bound"]:
             clock = time.perf_counter()
-            cex = _attack_batch(batch, bounds, keep, inputs, x0, r, norm, lo_ball, hi_ball, options, attack)
+            cex = _attack_batch(batch, bounds, keep, inputs, prop, options, attack)
             spent["attack"] += time.perf_counter() - clock
         if cex is not None:
             queue = Domains.cat([queue, batch])  # its bounds stay part of the anytime bound
             break
         if inputs:
-            kids = _meeting(batch.split_input(), x0, r, norm)
+            kids = _meeting(batch.split_input(), prop)
         else:
-            node, neuron, ok = choose_neurons(batch.lo, batch.hi, [t[keep] for t in bounds.lam])
+            m = _splits(options.batch - len(queue), len(batch), options.splits)
+            node, neuron, found = choose_neurons(batch.lo, batch.hi, [t[keep] for t in bounds.lam], m)
+            ok = found > 0
             if not ok.all():
-                decided = _close(batch.take(~ok), graph, x0, r, norm, spec1[0], slack)
-                shut = ~decided.open.any(dim=1)
+                decided = _close(batch.take(~ok), graph, prop, slack)
+                shut = prop.refuted(decided.upper).all(dim=1)
                 if shut.any():
                     closed = torch.maximum(closed, decided.upper[shut].amax(dim=0))
                 if not shut.all():
                     stuck.append(decided.take(~shut))
-            kids = batch.take(ok).split_relu(node[ok], neuron[ok])
+            full = found >= node.shape[1]
+            kids = Domains.cat(
+                [
+                    batch.take(full).split_relu(node[full], neuron[full]),
+                    batch.take(ok & ~full).split_relu(node[ok & ~full, :1], neuron[ok & ~full, :1]),
+                ]
+            )
         queue = Domains.cat([queue, kids])
     leaves = Domains.cat([queue, *stuck]) if (len(queue) or stuck) else None
     upper = closed if leaves is None else torch.maximum(closed, leaves.upper.amax(dim=0))
@@ -212,50 +226,79 @@ def verify(
     return BabResult(status, upper.cpu().numpy(), cex, bounded, time.perf_counter() - start)
 
 
+def _splits(room: int, n: int, most: int) -> int:
+    """Neurons to split per domain of a batch of n: m = floor(log2(room / n)) (the 2^m n children fill
+    the next batches' room), between 1 and most."""
+    m = 1
+    while m < most and n * 2 ** (m + 1) <= room:
+        m += 1
+    return m
+
+
+def _batch_size(batch: int, left: float, history: list[tuple[int, float]]) -> int:
+    """Domains to bound next (0: none fits): the most, up to batch, whose cost a + b n fits in the time
+    left (s); a, b >= 0 fitted to the last two batches of different sizes (n_i domains in t_i s), a = t,
+    b = 0 after one batch (the queue holds at most 2^splits domains then), full before the first."""
+    if left <= 0:
+        return 0
+    if not history:
+        return batch
+    if len(history) == 1:
+        a, b = history[0][1], 0.0
+    else:
+        (n1, t1), (n2, t2) = history
+        b = max((t2 - t1) / (n2 - n1), 0.0)
+        a = max(t2 - b * n2, 0.0)
+    if b == 0:
+        return batch if a <= left else 0
+    return max(0, min(batch, int((left - a) / b)))
+
+
+def _regions(batch: Domains, prop: BabProperty, inputs: bool) -> Region:
+    """The domains' input regions (D rows): the property's region for ReLU splits; for input splits the
+    cube B_inf(c_b, h_b) cut to the region's box (for l2 / l1 a superset of the cube's part of the ball)."""
+    reg, n = prop.region, len(batch)
+    if not inputs:
+        return Region(*(t.expand(n, *t.shape[1:]) for t in (reg.lo, reg.hi, reg.x0, reg.r)), reg.norm)
+    h = batch.half.reshape(-1, *([1] * (batch.centre.dim() - 1)))
+    return Region.box(torch.maximum(batch.centre - h, reg.lo), torch.minimum(batch.centre + h, reg.hi))
+
+
 def _attack_batch(
     batch: Domains,
     bounds: DomainBounds,
     keep: torch.Tensor,
     inputs: bool,
-    x0: torch.Tensor,
-    r: float,
-    norm: str,
-    lo_ball: torch.Tensor,
-    hi_ball: torch.Tensor,
+    prop: BabProperty,
     options: BabOptions,
     attack: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor | None],
 ) -> torch.Tensor | None:
     """PGD in the `restarts` open domains of the batch with the largest bounds (batch is sorted worst
     first): relu domains start at the maximiser over the ball of the recorded row's linear bound, input
-    domains at their cube's centre, clamped to cube cap ball box."""
-    top = torch.arange(min(options.restarts, len(batch)), device=x0.device)
+    domains at their cube's centre, clamped to cube cap the region's box."""
+    reg = prop.region
+    top = torch.arange(min(options.restarts, len(batch)), device=reg.x0.device)
     if inputs:
-        c, h = batch.centre[top], batch.half[top].reshape(-1, *([1] * x0.dim()))
-        lo = torch.maximum((c - h).clamp(0, 1), lo_ball)
-        hi = torch.minimum((c + h).clamp(0, 1), hi_ball)
-        return attack(torch.minimum(torch.maximum(c, lo), hi), lo, hi)
+        cube = _regions(batch.take(top), prop, inputs)
+        return attack(torch.minimum(torch.maximum(batch.centre[top], cube.lo), cube.hi), cube.lo, cube.hi)
     direction = bounds.direction[keep][top]
-    starts = x0 + r * steepest(direction, norm)
-    return attack(starts, lo_ball.expand_as(starts), hi_ball.expand_as(starts))
+    starts = reg.x0 + reg.r[0] * steepest(direction, reg.norm)
+    return attack(starts, reg.lo.expand_as(starts), reg.hi.expand_as(starts))
 
 
-def _close(
-    leaves: Domains,
-    graph: BoundGraph,
-    x0: torch.Tensor,
-    r: float,
-    norm: str,
-    spec: torch.Tensor,
-    slack: float,
-) -> Domains:
+def _close(leaves: Domains, graph: BoundGraph, prop: BabProperty, slack: float) -> Domains:
     """The fully decided leaves with their open rows bounded by the LP (``leaves``; linf / l1 ReLU MLPs,
-    others unchanged), rows closed where the bound + slack < 0. spec (C, K)."""
-    net = _relu_net(graph, tuple(x0.shape)) if norm in LP_NORMS else None
+    others unchanged). With one row per group the LPs of a leaf stop at its first row that stays >= 0."""
+    reg = prop.region
+    net = _relu_net(graph, tuple(reg.x0.shape[1:])) if reg.norm in LP_NORMS else None
     if net is None:
         return leaves
-    upper = close_leaves(net, x0, r, norm, leaves.lo, leaves.hi, spec, leaves.upper, leaves.open, -slack)
+    stop = -slack if prop.groups == prop.spec.shape[0] else np.inf
+    open_rows = prop.open_rows(leaves.upper)
+    upper = close_leaves(
+        net, reg, leaves.lo, leaves.hi, prop.spec, prop.offset, leaves.upper, open_rows, stop
+    )
     leaves.upper = torch.minimum(leaves.upper, upper + slack)
-    leaves.open = leaves.open & (leaves.upper >= 0)
     return leaves
 
 
@@ -272,12 +315,14 @@ def _relu_net(graph: BoundGraph, shape: tuple[int, ...]) -> ReluNet | None:
     return _NETS[graph]
 
 
-def _meeting(kids: Domains, x0: torch.Tensor, r: float, norm: str) -> Domains:
-    """The cubes that meet B(x0, r) cap [0,1]^d (the nearest point of cube cap [0,1]^d to x0 is in the
-    ball); the others hold no point of the region."""
-    h = kids.half.reshape(-1, *([1] * x0.dim()))
-    lo, hi = (kids.centre - h).clamp(min=0), (kids.centre + h).clamp(max=1)
-    nonempty = (lo <= hi).reshape(len(kids), -1).all(dim=1)
-    near = torch.minimum(torch.maximum(x0, lo), hi)
-    dist = lp_norm((near - x0).reshape(len(kids), -1), norm)
-    return kids.take(nonempty & (dist <= r))
+def _meeting(kids: Domains, prop: BabProperty) -> Domains:
+    """The cubes that meet the region: their part of the region's box is not empty and, for l2 / l1, its
+    nearest point to x0 is in the ball (for linf the box is the region); the others hold no point of it."""
+    reg, d = prop.region, len(kids)
+    h = kids.half.reshape(-1, *([1] * (kids.centre.dim() - 1)))
+    lo, hi = torch.maximum(kids.centre - h, reg.lo), torch.minimum(kids.centre + h, reg.hi)
+    keep = (lo <= hi).reshape(d, -1).all(dim=1)
+    if reg.norm != "linf":
+        near = torch.minimum(torch.maximum(reg.x0, lo), hi)
+        keep &= lp_norm((near - reg.x0).reshape(d, -1), reg.norm) <= reg.r[0]
+    return kids.take(keep)

@@ -138,6 +138,7 @@ class Crown:
         if intermediate not in INTERMEDIATE:
             raise ValueError(f"intermediate must be one of {', '.join(INTERMEDIATE)}, got {intermediate!r}")
         self.graph, self.region, self.x0 = graph, region, region.x0
+        self.intermediate = intermediate
         with torch.no_grad():
             self.bounds: Bounds = graph.bounds(region, known=known)
             self.offset = self._offsets(self.x0[:1])
@@ -179,12 +180,13 @@ class Crown:
         return self._relax[act]
 
     def generic_relaxation(self, node: fx.Node) -> Any:
-        """The relaxation of a non-activation rule on the current boxes of its arguments (cached)."""
+        """The relaxation of a non-activation rule on the current boxes of its arguments (cached); outside
+        CROWN-IBP the rule may also bound linear functions of its arguments by backward passes."""
         if node not in self._relax:
-            inputs = [
-                self.bounds.boxes.get(a) if isinstance(a, fx.Node) else None for a in flat_args(node.args)
-            ]
-            self._relax[node] = self.bounds.rules[node].relax(inputs)
+            args = flat_args(node.args)
+            inputs = [self.bounds.boxes.get(a) if isinstance(a, fx.Node) else None for a in args]
+            upper = None if self.intermediate == "ibp" else (lambda k, spec: self.upper(args[k], spec))
+            self._relax[node] = self.bounds.rules[node].relax(inputs, upper)
         return self._relax[node]
 
     # -- the backward pass -----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from torch import nn
 from wdrobust.certify.bounds.bilinear import interval_matmul
 from wdrobust.certify.bounds.interval import Box, Cot, Slopes, scale_nonneg
 from wdrobust.certify.bounds.rowwise import RowRelaxation, choose
-from wdrobust.certify.bounds.rule import Rule, interval_arg, register, unsupported
+from wdrobust.certify.bounds.rule import LinearUpper, Rule, interval_arg, register, unsupported
 
 #: Largest exponent used in the affine bounds; beyond it the constant bounds are used.
 EXP_LIMIT = 40.0
@@ -181,7 +181,7 @@ class SoftmaxRule(Rule):
         res = Cot(((lo + hi) / 2).movedim(-1, d), ((hi - lo) / 2).movedim(-1, d))
         return (res, *((None,) * (self.n_args - 1)))
 
-    def relax(self, inputs: list[Box | None]) -> RowRelaxation:
+    def relax(self, inputs: list[Box | None], upper: LinearUpper | None = None) -> RowRelaxation:
         x = inputs[0]
         assert x is not None
         last = self._last(x)

@@ -93,7 +93,7 @@ def main() -> None:
     for node, box in ibp.boxes.items():
         tight = crown.bounds.boxes[node]
         print(
-            f"{node.name:<28} {str(tuple(box.lo.shape[1:])):<18} {float((box.hi - box.lo).max()):11.4g} "
+            f"{node.name:<28} {tuple(box.lo.shape[1:])!s:<18} {float((box.hi - box.lo).max()):11.4g} "
             f"{float((tight.hi - tight.lo).max()):11.4g} {sampled[node]:11.4g}"
         )
     print(f"# crown tightening {seconds:.1f} s; max spec upper bound per row: {upper.amax(dim=1).tolist()}")

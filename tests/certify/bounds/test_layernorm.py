@@ -1,17 +1,17 @@
 """LayerNorm refined by linear bounds of its input (``layernorm.refine``), against brute force.
 
-The input rows are affine images x = A z + b of a box of z (correlated entries, as inside a network), and
-``upper`` is the exact maximum of spec . x over that box of z: the refined boxes of u, var and y must
-contain the values at sampled z (corners included), the relaxation must hold there, and the refined
-box of var must be tighter than the interval one.
+The input rows are affine images x = A z + b of a box of z (``_affine_regions``: correlated entries, as
+inside a network) with the exact linear upper bound over that box of z: the refined boxes of u, var and
+y must contain the values at sampled z (corners included), the relaxation must hold there, and the
+refined box of var must be tighter than the interval one.
 """
 
 from __future__ import annotations
 
 import torch
+from _affine_regions import affine_image
 from torch import nn
 
-from wdrobust.certify.bounds.interval import Box
 from wdrobust.certify.bounds.layernorm import LayerNormRule, pieces, refine
 
 TOL = 1e-9
@@ -19,29 +19,10 @@ TOL = 1e-9
 
 def _case(seed: int, spread: float):
     """(rule, x box, points x (k, N, T, n), upper, generator) for N = 2 rows of T = 3 tokens of n = 5
-    entries, x = A z + b with z in a box of 4 coordinates per batch row."""
+    entries (``affine_image``)."""
     g = torch.Generator().manual_seed(seed)
-    n_rows, t, n, d, k = 2, 3, 5, 4, 400
-    a = torch.randn(n_rows, t * n, d, generator=g, dtype=torch.float64)
-    b = torch.randn(n_rows, t * n, generator=g, dtype=torch.float64) * 2
-    zc = torch.randn(n_rows, d, generator=g, dtype=torch.float64)
-    zr = torch.rand(n_rows, d, generator=g, dtype=torch.float64) * spread
-    center = (a @ zc.unsqueeze(-1)).squeeze(-1) + b
-    radius = (a.abs() @ zr.unsqueeze(-1)).squeeze(-1)
-    x = Box((center - radius).reshape(n_rows, t, n), (center + radius).reshape(n_rows, t, n))
-    u = torch.rand(k, n_rows, d, generator=g, dtype=torch.float64)
-    u[: k // 2] = (u[: k // 2] > 0.5).double()
-    z = zc - zr + 2 * zr * u
-    pts = ((a @ z.unsqueeze(-1)).squeeze(-1) + b).reshape(k, n_rows, t, n)
-
-    def upper(arg: int, spec: torch.Tensor) -> torch.Tensor:
-        """max over the box of z of spec . (A z + b), exactly: w . zc + |w| . zr + spec . b, w = spec A."""
-        assert arg == 0
-        flat = spec.flatten(2)  # (N, C, T n)
-        w = flat @ a  # (N, C, d)
-        spread = (w * zc.unsqueeze(1) + w.abs() * zr.unsqueeze(1)).sum(dim=2)
-        return spread + (flat * b.unsqueeze(1)).sum(dim=2)
-
+    n = 5
+    x, pts, upper = affine_image(g, 2, (3, n), spread)
     ln = nn.LayerNorm(n).double()
     with torch.no_grad():
         ln.weight.copy_(torch.randn(n, generator=g, dtype=torch.float64))

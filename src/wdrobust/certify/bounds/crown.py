@@ -11,7 +11,10 @@ node by node from v back to the input:
   transpose, ``Rule.backward`` on a point cotangent) and adds Lambda . w0 to the bias, w0 = y(0) being the
   node evaluated with its interval arguments set to zero;
 - an activation y = sigma(u) with pre-activation bounds [l, u] and relaxation a_lo u + b_lo <= y <=
-  a_up u + b_up (``relax``) maps Lambda to Lambda+ a_up + Lambda- a_lo and adds Lambda+ b_up + Lambda- b_lo.
+  a_up u + b_up (``relax``) maps Lambda to Lambda+ a_up + Lambda- a_lo and adds Lambda+ b_up + Lambda- b_lo;
+- another nonlinear rule maps Lambda by its own relaxation (``Rule.relax``, ``linear_backward``); outside
+  CROWN-IBP the relaxation may bound linear functions of its arguments by backward passes of their own
+  (LayerNorm: the centred row and its variance; softmax: the differences of the entries of a row).
 Concretisation over X_b (``concretize``): linf: the box [lo, hi] exactly (A+ . hi + A- . lo); l1: the box
 cap the ball exactly (a fractional knapsack over the coordinates); l2: the smaller of the box bound and the
 ball bound A . x0 + r ||A||_2 (both sound). Lower bounds are -upper(-C).

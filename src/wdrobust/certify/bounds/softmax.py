@@ -17,6 +17,11 @@ box x in [lo, hi] (rows of n entries along the softmax axis):
   EXP_LIMIT (wu overflows) the constant interval bounds are used; ``rowwise.choose`` then keeps, per
   entry, the better of the affine and the constant bound.
 
+Backward: the entries of a row sum to 1, so lam . s = t + (lam - t) . s for any t per row, exactly; with
+t the median of lam over the row, the relaxation's gaps count with |lam_i - t| instead of |lam_i| (a
+product with values that share a large common part, as attention weights times values, gives lam with a
+large common part).
+
 Refinement by linear bounds of the input (``refine``, when linear bound propagation offers them): the box
 [dl, du] of every difference d_ij = x_j - x_i from upper bounds of +-(e_j - e_i) . x (entries of a row are
 correlated, so this is tighter than lo_j - hi_i); the box of s and the relaxation above then use it (both
@@ -235,5 +240,8 @@ class SoftmaxRule(Rule):
         self, lam: torch.Tensor, rel: RowRelaxation
     ) -> tuple[tuple[torch.Tensor | None, ...], torch.Tensor]:
         d = self.dim + 1
-        coef, bias = rel.backward(lam.movedim(d, -1))
+        last = lam.movedim(d, -1)
+        shift = last.median(dim=-1, keepdim=True).values  # t per row, (N, C, *L, 1)
+        coef, bias = rel.backward(last - shift)
+        bias = bias + shift.flatten(2).sum(dim=2)
         return (coef.movedim(-1, d), *((None,) * (self.n_args - 1))), bias

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from wdrobust.certify.bounds.interval import Box, Cot
-from wdrobust.certify.bounds.rule import Rule, register, unsupported
+from wdrobust.certify.bounds.rule import LinearUpper, Rule, register, unsupported
 
 
 def interval_matmul(
@@ -88,7 +88,7 @@ class MatMulRule(Rule):
         gb = interval_matmul(ac.transpose(-2, -1), ar.transpose(-2, -1), gt, rt)
         return Cot(*ga), Cot(*gb)
 
-    def relax(self, inputs: list[Box | None]) -> BilinearRelaxation:
+    def relax(self, inputs: list[Box | None], upper: LinearUpper | None = None) -> BilinearRelaxation:
         a, b = inputs
         assert a is not None and b is not None
         ca, cb, ra, rb = a.center, b.center, a.radius, b.radius

@@ -11,7 +11,10 @@ node by node from v back to the input:
   transpose, ``Rule.backward`` on a point cotangent) and adds Lambda . w0 to the bias, w0 = y(0) being the
   node evaluated with its interval arguments set to zero;
 - an activation y = sigma(u) with pre-activation bounds [l, u] and relaxation a_lo u + b_lo <= y <=
-  a_up u + b_up (``relax``) maps Lambda to Lambda+ a_up + Lambda- a_lo and adds Lambda+ b_up + Lambda- b_lo.
+  a_up u + b_up (``relax``) maps Lambda to Lambda+ a_up + Lambda- a_lo and adds Lambda+ b_up + Lambda- b_lo;
+- another nonlinear rule maps Lambda by its own relaxation (``Rule.relax``, ``linear_backward``); outside
+  CROWN-IBP the relaxation may bound linear functions of its arguments by backward passes of their own
+  (LayerNorm: the centred row and its variance; softmax: the differences of the entries of a row).
 Concretisation over X_b (``concretize``): linf: the box [lo, hi] exactly (A+ . hi + A- . lo); l1: the box
 cap the ball exactly (a fractional knapsack over the coordinates); l2: the smaller of the box bound and the
 ball bound A . x0 + r ||A||_2 (both sound). Lower bounds are -upper(-C).
@@ -140,6 +143,7 @@ class Crown:
         if intermediate not in INTERMEDIATE:
             raise ValueError(f"intermediate must be one of {', '.join(INTERMEDIATE)}, got {intermediate!r}")
         self.graph, self.region, self.x0 = graph, region, region.x0
+        self.intermediate = intermediate
         with torch.no_grad():
             self.bounds: Bounds = graph.bounds(region, known=known)
             self.offset = self._offsets(self.x0[:1])
@@ -181,12 +185,13 @@ class Crown:
         return self._relax[act]
 
     def generic_relaxation(self, node: fx.Node) -> Any:
-        """The relaxation of a non-activation rule on the current boxes of its arguments (cached)."""
+        """The relaxation of a non-activation rule on the current boxes of its arguments (cached); outside
+        CROWN-IBP the rule may also bound linear functions of its arguments by backward passes."""
         if node not in self._relax:
-            inputs = [
-                self.bounds.boxes.get(a) if isinstance(a, fx.Node) else None for a in flat_args(node.args)
-            ]
-            self._relax[node] = self.bounds.rules[node].relax(inputs)
+            args = flat_args(node.args)
+            inputs = [self.bounds.boxes.get(a) if isinstance(a, fx.Node) else None for a in args]
+            upper = None if self.intermediate == "ibp" else (lambda k, spec: self.upper(args[k], spec))
+            self._relax[node] = self.bounds.rules[node].relax(inputs, upper)
         return self._relax[node]
 
     # -- the backward pass -----------------------------------------------------------------------------

@@ -18,11 +18,22 @@ rho = (mean(u^2) + eps)^(-1/2), for rows x of n entries.
   above (u_j^2 <= (l_j + h_j) u_j - l_j h_j, chords); the sign of c_u_i picks which one each bound of y_i
   uses. Coefficients w over u become w P = w - mean(w) over x; gamma < 0 swaps the two bounds; then
   ``rowwise.choose`` keeps, per entry, the better of the affine and the constant interval bound.
+
+Refinement by linear bounds of the input (``refine``, when linear bound propagation offers them): the box
+of u from upper bounds of +-P x (the centring removes the common mode that the box of x keeps), and the
+box of var from the expansion around the centre c of that box of u,
+
+    mean(u^2) = -mean(c^2) + (2/n) c . u + mean((u - c)^2),   0 <= mean((u - c)^2) <= mean(r_u^2),
+
+with the linear term (2/n) (P c) . x bounded by the same passes: the box of var is then of the order of
+its first-order variation instead of the sum of the entries' worst cases. Both boxes are intersected
+with the ones above; the box of y also with the product of the boxes of u and rho = (var + eps)^(-1/2).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 from typing import Any
 
 import torch
@@ -30,10 +41,13 @@ from torch import nn
 
 from wdrobust.certify.bounds.interval import Box, Cot, Slopes, scale_nonneg
 from wdrobust.certify.bounds.rowwise import RowRelaxation, choose
-from wdrobust.certify.bounds.rule import Rule, interval_arg, register, unsupported
+from wdrobust.certify.bounds.rule import LinearUpper, Rule, interval_arg, register, unsupported
 
 #: Projected gradient steps of ``variance_floor``.
 VARIANCE_STEPS = 20
+#: Largest per-row input size (entries of all rows of LayerNorm's input) for ``refine``: it bounds twice
+#: that many linear functions of the input.
+REFINE_LIMIT = 4096
 
 
 @dataclass
@@ -77,13 +91,50 @@ def variance_floor(x: Box, steps: int = VARIANCE_STEPS) -> torch.Tensor:
     return (d.square().mean(dim=-1, keepdim=True) + ends.sum(dim=-1, keepdim=True)).clamp(min=0)
 
 
-def pieces(x: Box, gamma: torch.Tensor | None, beta: torch.Tensor | None, eps: float) -> Pieces:
-    """The stage boxes of LayerNorm on x (rows on the last axis); formulas in the module docstring."""
+def _both(spec: torch.Tensor, upper: LinearUpper) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lower, upper) bounds (B, C) of spec . x for spec (B, C, *S) over the regions (argument 0)."""
+    c = spec.shape[1]
+    up = upper(0, torch.cat([spec, -spec], dim=1))
+    return -up[:, c:], up[:, :c]
+
+
+def refine(x: Box, upper: LinearUpper) -> tuple[Box, Box]:
+    """Boxes (u (N, *L, n), mean(u^2) (N, *L, 1), eps not added) from linear bounds of the input x (flat
+    argument 0 of upper); see the module docstring. The box of u is intersected with ``centred(x)``."""
+    shape = x.lo.shape[1:]
+    batch, n, m = x.lo.shape[0], shape[-1], prod(shape)
+    eye = torch.eye(m, dtype=x.lo.dtype, device=x.lo.device).reshape(m, *shape)
+    rows = (eye - eye.mean(dim=-1, keepdim=True)).expand(batch, *eye.shape)  # the rows of P x
+    lo, hi = _both(rows, upper)
+    u = centred(x).intersect(lo.reshape(x.lo.shape), hi.reshape(x.lo.shape))
+    c = u.center
+    pc = 2 / n * (c - c.mean(dim=-1, keepdim=True))  # (2/n) P c, (N, *L, n)
+    k = m // n
+    blocks = torch.eye(k, dtype=c.dtype, device=c.device).reshape(1, k, *shape[:-1], 1)
+    lin_lo, lin_hi = _both(blocks * pc.unsqueeze(1), upper)  # one row of L per spec
+    base = -(c * c).mean(dim=-1, keepdim=True)
+    var_lo = base + lin_lo.reshape(base.shape)
+    var_hi = base + lin_hi.reshape(base.shape) + u.radius.square().mean(dim=-1, keepdim=True)
+    return u, Box(var_lo.clamp(min=0), var_hi)
+
+
+def pieces(
+    x: Box,
+    gamma: torch.Tensor | None,
+    beta: torch.Tensor | None,
+    eps: float,
+    refined: tuple[Box, Box] | None = None,
+) -> Pieces:
+    """The stage boxes of LayerNorm on x (rows on the last axis); formulas in the module docstring.
+    refined: the boxes (u, mean(u^2)) of ``refine``, intersected with the interval ones."""
     n = x.lo.shape[-1]
-    u = centred(x)
+    u = centred(x) if refined is None else refined[0]
     sq = square_box(u)
     floor = torch.maximum(sq.lo.mean(dim=-1, keepdim=True), variance_floor(x))
     var = Box(floor + eps, sq.hi.mean(dim=-1, keepdim=True) + eps)
+    if refined is not None:
+        var = var.intersect(refined[1].lo + eps, refined[1].hi + eps)
+        var = Box(var.lo, torch.maximum(var.lo, var.hi))
     s_lo = (sq.lo.sum(dim=-1, keepdim=True) - sq.lo).clamp(min=0)
     s_hi = (sq.hi.sum(dim=-1, keepdim=True) - sq.hi).clamp(min=0)
 
@@ -93,6 +144,9 @@ def pieces(x: Box, gamma: torch.Tensor | None, beta: torch.Tensor | None, eps: f
     y_hi = h(u.hi, torch.where(u.hi >= 0, s_lo, s_hi))
     y_lo = h(u.lo, torch.where(u.lo >= 0, s_hi, s_lo))
     cap = float(max(n - 1, 0)) ** 0.5
+    rho_lo, rho_hi = var.hi.rsqrt(), var.lo.rsqrt()  # y = u rho with rho > 0
+    y_hi = torch.minimum(y_hi, torch.where(u.hi >= 0, u.hi * rho_hi, u.hi * rho_lo))
+    y_lo = torch.maximum(y_lo, torch.where(u.lo >= 0, u.lo * rho_lo, u.lo * rho_hi))
     y = Box(y_lo.clamp(-cap, cap), y_hi.clamp(-cap, cap))
     out = y if gamma is None else Box.from_center(gamma * y.center, gamma.abs() * y.radius)
     if beta is not None:
@@ -191,10 +245,11 @@ class LayerNormRule(Rule):
         radius = (1 - 2 / n) * g_u.radius + g_u.radius.mean(dim=-1, keepdim=True) if n > 1 else g_u.radius * 0
         return (Cot(g_u.center - g_u.center.mean(dim=-1, keepdim=True), radius),)
 
-    def relax(self, inputs: list[Box | None]) -> RowRelaxation:
+    def relax(self, inputs: list[Box | None], upper: LinearUpper | None = None) -> RowRelaxation:
         x = inputs[0]
         assert x is not None
-        p = pieces(x, self.gamma, self.beta, self.eps)
+        refined = refine(x, upper) if upper is not None and prod(x.lo.shape[1:]) <= REFINE_LIMIT else None
+        p = pieces(x, self.gamma, self.beta, self.eps, refined)
         return layernorm_relaxation(x, p, self.gamma, self.beta, self.eps)
 
     def linear_backward(

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wdrobust.certify.bounds.interval import Box, Cot, Slopes, map_classes, scale
-from wdrobust.certify.bounds.rule import Rule, interval_arg, register, unsupported
+from wdrobust.certify.bounds.rule import LinearUpper, Rule, interval_arg, register, unsupported
 
 
 @register(nn.AvgPool1d, nn.AvgPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, F.avg_pool2d)
@@ -143,7 +143,7 @@ class MaxPoolRule(Rule):
         radius = None if win.radius is None else fold(win.radius)
         return (Cot(fold(win.center), radius), *((None,) * (self.n_args - 1)))
 
-    def relax(self, inputs: list[Box | None]) -> PoolRelaxation:
+    def relax(self, inputs: list[Box | None], upper: LinearUpper | None = None) -> PoolRelaxation:
         """DeepPoly's planes on the box of the input (module docstring)."""
         x = inputs[0]
         assert x is not None

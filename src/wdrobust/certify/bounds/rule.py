@@ -23,6 +23,9 @@ from wdrobust.certify.bounds.interval import Box, Cot
 MODULE_RULES: dict[type[nn.Module], type[Rule]] = {}
 FUNCTION_RULES: dict[Callable[..., Any], type[Rule]] = {}
 METHOD_RULES: dict[str, type[Rule]] = {}
+#: upper(k, spec): upper bounds (B, C) of spec . arg_k over the regions, spec (B, C, *S_k), for a rule's flat
+#: argument k (linear bound propagation from that argument back to the input; ``Rule.relax``).
+LinearUpper = Callable[[int, torch.Tensor], torch.Tensor]
 
 
 class Rule:
@@ -97,9 +100,10 @@ class Rule:
         segment instead, ``bounds.dense``)."""
         return None
 
-    def relax(self, inputs: list[Box | None]) -> Any:
+    def relax(self, inputs: list[Box | None], upper: LinearUpper | None = None) -> Any:
         """A linear relaxation of the operation on the boxes of its (flat) arguments (None for constants),
-        possibly tighter than the boxes seen by ``forward``; a dataclass of batch-first tensors."""
+        possibly tighter than the boxes seen by ``forward``; a dataclass of batch-first tensors. upper, when
+        given, bounds linear functions of the arguments (tighter than their boxes; rules may ignore it)."""
         raise NotImplementedError
 
     def linear_backward(

@@ -16,10 +16,21 @@ box x in [lo, hi] (rows of n entries along the softmax axis):
   phi' equals phi's chord slope), so s_i >= phi(w*) + phi'(w*)(wup_i(x) - w*). Where some du exceeds
   EXP_LIMIT (wu overflows) the constant interval bounds are used; ``rowwise.choose`` then keeps, per
   entry, the better of the affine and the constant bound.
+
+Backward: the entries of a row sum to 1, so lam . s = t + (lam - t) . s for any t per row, exactly; with
+t the median of lam over the row, the relaxation's gaps count with |lam_i - t| instead of |lam_i| (a
+product with values that share a large common part, as attention weights times values, gives lam with a
+large common part).
+
+Refinement by linear bounds of the input (``refine``, when linear bound propagation offers them): the box
+[dl, du] of every difference d_ij = x_j - x_i from upper bounds of +-(e_j - e_i) . x (entries of a row are
+correlated, so this is tighter than lo_j - hi_i); the box of s and the relaxation above then use it (both
+only need d_ij in [dl, du]): s_i in [sigmoid(-LSE_{j!=i} du_ij), sigmoid(-LSE_{j!=i} dl_ij)].
 """
 
 from __future__ import annotations
 
+from math import prod
 from typing import Any
 
 import torch
@@ -29,10 +40,12 @@ from torch import nn
 from wdrobust.certify.bounds.bilinear import interval_matmul
 from wdrobust.certify.bounds.interval import Box, Cot, Slopes, scale_nonneg
 from wdrobust.certify.bounds.rowwise import RowRelaxation, choose
-from wdrobust.certify.bounds.rule import Rule, interval_arg, register, unsupported
+from wdrobust.certify.bounds.rule import LinearUpper, Rule, interval_arg, register, unsupported
 
 #: Largest exponent used in the affine bounds; beyond it the constant bounds are used.
 EXP_LIMIT = 40.0
+#: Largest number of differences (rows x n x n per batch row) bounded by ``refine``.
+REFINE_LIMIT = 4096
 
 
 def _pairs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -46,18 +59,41 @@ def _off_diagonal(m: torch.Tensor, fill: float) -> torch.Tensor:
     return m.masked_fill(eye, fill)
 
 
-def softmax_box(lo: torch.Tensor, hi: torch.Tensor) -> Box:
-    """The exact box of softmax over the last axis for x in [lo, hi]; see the module docstring."""
+def differences(x: Box) -> Box:
+    """The box (..., n, n) of d_ij = x_j - x_i over the box x (..., n) (zero on the diagonal)."""
+    return Box(_off_diagonal(_pairs(x.lo, x.hi), 0.0), _off_diagonal(_pairs(x.hi, x.lo), 0.0))
+
+
+def box_of_differences(d: Box) -> Box:
+    """The exact box of softmax over the last axis for differences d_ij in the box d (..., n, n)."""
     neg = float("-inf")
-    low = torch.sigmoid(-torch.logsumexp(_off_diagonal(_pairs(hi, lo), neg), dim=-1))
-    high = torch.sigmoid(-torch.logsumexp(_off_diagonal(_pairs(lo, hi), neg), dim=-1))
+    low = torch.sigmoid(-torch.logsumexp(_off_diagonal(d.hi, neg), dim=-1))
+    high = torch.sigmoid(-torch.logsumexp(_off_diagonal(d.lo, neg), dim=-1))
     return Box(low, high)
 
 
-def softmax_relaxation(x: Box, out: Box) -> RowRelaxation:
-    """Affine bounds of softmax over the last axis on the box x (out: its box); module docstring."""
-    dl = _off_diagonal(_pairs(x.lo, x.hi), 0.0)
-    du = _off_diagonal(_pairs(x.hi, x.lo), 0.0)
+def softmax_box(lo: torch.Tensor, hi: torch.Tensor) -> Box:
+    """The exact box of softmax over the last axis for x in [lo, hi]; see the module docstring."""
+    return box_of_differences(differences(Box(lo, hi)))
+
+
+def difference_specs(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """Rows (k n n, *shape) of the linear functions d_ij = x_j - x_i of each row of x (shape (*L, n), k
+    rows), ordered as the entries of the difference box (*L, n, n)."""
+    n = shape[-1]
+    k = prod(shape) // n
+    eye = torch.eye(n, dtype=like.dtype, device=like.device)
+    pair = eye.unsqueeze(0) - eye.unsqueeze(1)  # [i, j] = e_j - e_i, (n, n, n)
+    rows = torch.eye(k, dtype=like.dtype, device=like.device)
+    spec = rows[:, None, None, :, None] * pair[None, :, :, None, :]  # (k, n, n, k, n)
+    return spec.reshape(k * n * n, *shape)
+
+
+def softmax_relaxation(x: Box, d: Box) -> RowRelaxation:
+    """Affine bounds of softmax over the last axis on the box x whose differences d_ij = x_j - x_i lie in
+    the box d (``differences(x)`` or tighter); see the module docstring."""
+    out = box_of_differences(d)
+    dl, du = d.lo, d.hi
     off = _off_diagonal(torch.ones_like(dl), 0.0)
     big = (du.amax(dim=-1) > EXP_LIMIT) | (dl.amax(dim=-1) > EXP_LIMIT)  # (N, *L, n)
     dl_c, du_c = dl.clamp(max=EXP_LIMIT), du.clamp(max=EXP_LIMIT)
@@ -181,15 +217,31 @@ class SoftmaxRule(Rule):
         res = Cot(((lo + hi) / 2).movedim(-1, d), ((hi - lo) / 2).movedim(-1, d))
         return (res, *((None,) * (self.n_args - 1)))
 
-    def relax(self, inputs: list[Box | None]) -> RowRelaxation:
+    def relax(self, inputs: list[Box | None], upper: LinearUpper | None = None) -> RowRelaxation:
         x = inputs[0]
         assert x is not None
         last = self._last(x)
-        return softmax_relaxation(last, softmax_box(last.lo, last.hi))
+        d = differences(last)
+        shape = tuple(last.lo.shape[1:])
+        if upper is not None and prod(shape) * shape[-1] <= REFINE_LIMIT:
+            d = self.refine(d, shape, upper)
+        return softmax_relaxation(last, d)
+
+    def refine(self, d: Box, shape: tuple[int, ...], upper: LinearUpper) -> Box:
+        """The box d of the differences (N, *L, n, n) intersected with linear bounds of +-d_ij."""
+        spec = difference_specs(shape, d.lo).movedim(-1, self.dim)  # in the input's layout
+        spec = spec.expand(d.lo.shape[0], *spec.shape)
+        c = spec.shape[1]
+        up = upper(0, torch.cat([spec, -spec], dim=1))
+        d = d.intersect(-up[:, c:].reshape(d.lo.shape), up[:, :c].reshape(d.lo.shape))
+        return Box(d.lo, torch.maximum(d.lo, d.hi))  # against rounding
 
     def linear_backward(
         self, lam: torch.Tensor, rel: RowRelaxation
     ) -> tuple[tuple[torch.Tensor | None, ...], torch.Tensor]:
         d = self.dim + 1
-        coef, bias = rel.backward(lam.movedim(d, -1))
+        last = lam.movedim(d, -1)
+        shift = last.median(dim=-1, keepdim=True).values  # t per row, (N, C, *L, 1)
+        coef, bias = rel.backward(last - shift)
+        bias = bias + shift.flatten(2).sum(dim=2)
         return (coef.movedim(-1, d), *((None,) * (self.n_args - 1))), bias

@@ -41,7 +41,7 @@ from torch import fx, nn
 from wdrobust.certify.bounds.activations import Activation, ActivationRule, bound_activation
 from wdrobust.certify.bounds.graph import BoundGraph, Bounds, flat_args
 from wdrobust.certify.bounds.interval import Box, Cot
-from wdrobust.certify.bounds.patches import conv_chain, patch_backward
+from wdrobust.certify.bounds.patches import GROUP_ENTRIES, conv_chain, patch_backward
 from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.bounds.relax import Relaxation, relax
 from wdrobust.certify.bounds.rule import unsupported
@@ -311,7 +311,7 @@ class Crown:
             widest = self._window_entries(chain)
         else:
             chain = None
-        group = max(1, CHUNK_ENTRIES // (2 * rows.numel() * widest))
+        group = max(1, (GROUP_ENTRIES if chain else CHUNK_ENTRIES) // (2 * rows.numel() * widest))
         los, his = [], []
         for part in idx.split(group):
             n = part.numel()
@@ -349,7 +349,7 @@ class Crown:
         shapes = {n: tuple(self.bounds.boxes[n].lo.shape[1:]) for n in chain}
         shapes[self.graph.input] = tuple(self.x0.shape[1:])
         lam, bias, win, where = patch_backward(
-            chain, self.graph.gm.get_submodule, self.relaxation, shapes, idx, rows, self.x0.dtype
+            chain, self.bounds.rules, self.relaxation, shapes, idx, rows, self.x0.dtype
         )
         n, r = idx.numel(), rows.numel()
         # the rows' regions restricted to each window (zero outside the map, where lam is zero): the box's

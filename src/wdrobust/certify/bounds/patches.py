@@ -7,12 +7,12 @@ as that window, P (N, 2, C, K, K) with N = rows x neurons and the two specs +e_q
 and its geometry (K, S, Pad): the window of start position q = (i, j) covers rows i S - Pad ... i S - Pad
 + K - 1 (columns likewise), i.e. the column q of F.unfold(pad(u, Pad), K, stride S). Then:
 - a convolution y = conv(u, W, stride s, padding p) maps P to conv_transpose2d(P, W, stride s) on the
-  window geometry (K - 1) s + k, S s, Pad s + p; its bias adds sum_c b_c sum P_c. Small windows (at
-  least 1/MATRIX_DENSITY of the output window reached by each entry: the first convolution of every chain,
-  whose window is 1 x 1) use the transposed convolution's dense matrix on the window instead, one GEMM,
-  made once per window size (``Rule.memo``). The entries outside the map face the zero padding of the
-  forward pass: an activation next zeroes them (its relaxation is read as zero there), else (the input, a
-  convolution) they are zeroed by a mask;
+  window geometry (K - 1) s + k, S s, Pad s + p; its bias adds sum_c b_c sum P_c. Where the kernel covers
+  at least MATRIX_DENSITY of the new window (k^2 >= MATRIX_DENSITY K'^2, e.g. the first convolution of
+  every chain, whose window is 1 x 1), the transposed convolution is one GEMM with its dense matrix on
+  the window instead, made once per window size (``Rule.memo``). The entries outside the map face the
+  zero padding of the forward pass: an activation next zeroes them (its relaxation is read as zero
+  there), else (the input, a convolution) they are zeroed by a mask;
 - an activation with relaxation (a_lo, b_lo, a_up, b_up) maps P to P a_lo + P+ (a_up - a_lo) and adds
   P . b_lo + P+ . (b_up - b_lo) (two batched dot products), each relaxation tensor read through the same
   windows;
@@ -36,8 +36,8 @@ from wdrobust.certify.bounds.activations import ActivationRule
 from wdrobust.certify.bounds.relax import Relaxation
 from wdrobust.certify.bounds.rule import Rule
 
-#: A convolution on a window uses its dense matrix when each input entry reaches at least this fraction
-#: of the output window (k^2 / K'^2): measured on one CPU thread in float64 with ~3000 windows, one GEMM
+#: A convolution on a window uses its dense matrix when its kernel covers at least this fraction of the
+#: new window (k^2 / K'^2): measured on one CPU thread in float64 with ~3000 windows, one GEMM
 #: beat conv_transpose2d 1.3-2.7x at fractions 1/4 to 1 and lost 2x at 1/12.
 MATRIX_DENSITY = 0.25
 

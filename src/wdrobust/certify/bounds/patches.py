@@ -42,8 +42,8 @@ from wdrobust.certify.bounds.rule import Rule
 MATRIX_DENSITY = 0.25
 
 #: Window coefficient entries (rows x neurons x 2 specs x window) per group of neurons of one pass: measured
-#: on one CPU thread in float64 on a 28x28 CNN, 2^20 (8 MiB) was 1.3x faster than 2^18 or 2^21 and 1.8x
-#: faster than 2^23 (the passes are bound by memory traffic, and overheads grow with the group count).
+#: on one CPU thread in float64 on a 28x28 CNN (loaded machine), 2^20 (8 MiB) was 1.1x faster than 2^21,
+#: 1.3x than 2^18 and 1.8x than 2^23 (the passes are bound by memory traffic; overheads grow with the count).
 GROUP_ENTRIES = 1 << 20
 
 

@@ -14,7 +14,8 @@ label, and not at all for zero_one alone (certified radii never need it). With t
   log-sum-exp of affine functions), so on (r_k-1, r_k] they lie below their chord;
 - the pointwise minimum of the two (and, with ``lipschitz``, of the Lipschitz shells of ``local``).
 The whole-box rows bound their pre-activations with ``auto`` even when ``intermediate`` is ``crown``: there
-nearly every neuron is unstable, so full CROWN costs the most and buys the least.
+nearly every neuron is unstable, so full CROWN costs the most and buys the least. The result's note names
+the values whose interval boxes ``auto`` kept (``bounds.crown.Crown.fallback``), for the balls and the box.
 zero_one: the certified radius is the largest grid radius with every U_ijk < 0, extended inside the next
 shell by the chord (m_ij + g_ijk + t ||A_ijk||_* < 0) and refined by bisection on "every U_ij(r) < 0".
 
@@ -109,6 +110,7 @@ class CrownCertificate(Certificate):
         self.shells = int(shells)
         self._graphs: dict[str, BoundGraph] = {}
         self._box: dict[int, tuple[torch.Tensor, ...]] = {}
+        self._fallback: dict[str, list[str]] = {"balls": [], "whole box": []}  # values auto left to intervals
         check_linear_rules(BoundGraph(self.model))  # unsupported operations fail before any work
 
     def graph(self, precision: str = "float64") -> BoundGraph:
@@ -158,6 +160,7 @@ class CrownCertificate(Certificate):
                 intermediate=self.intermediate,
                 alpha_steps=self.alpha_steps,
                 alpha=self.alpha,
+                fallback=self._fallback["balls"],
             )
             at_x = flat_dot(a, x[sl]) + b
             parts.append((upper, at_x, lp_norm(a, dual_of(self.norm), batch_dims=2)))
@@ -224,6 +227,8 @@ class CrownCertificate(Certificate):
                 x64, y, correct, knots, u, reach(knots.new_zeros(n, m_sh)), lip, slack[:, 0, 0]
             )
         lip0 = local.lipschitz if local is not None else lip[:, :, 0].amax(dim=1)
+        kept = [f"{where}: {', '.join(names)}" for where, names in self._fallback.items() if names]
+        self.note = f"auto kept interval bounds of {'; '.join(kept)}" if kept else ""
         bound = ShellBound(knots, {}, lip0, radius)
         bound.majorants = majorants
         return bound
@@ -254,6 +259,7 @@ class CrownCertificate(Certificate):
                 intermediate="ibp" if self.intermediate == "ibp" else "auto",
                 alpha_steps=self.alpha_steps,
                 alpha=self.alpha,
+                fallback=self._fallback["whole box"],
             )
             self._box.update({cls: (upper[i], a[i], b[i]) for i, cls in enumerate(missing)})
         parts = [self._box[int(v)] for v in y.tolist()]
@@ -320,6 +326,7 @@ class CrownCertificate(Certificate):
                     alpha_steps=self.alpha_steps,
                     alpha=self.alpha,
                     alpha_stop=-float(slack[rows].max()),  # only the signs matter here
+                    fallback=self._fallback["balls"],
                 )
                 ok = (upper + slack[rows, None] < 0).all(dim=1)
                 lo = torch.where(ok, mid, lo)

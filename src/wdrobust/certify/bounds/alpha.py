@@ -97,9 +97,17 @@ def starts(crown: Crown, mode: str) -> list[Start]:
             continue
         start = Start(node, relu_like, [a for a in crown.acts if a in _ancestors(node)])
         count = int(start.need(crown).sum(dim=1).max())
-        if count > 0 and count * crown._path_size(node) <= START_COST:
+        if count > 0 and count * _dense_entries(crown, node) <= START_COST:
             out.append(start)
     return out
+
+
+def _dense_entries(crown: Crown, node: fx.Node) -> int:
+    """Coefficient entries of one spec row of a dense pass from node back to the input: the sum of the
+    per-row sizes of the bounded values up to node (full mode's passes are dense)."""
+    order = crown.graph.nodes
+    boxes = crown.bounds.boxes
+    return sum(boxes[n].lo[0].numel() for n in order[: order.index(node) + 1] if n in boxes)
 
 
 def _ancestors(node: fx.Node) -> set[fx.Node]:

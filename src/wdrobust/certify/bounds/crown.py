@@ -24,9 +24,10 @@ Pre-activation bounds ("intermediate"): ``ibp`` keeps the interval boxes of Boun
 box and tightened by the ball) with its own CROWN pass, in graph order, intersected with the interval box,
 bounding only the neurons whose relaxation is not exact (unstable ReLUs; every neuron of a smooth
 activation); ``auto`` does so for the rows where the pass costs at most AUTO_COST coefficient entries
-per row (small balls, few unstable neurons) and keeps the interval boxes elsewhere. Neurons at the end of
-a chain of convolutions and activations are bounded over their receptive fields (``bounds.patches``:
-the same bounds, a cost per neuron of its window instead of the whole maps).
+per row and value (neurons to bound x the entries of one neuron's pass) and keeps the interval boxes
+elsewhere, naming those values in ``Crown.fallback``. Neurons at the end of a chain of convolutions and
+activations are bounded over their receptive fields (``bounds.patches``: the same bounds, a cost per
+neuron of its windows instead of the whole maps).
 Optimised lower slopes (alpha-CROWN): ``optimise_upper`` runs a few projected Adam steps on the lower slopes
 of the activations to minimise the sum of the output upper bounds (every slope is sound, so every step's
 bound is; the smallest per row is kept).
@@ -46,7 +47,7 @@ from wdrobust.certify.bounds.activations import ActivationRule
 from wdrobust.certify.bounds.alpha import optimise_upper
 from wdrobust.certify.bounds.graph import BoundGraph, Bounds, flat_args
 from wdrobust.certify.bounds.interval import Box, Cot
-from wdrobust.certify.bounds.patches import conv_chain, patch_backward
+from wdrobust.certify.bounds.patches import GROUP_ENTRIES, conv_chain, patch_backward
 from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.bounds.relax import Relaxation, relax
 from wdrobust.certify.bounds.rule import unsupported
@@ -54,8 +55,9 @@ from wdrobust.threat import dual_of, lp_norm
 
 #: Modes of the pre-activation bounds.
 INTERMEDIATE = ("ibp", "crown", "auto")
-#: ``auto``: largest (bounded neurons) x (sum of the value sizes on the way back) per row for a CROWN pass.
-AUTO_COST = 1 << 25
+#: ``auto``: largest (bounded neurons) x (coefficient entries of one neuron's pass, summed over the values it
+#: visits: their windows on a receptive-field pass, their sizes on a dense one) per row and value.
+AUTO_COST = 1 << 22
 #: Coefficient entries (rows x specs x widest value) per chunk of a backward pass.
 CHUNK_ENTRIES = 1 << 23
 
@@ -150,6 +152,8 @@ class Crown:
         self.acts = [n for n in graph.nodes if isinstance(self.bounds.rules.get(n), ActivationRule)]
         check_linear_rules(graph)
         self._relax: dict[fx.Node, Any] = {}
+        #: ``auto``: the names of the values that kept their interval boxes on some rows (pass too costly)
+        self.fallback: list[str] = []
         self.slopes: dict[fx.Node, torch.Tensor] | None = None
         if intermediate != "ibp":
             with torch.no_grad():
@@ -250,22 +254,17 @@ class Crown:
         return concretize(a, bias, self.region if rows is None else self.region[rows])
 
     # -- intermediate bounds ---------------------------------------------------------------------------
-    def _path_size(self, node: fx.Node) -> int:
-        """Sum of the per-row sizes of the interval values up to node (the cost of one spec row)."""
-        order = self.graph.nodes
-        upto = order[: order.index(node) + 1]
-        return sum(self.bounds.boxes[n].lo[0].numel() for n in upto if n in self.bounds.boxes)
-
     def _tighten(self, mode: str) -> None:
         """CROWN bounds of the pre-activations outside the affine prefix, in graph order, row chunk by row
         chunk: each chunk bounds the neurons that are not exact on any of its rows (``auto``: only when
-        their number times the path size is at most AUTO_COST, else the chunk keeps its interval boxes)."""
+        their number times the cost of one neuron's pass (``_plan``) is at most AUTO_COST, else the chunk
+        keeps its interval boxes and the value is named in ``fallback``)."""
         widest = max(v.lo[0].numel() for v in self.bounds.boxes.values())
         for pre, relu_like in self._targets().items():
             box = self.bounds.boxes[pre]
             lo, hi = box.lo.flatten(1).clone(), box.hi.flatten(1).clone()
             need = ((lo < 0) & (hi > 0)) if relu_like else (hi > lo)
-            limit = AUTO_COST // self._path_size(pre) if mode == "auto" else lo.shape[1]
+            limit = AUTO_COST // sum(self._plan(pre)[1]) if mode == "auto" else lo.shape[1]
             # rows sorted by their number of neurons to bound, so that chunks are alike
             order = torch.argsort(need.sum(dim=1))
             start = 0
@@ -275,6 +274,8 @@ class Crown:
                 rows = order[start : start + step]
                 start += rows.numel()
                 idx = need[rows].any(dim=0).nonzero().flatten()
+                if idx.numel() > limit and pre.name not in self.fallback:
+                    self.fallback.append(pre.name)
                 if idx.numel() == 0 or idx.numel() > limit:
                     continue
                 new_lo, new_hi = self._bound_neurons(pre, idx, rows)
@@ -309,16 +310,11 @@ class Crown:
         self, node: fx.Node, idx: torch.Tensor, rows: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(lower, upper) bounds (R, n) of the flat entries idx (n,) of node on the given rows (R,), in
-        groups of neurons that keep every coefficient tensor within CHUNK_ENTRIES: over each neuron's
-        receptive field (``bounds.patches``) when node ends a chain of convolutions and activations whose
-        windows are smaller than the widest map, with dense coefficients otherwise (same bounds)."""
-        chain, shape = self._chain(node), self.bounds.boxes[node].lo.shape[1:]
-        widest = max(v.lo[0].numel() for v in self.bounds.boxes.values())
-        if chain and self._window_entries(chain) < widest:
-            widest = self._window_entries(chain)
-        else:
-            chain = None
-        group = max(1, CHUNK_ENTRIES // (2 * rows.numel() * widest))
+        groups of neurons that keep every coefficient tensor within CHUNK_ENTRIES (GROUP_ENTRIES for the
+        receptive-field pass): by the pass ``_plan`` picks (same bounds either way)."""
+        chain, sizes = self._plan(node)
+        shape = self.bounds.boxes[node].lo.shape[1:]
+        group = max(1, (GROUP_ENTRIES if chain else CHUNK_ENTRIES) // (2 * rows.numel() * max(sizes)))
         los, his = [], []
         for part in idx.split(group):
             n = part.numel()
@@ -333,6 +329,28 @@ class Crown:
             his.append(up[:, :n])
         return torch.cat(los, dim=1), torch.cat(his, dim=1)
 
+    def _plan(self, node: fx.Node) -> tuple[list[fx.Node] | None, list[int]]:
+        """(chain, entries): the pass that bounds node's neurons and the coefficient entries of one spec row
+        on each value it visits. The receptive-field pass (``bounds.patches``) when node ends a chain of
+        convolutions and activations whose windows (channels x k x k on each value, from node back to
+        the input) are all smaller than the widest map; else (None, the sizes of the values up to node),
+        the dense pass."""
+        chain = self._chain(node)
+        if chain:
+            sizes, size = [], 1
+            for n in chain:
+                sizes.append(self.bounds.boxes[n].lo.shape[1] * size * size)
+                if n.op == "call_module" and isinstance(
+                    conv := self.graph.gm.get_submodule(n.target), nn.Conv2d
+                ):
+                    size = (size - 1) * conv.stride[0] + conv.kernel_size[0]
+            sizes.append(self.x0.shape[1] * size * size)
+            if max(sizes) < max(v.lo[0].numel() for v in self.bounds.boxes.values()):
+                return chain, sizes
+        order = self.graph.nodes
+        upto = order[: order.index(node) + 1]
+        return None, [self.bounds.boxes[n].lo[0].numel() for n in upto if n in self.bounds.boxes]
+
     def _chain(self, node: fx.Node) -> list[fx.Node] | None:
         """The convolutional chain from node back to the input (``patches.conv_chain``), None when there is
         none or node is not an image-shaped value."""
@@ -340,23 +358,12 @@ class Crown:
             return None
         return conv_chain(node, self.bounds.rules, self.graph.gm.get_submodule)
 
-    def _window_entries(self, chain: list[fx.Node]) -> int:
-        """The largest window (channels x k x k) of the chain's neurons on any map."""
-        size, most = 1, 0
-        for node in chain:
-            if node.op == "call_module" and isinstance(
-                conv := self.graph.gm.get_submodule(node.target), nn.Conv2d
-            ):
-                size = (size - 1) * conv.stride[0] + conv.kernel_size[0]
-            most = max(most, self.bounds.boxes[node].lo.shape[1] * size * size)
-        return max(most, self.x0.shape[1] * size * size)
-
     def _patch_upper(self, chain: list[fx.Node], idx: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Upper bounds (R, 2n) of (+e_idx, -e_idx) . start(x) by the receptive-field backward pass."""
         shapes = {n: tuple(self.bounds.boxes[n].lo.shape[1:]) for n in chain}
         shapes[self.graph.input] = tuple(self.x0.shape[1:])
         lam, bias, win, where = patch_backward(
-            chain, self.graph.gm.get_submodule, self.relaxation, shapes, idx, rows, self.x0.dtype
+            chain, self.bounds.rules, self.relaxation, shapes, idx, rows, self.x0.dtype
         )
         n, r = idx.numel(), rows.numel()
         # the rows' regions restricted to each window (zero outside the map, where lam is zero): the box's
@@ -406,15 +413,19 @@ def margin_bounds(
     alpha_steps: int = 0,
     alpha: str = "output",
     alpha_stop: float | None = None,
+    fallback: list[str] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(U (B, C), A (B, C, *S), bias (B, C)): U_bc >= max over the row's region of spec_bc . f(x), and the
     linear bound spec_bc . f(x) <= A_bc . x + bias_bc it comes from (plain CROWN slopes; with alpha_steps
     the returned U is the optimised bound, which is never larger: ``bounds.alpha`` with mode alpha, "output"
     or "full", and early stop alpha_stop).
 
-    region: B rows (``Region``), spec (B, C, K); everything in the graph's dtype.
+    region: B rows (``Region``), spec (B, C, K); everything in the graph's dtype. fallback: a list that
+    receives the names of the values ``auto`` kept as interval boxes (``Crown.fallback``) not yet in it.
     """
     crown = Crown(graph, region, intermediate)
+    if fallback is not None:
+        fallback.extend(name for name in crown.fallback if name not in fallback)
     with torch.no_grad():
         a, bias = crown.backward(graph.output, spec)
         upper = concretize(a, bias, region)

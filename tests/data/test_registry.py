@@ -15,6 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from wdrobust import data
+from wdrobust._serde import from_json, to_json
 from wdrobust.cli import app
 
 RNG = np.random.default_rng(0)
@@ -235,11 +236,11 @@ def test_given_scaling_is_applied_not_the_files_own(tmp_path):
     assert data.load(str(path), "test", scaling=scaling)[0].tolist() == [[0.75]]
     assert data.load(str(path), "test")[0].tolist() == [[1.0]]  # the file's own train split: [1, 3]
     assert data.load(str(path), "train", scaling=scaling)[0].tolist() == [[0.25], [0.75]]
-    assert data.Scaling.from_dict(scaling.to_dict(), "m.json").to_dict() == scaling.to_dict()
+    assert to_json(from_json(data.Scaling, to_json(scaling))) == to_json(scaling)
     with pytest.raises(ValueError, match="feature count 1 differs from the 2 of the feature scaling"):
         data.load(str(path), "test", scaling=data.Scaling(np.zeros(2), np.ones(2)))
-    with pytest.raises(ValueError, match=r"m\.json: input_scaling must be"):
-        data.Scaling.from_dict({"kind": "minmax", "lo": [0.0], "hi": "x"}, "m.json")
+    with pytest.raises(ValueError, match=r"m\.json: input_scaling\.hi: expected a list of numbers"):
+        from_json(data.Scaling, {"kind": "minmax", "lo": [0.0], "hi": "x"}, "m.json: input_scaling")
 
 
 def test_tabular_errors(tmp_path):

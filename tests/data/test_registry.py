@@ -206,7 +206,7 @@ def test_csv_header_labels_as_given_whole_file_and_its_scaling(tmp_path):
     np.testing.assert_allclose(table.scaling.hi, raw.max(0))
     np.testing.assert_allclose(table.x_test, (raw - raw.min(0)) / (raw.max(0) - raw.min(0)), atol=1e-6)
     assert data.info(str(path)).input_shape == (2,) and data.info(str(path)).num_classes == 3
-    assert data.scaling_of(str(path)).to_dict() == table.scaling.to_dict()
+    assert to_json(data.scaling_of(str(path))) == to_json(table.scaling)
     assert data.scaling_of("digits") is None
     assert not data.has_test_split(str(path)) and data.has_test_split("digits")
 

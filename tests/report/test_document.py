@@ -16,6 +16,7 @@ from _jsonschema import errors
 from _paths import ROOT
 
 from wdrobust.cli.report import FORMATS
+from wdrobust.pipeline.store import STORE_NAME, Store
 from wdrobust.report import SCHEMA, Results
 from wdrobust.report.document import Normalization
 from wdrobust.report.writers import WRITERS
@@ -138,6 +139,12 @@ def test_optional_keys_are_absent_when_none_and_inline_costs_sit_in_their_entry(
     upper = written["zero_one"]["upper"]
     assert list(upper["combined"])[:3] == ["value", "sound", "methods"] and "methods" not in upper["global"]
     assert "pooled_jobs" in written["zero_one"]["lower"]["best"] and "pooled_jobs" not in pgd
+
+
+def test_a_broken_stored_configuration_gives_a_one_line_report_error(run_dir):
+    with Store(run_dir / STORE_NAME) as store:
+        store.set_meta({"config": store.get_meta("config") | {"n": "six"}})
+    one_line_error(invoke("report", "run"), f"{STORE_NAME}: the stored configuration.n: expected an integer")
 
 
 def test_every_registered_format_writes_the_files_it_declares(run_dir):

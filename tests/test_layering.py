@@ -17,9 +17,10 @@ PACKAGE = ROOT / "src" / "wdrobust"
 DOCS = ROOT / "docs" / "architecture.md"
 
 #: Layers from the bottom up; a layer may import itself and every layer before it. The first group is
-#: the base of private helpers (devices and CPU threads, atomic writes, progress columns).
+#: the base of private helpers (devices and CPU threads, atomic writes, option items, progress columns,
+#: JSON forms of dataclasses).
 LADDER: tuple[tuple[str, ...], ...] = (
-    ("_atomic", "_device", "_options", "_progress"),
+    ("_atomic", "_device", "_options", "_progress", "_serde"),
     ("threat",),
     ("losses",),
     ("primal",),

@@ -27,6 +27,7 @@ from torch import nn
 
 from wdrobust import data, nets
 from wdrobust._device import cpu_threads_for, resolve_device
+from wdrobust._serde import to_json
 from wdrobust.data.base import stratified_split
 from wdrobust.threat import ThreatModel
 
@@ -346,5 +347,5 @@ def fit(
         "val_accuracy": last[0].val_accuracy if last else None,
         "train_seconds": result.seconds,
     }
-    stored = None if scaling is None else scaling.to_dict()
+    stored = None if scaling is None else to_json(scaling)
     return FitResult(result.model, acc, result.seconds, record, stored)

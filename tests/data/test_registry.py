@@ -15,6 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from wdrobust import data
+from wdrobust._serde import from_json, to_json
 from wdrobust.cli import app
 
 RNG = np.random.default_rng(0)
@@ -205,7 +206,7 @@ def test_csv_header_labels_as_given_whole_file_and_its_scaling(tmp_path):
     np.testing.assert_allclose(table.scaling.hi, raw.max(0))
     np.testing.assert_allclose(table.x_test, (raw - raw.min(0)) / (raw.max(0) - raw.min(0)), atol=1e-6)
     assert data.info(str(path)).input_shape == (2,) and data.info(str(path)).num_classes == 3
-    assert data.scaling_of(str(path)).to_dict() == table.scaling.to_dict()
+    assert to_json(data.scaling_of(str(path))) == to_json(table.scaling)
     assert data.scaling_of("digits") is None
     assert not data.has_test_split(str(path)) and data.has_test_split("digits")
 
@@ -235,11 +236,11 @@ def test_given_scaling_is_applied_not_the_files_own(tmp_path):
     assert data.load(str(path), "test", scaling=scaling)[0].tolist() == [[0.75]]
     assert data.load(str(path), "test")[0].tolist() == [[1.0]]  # the file's own train split: [1, 3]
     assert data.load(str(path), "train", scaling=scaling)[0].tolist() == [[0.25], [0.75]]
-    assert data.Scaling.from_dict(scaling.to_dict(), "m.json").to_dict() == scaling.to_dict()
+    assert to_json(from_json(data.Scaling, to_json(scaling))) == to_json(scaling)
     with pytest.raises(ValueError, match="feature count 1 differs from the 2 of the feature scaling"):
         data.load(str(path), "test", scaling=data.Scaling(np.zeros(2), np.ones(2)))
-    with pytest.raises(ValueError, match=r"m\.json: input_scaling must be"):
-        data.Scaling.from_dict({"kind": "minmax", "lo": [0.0], "hi": "x"}, "m.json")
+    with pytest.raises(ValueError, match=r"m\.json: input_scaling\.hi: expected a list of numbers"):
+        from_json(data.Scaling, {"kind": "minmax", "lo": [0.0], "hi": "x"}, "m.json: input_scaling")
 
 
 def test_tabular_errors(tmp_path):

@@ -1,10 +1,11 @@
-"""The typed results model (``report.document``): it reads and writes results.json exactly (bytes), p is a
-float inside, the document follows docs/results.schema.json, and the output formats of ``report.writers``
-each write the files they declare through `wdrobust report --format`."""
+"""The typed results model (``report.document``, defined in ``pipeline.document``): it reads and writes
+results.json exactly (bytes), p is a float inside, the document follows docs/results.schema.json, a malformed
+document is refused naming the path of the bad value, aggregation builds the same model the document reads
+back, and the output formats of ``report.writers`` each write the files they declare through
+`wdrobust report --format`."""
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from pathlib import Path
@@ -15,6 +16,7 @@ from _jsonschema import errors
 from _paths import ROOT
 
 from wdrobust.cli.report import FORMATS
+from wdrobust.pipeline.store import STORE_NAME, Store
 from wdrobust.report import SCHEMA, Results
 from wdrobust.report.document import Normalization
 from wdrobust.report.writers import WRITERS
@@ -86,11 +88,63 @@ def test_the_schema_rejects_what_the_model_does_not_write(change, message):
     assert found and any(message in e for e in found), found
 
 
-def test_a_document_of_another_schema_is_refused():
-    doc = copy.deepcopy(json.loads(DEMO.read_text()))
-    doc["schema"] = "wdrobust/results/v2"
-    with pytest.raises(ValueError, match="not a wdrobust/results/v1 results document"):
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d.update(schema="wdrobust/results/v2"), "$.schema: expected 'wdrobust/results/v1'"),
+        (lambda d: d.pop("run"), "$: missing key 'run'"),
+        (lambda d: d["clean"].pop("loss"), "$.clean: missing key 'loss'"),
+        (lambda d: d["model"].update(extra=1), "$.model: unexpected key 'extra'"),
+        (lambda d: d["threat_models"][0].update(p="two"), "$.threat_models[0].p: expected a number"),
+        (
+            lambda d: d["methods"]["attacks"]["pgd"].update(jobs=True),
+            "$.methods.attacks.pgd.jobs: expected an",
+        ),
+        (
+            lambda d: d["threat_models"][1]["losses"]["ce"]["upper"]["global"].update(value="big"),
+            "$.threat_models[1].losses.ce.upper.global.value: expected a number",
+        ),
+        (
+            lambda d: d["threat_models"][0]["losses"]["ce"]["lower"]["best"].pop("budget_ok"),
+            "$.threat_models[0].losses.ce.lower.best: missing key 'budget_ok'",
+        ),
+        (
+            lambda d: d["threat_models"][0]["losses"]["ce"]["lower"].update(worst=None),
+            "$.threat_models[0].losses.ce.lower: unexpected key 'worst'",
+        ),
+        (
+            lambda d: d["model"].update(normalization={"mean": [0.5]}),
+            "$.model.normalization: missing key 'std'",
+        ),
+    ],
+)
+def test_a_malformed_document_is_refused_naming_the_path(change, message):
+    doc = json.loads(DEMO.read_text())
+    change(doc)
+    with pytest.raises(ValueError) as info:
         Results.from_dict(doc)
+    assert str(info.value).startswith(message)
+
+
+def test_optional_keys_are_absent_when_none_and_inline_costs_sit_in_their_entry():
+    results = Results.from_dict(json.loads(DEMO.read_text()))
+    losses = results.threat_models[4].losses
+    written = results.to_dict()["threat_models"][4]["losses"]
+    band = losses["zero_one"].accuracy
+    assert written["zero_one"]["accuracy"] == {"clean": band.clean, "upper": band.upper, "lower": band.lower}
+    assert losses["margin"].accuracy is None and "accuracy" not in written["margin"]
+    pgd = written["zero_one"]["lower"]["attacks"]["pgd"]
+    assert list(pgd) == ["value", "budget", "budget_ok", "seconds", "forward_passes", "backward_passes"]
+    assert pgd["seconds"] == losses["zero_one"].lower["pgd"].cost.seconds
+    upper = written["zero_one"]["upper"]
+    assert list(upper["combined"])[:3] == ["value", "sound", "methods"] and "methods" not in upper["global"]
+    assert "pooled_jobs" in written["zero_one"]["lower"]["best"] and "pooled_jobs" not in pgd
+
+
+def test_a_broken_stored_configuration_gives_a_one_line_report_error(run_dir):
+    with Store(run_dir / STORE_NAME) as store:
+        store.set_meta({"config": store.get_meta("config") | {"n": "six"}})
+    one_line_error(invoke("report", "run"), f"{STORE_NAME}: the stored configuration.n: expected an integer")
 
 
 def test_every_registered_format_writes_the_files_it_declares(run_dir):

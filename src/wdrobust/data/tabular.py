@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import csv
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 
 SUFFIXES = (".npz", ".csv")
 #: The arrays of a file with given splits.
@@ -30,11 +31,18 @@ QUOTED = 5
 
 @dataclass(frozen=True, eq=False)
 class Scaling:
-    """Min/max feature scaling x -> clip((x - lo) / (hi - lo), 0, 1); lo, hi (F,) float64 (compare
-    ``to_dict()`` forms for equality)."""
+    """Min/max feature scaling x -> clip((x - lo) / (hi - lo), 0, 1); lo, hi (F,) float64, finite, lo <= hi
+    (ValueError otherwise). Its JSON form {"kind": "minmax", "lo": [...], "hi": [...]} is stored in a model's
+    sidecar (``_serde.to_json`` / ``from_json``); compare those forms for equality."""
 
-    lo: np.ndarray
-    hi: np.ndarray
+    kind: Literal["minmax"] = field(default="minmax", kw_only=True)
+    lo: NDArray[np.float64]
+    hi: NDArray[np.float64]
+
+    def __post_init__(self) -> None:
+        lo, hi = self.lo, self.hi
+        if not (lo.ndim == 1 and lo.shape == hi.shape and np.isfinite([lo, hi]).all() and (hi >= lo).all()):
+            raise ValueError("lo and hi must be finite lists of equal length with lo <= hi")
 
     @classmethod
     def fit(cls, x: np.ndarray) -> Scaling:
@@ -50,31 +58,6 @@ class Scaling:
             )
         scale = np.where(self.hi > self.lo, self.hi - self.lo, 1.0)
         return np.clip((x - self.lo) / scale, 0.0, 1.0).astype(np.float32)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON form {"kind": "minmax", "lo": [...], "hi": [...]} (stored in a model's sidecar)."""
-        return {"kind": "minmax", "lo": self.lo.tolist(), "hi": self.hi.tolist()}
-
-    @classmethod
-    def from_dict(cls, value: Any, source: str | Path) -> Scaling:
-        """Inverse of ``to_dict``; a malformed value raises ValueError naming ``source``."""
-        try:
-            if value.get("kind") != "minmax":
-                raise ValueError
-            lo, hi = (np.asarray(value[k], dtype=np.float64) for k in ("lo", "hi"))
-            valid = (
-                lo.ndim == 1
-                and lo.shape == hi.shape
-                and bool(np.isfinite([lo, hi]).all() and (hi >= lo).all())
-            )
-        except (AttributeError, KeyError, TypeError, ValueError):
-            valid = False
-        if not valid:
-            raise ValueError(
-                f"{source}: input_scaling must be {{'kind': 'minmax', 'lo': [...], 'hi': [...]}} with finite "
-                "lists of equal length and lo <= hi"
-            )
-        return cls(lo, hi)
 
 
 @dataclass(frozen=True)

@@ -52,9 +52,9 @@ def save(
     """Write the model's weights to ``path`` (.safetensors) and its spec + metadata to the sidecar.
 
     The model must come from ``build`` (it carries its arch and kwargs). input_scaling: the JSON form of
-    the feature scaling of tabular training data (``data.Scaling.to_dict()``), if any. Both files are
-    written atomically, both or neither (a full disk leaves no checkpoint, no sidecar, no temporary
-    file); returns the checkpoint path.
+    the feature scaling of tabular training data (``_serde.to_json`` of a ``data.Scaling``), if any. Both
+    files are written atomically, both or neither (a full disk leaves no checkpoint, no sidecar, no
+    temporary file); returns the checkpoint path.
     """
     path = Path(path)
     if path.suffix != ".safetensors":

@@ -1,4 +1,5 @@
-"""Aggregation of a run's stored records into bounds for every (norm, eps, p, loss), via the primal core.
+"""Aggregation of a run's stored records into bounds for every (norm, eps, p, loss), via the primal core: the
+typed threat models of results.json (``pipeline.document.ThreatResult``).
 
 Every loss goes the same way (``pipeline.bounds``): each record gives the growth of the loss (attacks:
 attained points, zero_one flip distances; certificates: majorants, zero_one certified radii), computed
@@ -18,15 +19,24 @@ once, and for each threat model of the configuration
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from wdrobust import primal
+from wdrobust._serde import from_json
 from wdrobust.pipeline.bounds import lower_entry, upper_entry
-from wdrobust.pipeline.config import EvalConfig, from_dict
+from wdrobust.pipeline.config import EvalConfig
+from wdrobust.pipeline.document import (
+    AccuracyBand,
+    BestUpper,
+    Cost,
+    LossBounds,
+    ThreatResult,
+    UpperEntry,
+)
 from wdrobust.pipeline.jobs import AttackJob, CertificateJob, attack_jobs, batches
 from wdrobust.pipeline.records import AttackRecord, CertificateRecord
 from wdrobust.pipeline.store import Store, Unit
@@ -86,7 +96,7 @@ def load_records(store: Store) -> Records:
     raw = store.get_meta("config")
     if raw is None:
         raise ValueError(f"{store.path} holds no evaluation (no configuration recorded)")
-    cfg = from_dict(raw)
+    cfg = from_json(EvalConfig, raw, f"{store.path}: the stored configuration")
     facts = store.get_meta("facts")
     n_batches = len(batches(facts["n"], cfg.batch_size))
     units = store.units()
@@ -166,61 +176,62 @@ class _Growths:
         )
 
 
-def _cost(recs: list[AttackRecord | CertificateRecord]) -> dict[str, Any]:
-    return {
-        "seconds": float(sum(r.seconds for r in recs)),
-        "forward_passes": int(sum(r.forward_passes for r in recs)),
-        "backward_passes": int(sum(r.backward_passes for r in recs)),
-    }
+def _cost(recs: list[AttackRecord] | list[CertificateRecord]) -> Cost:
+    """The summed cost of some records."""
+    return Cost(
+        float(sum(r.seconds for r in recs)),
+        int(sum(r.forward_passes for r in recs)),
+        int(sum(r.backward_passes for r in recs)),
+    )
 
 
-def _loss_entry(records: Records, threat: ThreatModel, loss: str, growths: _Growths) -> dict[str, Any]:
+def _loss_entry(records: Records, threat: ThreatModel, loss: str, growths: _Growths) -> LossBounds:
     clean = growths.clean
     jobs = attack_jobs(records.config, threat)
     own = {j.method: growths.attacks[j.key] for j in jobs if j.key in growths.attacks}
     lower = {
-        name: lower_entry(primal.lower_bound(g, threat, clean)) | _cost([rec])
+        name: lower_entry(primal.lower_bound(g, threat, clean), _cost([rec]))
         for name, (rec, g) in own.items()
         if g is not None
     }
     best = None
     if growths.best is not None:
-        best = lower_entry(primal.lower_bound(growths.best, threat, clean))
-        best |= _cost(list(records.attacks.values())) | {"pooled_jobs": len(records.attacks)}
-    upper: dict[str, Any] = {}
+        pooled = list(records.attacks.values())
+        best = lower_entry(primal.lower_bound(growths.best, threat, clean), _cost(pooled), len(pooled))
+    upper: dict[str, UpperEntry] = {}
     for rec, bounder in growths.certificates:
         if bounder is not None:
-            upper[rec.method] = upper_entry(bounder(threat, clean)) | _cost([rec])
+            upper[rec.method] = upper_entry(bounder(threat, clean), _cost([rec]))
     if growths.combined is not None:
         combined, bounder = growths.combined
-        methods = combined.note.split(",")
-        entry = upper_entry(bounder(threat, clean))
+        methods = tuple(combined.note.split(","))
+        entry = upper_entry(bounder(threat, clean), _cost([combined]), methods)
         # the bound of the pointwise minimum is never above a part's (up to the dual's tolerance): keep the
         # smaller, so that combined is the best sound bound of its parts
-        entry["value"] = min(entry["value"], *(upper[m]["value"] for m in methods if m in upper))
-        upper[COMBINED] = entry | {"methods": methods} | _cost([combined])
-    sound = {k: v["value"] for k, v in upper.items() if v["sound"]}
+        value = min(entry.value, *(upper[m].value for m in methods if m in upper))
+        upper[COMBINED] = dataclasses.replace(entry, value=value)
+    sound = {k: v.value for k, v in upper.items() if v.sound}
     best_upper = min(sound.items(), key=lambda kv: (kv[1], kv[0] != COMBINED)) if sound else None
-    out: dict[str, Any] = {
-        "clean": float(clean.mean()),
-        "lower": {"attacks": lower, "best": best},
-        "upper": upper,
-        "best_sound_upper": None if best_upper is None else {"method": best_upper[0], "value": best_upper[1]},
-    }
-    lb = None if best is None else best["value"]
+    lb = None if best is None else best.value
     ub = None if best_upper is None else best_upper[1]
-    out["gap"] = None if lb is None or ub is None else ub - lb
-    out["ratio"] = None if lb is None or ub is None or lb <= 0 else ub / lb
+    accuracy = None
     if loss == "zero_one":
-        out["accuracy"] = {
-            "clean": float(records.correct.mean()),
-            "upper": None if lb is None else 1.0 - lb,
-            "lower": None if ub is None else 1.0 - ub,
-        }
-    return out
+        accuracy = AccuracyBand(
+            float(records.correct.mean()), None if lb is None else 1.0 - lb, None if ub is None else 1.0 - ub
+        )
+    return LossBounds(
+        clean=float(clean.mean()),
+        lower=lower,
+        best_lower=best,
+        upper=upper,
+        best_sound_upper=None if best_upper is None else BestUpper(*best_upper),
+        gap=None if lb is None or ub is None else ub - lb,
+        ratio=None if lb is None or ub is None or lb <= 0 else ub / lb,
+        accuracy=accuracy,
+    )
 
 
-def aggregate(records: Records) -> list[dict[str, Any]]:
+def aggregate(records: Records) -> tuple[ThreatResult, ...]:
     """One entry per threat model of the configuration (eps-major, then p): bounds for every loss."""
     cfg = records.config
     growths = {
@@ -228,16 +239,13 @@ def aggregate(records: Records) -> list[dict[str, Any]]:
         for loss in cfg.losses
         if loss in records.clean_loss and loss != "dlr"
     }
-    out = []
-    for eps_text, threat in cfg.grid:
-        p = threat.p
-        out.append(
-            {
-                "norm": threat.norm,
-                "eps": threat.eps,
-                "eps_text": eps_text,
-                "p": "inf" if math.isinf(p) else (int(p) if p.is_integer() else p),
-                "losses": {loss: _loss_entry(records, threat, loss, g) for loss, g in growths.items()},
-            }
+    return tuple(
+        ThreatResult(
+            threat.norm,
+            threat.eps,
+            eps_text,
+            threat.p,
+            {loss: _loss_entry(records, threat, loss, g) for loss, g in growths.items()},
         )
-    return out
+        for eps_text, threat in cfg.grid
+    )

@@ -3,10 +3,10 @@
 A record gives the growth of a loss (``AttackRecord.growth``: attained points, or for zero_one the flip
 distances; ``CertificateRecord.growth``: a majorant, or for zero_one the certified radii); the primal
 solver turns a growth, a threat model and the clean losses into a bound (``primal.lower_bound`` with its
-audited budget, ``primal.upper_bound`` / ``UpperBounder``). Here the bounds become the entries of
-results.json (``lower_entry``, ``upper_entry``, written by ``aggregate``) and the figures of
-``wdrobust attack`` (``summarize``); ``wdrobust certify`` prints the risk of the same upper bound. In-memory
-results enter through ``AttackRecord.of`` / ``CertificateRecord.of``.
+audited budget, ``primal.upper_bound`` / ``UpperBounder``). Here the bounds become the typed entries of
+results.json (``pipeline.document``; ``lower_entry``, ``upper_entry``, used by ``aggregate``) and the
+figures of ``wdrobust attack`` (``summarize``); ``wdrobust certify`` prints the risk of the same upper
+bound. In-memory results enter through ``AttackRecord.of`` / ``CertificateRecord.of``.
 """
 
 from __future__ import annotations
@@ -17,20 +17,21 @@ from typing import Any
 import torch
 
 from wdrobust import primal
+from wdrobust.pipeline.document import Cost, LowerEntry, UpperEntry
 from wdrobust.pipeline.records import AttackRecord
 from wdrobust.threat import ThreatModel
 
 
-def lower_entry(bound: primal.LowerBound) -> dict[str, Any]:
-    """A lower bound as results.json writes it: {"value": the risk R(0) + best mixture gain, "budget": its
-    W_p audited from the attained distances, "budget_ok": budget <= eps (``primal.audit.within_budget``)}."""
-    return {"value": float(bound.risk), "budget": bound.budget, "budget_ok": bound.budget_ok}
+def lower_entry(bound: primal.LowerBound, cost: Cost, pooled_jobs: int | None = None) -> LowerEntry:
+    """A lower bound as results.json holds it: value = the risk R(0) + best mixture gain, budget = its W_p
+    audited from the attained distances, budget_ok = budget <= eps (``primal.audit.within_budget``)."""
+    return LowerEntry(float(bound.risk), float(bound.budget), bool(bound.budget_ok), cost, pooled_jobs)
 
 
-def upper_entry(bound: primal.UpperBound) -> dict[str, Any]:
-    """An upper bound as results.json writes it: {"value": the risk R(0) + dual (or knapsack) value,
-    "sound": the majorant's flag}."""
-    return {"value": float(bound.risk), "sound": bound.sound}
+def upper_entry(bound: primal.UpperBound, cost: Cost, methods: tuple[str, ...] | None = None) -> UpperEntry:
+    """An upper bound as results.json holds it: value = the risk R(0) + dual (or knapsack) value, sound =
+    the majorant's flag."""
+    return UpperEntry(float(bound.risk), bool(bound.sound), methods=methods, cost=cost)
 
 
 @dataclass(frozen=True)

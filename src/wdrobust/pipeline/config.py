@@ -3,7 +3,9 @@
 A configuration is a flat record (``EvalConfig``). Sources are merged in this order, later ones winning:
 the built-in defaults (equal to ``configs/digits-default.toml``), a TOML file (``--config``), command-line
 flags. The *canonical* form (sorted JSON of the fields that change results) is stored in the run's store
-together with its SHA-256; a run folder refuses a configuration whose hash differs.
+together with its SHA-256; a run folder refuses a configuration whose hash differs. Beside it the store keeps
+every field, eps/p in the user's spelling: the generated JSON form (``_serde.to_json(cfg, strict=False)``,
+read back by ``_serde.from_json(EvalConfig, value)``; a field a store lacks takes its default).
 """
 
 from __future__ import annotations
@@ -324,13 +326,3 @@ def canonical_json(cfg: EvalConfig) -> str:
 def config_hash(cfg: EvalConfig) -> str:
     """SHA-256 hex digest of ``canonical_json(cfg)``."""
     return hashlib.sha256(canonical_json(cfg).encode()).hexdigest()
-
-
-def to_dict(cfg: EvalConfig) -> dict[str, Any]:
-    """All fields as JSON-ready values, eps/p in the user's spelling (stored beside the canonical form)."""
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
-
-
-def from_dict(data: dict[str, Any]) -> EvalConfig:
-    """Inverse of ``to_dict``."""
-    return merge(EvalConfig(), data)

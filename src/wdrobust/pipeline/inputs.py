@@ -28,6 +28,7 @@ from torch import nn
 
 from wdrobust import data, nets
 from wdrobust._device import resolve_device
+from wdrobust._serde import from_json
 from wdrobust.data import Scaling
 from wdrobust.data.indices import read_indices
 from wdrobust.data.tabular import quote_values
@@ -71,7 +72,7 @@ def model_path(name: str) -> Path:
 def model_scaling(path: str | Path) -> Scaling | None:
     """The feature scaling of a model's tabular training data, from its sidecar; None if it has none."""
     value = nets.load_metadata(path).get("input_scaling")
-    return None if value is None else Scaling.from_dict(value, nets.sidecar_path(path))
+    return None if value is None else from_json(Scaling, value, f"{nets.sidecar_path(path)}: input_scaling")
 
 
 def load_model(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wdrobust._atomic import check_folder_writable
+from wdrobust._serde import from_json, to_json
 from wdrobust.pipeline import config as config_mod
 from wdrobust.pipeline import folder
 from wdrobust.pipeline.config import EvalConfig
@@ -106,7 +107,8 @@ def merge(
         raise ValueError(f"--out {out} is one of the folders to merge; choose another --out")
     shards = [_read_shard(p) for p in paths]
     _check_same_run(shards)
-    cfg = dataclasses.replace(config_mod.from_dict(shards[0].meta["config"]), out=str(out), shard=None)
+    stored = from_json(EvalConfig, shards[0].meta["config"], f"{shards[0].path}: the stored configuration")
+    cfg = dataclasses.replace(stored, out=str(out), shard=None)
     target = out / STORE_NAME
     resume = check_run_folder(cfg, force)
     if resume and _facts(read_meta(target, "facts")) != shards[0].facts:
@@ -146,7 +148,7 @@ def _merged_meta(cfg: EvalConfig, shards: list[_Shard]) -> dict[str, Any]:
     first = shards[0].meta
     created = [s.meta["created"] for s in shards if s.meta["created"] is not None]
     return {
-        "config": config_mod.to_dict(cfg),
+        "config": to_json(cfg, strict=False),
         "canonical": config_mod.canonical(cfg),
         "config_hash": first["config_hash"],
         "facts": first["facts"],

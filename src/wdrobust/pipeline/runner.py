@@ -37,6 +37,7 @@ from wdrobust import __version__
 from wdrobust._atomic import check_folder_writable
 from wdrobust._device import resolve_device
 from wdrobust._progress import columns
+from wdrobust._serde import to_json
 from wdrobust.pipeline import config as config_mod
 from wdrobust.pipeline import folder
 from wdrobust.pipeline.config import EvalConfig, parse_shard
@@ -199,7 +200,7 @@ def _open_run(
     if store.get_meta("config_hash") is None:
         store.set_meta(
             {
-                "config": config_mod.to_dict(cfg),
+                "config": to_json(cfg, strict=False),
                 "canonical": config_mod.canonical(cfg),
                 "config_hash": config_mod.config_hash(cfg),
                 "facts": inputs.facts,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from wdrobust._atomic import atomic_write
+from wdrobust._serde import to_json
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -14,17 +15,7 @@ def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def json_ready(value: Any) -> Any:
-    """value with non-finite floats replaced by the strings "inf", "-inf", "nan" (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    if isinstance(value, float) and not (value == value and abs(value) != float("inf")):
-        return "nan" if value != value else ("inf" if value > 0 else "-inf")
-    return value
-
-
 def write_json(path: str | Path, data: Any) -> Path:
-    """Write strict, indented JSON atomically."""
-    return write_text(path, json.dumps(json_ready(data), indent=2, allow_nan=False) + "\n")
+    """Write strict, indented JSON atomically (``_serde.to_json``: non-finite floats as "inf", "-inf",
+    "nan")."""
+    return write_text(path, json.dumps(to_json(data), indent=2, allow_nan=False) + "\n")

@@ -1,4 +1,4 @@
-"""The results of a run as the typed model of ``report.document`` (schema ``wdrobust/results/v1``,
+"""The results of a run as the typed model of ``pipeline.document`` (schema ``wdrobust/results/v1``,
 documented in docs/evaluate.md), built from its stored records.
 
 In the spirit of RobustBench's model_info records: what was evaluated (model, data, n, seed, versions,
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from wdrobust.pipeline.aggregate import Records, aggregate
 from wdrobust.pipeline.config import canonical, config_hash
-from wdrobust.report.document import (
+from wdrobust.pipeline.document import (
     SCHEMA,
     AttackCost,
     CertificateCost,
@@ -22,7 +22,6 @@ from wdrobust.report.document import (
     Normalization,
     Results,
     RunFacts,
-    ThreatResult,
 )
 
 
@@ -84,7 +83,7 @@ def build_results(records: Records) -> Results:
         versions=records.versions,
         clean_accuracy=float(records.correct.mean()),
         clean_loss={k: float(v.mean()) for k, v in records.clean_loss.items()},
-        threat_models=tuple(ThreatResult.from_dict(tm) for tm in aggregate(records)),
+        threat_models=aggregate(records),
         methods=_methods(records),
         incomplete_jobs=tuple(records.incomplete),
         run=RunFacts(

@@ -16,9 +16,12 @@ from wdrobust.pipeline.config import split_list
 from wdrobust.pipeline.inputs import load_inputs
 from wdrobust.threat import NORMS, ThreatModel, parse_number
 
-MODEL = typer.Option(
-    ..., help="Checkpoint: .safetensors with its JSON sidecar, or a plain .pt/.pth state_dict with --arch."
+MODEL_HELP = (
+    "Model file: .safetensors with its JSON sidecar; a plain .pt/.pth state_dict (or .safetensors without "
+    "sidecar) with --arch; a TorchScript .pt (torch.jit.save, loaded with torch.jit.load: attacks run on "
+    "it, certificates need an architecture they can read); or .onnx."
 )
+MODEL = typer.Option(..., help=MODEL_HELP)
 
 
 def data_help() -> str:
@@ -37,13 +40,17 @@ DATA_HELP = data_help()
 DATA = typer.Option(DEFAULT_DATASET, help=DATA_HELP)
 ROOT_HELP = root_help()
 ROOT = typer.Option(None, "--root", "--data-root", help=ROOT_HELP)
-ARCH = typer.Option(
-    None, help=f"Architecture of a .pt/.pth checkpoint without sidecar: {', '.join(nets.ARCHS)}."
+ARCH_HELP = (
+    f"Architecture of a checkpoint without sidecar: {', '.join(nets.ARCHS)} (layer layouts in "
+    "docs/models.md), or your own nn.Module class as SOURCE:Class, SOURCE a .py file or an importable "
+    "module (e.g. my_net.py:Net; its code is run), built with the --arch-option values; the checkpoint's "
+    "state dict is loaded into it (torch.load weights_only=True or safetensors: no arbitrary unpickling)."
 )
+ARCH = typer.Option(None, help=ARCH_HELP)
 ARCH_OPTION = typer.Option(
     [],
     help="Architecture option name=value (repeatable), e.g. widths=16,32; input_shape and num_classes "
-    "default to the data's.",
+    "default to the data's (for your own class: when its constructor takes them).",
 )
 MEAN = typer.Option(None, help="The model was trained on (x - mean) / std: comma-separated per-channel mean.")
 STD = typer.Option(None, help="Per-channel std of --mean (the model is wrapped in wdrobust.nets.Normalize).")
@@ -86,7 +93,7 @@ def arch_options(arch: str | None, items: list[str]) -> dict:
         if items:
             raise ValueError("--arch-option needs --arch")
         return {}
-    return nets.parse_arch_options(nets.check_arch(arch), items)
+    return nets.parse_arch_options(arch, items)
 
 
 def model_and_samples(

@@ -35,8 +35,7 @@ def command(
     ),
     model: str | None = typer.Option(
         None,
-        help="Checkpoint path (safetensors + JSON sidecar, or a .pt/.pth state_dict with --arch) or "
-        "'digits-default' (cached after first use).",
+        help=f"{common.MODEL_HELP} Or 'digits-default' (cached after first use).",
     ),
     arch: str | None = common.ARCH,
     arch_option: list[str] = common.ARCH_OPTION,

@@ -65,7 +65,8 @@ def _import_module(source: str) -> ModuleType:
     try:
         return importlib.import_module(source)
     except ModuleNotFoundError as exc:
-        raise ValueError(f"--arch: no module named {exc.name or source!r} (give a .py file or a module)") from None
+        missing = exc.name or source
+        raise ValueError(f"--arch: no module named {missing!r} (give a .py file or a module)") from None
     except Exception as exc:  # the user's code
         raise ValueError(f"--arch: importing {source} failed: {_first_line(exc)}") from None
 

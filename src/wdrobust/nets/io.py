@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import pickle
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -150,7 +151,9 @@ def _load_torchscript(path: Path, device: str | torch.device | None) -> nn.Modul
     """A TorchScript archive loaded with torch.jit.load, in eval mode on ``device``."""
     dev = resolve_device(device)
     try:
-        model = torch.jit.load(str(path), map_location=dev)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, its files are not
+            model = torch.jit.load(str(path), map_location=dev)
     except (RuntimeError, ValueError) as exc:
         raise ValueError(f"cannot load {path} as TorchScript: {str(exc).strip().splitlines()[0]}") from None
     return model.eval()

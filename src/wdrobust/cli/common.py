@@ -62,7 +62,11 @@ EPS = typer.Option("0.1", help="Radius (e.g. 0.1 or 8/255).")
 P = typer.Option("inf", help="Wasserstein order p in [1, inf].")
 BATCH_SIZE = typer.Option(256, help="Samples per batch.")
 DEVICE = typer.Option(None, help="cpu, cuda, ... (default: cuda if available).")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+PROGRESS_HELP = (
+    "progress: a bar on a terminal; elsewhere (pipe, file, CI) a timestamped line every "
+    "$WDROBUST_PROGRESS_INTERVAL seconds (default 10)"
+)
+QUIET = typer.Option(False, "--quiet", "-q", help=f"No progress ({PROGRESS_HELP}).")
 
 
 def comma_list(text: str, flag: str) -> tuple[str, ...]:

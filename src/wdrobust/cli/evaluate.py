@@ -104,7 +104,9 @@ def command(
         help="Start over: delete the results of the run in --out first (only wdrobust's files; other "
         "files stay).",
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the output paths."),
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help=f"No progress ({common.PROGRESS_HELP}); print only the output paths."
+    ),
     shard: str | None = typer.Option(
         None,
         help="Compute only shard I of K (I/K) of the run's units into --out; combine the shards' run "

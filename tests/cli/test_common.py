@@ -110,3 +110,60 @@ def test_arch_mistakes_are_one_line(user_model, tmp_path, command, arch, options
     result = invoke(command, "--model", weights, "--arch", arch, *flags, "--n", 2, *extra)
     one_line_error(result, *parts)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["attack", "certify"])
+def test_offset_indices_and_threads_select_as_evaluate(
+    command, digits_mlp_path, digits_mlp, tmp_path
+) -> None:
+    """The clean CE that certify prints, and the clean accuracy of attack, are those of the selected
+    samples: n from --offset on, or the listed --indices in their order."""
+    from wdrobust.losses import all_losses
+    from wdrobust.report.numbers import number
+
+    x, y = data.load("digits", "test", device="cpu")
+    listed = [40, 3, 17, 99, 250]
+    (tmp_path / "idx.txt").write_text("40, 3\n17 99\n250\n")
+    flags = {"attack": ("--attack", "pgd", "--option", "steps=1"), "certify": ("--method", "global")}[command]
+    for selection, picked in (
+        (("--offset", 30, "--n", 5), list(range(30, 35))),
+        (("--indices", tmp_path / "idx.txt"), listed),
+    ):
+        result = invoke(command, "--model", digits_mlp_path, *selection, *flags, "--threads", 2, "--quiet")
+        assert result.exit_code == 0, result.output
+        assert "on 5 samples" in result.output
+        with torch.no_grad():
+            z = digits_mlp(x[picked])
+        if command == "certify":
+            ce = float(all_losses(z, y[picked], ("ce",))["ce"].mean())
+            assert f" {number(ce)} " in result.output
+        else:
+            assert f"{100 * float((z.argmax(1) == y[picked]).float().mean()):.2f} %" in result.output
+
+
+@pytest.mark.parametrize("command", ["attack", "certify"])
+@pytest.mark.parametrize(
+    ("extra", "parts"),
+    [
+        (("--threads", -1), ["--threads must be >= 0"]),
+        (("--offset", -2), ["--offset must be >= 0"]),
+        (("--offset", 2, "--indices", "{idx}"), ["give one of them"]),
+        (("--offset", 100000), ["offset 100000 is beyond the 450 samples"]),
+        (("--indices", "{dir}/absent.txt"), ["indices file not found"]),
+    ],
+)
+def test_selection_and_thread_mistakes_are_one_line(command, extra, parts, digits_mlp_path, tmp_path) -> None:
+    (tmp_path / "idx.txt").write_text("1 2\n")
+    args = [str(a).format(idx=tmp_path / "idx.txt", dir=tmp_path) for a in extra]
+    one_line_error(invoke(command, "--model", digits_mlp_path, "--n", 2, *args), *parts)
+
+
+def test_threads_set_the_count_inside_the_block_and_restore_it(digits_mlp) -> None:
+    from wdrobust.cli.common import cpu_threads
+
+    before = torch.get_num_threads()
+    cpu = torch.device("cpu")
+    for threads, inside in ((3, 3), (0, before), (None, 1)):  # None: a small model runs on one thread
+        with cpu_threads(threads, digits_mlp, cpu):
+            assert torch.get_num_threads() == inside
+        assert torch.get_num_threads() == before

@@ -86,3 +86,14 @@ def test_a_bad_interval_is_one_value_error(monkeypatch, text: str) -> None:
         interval()
     monkeypatch.setenv(INTERVAL_ENV, "2.5")
     assert interval() == 2.5
+
+
+def test_on_a_terminal_a_bar_with_the_label_and_the_count() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=120)
+    with progress("certify", console=console, unit="samples") as update:
+        update(0, 4, "crown")
+        update(4, 4)
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buffer.getvalue())
+    assert "crown" in text and "4/4" in text and "samples" in text
+    assert not re.search(r"^\[\d\d:\d\d:\d\d\]", text, re.M)  # no plain lines on a terminal

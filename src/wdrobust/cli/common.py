@@ -77,10 +77,10 @@ THREADS = typer.Option(
     "on the CPU, where more threads cost more than they give, else all cores).",
 )
 PROGRESS_HELP = (
-    "progress: a bar on a terminal; elsewhere (pipe, file, CI) a timestamped line every "
-    "$WDROBUST_PROGRESS_INTERVAL seconds (default 10)"
+    "a bar on a terminal; elsewhere, a pipe, file or CI log, a timestamped line every "
+    "$WDROBUST_PROGRESS_INTERVAL seconds, default 10"
 )
-QUIET = typer.Option(False, "--quiet", "-q", help=f"No progress ({PROGRESS_HELP}).")
+QUIET = typer.Option(False, "--quiet", "-q", help=f"No progress display ({PROGRESS_HELP}).")
 
 
 def comma_list(text: str, flag: str) -> tuple[str, ...]:

@@ -105,7 +105,10 @@ def command(
         "files stay).",
     ),
     quiet: bool = typer.Option(
-        False, "--quiet", "-q", help=f"No progress ({common.PROGRESS_HELP}); print only the output paths."
+        False,
+        "--quiet",
+        "-q",
+        help=f"No progress display ({common.PROGRESS_HELP}); print only the output paths.",
     ),
     shard: str | None = typer.Option(
         None,

@@ -1,15 +1,42 @@
-"""The columns of every wdrobust progress bar (rich): description, bar, done/total, unit, elapsed, ETA."""
+"""Progress of every long-running wdrobust command, on a terminal and off it.
+
+On a terminal: a rich bar "description [===>   ] done/total unit  elapsed  eta remaining", redrawn ten
+times a second, so its elapsed clock moves inside one slow step too. Elsewhere (a pipe, a file, CI,
+nohup), where a bar would print nothing until the end: one plain line every ``interval()`` seconds,
+"[HH:MM:SS] description: done/total unit, elapsed H:MM:SS, eta H:MM:SS", written by a timer thread so
+that a line comes also while one step takes minutes (the eta is left out until a step has finished),
+and a last line when the block ends (only for blocks that printed one before: a quick command stays
+silent). ``quiet`` silences both.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
+    Progress,
     ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+#: The environment variable that sets the seconds between two plain progress lines.
+INTERVAL_ENV = "WDROBUST_PROGRESS_INTERVAL"
+#: Seconds between two plain progress lines when INTERVAL_ENV is not set.
+DEFAULT_INTERVAL = 10.0
+
+#: A progress callback: update(done, total=None, label=None) sets the steps done, the total (when
+#: given) and the description (when a label is given).
+Update = Callable[..., None]
 
 
 def columns(unit: str = "") -> tuple[ProgressColumn, ...]:
@@ -24,3 +51,106 @@ def columns(unit: str = "") -> tuple[ProgressColumn, ...]:
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
+
+
+def interval() -> float:
+    """Seconds between two plain progress lines: $WDROBUST_PROGRESS_INTERVAL, else DEFAULT_INTERVAL;
+    ValueError for a value that is not a positive number."""
+    text = os.environ.get(INTERVAL_ENV)
+    if text is None:
+        return DEFAULT_INTERVAL
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise ValueError(f"${INTERVAL_ENV} must be a positive number of seconds, got {text!r}")
+    return value
+
+
+def _clock(seconds: float) -> str:
+    """H:MM:SS of a duration (whole seconds)."""
+    return str(timedelta(seconds=int(seconds)))
+
+
+class PlainProgress:
+    """The plain lines of the module docstring: ``update`` records the state, a daemon thread prints it
+    every ``every`` seconds between ``start`` and ``stop``."""
+
+    def __init__(self, console: Console, description: str, unit: str = "", every: float = DEFAULT_INTERVAL):
+        self.console, self.description, self.unit, self.every = console, description, unit, every
+        self.done, self.total = 0, None
+        self.started = time.monotonic()
+        self.last_step: float | None = None  # when ``done`` last grew
+        self.printed = 0
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._tick, name="wdrobust-progress", daemon=True)
+
+    def update(self, done: int, total: int | None = None, label: str | None = None) -> None:
+        with self._lock:
+            if done > self.done:
+                self.last_step = time.monotonic()
+            self.done = done
+            self.total = total if total is not None else self.total
+            self.description = label if label is not None else self.description
+
+    def line(self) -> str:
+        """The line "[HH:MM:SS] description: done/total unit, elapsed H:MM:SS[, eta H:MM:SS]", the eta
+        from the average time per finished step, shown once a step has finished."""
+        with self._lock:
+            elapsed = time.monotonic() - self.started
+            count = f"{self.done}/{self.total}" if self.total is not None else f"{self.done}"
+            unit = f" {self.unit}" if self.unit else ""
+            text = f"{self.description}: {count}{unit}, elapsed {_clock(elapsed)}"
+            if self.done and self.total and self.last_step is not None:
+                per_step = (self.last_step - self.started) / self.done
+                remaining = max(per_step * (self.total - self.done) - (time.monotonic() - self.last_step), 0)
+                text += f", eta {_clock(remaining)}"
+        return f"[{time.strftime('%H:%M:%S')}] {text}"
+
+    def emit(self) -> None:
+        """Print the current line."""
+        self.console.print(self.line(), markup=False, highlight=False, soft_wrap=True)
+        self.printed += 1
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(self.every):
+            self.emit()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the timer; print the last line when a line was printed before."""
+        self._stopped.set()
+        self._thread.join()
+        if self.printed:
+            self.emit()
+
+
+@contextlib.contextmanager
+def progress(
+    description: str, *, quiet: bool = False, console: Console | None = None, unit: str = ""
+) -> Iterator[Update]:
+    """Show the progress of the block (module docstring) on ``console`` (default: stderr); yields
+    update(done, total=None, label=None)."""
+    console = console or Console(stderr=True)
+    if quiet:
+        yield lambda done, total=None, label=None: None
+    elif console.is_terminal:
+        with Progress(*columns(unit), console=console) as bar:
+            task = bar.add_task(description, total=None)
+
+            def update(done: int, total: int | None = None, label: str | None = None) -> None:
+                extra = {} if label is None else {"description": label}
+                bar.update(task, completed=done, **({} if total is None else {"total": total}), **extra)
+
+            yield update
+    else:
+        plain = PlainProgress(console, description, unit, interval())
+        plain.start()
+        try:
+            yield plain.update
+        finally:
+            plain.stop()

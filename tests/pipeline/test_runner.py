@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -160,3 +161,46 @@ def test_resume_refuses_changed_data(tmp_path):
     np.savez(path, x=np.random.default_rng(1).random((80, 64)), y=np.arange(80) % 10)  # same config, new data
     with pytest.raises(ValueError, match="evaluated data changed"):
         run(cfg)
+
+
+def test_the_checked_first_sample_joins_the_first_certificate_unit(tmp_path):
+    """Each certificate runs on the first sample before the run folder exists; that result joins its first
+    unit instead of being paid twice, and the joined unit equals the unit computed whole (to float32
+    rounding: the kernels of a batch of 1 and of 3 round differently)."""
+    import torch
+
+    from wdrobust.pipeline.inputs import evaluation_inputs
+    from wdrobust.pipeline.jobs import CertificateJob, UnitTask, plan
+    from wdrobust.pipeline.runner import _majorants, join_first
+
+    cfg = small_config(tmp_path / "run", n=6, batch_size=3, eps="0.1", attacks="pgd")
+    run(cfg)
+    log = (tmp_path / "run" / "run.log").read_text()
+    for name in ("attack 'pgd'", "certificate 'crown'", "certificate 'global'"):
+        assert f"checked {name} on the first sample" in log
+    joined = re.findall(r"unit (\S+) batch 0 stored \([\d.]+ s; its first sample from the check\)", log)
+    assert sorted(joined) == sorted(
+        f"certificate/{m}/linf" for m in ("global", "first-order", "local", "radius", "crown")
+    )
+    inputs = evaluation_inputs(cfg, torch.device("cpu"))
+    certificates = [job for job in plan(cfg) if isinstance(job, CertificateJob)]
+    assert len(certificates) == 5
+    grid = np.tile(np.linspace(0.0, 1.0, 400), (3, 1))  # t in [0, diam X] for each of the 3 samples
+    with Store(tmp_path / "run" / "store.sqlite") as store:
+        for job in certificates:
+            stored = store.arrays(job.key, 0)
+            whole, _ = job.run(UnitTask(cfg, inputs, slice(0, 3), 0, torch.device("cpu")))
+            assert set(stored) == set(whole), job.key
+            for key, value in whole.items():
+                if not key.startswith("major."):
+                    np.testing.assert_allclose(stored[key], value, rtol=1e-5, err_msg=job.key + key)
+            for loss, majorant in _majorants(whole).items():  # the same phibar, knots may differ
+                np.testing.assert_allclose(
+                    _majorants(stored)[loss].at(grid), majorant.at(grid), rtol=1e-5, atol=1e-5
+                )
+    one = ({"r": np.zeros(1)}, {"sound": True, "note": "a", "seconds_method": 1.0})
+    two = ({"r": np.ones(2)}, {"sound": False, "note": "a", "seconds_method": 2.0})
+    arrays, info = join_first(one, two)
+    assert arrays["r"].tolist() == [0, 1, 1]
+    assert info == {"sound": False, "note": "a", "seconds_method": 3.0}
+    assert join_first(({"k": np.zeros((4, 4))}, {}), ({"k": np.zeros((4, 4))}, {})) is None  # not per sample

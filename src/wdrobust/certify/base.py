@@ -267,6 +267,9 @@ class Certificate(ABC):
     sound: ClassVar[bool] = True
     #: Size of the default shell grid (``default_radii``'s shells).
     default_shells: ClassVar[int] = 8
+    #: Whether the certificate reads the model's layers (a TorchScript module, whose layers it cannot
+    #: read, is refused); False for those that only evaluate the model and its gradients.
+    reads_layers: ClassVar[bool] = True
 
     @classmethod
     def options_for(cls, norm: str, eps: float, d: int) -> dict[str, Any]:
@@ -295,6 +298,11 @@ class Certificate(ABC):
             check_certifiable(name)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if self.reads_layers and any(isinstance(m, torch.jit.ScriptModule) for m in model.modules()):
+            raise ValueError(
+                f"{self.name} reads the model's layers, which a TorchScript module hides: give the weights "
+                "with their architecture (--arch), or use first-order / empirical"
+            )
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.norm = norm

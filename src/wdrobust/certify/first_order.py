@@ -37,6 +37,7 @@ class FirstOrder(Certificate):
 
     name = "first-order"
     sound = False
+    reads_layers = False
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
         smooth = tuple(name for name in self.losses if name != "zero_one")

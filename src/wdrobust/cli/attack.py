@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from wdrobust._atomic import check_writable
-from wdrobust._device import cpu_threads_for
 from wdrobust._options import split_assignment
 from wdrobust.attacks import ATTACKS
 from wdrobust.attacks.base import Attack
@@ -119,13 +118,16 @@ def command(
     norm: str = common.NORM,
     eps: str = common.EPS,
     p: str = common.P,
-    n: int = typer.Option(500, help="Attack the first n samples of the split."),
+    n: int = typer.Option(500, help="Attack n samples of the split, from --offset on."),
+    offset: int = common.OFFSET,
+    indices: Path | None = common.INDICES,
     seed: int = typer.Option(0, help="Seed of random starts."),
     batch_size: int = common.BATCH_SIZE,
     option: list[str] = typer.Option([], help="Attack option name=value (repeatable), e.g. steps=20."),
     save: Path | None = typer.Option(None, help="Save the adversarial distribution (.safetensors)."),
     save_loss: str = typer.Option("zero_one", help="Loss whose worst distribution --save writes."),
     device: str | None = common.DEVICE,
+    threads: int | None = common.THREADS,
     quiet: bool = common.QUIET,
 ) -> None:
     """Attack a model and print clean, robust and distributional accuracy, expected CE and cost."""
@@ -143,13 +145,15 @@ def command(
         split,
         n,
         device,
+        offset=offset,
+        indices=indices,
         arch=arch,
         arch_option=arch_option,
         mean=mean,
         std=std,
         threat=threat,
     )
-    with progress.bar(attack, quiet, "samples") as advance, cpu_threads_for(net, x.device):
+    with progress.bar(attack, quiet, "samples") as advance, common.cpu_threads(threads, net, x.device):
         runner = ATTACKS[attack](
             net,
             threat,

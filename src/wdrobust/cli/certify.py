@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wdrobust._device import cpu_threads_for
 from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES, Certificate, CertificateResult
 from wdrobust.cli import common, progress
@@ -76,13 +75,16 @@ def command(
     eps: str = common.EPS,
     p: str = common.P,
     loss: str = typer.Option("ce", help=f"Loss to bound: {', '.join(CERTIFIABLE)}."),
-    n: int = typer.Option(200, help="Certify the first n samples of the split."),
+    n: int = typer.Option(200, help="Certify n samples of the split, from --offset on."),
+    offset: int = common.OFFSET,
+    indices: Path | None = common.INDICES,
     batch_size: int = common.BATCH_SIZE,
     time_limit: float = typer.Option(10.0, help="milp: seconds per mixed-integer program."),
     attack: str = typer.Option(
         "pgd", help=f"empirical: the attack whose visited points it reads ({', '.join(ATTACKS)})."
     ),
     device: str | None = common.DEVICE,
+    threads: int | None = common.THREADS,
     quiet: bool = common.QUIET,
 ) -> None:
     """Certify a model: per method, the upper bound of the WDRO risk, sound or estimate, and its time.
@@ -102,6 +104,8 @@ def command(
         split,
         n,
         device,
+        offset=offset,
+        indices=indices,
         arch=arch,
         arch_option=arch_option,
         mean=mean,
@@ -109,7 +113,7 @@ def command(
         threat=threat,
     )
     rows = []
-    with cpu_threads_for(net, x.device), progress.bar("certify", quiet, "samples") as advance:
+    with common.cpu_threads(threads, net, x.device), progress.bar("certify", quiet, "samples") as advance:
         for name in names:
             try:
                 extra = {}

@@ -3,6 +3,8 @@ the data registry, ``wdrobust.data.DATASETS``)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -10,15 +12,19 @@ import typer
 from torch import nn
 
 from wdrobust import nets
-from wdrobust._device import check_device
+from wdrobust._device import check_device, cpu_threads_for
 from wdrobust.data import DATA_ENV, DATASETS, DEFAULT_DATASET
+from wdrobust.data.indices import read_indices
 from wdrobust.pipeline.config import split_list
 from wdrobust.pipeline.inputs import load_inputs
 from wdrobust.threat import NORMS, ThreatModel, parse_number
 
-MODEL = typer.Option(
-    ..., help="Checkpoint: .safetensors with its JSON sidecar, or a plain .pt/.pth state_dict with --arch."
+MODEL_HELP = (
+    "Model file: .safetensors with its JSON sidecar; a plain .pt/.pth state_dict (or .safetensors without "
+    "sidecar) with --arch; a TorchScript .pt (torch.jit.save, loaded with torch.jit.load: attacks run on "
+    "it, certificates need an architecture they can read); or .onnx."
 )
+MODEL = typer.Option(..., help=MODEL_HELP)
 
 
 def data_help() -> str:
@@ -37,13 +43,17 @@ DATA_HELP = data_help()
 DATA = typer.Option(DEFAULT_DATASET, help=DATA_HELP)
 ROOT_HELP = root_help()
 ROOT = typer.Option(None, "--root", "--data-root", help=ROOT_HELP)
-ARCH = typer.Option(
-    None, help=f"Architecture of a .pt/.pth checkpoint without sidecar: {', '.join(nets.ARCHS)}."
+ARCH_HELP = (
+    f"Architecture of a checkpoint without sidecar: {', '.join(nets.ARCHS)} (layer layouts in "
+    "docs/models.md), or your own nn.Module class as SOURCE:Class, SOURCE a .py file or an importable "
+    "module (e.g. my_net.py:Net; its code is run), built with the --arch-option values; the checkpoint's "
+    "state dict is loaded into it (torch.load weights_only=True or safetensors: no arbitrary unpickling)."
 )
+ARCH = typer.Option(None, help=ARCH_HELP)
 ARCH_OPTION = typer.Option(
     [],
     help="Architecture option name=value (repeatable), e.g. widths=16,32; input_shape and num_classes "
-    "default to the data's.",
+    "default to the data's (for your own class: when its constructor takes them).",
 )
 MEAN = typer.Option(None, help="The model was trained on (x - mean) / std: comma-separated per-channel mean.")
 STD = typer.Option(None, help="Per-channel std of --mean (the model is wrapped in wdrobust.nets.Normalize).")
@@ -55,7 +65,22 @@ EPS = typer.Option("0.1", help="Radius (e.g. 0.1 or 8/255).")
 P = typer.Option("inf", help="Wasserstein order p in [1, inf].")
 BATCH_SIZE = typer.Option(256, help="Samples per batch.")
 DEVICE = typer.Option(None, help="cpu, cuda, ... (default: cuda if available).")
-QUIET = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+OFFSET = typer.Option(0, help="Index of the first sample of the split; with --n, a slice (as evaluate).")
+INDICES = typer.Option(
+    None,
+    help="File listing the sample indices (text: integers separated by spaces, commas or lines; or .npy); "
+    "replaces --offset and --n (as evaluate).",
+)
+THREADS = typer.Option(
+    None,
+    help="CPU threads for torch; 0 = all cores (default: one thread for a model under a million parameters "
+    "on the CPU, where more threads cost more than they give, else all cores).",
+)
+PROGRESS_HELP = (
+    "a bar on a terminal; elsewhere, a pipe, file or CI log, a timestamped line every "
+    "$WDROBUST_PROGRESS_INTERVAL seconds, default 10"
+)
+QUIET = typer.Option(False, "--quiet", "-q", help=f"No progress display ({PROGRESS_HELP}).")
 
 
 def comma_list(text: str, flag: str) -> tuple[str, ...]:
@@ -86,7 +111,27 @@ def arch_options(arch: str | None, items: list[str]) -> dict:
         if items:
             raise ValueError("--arch-option needs --arch")
         return {}
-    return nets.parse_arch_options(nets.check_arch(arch), items)
+    return nets.parse_arch_options(arch, items)
+
+
+@contextlib.contextmanager
+def cpu_threads(threads: int | None, model: nn.Module, device: torch.device) -> Iterator[None]:
+    """The block with torch's CPU thread count set by --threads: N > 0 threads, 0 all cores (torch's
+    default), None ``cpu_threads_for`` (one thread for a small model on the CPU); restored afterwards.
+    ValueError for a negative count."""
+    if threads is None:
+        with cpu_threads_for(model, device):
+            yield
+        return
+    if threads < 0:
+        raise ValueError(f"--threads must be >= 0 (0 = all cores), got {threads}")
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def model_and_samples(
@@ -97,24 +142,32 @@ def model_and_samples(
     n: int,
     device: str | None,
     *,
+    offset: int = 0,
+    indices: Path | None = None,
     arch: str | None = None,
     arch_option: list[str] | None = None,
     mean: str | None = None,
     std: str | None = None,
     threat: ThreatModel | None = None,
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """The model (eval mode) and the first n samples x (n, *S), y (n,) of the split, on one device,
-    scaled and checked as for ``wdrobust evaluate`` (``pipeline.inputs.load_inputs``); a .pt/.pth
-    checkpoint without sidecar is built as ``arch`` with ``arch_option``; ``mean``/``std`` wrap it in
-    ``nets.Normalize``.
+    """The model (eval mode) and n samples x (n, *S), y (n,) of the split from ``offset`` on (or the
+    samples listed in the ``indices`` file, in its order), on one device, scaled and checked as for
+    ``wdrobust evaluate`` (``pipeline.inputs.load_inputs``); a checkpoint without sidecar is built as
+    ``arch`` with ``arch_option``; ``mean``/``std`` wrap it in ``nets.Normalize``.
 
-    Raises ValueError for a bad device, n < 1, no samples, inputs not finite or outside [0, 1], a
+    Raises ValueError for a bad device, n < 1, offset < 0 or given with indices, a bad indices file, no
+    samples, inputs not finite or outside [0, 1], a
     ``threat`` radius beyond the samples' box, a model whose input shape is not the data's, and labels
     outside the model's classes.
     """
     dev = check_device(device)
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
+    if offset < 0:
+        raise ValueError(f"--offset must be >= 0, got {offset}")
+    if indices is not None and offset:
+        raise ValueError("--offset and --indices both select the samples: give one of them")
+    picked = None if indices is None else read_indices(indices)
     options = arch_options(arch, arch_option or [])
     norm = normalization(mean, std)
     inputs = load_inputs(
@@ -124,6 +177,8 @@ def model_and_samples(
         root,
         n,
         dev,
+        offset=offset,
+        indices=picked,
         threats=() if threat is None else (threat,),
         arch=arch,
         arch_options=options,

@@ -35,8 +35,7 @@ def command(
     ),
     model: str | None = typer.Option(
         None,
-        help="Checkpoint path (safetensors + JSON sidecar, or a .pt/.pth state_dict with --arch) or "
-        "'digits-default' (cached after first use).",
+        help=f"{common.MODEL_HELP} Or 'digits-default' (cached after first use).",
     ),
     arch: str | None = common.ARCH,
     arch_option: list[str] = common.ARCH_OPTION,
@@ -105,7 +104,12 @@ def command(
         help="Start over: delete the results of the run in --out first (only wdrobust's files; other "
         "files stay).",
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; print only the output paths."),
+    quiet: bool = typer.Option(
+        False,
+        "--quiet",
+        "-q",
+        help=f"No progress display ({common.PROGRESS_HELP}); print only the output paths.",
+    ),
     shard: str | None = typer.Option(
         None,
         help="Compute only shard I of K (I/K) of the run's units into --out; combine the shards' run "

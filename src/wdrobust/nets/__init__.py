@@ -1,7 +1,8 @@
 """Network architectures, input normalisation, saving/loading and margin gradients.
 
 Architectures (registry names): ``mlp``, ``cnn``, ``resnet18``, ``preact_resnet18``, ``wide_resnet``,
-``vit_tiny``. ``build(arch, **kwargs)`` constructs one; ``save`` / ``load`` write and read safetensors
+``vit_tiny`` (layer layouts in docs/models.md), or a user's own ``SOURCE:Class`` (``nets.custom``).
+``build(arch, **kwargs)`` constructs one; ``save`` / ``load`` write and read safetensors
 checkpoints with a JSON sidecar (see nets/io.py), or plain .pt state_dicts with a given ``arch``.
 A model trained on normalised inputs is evaluated as ``normalized(model, mean, std)``: wdrobust's inputs
 are always x in [0, 1] and the normalisation ``Normalize`` is the model's first layer.
@@ -9,7 +10,7 @@ are always x in [0, 1] and the normalisation ``Normalize`` is the model's first 
 
 from wdrobust.nets.cnn import SmallCNN
 from wdrobust.nets.gradients import margin_gradients
-from wdrobust.nets.io import load, load_metadata, save, sidecar_path
+from wdrobust.nets.io import is_torchscript, load, load_metadata, save, sidecar_path
 from wdrobust.nets.layers import ACTIVATIONS, Normalize, make_activation, normalized
 from wdrobust.nets.mlp import MLP
 from wdrobust.nets.registry import (
@@ -18,6 +19,7 @@ from wdrobust.nets.registry import (
     arch_options,
     build,
     check_arch,
+    display_name,
     parse_arch_options,
     spec_of,
 )
@@ -44,6 +46,8 @@ __all__ = [
     "build",
     "check_arch",
     "cnn",
+    "display_name",
+    "is_torchscript",
     "load",
     "load_metadata",
     "make_activation",

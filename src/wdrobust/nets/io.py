@@ -7,16 +7,20 @@ data it is evaluated on; see ``data.tabular.Scaling``); ``load`` rebuilds the ar
 files get the usual permissions (0666 minus the umask). Before any weight is allocated, the
 architecture is built on the meta device and its tensor shapes are compared with the checkpoint's (the
 safetensors header), so an inconsistent sidecar is refused without building a huge model; a mismatch
-names the first layer with both shapes. An architecture given without sidecar takes its number of
-classes from the checkpoint's output layer unless it is given. Plain ``.pt`` /
-``.pth`` files are read with torch.load(weights_only=True), which refuses every pickle that is not tensors
-in containers.
+names the first layer with both shapes. An architecture given without sidecar (a registered name or a
+user's ``SOURCE:Class``, ``nets.custom``) takes its number of classes from the checkpoint's output layer
+unless it is given. Plain ``.pt`` / ``.pth`` files are read with torch.load(weights_only=True), which
+refuses every pickle that is not tensors in containers; a ``.pt`` / ``.pth`` TorchScript archive
+(``torch.jit.save``) carries its architecture and is read with torch.jit.load.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
+import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +33,7 @@ from torch import nn
 
 from wdrobust._atomic import atomic_write_all
 from wdrobust._device import resolve_device
-from wdrobust.nets.registry import arch_options, build, check_arch, class_axes, spec_of
+from wdrobust.nets.registry import ARCHS, arch_options, build, check_arch, class_axes, spec_of
 
 FORMAT = "wdrobust.model"
 VERSION = 1
@@ -133,6 +137,28 @@ def _reason(exc: Exception) -> str:
     return lines[0].split(". ")[0] if lines else type(exc).__name__
 
 
+def is_torchscript(path: str | Path) -> bool:
+    """Whether a file is a TorchScript archive (torch.jit.save): a zip file with a constants.pkl record,
+    which torch.save's zip files do not have."""
+    path = Path(path)
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.endswith("/constants.pkl") for name in archive.namelist())
+
+
+def _load_torchscript(path: Path, device: str | torch.device | None) -> nn.Module:
+    """A TorchScript archive loaded with torch.jit.load, in eval mode on ``device``."""
+    dev = resolve_device(device)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit is deprecated, its files are not
+            model = torch.jit.load(str(path), map_location=dev)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(f"cannot load {path} as TorchScript: {str(exc).strip().splitlines()[0]}") from None
+    return model.eval()
+
+
 def _state_dict_from_torch_file(path: Path) -> dict[str, torch.Tensor]:
     """Read a plain state_dict (possibly nested under a common key, possibly 'module.'-prefixed)."""
     try:
@@ -179,9 +205,11 @@ def _build_checked(
 ) -> nn.Module:
     """Build ``arch`` after checking on the meta device (no memory allocated) that its tensors have
     ``shapes``; constructor errors name the sidecar the options came from (when they did), a mismatch of
-    an architecture given without sidecar names the options it was built with."""
+    an architecture given without sidecar names the options it was built with. A user's class is
+    built for real (its code may not run on the meta device) and returned after the check."""
+    registered = arch in ARCHS
     try:
-        with torch.device("meta"):
+        with torch.device("meta") if registered else contextlib.nullcontext():
             skeleton = build(arch, **kwargs)
     except (TypeError, ValueError) as exc:
         if sidecar is None:
@@ -195,7 +223,7 @@ def _build_checked(
         described, hint = f"{arch!r} of sidecar {sidecar}", ""
     expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
     _check_shapes(expected, shapes, path, described, hint)
-    return build(arch, **kwargs)
+    return build(arch, **kwargs) if registered else skeleton
 
 
 def _with_num_classes(
@@ -203,7 +231,7 @@ def _with_num_classes(
 ) -> dict[str, Any]:
     """kwargs with num_classes read from the checkpoint when not given: the length of the output layer's
     class axis (``class_axes``) in the checkpoint's tensor shapes; unchanged when they do not tell."""
-    if "num_classes" in kwargs:
+    if "num_classes" in kwargs or "num_classes" not in arch_options(arch):
         return kwargs
     try:
         axes = class_axes(arch, **kwargs)
@@ -229,7 +257,8 @@ def load(
 
     Weights: ``.safetensors``, or ``.pt`` / ``.pth`` holding a plain state_dict (read with
     weights_only=True; nested under state_dict/model_state_dict/model/net and 'module.' prefixes are
-    accepted); an ONNX network (``.onnx`` / ``.onnx.gz``) is imported whole by ``nets.onnx``.
+    accepted); an ONNX network (``.onnx`` / ``.onnx.gz``) is imported whole by ``nets.onnx``, a
+    TorchScript archive (``.pt`` / ``.pth`` written by torch.jit.save) by torch.jit.load.
     Architecture: the sidecar's arch and kwargs when ``arch`` is None (``kwargs`` override them), else
     ``arch`` built with ``kwargs`` (num_classes, when not given, read from the checkpoint's output layer).
     Keys and shapes must match exactly (strict loading); they are compared before the model is allocated,
@@ -244,6 +273,10 @@ def load(
         from wdrobust.nets.onnx import load_onnx  # the onnx extra is optional
 
         return load_onnx(path, device)
+    if path.suffix in TORCH_SUFFIXES and is_torchscript(path):
+        if arch is not None or kwargs:
+            raise ValueError(f"{path} is a TorchScript archive: it carries its architecture (give no --arch)")
+        return _load_torchscript(path, device)
     if path.suffix not in (".safetensors", *TORCH_SUFFIXES):
         raise ValueError(
             f"unknown model file type {path.suffix!r}: expected .safetensors, .pt, .pth, .onnx or .onnx.gz"

@@ -86,20 +86,25 @@ def load_model(
     num_classes: int | None = None,
 ) -> nn.Module:
     """The model of a checkpoint in eval mode: rebuilt from its sidecar, or (``arch`` given, for a plain
-    .pt/.pth state_dict without one) built as ``arch`` with input_shape (the data's), num_classes (given,
-    else the checkpoint's output layer's, ``nets.load``) and ``arch_options``; wrapped as
-    ``nets.normalized(model, mean, std)`` when ``normalization`` is given. A .pt/.pth file without sidecar
-    and without arch raises ValueError saying what to give."""
+    .pt/.pth state_dict without one) built as ``arch`` (registered, or a user's ``SOURCE:Class``) with
+    input_shape (the data's) and num_classes (given, else the checkpoint's output layer's, ``nets.load``)
+    when it takes them, and ``arch_options``; a TorchScript archive as saved. Wrapped as
+    ``nets.normalized(model, mean, std)`` when ``normalization`` is given. A .pt/.pth state_dict without
+    sidecar and without arch raises ValueError saying what to give."""
     path = Path(path)
-    if arch is None and path.suffix in TORCH_SUFFIXES and not nets.sidecar_path(path).is_file():
+    plain = path.suffix in TORCH_SUFFIXES and not nets.sidecar_path(path).is_file()
+    if arch is None and plain and not nets.is_torchscript(path):
         raise ValueError(
             f"{path} is a plain torch checkpoint without a {nets.sidecar_path(path).name} sidecar: give its "
-            f"architecture with --arch NAME ({', '.join(nets.ARCHS)}) and --arch-option name=value"
+            f"architecture with --arch NAME ({', '.join(nets.ARCHS)}) or --arch SOURCE:Class (your own "
+            "module) and --arch-option name=value"
         )
     if arch is None:
         model = nets.load(path, device=device)
     else:
-        kwargs = {"input_shape": list(input_shape), "num_classes": num_classes} | dict(arch_options or {})
+        accepted = nets.arch_options(arch)  # a user's class gets input_shape, num_classes if it takes them
+        data = {"input_shape": list(input_shape), "num_classes": num_classes}
+        kwargs = {k: v for k, v in data.items() if k in accepted} | dict(arch_options or {})
         model = nets.load(
             path, device=device, arch=arch, **{k: v for k, v in kwargs.items() if v is not None}
         )
@@ -182,9 +187,12 @@ def sample_facts(inputs: Inputs) -> dict[str, Any]:
 
 
 def model_arch(model: nn.Module) -> str:
-    """The architecture a model records (``nets.build``), else its class name (a user's module)."""
+    """The architecture a model records (``nets.build``), else its class name (a user's module; a
+    TorchScript module's original class)."""
     spec = getattr(model, SPEC_ATTR, None)
-    return spec.arch if spec is not None else type(model).__name__
+    if spec is not None:
+        return nets.display_name(spec.arch)
+    return str(getattr(model, "original_name", type(model).__name__))
 
 
 def evaluation_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
@@ -207,7 +215,7 @@ def evaluation_inputs(cfg: EvalConfig, device: torch.device) -> Inputs:
     inputs.facts = {
         "model_path": str(inputs.path),
         "model_sha256": hashlib.sha256(inputs.path.read_bytes()).hexdigest(),
-        "model_arch": cfg.arch or model_arch(inputs.model),
+        "model_arch": nets.display_name(cfg.arch) if cfg.arch else model_arch(inputs.model),
         **sample_facts(inputs),
     }
     return inputs

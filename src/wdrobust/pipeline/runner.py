@@ -4,13 +4,17 @@ Order of events (so bad input never leaves anything behind):
 1. validate the configuration; check an existing run folder holds the same configuration (else refuse,
    or start over with ``force``) and refuse a non-empty folder that is not a run folder; check that the
    folder accepts files or can be created (the message names the real reason: not writable, not a folder);
-2. load and check model and data; run every method not yet used in the run folder once on one sample
-   (options and model support, e.g. ``cell`` on a GELU network, fail here);
+2. load and check model and data; run every method not yet used in the run folder once on the first
+   sample (options and model support, e.g. ``cell`` on a GELU network, fail here), with progress shown;
+   a certificate's result for that sample is kept and joins its first unit (``Checked``), so an
+   expensive certificate does not pay for it twice;
 3. create the run folder and lock it (another process working on it is refused); check the folder again,
    now that no other run can change it; with ``force`` remove the previous run's files (only wdrobust's);
    remove temporary files a killed writer left;
 4. create the store, record config, hash and data facts, open a session; compute the missing units in
-   plan order, one transaction per finished unit; log to ``run.log`` (an interruption by Ctrl-C too);
+   plan order, one transaction per finished unit, with progress shown (``wdrobust._progress``: a bar on
+   a terminal, a timestamped line every few seconds elsewhere); log to ``run.log`` (the checks of step
+   2, every unit, an interruption by Ctrl-C too);
 5. call ``finish(run_dir)`` (the CLI renders the report there), still holding the lock.
 A folder created in step 3 is removed again if the run fails before any unit was stored. sqlite3
 failures (a full disk, a read-only folder) are raised as ``StoreError`` naming the store.
@@ -23,7 +27,7 @@ import logging
 import platform
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,23 +35,43 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import Progress
 
 from wdrobust import __version__
 from wdrobust._atomic import check_folder_writable
 from wdrobust._device import resolve_device
-from wdrobust._progress import columns
+from wdrobust._progress import progress
 from wdrobust._serde import to_json
 from wdrobust.pipeline import config as config_mod
 from wdrobust.pipeline import folder
 from wdrobust.pipeline.config import EvalConfig, parse_shard
 from wdrobust.pipeline.folder import LOG_NAME
 from wdrobust.pipeline.inputs import Inputs, evaluation_inputs
-from wdrobust.pipeline.jobs import AttackJob, CleanJob, Job, UnitTask, batches, plan, unit_seed, units
+from wdrobust.pipeline.jobs import (
+    AttackJob,
+    CertificateJob,
+    CleanJob,
+    Job,
+    UnitTask,
+    batches,
+    plan,
+    unit_seed,
+    units,
+)
+from wdrobust.pipeline.jobs.base import UnitOutput
 from wdrobust.pipeline.store import STORE_NAME, Store, read_meta, store_errors, stored_jobs
-from wdrobust.primal.curves import pad_columns
+from wdrobust.primal.curves import Majorant, pad_columns
 
 log = logging.getLogger("wdrobust.pipeline")
+
+
+@dataclass
+class Checked:
+    """What the check of step 2 (module docstring) found: the seconds each method took on the first
+    sample, by "kind 'method'", and the outputs of the certificate jobs on it with their seconds, by job
+    key (kept for the job's first unit, ``join_first``)."""
+
+    seconds: dict[str, float]
+    first: dict[str, tuple[UnitOutput, float]]
 
 
 @dataclass
@@ -126,7 +150,7 @@ def run(
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     inputs = evaluation_inputs(cfg, device) if inputs is None else inputs
-    check_methods(cfg, inputs, device, () if force else stored_jobs(out / STORE_NAME))
+    checked = check_methods(cfg, inputs, device, () if force else stored_jobs(out / STORE_NAME), console)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -138,7 +162,7 @@ def run(
                 if force:
                     folder.clear(out)
                 folder.remove_stale(out)
-                computed, resumed = _session(cfg, inputs, device, console, resume)
+                computed, resumed = _session(cfg, inputs, device, console, resume, checked)
                 seconds = time.perf_counter() - start
                 with store_errors(out / STORE_NAME):  # finish reads the store
                     finished = None if finish is None else finish(out)
@@ -168,9 +192,10 @@ def _session(
     device: torch.device,
     console: Console | None,
     resume: bool,
+    checked: Checked,
 ) -> tuple[int, int]:
-    """One session on the locked run folder: open the store and log, compute the missing units; returns
-    (units computed, units found finished). Ctrl-C is logged before it propagates."""
+    """One session on the locked run folder: open the store and log, log the checks, compute the missing
+    units; returns (units computed, units found finished). Ctrl-C is logged before it propagates."""
     out = Path(cfg.out)
     start = time.perf_counter()
     handler = _file_log(out / LOG_NAME)
@@ -178,7 +203,9 @@ def _session(
         with store_errors(out / STORE_NAME), Store(out / STORE_NAME) as store:
             try:
                 todo, done = _open_run(store, cfg, inputs, resume)
-                _compute(store, cfg, inputs, todo, device, console)
+                for name, seconds in checked.seconds.items():
+                    log.info("checked %s on the first sample (%.2f s)", name, seconds)
+                _compute(store, cfg, inputs, todo, device, console, checked.first)
             except KeyboardInterrupt:
                 log.warning(
                     "session %s interrupted (Ctrl-C) with %d units stored; re-run the same command to resume",
@@ -236,19 +263,32 @@ def _compute(
     todo: list[tuple[Job, int]],
     device: torch.device,
     console: Console | None,
+    first: dict[str, tuple[UnitOutput, float]],
 ) -> None:
-    """Compute and store the units of ``todo`` in order, with a progress bar unless quiet."""
+    """Compute and store the units of ``todo`` in order, with progress unless quiet (a unit's label is
+    shown while it runs); the first unit of a job in ``first`` computes its samples after the first and
+    joins them to the checked one (``join_first``)."""
     slices = batches(inputs.x.shape[0], cfg.batch_size)
-    with _progress(cfg.quiet, console, len(todo)) as advance:
-        for job, b in todo:
+    total = len(todo)
+    with progress("evaluating", quiet=cfg.quiet or total == 0, console=console, unit="units") as update:
+        for i, (job, b) in enumerate(todo):
+            update(i, total, f"{job.key} [{b + 1}/{len(slices)}]")
             sl = slices[b]
             seed = unit_seed(cfg.seed, job.key, b)
             torch.manual_seed(seed)
             started = time.time()
             tic = time.perf_counter()
             visited = visited_points(store, cfg, b) if job.reads_visited else None
-            arrays, info = job.run(UnitTask(cfg, inputs, sl, seed, device, visited))
-            seconds = time.perf_counter() - tic
+            checked, spent = first.pop(job.key, (None, 0.0)) if b == 0 else (None, 0.0)
+            output = checked if sl.stop - sl.start == 1 else None
+            if checked is not None and output is None:
+                rest = job.run(UnitTask(cfg, inputs, slice(sl.start + 1, sl.stop), seed, device, visited))
+                output = join_first(checked, rest)
+            if output is None:  # nothing checked, or not joinable: the whole unit
+                spent = 0.0
+                output = job.run(UnitTask(cfg, inputs, sl, seed, device, visited))
+            arrays, info = output
+            seconds = time.perf_counter() - tic + spent
             store.put_unit(
                 job.key,
                 b,
@@ -259,8 +299,9 @@ def _compute(
                 backward_passes=info.pop("backward_passes", 0),
                 info=info,
             )
-            log.info("unit %s batch %d stored (%.2f s)", job.key, b, seconds)
-            advance(f"{job.key} [{b + 1}/{len(slices)}]")
+            reused = "; its first sample from the check" if spent else ""
+            log.info("unit %s batch %d stored (%.2f s%s)", job.key, b, seconds, reused)
+            update(i + 1, total)
 
 
 def visited_points(store: Store, cfg: EvalConfig, batch: int) -> torch.Tensor | None:
@@ -281,38 +322,88 @@ def visited_points(store: Store, cfg: EvalConfig, batch: int) -> torch.Tensor | 
     return torch.from_numpy(np.concatenate([pad_columns(p, width, np.nan) for p in parts], 1))
 
 
-def check_methods(cfg: EvalConfig, inputs: Inputs, device: torch.device, used: Collection[str] = ()) -> None:
-    """Run every method once on the first sample (results discarded), so that bad options and models a
-    method does not support fail before the run folder exists. Methods with a job in ``used`` (jobs with
-    units in the store) already ran on this model and are skipped. Errors are ValueErrors naming the
-    method."""
+def check_methods(
+    cfg: EvalConfig,
+    inputs: Inputs,
+    device: torch.device,
+    used: Collection[str] = (),
+    console: Console | None = None,
+) -> Checked:
+    """Run every method once on the first sample, so that bad options and models a method does not
+    support fail before the run folder exists; shows which method runs (progress, unless quiet). Methods
+    with a job in ``used`` (jobs with units in the store) already ran on this model and are skipped.
+    Errors are ValueErrors naming the method. Returns the seconds of each check and the certificate
+    outputs kept for their first unit (a certificate bounds each sample on its own; one that reads the
+    attacks' points is not kept: those come from the attack units)."""
     jobs = plan(cfg)
     ran = {(j.kind, j.method) for j in jobs if j.key in used}
-    first: dict[tuple[str, str], Job] = {}
+    todo: dict[tuple[str, str], Job] = {}
     for job in jobs:
         if not isinstance(job, CleanJob) and (job.kind, job.method) not in ran:
-            first.setdefault((job.kind, job.method), job)
-    for job in first.values():
-        try:
-            job.run(UnitTask(cfg, inputs, slice(0, 1), cfg.seed, device))
-        except ValueError as exc:
+            todo.setdefault((job.kind, job.method), job)
+    checked = Checked({}, {})
+    with progress("checking", quiet=cfg.quiet or not todo, console=console, unit="methods") as update:
+        for i, job in enumerate(todo.values()):
             name = f"{job.kind} {job.method!r}"
-            raise ValueError(str(exc) if str(exc).startswith(name) else f"{name}: {exc}") from None
+            update(i, len(todo), f"checking {name} on the first sample")
+            tic = time.perf_counter()
+            seed = unit_seed(cfg.seed, job.key, 0)  # the seed of the job's first unit, which may keep it
+            torch.manual_seed(seed)
+            try:
+                output = job.run(UnitTask(cfg, inputs, slice(0, 1), seed, device))
+            except ValueError as exc:
+                raise ValueError(str(exc) if str(exc).startswith(name) else f"{name}: {exc}") from None
+            checked.seconds[name] = time.perf_counter() - tic
+            if isinstance(job, CertificateJob) and not job.reads_visited:
+                checked.first[job.key] = (output, checked.seconds[name])
+            update(i + 1, len(todo))
+    return checked
 
 
-@contextlib.contextmanager
-def _progress(quiet: bool, console: Console | None, total: int) -> Iterator[Callable[[str], None]]:
-    """A rich progress bar with ETA over ``total`` units (a no-op when quiet); yields advance(label)."""
-    if quiet or total == 0:
-        yield lambda label: None
-        return
-    with Progress(*columns(), console=console or Console(stderr=True), transient=False) as bar:
-        task = bar.add_task("evaluating", total=total)
+#: The fields of a majorant among a certificate unit's arrays: ``major.<loss>.<field>``.
+MAJORANT_FIELDS = ("knots", "slopes", "cap", "jumps")
 
-        def advance(label: str) -> None:
-            bar.update(task, advance=1, description=label)
 
-        yield advance
+def _majorants(arrays: dict[str, np.ndarray]) -> dict[str, Majorant]:
+    """The majorants of a certificate unit's arrays (``CertificateJob.to_arrays``), by loss."""
+    losses = {k.split(".")[1] for k in arrays if k.startswith("major.")}
+    return {
+        loss: Majorant(
+            arrays[f"major.{loss}.knots"],
+            arrays[f"major.{loss}.slopes"],
+            arrays[f"major.{loss}.cap"],
+            jumps=arrays.get(f"major.{loss}.jumps"),
+        )
+        for loss in losses
+    }
+
+
+def join_first(first: UnitOutput, rest: UnitOutput) -> UnitOutput | None:
+    """One certificate unit from the output on its first sample and on its other samples: majorants
+    stacked (``Majorant.stack``: the narrower one widened, the same phibar), the other arrays (one row
+    per sample) concatenated, sound when both are, notes joined, the method's seconds summed; None when
+    the outputs do not have that layout (then the unit is computed whole)."""
+    (a, info_a), (b, info_b) = first, rest
+    plain = [k for k in a if not k.startswith("major.")]
+    if set(a) != set(b) or any(
+        a[k].ndim == 0 or len(a[k]) != 1 or a[k].shape[1:] != b[k].shape[1:] for k in plain
+    ):
+        return None
+    arrays = {k: np.concatenate([a[k], b[k]]) for k in plain}
+    rest_majorants = _majorants(b)
+    for loss, majorant in _majorants(a).items():
+        stacked = Majorant.stack([majorant, rest_majorants[loss]])
+        arrays |= {
+            f"major.{loss}.{f}": getattr(stacked, f) for f in MAJORANT_FIELDS if f"major.{loss}.{f}" in a
+        }
+    notes = dict.fromkeys(note for note in (info_a.get("note"), info_b.get("note")) if note)
+    info = {
+        **info_b,
+        "sound": bool(info_a.get("sound")) and bool(info_b.get("sound")),
+        "note": "; ".join(notes),
+        "seconds_method": info_a.get("seconds_method", 0.0) + info_b.get("seconds_method", 0.0),
+    }
+    return arrays, info
 
 
 class _LogFile(logging.FileHandler):

@@ -15,16 +15,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import (
-    Batch,
-    Objective,
-    direction,
-    improve_,
-    keep_best,
-    loss_objective,
-    move,
-)
+from wdrobust.attacks.ascent import improve_, keep_best
 from wdrobust.attacks.base import Attack
+from wdrobust.attacks.batch import Batch
+from wdrobust.attacks.objectives import Objective, loss_objective
+from wdrobust.attacks.steps import direction, move
 from wdrobust.threat import ThreatModel
 
 RHO = 0.75

@@ -16,8 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import Batch, LinearObjective, ascend, margin_weights
+from wdrobust.attacks.ascent import ascend
 from wdrobust.attacks.base import Attack
+from wdrobust.attacks.batch import Batch
+from wdrobust.attacks.objectives import LinearObjective, margin_weights
 from wdrobust.attacks.whole_box import whole_box_search
 from wdrobust.threat import ThreatModel
 

@@ -1,9 +1,6 @@
-"""The losses of many steps' logits at once, laid out class-major for fast reductions on CPU.
-
-The recorder keeps every evaluated step's logits; when its columns are read, the logits of a block of s
-steps over m rows are stacked as zt (s, K, m) and every loss is reduced over the middle (class) axis,
-vectorised over the m rows: torch's CPU argmax / sort / cross_entropy over a last axis of K ~ 10 are
-10-100x slower. Classes are excluded from a max by adding a (K, m) table of 0 / -inf (``excluded``).
+"""The losses of many steps' logits at once, for the recorder: logits of s steps over m rows stacked
+class-major, zt (s, K, m), give every loss (ce, margin, dlr, zero_one) as (s, m) in one batched reduction
+over the class axis (``stacked_losses``), equal to ``losses.loss_fn`` step by step, ties included.
 """
 
 from __future__ import annotations

@@ -37,8 +37,8 @@ import torch.nn.functional as F
 from benchmarks.run import row
 from wdrobust import data, nets
 from wdrobust.attacks import ATTACKS
-from wdrobust.attacks._engine import Passes
 from wdrobust.attacks.autoattack import PassCounting
+from wdrobust.attacks.passes import Passes
 from wdrobust.models import default_model_path
 from wdrobust.threat import ThreatModel
 

@@ -212,7 +212,7 @@ def test_apgd_checkpoints_follow_the_schedule() -> None:
 
 
 def test_sparse_l1_step_is_unit_and_box_feasible() -> None:
-    from wdrobust.attacks._engine import sparse_l1_step
+    from wdrobust.attacks.steps import sparse_l1_step
 
     g = torch.randn(6, 40)
     x = torch.rand(6, 40)

@@ -10,8 +10,9 @@ import torch
 from _paths import ROOT
 from torch import nn
 
-from wdrobust.attacks._engine import Passes, move
 from wdrobust.attacks.autoattack import PassCounting
+from wdrobust.attacks.passes import Passes
+from wdrobust.attacks.steps import move
 
 sys.path.insert(0, str(ROOT))  # the benchmarks package of the checkout
 bench = pytest.importorskip("benchmarks.bench_attacks")

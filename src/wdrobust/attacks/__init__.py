@@ -5,6 +5,10 @@ result = attack.run(x, y)
 
 population: the size N of the whole evaluated set when x is one part of it (default: the samples given to
 ``run``); the attack's ``Budget`` (threat over N samples) sets how far one sample may move.
+
+Writing an attack (docs/extending.md#writing-an-attack): subclass ``Attack`` with the toolkit modules
+``batch`` (the counted, recorded model calls), ``objectives``, ``steps``, ``ascent``, and behind them
+``passes``, ``recorder`` and ``stacked_losses``.
 """
 
 from wdrobust.attacks.a3 import A3, A3WDA

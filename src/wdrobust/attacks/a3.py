@@ -20,16 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import (
-    Batch,
-    LinearObjective,
-    Objective,
-    direction,
-    loss_objective,
-    target_margin,
-)
 from wdrobust.attacks.apgd import apgd_ascent
 from wdrobust.attacks.base import Attack
+from wdrobust.attacks.batch import Batch
+from wdrobust.attacks.objectives import LinearObjective, Objective, loss_objective, target_margin
+from wdrobust.attacks.steps import direction
 from wdrobust.attacks.wda import WDA
 from wdrobust.threat import ThreatModel
 

@@ -14,8 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import Batch, Passes
 from wdrobust.attacks.base import Attack
+from wdrobust.attacks.batch import Batch
+from wdrobust.attacks.passes import Passes
 from wdrobust.threat import ThreatModel
 
 NORM_NAMES = {"linf": "Linf", "l2": "L2", "l1": "L1"}

@@ -17,8 +17,9 @@ import torch
 from torch import nn
 
 from wdrobust._device import resolve_device
-from wdrobust.attacks._engine import Batch, Passes
+from wdrobust.attacks.batch import Batch
 from wdrobust.attacks.budget import Budget
+from wdrobust.attacks.passes import Passes
 from wdrobust.losses import LOSSES, check_loss
 from wdrobust.primal.curves import AttainedPoints, pad_columns
 from wdrobust.primal.flips import closest_flips

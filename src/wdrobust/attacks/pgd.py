@@ -10,8 +10,10 @@ from typing import Any
 
 from torch import nn
 
-from wdrobust.attacks._engine import Batch, ascend, loss_objective
+from wdrobust.attacks.ascent import ascend
 from wdrobust.attacks.base import Attack
+from wdrobust.attacks.batch import Batch
+from wdrobust.attacks.objectives import loss_objective
 from wdrobust.losses import check_loss
 from wdrobust.threat import ThreatModel
 

@@ -25,8 +25,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import Batch, feasible, loss_objective, safe_radius
 from wdrobust.attacks.base import Attack
+from wdrobust.attacks.batch import Batch
+from wdrobust.attacks.objectives import loss_objective
+from wdrobust.attacks.steps import feasible, safe_radius
 from wdrobust.losses import check_loss
 from wdrobust.threat import ThreatModel, lp_norm, steepest
 

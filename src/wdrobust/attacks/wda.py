@@ -6,6 +6,13 @@ repeated k times) or by the largest dual norm ||grad m_j(x_i)||_*. Then m_{j*} i
 dual-norm maximiser with projection onto B(x_i, r) cap [0,1]^d, over the radii r of ``Budget.schedule``
 (warm-started from the best point of the previous radius). For p = inf this is the point-wise attack at
 r = eps; for p < inf the larger radii let the primal solver move a few samples far and leave the rest.
+
+Cost at p < inf: every step moves eta = step_size r / steps (an eighth of r by default), so a cold start
+needs steps / step_size steps to cross the ball, but a radius warm-started from the best point of radius
+r' = r / rho (rho = (r_max / eps)^(1/(radii - 1)), 1.23 for 12 radii over a ratio of 10) reaches its sphere
+in (1 - 1 / rho) steps / step_size (1.5 by default): the first radius takes ``steps`` steps, each later one
+a quarter of them (``warm_steps``). Many close radii with few steps find closer flips, which the zero_one
+knapsack pays d_i^p for, than a few radii with many steps (measured: docs/attacks.md#wda-cost).
 """
 
 from __future__ import annotations
@@ -16,12 +23,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import Batch, LinearObjective, ascend, margin_weights
+from wdrobust.attacks.ascent import ascend
 from wdrobust.attacks.base import Attack
+from wdrobust.attacks.batch import Batch
+from wdrobust.attacks.objectives import LinearObjective, margin_weights
 from wdrobust.attacks.whole_box import whole_box_search
 from wdrobust.threat import ThreatModel
 
 TARGET_RULES = ("probe", "dual_norm")
+#: Steps of a warm-started radius, as a fraction of the first radius's ``steps``.
+WARM_FRACTION = 0.25
 PROBE_METRICS = ("margin", "gain")
 
 
@@ -67,7 +78,8 @@ def rank_targets(
 class WDA(Attack):
     """Wasserstein distributional attack. Options: k (targets probed, capped at K - 1), target
     ("probe" or "dual_norm"), probe_steps, probe_metric ("margin" or "gain"), steps (per radius),
-    radii (number of radii of the schedule for p < inf), step_size (eta / r per step); for p < inf the
+    radii (number of radii of the schedule for p < inf; each after the first takes ``warm_steps``),
+    step_size (eta = step_size r / steps per step); for p < inf the
     whole-box search (``whole_box``) ends the schedule: whole_box (starts per class, 0 = off),
     whole_box_steps, offer (points offered to each sample)."""
 
@@ -83,7 +95,7 @@ class WDA(Attack):
         probe_steps: int = 3,
         probe_metric: str = "margin",
         steps: int = 20,
-        radii: int = 6,
+        radii: int = 12,
         step_size: float = 2.5,
         whole_box: int = 16,
         whole_box_steps: int = 30,
@@ -124,7 +136,7 @@ class WDA(Attack):
             target = self.ranked_targets(batch, rows)[:, 0]
             objective = LinearObjective(margin_weights(batch.y[rows], target, batch.classes), positional=True)
             x0 = batch.x0 if rows is batch.all else batch.x0[rows]
-            self.ascend_radii(batch, x0, rows, objective, self.schedule(batch))
+            self.ascend_radii(batch, x0, rows, objective, self.schedule(batch), self.warm_steps)
         if self.whole_box and not math.isinf(self.threat.p) and self.threat.eps > 0:
             whole_box_search(batch, self.whole_box, self.whole_box_steps, self.offer)
 
@@ -132,13 +144,24 @@ class WDA(Attack):
         """The radii of the run's budget schedule (``Budget.schedule``; eps only for p = inf)."""
         return batch.budget.schedule(batch.x0[0].numel(), self.radii)
 
+    @property
+    def warm_steps(self) -> int:
+        """Steps of a warm-started radius: ceil(WARM_FRACTION steps)."""
+        return math.ceil(WARM_FRACTION * self.steps)
+
     def ascend_radii(
-        self, batch: Batch, x: torch.Tensor, rows: torch.Tensor, objective: Any, radii: list[float]
+        self,
+        batch: Batch,
+        x: torch.Tensor,
+        rows: torch.Tensor,
+        objective: Any,
+        radii: list[float],
+        later: int | None = None,
     ) -> None:
-        """Steepest ascent of the objective at each radius in turn, warm-started from the previous best
-        (the last radius tracks nothing: its iterates are recorded candidates)."""
+        """Steepest ascent of the objective at each radius r in turn with step eta = step_size r / steps,
+        warm-started from the previous best: ``steps`` steps at the first radius, ``later`` (default
+        ``steps``) at each further one (the last radius tracks nothing: its iterates are recorded)."""
         for i, r in enumerate(radii):
             track = "point" if i < len(radii) - 1 else "none"
-            x, _ = ascend(
-                batch, x, rows, objective, r, self.steps, self.step_size * r / self.steps, track=track
-            )
+            steps = self.steps if i == 0 or later is None else later
+            x, _ = ascend(batch, x, rows, objective, r, steps, self.step_size * r / self.steps, track=track)

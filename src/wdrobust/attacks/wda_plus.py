@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from wdrobust.attacks._engine import Batch, feasible, steepest_step
 from wdrobust.attacks.base import Attack
+from wdrobust.attacks.batch import Batch
+from wdrobust.attacks.steps import feasible, steepest_step
 from wdrobust.attacks.wda import repeated_margin
 from wdrobust.threat import ThreatModel
 

@@ -17,7 +17,10 @@ import math
 
 import torch
 
-from wdrobust.attacks._engine import Batch, LinearObjective, keep_best, margin_weights, steepest_step
+from wdrobust.attacks.ascent import keep_best
+from wdrobust.attacks.batch import Batch
+from wdrobust.attacks.objectives import LinearObjective, margin_weights
+from wdrobust.attacks.steps import steepest_step
 
 #: step sizes of the three phases, as fractions of the diameter of the box
 PHASES = (0.1, 0.03, 0.01)

@@ -185,3 +185,21 @@ def resolve(table: Mapping[str, Option], given: Mapping[str, Any], owner: str) -
 def describe(table: Mapping[str, Option]) -> str:
     """The table as lines of ``Option.describe`` ("none" when empty), for help texts and listings."""
     return "\n".join(option.describe() for option in table.values()) or "none"
+
+
+def check_table(table: Mapping[str, Option], owner: str) -> None:
+    """The declarations' contract: every option has an identifier name and a help line, and a default
+    that is None (derived) or passes its own declaration unchanged; AssertionError naming the owner."""
+    for name, option in table.items():
+        if not name.isidentifier() or name != option.name or not option.help:
+            raise AssertionError(f"{owner}: option {name!r} needs an identifier name and a help line")
+        if option.default is None:
+            continue
+        try:
+            same = option.value(option.default, owner) == option.default
+        except ValueError as exc:
+            raise AssertionError(
+                f"{owner}: the default of option {name} fails its declaration: {exc}"
+            ) from None
+        if not same:
+            raise AssertionError(f"{owner}: the default of option {name} is not of its type")

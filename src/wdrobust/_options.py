@@ -117,20 +117,23 @@ class Option:
     def _convert(self, given: Any, what: str) -> Any:
         """given as the declared type (text parsed; an int accepted for a float; numbers for a tuple from
         a sequence, an array or "0.1,0.2"); ValueError naming ``what`` for anything else."""
-        kind, text = self.type, isinstance(given, str)
-        if isinstance(given, bool) and kind is not bool:
-            given = None  # True is an int to Python, not to an option
-        elif (kind is str and text) or (kind is bool and isinstance(given, bool)):
+        kind, text, flag = self.type, isinstance(given, str), isinstance(given, bool)
+        if kind is bool and (flag or (text and given.strip().lower() in ("true", "false"))):
+            return given if flag else given.strip().lower() == "true"
+        if kind is str and text:
             return given
-        elif kind is dict and isinstance(given, Mapping):
+        if kind is dict and isinstance(given, Mapping):
             return dict(given)
-        elif kind is bool and text and given.strip().lower() in ("true", "false"):
-            return given.strip().lower() == "true"
-        elif kind is int and (isinstance(given, int) or (text and given.strip().lstrip("+-").isdigit())):
+        number = not flag  # True is an int to Python, not to an option
+        if (
+            number
+            and kind is int
+            and (isinstance(given, int) or (text and given.strip().lstrip("+-").isdigit()))
+        ):
             return int(given)
-        elif kind is float and (text or isinstance(given, int | float)):
+        if number and kind is float and (text or isinstance(given, int | float)):
             return parse_number(given, what)
-        elif kind is tuple and (text or isinstance(given, Sequence) or hasattr(given, "tolist")):
+        if number and kind is tuple and (text or isinstance(given, Sequence) or hasattr(given, "tolist")):
             items = given.split(",") if text else given.tolist() if hasattr(given, "tolist") else given
             return tuple(parse_number(v, what) for v in items)
         raise ValueError(f"{what} expects {_TYPE_WORDS[kind]}, got {given!r}")

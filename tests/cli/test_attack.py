@@ -58,9 +58,10 @@ def test_bad_input_exits_2(digits_mlp_path: Path, tmp_path: Path, extra: list[st
 
 
 def test_list_options_prints_the_declarations() -> None:
-    result = runner.invoke(app, ["attack", "--attack", "a3-wda", "--list-options"])
+    result = runner.invoke(app, ["attack", "--list-options", "a3-wda"])
     assert result.exit_code == 0, result.output
     assert "options of attack 'a3-wda'" in result.output
     assert "k (int, default 9, >= 1): targets probed (capped at K - 1)" in result.output  # WDA's, k = 9
     assert "restarts (int, default 9, >= 1)" in result.output
-    assert runner.invoke(app, ["attack", "--attack", "fgsm", "--list-options"]).exit_code == 2
+    bad = runner.invoke(app, ["attack", "--list-options", "fgsm"])
+    assert bad.exit_code == 2 and "error: unknown attack 'fgsm'" in bad.output

@@ -84,10 +84,12 @@ def test_certify_option_flag_and_listing(digits_mlp_path: Path) -> None:
     assert res.exit_code == 2 and "error: certificate 'local': option boxes must be one of" in res.output
     res = runner.invoke(app, [*base, "--method", "crown,local", "--option", "crown.bisection=2"])
     assert res.exit_code == 0, res.output
-    listing = runner.invoke(app, ["certify", "--method", "bab,local", "--list-options"])
+    listing = runner.invoke(app, ["certify", "--list-options", "bab,local"])
     assert listing.exit_code == 0, listing.output
     assert (
         "options of certificate 'bab'" in listing.output
         and "budget (float, default 30.0, > 0)" in listing.output
     )
     assert "boxes (str, default 'auto', one of auto, interval, crown)" in listing.output
+    bad = runner.invoke(app, ["certify", "--list-options", "bab,nope"])
+    assert bad.exit_code == 2 and "error: unknown certificate 'nope'" in bad.output

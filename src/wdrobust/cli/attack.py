@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,10 @@ from rich.table import Table
 
 from wdrobust._atomic import check_writable
 from wdrobust._device import cpu_threads_for
-from wdrobust._options import Option, convert, describe, split_assignment
+from wdrobust._options import convert, describe, split_assignment
 from wdrobust.attacks import ATTACKS, attack_class, build_attack
 from wdrobust.cli import common, progress
-from wdrobust.cli.errors import user_errors
+from wdrobust.cli.errors import fail, user_errors
 from wdrobust.losses import check_loss
 from wdrobust.pipeline.bounds import Summary, summarize, worst_distribution
 from wdrobust.threat import ThreatModel
@@ -28,9 +29,21 @@ def parse_options(items: list[str], attack: str) -> dict[str, Any]:
     return convert(attack_class(attack).option_table(), given, f"attack {attack!r}")
 
 
-def list_options(table: dict[str, Option], title: str) -> None:
-    """Print the declared options of a method (``--list-options``)."""
-    typer.echo(f"{title}:\n{describe(table)}")
+def list_options(names: Callable[[], list[str]], lookup: Callable[[str], Any], kind: str) -> None:
+    """Print the declared options of the methods names() (``lookup(name).option_table()``) and exit: the
+    eager ``--list-options``, which needs no model; a bad name is a one-line error with exit code 2."""
+    try:
+        tables = [(name, lookup(name).option_table()) for name in names()]
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    for name, table in tables:
+        typer.echo(f"options of {kind} {name!r}:\n{describe(table)}")
+    raise typer.Exit()
+
+
+def _list_options(value: str | None) -> None:
+    if value is not None:
+        list_options(lambda: [value], attack_class, "attack")
 
 
 def table(summary: Summary, n: int) -> Table:
@@ -74,8 +87,13 @@ def command(
     option: list[str] = typer.Option(
         [], help="Attack option name=value (repeatable), e.g. steps=20; --list-options lists them."
     ),
-    list_options_: bool = typer.Option(
-        False, "--list-options", help="List the options of --attack (type, default, check) and exit."
+    list_options_: str | None = typer.Option(
+        None,
+        "--list-options",
+        metavar="ATTACK",
+        is_eager=True,
+        callback=_list_options,
+        help="List the options of an attack (type, default, check) and exit.",
     ),
     save: Path | None = typer.Option(None, help="Save the adversarial distribution (.safetensors)."),
     save_loss: str = typer.Option("zero_one", help="Loss whose worst distribution --save writes."),
@@ -83,9 +101,6 @@ def command(
     quiet: bool = common.QUIET,
 ) -> None:
     """Attack a model and print clean, robust and distributional accuracy, expected CE and cost."""
-    if list_options_:
-        list_options(attack_class(attack).option_table(), f"options of attack {attack!r}")
-        return
     threat = ThreatModel(norm, eps, p)
     if save is not None and save.suffix != ".safetensors":
         raise ValueError(f"--save must end in .safetensors, got {str(save)!r}")

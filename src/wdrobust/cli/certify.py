@@ -54,6 +54,11 @@ def parse_options(items: list[str], names: list[str]) -> dict[str, dict[str, Any
     return options
 
 
+def _list_options(value: str | None) -> None:
+    if value is not None:
+        list_options(lambda: parse_methods(value), certificate_class, "certificate")
+
+
 def table(rows: list[tuple[str, CertificateResult, float]], loss: str, threat: ThreatModel, n: int) -> Table:
     """One row per certificate: upper bound, sound or estimate, clean risk, seconds, note."""
     out = Table(title=f"{loss} risk upper bounds on {n} samples ({threat})")
@@ -91,8 +96,13 @@ def command(
         help="Certificate option name=value (repeatable; every listed method that has it) or "
         "method.name=value (that method), e.g. bab.budget=5; --list-options lists them.",
     ),
-    list_options_: bool = typer.Option(
-        False, "--list-options", help="List the options of each --method (type, default, check) and exit."
+    list_options_: str | None = typer.Option(
+        None,
+        "--list-options",
+        metavar="METHODS",
+        is_eager=True,
+        callback=_list_options,
+        help="List the options of the comma-separated certificates (type, default, check) and exit.",
     ),
     attack: str = typer.Option(
         "pgd", help=f"empirical: the attack whose visited points it reads ({', '.join(ATTACKS)})."
@@ -106,10 +116,6 @@ def command(
     samples and threat. With --method all, the certificates that do not apply to the model or threat are
     skipped, each named with the reason on stderr."""
     names = parse_methods(method)
-    if list_options_:
-        for name in names:
-            list_options(certificate_class(name).option_table(), f"options of certificate {name!r}")
-        return
     threat = ThreatModel(norm, eps, p)
     check_certifiable(loss)
     attack_class(attack)

@@ -108,8 +108,10 @@ def evaluate(
     model: any nn.Module mapping x (B, *S) to logits (B, K); x (N, *S) in [0, 1]; y (N,) labels in [0, K).
     eps, p: one value or several (numbers, "8/255", "inf"); attacks / certificates / losses: registry
     names (``wdrobust.attacks.ATTACKS``, ``wdrobust.certify.CERTIFICATES``), options per name as in a
-    TOML configuration. out: a run folder (resumable; results.json, report.md, plots written there), or
-    None for a temporary one. label names the model in the records, data names the samples. quiet=False
+    TOML configuration: each method's declared options (``ATTACKS[name].option_table()``), checked
+    before any work, the methods built by ``build_attack`` / ``build_certificate`` as in the CLI. out: a
+    run folder (resumable; results.json, report.md, plots written there), or None for a temporary one.
+    label names the model in the records, data names the samples. quiet=False
     shows a progress bar with ETA on stderr. Bad input raises ValueError with a one-line message.
     Returns the results.json content as ``Results`` (``.bounds(loss, eps, p)``, ``.to_dict()``).
     """

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 
 import torch
+
+from wdrobust._options import parse_number
 
 NORMS = ("linf", "l2", "l1")
 DUAL = {"linf": "l1", "l2": "l2", "l1": "linf"}
@@ -21,23 +22,6 @@ def _check_norm(norm: str) -> str:
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}: expected one of {', '.join(NORMS)}")
     return norm
-
-
-def parse_number(value: float | int | str, what: str) -> float:
-    """Parse a float, an int, ``"inf"`` or a fraction string such as ``"8/255"``."""
-    if isinstance(value, str):
-        text = value.strip().lower()
-        try:
-            number = math.inf if text in ("inf", "infinity") else float(Fraction(text))
-        except (ValueError, ZeroDivisionError):
-            raise ValueError(f"{what}: cannot parse {value!r} as a number") from None
-        except OverflowError:
-            raise ValueError(f"{what}: {value!r} overflows a float (write inf for infinity)") from None
-    else:
-        number = float(value)
-    if math.isnan(number):
-        raise ValueError(f"{what} is NaN")
-    return number
 
 
 def lp_norm(v: torch.Tensor, norm: str, batch_dims: int = 1) -> torch.Tensor:

@@ -163,8 +163,8 @@ def test_a3_wda_probe_batches_the_targets_in_one_pass() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"target": "nearest"}, "target rule"),
-        ({"probe_metric": "ratio"}, "probe metric"),
+        ({"target": "nearest"}, "option target must be one of probe, dual_norm"),
+        ({"probe_metric": "ratio"}, "option probe_metric must be one of margin, gain"),
         ({"steps": 0}, ">= 1"),
         ({"batch_size": 0}, "batch_size"),
         ({"losses": ("hinge",)}, "unknown loss"),

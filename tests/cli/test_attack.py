@@ -55,3 +55,13 @@ def test_bad_input_exits_2(digits_mlp_path: Path, tmp_path: Path, extra: list[st
     assert result.exit_code == 2, result.output
     assert "error:" in result.output and message in result.output
     assert not out.exists()
+
+
+def test_list_options_prints_the_declarations() -> None:
+    result = runner.invoke(app, ["attack", "--list-options", "a3-wda"])
+    assert result.exit_code == 0, result.output
+    assert "options of attack 'a3-wda'" in result.output
+    assert "k (int, default 9, >= 1): targets probed (capped at K - 1)" in result.output  # WDA's, k = 9
+    assert "restarts (int, default 9, >= 1)" in result.output
+    bad = runner.invoke(app, ["attack", "--list-options", "fgsm"])
+    assert bad.exit_code == 2 and "error: unknown attack 'fgsm'" in bad.output

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from wdrobust import nets
 from wdrobust.attacks import ATTACKS
 from wdrobust.cli import app
-from wdrobust.cli.attack import option_types, parse_options
+from wdrobust.cli.attack import parse_options
 from wdrobust.cli.errors import user_errors
 
 runner = CliRunner()
@@ -92,9 +92,10 @@ def test_overflowing_numbers(command: str, tmp_path: Path) -> None:
 def test_attack_options_are_typed(tmp_path: Path) -> None:
     model = tiny_model(tmp_path / "m.safetensors", [1, 8, 8])
     base = ["attack", "--model", model, "--n", "3", "--device", "cpu"]
-    fails([*base, "--option", "steps=abc"], "--option steps expects an integer, got 'abc'")
-    fails([*base, "--option", "step_size=fast"], "--option step_size: cannot parse 'fast'")
-    fails([*base, "--attack", "pgd", "--option", "random_start=maybe"], "--option random_start expects true")
+    fails([*base, "--option", "steps=abc"], "attack 'wda': option steps expects an integer, got 'abc'")
+    fails([*base, "--option", "step_size=fast"], "attack 'wda': option step_size: cannot parse 'fast'")
+    fails([*base, "--option", "steps=0"], "attack 'wda': option steps must be >= 1, got '0'")
+    fails([*base, "--attack", "pgd", "--option", "random_start=maybe"], "option random_start expects true")
     fails([*base, "--option", "seed=1"], "attack 'wda' has no option 'seed'")
     assert parse_options(["steps=5", "step-size=1/2", "target=dual_norm"], "wda") == {
         "steps": 5,
@@ -105,7 +106,8 @@ def test_attack_options_are_typed(tmp_path: Path) -> None:
         "random_start": False,
         "step_size": 0.5,
     }
-    assert option_types(ATTACKS["a3-wda"])["discard"] is float and "seed" not in option_types(ATTACKS["wda"])
+    assert ATTACKS["a3-wda"].option_table()["discard"].type is float
+    assert "seed" not in ATTACKS["wda"].option_table()
 
 
 def test_certify_method_list_rejects_empty_items(digits_mlp_path: Path) -> None:

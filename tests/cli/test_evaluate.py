@@ -103,7 +103,7 @@ def test_bad_method_option_exit_2_no_folder(tmp_path):
     path.write_text('attacks = ["wda++"]\ncertificates = ["global"]\n[attack_options."wda++"]\nnosuch = 1\n')
     result = invoke("evaluate", "--config", str(path), "--out", "runs/bad", "--quiet")
     assert result.exit_code == 2, result.output
-    assert "attack 'wda++': bad options" in result.output
+    assert "attack 'wda++' has no option 'nosuch': accepted k, max_steps" in result.output
     assert not (tmp_path / "runs" / "bad").exists()
 
 

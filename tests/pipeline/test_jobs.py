@@ -57,7 +57,7 @@ def test_certificate_jobs_build_with_the_union_of_the_eps_grids() -> None:
     own = EvalConfig(eps=("0.05",), certificates=("milp",), certificate_options={"milp": {"radii": [0.2]}})
     assert plan(own)[-1].build(own, tiny_mlp(0), CPU, d=2).radii.tolist() == [0.2]
     bad = EvalConfig(certificates=("local",), certificate_options={"local": {"nope": 1}})
-    with pytest.raises(ValueError, match="certificate 'local': bad options"):
+    with pytest.raises(ValueError, match="certificate 'local' has no option 'nope': accepted radii, boxes"):
         plan(bad)[-1].build(bad, tiny_mlp(0), CPU, d=2)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from wdrobust._options import Option, at_least, pick, positive
 from wdrobust.attacks.apgd import apgd_ascent
 from wdrobust.attacks.base import Attack
 from wdrobust.attacks.batch import Batch
@@ -34,22 +35,12 @@ class A3(Attack):
     discard (standard deviations below the mean for OSD; inf keeps every sample)."""
 
     name = "a3"
-
-    def __init__(
-        self,
-        model: nn.Module,
-        threat: ThreatModel,
-        *,
-        restarts: int = 4,
-        n_iter: int = 25,
-        ods_steps: int = 2,
-        discard: float = 2.0,
-        **common: Any,
-    ) -> None:
-        super().__init__(model, threat, **common)
-        if min(restarts, n_iter, ods_steps) < 1 or discard <= 0:
-            raise ValueError("restarts, n_iter and ods_steps must be >= 1 and discard > 0")
-        self.restarts, self.n_iter, self.ods_steps, self.discard = restarts, n_iter, ods_steps, discard
+    declared = (
+        Option("restarts", int, 4, at_least(1), "restarts"),
+        Option("n_iter", int, 25, at_least(1), "APGD iterations per restart"),
+        Option("ods_steps", int, 2, at_least(1), "output-diversified steps of each start"),
+        Option("discard", float, 2.0, positive(), "OSD: standard deviations below the mean (inf: keep all)"),
+    )
 
     def objective(self, batch: Batch, restart: int) -> Objective:
         """The restart's loss: CE on even restarts, DLR (margin if K < 3) on odd ones."""
@@ -112,41 +103,19 @@ class A3(Attack):
 
 class A3WDA(A3):
     """A3 with WDA as the inner attack (targeted margin of the r-th ranked target, WDA's probe).
-    Extra options: k, target, probe_steps, probe_metric, steps and radii (as in WDA)."""
+    Extra options: k, target, probe_steps, probe_metric, steps and radii (WDA's declarations; k and
+    restarts default to 9)."""
 
     name = "a3-wda"
+    declared = (
+        *pick(WDA.option_table(), "target", "probe_steps", "probe_metric", "steps", "radii", k=9),
+        *pick(A3.option_table(), restarts=9),
+    )
 
-    def __init__(
-        self,
-        model: nn.Module,
-        threat: ThreatModel,
-        *,
-        k: int = 9,
-        target: str = "probe",
-        probe_steps: int = 3,
-        probe_metric: str = "margin",
-        steps: int = 20,
-        radii: int = 6,
-        restarts: int = 9,
-        n_iter: int = 25,
-        ods_steps: int = 2,
-        discard: float = 2.0,
-        **common: Any,
-    ) -> None:
-        super().__init__(
-            model, threat, restarts=restarts, n_iter=n_iter, ods_steps=ods_steps, discard=discard, **common
-        )
-        self.wda = WDA(
-            model,
-            threat,
-            k=k,
-            target=target,
-            probe_steps=probe_steps,
-            probe_metric=probe_metric,
-            steps=steps,
-            radii=radii,
-            **common,
-        )
+    def __init__(self, model: nn.Module, threat: ThreatModel, **kwargs: Any) -> None:
+        super().__init__(model, threat, **kwargs)
+        shared = {o.name: getattr(self, o.name) for o in self.declared if o.name in WDA.option_table()}
+        self.wda = WDA(model, threat, device=self.device, **shared)
         self.ranked = torch.empty(0)
 
     def prepare(self, batch: Batch) -> None:

@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any
 
 import torch
-from torch import nn
 
+from wdrobust._options import Option, at_least, fraction, one_of
 from wdrobust.attacks.ascent import improve_, keep_best
 from wdrobust.attacks.base import Attack
 from wdrobust.attacks.batch import Batch
 from wdrobust.attacks.objectives import Objective, loss_objective
 from wdrobust.attacks.steps import direction, move
-from wdrobust.threat import ThreatModel
 
 RHO = 0.75
 ALPHA = 0.75
@@ -175,24 +173,12 @@ class APGD(Attack):
     not yet misclassified. Options: n_iter (gradient steps per restart), loss, restarts, sparsity (l1)."""
 
     name = "apgd"
-
-    def __init__(
-        self,
-        model: nn.Module,
-        threat: ThreatModel,
-        *,
-        n_iter: int = 100,
-        loss: str = "ce",
-        restarts: int = 1,
-        sparsity: float = 0.05,
-        **common: Any,
-    ) -> None:
-        super().__init__(model, threat, **common)
-        if n_iter < 1 or restarts < 1:
-            raise ValueError(f"n_iter and restarts must be >= 1, got {n_iter}, {restarts}")
-        if loss not in ("ce", "dlr"):
-            raise ValueError(f"apgd loss must be ce or dlr, got {loss!r}")
-        self.n_iter, self.loss, self.restarts, self.sparsity = n_iter, loss, restarts, sparsity
+    declared = (
+        Option("n_iter", int, 100, at_least(1), "gradient steps per restart"),
+        Option("loss", str, "ce", one_of("ce", "dlr"), "APGD-CE or APGD-DLR"),
+        Option("restarts", int, 1, at_least(1), "random starts"),
+        Option("sparsity", float, 0.05, fraction(), "fraction of coordinates of the l1 step"),
+    )
 
     def attack_batch(self, batch: Batch) -> None:
         if self.loss == "dlr" and batch.classes < 3:

@@ -9,15 +9,14 @@ backward through the logits counts it again.
 from __future__ import annotations
 
 import importlib
-from typing import Any
 
 import torch
 from torch import nn
 
+from wdrobust._options import Option, one_of
 from wdrobust.attacks.base import Attack
 from wdrobust.attacks.batch import Batch
 from wdrobust.attacks.passes import Passes
-from wdrobust.threat import ThreatModel
 
 NORM_NAMES = {"linf": "Linf", "l2": "L2", "l1": "L1"}
 VERSIONS = ("standard", "plus", "rand")
@@ -47,14 +46,7 @@ class AutoAttackReference(Attack):
     """The reference AutoAttack (``version`` standard, plus or rand) at the point-wise radius eps."""
 
     name = "autoattack"
-
-    def __init__(
-        self, model: nn.Module, threat: ThreatModel, *, version: str = "standard", **common: Any
-    ) -> None:
-        super().__init__(model, threat, **common)
-        if version not in VERSIONS:
-            raise ValueError(f"unknown AutoAttack version {version!r}: expected one of {', '.join(VERSIONS)}")
-        self.version = version
+    declared = (Option("version", str, "standard", one_of(*VERSIONS), "the reference's version"),)
 
     def attack_batch(self, batch: Batch) -> None:
         try:

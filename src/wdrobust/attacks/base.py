@@ -10,20 +10,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from wdrobust._device import resolve_device
+from wdrobust._options import Option, one_of, option_table, resolve
 from wdrobust.attacks.batch import Batch
 from wdrobust.attacks.budget import Budget
 from wdrobust.attacks.passes import Passes
 from wdrobust.losses import LOSSES, check_loss
 from wdrobust.primal.curves import AttainedPoints, pad_columns
 from wdrobust.primal.flips import closest_flips
-from wdrobust.threat import ThreatModel
+from wdrobust.threat import NORMS, ThreatModel
+
+#: The check of an option naming the loss an attack ascends (zero_one has no gradient).
+DIFFERENTIABLE = one_of("ce", "margin", "dlr", text="a differentiable loss: ce, margin or dlr")
 
 
 @dataclass
@@ -144,12 +148,18 @@ def model_device(model: nn.Module, device: str | torch.device | None) -> torch.d
 class Attack:
     """Base class: validation, batching, eval mode, seeding, pass counting, timing.
 
-    Subclasses set ``name`` and implement ``attack_batch(batch)``, which drives the model only through
-    ``batch.evaluate`` / ``batch.gradient`` so that every pass is counted and every iterate recorded.
-    The model is put in eval mode for the run and its training flag restored afterwards.
+    Subclasses set ``name``, declare their options (``declared``: ``_options.Option`` entries, merged with
+    the bases' by ``option_table``; each given value is converted, checked and set as an attribute of the
+    same name here, the defaults filling the rest) and implement ``attack_batch(batch)``, which drives the
+    model only through ``batch.evaluate`` / ``batch.gradient`` so that every pass is counted and every
+    iterate recorded. The model is put in eval mode for the run and its training flag restored afterwards.
     """
 
     name: ClassVar[str] = ""
+    #: The attack's own options (the base's are the keyword arguments of ``__init__``).
+    declared: ClassVar[tuple[Option, ...]] = ()
+    #: The threat norms the attack supports.
+    norms: ClassVar[tuple[str, ...]] = NORMS
 
     def __init__(
         self,
@@ -163,9 +173,16 @@ class Attack:
         keep_points: bool = False,
         progress: Callable[[int, int], None] | None = None,
         population: int | None = None,
+        **options: Any,
     ) -> None:
         if not isinstance(threat, ThreatModel):
             raise ValueError(f"threat must be a ThreatModel, got {type(threat).__name__}")
+        if threat.norm not in self.norms:
+            raise ValueError(
+                f"attack {self.name!r} supports the norms {', '.join(self.norms)}, got {threat.norm}"
+            )
+        for key, value in resolve(self.option_table(), options, f"attack {self.name!r}").items():
+            setattr(self, key, value)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.losses = tuple(check_loss(n) for n in (LOSSES if losses is None else losses))
@@ -177,6 +194,11 @@ class Attack:
         if population is not None:
             Budget(threat, population)  # checks the population
         self.population = population
+
+    @classmethod
+    def option_table(cls) -> dict[str, Option]:
+        """The declared options of the attack and its bases, by name (``_options.option_table``)."""
+        return option_table(cls)
 
     def attack_batch(self, batch: Batch) -> None:
         """Attack one batch (every evaluated point lands in ``batch.recorder``)."""

@@ -6,16 +6,11 @@ top-k step (l1, SLIDE-style: sign of the largest box-feasible coordinates, unit 
 
 from __future__ import annotations
 
-from typing import Any
-
-from torch import nn
-
+from wdrobust._options import Option, at_least, fraction, positive
 from wdrobust.attacks.ascent import ascend
-from wdrobust.attacks.base import Attack
+from wdrobust.attacks.base import DIFFERENTIABLE, Attack
 from wdrobust.attacks.batch import Batch
 from wdrobust.attacks.objectives import loss_objective
-from wdrobust.losses import check_loss
-from wdrobust.threat import ThreatModel
 
 
 class PGD(Attack):
@@ -26,33 +21,18 @@ class PGD(Attack):
     """
 
     name = "pgd"
-
-    def __init__(
-        self,
-        model: nn.Module,
-        threat: ThreatModel,
-        *,
-        steps: int = 40,
-        step_size: float | None = None,
-        loss: str = "ce",
-        restarts: int = 1,
-        random_start: bool = True,
-        sparsity: float = 0.05,
-        **common: Any,
-    ) -> None:
-        super().__init__(model, threat, **common)
-        if steps < 1 or restarts < 1:
-            raise ValueError(f"steps and restarts must be >= 1, got {steps}, {restarts}")
-        if check_loss(loss) == "zero_one":
-            raise ValueError("pgd needs a differentiable loss: ce, margin or dlr")
-        if not 0 < sparsity <= 1:
-            raise ValueError(f"sparsity must be in (0, 1], got {sparsity}")
-        self.steps, self.loss, self.restarts = steps, loss, restarts
-        self.step_size = 2.5 / steps if step_size is None else step_size
-        self.random_start, self.sparsity = random_start, sparsity
+    declared = (
+        Option("steps", int, 40, at_least(1), "gradient steps per restart"),
+        Option("step_size", float, None, positive(), "eta / eps (default 2.5 / steps)"),
+        Option("loss", str, "ce", DIFFERENTIABLE, "the loss ascended"),
+        Option("restarts", int, 1, at_least(1), "random starts"),
+        Option("random_start", bool, True, None, "the first start is random too (else x_i)"),
+        Option("sparsity", float, 0.05, fraction(), "fraction of coordinates of the l1 step"),
+    )
 
     def attack_batch(self, batch: Batch) -> None:
         eps = self.threat.eps
+        step_size = 2.5 / self.steps if self.step_size is None else self.step_size
         objective = loss_objective(self.loss, batch.y, batch.classes)
         rows = batch.all
         for restart in range(self.restarts):
@@ -66,7 +46,7 @@ class PGD(Attack):
                 objective,
                 eps,
                 self.steps,
-                self.step_size * eps,
+                step_size * eps,
                 self.sparsity,
                 track="none",
             )

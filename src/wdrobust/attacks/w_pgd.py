@@ -20,17 +20,15 @@ best iterate's (each iterate is one feasible distribution of the ball).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
-from torch import nn
 
-from wdrobust.attacks.base import Attack
+from wdrobust._options import Option, at_least, positive
+from wdrobust.attacks.base import DIFFERENTIABLE, Attack
 from wdrobust.attacks.batch import Batch
 from wdrobust.attacks.objectives import loss_objective
 from wdrobust.attacks.steps import feasible, safe_radius
-from wdrobust.losses import check_loss
-from wdrobust.threat import ThreatModel, lp_norm, steepest
+from wdrobust.threat import lp_norm, steepest
 
 
 def transport_weights(dual: torch.Tensor, p: float) -> torch.Tensor:
@@ -68,23 +66,11 @@ class WPGD(Attack):
     (eta = ratio eps / steps, default 1.875), loss (ce, margin or dlr; default ce)."""
 
     name = "w-pgd"
-
-    def __init__(
-        self,
-        model: nn.Module,
-        threat: ThreatModel,
-        *,
-        steps: int = 50,
-        ratio: float = 1.875,
-        loss: str = "ce",
-        **common: Any,
-    ) -> None:
-        super().__init__(model, threat, **common)
-        if steps < 1 or not ratio > 0:
-            raise ValueError(f"steps must be >= 1 and ratio > 0, got {steps}, {ratio}")
-        if check_loss(loss) == "zero_one":
-            raise ValueError("w-pgd needs a differentiable loss: ce, margin or dlr")
-        self.steps, self.ratio, self.loss = steps, ratio, loss
+    declared = (
+        Option("steps", int, 50, at_least(1), "gradient steps"),
+        Option("ratio", float, 1.875, positive(), "eta = ratio eps / steps"),
+        Option("loss", str, "ce", DIFFERENTIABLE, "the loss ascended"),
+    )
 
     def attack_batch(self, batch: Batch) -> None:
         threat, eps = self.threat, self.threat.eps

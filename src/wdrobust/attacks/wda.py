@@ -21,14 +21,13 @@ import math
 from typing import Any
 
 import torch
-from torch import nn
 
+from wdrobust._options import Option, at_least, one_of, positive
 from wdrobust.attacks.ascent import ascend
 from wdrobust.attacks.base import Attack
 from wdrobust.attacks.batch import Batch
 from wdrobust.attacks.objectives import LinearObjective, margin_weights
 from wdrobust.attacks.whole_box import whole_box_search
-from wdrobust.threat import ThreatModel
 
 TARGET_RULES = ("probe", "dual_norm")
 #: Steps of a warm-started radius, as a fraction of the first radius's ``steps``.
@@ -84,38 +83,18 @@ class WDA(Attack):
     whole_box_steps, offer (points offered to each sample)."""
 
     name = "wda"
-
-    def __init__(
-        self,
-        model: nn.Module,
-        threat: ThreatModel,
-        *,
-        k: int = 3,
-        target: str = "probe",
-        probe_steps: int = 3,
-        probe_metric: str = "margin",
-        steps: int = 20,
-        radii: int = 12,
-        step_size: float = 2.5,
-        whole_box: int = 16,
-        whole_box_steps: int = 30,
-        offer: int = 4,
-        **common: Any,
-    ) -> None:
-        super().__init__(model, threat, **common)
-        if min(whole_box, whole_box_steps, offer) < 0 or (whole_box and min(whole_box_steps, offer) < 1):
-            raise ValueError("whole_box must be >= 0; with whole_box > 0, whole_box_steps and offer >= 1")
-        self.whole_box, self.whole_box_steps, self.offer = whole_box, whole_box_steps, offer
-        if target not in TARGET_RULES:
-            raise ValueError(f"unknown target rule {target!r}: expected one of {', '.join(TARGET_RULES)}")
-        if probe_metric not in PROBE_METRICS:
-            raise ValueError(
-                f"unknown probe metric {probe_metric!r}: expected one of {', '.join(PROBE_METRICS)}"
-            )
-        if min(k, probe_steps, steps, radii) < 1 or step_size <= 0:
-            raise ValueError("k, probe_steps, steps and radii must be >= 1 and step_size > 0")
-        self.k, self.target, self.probe_steps, self.probe_metric = k, target, probe_steps, probe_metric
-        self.steps, self.radii, self.step_size = steps, radii, step_size
+    declared = (
+        Option("k", int, 3, at_least(1), "targets probed (capped at K - 1)"),
+        Option("target", str, "probe", one_of(*TARGET_RULES), "how the target class is chosen"),
+        Option("probe_steps", int, 3, at_least(1), "ascent steps of the probe"),
+        Option("probe_metric", str, "margin", one_of(*PROBE_METRICS), "what ranks the probed targets"),
+        Option("steps", int, 20, at_least(1), "ascent steps per radius"),
+        Option("radii", int, 12, at_least(1), "radii of the schedule (p < inf)"),
+        Option("step_size", float, 2.5, positive(), "eta / r per step"),
+        Option("whole_box", int, 16, at_least(0), "whole-box search starts per class (0 = off)"),
+        Option("whole_box_steps", int, 30, at_least(1), "steps of the whole-box search"),
+        Option("offer", int, 4, at_least(1), "whole-box points offered to each sample"),
+    )
 
     def ranked_targets(self, batch: Batch, rows: torch.Tensor | None = None) -> torch.Tensor:
         """The top-min(k, K-1) non-true classes of the samples rows (default: the batch), (m, k), sorted

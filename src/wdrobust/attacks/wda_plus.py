@@ -11,16 +11,13 @@ turns them into distributional robust accuracy; every evaluated point is also a 
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
-from torch import nn
 
+from wdrobust._options import Option, at_least
 from wdrobust.attacks.base import Attack
 from wdrobust.attacks.batch import Batch
 from wdrobust.attacks.steps import feasible, steepest_step
 from wdrobust.attacks.wda import repeated_margin
-from wdrobust.threat import ThreatModel
 
 
 def bisect(batch: Batch, lo: torch.Tensor, hi: torch.Tensor, rows: torch.Tensor, steps: int) -> torch.Tensor:
@@ -38,22 +35,12 @@ class WDAPlus(Attack):
     """Closest-flip attack. Options: k (targets, capped at K - 1), max_steps, overshoot, bisection steps."""
 
     name = "wda++"
-
-    def __init__(
-        self,
-        model: nn.Module,
-        threat: ThreatModel,
-        *,
-        k: int = 3,
-        max_steps: int = 30,
-        overshoot: float = 0.05,
-        bisection: int = 10,
-        **common: Any,
-    ) -> None:
-        super().__init__(model, threat, **common)
-        if min(k, max_steps) < 1 or bisection < 0 or overshoot < 0:
-            raise ValueError("k and max_steps must be >= 1, bisection and overshoot >= 0")
-        self.k, self.max_steps, self.overshoot, self.bisection = k, max_steps, overshoot, bisection
+    declared = (
+        Option("k", int, 3, at_least(1), "targets (capped at K - 1)"),
+        Option("max_steps", int, 30, at_least(1), "greedy steps before giving up (d_i = inf)"),
+        Option("overshoot", float, 0.05, at_least(0), "each step is (1 + overshoot) times the estimate"),
+        Option("bisection", int, 10, at_least(0), "bisection steps on the crossing segments"),
+    )
 
     def attack_batch(self, batch: Batch) -> None:
         k = min(self.k, batch.classes - 1)

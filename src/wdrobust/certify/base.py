@@ -23,6 +23,7 @@ from torch import nn
 
 from wdrobust import primal
 from wdrobust._device import resolve_device
+from wdrobust._options import Option, option_table, resolve
 from wdrobust.losses import (
     all_losses,
     check_certifiable,
@@ -33,7 +34,7 @@ from wdrobust.losses import (
     max_other,
 )
 from wdrobust.primal.curves import Majorant
-from wdrobust.threat import ThreatModel, dual_of
+from wdrobust.threat import NORMS, ThreatModel, dual_of
 
 #: Progress callback: called after every batch with (samples done, samples in total).
 Progress = Callable[[int, int], None]
@@ -255,12 +256,16 @@ def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
 
 
 class Certificate(ABC):
-    """Base class: subclasses set ``name`` and ``sound`` and implement ``_bound_batch``.
+    """Base class: subclasses set ``name`` and ``sound``, declare their options and what they need, and
+    implement ``_bound_batch``.
 
-    model: classifier f: [0,1]^d -> R^K; norm: the threat norm (``linf``, ``l2``, ``l1``); losses: subset
-    of losses.CERTIFIABLE; radii: outer shell radii (default: the eps-free grid default_radii(norm, 0, d,
-    shells), geometric from diam/100 to diam; ``options_for(norm, eps, d)`` gives the grid around a threat
-    radius eps); batch_size: samples per batch; progress: optional callback (done, total) after each batch.
+    model: classifier f: [0,1]^d -> R^K; norm: the threat norm (one of ``norms``); losses: subset of
+    losses.CERTIFIABLE; batch_size: samples per batch; progress: optional callback (done, total) after
+    each batch; options: the declared options (``declared``, merged with the bases' by ``option_table``;
+    each given value is converted, checked and set as an attribute of the same name here, the defaults
+    filling the rest). Every certificate has ``radii``: outer shell radii (default: the eps-free grid
+    default_radii(norm, 0, d, shells), geometric from diam/100 to diam; ``options_for(norm, eps, d)``
+    gives the grid around a threat radius eps).
     """
 
     name: ClassVar[str] = ""
@@ -270,11 +275,26 @@ class Certificate(ABC):
     #: Whether the certificate reads the model's layers (a TorchScript module, whose layers it cannot
     #: read, is refused); False for those that only evaluate the model and its gradients.
     reads_layers: ClassVar[bool] = True
+    #: The threat norms the certificate supports.
+    norms: ClassVar[tuple[str, ...]] = NORMS
+    #: Whether ``run(x, y, visited=...)`` reads the points an attack visited from each sample (N, M, *S).
+    needs_points: ClassVar[bool] = False
+    #: Whether the work is one program per sample (a progress bar then advances per sample).
+    per_sample_programs: ClassVar[bool] = False
+    #: The certificate's own options (the base's keyword arguments are the run's context).
+    declared: ClassVar[tuple[Option, ...]] = (
+        Option("radii", tuple, None, None, "outer shell radii, increasing (default: a grid around eps)"),
+    )
+
+    @classmethod
+    def option_table(cls) -> dict[str, Option]:
+        """The declared options of the certificate and its bases, by name (``_options.option_table``)."""
+        return option_table(cls)
 
     @classmethod
     def options_for(cls, norm: str, eps: float, d: int) -> dict[str, Any]:
-        """The constructor options this certificate derives from a threat radius eps for input dimension
-        d: the shell radii default_radii(norm, eps, d, default_shells) (knots at eps/4, eps/2, eps, ...)."""
+        """The options this certificate derives from a threat radius eps for input dimension d: the shell
+        radii default_radii(norm, eps, d, default_shells) (knots at eps/4, eps/2, eps, ...)."""
         return {"radii": default_radii(norm, eps, d, cls.default_shells)}
 
     def __init__(
@@ -283,14 +303,18 @@ class Certificate(ABC):
         norm: str = "linf",
         *,
         losses: Sequence[str] = ("ce", "margin"),
-        radii: Sequence[float] | np.ndarray | None = None,
         device: str | torch.device | None = None,
         batch_size: int = 256,
         progress: Progress | None = None,
+        **options: Any,
     ) -> None:
         if not isinstance(norm, str):
             raise ValueError(f"norm must be a norm name (linf, l2, l1), got {type(norm).__name__}")
         self.dual = dual_of(norm)  # checks the name
+        if norm not in self.norms:
+            raise ValueError(
+                f"certificate {self.name!r} supports {' and '.join(self.norms)} only, got {norm!r}"
+            )
         losses = tuple(dict.fromkeys(losses))
         if not losses:
             raise ValueError("losses must not be empty")
@@ -303,12 +327,14 @@ class Certificate(ABC):
                 f"{self.name} reads the model's layers, which a TorchScript module hides: give the weights "
                 "with their architecture (--arch), or use first-order / empirical"
             )
+        self.shells = self.default_shells
+        for key, value in resolve(self.option_table(), options, f"certificate {self.name!r}").items():
+            setattr(self, key, value)
+        self.radii = None if self.radii is None else np.asarray(self.radii, dtype=np.float64)
         self.device = resolve_device(device)
         self.model = model.to(self.device)
         self.norm = norm
-        self.shells = self.default_shells
         self.losses = losses
-        self.radii = None if radii is None else np.asarray(radii, dtype=np.float64)
         self.batch_size = batch_size
         self.progress = progress
         self.note = ""

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from wdrobust._options import Option, at_least, one_of
 from wdrobust.certify.base import Certificate, ShellBound, box_diameter, shell_knots
 from wdrobust.certify.bounds import BoundGraph, margin_lipschitz
 from wdrobust.certify.bounds.alpha import MODES as ALPHA_MODES
@@ -69,45 +70,30 @@ class CrownCertificate(Certificate):
     name = "crown"
     sound = True
     default_shells = 12
+    declared = (
+        Option("intermediate", str, "auto", one_of(*INTERMEDIATE), "how pre-activations are bounded"),
+        Option("alpha_steps", int, 0, at_least(0), "optimised lower slopes (0 = plain CROWN)"),
+        Option(
+            "alpha",
+            str,
+            "output",
+            one_of(*ALPHA_MODES),
+            "slopes optimised: of the output pass only, or of every tightened bound too (full)",
+        ),
+        Option("lipschitz", bool, True, None, "also the local Lipschitz shells (the minimum is kept)"),
+        Option("subdivide", int, 2, at_least(1), "shells each gap of the radius grid is split into"),
+        Option("bisection", int, 6, at_least(0), "steps refining the certified radius"),
+        Option("shells", int, None, at_least(1), "size of the default grid (without radii)"),
+    )
 
-    def __init__(
-        self,
-        model: nn.Module,
-        norm: str = "linf",
-        *,
-        intermediate: str = "auto",
-        alpha_steps: int = 0,
-        alpha: str = "output",
-        lipschitz: bool = True,
-        subdivide: int = 2,
-        bisection: int = 6,
-        shells: int | None = None,
-        **options: Any,
-    ) -> None:
+    def __init__(self, model: nn.Module, norm: str = "linf", **options: Any) -> None:
         super().__init__(model, norm, **options)
-        if shells is not None and self.radii is not None:
+        if self.shells is not None and self.radii is not None:
             raise ValueError(
                 "crown: shells sizes the default radius grid, which is not used when radii are given "
                 "(evaluate and options_for give them): drop shells"
             )
-        shells = self.default_shells if shells is None else shells
-        if intermediate not in INTERMEDIATE:
-            raise ValueError(f"crown: intermediate must be one of {', '.join(INTERMEDIATE)}")
-        if alpha not in ALPHA_MODES:
-            raise ValueError(f"crown: alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
-        for key, value in (("alpha_steps", alpha_steps), ("bisection", bisection)):
-            if int(value) != value or value < 0:
-                raise ValueError(f"crown: {key} must be a whole number >= 0, got {value!r}")
-        for key, value in (("subdivide", subdivide), ("shells", shells)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"crown: {key} must be a whole number >= 1, got {value!r}")
-        self.intermediate = intermediate
-        self.alpha_steps = int(alpha_steps)
-        self.alpha = alpha
-        self.lipschitz = bool(lipschitz)
-        self.subdivide = int(subdivide)
-        self.bisection = int(bisection)
-        self.shells = int(shells)
+        self.shells = self.default_shells if self.shells is None else self.shells
         self._graphs: dict[str, BoundGraph] = {}
         self._box: dict[int, tuple[torch.Tensor, ...]] = {}
         self._fallback: dict[str, list[str]] = {"balls": [], "whole box": []}  # values auto left to intervals

@@ -27,6 +27,7 @@ class Empirical(Certificate):
     name = "empirical"
     sound = False
     reads_layers = False
+    needs_points = True
 
     def run(self, x: torch.Tensor, y: torch.Tensor, visited: torch.Tensor | None = None) -> CertificateResult:
         """Certify x (N, *S), y (N,), with optional visited points (N, M, *S)."""

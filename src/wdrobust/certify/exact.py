@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from wdrobust._options import Option, positive
 from wdrobust.certify.base import CertificateResult, ShellBound
 from wdrobust.certify.local import LocalCertificate
 from wdrobust.certify.relu_mip import SOLVER_SLACK, Preactivations, Program, ReluNet, relu_forward
@@ -366,21 +367,14 @@ class ExactCertificate(LocalCertificate):
 
     name = "exact"
     sound = True
+    per_sample_programs = True
+    norms = ("linf", "l1")
+    declared = (Option("time_limit", float, 10.0, positive(), "seconds per program"),)
 
     def __init__(
-        self,
-        model: nn.Module,
-        norm: str = "linf",
-        *,
-        time_limit: float = 10.0,
-        bounds: BoundsFn | None = None,
-        **options: Any,
+        self, model: nn.Module, norm: str = "linf", *, bounds: BoundsFn | None = None, **options: Any
     ) -> None:
         super().__init__(model, norm, **options)
-        check_norm(norm)
-        if not time_limit > 0:
-            raise ValueError(f"time_limit must be positive, got {time_limit}")
-        self.time_limit = float(time_limit)
         self.bounds = bounds or linear_bounds
         self.flips: FlipBrackets | None = None
         self._parts: list[FlipBrackets] = []

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from wdrobust._options import Option, one_of
 from wdrobust.certify.base import Certificate, ShellBound, shell_knots
 from wdrobust.certify.bounds import BoundGraph, margin_lipschitz
 
@@ -39,12 +40,7 @@ class LocalCertificate(Certificate):
 
     name = "local"
     sound = True
-
-    def __init__(self, *args: Any, boxes: str = "auto", **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if boxes not in BOXES:
-            raise ValueError(f"local: boxes must be one of {', '.join(BOXES)}, got {boxes!r}")
-        self.boxes = boxes
+    declared = (Option("boxes", str, "auto", one_of(*BOXES), "how the values over each ball are bounded"),)
 
     def graph(self) -> BoundGraph:
         """The model's bound graph (on a float64 copy when CROWN boxes are used), traced on first use."""

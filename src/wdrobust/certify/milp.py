@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from wdrobust._options import Option, at_least, positive
 from wdrobust.certify.base import ShellBound
 from wdrobust.certify.bounds.interval import Cot
 from wdrobust.certify.local import LocalCertificate
@@ -186,15 +187,14 @@ class MILPCertificate(LocalCertificate):
 
     name = "milp"
     sound = True
+    per_sample_programs = True
+    declared = (
+        Option("time_limit", float, 10.0, positive(), "seconds per program"),
+        Option("milp_radius", float, None, at_least(0), "largest shell radius solved exactly (default: r_1)"),
+    )
 
-    def __init__(
-        self, *args: Any, time_limit: float = 10.0, milp_radius: float | None = None, **kwargs: Any
-    ) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if not time_limit > 0:
-            raise ValueError(f"time_limit must be positive, got {time_limit}")
-        self.time_limit = float(time_limit)
-        self.milp_radius = None if milp_radius is None else float(milp_radius)
         self.optimal = True
         self._net: ReluNet | None = None
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -60,10 +59,9 @@ class RadiusCertificate(LocalCertificate):
         norm: str = "linf",
         *,
         losses: Sequence[str] = ("zero_one",),
-        radii: Sequence[float] | np.ndarray | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(model, norm, losses=losses, radii=radii, **options)
+        super().__init__(model, norm, losses=losses, **options)
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
         lip, knots = self.shell_lipschitz(x, y)

@@ -2,85 +2,47 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, get_args, get_type_hints
+from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from wdrobust._atomic import check_writable
-from wdrobust._options import split_assignment
-from wdrobust.attacks import ATTACKS
-from wdrobust.attacks.base import Attack
+from wdrobust._options import convert, describe, split_assignment
+from wdrobust.attacks import ATTACKS, attack_class, build_attack
 from wdrobust.cli import common, progress
-from wdrobust.cli.errors import user_errors
+from wdrobust.cli.errors import fail, user_errors
 from wdrobust.losses import check_loss
 from wdrobust.pipeline.bounds import Summary, summarize, worst_distribution
-from wdrobust.threat import ThreatModel, parse_number
-
-
-def check_attack(name: str) -> str:
-    """Return name if it is a registered attack, else raise ValueError naming the choices."""
-    if name not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}: expected one of {', '.join(ATTACKS)}")
-    return name
-
-
-def _parse_int(text: str, what: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"{what} expects an integer, got {text!r}") from None
-
-
-def _parse_bool(text: str, what: str) -> bool:
-    if text.strip().lower() not in ("true", "false"):
-        raise ValueError(f"{what} expects true or false, got {text!r}")
-    return text.strip().lower() == "true"
-
-
-def _parse_str(text: str, what: str) -> str:
-    return text
-
-
-#: The option types --option parses, each with its parser (value text, what to call it in errors).
-PARSERS: dict[type, Callable[[str, str], Any]] = {
-    int: _parse_int,
-    float: parse_number,
-    bool: _parse_bool,
-    str: _parse_str,
-}
-
-
-def option_types(cls: type[Attack]) -> dict[str, type]:
-    """The keyword options of an attack class and of its bases below Attack (Attack's own options have
-    their own flags), each with its type among PARSERS (``float | None`` counts as float)."""
-    types: dict[str, type] = {}
-    for klass in reversed([c for c in cls.__mro__ if issubclass(c, Attack) and c is not Attack]):
-        if "__init__" not in vars(klass):
-            continue
-        hints = get_type_hints(klass.__init__)
-        for name, param in inspect.signature(klass.__init__).parameters.items():
-            kinds = [t for t in (hints.get(name), *get_args(hints.get(name))) if t in PARSERS]
-            if param.kind is inspect.Parameter.KEYWORD_ONLY and kinds:
-                types[name] = kinds[0]
-    return types
+from wdrobust.threat import ThreatModel
 
 
 def parse_options(items: list[str], attack: str) -> dict[str, Any]:
-    """["steps=20", "target=dual_norm"] -> {"steps": 20, "target": "dual_norm"}, each value parsed as the
-    type of the attack's option; unknown options and values of the wrong type raise ValueError."""
-    types = option_types(ATTACKS[check_attack(attack)])
-    options: dict[str, Any] = {}
-    for item in items:
-        name, text = split_assignment(item, "--option")
-        if name not in types:
-            raise ValueError(f"attack {attack!r} has no option {name!r}: accepted {', '.join(types)}")
-        options[name] = PARSERS[types[name]](text, f"--option {name}")
-    return options
+    """["steps=20", "target=dual_norm"] -> {"steps": 20, "target": "dual_norm"}: each value converted and
+    checked by the attack's declaration (``Attack.option_table``); unknown options and bad values raise
+    ValueError."""
+    given = dict(split_assignment(item, "--option") for item in items)
+    return convert(attack_class(attack).option_table(), given, f"attack {attack!r}")
+
+
+def list_options(names: Callable[[], list[str]], lookup: Callable[[str], Any], kind: str) -> None:
+    """Print the declared options of the methods names() (``lookup(name).option_table()``) and exit: the
+    eager ``--list-options``, which needs no model; a bad name is a one-line error with exit code 2."""
+    try:
+        tables = [(name, lookup(name).option_table()) for name in names()]
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    for name, table in tables:
+        typer.echo(f"options of {kind} {name!r}:\n{describe(table)}")
+    raise typer.Exit()
+
+
+def _list_options(value: str | None) -> None:
+    if value is not None:
+        list_options(lambda: [value], attack_class, "attack")
 
 
 def table(summary: Summary, n: int) -> Table:
@@ -123,7 +85,17 @@ def command(
     indices: Path | None = common.INDICES,
     seed: int = typer.Option(0, help="Seed of random starts."),
     batch_size: int = common.BATCH_SIZE,
-    option: list[str] = typer.Option([], help="Attack option name=value (repeatable), e.g. steps=20."),
+    option: list[str] = typer.Option(
+        [], help="Attack option name=value (repeatable), e.g. steps=20; --list-options lists them."
+    ),
+    list_options_: str | None = typer.Option(
+        None,
+        "--list-options",
+        metavar="ATTACK",
+        is_eager=True,
+        callback=_list_options,
+        help="List the options of an attack (type, default, check) and exit.",
+    ),
     save: Path | None = typer.Option(None, help="Save the adversarial distribution (.safetensors)."),
     save_loss: str = typer.Option("zero_one", help="Loss whose worst distribution --save writes."),
     device: str | None = common.DEVICE,
@@ -154,15 +126,16 @@ def command(
         threat=threat,
     )
     with progress.bar(attack, quiet, "samples") as advance, common.cpu_threads(threads, net, x.device):
-        runner = ATTACKS[attack](
+        runner = build_attack(
+            attack,
             net,
             threat,
+            options,
             seed=seed,
             batch_size=batch_size,
             device=device,
             keep_points=save is not None,
             progress=advance,
-            **options,
         )
         result = runner.run(x, y)
     summary = summarize(result)

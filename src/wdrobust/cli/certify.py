@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -10,19 +9,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from wdrobust.attacks import ATTACKS
-from wdrobust.certify import CERTIFICATES, Certificate, CertificateResult
+from wdrobust._options import convert, split_assignment
+from wdrobust.attacks import ATTACKS, attack_class, build_attack
+from wdrobust.certify import (
+    CERTIFICATES,
+    CertificateResult,
+    build_certificate,
+    certificate_class,
+)
 from wdrobust.cli import common, progress
-from wdrobust.cli.attack import check_attack
+from wdrobust.cli.attack import list_options
 from wdrobust.cli.errors import user_errors
 from wdrobust.losses import CERTIFIABLE, check_certifiable
 from wdrobust.report.numbers import number, seconds
 from wdrobust.threat import ThreatModel
-
-#: Certificates that solve one program per sample: their progress bar advances per sample.
-PER_SAMPLE = ("milp", "exact")
-#: The certificate that reads the points an attack visited (``run(x, y, visited=...)``).
-VISITED = "empirical"
 
 
 def parse_methods(text: str) -> list[str]:
@@ -38,14 +38,29 @@ def parse_methods(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def make_certificate(name: str, model: Any, threat: ThreatModel, d: int, **kwargs: Any) -> Certificate:
-    """Construct a registered certificate for the threat's norm with the options its radius eps suggests
-    on inputs of dimension d (``options_for``: shell radii around eps, ...), passing only the options of
-    ``kwargs`` its constructor accepts."""
-    cls = CERTIFICATES[name]
-    accepted = {p for c in cls.__mro__ for p in inspect.signature(c.__init__).parameters}
-    options = cls.options_for(threat.norm, threat.eps, d) | {k: v for k, v in kwargs.items() if k in accepted}
-    return cls(model, threat.norm, **options)
+def parse_options(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
+    """--option items -> {method: {option: value}} for the methods ``names``: "method.name=value" sets
+    the option of that method, "name=value" sets it for every listed method that declares it. Values are
+    converted and checked by the declarations (``Certificate.option_table``); an option no listed method
+    declares, or a method that is not listed, raises ValueError."""
+    options: dict[str, dict[str, Any]] = {name: {} for name in names}
+    for item in items:
+        key, text = split_assignment(item, "--option")
+        method, dot, option = key.rpartition(".")
+        if dot and method not in options:
+            raise ValueError(f"--option {key}: {method!r} is not among the methods ({', '.join(names)})")
+        targets = [method] if dot else [m for m in names if option in certificate_class(m).option_table()]
+        if not targets:
+            raise ValueError(f"--option {key}: no method among {', '.join(names)} has this option")
+        for name in targets:
+            table = certificate_class(name).option_table()
+            options[name] |= convert(table, {option: text}, f"certificate {name!r}")
+    return options
+
+
+def _list_options(value: str | None) -> None:
+    if value is not None:
+        list_options(lambda: parse_methods(value), certificate_class, "certificate")
 
 
 def table(rows: list[tuple[str, CertificateResult, float]], loss: str, threat: ThreatModel, n: int) -> Table:
@@ -79,7 +94,22 @@ def command(
     offset: int = common.OFFSET,
     indices: Path | None = common.INDICES,
     batch_size: int = common.BATCH_SIZE,
-    time_limit: float = typer.Option(10.0, help="milp: seconds per mixed-integer program."),
+    time_limit: float = typer.Option(
+        10.0, help="Seconds per program of the methods with a time_limit option (milp, exact, bab)."
+    ),
+    option: list[str] = typer.Option(
+        [],
+        help="Certificate option name=value (repeatable; every listed method that has it) or "
+        "method.name=value (that method), e.g. bab.budget=5; --list-options lists them.",
+    ),
+    list_options_: str | None = typer.Option(
+        None,
+        "--list-options",
+        metavar="METHODS",
+        is_eager=True,
+        callback=_list_options,
+        help="List the options of the comma-separated certificates (type, default, check) and exit.",
+    ),
     attack: str = typer.Option(
         "pgd", help=f"empirical: the attack whose visited points it reads ({', '.join(ATTACKS)})."
     ),
@@ -89,13 +119,14 @@ def command(
 ) -> None:
     """Certify a model: per method, the upper bound of the WDRO risk, sound or estimate, and its time.
 
-    empirical reads the points visited by --attack, run first on the same samples and threat. With
-    --method all, the certificates that do not apply to the model or threat are skipped, each named
-    with the reason on stderr."""
+    A certificate that reads visited points (empirical) reads those of --attack, run first on the same
+    samples and threat. With --method all, the certificates that do not apply to the model or threat are
+    skipped, each named with the reason on stderr."""
+    names = parse_methods(method)
     threat = ThreatModel(norm, eps, p)
     check_certifiable(loss)
-    names = parse_methods(method)
-    check_attack(attack)
+    attack_class(attack)
+    options = parse_options(option, names)
     every = method.strip() == "all"
     net, x, y = common.model_and_samples(
         model,
@@ -116,23 +147,31 @@ def command(
     with common.cpu_threads(threads, net, x.device), progress.bar("certify", quiet, "samples") as advance:
         for name in names:
             try:
+                cls = certificate_class(name)
                 extra = {}
-                if name == VISITED:
+                if cls.needs_points:
                     advance(0, x.shape[0], f"{attack} (visited points)")
-                    visitor = ATTACKS[attack](
-                        net, threat, batch_size=batch_size, device=device, keep_points=True, progress=advance
+                    visitor = build_attack(
+                        attack,
+                        net,
+                        threat,
+                        batch_size=batch_size,
+                        device=device,
+                        keep_points=True,
+                        progress=advance,
                     )
                     extra["visited"] = visitor.run(x, y).points
                 advance(0, x.shape[0], name)
-                cert = make_certificate(
+                timed = {"time_limit": time_limit} if "time_limit" in cls.option_table() else {}
+                cert = build_certificate(
                     name,
                     net,
-                    threat,
-                    x[0].numel(),
+                    threat.norm,
+                    timed | options[name],
+                    around=(threat.eps, x[0].numel()),
                     losses=(loss,),
-                    batch_size=1 if name in PER_SAMPLE else batch_size,
+                    batch_size=1 if cls.per_sample_programs else batch_size,
                     device=device,
-                    time_limit=time_limit,
                     progress=advance,
                 )
                 result = cert.run(x, y, **extra)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from wdrobust import nets
+from wdrobust._options import resolve
 from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES
 from wdrobust.data.indices import read_indices
@@ -49,8 +50,8 @@ class EvalConfig:
     model: a checkpoint path (or the bundled default); arch, arch_options: the architecture of a plain
     .pt/.pth checkpoint without sidecar (input_shape and num_classes default to the data's); mean, std: the
     model is ``nets.normalized(model, mean, std)`` (it was trained on normalised inputs); label: a name for
-    the model in the records; keep_points: attack units also store their candidate points (needed by the
-    ``empirical`` certificate, which always keeps them, and by the worst-case image grid).
+    the model in the records; keep_points: attack units also store their candidate points (for the
+    worst-case image grid; always kept when a certificate reads them, ``needs_points``).
     """
 
     model: str = DEFAULT_MODEL
@@ -101,8 +102,9 @@ class EvalConfig:
 
     @property
     def stores_points(self) -> bool:
-        """Whether attack units store their candidate points (keep_points, or empirical is run)."""
-        return self.keep_points or "empirical" in self.certificates
+        """Whether attack units store their candidate points (keep_points, or a configured certificate
+        reads them: ``needs_points``)."""
+        return self.keep_points or any(CERTIFICATES[c].needs_points for c in self.certificates)
 
     @functools.cached_property
     def grid(self) -> tuple[tuple[str, ThreatModel], ...]:
@@ -212,7 +214,8 @@ def parse_shard(text: str) -> tuple[int, int]:
 def validate(cfg: EvalConfig) -> EvalConfig:
     """Check everything that can be checked without loading the model or the data.
 
-    Names of attacks and certificates are checked against the registries; eps >= 0, p >= 1, n >= 1,
+    Names of attacks and certificates are checked against the registries and their options against the
+    declarations (``_options.resolve``: known names, types, checks); eps >= 0, p >= 1, n >= 1,
     offset >= 0, batch_size >= 1, losses known, no duplicates, an indices file that lists n samples, a
     shard I/K (returned as "I/K"). Raises ValueError with a one-line message. A missing out becomes
     ``default_out(model, data)``.
@@ -288,14 +291,16 @@ def _check_model_options(cfg: EvalConfig) -> None:
 def _check_names(
     kind: str, registry: dict[str, type], names: tuple[str, ...], options: dict[str, dict]
 ) -> None:
-    """Every name is in the kind's registry; every options table names a listed method."""
+    """Every name is in the kind's registry; every options table names a listed method and holds options
+    that method declares, with valid values."""
     for name in names:
         if name not in registry:
             known = ", ".join(sorted(registry)) or "none registered"
             raise ValueError(f"unknown {kind} {name!r}: expected one of {known}")
-    for name in options:
+    for name, given in options.items():
         if name not in names:
             raise ValueError(f"{kind}_options.{name} given but {name!r} is not in the {kind}s list")
+        resolve(registry[name].option_table(), given, f"{kind} {name!r}")
 
 
 def _number_key(value: float) -> float | str:

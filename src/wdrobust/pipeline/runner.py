@@ -278,7 +278,7 @@ def _compute(
             torch.manual_seed(seed)
             started = time.time()
             tic = time.perf_counter()
-            visited = visited_points(store, cfg, b) if job.reads_visited else None
+            visited = visited_points(store, cfg, b, job.method) if job.reads_visited else None
             checked, spent = first.pop(job.key, (None, 0.0)) if b == 0 else (None, 0.0)
             output = checked if sl.stop - sl.start == 1 else None
             if checked is not None and output is None:
@@ -304,17 +304,18 @@ def _compute(
             update(i + 1, total)
 
 
-def visited_points(store: Store, cfg: EvalConfig, batch: int) -> torch.Tensor | None:
+def visited_points(store: Store, cfg: EvalConfig, batch: int, reader: str) -> torch.Tensor | None:
     """The candidate points of every attack job for one batch, side by side (N, M, *S) (columns of
-    different jobs padded with NaN, which ``empirical`` ignores); None without attacks. The attack units
-    come first in the plan, so they are in the store; a missing one raises ValueError."""
+    different jobs padded with NaN, which a certificate that ``needs_points`` ignores); None without
+    attacks. The attack units come first in the plan, so they are in the store; a missing one raises
+    ValueError naming the ``reader``."""
     parts = []
     for job in plan(cfg):
         if not isinstance(job, AttackJob):
             continue
         points = store.arrays(job.key, batch).get("points")
         if points is None:
-            raise ValueError(f"empirical needs the points of {job.key} batch {batch}, which are not stored")
+            raise ValueError(f"{reader} needs the points of {job.key} batch {batch}, which are not stored")
         parts.append(points)
     if not parts:
         return None

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from wdrobust._options import Option, positive
 from wdrobust.certify.bab.search import BabOptions, verify
 from wdrobust.certify.base import CertificateResult, ShellBound, box_diameter
 from wdrobust.certify.crown import CrownCertificate
@@ -67,23 +68,16 @@ class BabCertificate(CrownCertificate):
     """
 
     name = "bab"
+    declared = (
+        Option("budget", float, 30.0, positive(), "seconds per sample for the whole bisection"),
+        Option("time_limit", float, 5.0, positive(), "seconds per BaB call"),
+        Option("tol", float, 1e-3, positive(), "relative bracket width to stop at"),
+        Option("bab", dict, None, None, "further BabOptions fields (a table: batch, mode, ...)"),
+    )
 
-    def __init__(
-        self,
-        model: nn.Module,
-        norm: str = "linf",
-        *,
-        budget: float = 30.0,
-        time_limit: float = 5.0,
-        tol: float = 1e-3,
-        bab: dict[str, Any] | None = None,
-        **options: Any,
-    ) -> None:
+    def __init__(self, model: nn.Module, norm: str = "linf", **options: Any) -> None:
         super().__init__(model, norm, **options)
-        if not budget > 0 or not tol > 0:
-            raise ValueError(f"bab: budget and tol must be positive, got {budget} and {tol}")
-        self.budget, self.tol = float(budget), float(tol)
-        self.options = BabOptions(time_limit=float(time_limit), **(bab or {}))
+        self.options = BabOptions(time_limit=self.time_limit, **(self.bab or {}))
         self.brackets: RadiusBracket | None = None
         self._parts: list[RadiusBracket] = []
 

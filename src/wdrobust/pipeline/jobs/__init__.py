@@ -5,12 +5,11 @@ each), each with its store ``key``, ``spec()``, ``run(UnitTask) -> (arrays, info
 
 from wdrobust.pipeline.jobs.attack import AttackJob
 from wdrobust.pipeline.jobs.base import Job, UnitTask
-from wdrobust.pipeline.jobs.certificate import VISITED, CertificateJob, certificate_radii
+from wdrobust.pipeline.jobs.certificate import CertificateJob, certificate_radii
 from wdrobust.pipeline.jobs.clean import CleanJob
 from wdrobust.pipeline.jobs.plan import attack_jobs, batches, plan, unit_seed, units
 
 __all__ = [
-    "VISITED",
     "AttackJob",
     "CertificateJob",
     "CleanJob",

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wdrobust.attacks import ATTACKS, Attack, AttackResult
+from wdrobust.attacks import Attack, AttackResult, build_attack
 from wdrobust.pipeline.config import EvalConfig
 from wdrobust.pipeline.jobs.base import Job, UnitOutput, UnitTask, as_float64, optional
 from wdrobust.pipeline.records import AttackRecord
@@ -50,10 +50,11 @@ class AttackJob(Job):
     ) -> Attack:
         """The attack with the configured losses and options, the unit's seed, and the budget of a
         population of ``population`` samples (the whole evaluated set)."""
-        return self.construct(
-            ATTACKS[self.method],
+        return build_attack(
+            self.method,
             model,
             self.threat,
+            cfg.attack_options.get(self.method),
             losses=cfg.losses,
             seed=seed,
             device=device,
@@ -61,7 +62,6 @@ class AttackJob(Job):
             progress=None,
             keep_points=cfg.stores_points,
             population=population,
-            options=cfg.attack_options.get(self.method, {}),
         )
 
     def run(self, task: UnitTask) -> UnitOutput:

@@ -7,9 +7,8 @@ A job has a stable ``key`` (its name in the store), a ``spec`` (its JSON descrip
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -19,8 +18,6 @@ from wdrobust.pipeline.inputs import Inputs
 
 #: A unit's arrays (stored per batch) and info (passes, sound flag, note, seconds).
 UnitOutput = tuple[dict[str, np.ndarray], dict[str, Any]]
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,14 +60,6 @@ class Job(ABC):
     @abstractmethod
     def run(self, task: UnitTask) -> UnitOutput:
         """Run the job on the unit's samples; return its arrays and info (passes, sound flag, note)."""
-
-    def construct(self, build: Callable[..., T], *args: Any, options: Mapping[str, Any], **kwargs: Any) -> T:
-        """build(*args, **kwargs, **options) (a method's constructor with the configured options); options
-        it does not accept (or that repeat a keyword of kwargs) raise ValueError naming the method."""
-        try:
-            return build(*args, **kwargs, **options)
-        except TypeError as exc:
-            raise ValueError(f"{self.kind} {self.method!r}: bad options: {exc}") from None
 
 
 def as_float64(a: Any) -> np.ndarray:

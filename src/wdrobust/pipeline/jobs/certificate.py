@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from wdrobust.certify import CERTIFICATES, Certificate, CertificateResult
+from wdrobust.certify import Certificate, CertificateResult, build_certificate, certificate_class
 from wdrobust.certify.base import default_radii, distinct_radii
 from wdrobust.losses import CERTIFIABLE
 from wdrobust.pipeline.config import EvalConfig
@@ -24,9 +24,6 @@ from wdrobust.pipeline.jobs.base import Job, UnitOutput, UnitTask, as_float64, o
 from wdrobust.pipeline.records import CertificateRecord
 from wdrobust.pipeline.store import Unit
 from wdrobust.primal.curves import Majorant
-
-#: The certificate that reads the attacks' visited points (``Empirical.run(x, y, visited)``).
-VISITED = "empirical"
 
 
 def certificate_radii(cfg: EvalConfig, d: int) -> np.ndarray:
@@ -55,35 +52,28 @@ class CertificateJob(Job):
 
     @property
     def reads_visited(self) -> bool:
-        return self.method == VISITED
+        return certificate_class(self.method).needs_points
 
     def build(self, cfg: EvalConfig, model: torch.nn.Module, device: torch.device, d: int) -> Certificate:
         """The certificate for inputs of dimension d with the certifiable configured losses and, unless
         its options say otherwise, the shell radii of ``certificate_radii`` and the other options of
         ``options_for`` at the largest eps."""
-        cls = CERTIFICATES[self.method]
-        options = {
-            **cls.options_for(self.norm, self.eps, d),
-            "radii": certificate_radii(cfg, d),
-            **cfg.certificate_options.get(self.method, {}),
-        }
-        return self.construct(
-            cls,
+        return build_certificate(
+            self.method,
             model,
             self.norm,
+            {"radii": certificate_radii(cfg, d), **cfg.certificate_options.get(self.method, {})},
+            around=(self.eps, d),
             losses=tuple(loss for loss in cfg.losses if loss in CERTIFIABLE),
             device=device,
             batch_size=cfg.batch_size,
-            progress=None,
-            options=options,
         )
 
     def run(self, task: UnitTask) -> UnitOutput:
         x, y = task.samples()
         cert = self.build(task.cfg, task.inputs.model, task.device, task.inputs.facts["input_dim"])
-        result = (
-            cert.run(x, y) if task.visited is None else cert.run(x, y, visited=task.visited.to(task.device))
-        )
+        visited = None if task.visited is None else task.visited.to(task.device)
+        result = cert.run(x, y, visited=visited) if cert.needs_points else cert.run(x, y)
         info = {
             "sound": bool(result.sound),
             "note": result.note,

@@ -40,7 +40,8 @@ def units(jobs: list[Job], n_batches: int, shard: tuple[int, int] | None = None)
     """The (job, batch) units of the plan in order (job-major), or those of shard (I, K): the units of
     batch b belong to shard (b mod K) + 1. The batches go round-robin, so every shard gets about 1/K of
     every job (the shards cost about the same when there are at least K batches), and every job of a
-    batch is in the same shard (``empirical`` reads the attacks' points of its own batch)."""
+    batch is in the same shard (a certificate that ``needs_points`` reads the attacks' points of its own
+    batch)."""
     every = [(job, b) for job in jobs for b in range(n_batches)]
     if shard is None:
         return every

@@ -39,8 +39,8 @@ from torch import nn
 
 from benchmarks.run import row
 from wdrobust import data, nets
-from wdrobust.certify.bounds.crown import margin_bounds
 from wdrobust.certify.bounds.graph import BoundGraph
+from wdrobust.certify.bounds.propagation import margin_bounds
 from wdrobust.certify.bounds.region import Region
 from wdrobust.models import default_model_path
 

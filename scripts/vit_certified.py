@@ -17,7 +17,7 @@ import torch
 from vit_widths import digits_case
 
 from wdrobust.certify.bounds import BoundGraph
-from wdrobust.certify.bounds.crown import INTERMEDIATE, margin_bounds
+from wdrobust.certify.bounds.propagation import INTERMEDIATE, margin_bounds
 
 BATCH = 10
 

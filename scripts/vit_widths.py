@@ -27,8 +27,8 @@ from transformer_tables import MODELS
 
 from wdrobust import data, nets
 from wdrobust.certify.bounds import BoundGraph, Bounds
-from wdrobust.certify.bounds.crown import Crown, concretize
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.bounds.propagation import Crown, concretize
 from wdrobust.certify.bounds.region import Region
 
 #: Random corners of the region sampled per row for the empirical widths.

@@ -20,7 +20,7 @@ DOCS = ROOT / "docs" / "architecture.md"
 #: the base of private helpers (devices and CPU threads, atomic writes, option items, progress columns,
 #: JSON forms of dataclasses).
 LADDER: tuple[tuple[str, ...], ...] = (
-    ("_atomic", "_device", "_options", "_progress", "_serde"),
+    ("_atomic", "_device", "_optional", "_options", "_progress", "_serde"),
     ("threat",),
     ("losses",),
     ("primal",),

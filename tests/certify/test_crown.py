@@ -23,10 +23,10 @@ from wdrobust import ThreatModel
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.activations import GELU, SIGMOID, SILU, TANH, elu, piecewise_linear
-from wdrobust.certify.bounds.crown import INTERMEDIATE, Crown, concretize, l1_ball_upper, margin_bounds
 from wdrobust.certify.bounds.interval import Box
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
 from wdrobust.certify.bounds.pool import MaxPoolRule
+from wdrobust.certify.bounds.propagation import INTERMEDIATE, Crown, concretize, l1_ball_upper, margin_bounds
 from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.bounds.relax import relax
 from wdrobust.certify.bounds.rule import MODULE_RULES, Rule

@@ -363,7 +363,7 @@ def test_load_plain_and_gzipped_files_through_nets_load(tmp_path: Path) -> None:
 def test_without_onnx_the_error_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "m.onnx").write_bytes(b"")
     monkeypatch.setitem(sys.modules, "onnx", None)
-    with pytest.raises(ValueError, match=r"pip install wdrobust\[onnx\]$"):
+    with pytest.raises(ValueError, match=r"pip install 'wdrobust\[onnx\]'$"):
         load_onnx(tmp_path / "m.onnx")
 
 

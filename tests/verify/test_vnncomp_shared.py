@@ -147,8 +147,8 @@ def test_oval21_radii_are_the_file_names() -> None:
 def test_crown_bounds_on_the_imported_mnistfc_network() -> None:
     """The bound engine's CROWN margin bounds hold at sampled points of each ball and never prove an
     instance that a-b-CROWN falsified in the competition (verdicts.csv)."""
-    from wdrobust.certify.bounds.crown import margin_bounds
     from wdrobust.certify.bounds.graph import BoundGraph
+    from wdrobust.certify.bounds.propagation import margin_bounds
     from wdrobust.certify.bounds.region import Region
 
     bench, net = "2021_mnistfc", "mnist-net_256x2.onnx.gz"

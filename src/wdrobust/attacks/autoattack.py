@@ -8,11 +8,10 @@ backward through the logits counts it again.
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 from torch import nn
 
+from wdrobust._optional import require
 from wdrobust._options import Option, one_of
 from wdrobust.attacks.base import Attack
 from wdrobust.attacks.batch import Batch
@@ -49,13 +48,7 @@ class AutoAttackReference(Attack):
     declared = (Option("version", str, "standard", one_of(*VERSIONS), "the reference's version"),)
 
     def attack_batch(self, batch: Batch) -> None:
-        try:
-            reference = importlib.import_module("pyautoattack")
-        except ImportError:
-            raise ValueError(
-                "the autoattack baseline needs the optional package pyautoattack "
-                "(pip install 'wdrobust[reference]')"
-            ) from None
+        reference = require("pyautoattack")
         if batch.classes < 3:
             raise ValueError(
                 f"the reference AutoAttack needs at least 3 classes, the model has {batch.classes}"

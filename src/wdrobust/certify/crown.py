@@ -1,9 +1,9 @@
 """The ``crown`` certificate (sound): output bounds over each ball by linear bound propagation.
 
-For outer radii r_1 < ... < r_M = diam X and every class j != y_i, CROWN (``bounds.crown``) gives a linear
-bound m_j(x) <= A_ijk . x + b_ijk on B(x_i, r_k) cap X and its maximum U_ijk there. The bound over the whole
-box (r_M) depends on the label only, so it is computed once per class, on the first batch holding that
-label, and not at all for zero_one alone (certified radii never need it). With the clean margins m_ij:
+For outer radii r_1 < ... < r_M = diam X and every class j != y_i, CROWN (``bounds.propagation``) gives a
+linear bound m_j(x) <= A_ijk . x + b_ijk on B(x_i, r_k) cap X and its maximum U_ijk there. The bound over
+the whole box (r_M) depends on the label only, so it is computed once per class, on the first batch holding
+that label, and not at all for zero_one alone (certified radii never need it). With the clean margins m_ij:
 
 - staircase: the growth over B(x_i, t), t in (r_k-1, r_k], is at most the growth over B(x_i, r_k), so
   margin: phibar_i(t) <= max_j U_ijk - m_i (m_i = max_j m_ij, the margin loss) and, CE being increasing in
@@ -15,7 +15,8 @@ label, and not at all for zero_one alone (certified radii never need it). With t
 - the pointwise minimum of the two (and, with ``lipschitz``, of the Lipschitz shells of ``local``).
 The whole-box rows bound their pre-activations with ``auto`` even when ``intermediate`` is ``crown``: there
 nearly every neuron is unstable, so full CROWN costs the most and buys the least. The result's note names
-the values whose interval boxes ``auto`` kept (``bounds.crown.Crown.fallback``), for the balls and the box.
+the values whose interval boxes ``auto`` kept (``bounds.propagation.Crown.fallback``), for the balls and the
+box.
 zero_one: the certified radius is the largest grid radius with every U_ijk < 0, extended inside the next
 shell by the chord (m_ij + g_ijk + t ||A_ijk||_* < 0) and refined by bisection on "every U_ij(r) < 0".
 
@@ -38,8 +39,8 @@ from wdrobust._options import Option, at_least, one_of
 from wdrobust.certify.base import Certificate, ShellBound, box_diameter, shell_knots
 from wdrobust.certify.bounds import BoundGraph, margin_lipschitz
 from wdrobust.certify.bounds.alpha import MODES as ALPHA_MODES
-from wdrobust.certify.bounds.crown import INTERMEDIATE, check_linear_rules, flat_dot, margin_bounds
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.bounds.propagation import INTERMEDIATE, check_linear_rules, flat_dot, margin_bounds
 from wdrobust.certify.bounds.region import Region
 from wdrobust.losses import margins
 from wdrobust.primal.curves import Majorant

@@ -63,7 +63,7 @@ def box_bounds(net: ReluNet, x: np.ndarray, radius: float, norm: str) -> Preacti
 
 def linear_bounds(net: ReluNet, x: np.ndarray, radius: float, norm: str) -> Preactivations:
     """The default bound source: the bound engine's CROWN bounds of every pre-activation over the region
-    (``bounds.crown`` intermediate mode crown; exact concretisation over the box, cap the l1 ball),
+    (``bounds.propagation`` intermediate mode crown; exact concretisation over the box, cap the l1 ball),
     intersected with interval propagation."""
     return net.preactivations(x, radius, norm, "crown")
 

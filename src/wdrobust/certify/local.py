@@ -33,7 +33,8 @@ class LocalCertificate(Certificate):
 
     The model is traced once (torch.fx) on first use; an unsupported operation raises a ValueError
     naming it. Option boxes: ``interval`` (interval propagation, float32), ``crown`` (the inputs of every
-    nonlinearity tightened by CROWN first, on a float64 copy of the model, ``bounds.crown`` mode auto), or
+    nonlinearity tightened by CROWN first, on a float64 copy of the model, ``bounds.propagation`` mode
+    auto), or
     ``auto`` (crown when the graph has operations whose interval boxes compound quickly, the rules marked
     ``compounding``: products of two intervals, softmax, LayerNorm; interval otherwise).
     """

@@ -4,7 +4,7 @@ sparse MILP builder solved by HiGHS (scipy.optimize.milp), and the big-M encodin
 Shared by the ``milp`` (exact local Lipschitz constants) and ``exact`` (minimal flip distances, exact
 max margins) certificates. The dense layers are the graph's affine segments (``bounds.dense``) between
 ReLUs; the big-M constants (pre-activation bounds over a region) and the margin bounds come from the
-engine: interval propagation (``BoundGraph.bounds``) or CROWN (``bounds.crown``), in float64.
+engine: interval propagation (``BoundGraph.bounds``) or CROWN (``bounds.propagation``), in float64.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from torch import fx, nn
 
 from wdrobust.certify.bounds import BoundGraph, Bounds
 from wdrobust.certify.bounds.activations import ActivationRule
-from wdrobust.certify.bounds.crown import Crown
 from wdrobust.certify.bounds.dense import Dense
 from wdrobust.certify.bounds.interval import Box
 from wdrobust.certify.bounds.lipschitz import region_bounds
+from wdrobust.certify.bounds.propagation import Crown
 from wdrobust.certify.bounds.region import Region
 
 #: Relative slack added to the solver's dual bound against its feasibility tolerances.
@@ -114,7 +114,7 @@ class ReluNet:
         self, x0: np.ndarray, radius: float, norm: str, preact: Preactivations, y: int, j: int
     ) -> float:
         """Upper bound of m_j = z_j - z_y over B(x0, radius) cap [0,1]^d given sound pre-activation bounds
-        preact: the tighter of the interval bound and CROWN (``bounds.crown``) on those boxes."""
+        preact: the tighter of the interval bound and CROWN (``bounds.propagation``) on those boxes."""
         x, r = self.region(x0, radius)
         known = {
             n: Box(torch.as_tensor(lo).reshape(1, *s), torch.as_tensor(hi).reshape(1, *s))

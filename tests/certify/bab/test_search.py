@@ -9,8 +9,8 @@ from _certify_brute import region_points, tiny_net
 from wdrobust.certify.bab import BabOptions, verify
 from wdrobust.certify.bab.attack import max_margin
 from wdrobust.certify.bounds import BoundGraph
-from wdrobust.certify.bounds.crown import margin_bounds
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.bounds.propagation import margin_bounds
 from wdrobust.certify.bounds.region import Region
 from wdrobust.threat import lp_norm
 

@@ -19,8 +19,8 @@ from torch import nn
 
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.bounds import BoundGraph, alpha
-from wdrobust.certify.bounds.crown import Crown, margin_bounds
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.bounds.propagation import Crown, margin_bounds
 from wdrobust.certify.bounds.region import Region
 
 

@@ -19,8 +19,8 @@ from torch import nn
 
 from wdrobust.certify import CERTIFICATES
 from wdrobust.certify.bounds import BoundGraph, crown, patches
-from wdrobust.certify.bounds.crown import Crown
 from wdrobust.certify.bounds.patches import Window
+from wdrobust.certify.bounds.propagation import Crown
 from wdrobust.certify.bounds.region import Region
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from wdrobust.certify.bounds import BoundGraph
-from wdrobust.certify.bounds.crown import concretize
+from wdrobust.certify.bounds.propagation import concretize
 from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.bounds.spec import refuted, spec_lower
 

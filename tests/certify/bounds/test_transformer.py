@@ -21,10 +21,10 @@ from torch import nn
 
 from wdrobust.certify.bounds import BoundGraph, margin_lipschitz, margin_upper_rows
 from wdrobust.certify.bounds.bilinear import MatMulRule
-from wdrobust.certify.bounds.crown import INTERMEDIATE, margin_bounds
 from wdrobust.certify.bounds.interval import Box, Cot
 from wdrobust.certify.bounds.layernorm import LayerNormRule
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
+from wdrobust.certify.bounds.propagation import INTERMEDIATE, margin_bounds
 from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.bounds.softmax import SoftmaxRule
 from wdrobust.nets.gradients import margin_gradients

@@ -1,4 +1,4 @@
-"""The one place where branch and bound calls the bound engine (``certify.bounds.crown``).
+"""The one place where branch and bound calls the bound engine (``certify.bounds.propagation``).
 
 ``bound_domains`` bounds a batch of domains D_b = R_b cap {lo_b <= z(x) <= hi_b}, R_b an input region (a
 ``Region`` row: box cap ball), z the pre-activations of the ReLU-like activations (``domains``), for
@@ -35,8 +35,8 @@ from torch import fx
 
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.activations import ActivationRule
-from wdrobust.certify.bounds.crown import Crown, concretize
 from wdrobust.certify.bounds.interval import Box
+from wdrobust.certify.bounds.propagation import Crown, concretize
 from wdrobust.certify.bounds.region import Region
 
 #: Adam step size of the split multipliers beta.

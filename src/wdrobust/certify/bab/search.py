@@ -44,7 +44,7 @@ from wdrobust.certify.bab.leaves import NORMS as LP_NORMS
 from wdrobust.certify.bab.leaves import close_leaves
 from wdrobust.certify.bab.property import BabProperty
 from wdrobust.certify.bounds import BoundGraph
-from wdrobust.certify.bounds.crown import INTERMEDIATE
+from wdrobust.certify.bounds.propagation import INTERMEDIATE
 from wdrobust.certify.bounds.region import Region
 from wdrobust.certify.relu_mip import ReluNet
 from wdrobust.threat import lp_norm, steepest

@@ -1,4 +1,4 @@
-"""Optimised lower slopes (alpha-CROWN) for the linear bounds of ``bounds.crown``.
+"""Optimised lower slopes (alpha-CROWN) for the linear bounds of ``bounds.propagation``.
 
 Every lower slope in the sound range of its activation (``slope_range``: [s, 1] for a ReLU-like sigma; for
 any other sigma every slope is sound, its offset adapts, and the range of sigma' on the box is the useful
@@ -44,7 +44,7 @@ from wdrobust.certify.bounds.activations import Activation, bound_activation
 from wdrobust.certify.bounds.interval import Box
 
 if TYPE_CHECKING:
-    from wdrobust.certify.bounds.crown import Crown
+    from wdrobust.certify.bounds.propagation import Crown
 
 #: Optimisation modes.
 MODES = ("output", "full")

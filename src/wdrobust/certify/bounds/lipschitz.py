@@ -50,11 +50,11 @@ def region_bounds(
     graph: BoundGraph, x0: torch.Tensor, r: torch.Tensor, norm: str, intermediate: str | None = None
 ) -> Bounds:
     """The boxes of every value over the regions: interval propagation (intermediate None), or with the
-    inputs of the nonlinearities tightened by linear bound propagation (``bounds.crown`` with that
+    inputs of the nonlinearities tightened by linear bound propagation (``bounds.propagation`` with that
     intermediate mode) and the interval pass rerun on them."""
     if intermediate is None:
         return graph.bounds(Region.ball(x0, r, norm))
-    from wdrobust.certify.bounds.crown import Crown  # the linear engine builds on this module's graph
+    from wdrobust.certify.bounds.propagation import Crown  # the linear engine builds on this module's graph
 
     region = Region.ball(x0, r, norm)
     return graph.bounds(region, known=Crown(graph, region, intermediate).bounds.boxes)
@@ -135,7 +135,7 @@ def margin_lipschitz(
     least (1 - 1e-6) diam [0,1]^d is bounded over the whole box (a superset), so those columns are
     computed once per label (K rows) instead of once per sample. batch_size: rows per chunk (default
     from the widest value of the graph). The model must be in eval mode (BatchNorm, Dropout).
-    intermediate: None (interval boxes) or a ``bounds.crown`` mode for the boxes of the ball columns
+    intermediate: None (interval boxes) or a ``bounds.propagation`` mode for the boxes of the ball columns
     (``region_bounds``); the whole-box columns always use interval boxes.
     """
     graph, x, dev = _prepare(model, x, device)

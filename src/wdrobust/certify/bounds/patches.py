@@ -19,7 +19,7 @@ and its geometry (K, S, Pad): the window of start position q = (i, j) covers row
 - at the input, the window and the windows of x0 (zero outside the map, where P is 0) are one region per
   (row, neuron), concretised like the dense coefficients (the window is an injective view of the input
   positions, so every norm of P is the norm of the dense coefficients).
-This is the dense backward pass (``bounds.crown``) restricted to the entries that can be non-zero, so it
+This is the dense backward pass (``bounds.propagation``) restricted to the entries that can be non-zero, so it
 gives the same bounds; the cost per neuron is the window size instead of the map size.
 """
 

@@ -37,7 +37,7 @@ class Rule:
     single value over the whole box; layout: the rule accepts boxes whose batch axis was moved
     (``Box.batch_dim``); list_args: interval values may come inside a list argument (torch.cat);
     relaxed: a non-affine rule with a linear relaxation for linear bound propagation (``relax`` and
-    ``linear_backward``; elementwise activations have their own path in ``bounds.crown``); compounding:
+    ``linear_backward``; elementwise activations have their own path in ``bounds.propagation``); compounding:
     interval boxes grow quickly through the operation (products of intervals, softmax, LayerNorm), so
     the gradient certificates bound its inputs by CROWN (``local``'s boxes=auto).
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from wdrobust.certify.bounds.crown import margin_bounds
 from wdrobust.certify.bounds.graph import BoundGraph
+from wdrobust.certify.bounds.propagation import margin_bounds
 from wdrobust.certify.bounds.region import Region
 
 

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
-INSTALL_HINT = "reading ONNX models needs the onnx package: pip install wdrobust[onnx]"
+from wdrobust._optional import OPTIONAL, require
+
+INSTALL_HINT = OPTIONAL["onnx"].hint
 
 
 @dataclass(frozen=True)
@@ -42,11 +44,7 @@ class Graph:
 
 
 def _onnx() -> Any:
-    try:
-        import onnx
-    except ImportError:
-        raise ValueError(INSTALL_HINT) from None
-    return onnx
+    return require("onnx")
 
 
 def is_onnx_path(path: str | Path) -> bool:

@@ -17,27 +17,6 @@ FAST = {
 }
 
 
-class Counting(nn.Module):
-    """Wraps a model; counts per-sample forward passes and backward passes through the logits, and
-    remembers the training flag seen at every forward."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model, self.forward_count, self.backward_count, self.flags = model, 0, 0, []
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.flags.append(self.training)
-        z = self.model(x)
-        n = x.shape[0]
-        self.forward_count += n
-        if z.requires_grad:
-            z.register_hook(lambda g: self._back(n))
-        return z
-
-    def _back(self, n: int) -> None:
-        self.backward_count += n
-
-
 def tiny(k: int = 4, d: int = 12, seed: int = 0) -> nn.Module:
     """A random ReLU MLP with O(1) logit differences (so the attacks have boundaries to find)."""
     torch.manual_seed(seed)

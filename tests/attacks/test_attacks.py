@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from _attack_setup import FAST, Counting, data, tiny
+from _attack_setup import FAST, data, tiny
 from torch import nn
 
 from wdrobust.attacks import ATTACKS, AttackResult
+from wdrobust.attacks.contract import Counted as Counting
 from wdrobust.threat import ThreatModel, lp_norm
 
 POINTWISE = ("pgd", "apgd", "wda", "a3", "a3-wda", "w-pgd")

@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 import torch
-from _attack_setup import FAST, Counting, data, tiny
+from _attack_setup import FAST, data, tiny
 
 from wdrobust.attacks import ATTACKS
 from wdrobust.attacks.base import union
+from wdrobust.attacks.contract import Counted as Counting
 from wdrobust.pipeline.bounds import summarize, worst_distribution
 from wdrobust.primal import lower_bound
 from wdrobust.threat import ThreatModel, lp_norm

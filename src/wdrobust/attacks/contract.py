@@ -73,10 +73,10 @@ def setting(device: str | torch.device = "cpu") -> tuple[nn.Module, torch.Tensor
     return model.to(device), x.to(device), y.to(device)
 
 
-def require(ok: bool, cls: type, clause: str) -> None:
-    """Raise AssertionError "attack NAME: clause" unless ok (kept under python -O, unlike assert)."""
+def require(ok: bool, cls: type, clause: str, kind: str = "attack") -> None:
+    """Raise AssertionError "KIND NAME: clause" unless ok (kept under python -O, unlike assert)."""
     if not ok:
-        raise AssertionError(f"attack {cls.name!r}: {clause}")
+        raise AssertionError(f"{kind} {cls.name!r}: {clause}")
 
 
 def refuses(build: Callable[[], Any]) -> bool:

@@ -18,7 +18,8 @@ A certificate that ``needs_points`` gets visited points (N, 3, 2) in the box.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,8 @@ import torch
 from torch import nn
 
 from wdrobust._options import check_table
+from wdrobust.attacks.contract import refuses
+from wdrobust.attacks.contract import require as require_of
 from wdrobust.certify.base import Certificate, CertificateResult, box_diameter
 from wdrobust.losses import loss_fn
 from wdrobust.threat import NORMS, lp_norm
@@ -56,19 +59,8 @@ def setting(device: str | torch.device = "cpu") -> tuple[nn.Module, torch.Tensor
     return model.eval().to(device), x.to(device), y.to(device)
 
 
-def require(ok: bool, cls: type, clause: str) -> None:
-    """Raise AssertionError "certificate NAME: clause" unless ok (kept under python -O)."""
-    if not ok:
-        raise AssertionError(f"certificate {cls.name!r}: {clause}")
-
-
-def refuses(build: Callable[[], Any]) -> bool:
-    """Whether build() raises ValueError."""
-    try:
-        build()
-    except ValueError:
-        return True
-    return False
+#: The contract's failure: AssertionError "certificate NAME: clause" unless ok (``attacks.contract.require``).
+require = partial(require_of, kind="certificate")
 
 
 def check_certificate(

@@ -129,5 +129,5 @@ def test_unknown_modes_are_refused() -> None:
     x0, c, r = _rows(4, 2)
     with pytest.raises(ValueError, match="alpha must be one of output, full"):
         margin_bounds(graph, Region.ball(x0, r, "linf"), c, alpha_steps=2, alpha="partial")
-    with pytest.raises(ValueError, match="crown: alpha must be one of output, full"):
+    with pytest.raises(ValueError, match="certificate 'crown': option alpha must be one of output, full"):
         CERTIFICATES["crown"](_deep_net(), "linf", alpha_steps=2, alpha="partial")

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wdrobust.certify import CERTIFICATES
-from wdrobust.certify.bounds import BoundGraph, crown, patches
+from wdrobust.certify.bounds import BoundGraph, patches, propagation
 from wdrobust.certify.bounds.patches import Window
 from wdrobust.certify.bounds.propagation import Crown
 from wdrobust.certify.bounds.region import Region
@@ -109,7 +109,7 @@ def test_auto_runs_crown_on_conv_layers_and_reports_fallbacks(monkeypatch) -> No
     # a budget below the first conv layer's cost: intervals kept for those values, named in order
     chain, sizes = auto._plan(next(n for n in graph.nodes if n.name == "_3"))
     assert chain is not None and sum(sizes) < sum(auto._plan(graph.output)[1])
-    monkeypatch.setattr(crown, "AUTO_COST", sum(sizes))
+    monkeypatch.setattr(propagation, "AUTO_COST", sum(sizes))
     cheap = Crown(graph, region, "auto")
     interval = Crown(graph, region, "ibp")
     assert cheap.fallback[:1] == ["_3"]

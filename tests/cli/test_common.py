@@ -5,31 +5,15 @@ from Python; every mistake is one line with exit code 2."""
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 from _cli import invoke, one_line_error
+from _user_module import SOURCE
 
 from wdrobust import data, nets
 
-SOURCE = textwrap.dedent(
-    """
-    from torch import nn
-
-
-    class TinyNet(nn.Module):
-        def __init__(self, hidden, num_classes=10):
-            super().__init__()
-            self.body = nn.Sequential(
-                nn.Flatten(), nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, num_classes)
-            )
-
-        def forward(self, x):
-            return self.body(x)
-    """
-)
 N = 12
 #: The error of hidden=8 on weights of hidden=16: the first mismatched key with both shapes.
 MISMATCH = "layer body.1.weight: checkpoint (16, 64), architecture (8, 64)"

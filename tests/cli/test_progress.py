@@ -9,13 +9,13 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 from _cli import runner
 from _paths import ROOT
+from _user_module import SOURCE
 
 from wdrobust import data, nets
 from wdrobust._progress import INTERVAL_ENV
@@ -41,34 +41,18 @@ def test_progress_lines_off_a_terminal_and_none_with_quiet(digits_mlp_path: Path
     assert not LINE.search(quiet.output)
 
 
-USER_MODULE = textwrap.dedent(
-    """
-    from torch import nn
-
-
-    class SmallNet(nn.Module):
-        def __init__(self, width, num_classes=10):
-            super().__init__()
-            self.net = nn.Sequential(
-                nn.Flatten(), nn.Linear(64, width), nn.ReLU(), nn.Linear(width, num_classes)
-            )
-
-        def forward(self, x):
-            return self.net(x)
-    """
-)
 
 
 def test_newcomer_script_with_output_redirected_to_a_file(tmp_path: Path) -> None:
     """evaluate a user's module file through --arch with stdout and stderr going to a file, see progress
     lines there, read the headline at the end, export the per-sample CSV."""
-    (tmp_path / "small_net.py").write_text(USER_MODULE)
-    model = nets.build(f"{tmp_path / 'small_net.py'}:SmallNet", seed=0, width=24)
-    torch.save({"model_state_dict": model.state_dict()}, tmp_path / "small_net.pt")
+    (tmp_path / "tiny_net.py").write_text(SOURCE)
+    model = nets.build(f"{tmp_path / 'tiny_net.py'}:TinyNet", seed=0, hidden=24)
+    torch.save({"model_state_dict": model.state_dict()}, tmp_path / "tiny_net.pt")
     script = tmp_path / "session.sh"
     script.write_text(
         "set -e\n"
-        "wdrobust evaluate --model small_net.pt --arch small_net.py:SmallNet --arch-option width=24 \\\n"
+        "wdrobust evaluate --model tiny_net.pt --arch tiny_net.py:TinyNet --arch-option hidden=24 \\\n"
         "    --n 20 --batch-size 10 --eps 0.05,0.1 --p 2,inf --attacks pgd --certificates crown \\\n"
         "    --out run > evaluate.log 2>&1\n"
         "wdrobust report run --format csv > report.log 2>&1\n"

@@ -101,7 +101,7 @@ def evaluate(
     device: str | torch.device | None = None,
     threads: int | None = None,
     force: bool = False,
-    quiet: bool = True,
+    quiet: bool = False,
 ) -> Results:
     """Sandwich the Wasserstein distributional risk of ``model`` on (x, y) for every (eps, p, loss).
 
@@ -111,8 +111,10 @@ def evaluate(
     TOML configuration: each method's declared options (``ATTACKS[name].option_table()``), checked
     before any work, the methods built by ``build_attack`` / ``build_certificate`` as in the CLI. out: a
     run folder (resumable; results.json, report.md, plots written there), or None for a temporary one.
-    label names the model in the records, data names the samples. quiet=False
-    shows a progress bar with ETA on stderr. Bad input raises ValueError with a one-line message.
+    label names the model in the records, data names the samples. Progress goes to stderr as the CLI's
+    does (a bar with ETA on a terminal; elsewhere, e.g. in a notebook or a log, a plain line every 10 s once
+    a step has run that long, so a quick call prints nothing); quiet=True silences it. Bad input raises
+    ValueError with a one-line message.
     Returns the results.json content as ``Results`` (``.bounds(loss, eps, p)``, ``.to_dict()``).
     """
     dev = resolve_device(device)

@@ -171,7 +171,8 @@ def test_the_checked_first_sample_joins_the_first_certificate_unit(tmp_path):
 
     from wdrobust.pipeline.inputs import evaluation_inputs
     from wdrobust.pipeline.jobs import CertificateJob, UnitTask, plan
-    from wdrobust.pipeline.runner import _majorants, join_first
+    from wdrobust.pipeline.jobs.certificate import majorants_of
+    from wdrobust.pipeline.runner import join_first
 
     cfg = small_config(tmp_path / "run", n=6, batch_size=3, eps="0.1", attacks="pgd")
     run(cfg)
@@ -194,9 +195,9 @@ def test_the_checked_first_sample_joins_the_first_certificate_unit(tmp_path):
             for key, value in whole.items():
                 if not key.startswith("major."):
                     np.testing.assert_allclose(stored[key], value, rtol=1e-5, err_msg=job.key + key)
-            for loss, majorant in _majorants(whole).items():  # the same phibar, knots may differ
+            for loss, majorant in majorants_of(whole).items():  # the same phibar, knots may differ
                 np.testing.assert_allclose(
-                    _majorants(stored)[loss].at(grid), majorant.at(grid), rtol=1e-5, atol=1e-5
+                    majorants_of(stored)[loss].at(grid), majorant.at(grid), rtol=1e-5, atol=1e-5
                 )
     one = ({"r": np.zeros(1)}, {"sound": True, "note": "a", "seconds_method": 1.0})
     two = ({"r": np.ones(2)}, {"sound": False, "note": "a", "seconds_method": 2.0})

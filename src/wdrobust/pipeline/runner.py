@@ -58,6 +58,7 @@ from wdrobust.pipeline.jobs import (
     units,
 )
 from wdrobust.pipeline.jobs.base import UnitOutput
+from wdrobust.pipeline.jobs.certificate import majorant_arrays, majorants_of
 from wdrobust.pipeline.store import STORE_NAME, Store, read_meta, store_errors, stored_jobs
 from wdrobust.primal.curves import Majorant, pad_columns
 
@@ -361,24 +362,6 @@ def check_methods(
     return checked
 
 
-#: The fields of a majorant among a certificate unit's arrays: ``major.<loss>.<field>``.
-MAJORANT_FIELDS = ("knots", "slopes", "cap", "jumps")
-
-
-def _majorants(arrays: dict[str, np.ndarray]) -> dict[str, Majorant]:
-    """The majorants of a certificate unit's arrays (``CertificateJob.to_arrays``), by loss."""
-    losses = {k.split(".")[1] for k in arrays if k.startswith("major.")}
-    return {
-        loss: Majorant(
-            arrays[f"major.{loss}.knots"],
-            arrays[f"major.{loss}.slopes"],
-            arrays[f"major.{loss}.cap"],
-            jumps=arrays.get(f"major.{loss}.jumps"),
-        )
-        for loss in losses
-    }
-
-
 def join_first(first: UnitOutput, rest: UnitOutput) -> UnitOutput | None:
     """One certificate unit from the output on its first sample and on its other samples: majorants
     stacked (``Majorant.stack``: the narrower one widened, the same phibar), the other arrays (one row
@@ -391,12 +374,10 @@ def join_first(first: UnitOutput, rest: UnitOutput) -> UnitOutput | None:
     ):
         return None
     arrays = {k: np.concatenate([a[k], b[k]]) for k in plain}
-    rest_majorants = _majorants(b)
-    for loss, majorant in _majorants(a).items():
-        stacked = Majorant.stack([majorant, rest_majorants[loss]])
-        arrays |= {
-            f"major.{loss}.{f}": getattr(stacked, f) for f in MAJORANT_FIELDS if f"major.{loss}.{f}" in a
-        }
+    rest_majorants = majorants_of(b)
+    arrays |= majorant_arrays(
+        {loss: Majorant.stack([maj, rest_majorants[loss]]) for loss, maj in majorants_of(a).items()}
+    )
     notes = dict.fromkeys(note for note in (info_a.get("note"), info_b.get("note")) if note)
     info = {
         **info_b,

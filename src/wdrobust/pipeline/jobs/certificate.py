@@ -87,12 +87,7 @@ class CertificateJob(Job):
     def to_arrays(result: CertificateResult) -> dict[str, np.ndarray]:
         """Arrays of a ``CertificateResult``: majorants (knots, slopes, cap, jumps) per loss and per-sample
         radii."""
-        out: dict[str, np.ndarray] = {}
-        for loss, maj in result.majorants.items():
-            out[f"major.{loss}.knots"] = maj.knots
-            out[f"major.{loss}.slopes"] = maj.slopes
-            out[f"major.{loss}.cap"] = maj.cap
-            out[f"major.{loss}.jumps"] = maj.jumps
+        out = majorant_arrays(result.majorants)
         for name in ("certified_radius", "lipschitz", "cell_radius"):
             value = getattr(result, name)
             if value is not None:
@@ -106,23 +101,8 @@ class CertificateJob(Job):
         """One CertificateRecord from the job's per-batch arrays (in batch order) and its stored units
         (sound when every unit was; notes joined; seconds and passes summed)."""
         sound = all(u.info.get("sound", False) for u in units)
-        losses = sorted({k.split(".")[1] for b in batches for k in b if k.startswith("major.")})
-        majorants = {
-            loss: Majorant.stack(
-                [
-                    Majorant(
-                        b[f"major.{loss}.knots"],
-                        b[f"major.{loss}.slopes"],
-                        b[f"major.{loss}.cap"],
-                        sound=sound,
-                        name=f"{spec['method']}:{loss}",
-                        jumps=b.get(f"major.{loss}.jumps"),
-                    )
-                    for b in batches
-                ]
-            )
-            for loss in losses
-        }
+        parts = [majorants_of(b, sound, spec["method"]) for b in batches]
+        majorants = {loss: Majorant.stack([part[loss] for part in parts]) for loss in sorted(parts[0])}
         notes = dict.fromkeys(u.info.get("note", "") for u in units if u.info.get("note"))
         return CertificateRecord(
             method=spec["method"],
@@ -136,3 +116,28 @@ class CertificateJob(Job):
             backward_passes=sum(u.backward_passes for u in units),
             note="; ".join(notes),
         )
+
+
+def majorant_arrays(majorants: dict[str, Majorant]) -> dict[str, np.ndarray]:
+    """The arrays of a unit's majorants: ``major.<loss>.<field>`` for the fields knots, slopes, cap, jumps."""
+    return {
+        f"major.{loss}.{field}": getattr(maj, field)
+        for loss, maj in majorants.items()
+        for field in ("knots", "slopes", "cap", "jumps")
+    }
+
+
+def majorants_of(arrays: dict[str, np.ndarray], sound: bool = True, method: str = "") -> dict[str, Majorant]:
+    """The majorants of a unit's arrays (``majorant_arrays``), by loss, named "<method>:<loss>"."""
+    losses = {k.split(".")[1] for k in arrays if k.startswith("major.")}
+    return {
+        loss: Majorant(
+            arrays[f"major.{loss}.knots"],
+            arrays[f"major.{loss}.slopes"],
+            arrays[f"major.{loss}.cap"],
+            sound=sound,
+            name=f"{method}:{loss}",
+            jumps=arrays.get(f"major.{loss}.jumps"),
+        )
+        for loss in losses
+    }

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,16 +35,22 @@ def check_device(device: str | torch.device | None) -> torch.device:
 
 
 @contextmanager
-def cpu_threads_for(model: nn.Module, device: torch.device) -> Iterator[None]:
-    """Run the block with torch's CPU thread count set to 1 when a small model works on the CPU
-    (fewer than SINGLE_THREAD_PARAMS parameters); the previous thread count is restored afterwards."""
-    small = sum(p.numel() for p in model.parameters()) < SINGLE_THREAD_PARAMS
-    if device.type != "cpu" or not small:
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with torch's CPU thread count set to threads (0: left as it is); the previous count
+    is restored afterwards."""
+    if threads <= 0:
         yield
         return
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def cpu_threads_for(model: nn.Module, device: torch.device) -> contextlib.AbstractContextManager[None]:
+    """The block with torch's CPU thread count set to 1 when a small model works on the CPU (fewer than
+    SINGLE_THREAD_PARAMS parameters), left as it is otherwise (``torch_threads``)."""
+    small = sum(p.numel() for p in model.parameters()) < SINGLE_THREAD_PARAMS
+    return torch_threads(1 if device.type == "cpu" and small else 0)

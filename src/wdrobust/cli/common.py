@@ -12,7 +12,7 @@ import typer
 from torch import nn
 
 from wdrobust import nets
-from wdrobust._device import check_device, cpu_threads_for
+from wdrobust._device import check_device, cpu_threads_for, torch_threads
 from wdrobust.data import DATA_ENV, DATASETS, DEFAULT_DATASET
 from wdrobust.data.indices import read_indices
 from wdrobust.pipeline.config import split_list
@@ -119,19 +119,10 @@ def cpu_threads(threads: int | None, model: nn.Module, device: torch.device) -> 
     """The block with torch's CPU thread count set by --threads: N > 0 threads, 0 all cores (torch's
     default), None ``cpu_threads_for`` (one thread for a small model on the CPU); restored afterwards.
     ValueError for a negative count."""
-    if threads is None:
-        with cpu_threads_for(model, device):
-            yield
-        return
-    if threads < 0:
+    if threads is not None and threads < 0:
         raise ValueError(f"--threads must be >= 0 (0 = all cores), got {threads}")
-    before = torch.get_num_threads()
-    if threads > 0:
-        torch.set_num_threads(threads)
-    try:
+    with cpu_threads_for(model, device) if threads is None else torch_threads(threads):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def model_and_samples(

@@ -23,6 +23,11 @@ sound and the slopes can be optimised freely (Xu et al. 2021). Two modes:
   rounding, so the recomputed bound wins within a relative TIE (either is sound), else the slopes of the
   pairs where lo0/hi0 won the rounding would get no gradient.
 
+Other rules' relaxations (``Rule.params``: e.g. the McCormick interpolations of the bilinear products) have
+parameters of their own, every value within their limits sound: in both modes the output pass optimises
+them with the slopes (one set per row and specification, ``Crown.params``), the intermediate passes keep
+the rules' defaults.
+
 Projected Adam (learning rate lr, multiplied by DECAY after each step), the slopes clamped to their range
 on the Crown's boxes after each step. Keep-best: each step's boxes and output bounds are sound, so per row
 and specification the smallest output bound over the steps is returned; ``full`` ends with one more pass
@@ -152,13 +157,15 @@ def optimise_upper(
         raise ValueError(f"alpha must be one of {', '.join(MODES)}, got {mode!r}")
     with torch.no_grad():
         best = crown.upper(crown.graph.output, spec)
-        if steps <= 0 or not crown.acts:
+        if steps <= 0:
             return best
         for node, rule in crown.bounds.rules.items():  # the relaxations that stay fixed, on the fixed boxes
             if rule.relaxed:
                 crown.generic_relaxation(node)
         for act in crown.acts:
             crown.relaxation(act)
+        if not crown.acts and not _rule_params(crown, 1):
+            return best
     todo = starts(crown, mode)
     for rows in _chunks(crown, todo, spec.shape[1]):
         search = _Search(crown.restrict(rows), spec[rows], todo)
@@ -197,6 +204,18 @@ def _slopes(crown: Crown, acts: list[fx.Node], count: int) -> Slopes:
     return out
 
 
+def _rule_params(crown: Crown, specs: int) -> dict[fx.Node, tuple[torch.Tensor, float, float]]:
+    """{node: (leaf tensor (B, specs, ...), lower, upper limit)}: the optimisable parameters of the
+    non-activation rules (``Rule.params``) on the Crown's relaxations, at their initial values."""
+    out = {}
+    for node, rule in crown.bounds.rules.items():
+        got = rule.params(crown.generic_relaxation(node), specs) if rule.relaxed else None
+        if got is not None:
+            init, lo, hi = got
+            out[node] = (init.detach().clone().requires_grad_(True), lo, hi)
+    return out
+
+
 class _Search:
     """The optimisation of one chunk of rows: a Crown restricted to them (its boxes are replaced by the
     differentiable ones during the passes), the output specification and the starts' pairs."""
@@ -210,6 +229,7 @@ class _Search:
             lo, hi = slope_range(crown.bounds.rules[a].activation, crown.bounds.boxes[crown.pre(a)])
             self.range[a] = (lo.unsqueeze(1), hi.unsqueeze(1))
         self.out = _slopes(crown, crown.acts, spec.shape[1])
+        self.rule_params = _rule_params(crown, spec.shape[1])
         self.pairs = [_Pairs(crown, s) for s in self.todo]
 
     def _pass(self, reference: dict[fx.Node, Box]) -> tuple[torch.Tensor, dict[fx.Node, Box]]:
@@ -233,15 +253,18 @@ class _Search:
         crown = self.crown
         crown.bounds.boxes.update(boxes)
         crown.slopes = self.out
+        crown.params = {node: p for node, (p, _, _) in self.rule_params.items()}
         bound = crown.upper(crown.graph.output, self.spec)
-        crown.slopes = None
+        crown.slopes = crown.params = None
         crown.bounds.boxes.update(self.fixed)
         return bound, boxes
 
     def _project(self) -> None:
-        """Clamp every slope into its range."""
+        """Clamp every slope and rule parameter into its range."""
         for a, p in self.out.items():
             p.copy_(torch.maximum(torch.minimum(p, self.range[a][1]), self.range[a][0]))
+        for p, lo, hi in self.rule_params.values():
+            p.clamp_(lo, hi)
         for pairs in self.pairs:
             for a, p in pairs.slopes.items():
                 lo, hi = (t[pairs.rows] for t in self.range[a])
@@ -250,6 +273,7 @@ class _Search:
     def run(self, steps: int, lr: float, stop: float | None) -> torch.Tensor:
         """The smallest upper bounds (R, C) over the steps (and the last pass, ``full``)."""
         params = [p for slopes in (self.out, *(q.slopes for q in self.pairs)) for p in slopes.values()]
+        params += [p for p, _, _ in self.rule_params.values()]
         opt = torch.optim.Adam(params, lr=lr)
         best = torch.full(self.spec.shape[:2], torch.inf, dtype=self.spec.dtype, device=self.spec.device)
         tight = dict(self.fixed)

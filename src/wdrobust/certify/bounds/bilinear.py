@@ -6,13 +6,19 @@ In midpoint-radius form A = CA +- RA, B = CB +- RB (``Box.center``, ``Box.radius
 - box (Rump's enclosure): Z in CA CB +- (|CA| RB + RA |CB| + RA RB);
 - interval Jacobian: for a cotangent G of Z, dZ = dA B + A dB gives G_A = G B^T and G_B = A^T G, each an
   interval matrix product of the same form (point cotangents: RG = 0);
-- linear relaxation (the average of the two McCormick planes of every product a b, which is the
-  linearisation at the centre): a b = CB a + CA b - CA CB + (a - CA)(b - CB) with |(a - CA)(b - CB)| <=
-  RA RB, so elementwise
+- linear relaxation (McCormick): for every product a b with a in ca +- ra, b in cb +- rb and a parameter
+  s in [-1, 1] (the interpolation between the two McCormick planes of each side, (1 + s)/2 on the first),
 
-      A CB + CA B - CA CB - RA RB  <=  Z  <=  A CB + CA B - CA CB + RA RB,
+      a b <= (cb + s rb) a + (ca - s ra) b - ca cb + ra rb - s (ca rb - ra cb)   (s = 1: ub a + la b - la ub)
+      a b >= (cb - s rb) a + (ca - s ra) b - ca cb - ra rb + s (ca rb + ra cb)   (s = 1: lb a + la b - la lb)
 
-  and lam . Z <= (lam CB^T) . A + (CA^T lam) . B - lam . (CA CB) + |lam| . (RA RB).
+  both convex combinations of sound planes, so every s is sound. s = 0 is the linearisation at the centre,
+  A CB + CA B - CA CB -+ RA RB elementwise, and then
+  lam . Z <= (lam CB^T) . A + (CA^T lam) . B - lam . (CA CB) + |lam| . (RA RB).
+  With s (B, C, *L, i, j, k) per specification row and product term a_ij b_jk (``params``, optimised by
+  alpha-CROWN; the upper plane where lam_ik > 0, the lower one where lam_ik < 0), this adds
+  sum_k |lam_ik| s_ijk rb_jk to the coefficient of a_ij, -sum_i lam_ik s_ijk ra_ij to that of b_jk and
+  -sum_ijk s_ijk (|lam_ik| ca_ij rb_jk - lam_ik ra_ij cb_jk) to the bias.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ class BilinearRelaxation:
 
     ca: torch.Tensor
     cb: torch.Tensor
+    ra: torch.Tensor
+    rb: torch.Tensor
     cacb: torch.Tensor
     rarb: torch.Tensor
 
@@ -92,12 +100,28 @@ class MatMulRule(Rule):
         a, b = inputs
         assert a is not None and b is not None
         ca, cb, ra, rb = a.center, b.center, a.radius, b.radius
-        return BilinearRelaxation(ca, cb, ca @ cb, ra @ rb)
+        return BilinearRelaxation(ca, cb, ra, rb, ca @ cb, ra @ rb)
+
+    def params(self, rel: BilinearRelaxation, specs: int) -> tuple[torch.Tensor, float, float]:
+        """The interpolations s (B, specs, *L, i, j, k) of the McCormick planes, from 0 (the centre
+        linearisation), each in [-1, 1]."""
+        shape = (rel.ca.shape[0], specs, *rel.ca.shape[1:], rel.cb.shape[-1])
+        return rel.ca.new_zeros(shape), -1.0, 1.0
 
     def linear_backward(
-        self, lam: torch.Tensor, rel: BilinearRelaxation
+        self, lam: torch.Tensor, rel: BilinearRelaxation, param: torch.Tensor | None = None
     ) -> tuple[tuple[torch.Tensor | None, ...], torch.Tensor]:
-        coef_a = lam @ rel.cb.unsqueeze(1).transpose(-2, -1)
-        coef_b = rel.ca.unsqueeze(1).transpose(-2, -1) @ lam
-        bias = _dot(lam.abs(), rel.rarb) - _dot(lam, rel.cacb)
-        return (coef_a, coef_b), bias
+        ca, cb = rel.ca.unsqueeze(1), rel.cb.unsqueeze(1)
+        coef_a = lam @ cb.transpose(-2, -1)
+        coef_b = ca.transpose(-2, -1) @ lam
+        mag = lam.abs()
+        bias = _dot(mag, rel.rarb) - _dot(lam, rel.cacb)
+        if param is None:
+            return (coef_a, coef_b), bias
+        ra, rb = rel.ra.unsqueeze(1), rel.rb.unsqueeze(1)
+        mag_s = mag.unsqueeze(-2) * param  # |lam_ik| s_ijk, (B, C, *L, i, j, k)
+        lam_s = lam.unsqueeze(-2) * param
+        coef_a = coef_a + (mag_s * rb.unsqueeze(-3)).sum(dim=-1)
+        coef_b = coef_b - (lam_s * ra.unsqueeze(-1)).sum(dim=-3)
+        terms = mag_s * (ca.unsqueeze(-1) * rb.unsqueeze(-3)) - lam_s * (ra.unsqueeze(-1) * cb.unsqueeze(-3))
+        return (coef_a, coef_b), bias - terms.flatten(2).sum(dim=2)

@@ -29,8 +29,9 @@ elsewhere, naming those values in ``Crown.fallback``. Neurons at the end of a ch
 activations are bounded over their receptive fields (``bounds.patches``: the same bounds, a cost per
 neuron of its windows instead of the whole maps).
 Optimised lower slopes (alpha-CROWN): ``optimise_upper`` runs a few projected Adam steps on the lower slopes
-of the activations to minimise the sum of the output upper bounds (every slope is sound, so every step's
-bound is; the smallest per row is kept).
+of the activations, and on the parameters of other rules' relaxations (``Rule.params``, ``Crown.params``), to
+minimise the sum of the output upper bounds (every slope is sound, so every step's bound is; the smallest
+per row is kept).
 """
 
 from __future__ import annotations
@@ -155,6 +156,8 @@ class Crown:
         #: ``auto``: the names of the values that kept their interval boxes on some rows (pass too costly)
         self.fallback: list[str] = []
         self.slopes: dict[fx.Node, torch.Tensor] | None = None
+        #: alpha-CROWN: optimisable parameters of non-activation rules (``Rule.params``) on a pass, by node
+        self.params: dict[fx.Node, torch.Tensor] | None = None
         if intermediate != "ibp":
             with torch.no_grad():
                 self._tighten(intermediate)
@@ -233,7 +236,11 @@ class Crown:
                 if rows is not None:
                     fields = {f.name: getattr(rel, f.name)[rows] for f in dataclasses.fields(rel)}
                     rel = dataclasses.replace(rel, **fields)
-                coefs, b = rule.linear_backward(lam, rel)
+                param = None if self.params is None else self.params.get(node)
+                if param is None:
+                    coefs, b = rule.linear_backward(lam, rel)
+                else:
+                    coefs, b = rule.linear_backward(lam, rel, sel(param))
                 bias = bias + b
             else:
                 bias = bias + flat_dot(lam, self.offset[node])
@@ -391,7 +398,7 @@ class Crown:
             n: dataclasses.replace(r, **{f.name: getattr(r, f.name)[rows] for f in dataclasses.fields(r)})
             for n, r in self._relax.items()
         }
-        view.slopes = None
+        view.slopes = view.params = None
         return view
 
     def optimise_upper(

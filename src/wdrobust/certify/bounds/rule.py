@@ -106,11 +106,18 @@ class Rule:
         given, bounds linear functions of the arguments (tighter than their boxes; rules may ignore it)."""
         raise NotImplementedError
 
+    def params(self, rel: Any, specs: int) -> tuple[torch.Tensor, float, float] | None:
+        """Optimisable parameters of the relaxation rel for ``specs`` specification rows (alpha-CROWN):
+        (initial value (B, specs, ...), lower limit, upper limit), every value within the limits giving a
+        sound relaxation, passed to ``linear_backward`` as param; None (the default): the rule has none."""
+        return None
+
     def linear_backward(
         self, lam: torch.Tensor, rel: Any
     ) -> tuple[tuple[torch.Tensor | None, ...], torch.Tensor]:
         """(coefficients per flat argument, bias (B, C)) with lam . out <= sum_k coef_k . arg_k + bias for
-        every value allowed by the relaxation rel; lam (B, C, *S_out)."""
+        every value allowed by the relaxation rel; lam (B, C, *S_out). A rule with ``params`` also takes
+        them as a third argument param (B, C, ...)."""
         raise NotImplementedError
 
 

@@ -6,19 +6,25 @@ In midpoint-radius form A = CA +- RA, B = CB +- RB (``Box.center``, ``Box.radius
 - box (Rump's enclosure): Z in CA CB +- (|CA| RB + RA |CB| + RA RB);
 - interval Jacobian: for a cotangent G of Z, dZ = dA B + A dB gives G_A = G B^T and G_B = A^T G, each an
   interval matrix product of the same form (point cotangents: RG = 0);
-- linear relaxation (McCormick): for every product a b with a in ca +- ra, b in cb +- rb and a parameter
-  s in [-1, 1] (the interpolation between the two McCormick planes of each side, (1 + s)/2 on the first),
+- linear relaxation (McCormick): for every product a b with a in ca +- ra, b in cb +- rb and parameters
+  su, sl in [-1, 1] (the interpolation between the two McCormick planes of each side, weight (1 + s)/2 on
+  the first),
 
-      a b <= (cb + s rb) a + (ca - s ra) b - ca cb + ra rb - s (ca rb - ra cb)   (s = 1: ub a + la b - la ub)
-      a b >= (cb - s rb) a + (ca - s ra) b - ca cb - ra rb + s (ca rb + ra cb)   (s = 1: lb a + la b - la lb)
+      a b <= (cb + su rb) a + (ca - su ra) b - ca cb + ra rb - su (ca rb - ra cb)  (1: ub a + la b - la ub)
+      a b >= (cb - sl rb) a + (ca - sl ra) b - ca cb - ra rb + sl (ca rb + ra cb)  (1: lb a + la b - la lb)
 
-  both convex combinations of sound planes, so every s is sound. s = 0 is the linearisation at the centre,
-  A CB + CA B - CA CB -+ RA RB elementwise, and then
-  lam . Z <= (lam CB^T) . A + (CA^T lam) . B - lam . (CA CB) + |lam| . (RA RB).
-  With s (B, C, *L, i, j, k) per specification row and product term a_ij b_jk (``params``, optimised by
-  alpha-CROWN; the upper plane where lam_ik > 0, the lower one where lam_ik < 0), this adds
-  sum_k |lam_ik| s_ijk rb_jk to the coefficient of a_ij, -sum_i lam_ik s_ijk ra_ij to that of b_jk and
-  -sum_ijk s_ijk (|lam_ik| ca_ij rb_jk - lam_ik ra_ij cb_jk) to the bias.
+  convex combinations of sound planes, so every su, sl is sound. At a = ca + da, b = cb + db the upper
+  plane is ca cb + ra rb + (cb + su rb) da + (ca - su ra) db, so over the operands' boxes its largest value
+  ca cb + ra rb + ra |cb + su rb| + rb |ca - su ra| is smallest for su between -cb/rb and ca/ra, and the
+  lower plane's smallest value is largest for sl between cb/rb and ca/ra: the default (``box_choice``) is
+  the point of that range nearest to 0 (0 is the linearisation at the centre), clipped to [-1, 1].
+  For lam (B, C, *L, i, k) over Z, the upper plane where lam_ik > 0 and the lower one where lam_ik < 0,
+  with u = lam+ su - lam- sl and v = lam+ su + lam- sl per term (i, j, k):
+
+      lam . Z <= (lam CB^T + sum_k u rb) . A + (CA^T lam - sum_i v ra) . B - lam . (CA CB) + |lam| . (RA RB)
+                 - sum_ijk (u_ijk ca_ij rb_jk - v_ijk ra_ij cb_jk).
+
+  alpha-CROWN optimises su, sl per specification row and term (``params``, from the default).
 """
 
 from __future__ import annotations
@@ -51,7 +57,8 @@ def interval_matmul(
 
 @dataclass
 class BilinearRelaxation:
-    """Centres and radii of both operands (batch first) and the products CA CB and RA RB."""
+    """Centres and radii of both operands (batch first), the products CA CB and RA RB, and the
+    interpolations (su, sl) (N, *L, i, j, k, 2) of the planes (``box_choice``)."""
 
     ca: torch.Tensor
     cb: torch.Tensor
@@ -59,6 +66,22 @@ class BilinearRelaxation:
     rb: torch.Tensor
     cacb: torch.Tensor
     rarb: torch.Tensor
+    planes: torch.Tensor
+
+
+def box_choice(ca: torch.Tensor, cb: torch.Tensor, ra: torch.Tensor, rb: torch.Tensor) -> torch.Tensor:
+    """(su, sl) (N, *L, i, j, k, 2): per term a_ij b_jk, the interpolations that minimise the largest value
+    of the upper plane and maximise the smallest value of the lower plane over the operands' boxes, nearest
+    to 0; see the module docstring. Operands (N, *L, i, j) and (N, *L, j, k)."""
+    wide = (ra.unsqueeze(-1) > 0) & (rb.unsqueeze(-3) > 0)
+    x = (ca / torch.where(ra > 0, ra, 1.0)).unsqueeze(-1)  # ca / ra, (N, *L, i, j, 1)
+    y = (cb / torch.where(rb > 0, rb, 1.0)).unsqueeze(-3)  # cb / rb, (N, *L, 1, j, k)
+
+    def nearest_zero(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        low, high = torch.minimum(p, q), torch.maximum(p, q)
+        return torch.where(wide, torch.clamp(torch.clamp(torch.zeros_like(low), low, high), -1.0, 1.0), 0.0)
+
+    return torch.stack([nearest_zero(-y, x), nearest_zero(y, x)], dim=-1)
 
 
 def _dot(lam: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -100,28 +123,27 @@ class MatMulRule(Rule):
         a, b = inputs
         assert a is not None and b is not None
         ca, cb, ra, rb = a.center, b.center, a.radius, b.radius
-        return BilinearRelaxation(ca, cb, ra, rb, ca @ cb, ra @ rb)
+        return BilinearRelaxation(ca, cb, ra, rb, ca @ cb, ra @ rb, box_choice(ca, cb, ra, rb))
 
     def params(self, rel: BilinearRelaxation, specs: int) -> tuple[torch.Tensor, float, float]:
-        """The interpolations s (B, specs, *L, i, j, k) of the McCormick planes, from 0 (the centre
-        linearisation), each in [-1, 1]."""
-        shape = (rel.ca.shape[0], specs, *rel.ca.shape[1:], rel.cb.shape[-1])
-        return rel.ca.new_zeros(shape), -1.0, 1.0
+        """The interpolations (su, sl) (B, specs, *L, i, j, k, 2) of the McCormick planes, from the default,
+        each in [-1, 1]."""
+        init = rel.planes.unsqueeze(1)
+        return init.expand(init.shape[0], specs, *init.shape[2:]), -1.0, 1.0
 
     def linear_backward(
         self, lam: torch.Tensor, rel: BilinearRelaxation, param: torch.Tensor | None = None
     ) -> tuple[tuple[torch.Tensor | None, ...], torch.Tensor]:
-        ca, cb = rel.ca.unsqueeze(1), rel.cb.unsqueeze(1)
-        coef_a = lam @ cb.transpose(-2, -1)
-        coef_b = ca.transpose(-2, -1) @ lam
-        mag = lam.abs()
-        bias = _dot(mag, rel.rarb) - _dot(lam, rel.cacb)
-        if param is None:
-            return (coef_a, coef_b), bias
-        ra, rb = rel.ra.unsqueeze(1), rel.rb.unsqueeze(1)
-        mag_s = mag.unsqueeze(-2) * param  # |lam_ik| s_ijk, (B, C, *L, i, j, k)
-        lam_s = lam.unsqueeze(-2) * param
-        coef_a = coef_a + (mag_s * rb.unsqueeze(-3)).sum(dim=-1)
-        coef_b = coef_b - (lam_s * ra.unsqueeze(-1)).sum(dim=-3)
-        terms = mag_s * (ca.unsqueeze(-1) * rb.unsqueeze(-3)) - lam_s * (ra.unsqueeze(-1) * cb.unsqueeze(-3))
-        return (coef_a, coef_b), bias - terms.flatten(2).sum(dim=2)
+        """See the module docstring; param: (su, sl) per specification (B, C, *L, i, j, k, 2), default the
+        relaxation's."""
+        ca, cb, ra, rb = (t.unsqueeze(1) for t in (rel.ca, rel.cb, rel.ra, rel.rb))
+        planes = rel.planes.unsqueeze(1) if param is None else param
+        pos, neg = lam.clamp(min=0).unsqueeze(-2), lam.clamp(max=0).unsqueeze(-2)  # (B, C, *L, i, 1, k)
+        su, sl = planes[..., 0], planes[..., 1]
+        u, v = pos * su - neg * sl, pos * su + neg * sl
+        rb_, ra_ = rb.unsqueeze(-3), ra.unsqueeze(-1)
+        coef_a = lam @ cb.transpose(-2, -1) + (u * rb_).sum(dim=-1)
+        coef_b = ca.transpose(-2, -1) @ lam - (v * ra_).sum(dim=-3)
+        terms = u * (ca.unsqueeze(-1) * rb_) - v * (ra_ * cb.unsqueeze(-3))
+        bias = _dot(lam.abs(), rel.rarb) - _dot(lam, rel.cacb) - terms.flatten(2).sum(dim=2)
+        return (coef_a, coef_b), bias

@@ -84,11 +84,6 @@ def box_choice(ca: torch.Tensor, cb: torch.Tensor, ra: torch.Tensor, rb: torch.T
     return torch.stack([nearest_zero(-y, x), nearest_zero(y, x)], dim=-1)
 
 
-def _dot(lam: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """sum over the value axes of lam (N, C, *S) times t (N, *S) -> (N, C)."""
-    return (lam * t.unsqueeze(1)).flatten(2).sum(dim=2)
-
-
 @register(operator.matmul, torch.matmul, torch.bmm, "matmul", "bmm")
 class MatMulRule(Rule):
     """A @ B for two interval operands of equal leading shape; see the module docstring. (A product
@@ -135,15 +130,28 @@ class MatMulRule(Rule):
         self, lam: torch.Tensor, rel: BilinearRelaxation, param: torch.Tensor | None = None
     ) -> tuple[tuple[torch.Tensor | None, ...], torch.Tensor]:
         """See the module docstring; param: (su, sl) per specification (B, C, *L, i, j, k, 2), default the
-        relaxation's."""
-        ca, cb, ra, rb = (t.unsqueeze(1) for t in (rel.ca, rel.cb, rel.ra, rel.rb))
-        planes = rel.planes.unsqueeze(1) if param is None else param
-        pos, neg = lam.clamp(min=0).unsqueeze(-2), lam.clamp(max=0).unsqueeze(-2)  # (B, C, *L, i, 1, k)
+        relaxation's (B, *L, i, j, k, 2), for all specifications. The sums over the terms are
+        contractions (einsum), never a tensor of every term for every specification."""
+        spec = "c" if param is not None else ""
+        planes = rel.planes if param is None else param
+        ca, cb, ra, rb = (t if param is None else t.unsqueeze(1) for t in (rel.ca, rel.cb, rel.ra, rel.rb))
         su, sl = planes[..., 0], planes[..., 1]
-        u, v = pos * su - neg * sl, pos * su + neg * sl
-        rb_, ra_ = rb.unsqueeze(-3), ra.unsqueeze(-1)
-        coef_a = lam @ cb.transpose(-2, -1) + (u * rb_).sum(dim=-1)
-        coef_b = ca.transpose(-2, -1) @ lam - (v * ra_).sum(dim=-3)
-        terms = u * (ca.unsqueeze(-1) * rb_) - v * (ra_ * cb.unsqueeze(-3))
-        bias = _dot(lam.abs(), rel.rarb) - _dot(lam, rel.cacb) - terms.flatten(2).sum(dim=2)
-        return (coef_a, coef_b), bias
+        ca_, ra_, cb_, rb_ = ca.unsqueeze(-1), ra.unsqueeze(-1), cb.unsqueeze(-3), rb.unsqueeze(-3)
+        tu = (su * (ca_ * rb_ - ra_ * cb_)).sum(dim=-2)  # sum_j su_ijk (ca_ij rb_jk - ra_ij cb_jk)
+        tl = (sl * (ca_ * rb_ + ra_ * cb_)).sum(dim=-2)
+        pos, neg = lam.clamp(min=0), lam.clamp(max=0)
+
+        def over_k(g: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return torch.einsum(f"bc...ik,b{spec}...ijk->bc...ij", g, t)
+
+        def over_i(g: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return torch.einsum(f"bc...ik,b{spec}...ijk->bc...jk", g, t)
+
+        coef_a = torch.einsum(f"bc...ik,b{spec}...jk->bc...ij", lam, cb)
+        coef_a = coef_a + over_k(pos, su * rb_) - over_k(neg, sl * rb_)
+        coef_b = torch.einsum(f"bc...ik,b{spec}...ij->bc...jk", lam, ca)
+        coef_b = coef_b - over_i(pos, su * ra_) - over_i(neg, sl * ra_)
+        if param is None:
+            tu, tl = tu.unsqueeze(1), tl.unsqueeze(1)
+        terms = lam.abs() * rel.rarb.unsqueeze(1) - lam * rel.cacb.unsqueeze(1) - pos * tu + neg * tl
+        return (coef_a, coef_b), terms.flatten(2).sum(dim=2)

@@ -1,10 +1,10 @@
 """The optimisable McCormick relaxation of the product of two interval matrices (``bilinear.MatMulRule``).
 
-(a) every interpolation (su, sl) in [-1, 1]^2 (the ends, 0, random values and the default ``box_choice``,
+(a) every interpolation (su, sl) in [-1, 1]^2 (the ends, 0, random values and the default ``plane_choice``,
     per specification and product term) gives lam . (A @ B) <= coef_A . A + coef_B . B + bias at sampled
     points of the operands' boxes (corners included); (0, 0) is the centre linearisation
     A CB + CA B - CA CB -+ RA RB;
-(b) ``box_choice`` minimises the largest value of the upper plane (maximises the smallest value of the
+(b) ``plane_choice`` minimises the largest value of the upper plane (maximises the smallest value of the
     lower plane) over the operands' boxes among a grid of interpolations, term by term;
 (c) alpha-CROWN with the rule's parameters on tiny nets with a product of two linear maps of the input
     (no activation, so the parameters are all there is to optimise) and on a tiny ViT: the optimised
@@ -21,7 +21,7 @@ from _transformer_brute import Flat, tiny_vit
 from torch import nn
 
 from wdrobust.certify.bounds import BoundGraph
-from wdrobust.certify.bounds.bilinear import MatMulRule, box_choice
+from wdrobust.certify.bounds.bilinear import MatMulRule, plane_choice
 from wdrobust.certify.bounds.interval import Box
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
 from wdrobust.certify.bounds.propagation import Crown, margin_bounds
@@ -75,12 +75,12 @@ def test_every_interpolation_is_sound(fill: str) -> None:
     assert (lhs <= rhs + TOL * (1 + rhs.abs())).all(), float((lhs - rhs).max())
 
 
-def test_box_choice_gives_the_best_plane_over_the_boxes() -> None:
+def test_plane_choice_gives_the_best_plane_over_the_boxes() -> None:
     g = torch.Generator().manual_seed(3)
     a, b = _box((2, 3, 4), g), _box((2, 4, 3), g)
-    planes = box_choice(a.center, b.center, a.radius, b.radius)  # (N, i, j, k, 2)
     ca, ra = a.center.unsqueeze(-1), a.radius.unsqueeze(-1)  # (N, i, j, 1)
     cb, rb = b.center.unsqueeze(-3), b.radius.unsqueeze(-3)  # (N, 1, j, k)
+    planes = plane_choice(ca, cb, ra, rb)  # (N, i, j, k, 2)
 
     def top(s: torch.Tensor) -> torch.Tensor:  # the upper plane's largest value over the boxes
         return ca * cb + ra * rb + ra * (cb + s * rb).abs() + rb * (ca - s * ra).abs()

@@ -16,7 +16,7 @@ In midpoint-radius form A = CA +- RA, B = CB +- RB (``Box.center``, ``Box.radius
   convex combinations of sound planes, so every su, sl is sound. At a = ca + da, b = cb + db the upper
   plane is ca cb + ra rb + (cb + su rb) da + (ca - su ra) db, so over the operands' boxes its largest value
   ca cb + ra rb + ra |cb + su rb| + rb |ca - su ra| is smallest for su between -cb/rb and ca/ra, and the
-  lower plane's smallest value is largest for sl between cb/rb and ca/ra: the default (``box_choice``) is
+  lower plane's smallest value is largest for sl between cb/rb and ca/ra: the default (``plane_choice``) is
   the point of that range nearest to 0 (0 is the linearisation at the centre), clipped to [-1, 1].
   For lam (B, C, *L, i, k) over Z, the upper plane where lam_ik > 0 and the lower one where lam_ik < 0,
   with u = lam+ su - lam- sl and v = lam+ su + lam- sl per term (i, j, k):
@@ -58,7 +58,7 @@ def interval_matmul(
 @dataclass
 class BilinearRelaxation:
     """Centres and radii of both operands (batch first), the products CA CB and RA RB, and the
-    interpolations (su, sl) (N, *L, i, j, k, 2) of the planes (``box_choice``)."""
+    interpolations (su, sl) (N, *L, i, j, k, 2) of the planes (``plane_choice``)."""
 
     ca: torch.Tensor
     cb: torch.Tensor
@@ -69,13 +69,14 @@ class BilinearRelaxation:
     planes: torch.Tensor
 
 
-def box_choice(ca: torch.Tensor, cb: torch.Tensor, ra: torch.Tensor, rb: torch.Tensor) -> torch.Tensor:
-    """(su, sl) (N, *L, i, j, k, 2): per term a_ij b_jk, the interpolations that minimise the largest value
-    of the upper plane and maximise the smallest value of the lower plane over the operands' boxes, nearest
-    to 0; see the module docstring. Operands (N, *L, i, j) and (N, *L, j, k)."""
-    wide = (ra.unsqueeze(-1) > 0) & (rb.unsqueeze(-3) > 0)
-    x = (ca / torch.where(ra > 0, ra, 1.0)).unsqueeze(-1)  # ca / ra, (N, *L, i, j, 1)
-    y = (cb / torch.where(rb > 0, rb, 1.0)).unsqueeze(-3)  # cb / rb, (N, *L, 1, j, k)
+def plane_choice(ca: torch.Tensor, cb: torch.Tensor, ra: torch.Tensor, rb: torch.Tensor) -> torch.Tensor:
+    """(su, sl) (*S, 2) for products a b with a in ca +- ra, b in cb +- rb (broadcast to *S): the
+    interpolations of the McCormick planes that minimise the upper plane's largest value and maximise the
+    lower plane's smallest value over the boxes, nearest to 0 (su between -cb/rb and ca/ra, sl between
+    cb/rb and ca/ra, clipped to [-1, 1]; 0 where a radius is 0); see the module docstring."""
+    wide = (ra > 0) & (rb > 0)
+    x = ca / torch.where(ra > 0, ra, 1.0)
+    y = cb / torch.where(rb > 0, rb, 1.0)
 
     def nearest_zero(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         low, high = torch.minimum(p, q), torch.maximum(p, q)
@@ -118,7 +119,8 @@ class MatMulRule(Rule):
         a, b = inputs
         assert a is not None and b is not None
         ca, cb, ra, rb = a.center, b.center, a.radius, b.radius
-        return BilinearRelaxation(ca, cb, ra, rb, ca @ cb, ra @ rb, box_choice(ca, cb, ra, rb))
+        planes = plane_choice(ca.unsqueeze(-1), cb.unsqueeze(-3), ra.unsqueeze(-1), rb.unsqueeze(-3))
+        return BilinearRelaxation(ca, cb, ra, rb, ca @ cb, ra @ rb, planes)
 
     def params(self, rel: BilinearRelaxation, specs: int) -> tuple[torch.Tensor, float, float]:
         """The interpolations (su, sl) (B, specs, *L, i, j, k, 2) of the McCormick planes, from the default,

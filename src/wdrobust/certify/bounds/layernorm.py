@@ -11,13 +11,15 @@ rho = (mean(u^2) + eps)^(-1/2), for rows x of n entries.
 - interval Jacobian: dy/du = rho (I - y y^T / n) (symmetric), so for a cotangent g of out:
   g_y = gamma g, g_u = rho (g_y - y (y . g_y) / n), g_x = P g_u, each step in interval arithmetic with
   rho in [rho_lo, rho_hi] from the box of var = mean(u^2) + eps;
-- linear relaxation (per entry, affine in the row x): y_i = u_i rho is bounded by the centre
-  linearisation of the product, c_rho u_i + c_u_i rho - c_u_i c_rho +- r_u_i r_rho; rho (convex,
-  decreasing in var) lies below its chord on [Vl, Vh] and above its tangent at V* (slope = chord slope);
-  the chord needs var from below (u_j^2 >= 2 c_u_j u_j - c_u_j^2, tangents), the tangent needs var from
-  above (u_j^2 <= (l_j + h_j) u_j - l_j h_j, chords); the sign of c_u_i picks which one each bound of y_i
-  uses. Coefficients w over u become w P = w - mean(w) over x; gamma < 0 swaps the two bounds; then
-  ``rowwise.choose`` keeps, per entry, the better of the affine and the constant interval bound.
+- linear relaxation (per entry, affine in the row x): y_i = u_i rho is bounded by McCormick planes of the
+  product (``bilinear``: the interpolations su, sl best over the boxes of u_i and rho, ``plane_choice``),
+  (c_rho + su r_rho) u_i + (c_u_i - su r_u_i) rho + const above and (c_rho - sl r_rho) u_i +
+  (c_u_i - sl r_u_i) rho + const below (su = sl = 0: the centre linearisation, +- r_u_i r_rho); rho
+  (convex, decreasing in var) lies below its chord on [Vl, Vh] and above its tangent at V* (slope = chord
+  slope); the chord needs var from below (u_j^2 >= 2 c_u_j u_j - c_u_j^2, tangents), the tangent needs var
+  from above (u_j^2 <= (l_j + h_j) u_j - l_j h_j, chords); the sign of rho's coefficient picks which one
+  each bound of y_i uses. Coefficients w over u become w P = w - mean(w) over x; gamma < 0 swaps the two
+  bounds; then ``rowwise.choose`` keeps, per entry, the better of the affine and the constant interval bound.
 
 Refinement by linear bounds of the input (``refine``, when linear bound propagation offers them): the box
 of u from upper bounds of +-P x (the centring removes the common mode that the box of x keeps), and the
@@ -39,6 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from wdrobust.certify.bounds.bilinear import plane_choice
 from wdrobust.certify.bounds.interval import Box, Cot, Slopes, scale_nonneg
 from wdrobust.certify.bounds.rowwise import RowRelaxation, choose
 from wdrobust.certify.bounds.rule import LinearUpper, Rule, interval_arg, register, unsupported
@@ -174,16 +177,18 @@ def layernorm_relaxation(
     below_w = kappa * (p.u.lo + p.u.hi) / n
     below_b = tangent_at + kappa * (-(p.u.lo * p.u.hi).mean(dim=-1, keepdim=True) + eps - v_star)
     eye = torch.eye(n, dtype=x.lo.dtype, device=x.lo.device)
-    pos = (cu >= 0).unsqueeze(-1)  # (N, *L, n, 1)
+    planes = plane_choice(cu, c_rho, ru, r_rho)  # (su, sl) per entry, (N, *L, n, 2)
 
     def bound(sign: float) -> tuple[torch.Tensor, torch.Tensor]:
         """(w (N, *L, n, n) over u, b (N, *L, n)) of the upper (sign 1) or lower (-1) bound of y."""
-        uses_above = pos if sign > 0 else ~pos
+        s = planes[..., 0 if sign > 0 else 1]
+        on_u, on_rho = c_rho + sign * s * r_rho, cu - s * ru
+        const = -cu * c_rho + sign * ru * r_rho - sign * s * cu * r_rho + s * ru * c_rho
+        uses_above = ((on_rho >= 0) if sign > 0 else (on_rho < 0)).unsqueeze(-1)  # (N, *L, n, 1)
         rho_w = torch.where(uses_above, above_w.unsqueeze(-2), below_w.unsqueeze(-2))
         rho_b = torch.where(uses_above[..., 0], above_b, below_b)
-        w = c_rho.unsqueeze(-1) * eye + cu.unsqueeze(-1) * rho_w
-        b = cu * rho_b - cu * c_rho + sign * ru * r_rho
-        return w, b
+        w = on_u.unsqueeze(-1) * eye + on_rho.unsqueeze(-1) * rho_w
+        return w, on_rho * rho_b + const
 
     (w_up, b_up), (w_lo, b_lo) = bound(1.0), bound(-1.0)
     if gamma is not None:

@@ -28,6 +28,8 @@ subclass of ``Crown`` that watches ``_push``. This is the hook to replace after 
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -35,6 +37,7 @@ from torch import fx
 
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.activations import ActivationRule
+from wdrobust.certify.bounds.alpha import optimise_upper
 from wdrobust.certify.bounds.interval import Box
 from wdrobust.certify.bounds.propagation import Crown, concretize
 from wdrobust.certify.bounds.region import Region
@@ -43,6 +46,9 @@ from wdrobust.certify.bounds.region import Region
 BETA_LR = 0.1
 #: Adam's moment decay rates (beta1, beta2).
 ADAM = (0.9, 0.999)
+#: Time of one alpha-CROWN step through every layer, in units of the time to build the Crown (measured
+#: about 1 on the mnistfc MLPs: both bound every unstable neuron once, the step with autograd).
+STEP_COST = 1.5
 
 
 def split_nodes(graph: BoundGraph, x0: torch.Tensor) -> list[fx.Node]:
@@ -156,6 +162,33 @@ def _optimise_beta(
                 p.sub_(step).clamp_(min=0)
     crown.beta = {}
     return best.detach()
+
+
+def root_bounds(
+    graph: BoundGraph,
+    region: Region,
+    spec: torch.Tensor,
+    nodes: list[fx.Node],
+    intermediate: str,
+    steps: int,
+    budget: float = math.inf,
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """(upper (1, C), lo, hi per split node (1, n)): the root's bounds by alpha-CROWN through every layer
+    (``bounds.alpha`` mode ``full``): its output bound of spec (1, C, K) over the region (one row) and the
+    intersection of every step's pre-activation boxes, all sound on the region (the branch and bound's
+    first domain starts from them). Adam steps: at most `steps`, as many as fit in budget seconds at
+    STEP_COST times the time the Crown took to build, none when fewer than two fit (plain CROWN then)."""
+    clock = time.perf_counter()
+    crown = Crown(graph, region, intermediate)
+    fit = budget / (STEP_COST * (time.perf_counter() - clock))
+    steps = min(steps, int(fit)) if math.isfinite(fit) else steps
+    if steps >= 2:
+        upper = optimise_upper(crown, spec, steps, mode="full", keep_boxes=True)
+    else:
+        with torch.no_grad():
+            upper = crown.upper(graph.output, spec)
+    boxes = crown.bounds.boxes
+    return upper, [boxes[n].lo.reshape(1, -1) for n in nodes], [boxes[n].hi.reshape(1, -1) for n in nodes]
 
 
 def bound_domains(

@@ -25,8 +25,8 @@ every layer (``engine.root_bounds``, at most ROOT_SHARE of the time left):
 Worst domains (largest open bound) are processed first, `batch` at a time, fewer when the time left
 would not fit a full batch at the cost a + b n fitted to the last batches (``_batch_size``) or when fewer
 than a batch remain of the `max_bounded` domains. Given the seed, every step depends on the time only
-through this batch size and the root's alpha steps: a search that the time limit does not cut (time_limit = inf and max_bounded set)
-is deterministic. Result:
+through this batch size and the root's alpha steps: a search that the time limit does not cut
+(time_limit = inf and max_bounded set) is deterministic. Result:
 ``verified`` (every leaf closed: a proof), ``falsified`` (a re-checked counterexample), or ``unknown``
 (time, domain limits, or unsplittable leaves), always with the best sound bound so far: per row, the max
 over all leaves of their bounds.

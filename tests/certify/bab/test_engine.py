@@ -52,30 +52,39 @@ def _split_bounds(seed: int, norm: str):
     rows = torch.zeros(d, dtype=torch.long)
     plain = bound_domains(*args, nodes, lo, hi, rows).upper
     beta = bound_domains(*args, nodes, lo, hi, rows, beta_steps=20).upper
+    nan = [torch.full((d, 2, t.shape[1]), torch.nan, dtype=torch.float32) for t in lo]
+    joint = bound_domains(*args, nodes, lo, hi, rows, beta_steps=20, slopes=nan)
+    # children start from the optimised slopes: a second round from them is sound too
+    again = bound_domains(*args, nodes, lo, hi, rows, beta_steps=5, slopes=joint.slopes).upper
     keep = [j for j in range(3) if j != y]
-    return z, margins[:, keep], lo, hi, plain, beta
+    return z, margins[:, keep], lo, hi, plain, (beta, joint.upper, again)
 
 
 @pytest.mark.parametrize("norm", ["linf", "l1"])
 @pytest.mark.parametrize("seed", range(3))
 def test_split_domains_with_beta_are_sound_and_no_looser(seed: int, norm: str) -> None:
-    z, margins, lo, hi, plain, beta = _split_bounds(seed, norm)
-    assert (beta <= plain).all()
-    for b in range(beta.shape[0]):
-        inside = torch.ones(margins.shape[0], dtype=torch.bool)
-        for t, low, up in zip(z, lo, hi, strict=True):
-            inside &= ((t >= low[b]) & (t <= up[b])).all(dim=1)
-        if inside.any():
-            assert (beta[b] >= margins[inside].amax(dim=0) - 1e-9).all()
+    """beta alone, beta with the lower slopes (from the Crown's, then from the optimised ones): sound on
+    every domain's grid points, never above plain split CROWN."""
+    z, margins, lo, hi, plain, optimised = _split_bounds(seed, norm)
+    for beta in optimised:
+        assert (beta <= plain).all()
+        for b in range(beta.shape[0]):
+            inside = torch.ones(margins.shape[0], dtype=torch.bool)
+            for t, low, up in zip(z, lo, hi, strict=True):
+                inside &= ((t >= low[b]) & (t <= up[b])).all(dim=1)
+            if inside.any():
+                assert (beta[b] >= margins[inside].amax(dim=0) - 1e-9).all()
 
 
-def test_beta_tightens_some_split_domain() -> None:
-    gains = []
+def test_beta_and_slopes_tighten_some_split_domain() -> None:
+    gains, slopes = [], []
     for seed in range(3):
-        *_, plain, beta = _split_bounds(seed, "linf")
+        *_, plain, (beta, joint, _) = _split_bounds(seed, "linf")
         finite = torch.isfinite(plain)
         gains.append(float((plain - beta)[finite].max()))
+        slopes.append(float((beta - joint)[finite].max()))
     assert max(gains) > 1e-3
+    assert max(slopes) > 1e-3  # the slopes add to beta somewhere
 
 
 @pytest.mark.parametrize("norm", ["linf", "l1"])

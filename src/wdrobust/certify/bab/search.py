@@ -61,6 +61,8 @@ FLOAT32_SLACK = 1e-5
 ROOT_STEPS = 5
 #: The domain attacks run while their gradient evaluations are at most this share of the bounding's.
 ATTACK_SHARE = 0.25
+#: Bytes of inherited slopes that the open domains may hold (``BabOptions.slopes``).
+SLOPE_MEMORY = 2 << 30
 #: Most share of the time left that the root's alpha-CROWN may take.
 ROOT_SHARE = 0.3
 MODES = ("auto", "relu", "input")
@@ -70,7 +72,9 @@ MODES = ("auto", "relu", "input")
 class BabOptions:
     """time_limit (s per property); batch (domains per engine call); mode (``relu``, ``input``, or
     ``auto``: input splits when d <= input_dims); intermediate / alpha_steps / beta_steps (engine options:
-    beta_steps optimises the split multipliers, ReLU splits only); root_alpha_steps: alpha-CROWN steps through
+    beta_steps optimises the split multipliers, ReLU splits only; slopes: with them the output pass's
+    lower ReLU slopes, each domain starting from its parent's, open domains kept at most SLOPE_MEMORY /
+    their bytes per domain); root_alpha_steps: alpha-CROWN steps through
     every layer for the root's pre-activation boxes (ReLU splits; 0: plain CROWN boxes);
     attack_steps (PGD steps per restart), restarts (domains attacked per batch); seed; max_domains
     (open domains kept at most, the search stops beyond); max_bounded (domains bounded at most, None: no
@@ -83,6 +87,7 @@ class BabOptions:
     intermediate: str = "crown"
     alpha_steps: int = 0
     beta_steps: int = 10
+    slopes: bool = True
     root_alpha_steps: int = 10
     attack_steps: int = 10
     restarts: int = 8
@@ -147,6 +152,10 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
         torch.full((1, c), torch.inf, dtype=x0.dtype, device=dev),
         torch.full((1,), -1, dtype=torch.long, device=dev),
     )
+    most = options.max_domains
+    if options.slopes and nodes and options.beta_steps > 0:
+        queue.slopes = [torch.full((1, c, w), torch.nan, device=dev) for w in width]
+        most = min(most, max(1, SLOPE_MEMORY // (4 * c * sum(width))))
     closed = torch.full((c,), -torch.inf, dtype=x0.dtype, device=dev)  # max bound over closed leaves
     stuck: list[Domains] = []
     bounded = 0
@@ -176,7 +185,7 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
         if bool(prop.refuted(queue.upper).all()):  # proved at the root
             closed, queue = queue.upper[0], queue.take(torch.zeros(1, dtype=torch.bool, device=dev))
     status = "unknown"
-    while cex is None and len(queue) and len(queue) <= options.max_domains:
+    while cex is None and len(queue) and len(queue) <= most:
         now = time.perf_counter()
         if previous is not None:  # the last iteration's domains and seconds, all work included
             history = [*[h for h in history if h[0] != previous[0]][-1:], (previous[0], now - previous[1])]
@@ -202,10 +211,13 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
             intermediate=options.intermediate,
             alpha_steps=options.alpha_steps,
             beta_steps=0 if inputs else options.beta_steps,
+            slopes=[t[:, cols] for t in batch.slopes] if batch.slopes else None,
         )
         spent["bound"] += n * (1 + (0 if inputs else options.beta_steps)) * cols.numel()
         bounded += n
         batch = batch.with_bounds(bounds.lo, bounds.hi)
+        for mine, new in zip(batch.slopes, bounds.slopes, strict=False):
+            mine[:, cols] = new.to(mine.dtype)
         batch.upper[:, cols] = torch.minimum(batch.upper[:, cols], bounds.upper + prop.offset[cols] + slack)
         done = prop.refuted(batch.upper).all(dim=1)
         if done.any():

@@ -8,7 +8,7 @@ import pytest
 import torch
 from _certify_brute import region_points, tiny_net
 
-from wdrobust.certify.bab.engine import bound_domains, split_nodes
+from wdrobust.certify.bab.engine import bound_domains, root_bounds, split_nodes
 from wdrobust.certify.bab.leaves import leaf_upper
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
@@ -146,3 +146,24 @@ def _kept_and_again(seed: int) -> int:
 
 def test_final_boxes_of_the_parent_give_the_same_bounds() -> None:
     assert sum(_kept_and_again(seed) for seed in range(8)) >= 3
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_root_boxes_by_alpha_contain_the_grid_and_no_looser_than_crown(seed: int) -> None:
+    """root_bounds: the pre-activation boxes and margin bounds of alpha-CROWN through every layer hold
+    on every grid point of the ball; with no time (budget 0) they are plain CROWN's, never tighter."""
+    net, graph, x0, y, spec, pts, env = _setup(seed, "linf")
+    nodes = split_nodes(graph, x0[None])
+    region = Region.ball(x0[None], torch.tensor([0.3], dtype=torch.float64), "linf")
+    with torch.no_grad():
+        margins = (net(pts) - net(pts)[:, y : y + 1])[:, [j for j in range(3) if j != y]]
+    crown = root_bounds(graph, region, spec, nodes, "crown", 5, budget=0.0)
+    alpha = root_bounds(graph, region, spec, nodes, "crown", 5)
+    for upper, lo, hi in (crown, alpha):
+        assert (upper[0] >= margins.amax(dim=0) - 1e-9).all()
+        for n, low, up in zip(nodes, lo, hi, strict=True):
+            z = env[n].reshape(pts.shape[0], -1)
+            assert ((z >= low - 1e-9) & (z <= up + 1e-9)).all()
+    assert (alpha[0] <= crown[0] + 1e-9).all()
+    for a, b in zip(alpha[1] + crown[2], crown[1] + alpha[2], strict=True):
+        assert (a >= b - 1e-9).all()  # alpha's lo >= crown's lo, crown's hi >= alpha's hi

@@ -8,7 +8,7 @@ import pytest
 import torch
 from _certify_brute import region_points, tiny_net
 
-from wdrobust.certify.bab.engine import bound_domains, split_nodes
+from wdrobust.certify.bab.engine import bound_domains, root_bounds, split_nodes
 from wdrobust.certify.bab.leaves import leaf_upper
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
@@ -52,30 +52,39 @@ def _split_bounds(seed: int, norm: str):
     rows = torch.zeros(d, dtype=torch.long)
     plain = bound_domains(*args, nodes, lo, hi, rows).upper
     beta = bound_domains(*args, nodes, lo, hi, rows, beta_steps=20).upper
+    nan = [torch.full((d, 2, t.shape[1]), torch.nan, dtype=torch.float32) for t in lo]
+    joint = bound_domains(*args, nodes, lo, hi, rows, beta_steps=20, slopes=nan)
+    # children start from the optimised slopes: a second round from them is sound too
+    again = bound_domains(*args, nodes, lo, hi, rows, beta_steps=5, slopes=joint.slopes).upper
     keep = [j for j in range(3) if j != y]
-    return z, margins[:, keep], lo, hi, plain, beta
+    return z, margins[:, keep], lo, hi, plain, (beta, joint.upper, again)
 
 
 @pytest.mark.parametrize("norm", ["linf", "l1"])
 @pytest.mark.parametrize("seed", range(3))
 def test_split_domains_with_beta_are_sound_and_no_looser(seed: int, norm: str) -> None:
-    z, margins, lo, hi, plain, beta = _split_bounds(seed, norm)
-    assert (beta <= plain).all()
-    for b in range(beta.shape[0]):
-        inside = torch.ones(margins.shape[0], dtype=torch.bool)
-        for t, low, up in zip(z, lo, hi, strict=True):
-            inside &= ((t >= low[b]) & (t <= up[b])).all(dim=1)
-        if inside.any():
-            assert (beta[b] >= margins[inside].amax(dim=0) - 1e-9).all()
+    """beta alone, beta with the lower slopes (from the Crown's, then from the optimised ones): sound on
+    every domain's grid points, never above plain split CROWN."""
+    z, margins, lo, hi, plain, optimised = _split_bounds(seed, norm)
+    for beta in optimised:
+        assert (beta <= plain).all()
+        for b in range(beta.shape[0]):
+            inside = torch.ones(margins.shape[0], dtype=torch.bool)
+            for t, low, up in zip(z, lo, hi, strict=True):
+                inside &= ((t >= low[b]) & (t <= up[b])).all(dim=1)
+            if inside.any():
+                assert (beta[b] >= margins[inside].amax(dim=0) - 1e-9).all()
 
 
-def test_beta_tightens_some_split_domain() -> None:
-    gains = []
+def test_beta_and_slopes_tighten_some_split_domain() -> None:
+    gains, slopes = [], []
     for seed in range(3):
-        *_, plain, beta = _split_bounds(seed, "linf")
+        *_, plain, (beta, joint, _) = _split_bounds(seed, "linf")
         finite = torch.isfinite(plain)
         gains.append(float((plain - beta)[finite].max()))
+        slopes.append(float((beta - joint)[finite].max()))
     assert max(gains) > 1e-3
+    assert max(slopes) > 1e-3  # the slopes add to beta somewhere
 
 
 @pytest.mark.parametrize("norm", ["linf", "l1"])
@@ -137,3 +146,24 @@ def _kept_and_again(seed: int) -> int:
 
 def test_final_boxes_of_the_parent_give_the_same_bounds() -> None:
     assert sum(_kept_and_again(seed) for seed in range(8)) >= 3
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_root_boxes_by_alpha_contain_the_grid_and_no_looser_than_crown(seed: int) -> None:
+    """root_bounds: the pre-activation boxes and margin bounds of alpha-CROWN through every layer hold
+    on every grid point of the ball; with no time (budget 0) they are plain CROWN's, never tighter."""
+    net, graph, x0, y, spec, pts, env = _setup(seed, "linf")
+    nodes = split_nodes(graph, x0[None])
+    region = Region.ball(x0[None], torch.tensor([0.3], dtype=torch.float64), "linf")
+    with torch.no_grad():
+        margins = (net(pts) - net(pts)[:, y : y + 1])[:, [j for j in range(3) if j != y]]
+    crown = root_bounds(graph, region, spec, nodes, "crown", 5, budget=0.0)
+    alpha = root_bounds(graph, region, spec, nodes, "crown", 5)
+    for upper, lo, hi in (crown, alpha):
+        assert (upper[0] >= margins.amax(dim=0) - 1e-9).all()
+        for n, low, up in zip(nodes, lo, hi, strict=True):
+            z = env[n].reshape(pts.shape[0], -1)
+            assert ((z >= low - 1e-9) & (z <= up + 1e-9)).all()
+    assert (alpha[0] <= crown[0] + 1e-9).all()
+    for a, b in zip(alpha[1] + crown[2], crown[1] + alpha[2], strict=True):
+        assert (a >= b - 1e-9).all()  # alpha's lo >= crown's lo, crown's hi >= alpha's hi

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from _certify_brute import region_points, tiny_net
@@ -23,6 +25,10 @@ CASES = [
 ]
 
 
+#: Domains bounded at most per search (no test depends on the machine's speed: no time limit binds).
+LIMIT = 400
+
+
 def _rows(net: torch.nn.Module, pts: torch.Tensor, y: int) -> torch.Tensor:
     """(K-1,) largest margin z_j - z_y over the points, classes j != y in increasing order."""
     z = net(pts)
@@ -38,7 +44,7 @@ def test_bab_never_contradicts_the_grid(seed: int, d: int, norm: str, mode: str)
     x0 = torch.rand(d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     y = int(net(x0[None]).argmax())
     for r in (0.05, 0.15, 0.3):
-        res = verify(graph, x0, y, r, norm, BabOptions(time_limit=1.0, mode=mode, batch=16))
+        res = verify(graph, x0, y, r, norm, BabOptions(math.inf, 16, mode, max_bounded=LIMIT))
         pts = region_points(x0, r, norm, 41 if d == 2 else 13)
         with torch.no_grad():
             worst = _rows(net, pts, y)
@@ -72,21 +78,40 @@ def test_bab_verifies_where_crown_cannot() -> None:
             with torch.no_grad():
                 safe = bool((_rows(net, region_points(x0, r, "linf", 81), y) < 0).all())
             for mode in closed:
-                res = verify(graph, x0, y, r, "linf", BabOptions(time_limit=2.0, mode=mode))
+                res = verify(graph, x0, y, r, "linf", BabOptions(math.inf, mode=mode, max_bounded=LIMIT))
                 assert res.status == "verified" or not safe or res.status == "unknown"
                 closed[mode] += res.status == "verified"
     assert closed["input"] >= 1 and closed["relu"] >= 1
 
 
 def test_bab_is_deterministic() -> None:
+    """A search cut by its domain limit (not by time) repeats exactly, batch sizes and attacks included."""
     net = tiny_net(5, 2, "relu")
     graph = BoundGraph(net)
     x0 = torch.tensor([0.5, 0.4], dtype=torch.float64)
-    a, b = (
-        verify(graph, x0, 0, 0.2, "linf", BabOptions(time_limit=5.0, mode="relu", seed=3)) for _ in range(2)
-    )
-    assert (a.status, a.domains) == (b.status, b.domains)
-    assert (a.upper == b.upper).all()
+    for limit in (3, 40):
+        a, b = (
+            verify(graph, x0, 0, 0.2, "linf", BabOptions(math.inf, 4, "relu", seed=3, max_bounded=limit))
+            for _ in range(2)
+        )
+        assert a.domains <= limit
+        assert (a.status, a.domains) == (b.status, b.domains)
+        assert (a.upper == b.upper).all()
+
+
+def test_domain_limit_binds() -> None:
+    """With room for only the root, an instance that needs splits ends unknown after one domain."""
+    net = tiny_net(0, 2, "relu")
+    graph = BoundGraph(net)
+    x0 = torch.tensor([0.5, 0.4], dtype=torch.float64)
+    y = int(net(x0[None]).argmax())
+    options = BabOptions(math.inf, mode="relu", max_bounded=1, restarts=1, attack_steps=1, root_alpha_steps=0)
+    for r in (0.1, 0.2, 0.3, 0.5):
+        res = verify(graph, x0, y, r, "linf", options)
+        assert res.domains <= 1
+        if res.status == "unknown":
+            return
+    pytest.fail("every radius was decided at the root")
 
 
 def test_bab_options_are_checked() -> None:
@@ -94,3 +119,5 @@ def test_bab_options_are_checked() -> None:
         BabOptions(mode="both")
     with pytest.raises(ValueError, match="time_limit"):
         BabOptions(time_limit=0)
+    with pytest.raises(ValueError, match="max_bounded"):
+        BabOptions(max_bounded=0)

@@ -14,19 +14,21 @@ split: z >= 0 or z <= 0; input split: the 2^d half cubes) their parent.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 
-#: The per-split-node box fields (lists of tensors).
-BOXES = ("lo", "hi")
+#: The per-split-node fields (lists of tensors).
+BOXES = ("lo", "hi", "slopes")
 
 
 @dataclass
 class Domains:
     """A batch of D domains; see the module docstring. centre (D, *S), half (D,), lo / hi: per split node
     (D, n) flat pre-activation bounds, upper (D, C) float, split (D,) long: the split node of the last
-    ReLU split (-1: none; the boxes of the nodes up to it are the parent's, final: ``engine``)."""
+    ReLU split (-1: none; the boxes of the nodes up to it are the parent's, final: ``engine``); slopes:
+    per split node (D, C, n) float32 lower ReLU slopes of the output pass (NaN: none yet; ``engine``),
+    inherited by the children, or empty (not optimised)."""
 
     centre: torch.Tensor
     half: torch.Tensor
@@ -34,6 +36,7 @@ class Domains:
     hi: list[torch.Tensor]
     upper: torch.Tensor
     split: torch.Tensor
+    slopes: list[torch.Tensor] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.half.shape[0])
@@ -47,6 +50,7 @@ class Domains:
             [t[idx] for t in self.hi],
             self.upper[idx],
             self.split[idx],
+            [t[idx] for t in self.slopes],
         )
 
     @staticmethod

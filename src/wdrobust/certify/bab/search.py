@@ -8,8 +8,11 @@ domain when its bound U_m + slack < 0 (slack = FLOAT32_SLACK (1 + max |z(x0)|), 
 float32 network's logits differ from the float64 ones by rounding), and a child keeps the smaller of its
 own and its parent's bound (it is a subset). Domains with every group refuted are closed; the others are
 searched for a counterexample (PGD on max_g min_m s_m from the maximiser of the worst row's linear bound,
-re-checked in float64; only while the attacks' time is at most ATTACK_SHARE of the bounding time) and
-split. Before the search, PGD from x0 and `restarts` random points of the ball, ROOT_STEPS times longer:
+re-checked in float64; only while the attacks' gradient evaluations, starts x steps, are at most
+ATTACK_SHARE of the bounding's, domains x (1 + beta_steps) x rows: a count, so the schedule does not depend
+on the machine's speed) and split. Before the search, PGD from x0 and `restarts` random points of the
+ball, ROOT_STEPS times longer; then (ReLU splits) the root's pre-activation boxes by alpha-CROWN through
+every layer (``engine.root_bounds``, at most ROOT_SHARE of the time left):
 
 - ``relu``: on the neuron of best BaBSR-like score (``branching``), or on its m <= `splits` best neurons
   at once (2^m children) while the queue is shorter than a batch, so that the first batches fill up; a domain
@@ -20,9 +23,12 @@ split. Before the search, PGD from x0 and `restarts` random points of the ball, 
   of the domain's part of the ball for every norm; cubes that miss the region are dropped.
 
 Worst domains (largest open bound) are processed first, `batch` at a time, fewer when the time left
-would not fit a full batch at the cost a + b n fitted to the last batches (``_batch_size``). Result:
+would not fit a full batch at the cost a + b n fitted to the last batches (``_batch_size``) or when fewer
+than a batch remain of the `max_bounded` domains. Given the seed, every step depends on the time only
+through this batch size and the root's alpha steps: a search that the time limit does not cut
+(time_limit = inf and max_bounded set) is deterministic. Result:
 ``verified`` (every leaf closed: a proof), ``falsified`` (a re-checked counterexample), or ``unknown``
-(time, domain limit, or unsplittable leaves), always with the best sound bound so far: per row, the max
+(time, domain limits, or unsplittable leaves), always with the best sound bound so far: per row, the max
 over all leaves of their bounds.
 """
 
@@ -39,7 +45,7 @@ import torch
 from wdrobust.certify.bab.attack import search
 from wdrobust.certify.bab.branching import choose_neurons
 from wdrobust.certify.bab.domains import Domains
-from wdrobust.certify.bab.engine import DomainBounds, bound_domains, split_nodes
+from wdrobust.certify.bab.engine import DomainBounds, bound_domains, root_bounds, split_nodes
 from wdrobust.certify.bab.leaves import NORMS as LP_NORMS
 from wdrobust.certify.bab.leaves import close_leaves
 from wdrobust.certify.bab.property import BabProperty
@@ -53,8 +59,12 @@ from wdrobust.threat import lp_norm, steepest
 FLOAT32_SLACK = 1e-5
 #: The root attack (x0 and `restarts` random starts) runs this many times attack_steps.
 ROOT_STEPS = 5
-#: The domain attacks run while their time is at most this share of the bounding time.
+#: The domain attacks run while their gradient evaluations are at most this share of the bounding's.
 ATTACK_SHARE = 0.25
+#: Bytes of inherited slopes that the open domains may hold (``BabOptions.slopes``).
+SLOPE_MEMORY = 2 << 30
+#: Most share of the time left that the root's alpha-CROWN may take.
+ROOT_SHARE = 0.3
 MODES = ("auto", "relu", "input")
 
 
@@ -62,10 +72,13 @@ MODES = ("auto", "relu", "input")
 class BabOptions:
     """time_limit (s per property); batch (domains per engine call); mode (``relu``, ``input``, or
     ``auto``: input splits when d <= input_dims); intermediate / alpha_steps / beta_steps (engine options:
-    beta_steps optimises the split multipliers, ReLU splits only);
+    beta_steps optimises the split multipliers, ReLU splits only; slopes: with them the output pass's
+    lower ReLU slopes, each domain starting from its parent's, open domains kept at most SLOPE_MEMORY /
+    their bytes per domain); root_alpha_steps: alpha-CROWN steps through
+    every layer for the root's pre-activation boxes (ReLU splits; 0: plain CROWN boxes);
     attack_steps (PGD steps per restart), restarts (domains attacked per batch); seed; max_domains
-    (open domains kept at most, the search stops beyond); splits (most neurons split at once per domain
-    while the queue is shorter than a batch)."""
+    (open domains kept at most, the search stops beyond); max_bounded (domains bounded at most, None: no
+    limit); splits (most neurons split at once per domain while the queue is shorter than a batch)."""
 
     time_limit: float = 10.0
     batch: int = 256
@@ -74,10 +87,13 @@ class BabOptions:
     intermediate: str = "crown"
     alpha_steps: int = 0
     beta_steps: int = 10
+    slopes: bool = True
+    root_alpha_steps: int = 10
     attack_steps: int = 10
     restarts: int = 8
     seed: int = 0
     max_domains: int = 200_000
+    max_bounded: int | None = None
     splits: int = 1
 
     def __post_init__(self) -> None:
@@ -87,8 +103,8 @@ class BabOptions:
             raise ValueError(f"bab: intermediate must be one of {', '.join(INTERMEDIATE)}")
         if not self.time_limit > 0:
             raise ValueError(f"bab: time_limit must be positive, got {self.time_limit}")
-        for key in ("batch", "input_dims", "restarts", "max_domains", "splits"):
-            if getattr(self, key) < 1:
+        for key in ("batch", "input_dims", "restarts", "max_domains", "splits", "max_bounded"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"bab: {key} must be >= 1, got {getattr(self, key)}")
 
 
@@ -136,10 +152,14 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
         torch.full((1, c), torch.inf, dtype=x0.dtype, device=dev),
         torch.full((1,), -1, dtype=torch.long, device=dev),
     )
+    most = options.max_domains
+    if options.slopes and nodes and options.beta_steps > 0:
+        queue.slopes = [torch.full((1, c, w), torch.nan, device=dev) for w in width]
+        most = min(most, max(1, SLOPE_MEMORY // (4 * c * sum(width))))
     closed = torch.full((c,), -torch.inf, dtype=x0.dtype, device=dev)  # max bound over closed leaves
     stuck: list[Domains] = []
     bounded = 0
-    spent = {"attack": 0.0, "bound": 0.0}
+    spent = {"attack": 0, "bound": 0}  # gradient evaluations (module docstring)
     history: list[tuple[int, float]] = []  # (domains, seconds) of the last iterations of two sizes
     previous: tuple[int, float] | None = None
 
@@ -151,12 +171,27 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
     starts = torch.cat([x1, x1 + noise])
     box = (reg.lo.expand_as(starts), reg.hi.expand_as(starts))
     cex = search(graph.gm, prop, starts, *box, ROOT_STEPS * options.attack_steps)
+    if cex is None and nodes and options.root_alpha_steps > 0:
+        root, queue.lo, queue.hi = root_bounds(
+            graph,
+            reg,
+            prop.spec[None],
+            nodes,
+            options.intermediate,
+            options.root_alpha_steps,
+            ROOT_SHARE * (options.time_limit - (time.perf_counter() - start)),
+        )
+        queue.upper = root + prop.offset + slack
+        if bool(prop.refuted(queue.upper).all()):  # proved at the root
+            closed, queue = queue.upper[0], queue.take(torch.zeros(1, dtype=torch.bool, device=dev))
     status = "unknown"
-    while cex is None and len(queue) and len(queue) <= options.max_domains:
+    while cex is None and len(queue) and len(queue) <= most:
         now = time.perf_counter()
         if previous is not None:  # the last iteration's domains and seconds, all work included
             history = [*[h for h in history if h[0] != previous[0]][-1:], (previous[0], now - previous[1])]
         size = _batch_size(options.batch, options.time_limit - (now - start), history)
+        if options.max_bounded is not None:
+            size = min(size, options.max_bounded - bounded)
         if size < 1:
             break
         order = torch.argsort(prop.worst(queue.upper)[0], descending=True)
@@ -164,7 +199,6 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
         n = len(batch)
         previous = (n, now)
         cols = prop.open_rows(batch.upper).any(dim=0).nonzero().flatten()  # rows some domain needs
-        clock = time.perf_counter()
         bounds = bound_domains(
             graph,
             _regions(batch, prop, inputs),
@@ -177,10 +211,13 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
             intermediate=options.intermediate,
             alpha_steps=options.alpha_steps,
             beta_steps=0 if inputs else options.beta_steps,
+            slopes=[t[:, cols] for t in batch.slopes] if batch.slopes else None,
         )
-        spent["bound"] += time.perf_counter() - clock
+        spent["bound"] += n * (1 + (0 if inputs else options.beta_steps)) * cols.numel()
         bounded += n
         batch = batch.with_bounds(bounds.lo, bounds.hi)
+        for mine, new in zip(batch.slopes, bounds.slopes, strict=False):
+            mine[:, cols] = new.to(mine.dtype)
         batch.upper[:, cols] = torch.minimum(batch.upper[:, cols], bounds.upper + prop.offset[cols] + slack)
         done = prop.refuted(batch.upper).all(dim=1)
         if done.any():
@@ -190,9 +227,8 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
             continue
         batch = batch.take(keep)
         if spent["attack"] <= ATTACK_SHARE * spent["bound"]:
-            clock = time.perf_counter()
             cex = _attack_batch(batch, bounds, keep, inputs, prop, options, attack)
-            spent["attack"] += time.perf_counter() - clock
+            spent["attack"] += min(options.restarts, len(batch)) * options.attack_steps
         if cex is not None:
             queue = Domains.cat([queue, batch])  # its bounds stay part of the anytime bound
             break
@@ -251,7 +287,7 @@ def _batch_size(batch: int, left: float, history: list[tuple[int, float]]) -> in
         a = max(t2 - b * n2, 0.0)
     if b == 0:
         return batch if a <= left else 0
-    return max(0, min(batch, int((left - a) / b)))
+    return int(max(0.0, min(batch, (left - a) / b)))
 
 
 def _regions(batch: Domains, prop: BabProperty, inputs: bool) -> Region:

@@ -150,9 +150,12 @@ def optimise_upper(
     lr: float = LR,
     mode: str = "output",
     stop: float | None = None,
+    keep_boxes: bool = False,
 ) -> torch.Tensor:
     """Upper bounds (B, C) of spec . output(x) over the Crown's regions with optimised lower slopes; spec
-    (B, C, *S_out). See the module docstring; the bound with the Crown's slopes is one of the candidates."""
+    (B, C, *S_out). See the module docstring; the bound with the Crown's slopes is one of the candidates.
+    keep_boxes (``full``): the Crown's boxes of the starts become the intersection of every step's boxes
+    (sound, tighter) and its cached relaxations are dropped (branch and bound starts from them)."""
     if mode not in MODES:
         raise ValueError(f"alpha must be one of {', '.join(MODES)}, got {mode!r}")
     with torch.no_grad():
@@ -170,6 +173,14 @@ def optimise_upper(
     for rows in _chunks(crown, todo, spec.shape[1]):
         search = _Search(crown.restrict(rows), spec[rows], todo)
         best[rows] = torch.minimum(best[rows], search.run(steps, lr, stop))
+        if keep_boxes:
+            for node, box in search.tight.items():
+                old = crown.bounds.boxes[node]
+                lo, hi = old.lo.clone(), old.hi.clone()
+                lo[rows], hi[rows] = box.lo, box.hi
+                crown.bounds.boxes[node] = Box(lo, hi, old.batch_dim)
+    if keep_boxes:
+        crown._relax.clear()
     return best
 
 
@@ -276,7 +287,7 @@ class _Search:
         params += [p for p, _, _ in self.rule_params.values()]
         opt = torch.optim.Adam(params, lr=lr)
         best = torch.full(self.spec.shape[:2], torch.inf, dtype=self.spec.dtype, device=self.spec.device)
-        tight = dict(self.fixed)
+        tight = self.tight = dict(self.fixed)
         for _ in range(steps):
             with torch.enable_grad():
                 bound, boxes = self._pass(self.fixed)
@@ -287,6 +298,7 @@ class _Search:
                     p.grad = g
                 best = torch.minimum(best, bound.detach())
                 tight = {n: tight[n].intersect(b.lo.detach(), b.hi.detach()) for n, b in boxes.items()}
+                self.tight = tight
                 if stop is not None and bool((best < stop).all()):
                     return best
                 opt.step()

@@ -3,7 +3,10 @@
 For outer radii r_1 < ... < r_M = diam X and every class j != y_i, CROWN (``bounds.propagation``) gives a
 linear bound m_j(x) <= A_ijk . x + b_ijk on B(x_i, r_k) cap X and its maximum U_ijk there. The bound over
 the whole box (r_M) depends on the label only, so it is computed once per class, on the first batch holding
-that label, and not at all for zero_one alone (certified radii never need it). With the clean margins m_ij:
+that label, and not at all for zero_one alone (certified radii never need it). Only a finite order p reads
+the growth beyond the largest inner radius r_M-1 (``Certificate.needs_far_growth``); when the run serves
+p = inf alone (``orders``), the whole box gets the cheap CROWN-IBP bound (interval pre-activations, no
+alpha) instead of ``auto``'s. With the clean margins m_ij:
 
 - staircase: the growth over B(x_i, t), t in (r_k-1, r_k], is at most the growth over B(x_i, r_k), so
   margin: phibar_i(t) <= max_j U_ijk - m_i (m_i = max_j m_ij, the margin loss) and, CE being increasing in
@@ -226,7 +229,8 @@ class CrownCertificate(Certificate):
         """(U (n, K-1), A (n, K-1, *S), bias (n, K-1)) of the margins j != y_i (increasing j) over the whole
         box for the labels y (n,) of K classes, samples shaped like ``like`` (n, *S) float64. Per label,
         computed on the first batch that holds it and kept (it depends on the model only): a run never pays
-        for labels it does not see, and a zero_one-only run (radii) never computes it."""
+        for labels it does not see, a zero_one-only run (radii) never computes it, and a run that never
+        reads the growth there (p = inf only) gets CROWN-IBP without alpha, one backward pass per class."""
         missing = sorted({int(v) for v in y.tolist()} - self._box.keys())
         if missing:
             labels = torch.tensor(missing, device=like.device)
@@ -239,12 +243,13 @@ class CrownCertificate(Certificate):
                 device=like.device,
             )
             _, c = margin_cotangents(labels, k)
+            tight = self.intermediate != "ibp" and self.needs_far_growth
             upper, a, b = margin_bounds(
                 self.graph(),
                 Region.ball(centre, diam, self.norm),
                 c.to(torch.float64),
-                intermediate="ibp" if self.intermediate == "ibp" else "auto",
-                alpha_steps=self.alpha_steps,
+                intermediate="auto" if tight else "ibp",
+                alpha_steps=self.alpha_steps if self.needs_far_growth else 0,
                 alpha=self.alpha,
                 fallback=self._fallback["whole box"],
             )

@@ -377,3 +377,41 @@ def test_receptive_field_pass_equals_the_dense_pass(norm: str, monkeypatch) -> N
     monkeypatch.setattr(Crown, "_chain", lambda self, node: None)
     dense, _, _ = margin_bounds(graph, Region.ball(x, r, norm), c.double(), intermediate="crown")
     torch.testing.assert_close(fast, dense, rtol=0, atol=1e-10)
+
+
+def test_p_inf_alone_bounds_the_whole_box_by_intervals(monkeypatch) -> None:
+    """With orders (inf,) the whole box gets CROWN-IBP without alpha (its growth is never read there); the
+    majorants agree with the default run's up to the largest inner radius, and stay sound beyond it."""
+    import wdrobust.certify.crown as crown_module
+
+    net = tiny_net(7, 2, "relu").float().requires_grad_(False)
+    x = torch.rand(5, 2, generator=torch.Generator().manual_seed(5))
+    y = net(x).argmax(dim=1)
+    seen: list[tuple[str, int, float]] = []
+
+    def spy(graph, region, spec, **kw):
+        seen.append((kw["intermediate"], kw["alpha_steps"], float(region.r.max())))
+        return margin_bounds(graph, region, spec, **kw)
+
+    monkeypatch.setattr(crown_module, "margin_bounds", spy)
+    runs = {}
+    for orders in (None, (2.0, math.inf), (math.inf,)):
+        seen.clear()
+        cert = CERTIFICATES["crown"](
+            net, "linf", losses=("margin",), radii=[0.05, 0.2], alpha_steps=3, orders=orders
+        )
+        runs[orders] = cert.run(x, y)
+        box = [(mode, steps) for mode, steps, r in seen if r == 1.0]
+        assert box == ([("ibp", 0)] if orders == (math.inf,) else [("auto", 3)])
+    lazy, full = runs[(math.inf,)].majorants["margin"], runs[None].majorants["margin"]
+    for t in np.linspace(0, 0.2, 41):
+        np.testing.assert_allclose(lazy(np.full(5, t)), full(np.full(5, t)), rtol=1e-12)
+    pts = torch.cartesian_prod(torch.linspace(0, 1, 101), torch.linspace(0, 1, 101))
+    for i, (dist, gain) in enumerate(_phi_on_grid(net, x, y, pts, "linf", "margin")):
+        bound = _row(lazy, i, dist.shape[0])(dist.double().numpy())
+        assert (gain.double().numpy() <= bound + 1e-5 * (1 + np.abs(bound))).all()
+
+
+def test_crown_refuses_orders_below_one() -> None:
+    with pytest.raises(ValueError, match="orders"):
+        CERTIFICATES["crown"](tiny_net(0, 2, "relu").float(), "linf", orders=(0.5,))

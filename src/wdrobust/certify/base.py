@@ -261,11 +261,13 @@ class Certificate(ABC):
 
     model: classifier f: [0,1]^d -> R^K; norm: the threat norm (one of ``norms``); losses: subset of
     losses.CERTIFIABLE; batch_size: samples per batch; progress: optional callback (done, total) after
-    each batch; options: the declared options (``declared``, merged with the bases' by ``option_table``;
-    each given value is converted, checked and set as an attribute of the same name here, the defaults
-    filling the rest). Every certificate has ``radii``: outer shell radii (default: the eps-free grid
-    default_radii(norm, 0, d, shells), geometric from diam/100 to diam; ``options_for(norm, eps, d)``
-    gives the grid around a threat radius eps).
+    each batch; orders: the Wasserstein orders p the majorants will serve (None: every p; at p = inf only
+    the growth up to eps matters, so a certificate may then bound the growth beyond its largest inner
+    radius cheaply and loosely, ``needs_far_growth``); options: the declared options (``declared``,
+    merged with the bases' by ``option_table``; each given value is converted, checked and set as an
+    attribute of the same name here, the defaults filling the rest). Every certificate has ``radii``:
+    outer shell radii (default: the eps-free grid default_radii(norm, 0, d, shells), geometric from
+    diam/100 to diam; ``options_for(norm, eps, d)`` gives the grid around a threat radius eps).
     """
 
     name: ClassVar[str] = ""
@@ -306,6 +308,7 @@ class Certificate(ABC):
         device: str | torch.device | None = None,
         batch_size: int = 256,
         progress: Progress | None = None,
+        orders: Sequence[float] | None = None,
         **options: Any,
     ) -> None:
         if not isinstance(norm, str):
@@ -337,7 +340,17 @@ class Certificate(ABC):
         self.losses = losses
         self.batch_size = batch_size
         self.progress = progress
+        self.orders = None if orders is None else tuple(float(p) for p in orders)
+        if self.orders is not None and not all(p >= 1 for p in self.orders):
+            raise ValueError(f"orders must be Wasserstein orders p >= 1 (or inf), got {orders!r}")
         self.note = ""
+
+    @property
+    def needs_far_growth(self) -> bool:
+        """Whether a majorant's growth beyond the largest inner radius (up to diam X) is read: for a
+        loss with a majorant (not zero_one, whose certified radii never read it) at a finite order p."""
+        finite = self.orders is None or any(math.isfinite(p) for p in self.orders)
+        return finite and any(loss != "zero_one" for loss in self.losses)
 
     def shell_radii(self, d: int) -> np.ndarray:
         """Outer radii (M,) for input dimension d: the given radii (validated, check_radii) or the eps-free

@@ -3,7 +3,10 @@
 For outer radii r_1 < ... < r_M = diam X and every class j != y_i, CROWN (``bounds.propagation``) gives a
 linear bound m_j(x) <= A_ijk . x + b_ijk on B(x_i, r_k) cap X and its maximum U_ijk there. The bound over
 the whole box (r_M) depends on the label only, so it is computed once per class, on the first batch holding
-that label, and not at all for zero_one alone (certified radii never need it). With the clean margins m_ij:
+that label, and not at all for zero_one alone (certified radii never need it). Only a finite order p reads
+the growth beyond the largest inner radius r_M-1 (``Certificate.needs_far_growth``); when the run serves
+p = inf alone (``orders``), the whole box gets the cheap CROWN-IBP bound (interval pre-activations, no
+alpha) instead of ``auto``'s. With the clean margins m_ij:
 
 - staircase: the growth over B(x_i, t), t in (r_k-1, r_k], is at most the growth over B(x_i, r_k), so
   margin: phibar_i(t) <= max_j U_ijk - m_i (m_i = max_j m_ij, the margin loss) and, CE being increasing in
@@ -12,7 +15,8 @@ that label, and not at all for zero_one alone (certified radii never need it). W
 - chord: for t <= r_k, max over B(x_i, t) of m_j <= m_ij + g_ijk + t ||A_ijk||_* with the relaxation gap
   g_ijk = A_ijk . x_i + b_ijk - m_ij >= 0; both losses of these linear functions of t are convex (a max and a
   log-sum-exp of affine functions), so on (r_k-1, r_k] they lie below their chord;
-- the pointwise minimum of the two (and, with ``lipschitz``, of the Lipschitz shells of ``local``).
+- the pointwise minimum of the two (and, with ``lipschitz``, of the Lipschitz shells of ``local``, which a
+  zero_one-only run skips: certified radii never read them).
 The whole-box rows bound their pre-activations with ``auto`` even when ``intermediate`` is ``crown``: there
 nearly every neuron is unstable, so full CROWN costs the most and buys the least. The result's note names
 the values whose interval boxes ``auto`` kept (``bounds.propagation.Crown.fallback``), for the balls and the
@@ -29,6 +33,10 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -52,6 +60,8 @@ FLOAT32_SLACK = 1e-5
 RADIUS_NUDGE = 1e-9
 #: Coefficient entries (rows x classes x widest value) per chunk of rows.
 CHUNK_ENTRIES = 1 << 23
+
+log = logging.getLogger("wdrobust.certify.crown")
 
 
 class CrownCertificate(Certificate):
@@ -98,6 +108,7 @@ class CrownCertificate(Certificate):
         self._graphs: dict[str, BoundGraph] = {}
         self._box: dict[int, tuple[torch.Tensor, ...]] = {}
         self._fallback: dict[str, list[str]] = {"balls": [], "whole box": []}  # values auto left to intervals
+        self._seconds: dict[str, float] = {}  # seconds per phase of the current batch (logged at its end)
         check_linear_rules(BoundGraph(self.model))  # unsupported operations fail before any work
 
     def graph(self, precision: str = "float64") -> BoundGraph:
@@ -127,6 +138,15 @@ class CrownCertificate(Certificate):
         grid[:-1] *= 1 + RADIUS_NUDGE
         return grid
 
+    @contextmanager
+    def _phase(self, name: str) -> Iterator[None]:
+        """Add the seconds of the block to the phase ``name`` of the current batch."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._seconds[name] = self._seconds.get(name, 0.0) + time.perf_counter() - start
+
     # -- the linear bounds ---------------------------------------------------------------------------
     def _bounds(
         self, x: torch.Tensor, r: torch.Tensor, y: torch.Tensor, k: int
@@ -154,6 +174,7 @@ class CrownCertificate(Certificate):
         return tuple(torch.cat(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
+        self._seconds = {}
         n, d = x.shape[0], x[0].numel()
         radii = self.crown_radii(d)
         m_sh = radii.size
@@ -166,12 +187,15 @@ class CrownCertificate(Certificate):
         rows_x = x64.repeat(m_sh - 1, *([1] * (x.dim() - 1)))
         rows_r = inner.repeat_interleave(n)
         rows_y = y.repeat(m_sh - 1)
-        upper, at_x, norm_a = self._bounds(rows_x, rows_r, rows_y, k) if m_sh > 1 else (None,) * 3
+        with self._phase("balls"):
+            upper, at_x, norm_a = self._bounds(rows_x, rows_r, rows_y, k) if m_sh > 1 else (None,) * 3
         box_cls, _ = margin_cotangents(torch.arange(k, device=x.device), k)
-        if set(self.losses) == {"zero_one"}:  # radii never need the whole box: it stays unverified
+        majorants_read = set(self.losses) != {"zero_one"}  # radii never read the box or the local shells
+        if not majorants_read:  # the whole box stays unverified
             box_u = box_at_x = box_norm = torch.full((n, k - 1), torch.inf, dtype=torch.float64)
         else:
-            box_u, a_y, b_y = self._whole_box(y, k, x64)
+            with self._phase("whole box"):
+                box_u, a_y, b_y = self._whole_box(y, k, x64)
             box_at_x = flat_dot(a_y, x64) + b_y
             box_norm = lp_norm(a_y, dual_of(self.norm), batch_dims=2)
 
@@ -196,7 +220,10 @@ class CrownCertificate(Certificate):
             "ce": lambda v: _log1p_sum_exp(v) - _log1p_sum_exp(clean_m_other[:, :, None]),
         }
         majorants: dict[str, Majorant] = {}
-        local = self._local(x, y, z, knots) if self.lipschitz else None
+        local = None
+        if self.lipschitz and majorants_read:
+            with self._phase("local"):
+                local = self._local(x, y, z, knots)
         for loss in self.losses:
             if loss == "zero_one":
                 continue
@@ -210,12 +237,15 @@ class CrownCertificate(Certificate):
         radius = None
         if "zero_one" in self.losses:
             correct = z.argmax(dim=1) == y
-            radius = self._certified_radius(
-                x64, y, correct, knots, u, reach(knots.new_zeros(n, m_sh)), lip, slack[:, 0, 0]
-            )
+            with self._phase("radius"):
+                radius = self._certified_radius(
+                    x64, y, correct, knots, u, reach(knots.new_zeros(n, m_sh)), lip, slack[:, 0, 0]
+                )
         lip0 = local.lipschitz if local is not None else lip[:, :, 0].amax(dim=1)
         kept = [f"{where}: {', '.join(names)}" for where, names in self._fallback.items() if names]
         self.note = f"auto kept interval bounds of {'; '.join(kept)}" if kept else ""
+        phases = ", ".join(f"{name} {sec:.2f} s" for name, sec in self._seconds.items())
+        log.info("crown: %d samples, %d radii: %s", n, m_sh, phases)
         bound = ShellBound(knots, {}, lip0, radius)
         bound.majorants = majorants
         return bound
@@ -226,7 +256,8 @@ class CrownCertificate(Certificate):
         """(U (n, K-1), A (n, K-1, *S), bias (n, K-1)) of the margins j != y_i (increasing j) over the whole
         box for the labels y (n,) of K classes, samples shaped like ``like`` (n, *S) float64. Per label,
         computed on the first batch that holds it and kept (it depends on the model only): a run never pays
-        for labels it does not see, and a zero_one-only run (radii) never computes it."""
+        for labels it does not see, a zero_one-only run (radii) never computes it, and a run that never
+        reads the growth there (p = inf only) gets CROWN-IBP without alpha, one backward pass per class."""
         missing = sorted({int(v) for v in y.tolist()} - self._box.keys())
         if missing:
             labels = torch.tensor(missing, device=like.device)
@@ -239,12 +270,13 @@ class CrownCertificate(Certificate):
                 device=like.device,
             )
             _, c = margin_cotangents(labels, k)
+            tight = self.intermediate != "ibp" and self.needs_far_growth
             upper, a, b = margin_bounds(
                 self.graph(),
                 Region.ball(centre, diam, self.norm),
                 c.to(torch.float64),
-                intermediate="ibp" if self.intermediate == "ibp" else "auto",
-                alpha_steps=self.alpha_steps,
+                intermediate="auto" if tight else "ibp",
+                alpha_steps=self.alpha_steps if self.needs_far_growth else 0,
                 alpha=self.alpha,
                 fallback=self._fallback["whole box"],
             )

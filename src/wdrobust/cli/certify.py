@@ -170,6 +170,7 @@ def command(
                     timed | options[name],
                     around=(threat.eps, x[0].numel()),
                     losses=(loss,),
+                    orders=(threat.p,),
                     batch_size=1 if cls.per_sample_programs else batch_size,
                     device=device,
                     progress=advance,

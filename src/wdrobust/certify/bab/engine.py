@@ -218,7 +218,7 @@ def root_bounds(
     fit = budget / (STEP_COST * (time.perf_counter() - clock))
     steps = min(steps, int(fit)) if math.isfinite(fit) else steps
     if steps >= 2:
-        upper = optimise_upper(crown, spec, steps, mode="full", keep_boxes=True)
+        upper = optimise_upper(crown, spec, steps, mode="full")
     else:
         with torch.no_grad():
             upper = crown.upper(graph.output, spec)

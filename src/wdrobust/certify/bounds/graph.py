@@ -6,7 +6,10 @@ offers, for a batch of input regions (``region.Region``: a box [lo_b, hi_b] cap 
 - ``bounds``: boxes of every value over the regions by interval propagation. The affine prefix
   of the graph (the values that are affine functions of the input, before the first nonlinearity) is
   tightened with the ball itself: a_k(x) in a_k(x0) +- r ||A_k||_* where A_k is the k-th row of the
-  prefix's linear part (its dual norms are computed once per norm by pushing the input basis through);
+  prefix's linear part (its dual norms are computed once per norm by pushing the input basis through).
+  Not for linf when the intervals of the prefix are exact already (``box_exact_prefix``: at most one
+  mixing affine rule, the others ``coordinatewise``, on every path from the input): the region is then a
+  box and each prefix entry's interval is its exact range there, which the ball cannot tighten;
 - ``backward``: an interval cotangent pushed from the output to the input (the interval backward pass);
 - ``margin_upper``: upper bounds of c^T z over the region for cotangents c.
 """
@@ -131,6 +134,7 @@ class BoundGraph:
         self.frontier = [
             n for n in self.prefix if n is not self.input and any(u not in self.prefix for u in n.users)
         ]
+        self.box_exact_prefix = max(self._mixing_depths().values()) <= 1
         self._rownorms: dict[
             tuple[Any, ...], tuple[tuple[torch.Tensor, ...], dict[fx.Node, torch.Tensor]]
         ] = {}
@@ -164,6 +168,16 @@ class BoundGraph:
             if rule is not None and rule.affine and all(a in prefix for a in inputs):
                 prefix.add(node)
         return prefix
+
+    def _mixing_depths(self) -> dict[fx.Node, int]:
+        """For every prefix value, the largest number of affine rules that are not ``coordinatewise``
+        on a path from the input to it (the input: 0)."""
+        depth = {self.input: 0}
+        for node in self.nodes:
+            if node in self.prefix and node is not self.input:
+                inputs = [depth[a] for a in node.all_input_nodes if a in self.interval]
+                depth[node] = max(inputs) + (0 if self.rule_of[node].coordinatewise else 1)
+        return depth
 
     # -- concrete evaluation -------------------------------------------------------------------------
     def _concrete(self, node: fx.Node, env: dict[fx.Node, Any]) -> Any:
@@ -279,6 +293,7 @@ class BoundGraph:
         env: dict[fx.Node, Any] = {self.input: Box(region.lo, region.hi)}
         rules: dict[fx.Node, Rule] = {}
         tight = tighten and bool(self.frontier) and math.prod(x0.shape[1:]) <= TIGHTEN_LIMIT
+        tight = tight and not (region.norm == "linf" and self.box_exact_prefix)
         anchors = self.evaluate(x0, self.prefix) if tight else {}
         norms = self.rownorms(region.norm, x0) if tight else {}
         for node in self.nodes:

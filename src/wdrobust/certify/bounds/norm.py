@@ -27,6 +27,7 @@ class DiagonalRule(Rule):
     """y = s * x + t elementwise; subclasses return (s, t) broadcastable to the box (without the batch)."""
 
     affine = True
+    coordinatewise = True
 
     def coefficients(self, x: Box, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
         raise NotImplementedError

@@ -39,7 +39,9 @@ class Rule:
     relaxed: a non-affine rule with a linear relaxation for linear bound propagation (``relax`` and
     ``linear_backward``; elementwise activations have their own path in ``bounds.propagation``); compounding:
     interval boxes grow quickly through the operation (products of intervals, softmax, LayerNorm), so
-    the gradient certificates bound its inputs by CROWN (``local``'s boxes=auto).
+    the gradient certificates bound its inputs by CROWN (``local``'s boxes=auto); coordinatewise: an
+    affine rule each of whose output entries is an affine function of one entry of the interval
+    arguments (scaling, reshaping, indexing, concatenation), so interval propagation through it is exact.
 
     Global facts (the weight-based ``global`` certificate, valid at every input): ``use_global_slopes``
     replaces a nonlinear rule's derivative intervals by ones that hold everywhere, and ``l2_gain`` is a
@@ -54,6 +56,7 @@ class Rule:
     list_args: ClassVar[bool] = False
     relaxed: ClassVar[bool] = False
     compounding: ClassVar[bool] = False
+    coordinatewise: ClassVar[bool] = False
 
     def __init__(self, op: Any, name: str, cache: dict[Any, Any] | None = None) -> None:
         self.op = op

@@ -21,6 +21,7 @@ class ReshapeRule(Rule):
     """Order-preserving reshapes (and identities) that keep the batch axis and every value."""
 
     affine = True
+    coordinatewise = True
 
     def forward(self, *args: Any, **kwargs: Any) -> Box:
         x = interval_arg(self, args)
@@ -52,6 +53,7 @@ class PermuteRule(Rule):
 
     layout = True
     affine = True
+    coordinatewise = True
 
     def forward(self, *args: Any, **kwargs: Any) -> Box:
         x = interval_arg(self, args)
@@ -87,6 +89,7 @@ class GetItemRule(Rule):
 
     layout = True
     affine = True
+    coordinatewise = True
 
     def forward(self, x: Any, index: Any) -> Box:  # type: ignore[override]
         x = interval_arg(self, (x, index))
@@ -125,6 +128,7 @@ class CatRule(Rule):
     the axis, one piece per interval argument (None for the constants)."""
 
     affine = True
+    coordinatewise = True
     list_args = True
 
     def forward(self, values: Any, dim: int = 0) -> Box:  # type: ignore[override]

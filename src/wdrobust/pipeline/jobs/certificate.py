@@ -57,7 +57,7 @@ class CertificateJob(Job):
     def build(self, cfg: EvalConfig, model: torch.nn.Module, device: torch.device, d: int) -> Certificate:
         """The certificate for inputs of dimension d with the certifiable configured losses and, unless
         its options say otherwise, the shell radii of ``certificate_radii`` and the other options of
-        ``options_for`` at the largest eps."""
+        ``options_for`` at the largest eps; the configured orders p (``Certificate.orders``)."""
         return build_certificate(
             self.method,
             model,
@@ -65,6 +65,7 @@ class CertificateJob(Job):
             {"radii": certificate_radii(cfg, d), **cfg.certificate_options.get(self.method, {})},
             around=(self.eps, d),
             losses=tuple(loss for loss in cfg.losses if loss in CERTIFIABLE),
+            orders=cfg.p_values,
             device=device,
             batch_size=cfg.batch_size,
         )

@@ -502,20 +502,22 @@ def checks(res: NetworkResult) -> list[str]:
     out = []
     for e in res.eps:
         aa, a3w, wda = (res.pointwise.get((e, n)) for n in ("autoattack", "a3-wda", "wda"))
-        if aa is not None and a3w is not None:
+        if aa is not None and a3w is not None and wda is not None:
             ratio = a3w.seconds / aa.seconds if aa.seconds else math.inf
+            gap = 100 * (wda.accuracy - aa.accuracy)
             out.append(
-                f"{_e(e)}: A3-WDA {_pct(a3w.accuracy)} % vs AA {_pct(aa.accuracy)} % "
-                f"({'<=' if a3w.accuracy <= aa.accuracy else '>'} AA), at {ratio:.2f} of AA's time; "
-                f"WDA - AA = {100 * (wda.accuracy - aa.accuracy):+.1f} points"
+                f"{_e(e)}, p = inf: A3-WDA {_pct(a3w.accuracy)} % <= AA {_pct(aa.accuracy)} %: "
+                f"{a3w.accuracy <= aa.accuracy}; A3-WDA time / AA time {ratio:.3f} <= 0.1: {ratio <= 0.1}; "
+                f"WDA - AA = {gap:+.1f} points, within 1: {abs(gap) <= 1}"
             )
         for p in P_FINITE:
             best = res.distributional[(e, p, "best")]
             wpgd = res.distributional[(e, p, "w-pgd")]
             mix = min(res.distributional[(e, p, f"kappa {k}")] for k in KAPPAS)
             out.append(
-                f"{_e(e)}, p = {p:g}: best {_pct(best)} % <= W-PGD {_pct(wpgd)} %: {best <= wpgd}; "
-                f"<= every kappa-mixture (min {_pct(mix)} %): {best <= mix}"
+                f"{_e(e)}, p = {p:g}: best {_pct(best)} % <= W-PGD {_pct(wpgd)} %: {best <= wpgd} "
+                f"(by {100 * (wpgd - best):.1f} points); <= every kappa-mixture (min {_pct(mix)} %): "
+                f"{best <= mix} (by {100 * (mix - best):.1f} points)"
             )
         sound = [
             res.certified[(e, p, c)] <= res.distributional[(e, p, "best")] + 1e-12
@@ -711,6 +713,7 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         res = evaluate_network(args.shared, net, args, lambda s: print(s, flush=True))
         res.seconds, res.command = time.perf_counter() - began, command
+        print("\n".join(checks(res)), flush=True)
         # cached after every network, so an interrupted run keeps the networks it finished
         cache.mkdir(parents=True, exist_ok=True)
         (cache / f"{name}.json").write_text(json.dumps(res.to_json(), indent=1) + "\n")

@@ -261,3 +261,12 @@ def test_autoattack_reference_square_runs_on_the_view_of_non_image_inputs() -> N
     assert float((x_adv - images).flatten(1).norm(dim=1).max()) <= 0.05 + 1e-6
     with pytest.raises(ValueError, match="Square attack under l2"):
         ATTACKS["autoattack"](tiny(), ThreatModel("l2", 0.05)).run(*data(n=2))
+
+
+@pytest.mark.parametrize("name", ["a3", "a3-wda"])
+def test_a3_records_the_margin_its_discarding_reads_whatever_losses_ask(name: str) -> None:
+    x, y = data()
+    result = ATTACKS[name](tiny(), ThreatModel("linf", 0.1), losses=("zero_one",), **FAST[name]).run(x, y)
+    assert set(result.gains) == {"zero_one", "margin"}  # was a KeyError on 'margin' in OSD
+    full = ATTACKS[name](tiny(), ThreatModel("linf", 0.1), **FAST[name]).run(x, y)
+    assert np.array_equal(result.t, full.t, equal_nan=True)

@@ -35,6 +35,7 @@ class A3(Attack):
     discard (standard deviations below the mean for OSD; inf keeps every sample)."""
 
     name = "a3"
+    recorded = ("zero_one", "margin")  # OSD reads each sample's best recorded margin
     declared = (
         Option("restarts", int, 4, at_least(1), "restarts"),
         Option("n_iter", int, 25, at_least(1), "APGD iterations per restart"),

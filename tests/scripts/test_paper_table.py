@@ -62,6 +62,7 @@ def test_core_on_a_tiny_network(tmp_path: Path) -> None:
     assert back == res
     text = paper_table.document([back], tmp_path / "paper.md")
     assert f"| {paper_table._e(0.4)} | 1 |" in text and "![sandwich" in text
+    assert "| best <= W-PGD (p = 1, 2) | 4 | 4 | - |" in text  # 2 radii x p = 1, 2, all held
     assert (tmp_path / "paper" / "records" / f"{net.name}.json").is_file()
 
 

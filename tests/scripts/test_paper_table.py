@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,20 @@ def test_eps_grid_and_kappa_mixture() -> None:
     # a 1/kappa share of every sample at kappa^(1/p) eps, the rest clean
     assert paper_table.kappa_mixture(0.9, 0.5, 4) == pytest.approx(0.75 * 0.9 + 0.25 * 0.5)
     assert paper_table.kappa_mixture(0.9, 0.5, 1) == 0.5
+
+
+def test_crown_options_and_the_time_cap() -> None:
+    assert paper_table.parse_options("intermediate=ibp, bisection=3,lipschitz=false") == {
+        "intermediate": "ibp",
+        "bisection": 3,
+        "lipschitz": False,
+    }
+    with pytest.raises(ValueError, match="key=value"):
+        paper_table.parse_options("ibp")
+    start = time.perf_counter()
+    assert not paper_table.within(0.1, lambda: time.sleep(5))  # interrupted, not waited for
+    assert time.perf_counter() - start < 2
+    assert paper_table.within(5, lambda: None)
 
 
 def test_core_on_a_tiny_network(tmp_path: Path) -> None:

@@ -527,7 +527,7 @@ class Claim:
 CLAIMS = (
     "A3-WDA <= AA (p = inf)",
     "A3-WDA time <= AA time / 10",
-    "|WDA - AA| <= 1 point",
+    "WDA within 1 point of AA",
     "best <= W-PGD (p = 1, 2)",
     "best <= every kappa-mixture (p = 1, 2)",
     "sound certified <= attacked (every p)",

@@ -315,7 +315,10 @@ def attack_network(res: NetworkResult, run: Runner, aa_eps: Sequence[float]) -> 
     for eps in res.eps:
         for name in POINTWISE:
             if name == "autoattack" and not any(math.isclose(eps, e, rel_tol=1e-3) for e in aa_eps):
-                res.attack_skipped.setdefault(name, f"not run at {_e(eps)} (--autoattack, --autoattack-eps)")
+                where = ", ".join(map(_e, aa_eps))
+                res.attack_skipped[name] = (
+                    f"run at {where} only (--autoattack-eps)" if where else "--autoattack"
+                )
                 continue
             try:
                 r = run.attack(name, eps, math.inf)

@@ -270,3 +270,24 @@ def test_a3_records_the_margin_its_discarding_reads_whatever_losses_ask(name: st
     assert set(result.gains) == {"zero_one", "margin"}  # was a KeyError on 'margin' in OSD
     full = ATTACKS[name](tiny(), ThreatModel("linf", 0.1), **FAST[name]).run(x, y)
     assert np.array_equal(result.t, full.t, equal_nan=True)
+
+
+def test_a3_wda_probes_the_other_targets_of_the_samples_its_top_target_left_unbroken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wdrobust.attacks.a3 import A3WDA
+
+    x, y = data()
+    threat = ThreatModel("linf", 0.08)
+    options = {**FAST["a3-wda"], "k": 3}
+    staged = ATTACKS["a3-wda"](tiny(), threat, **options).run(x, y)
+    monkeypatch.setattr(
+        A3WDA, "prepare", lambda self, batch: setattr(self, "ranked", self.wda.ranked_targets(batch))
+    )
+    one_shot = ATTACKS["a3-wda"](tiny(), threat, **options).run(x, y)
+    robust = one_shot.flips() > threat.eps
+    assert 0 < robust.sum() < robust.size - 5  # some samples survive, several break
+    assert np.array_equal(staged.flips() > threat.eps, robust)
+    best = lambda r: np.where(r.t <= threat.eps, r.gains["margin"], -np.inf).max(1)  # noqa: E731
+    assert np.array_equal(best(staged)[robust], best(one_shot)[robust])  # the survivors' runs are the same
+    assert staged.forward_passes < one_shot.forward_passes

@@ -552,7 +552,11 @@ def claims(res: NetworkResult) -> list[Claim]:
                     a3w.accuracy <= aa.accuracy,
                     f"{at} A3-WDA {_pct(a3w.accuracy)} %, AA {_pct(aa.accuracy)} %",
                 ),
-                Claim(CLAIMS[1], ratio <= 0.1, f"{at} A3-WDA time / AA time {ratio:.3f}"),
+                Claim(
+                    CLAIMS[1],
+                    ratio <= 0.1,
+                    f"{at} A3-WDA time / AA time {ratio:.3f}, passes {a3w.passes:.0f} vs {aa.passes:.0f}",
+                ),
                 Claim(CLAIMS[2], abs(gap) <= 1, f"{at} WDA - AA = {gap:+.1f} points"),
             ]
         for p in P_FINITE:

@@ -1,7 +1,9 @@
 """The paper's CIFAR-10 experiment on real networks and test images: regenerates docs/paper.md.
 
     PYTHONPATH=src .venv/bin/python scripts/paper_table.py [--n 20] [--networks cifar_base_kw,resnet18]
-        [--eps own,2/255,8/255] [--shared ../shared] [--out docs/paper.md]
+        [--eps own,2/255,8/255] [--autoattack-eps own] [--crown-options intermediate=ibp] [--crown-cap 60]
+        [--shared ../shared] [--out docs/paper.md]
+    PYTHONPATH=src .venv/bin/python scripts/paper_table.py --assemble   # OUT from the caches only
 
 Networks: the CIFAR-10 ONNX networks of the VNN-COMP sets in SHARED/benchmarks/vnncomp (oval21's three
 Kolter-Wong CNNs, cifar10_resnet's adversarially trained resnet_2b, the 2023 PGD-trained ViT), each on the
@@ -20,17 +22,24 @@ the first n images:
   kappa radii included), next to the paper's kappa-mixture (1 - 1/kappa) clean + (1/kappa) acc_inf(
   kappa^(1/p) eps), kappa in {1, 2, 4}, acc_inf the best point-wise accuracy (wda and apgd at that radius);
 - certificates crown (sound), global (sound) and first-order (estimate): certified distributional accuracy
-  1 - UB(zero_one) for every (eps, p) and seconds per image; the band (attacked - certified).
-Writes OUT (markdown tables, the time of the run), OUT's folder paper/<network>.png (the sandwich: attacked
-and certified accuracy against eps per p) and paper/records/<network>.json (RobustBench-style records).
+  1 - UB(zero_one) for every (eps, p) and seconds per image; the band (attacked - certified). They are run
+  for zero_one alone (the tables need nothing else; crown then never bounds the whole box). crown takes
+  --crown-options and is first run on one image: stopped after --crown-cap seconds, it is not run at all.
+Each network's figures go to OUT's folder paper/cache/<network>.json as soon as it finishes; OUT is then
+assembled from every cached network (so networks run separately, in any order, merge into one OUT;
+--assemble rebuilds OUT from the caches without computing). Writes OUT (markdown tables, the time of each
+network's run), paper/<network>.png (the sandwich: attacked and certified accuracy against eps per p) and
+paper/records/<network>.json (RobustBench-style records).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -225,6 +234,39 @@ class NetworkResult:
     cert_seconds: dict[str, float] = field(default_factory=dict)
     cert_skipped: dict[str, str] = field(default_factory=dict)
     attack_skipped: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    command: str = ""
+
+    def to_json(self) -> dict:
+        """The cache record: every field, the keyed tables as lists of [*key, value]."""
+        table = lambda d: [[*k, v] for k, v in d.items()]  # noqa: E731
+        return {
+            "network": self.net.name,
+            "n": self.n,
+            "clean": self.clean,
+            "eps": self.eps,
+            "pointwise": [[e, a, dataclasses.asdict(c)] for (e, a), c in self.pointwise.items()],
+            "distributional": table(self.distributional),
+            "certified": table(self.certified),
+            **{k: getattr(self, k) for k in ("cert_seconds", "cert_skipped", "attack_skipped")},
+            "seconds": self.seconds,
+            "command": self.command,
+        }
+
+    @classmethod
+    def from_json(cls, record: dict, net: Network) -> NetworkResult:
+        """The inverse of ``to_json`` (p = inf is stored as JSON's Infinity)."""
+        table = lambda rows: {tuple(r[:-1]): r[-1] for r in rows}  # noqa: E731
+        return cls(
+            net,
+            record["n"],
+            record["clean"],
+            record["eps"],
+            {(e, a): Cell(**c) for e, a, c in record["pointwise"]},
+            table(record["distributional"]),
+            table(record["certified"]),
+            *(record[k] for k in ("cert_seconds", "cert_skipped", "attack_skipped", "seconds", "command")),
+        )
 
 
 def _as(result: AttackResult, threat: ThreatModel) -> AttackResult:
@@ -233,7 +275,9 @@ def _as(result: AttackResult, threat: ThreatModel) -> AttackResult:
 
 
 class Runner:
-    """Runs and caches attacks on one network's images: key (attack, eps, p)."""
+    """Runs and caches attacks on one network's images: key (attack, eps, p). Every figure of the tables is
+    of zero_one, so the attacks record it alone: at p = inf APGD then retires a sample once it is broken
+    (with CE recorded every sample runs all its steps: 202 passes per image)."""
 
     def __init__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, log: Callable[[str], None]):
         self.model, self.x, self.y, self.log = model, x, y, log
@@ -243,7 +287,8 @@ class Runner:
         key = (name, eps, p)
         if key not in self.cache:
             threat = ThreatModel("linf", eps, p)
-            r = ATTACKS[name](self.model, threat, seed=0, batch_size=len(self.y)).run(self.x, self.y)
+            attack = ATTACKS[name](self.model, threat, losses=("zero_one",), seed=0, batch_size=len(self.y))
+            r = attack.run(self.x, self.y)
             self.log(
                 f"  {name} eps {eps * 255:.3g}/255 p {p:g}: robust acc {r.robust_accuracy():.3f} "
                 f"passes/img {(r.forward_passes + r.backward_passes) / r.n:.0f} s/img {r.seconds / r.n:.2f}"
@@ -264,12 +309,16 @@ def kappa_mixture(clean: float, pointwise_acc: float, kappa: float) -> float:
     return (1 - 1 / kappa) * clean + pointwise_acc / kappa
 
 
-def attack_network(res: NetworkResult, run: Runner, skip_aa: bool) -> None:
-    """Fill res.pointwise and res.distributional (see the module docstring)."""
+def attack_network(res: NetworkResult, run: Runner, aa_eps: Sequence[float]) -> None:
+    """Fill res.pointwise and res.distributional (see the module docstring); the reference AutoAttack runs
+    at the radii aa_eps only (none: not at all)."""
     for eps in res.eps:
         for name in POINTWISE:
-            if name == "autoattack" and skip_aa:
-                res.attack_skipped[name] = "not in --autoattack"
+            if name == "autoattack" and not any(math.isclose(eps, e, rel_tol=1e-3) for e in aa_eps):
+                where = ", ".join(map(_e, aa_eps))
+                res.attack_skipped[name] = (
+                    f"run at {where} only (--autoattack-eps)" if where else "--autoattack"
+                )
                 continue
             try:
                 r = run.attack(name, eps, math.inf)
@@ -305,6 +354,36 @@ def attack_network(res: NetworkResult, run: Runner, skip_aa: bool) -> None:
         )
 
 
+def parse_options(spec: str) -> dict[str, object]:
+    """Options like "intermediate=ibp,bisection=3" as a dict (ints and booleans converted)."""
+    out: dict[str, object] = {}
+    for item in (s.strip() for s in spec.split(",") if s.strip()):
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"certificate option {item!r} is not key=value")
+        low = value.lower()
+        out[key] = low == "true" if low in ("true", "false") else int(value) if value.isdigit() else value
+    return out
+
+
+def within(seconds: float, work: Callable[[], object]) -> bool:
+    """Run work, interrupted (False) once it has run ``seconds`` (SIGALRM: the main thread, Unix)."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        work()
+        return True
+    except TimeoutError:
+        return False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def certify_network(
     res: NetworkResult,
     model: torch.nn.Module,
@@ -312,8 +391,11 @@ def certify_network(
     y: torch.Tensor,
     skip: dict[str, str],
     log: Callable[[str], None],
+    crown_options: dict[str, object] | None = None,
+    crown_cap: float = math.inf,
 ) -> None:
-    """Fill res.certified: 1 - UB(zero_one) of each certificate at every (eps, p)."""
+    """Fill res.certified: 1 - UB(zero_one) of each certificate at every (eps, p). crown takes
+    crown_options and is run on the first image first: stopped after crown_cap seconds, it is not run."""
     d = x[0].numel()
     for name in CERTS:
         if name in skip:
@@ -321,11 +403,19 @@ def certify_network(
             continue
         cls = CERTIFICATES[name]
         radii = distinct_radii(np.concatenate([cls.options_for("linf", e, d)["radii"] for e in res.eps]))
+        extra = (crown_options or {}) if name == "crown" else {}
         start = time.perf_counter()
         try:
-            cert: CertificateResult = cls(
-                model, "linf", losses=("ce", "zero_one"), radii=radii, device="cpu", batch_size=len(y)
-            ).run(x, y)
+            certificate = cls(
+                model, "linf", losses=("zero_one",), radii=radii, device="cpu", batch_size=len(y), **extra
+            )
+            if name == "crown" and math.isfinite(crown_cap):
+                if not within(crown_cap, functools.partial(certificate.run, x[:1], y[:1])):
+                    res.cert_skipped[name] = f"the first image took over --crown-cap {crown_cap:g} s"
+                    continue
+                log(f"  crown {extra}: {time.perf_counter() - start:.1f} s on the first image")
+                start = time.perf_counter()
+            cert: CertificateResult = certificate.run(x, y)
         except ValueError as exc:  # an architecture the certificate does not support
             res.cert_skipped[name] = str(exc).splitlines()[0]
             continue
@@ -347,10 +437,11 @@ def evaluate_network(
         clean = float((model(data.x).argmax(1) == data.y).float().mean())
     res = NetworkResult(net, len(data.y), clean, eps_grid(args.eps, data.own_eps))
     log(f"{net.name}: {res.n} images, clean {clean:.3f}, eps {[round(e * 255, 2) for e in res.eps]}/255")
-    skip_aa = args.autoattack != "all" and net.name not in args.autoattack.split(",")
-    attack_network(res, Runner(model, data.x, data.y, log), skip_aa)
+    with_aa = args.autoattack == "all" or net.name in args.autoattack.split(",")
+    aa_eps = eps_grid(args.autoattack_eps or args.eps, data.own_eps) if with_aa else []
+    attack_network(res, Runner(model, data.x, data.y, log), aa_eps)
     skip = {c: "--skip-certificates" for c in CERTS if c in args.skip_certificates.split(",")}
-    certify_network(res, model, data.x, data.y, skip, log)
+    certify_network(res, model, data.x, data.y, skip, log, parse_options(args.crown_options), args.crown_cap)
     return res
 
 
@@ -427,34 +518,88 @@ def certificate_table(res: NetworkResult) -> list[str]:
     return lines
 
 
-def checks(res: NetworkResult) -> list[str]:
-    """The experiment's claims checked on this network, one line each."""
+@dataclass(frozen=True)
+class Claim:
+    """One of the issue's claims checked at one (eps, p): its name, whether it holds, the figures."""
+
+    name: str
+    holds: bool
+    text: str
+
+
+CLAIMS = (
+    "A3-WDA <= AA (p = inf)",
+    "A3-WDA time <= AA time / 10",
+    "WDA within 1 point of AA",
+    "best <= W-PGD (p = 1, 2)",
+    "best <= every kappa-mixture (p = 1, 2)",
+    "sound certified <= attacked (every p)",
+)
+
+
+def claims(res: NetworkResult) -> list[Claim]:
+    """The experiment's claims (CLAIMS) checked on this network at each eps (and p)."""
     out = []
     for e in res.eps:
         aa, a3w, wda = (res.pointwise.get((e, n)) for n in ("autoattack", "a3-wda", "wda"))
-        if aa is not None and a3w is not None:
+        if aa is not None and a3w is not None and wda is not None:
             ratio = a3w.seconds / aa.seconds if aa.seconds else math.inf
-            out.append(
-                f"{_e(e)}: A3-WDA {_pct(a3w.accuracy)} % vs AA {_pct(aa.accuracy)} % "
-                f"({'<=' if a3w.accuracy <= aa.accuracy else '>'} AA), at {ratio:.2f} of AA's time; "
-                f"WDA - AA = {100 * (wda.accuracy - aa.accuracy):+.1f} points"
-            )
+            gap = 100 * (wda.accuracy - aa.accuracy)
+            at = f"{_e(e)}, p = inf:"
+            out += [
+                Claim(
+                    CLAIMS[0],
+                    a3w.accuracy <= aa.accuracy,
+                    f"{at} A3-WDA {_pct(a3w.accuracy)} %, AA {_pct(aa.accuracy)} %",
+                ),
+                Claim(
+                    CLAIMS[1],
+                    ratio <= 0.1,
+                    f"{at} A3-WDA time / AA time {ratio:.3f}, passes {a3w.passes:.0f} vs {aa.passes:.0f}",
+                ),
+                Claim(CLAIMS[2], abs(gap) <= 1, f"{at} WDA - AA = {gap:+.1f} points"),
+            ]
         for p in P_FINITE:
             best = res.distributional[(e, p, "best")]
             wpgd = res.distributional[(e, p, "w-pgd")]
             mix = min(res.distributional[(e, p, f"kappa {k}")] for k in KAPPAS)
-            out.append(
-                f"{_e(e)}, p = {p:g}: best {_pct(best)} % <= W-PGD {_pct(wpgd)} %: {best <= wpgd}; "
-                f"<= every kappa-mixture (min {_pct(mix)} %): {best <= mix}"
-            )
-        sound = [
-            res.certified[(e, p, c)] <= res.distributional[(e, p, "best")] + 1e-12
+            where = f"{_e(e)}, p = {p:g}: best {_pct(best)} %"
+            out += [
+                Claim(
+                    CLAIMS[3], best <= wpgd, f"{where}, W-PGD {_pct(wpgd)} % (by {100 * (wpgd - best):.1f})"
+                ),
+                Claim(
+                    CLAIMS[4],
+                    best <= mix,
+                    f"{where}, least kappa-mixture {_pct(mix)} % (by {100 * (mix - best):.1f})",
+                ),
+            ]
+        gaps = [
+            res.distributional[(e, p, "best")] - res.certified[(e, p, c)]
             for p in (*P_FINITE, math.inf)
             for c in CERTS
             if (e, p, c) in res.certified and c != "first-order"
         ]
-        out.append(f"{_e(e)}: sound certified <= attacked at every p: {all(sound)}")
-    return [f"- {line}" for line in out]
+        if gaps:
+            out.append(
+                Claim(CLAIMS[5], min(gaps) >= -1e-12, f"{_e(e)}: least band {100 * min(gaps):.1f} points")
+            )
+    return out
+
+
+def checks(res: NetworkResult) -> list[str]:
+    """The claims checked on this network, one line each (the claim, then whether it holds)."""
+    return [f"- {c.name}: {c.holds} ({c.text})" for c in claims(res)]
+
+
+def claims_table(results: list[NetworkResult]) -> list[str]:
+    """How many (network, eps, p) each claim holds at, over every network."""
+    lines = ["| claim | holds at | of | networks where it fails |", "|---|---|---|---|"]
+    for name in CLAIMS:
+        found = [(r.net.name, c.holds) for r in results for c in claims(r) if c.name == name]
+        failed = sorted({n for n, ok in found if not ok})
+        lines.append(f"| {name} | {sum(ok for _, ok in found)} | {len(found)} | {', '.join(failed) or '-'} |")
+    return lines
 
 
 def sandwich_plot(res: NetworkResult, path: Path) -> None:
@@ -521,12 +666,15 @@ def record(res: NetworkResult) -> dict:
     }
 
 
-def document(results: list[NetworkResult], command: str, seconds: float, out: Path) -> str:
-    """docs/paper.md: the summary, then per network its tables, checks and plot."""
+def document(results: list[NetworkResult], out: Path) -> str:
+    """docs/paper.md: the summary, then per network its command, tables, checks and plot."""
+    total = sum(r.seconds for r in results) / 60
     lines = [
         "# The paper's CIFAR-10 experiment on real networks and test images",
         "",
-        f"Regenerated by `{command}` in {seconds / 60:.1f} minutes on this machine's 2 shared CPU cores "
+        f"Regenerated network by network (each section names its command and time; {total:.0f} minutes in "
+        "all on this machine's 2 shared CPU cores), then assembled from the caches in docs/paper/cache by "
+        "`PYTHONPATH=src .venv/bin/python scripts/paper_table.py --assemble` "
         "(scripts/paper_table.py says what each figure is). Images: the CIFAR-10 test images recovered from "
         "the VNN-COMP properties (image, label and eps; `scripts/vnnlib_export.py`); l_inf cost; "
         "accuracies in %, on the first n images of each benchmark (small n: one image is "
@@ -547,12 +695,20 @@ def document(results: list[NetworkResult], command: str, seconds: float, out: Pa
                 f"{_pct(r.distributional[(e, 2.0, 'best')])} | {_pct(r.distributional[(e, 1.0, 'best')])} | "
                 f"{_pct(crown)} |"
             )
+    lines += [
+        "",
+        "The issue's claims, checked per (network, eps, p) by `claims` (each network's Checks below give the "
+        "figures and margins in points):",
+        "",
+        *claims_table(results),
+    ]
     for r in results:
         lines += [
             "",
             f"## {r.net.name}: {r.net.what}",
             "",
-            f"{r.n} images, clean accuracy {_pct(r.clean)} %.",
+            f"{r.n} images, clean accuracy {_pct(r.clean)} %. Run: `{r.command}` "
+            f"({r.seconds / 60:.1f} minutes).",
             "",
             "Point-wise (p = inf):",
             "",
@@ -595,6 +751,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--autoattack", default="all", help="networks the reference AutoAttack runs on (all, none)"
     )
+    parser.add_argument("--autoattack-eps", default="", help="radii AutoAttack runs at (default: --eps)")
+    parser.add_argument("--crown-options", default="", help="crown's options, e.g. intermediate=ibp")
+    parser.add_argument(
+        "--crown-cap", type=float, default=math.inf, help="crown's seconds on the first image, at most"
+    )
+    parser.add_argument("--assemble", action="store_true", help="only rebuild OUT from the caches")
     parser.add_argument("--skip-certificates", default="", help="certificates not to run, comma-separated")
     parser.add_argument("--cache", type=Path, default=root / "runs" / "paper", help="exported images")
     parser.add_argument("--out", type=Path, default=root / "docs" / "paper.md")
@@ -612,23 +774,37 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    try:
+        parse_options(args.crown_options)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     command = "PYTHONPATH=src .venv/bin/python scripts/paper_table.py " + " ".join(argv or sys.argv[1:])
-    results = []
-    for name in chosen:
+    cache = args.out.parent / "paper" / "cache"
+    for name in [] if args.assemble else chosen:
         net = known[name]
         if net.arch and not _resnet18_file():
             print(f"{name}: skipped (pyautoattack is not installed)")
             continue
         if net.arch:
             net = dataclasses.replace(net, model=_resnet18_file())
-        results.append(evaluate_network(args.shared, net, args, lambda s: print(s, flush=True)))
-        # written after every network, so an interrupted run leaves the networks it finished
-        text = document(results, command, time.perf_counter() - start, args.out)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    print(f"wrote {args.out} in {time.perf_counter() - start:.0f} s")
+        began = time.perf_counter()
+        res = evaluate_network(args.shared, net, args, lambda s: print(s, flush=True))
+        res.seconds, res.command = time.perf_counter() - began, command
+        print("\n".join(checks(res)), flush=True)
+        # cached after every network, so an interrupted run keeps the networks it finished
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / f"{name}.json").write_text(json.dumps(res.to_json(), indent=1) + "\n")
+    results = [
+        NetworkResult.from_json(json.loads((cache / f"{n.name}.json").read_text()), n)
+        for n in NETWORKS
+        if (cache / f"{n.name}.json").is_file()
+    ]
+    if results:
+        args.out.write_text(document(results, args.out))
+    print(f"wrote {args.out} ({len(results)} networks) in {time.perf_counter() - start:.0f} s")
     return 0
 
 

@@ -232,3 +232,62 @@ def test_a3_discarding_saves_passes() -> None:
     drop = ATTACKS["a3"](tiny(), threat, restarts=3, n_iter=5, discard=1e-9).run(x, y)
     assert drop.forward_passes < keep.forward_passes
     assert drop.robust_accuracy() >= keep.robust_accuracy() - 0.1
+
+
+def test_autoattack_reference_view_gives_square_an_image_it_can_tile() -> None:
+    from wdrobust.attacks.autoattack import reference_view
+
+    assert reference_view((3, 32, 32), "l2") == (3, 32, 32)
+    assert reference_view((1, 4, 4), "linf") == (1, 4, 4)
+    assert reference_view((64,), "linf") == (1, 1, 64)
+    assert reference_view((64,), "l2") == (1, 8, 8)
+    assert reference_view((2, 4, 6), "l1") == (1, 6, 8)  # 48 features: the most square factorisation
+    for shape in ((12,), (1, 4, 4), (7,)):
+        with pytest.raises(ValueError, match="Square attack under l2"):
+            reference_view(shape, "l2")
+
+
+def test_autoattack_reference_square_runs_on_the_view_of_non_image_inputs() -> None:
+    square = pytest.importorskip("pyautoattack.square")
+    from wdrobust.attacks.autoattack import reference_view
+
+    x, y = (t[1:3] for t in data(n=3, d=25))  # labels the model's own (data moves every fourth)
+    model = tiny(d=25).eval()
+    view = reference_view((25,), "l2")  # (1, 5, 5); the old (1, 1, 25) divided by zero (side 1 // 5)
+    images = x.reshape(2, *view)
+    attack = square.SquareAttack(lambda v: model(v.reshape(-1, 25)), n_queries=20, eps=0.05, norm="L2")
+    x_adv = attack.perturb(images, y)
+    assert x_adv.shape == images.shape
+    assert float((x_adv - images).flatten(1).norm(dim=1).max()) <= 0.05 + 1e-6
+    with pytest.raises(ValueError, match="Square attack under l2"):
+        ATTACKS["autoattack"](tiny(), ThreatModel("l2", 0.05)).run(*data(n=2))
+
+
+@pytest.mark.parametrize("name", ["a3", "a3-wda"])
+def test_a3_records_the_margin_its_discarding_reads_whatever_losses_ask(name: str) -> None:
+    x, y = data()
+    result = ATTACKS[name](tiny(), ThreatModel("linf", 0.1), losses=("zero_one",), **FAST[name]).run(x, y)
+    assert set(result.gains) == {"zero_one", "margin"}  # was a KeyError on 'margin' in OSD
+    full = ATTACKS[name](tiny(), ThreatModel("linf", 0.1), **FAST[name]).run(x, y)
+    assert np.array_equal(result.t, full.t, equal_nan=True)
+
+
+def test_a3_wda_probes_the_other_targets_of_the_samples_its_top_target_left_unbroken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wdrobust.attacks.a3 import A3WDA
+
+    x, y = data()
+    threat = ThreatModel("linf", 0.08)
+    options = {**FAST["a3-wda"], "k": 3}
+    staged = ATTACKS["a3-wda"](tiny(), threat, **options).run(x, y)
+    monkeypatch.setattr(
+        A3WDA, "prepare", lambda self, batch: setattr(self, "ranked", self.wda.ranked_targets(batch))
+    )
+    one_shot = ATTACKS["a3-wda"](tiny(), threat, **options).run(x, y)
+    robust = one_shot.flips() > threat.eps
+    assert 0 < robust.sum() < robust.size - 5  # some samples survive, several break
+    assert np.array_equal(staged.flips() > threat.eps, robust)
+    best = lambda r: np.where(r.t <= threat.eps, r.gains["margin"], -np.inf).max(1)  # noqa: E731
+    assert np.array_equal(best(staged)[robust], best(one_shot)[robust])  # the survivors' runs are the same
+    assert staged.forward_passes < one_shot.forward_passes

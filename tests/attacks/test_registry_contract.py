@@ -26,8 +26,8 @@ FAST = {
     "autoattack": {},
 }
 #: Attacks whose runs the contract skips here: the optional reference AutoAttack takes ~40 s on the
-#: contract's setting on a loaded 2-core machine, and its Square attack divides by zero on inputs that
-#: are not images (l2: square side h // 5 = 0 for the (N, 1, 1, d) view) when a sample survives APGD.
+#: contract's setting on a loaded 2-core machine (and refuses its 12 features under l2 and l1: no view
+#: of both sides >= 5 for its Square attack).
 SLOW = ("autoattack",)
 DEVICES = [
     "cpu",

@@ -26,7 +26,7 @@ from wdrobust.attacks.base import Attack
 from wdrobust.attacks.batch import Batch
 from wdrobust.attacks.objectives import LinearObjective, Objective, loss_objective, target_margin
 from wdrobust.attacks.steps import direction
-from wdrobust.attacks.wda import WDA
+from wdrobust.attacks.wda import WDA, rank_targets
 from wdrobust.threat import ThreatModel
 
 
@@ -35,6 +35,7 @@ class A3(Attack):
     discard (standard deviations below the mean for OSD; inf keeps every sample)."""
 
     name = "a3"
+    recorded = ("zero_one", "margin")  # OSD reads each sample's best recorded margin
     declared = (
         Option("restarts", int, 4, at_least(1), "restarts"),
         Option("n_iter", int, 25, at_least(1), "APGD iterations per restart"),
@@ -119,8 +120,27 @@ class A3WDA(A3):
         self.ranked = torch.empty(0)
 
     def prepare(self, batch: Batch) -> None:
-        """Rank the targets once per batch with WDA's probe."""
-        self.ranked = self.wda.ranked_targets(batch)
+        """Rank the targets once per batch with WDA's probe, in two stages: the top clean target of every
+        sample, then the other k - 1 of the samples that the first stage left unbroken within eps. A broken
+        sample leaves before the restarts (its ranking is never read), and each row's probe depends on its
+        own state only, so the survivors get the ranking of one probe of all k targets; a sample broken by
+        its top target costs one probe instead of k."""
+        wda = self.wda
+        candidates = batch.top_targets(min(wda.k, batch.classes - 1))
+        if candidates.shape[1] == 1 or wda.target != "probe":
+            self.ranked = wda.ranked_targets(batch)
+            return
+
+        def probe(rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            rule = (wda.probe_steps, wda.probe_metric, wda.step_size)
+            return rank_targets(batch, rows, targets, "probe", *rule)
+
+        scores = torch.full(candidates.shape, -torch.inf, device=candidates.device)
+        scores[:, :1] = probe(batch.all, candidates[:, :1])
+        left = batch.all[batch.recorder.flip > self.threat.eps]
+        if left.numel():
+            scores[left, 1:] = probe(left, candidates[left, 1:])
+        self.ranked = candidates.gather(1, scores.argsort(dim=1, descending=True))
 
     def inner(self, batch: Batch, start: torch.Tensor, rows: torch.Tensor, restart: int) -> torch.Tensor:
         """APGD on m_{t_r} (t_r the restart's ranked target) at eps, then WDA's larger radii for p < inf."""

@@ -2,11 +2,17 @@
 baseline. The package is imported only when the attack runs; the core never depends on it.
 
 The reference returns one adversarial point per sample (x_adv); it becomes the sample's only candidate
-besides x_i. Passes are counted by wrapping the model: each forward counts its batch size, and each
-backward through the logits counts it again.
+besides x_i. It wants images (N, C, H, W): images go as they are, other inputs as (N, 1, 1, d), except
+under l2 and l1, where its Square attack tiles the image with squares of side H // 5 (zero, and a division
+by zero, when H < 5): there the input is viewed as (N, 1, h, d / h), h the largest divisor of d with
+h <= sqrt(d) (the attacks are valid on any view: the model sees the input reshaped back), and an input
+with no view of both sides >= 5 is refused. Passes are counted by wrapping the model: each forward counts
+its batch size, and each backward through the logits counts it again.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -19,6 +25,24 @@ from wdrobust.attacks.passes import Passes
 
 NORM_NAMES = {"linf": "Linf", "l2": "L2", "l1": "L1"}
 VERSIONS = ("standard", "plus", "rand")
+#: the least side of the image the reference's Square attack tiles under l2 and l1 (squares of side H // 5).
+SQUARE_SIDE = 5
+
+
+def reference_view(shape: tuple[int, ...], norm: str) -> tuple[int, int, int]:
+    """The (C, H, W) view of samples of ``shape`` given to the reference (see the module docstring)."""
+    if len(shape) == 3 and (norm == "linf" or min(shape[1:]) >= SQUARE_SIDE):
+        return shape[0], shape[1], shape[2]
+    d = math.prod(shape)
+    if norm == "linf":
+        return 1, 1, d
+    h = max(k for k in range(1, math.isqrt(d) + 1) if d % k == 0)
+    if h < SQUARE_SIDE:
+        raise ValueError(
+            f"the reference AutoAttack's Square attack under {norm} needs an image view with both sides >= "
+            f"{SQUARE_SIDE}; samples of shape {tuple(shape)} ({d} features) have none"
+        )
+    return 1, h, d // h
 
 
 class PassCounting(nn.Module):
@@ -54,7 +78,7 @@ class AutoAttackReference(Attack):
                 f"the reference AutoAttack needs at least 3 classes, the model has {batch.classes}"
             )
         shape = tuple(batch.x0.shape[1:])
-        images = batch.x0 if batch.x0.dim() == 4 else batch.x0.reshape(batch.n, 1, 1, -1)
+        images = batch.x0.reshape(batch.n, *reference_view(shape, self.threat.norm))
         adversary = reference.AutoAttack(
             PassCounting(self.model, batch.passes, shape),
             eps=self.threat.eps,

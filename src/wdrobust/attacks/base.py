@@ -160,6 +160,9 @@ class Attack:
     declared: ClassVar[tuple[Option, ...]] = ()
     #: The threat norms the attack supports.
     norms: ClassVar[tuple[str, ...]] = NORMS
+    #: Losses recorded whatever ``losses`` asks (zero_one: the result's robust accuracy; a subclass adds
+    #: those its own rules read from the recorder).
+    recorded: ClassVar[tuple[str, ...]] = ("zero_one",)
 
     def __init__(
         self,
@@ -186,8 +189,7 @@ class Attack:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.losses = tuple(check_loss(n) for n in (LOSSES if losses is None else losses))
-        if "zero_one" not in self.losses:
-            self.losses = (*self.losses, "zero_one")
+        self.losses = (*self.losses, *(n for n in self.recorded if n not in self.losses))
         self.model, self.threat, self.seed, self.batch_size = model, threat, int(seed), int(batch_size)
         self.device = model_device(model, device)
         self.keep_points, self.progress = keep_points, progress

@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 
 from wdrobust import api
-from wdrobust.pipeline.inputs import checked_inputs
-from wdrobust.report import SCHEMA, Results, plots
-from wdrobust.report.document import (
+from wdrobust.pipeline.document import (
     BestUpper,
     Cost,
     DataRecord,
@@ -24,6 +22,8 @@ from wdrobust.report.document import (
     ThreatResult,
     UpperEntry,
 )
+from wdrobust.pipeline.inputs import checked_inputs
+from wdrobust.report import SCHEMA, Results, plots
 from wdrobust.report.sources import Sources
 
 ARGS = {

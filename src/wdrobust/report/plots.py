@@ -36,10 +36,10 @@ from wdrobust import primal
 from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES
 from wdrobust.pipeline.aggregate import COMBINED, Records, best_flip_distances
+from wdrobust.pipeline.document import Results, ThreatResult, p_json
 from wdrobust.pipeline.inputs import Inputs
 from wdrobust.pipeline.jobs import attack_jobs
 from wdrobust.primal.curves import AttainedPoints
-from wdrobust.report.document import Results, ThreatResult, p_json
 from wdrobust.report.io import atomic_write
 from wdrobust.report.numbers import number
 from wdrobust.threat import ThreatModel

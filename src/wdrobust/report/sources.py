@@ -13,11 +13,11 @@ import torch
 
 from wdrobust.data.indices import read_indices
 from wdrobust.pipeline.aggregate import Records, load_records
+from wdrobust.pipeline.document import Results
 from wdrobust.pipeline.inputs import Inputs, evaluation_inputs
 from wdrobust.pipeline.jobs import batches
 from wdrobust.pipeline.store import STORE_NAME, Store
 from wdrobust.primal.curves import pad_columns
-from wdrobust.report.document import Results
 from wdrobust.report.results import build_results
 
 

@@ -101,6 +101,15 @@ def test_equal_curves_share_one_legend_entry_and_different_ones_do_not():
     assert plots.same_curves(curves) == [["local", "radius"], ["crown"], ["combined"]]
 
 
+def test_equal_per_sample_series_are_drawn_once_and_a_sound_one_never_merges_with_an_estimate():
+    r, other = np.array([0.01, 0.02, np.inf]), np.array([0.01, 0.03, np.inf])
+    series = {"local": (True, r), "crown": (True, other), "radius": (True, r.copy()),
+              "first-order": (False, r)}  # fmt: skip
+    got = plots.merged(series)
+    assert list(got) == ["local = radius", "crown", "first-order"]
+    assert got["local = radius"][:2] == ("local", True) and got["first-order"][:2] == ("first-order", False)
+
+
 def test_a_curve_orders_of_magnitude_above_the_band_is_clipped(tmp_path, monkeypatch):
     cost = Cost(0.0, 0, 0)
     upper = {"crown": UpperEntry(-4.0, True, cost), "global": UpperEntry(40.0, True, cost),

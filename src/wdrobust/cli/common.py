@@ -23,8 +23,8 @@ from wdrobust.threat import NORMS, ThreatModel, parse_number
 
 MODEL_HELP = (
     "Model file: .safetensors with its JSON sidecar; a plain .pt/.pth state_dict (or .safetensors without "
-    "sidecar) with --arch; a TorchScript .pt (torch.jit.save, loaded with torch.jit.load: attacks run on "
-    "it, certificates need an architecture they can read); or .onnx."
+    "sidecar) with --arch; a TorchScript .pt (torch.jit.save) or torch.export archive (torch.export.save, "
+    ".pt2; attacks run on both, certificates need an architecture they can read); or .onnx."
 )
 MODEL = typer.Option(..., help=MODEL_HELP)
 

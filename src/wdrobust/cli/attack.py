@@ -63,7 +63,9 @@ def command(
     norm: str = common.NORM,
     eps: str = common.EPS,
     p: str = common.P,
-    n: int = typer.Option(500, help="Attack n samples of the split, from --offset on."),
+    n: int = typer.Option(
+        500, help="Attack n samples of the split, from --offset on (covers digits' 450, evaluate's default)."
+    ),
     offset: int = common.OFFSET,
     indices: Path | None = common.INDICES,
     seed: int = typer.Option(0, help="Seed of random starts."),

@@ -80,12 +80,18 @@ def command(
     data: str = common.DATA,
     root: Path | None = common.ROOT,
     split: str = common.SPLIT,
-    method: str = typer.Option("global,local", help=f"Comma-separated: {', '.join(CERTIFICATES)}, or all."),
+    method: str = typer.Option(
+        "global,local",
+        help=f"Comma-separated: {', '.join(CERTIFICATES)}, or all. The default is the two quick sound ones "
+        "(a first look); evaluate's default list adds first-order, cell, radius and crown.",
+    ),
     norm: str = common.NORM,
     eps: str = common.EPS,
     p: str = common.P,
     loss: str = typer.Option("ce", help=f"Loss to bound: {', '.join(CERTIFIABLE)}."),
-    n: int = typer.Option(200, help="Certify n samples of the split, from --offset on."),
+    n: int = typer.Option(
+        200, help="Certify n samples of the split, from --offset on (a first look; evaluate: 450)."
+    ),
     offset: int = common.OFFSET,
     indices: Path | None = common.INDICES,
     batch_size: int = common.BATCH_SIZE,

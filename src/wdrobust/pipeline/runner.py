@@ -8,8 +8,8 @@ Order of events (so bad input never leaves anything behind):
    sample (options and model support, e.g. ``cell`` on a GELU network, fail here), with progress shown;
    a certificate's result for that sample is kept and joins its first unit (``Checked``), so an
    expensive certificate does not pay for it twice; a certificate whose batch may hold more than
-   ``UNIT_SECONDS`` of work at that pace also runs on samples 1 and 2 (kept as well), which separates
-   its fixed cost from its cost per sample (``parts_for``);
+   ``UNIT_SECONDS`` of work at that pace also runs on samples 1 and 2 (kept as well when it is cut), which
+   separates its fixed cost from its cost per sample (``parts_for``);
 3. create the run folder and lock it (another process working on it is refused); check the folder again,
    now that no other run can change it; with ``force`` remove the previous run's files (only wdrobust's);
    remove temporary files a killed writer left;
@@ -424,8 +424,9 @@ def check_methods(
 def _cost(job: CertificateJob, checked: Checked, more: UnitTask, may_cut: bool) -> None:
     """When a batch of ``job`` may hold more than ``UNIT_SECONDS`` at the pace of its check (and the run
     may be cut: not a shard, whose pieces must agree with the other shards'), run it on samples 1 and 2
-    too (``more``), keep them with the first (``join_first``) and record the pieces of its batches
-    (``parts_for``) in ``checked.parts``."""
+    too (``more``) and record the pieces of its batches (``parts_for``) in ``checked.parts``; the outputs
+    of samples 1 and 2 are kept with the first (``join_first``) only when the batches are cut (an uncut
+    job recomputes them in its first batch, so that its results are those of a run without the check)."""
     output, one = checked.first[job.key]
     batch = min(more.cfg.batch_size, more.inputs.x.shape[0])
     if not may_cut or batch < 3 or one * batch <= UNIT_SECONDS:
@@ -433,12 +434,13 @@ def _cost(job: CertificateJob, checked: Checked, more: UnitTask, may_cut: bool) 
     tic = time.perf_counter()
     rest = job.run(more)
     two = time.perf_counter() - tic
+    parts = parts_for(one, one + two, batch, UNIT_SECONDS)
+    if parts == 1:  # samples 1 and 2 are computed again in their batch: results as an uncut run's
+        return
+    checked.parts[job.key] = parts
     joined = join_first(output, rest)
     if joined is not None:
         checked.first[job.key] = (joined, one + two)
-    parts = parts_for(one, one + two, batch, UNIT_SECONDS)
-    if parts > 1:
-        checked.parts[job.key] = parts
 
 
 def join_first(first: UnitOutput, rest: UnitOutput) -> UnitOutput | None:

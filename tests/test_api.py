@@ -12,7 +12,7 @@ from torch import nn
 
 import wdrobust
 from wdrobust import api, nets
-from wdrobust.report.document import Results
+from wdrobust.pipeline.document import Results
 
 ARGS = {"eps": [0.05], "p": [1, "inf"], "attacks": ["pgd", "wda++"], "certificates": ["crown", "radius"]}
 

@@ -4,7 +4,7 @@ It runs the same pipeline as ``wdrobust evaluate`` (``pipeline.runner.run``: uni
 store, aggregation through the primal solver) on a model and samples given in memory. With ``out`` the
 run folder is the resumable store of the CLI (results.json, report.md and plots are written there, and a
 second call with the same arguments resumes instead of recomputing); without it the store lives in a
-temporary folder that is removed afterwards. Either way the result is a ``report.document.Results``: the
+temporary folder that is removed afterwards. Either way the result is a ``pipeline.document.Results``: the
 content of results.json, typed.
 
 The model must take x in [0, 1] (the transport cost is measured there): a model trained on normalised
@@ -26,11 +26,11 @@ from torch import nn
 from wdrobust._device import resolve_device
 from wdrobust.pipeline.aggregate import load_records
 from wdrobust.pipeline.config import build_config, split_list
+from wdrobust.pipeline.document import Results
 from wdrobust.pipeline.inputs import Inputs, checked_inputs, model_arch, sample_facts
 from wdrobust.pipeline.runner import run
 from wdrobust.pipeline.store import STORE_NAME, Store
 from wdrobust.report import build_results, render
-from wdrobust.report.document import Results
 from wdrobust.threat import ThreatModel
 
 #: The data name recorded for samples given as tensors (unless ``data`` names them).

@@ -1,6 +1,6 @@
 """The model flags shared by attack, certify and evaluate (wdrobust.cli.common): a user's own class through
---arch SOURCE:Class with --arch-option, and a TorchScript file, give the figures of the same module run
-from Python; every mistake is one line with exit code 2."""
+--arch SOURCE:Class with --arch-option, a TorchScript file and a torch.export archive, give the figures of
+the same module run from Python; every mistake is one line with exit code 2."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def clean_accuracy(model: torch.nn.Module) -> float:
         return float((model(x[:N]).argmax(1) == y[:N]).float().mean())
 
 
-def test_attack_runs_a_user_class_and_a_torchscript_file(user_model, tmp_path: Path) -> None:
+def test_attack_runs_a_user_class_a_torchscript_file_and_an_exported_archive(user_model, tmp_path) -> None:
     arch, weights, model = user_model
     expected = f"{100 * clean_accuracy(model):.2f} %"
     flags = ("--n", N, "--attack", "pgd", "--option", "steps=2", "--quiet")
@@ -46,9 +46,14 @@ def test_attack_runs_a_user_class_and_a_torchscript_file(user_model, tmp_path: P
     assert expected in result.output
     scripted = tmp_path / "tiny_script.pt"
     torch.jit.save(torch.jit.script(model), scripted)
-    result = invoke("attack", "--model", scripted, *flags)
-    assert result.exit_code == 0, result.output
-    assert expected in result.output
+    exported = tmp_path / "tiny.pt2"
+    example = (torch.rand(2, 1, 8, 8),)
+    dims = ({0: torch.export.Dim("batch")},)
+    torch.export.save(torch.export.export(model, example, dynamic_shapes=dims), exported)
+    for archive in (scripted, exported):
+        result = invoke("attack", "--model", archive, *flags)
+        assert result.exit_code == 0, result.output
+        assert expected in result.output
 
 
 def test_certify_and_evaluate_run_a_user_class(user_model, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """Jobs as method objects (pipeline/jobs/): store keys and specs (the store format), the methods they
-build, one unit's run, and the round trip result -> stored arrays -> record."""
+build, one unit's run, the round trip result -> stored arrays -> record, and the plan's layout of units
+(batches, and pieces of a certificate's batches sized by cost)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from wdrobust.certify import MILPCertificate, default_radii
 from wdrobust.pipeline.config import EvalConfig
 from wdrobust.pipeline.inputs import Inputs
 from wdrobust.pipeline.jobs import AttackJob, CertificateJob, CleanJob, UnitTask, certificate_radii, plan
+from wdrobust.pipeline.jobs.plan import Layout, batches, parts_for
 from wdrobust.threat import ThreatModel
 
 CPU = torch.device("cpu")
@@ -106,3 +108,29 @@ def test_units_round_trip_through_the_stored_arrays() -> None:
             direct = job.build(cfg, inputs.model, CPU, 2).run(inputs.x, inputs.y)
             np.testing.assert_allclose(record.majorants["ce"].slopes, direct.majorants["ce"].slopes)
             np.testing.assert_allclose(record.certified_radius, direct.certified_radius)
+
+
+@pytest.mark.parametrize(
+    ("n", "batch_size", "pieces"), [(10, 4, 1), (10, 4, 2), (10, 4, 3), (7, 7, 7), (5, 8, 4)]
+)
+def test_a_layout_covers_every_sample_once_in_order_and_pieces_stay_inside_their_batch(n, batch_size, pieces):
+    layout = Layout(n, batch_size, {"certificate/crown/linf": pieces})
+    for key in ("clean", "certificate/crown/linf"):
+        slices = [layout.samples(key, u) for u in layout.units(key)]
+        assert [i for sl in slices for i in range(sl.start, sl.stop)] == list(range(n))
+        for u, sl in zip(layout.units(key), slices, strict=True):
+            b = layout.batch(key, u)
+            assert b * batch_size <= sl.start < sl.stop <= min((b + 1) * batch_size, n)
+    assert [layout.samples("clean", u) for u in layout.units("clean")] == batches(n, batch_size)
+    assert len(layout.units("certificate/crown/linf")) <= pieces * layout.n_batches()
+
+
+def test_parts_for_cuts_work_per_sample_and_never_a_fixed_cost():
+    assert parts_for(1.0, None, 100, target=60.0) == 1  # not measured: small enough
+    assert parts_for(0.1, 0.3, 100, target=60.0) == 1  # 10 s a batch
+    assert parts_for(1.0, 3.0, 100, target=60.0) == 2  # 1 s a sample, no fixed cost: pieces of 60
+    assert parts_for(2.0, 6.0, 100, target=60.0) == 4  # 2 s a sample: pieces of 30
+    assert parts_for(40.0, 40.2, 100, target=60.0) == 1  # a fixed cost: pieces would repeat it
+    one, three, batch = 5.0, 13.0, 200  # c = 1, a = 4: pieces of 14 samples cost 57 s <= 60
+    k = parts_for(one, three, batch, target=60.0)
+    assert k == 15 and 1.0 + 4.0 * math.ceil(batch / k) <= 60.0

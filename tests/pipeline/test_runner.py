@@ -179,7 +179,7 @@ def test_the_checked_first_sample_joins_the_first_certificate_unit(tmp_path):
     log = (tmp_path / "run" / "run.log").read_text()
     for name in ("attack 'pgd'", "certificate 'crown'", "certificate 'global'"):
         assert f"checked {name} on the first sample" in log
-    joined = re.findall(r"unit (\S+) batch 0 stored \([\d.]+ s; its first sample from the check\)", log)
+    joined = re.findall(r"unit (\S+) batch 0 stored \([\d.]+ s; samples from the check reused\)", log)
     assert sorted(joined) == sorted(
         f"certificate/{m}/linf" for m in ("global", "first-order", "local", "radius", "crown")
     )
@@ -205,3 +205,59 @@ def test_the_checked_first_sample_joins_the_first_certificate_unit(tmp_path):
     assert arrays["r"].tolist() == [0, 1, 1]
     assert info == {"sound": False, "note": "a", "seconds_method": 3.0}
     assert join_first(({"k": np.zeros((4, 4))}, {}), ({"k": np.zeros((4, 4))}, {})) is None  # not per sample
+
+
+def test_certificate_batches_cut_by_cost_give_the_same_results_and_resume(tmp_path, monkeypatch):
+    """A certificate estimated above UNIT_SECONDS a batch is cut into pieces (here forced: 2 a batch):
+    the pieces are recorded in the store, the checked samples fill the first pieces, a certificate that
+    reads the attacks' points (never checked alone) stays whole, the results equal the uncut run's (to float32
+    rounding, batches of other sizes), and a resumed cut run recomputes only the missing piece, to
+    identical results."""
+    import sqlite3
+
+    from _cli import strip_timing
+
+    from wdrobust.pipeline import runner
+
+    flags = dict(n=6, batch_size=3, eps="0.1", p="2", attacks="pgd", certificates="crown,local,empirical")
+    whole = small_config(tmp_path / "whole", **flags)
+    run(whole)
+    expected = json.loads(render(tmp_path / "whole").results.read_text())
+    monkeypatch.setattr(runner, "UNIT_SECONDS", 0.0)
+    monkeypatch.setattr(runner, "parts_for", lambda one, three, batch, target: 2)
+    cut = small_config(tmp_path / "cut", **flags)
+    run(cut)
+    with Store(tmp_path / "cut" / "store.sqlite") as store:
+        assert store.get_meta("unit_parts") == {"certificate/crown/linf": 2, "certificate/local/linf": 2}
+        crown = sorted(u.batch for u in store.units("certificate/crown/linf"))
+        assert crown == [0, 1, 2, 3]  # batch b, piece j = unit 2 b + j: samples 0-1, 2, 3-4, 5
+        sizes = [len(store.arrays("certificate/crown/linf", u)["certified_radius"]) for u in crown]
+        assert sizes == [2, 1, 2, 1]
+        assert len(store.units("certificate/empirical/linf")) == 2  # never checked alone: not cut
+    log = (tmp_path / "cut" / "run.log").read_text()
+    assert "certificate/crown/linf: every batch cut into 2 units" in log
+    assert "unit certificate/crown/linf batch 1 samples 3-4 stored" in log
+    got = json.loads(render(tmp_path / "cut").results.read_text())
+    compare(strip_timing(got), strip_timing(expected))
+    with sqlite3.connect(tmp_path / "cut" / "store.sqlite") as conn:  # lose the last piece of crown
+        conn.execute("DELETE FROM arrays WHERE job = 'certificate/crown/linf' AND batch = 3")
+        conn.execute("DELETE FROM units WHERE job = 'certificate/crown/linf' AND batch = 3")
+    outcome = run(cut)
+    assert outcome.computed == 1
+    assert strip_timing(json.loads(render(tmp_path / "cut").results.read_text())) == strip_timing(got)
+
+
+def compare(got, expected, path="$"):
+    """Two results documents equal up to float32 rounding of their numbers (rtol 1e-5)."""
+    if isinstance(expected, dict):
+        assert got.keys() == expected.keys(), path
+        for key in expected:
+            compare(got[key], expected[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert len(got) == len(expected), path
+        for i, (a, b) in enumerate(zip(got, expected, strict=True)):
+            compare(a, b, f"{path}[{i}]")
+    elif isinstance(expected, float) and isinstance(got, float):
+        assert math.isclose(got, expected, rel_tol=1e-5, abs_tol=1e-6), (path, got, expected)
+    else:
+        assert got == expected, path

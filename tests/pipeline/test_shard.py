@@ -11,7 +11,8 @@ from _cli import MEDIUM, invoke, one_line_error, strip_timing
 
 from wdrobust.pipeline import EvalConfig, build_config, config_hash
 from wdrobust.pipeline.config import canonical
-from wdrobust.pipeline.jobs import AttackJob, CleanJob, units
+from wdrobust.pipeline.jobs import AttackJob, CertificateJob, CleanJob, units
+from wdrobust.pipeline.jobs.plan import Layout
 from wdrobust.threat import ThreatModel
 
 
@@ -26,14 +27,25 @@ def unit_count(folder):
 
 def test_shards_cover_every_unit_once_round_robin_over_batches():
     jobs = [CleanJob(), AttackJob("pgd", ThreatModel()), AttackJob("wda", ThreatModel())]
-    every = units(jobs, 6)
-    parts = [units(jobs, 6, (i, 3)) for i in (1, 2, 3)]
+    every = units(jobs, Layout(60, 10))
+    parts = [units(jobs, Layout(60, 10), (i, 3)) for i in (1, 2, 3)]
     names = [(j.method, b) for part in parts for j, b in part]
     assert sorted(names) == sorted((j.method, b) for j, b in every)
     assert [len(p) for p in parts] == [6, 6, 6]
     for i, part in enumerate(parts):  # batches round-robin, every job of a batch in one shard
         assert {b for _, b in part} == {i, i + 3}
         assert {(j.method, b) for j, b in part} == {(j.method, b) for j in jobs for b in (i, i + 3)}
+
+
+def test_a_cut_certificate_keeps_its_pieces_in_the_shard_of_their_batch():
+    crown = CertificateJob("crown", "linf", 0.1)
+    layout = Layout(50, 20, {crown.key: 3})  # batches of 20, 20, 10; pieces of at most 7 samples
+    every = units([CleanJob(), crown], layout)
+    for i in (1, 2):
+        shard = units([CleanJob(), crown], layout, (i, 2))
+        batches_here = {b for job, b in shard if job.kind == "clean"}
+        assert {layout.batch(crown.key, u) for job, u in shard if job is crown} == batches_here
+    assert sorted(u for job, u in every if job is crown) == [0, 1, 2, 3, 4, 5, 6, 7]
 
 
 def test_shards_then_merge_equal_the_single_run(tmp_path):

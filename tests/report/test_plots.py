@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 
 from wdrobust import api
-from wdrobust.pipeline.inputs import checked_inputs
-from wdrobust.report import SCHEMA, Results, plots
-from wdrobust.report.document import (
+from wdrobust.pipeline.document import (
     BestUpper,
     Cost,
     DataRecord,
@@ -24,6 +22,8 @@ from wdrobust.report.document import (
     ThreatResult,
     UpperEntry,
 )
+from wdrobust.pipeline.inputs import checked_inputs
+from wdrobust.report import SCHEMA, Results, plots
 from wdrobust.report.sources import Sources
 
 ARGS = {
@@ -99,6 +99,15 @@ def test_equal_curves_share_one_legend_entry_and_different_ones_do_not():
     a, b = np.array([0.1, 1.0, 2.0]), np.array([0.1, 1.5, 3.0])
     curves = {"local": [a, a], "crown": [b, b], "radius": [a + 1e-6, a], "combined": [b, b + 0.5]}
     assert plots.same_curves(curves) == [["local", "radius"], ["crown"], ["combined"]]
+
+
+def test_equal_per_sample_series_are_drawn_once_and_a_sound_one_never_merges_with_an_estimate():
+    r, other = np.array([0.01, 0.02, np.inf]), np.array([0.01, 0.03, np.inf])
+    series = {"local": (True, r), "crown": (True, other), "radius": (True, r.copy()),
+              "first-order": (False, r)}  # fmt: skip
+    got = plots.merged(series)
+    assert list(got) == ["local = radius", "crown", "first-order"]
+    assert got["local = radius"][:2] == ("local", True) and got["first-order"][:2] == ("first-order", False)
 
 
 def test_a_curve_orders_of_magnitude_above_the_band_is_clipped(tmp_path, monkeypatch):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from wdrobust._atomic import check_writable
-from wdrobust._options import convert, describe, split_assignment
+from wdrobust._options import convert, split_assignment
 from wdrobust.attacks import ATTACKS, attack_class, build_attack
 from wdrobust.cli import common, progress
-from wdrobust.cli.errors import fail, user_errors
+from wdrobust.cli.errors import user_errors
 from wdrobust.losses import check_loss
 from wdrobust.pipeline.bounds import Summary, summarize, worst_distribution
 from wdrobust.threat import ThreatModel
@@ -26,23 +25,6 @@ def parse_options(items: list[str], attack: str) -> dict[str, Any]:
     ValueError."""
     given = dict(split_assignment(item, "--option") for item in items)
     return convert(attack_class(attack).option_table(), given, f"attack {attack!r}")
-
-
-def list_options(names: Callable[[], list[str]], lookup: Callable[[str], Any], kind: str) -> None:
-    """Print the declared options of the methods names() (``lookup(name).option_table()``) and exit: the
-    eager ``--list-options``, which needs no model; a bad name is a one-line error with exit code 2."""
-    try:
-        tables = [(name, lookup(name).option_table()) for name in names()]
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    for name, table in tables:
-        typer.echo(f"options of {kind} {name!r}:\n{describe(table)}")
-    raise typer.Exit()
-
-
-def _list_options(value: str | None) -> None:
-    if value is not None:
-        list_options(lambda: [value], attack_class, "attack")
 
 
 def table(summary: Summary, n: int) -> Table:
@@ -68,6 +50,7 @@ def table(summary: Summary, n: int) -> Table:
 
 @user_errors
 def command(
+    ctx: typer.Context,
     model: Path = common.MODEL,
     arch: str | None = common.ARCH,
     arch_option: list[str] = common.ARCH_OPTION,
@@ -80,7 +63,9 @@ def command(
     norm: str = common.NORM,
     eps: str = common.EPS,
     p: str = common.P,
-    n: int = typer.Option(500, help="Attack n samples of the split, from --offset on."),
+    n: int = typer.Option(
+        500, help="Attack n samples of the split, from --offset on (covers digits' 450, evaluate's default)."
+    ),
     offset: int = common.OFFSET,
     indices: Path | None = common.INDICES,
     seed: int = typer.Option(0, help="Seed of random starts."),
@@ -88,13 +73,8 @@ def command(
     option: list[str] = typer.Option(
         [], help="Attack option name=value (repeatable), e.g. steps=20; --list-options lists them."
     ),
-    list_options_: str | None = typer.Option(
-        None,
-        "--list-options",
-        metavar="ATTACK",
-        is_eager=True,
-        callback=_list_options,
-        help="List the options of an attack (type, default, check) and exit.",
+    list_options_: str | None = common.list_options_flag(
+        "attack", lambda name: [name], attack_class, "ATTACK", "an attack"
     ),
     save: Path | None = typer.Option(None, help="Save the adversarial distribution (.safetensors)."),
     save_loss: str = typer.Option("zero_one", help="Loss whose worst distribution --save writes."),
@@ -110,21 +90,7 @@ def command(
         check_writable(save)
     check_loss(save_loss)
     options = parse_options(option, attack)
-    net, x, y = common.model_and_samples(
-        model,
-        data,
-        root,
-        split,
-        n,
-        device,
-        offset=offset,
-        indices=indices,
-        arch=arch,
-        arch_option=arch_option,
-        mean=mean,
-        std=std,
-        threat=threat,
-    )
+    net, x, y = common.model_and_samples(ctx.params, threat)
     with progress.bar(attack, quiet, "samples") as advance, common.cpu_threads(threads, net, x.device):
         runner = build_attack(
             attack,

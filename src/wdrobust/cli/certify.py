@@ -18,7 +18,6 @@ from wdrobust.certify import (
     certificate_class,
 )
 from wdrobust.cli import common, progress
-from wdrobust.cli.attack import list_options
 from wdrobust.cli.errors import user_errors
 from wdrobust.losses import CERTIFIABLE, check_certifiable
 from wdrobust.report.numbers import number, seconds
@@ -58,11 +57,6 @@ def parse_options(items: list[str], names: list[str]) -> dict[str, dict[str, Any
     return options
 
 
-def _list_options(value: str | None) -> None:
-    if value is not None:
-        list_options(lambda: parse_methods(value), certificate_class, "certificate")
-
-
 def table(rows: list[tuple[str, CertificateResult, float]], loss: str, threat: ThreatModel, n: int) -> Table:
     """One row per certificate: upper bound, sound or estimate, clean risk, seconds, note."""
     out = Table(title=f"{loss} risk upper bounds on {n} samples ({threat})")
@@ -77,6 +71,7 @@ def table(rows: list[tuple[str, CertificateResult, float]], loss: str, threat: T
 
 @user_errors
 def command(
+    ctx: typer.Context,
     model: Path = common.MODEL,
     arch: str | None = common.ARCH,
     arch_option: list[str] = common.ARCH_OPTION,
@@ -85,12 +80,18 @@ def command(
     data: str = common.DATA,
     root: Path | None = common.ROOT,
     split: str = common.SPLIT,
-    method: str = typer.Option("global,local", help=f"Comma-separated: {', '.join(CERTIFICATES)}, or all."),
+    method: str = typer.Option(
+        "global,local",
+        help=f"Comma-separated: {', '.join(CERTIFICATES)}, or all. The default is the two quick sound ones "
+        "(a first look); evaluate's default list adds first-order, cell, radius and crown.",
+    ),
     norm: str = common.NORM,
     eps: str = common.EPS,
     p: str = common.P,
     loss: str = typer.Option("ce", help=f"Loss to bound: {', '.join(CERTIFIABLE)}."),
-    n: int = typer.Option(200, help="Certify n samples of the split, from --offset on."),
+    n: int = typer.Option(
+        200, help="Certify n samples of the split, from --offset on (a first look; evaluate: 450)."
+    ),
     offset: int = common.OFFSET,
     indices: Path | None = common.INDICES,
     batch_size: int = common.BATCH_SIZE,
@@ -102,13 +103,8 @@ def command(
         help="Certificate option name=value (repeatable; every listed method that has it) or "
         "method.name=value (that method), e.g. bab.budget=5; --list-options lists them.",
     ),
-    list_options_: str | None = typer.Option(
-        None,
-        "--list-options",
-        metavar="METHODS",
-        is_eager=True,
-        callback=_list_options,
-        help="List the options of the comma-separated certificates (type, default, check) and exit.",
+    list_options_: str | None = common.list_options_flag(
+        "certificate", parse_methods, certificate_class, "METHODS", "the comma-separated certificates"
     ),
     attack: str = typer.Option(
         "pgd", help=f"empirical: the attack whose visited points it reads ({', '.join(ATTACKS)})."
@@ -128,21 +124,7 @@ def command(
     attack_class(attack)
     options = parse_options(option, names)
     every = method.strip() == "all"
-    net, x, y = common.model_and_samples(
-        model,
-        data,
-        root,
-        split,
-        n,
-        device,
-        offset=offset,
-        indices=indices,
-        arch=arch,
-        arch_option=arch_option,
-        mean=mean,
-        std=std,
-        threat=threat,
-    )
+    net, x, y = common.model_and_samples(ctx.params, threat)
     rows = []
     with common.cpu_threads(threads, net, x.device), progress.bar("certify", quiet, "samples") as advance:
         for name in names:

@@ -4,8 +4,8 @@ the data registry, ``wdrobust.data.DATASETS``)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import torch
 import typer
@@ -13,6 +13,8 @@ from torch import nn
 
 from wdrobust import nets
 from wdrobust._device import check_device, cpu_threads_for, torch_threads
+from wdrobust._options import describe
+from wdrobust.cli.errors import fail
 from wdrobust.data import DATA_ENV, DATASETS, DEFAULT_DATASET
 from wdrobust.data.indices import read_indices
 from wdrobust.pipeline.config import split_list
@@ -21,8 +23,8 @@ from wdrobust.threat import NORMS, ThreatModel, parse_number
 
 MODEL_HELP = (
     "Model file: .safetensors with its JSON sidecar; a plain .pt/.pth state_dict (or .safetensors without "
-    "sidecar) with --arch; a TorchScript .pt (torch.jit.save, loaded with torch.jit.load: attacks run on "
-    "it, certificates need an architecture they can read); or .onnx."
+    "sidecar) with --arch; a TorchScript .pt (torch.jit.save) or torch.export archive (torch.export.save, "
+    ".pt2; attacks run on both, certificates need an architecture they can read); or .onnx."
 )
 MODEL = typer.Option(..., help=MODEL_HELP)
 
@@ -126,53 +128,73 @@ def cpu_threads(threads: int | None, model: nn.Module, device: torch.device) -> 
 
 
 def model_and_samples(
-    model: Path,
-    data: str,
-    root: Path | None,
-    split: str,
-    n: int,
-    device: str | None,
-    *,
-    offset: int = 0,
-    indices: Path | None = None,
-    arch: str | None = None,
-    arch_option: list[str] | None = None,
-    mean: str | None = None,
-    std: str | None = None,
-    threat: ThreatModel | None = None,
+    params: Mapping[str, Any], threat: ThreatModel | None = None
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
-    """The model (eval mode) and n samples x (n, *S), y (n,) of the split from ``offset`` on (or the
-    samples listed in the ``indices`` file, in its order), on one device, scaled and checked as for
-    ``wdrobust evaluate`` (``pipeline.inputs.load_inputs``); a checkpoint without sidecar is built as
-    ``arch`` with ``arch_option``; ``mean``/``std`` wrap it in ``nets.Normalize``.
+    """The model (eval mode) and the samples x (n, *S), y (n,) that the flags of ``attack`` and
+    ``certify`` select, on one device: ``params`` is the command's parsed flags (``typer.Context.params``),
+    of which model, data, root, split, n, offset, indices, arch, arch_option, mean, std and device are read.
+    The n samples of the split from ``offset`` on (or those listed in the ``indices`` file, in its order)
+    are scaled and checked as for ``wdrobust evaluate`` (``pipeline.inputs.load_inputs``); a checkpoint
+    without sidecar is built as ``arch`` with ``arch_option``; ``mean``/``std`` wrap it in ``nets.Normalize``.
 
     Raises ValueError for a bad device, n < 1, offset < 0 or given with indices, a bad indices file, no
-    samples, inputs not finite or outside [0, 1], a
-    ``threat`` radius beyond the samples' box, a model whose input shape is not the data's, and labels
-    outside the model's classes.
+    samples, inputs not finite or outside [0, 1], a ``threat`` radius beyond the samples' box, a model
+    whose input shape is not the data's, and labels outside the model's classes.
     """
-    dev = check_device(device)
+    dev = check_device(params["device"])
+    n, offset, indices = params["n"], params["offset"], params["indices"]
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
     if offset < 0:
         raise ValueError(f"--offset must be >= 0, got {offset}")
     if indices is not None and offset:
         raise ValueError("--offset and --indices both select the samples: give one of them")
-    picked = None if indices is None else read_indices(indices)
-    options = arch_options(arch, arch_option or [])
-    norm = normalization(mean, std)
+    arch = params["arch"]
     inputs = load_inputs(
-        model,
-        data,
-        split,
-        root,
+        params["model"],
+        params["data"],
+        params["split"],
+        params["root"],
         n,
         dev,
         offset=offset,
-        indices=picked,
+        indices=None if indices is None else read_indices(indices),
         threats=() if threat is None else (threat,),
         arch=arch,
-        arch_options=options,
-        normalization=norm,
+        arch_options=arch_options(arch, params["arch_option"] or []),
+        normalization=normalization(params["mean"], params["std"]),
     )
     return inputs.model, inputs.x.to(dev), inputs.y.to(dev)
+
+
+def list_options(names: Callable[[], list[str]], lookup: Callable[[str], Any], kind: str) -> None:
+    """Print the declared options of the methods names() (``lookup(name).option_table()``) and exit: the
+    eager ``--list-options``, which needs no model; a bad name is a one-line error with exit code 2."""
+    try:
+        tables = [(name, lookup(name).option_table()) for name in names()]
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    for name, table in tables:
+        typer.echo(f"options of {kind} {name!r}:\n{describe(table)}")
+    raise typer.Exit()
+
+
+def list_options_flag(
+    kind: str, names: Callable[[str], list[str]], lookup: Callable[[str], Any], metavar: str, what: str
+) -> Any:
+    """The eager ``--list-options METAVAR`` flag of a subcommand: ``list_options`` of the methods
+    ``names(value)`` (``lookup`` gives a method's class; ``kind``, attack or certificate, and ``what``, the
+    help's words for the value, name them)."""
+
+    def callback(value: str | None) -> None:
+        if value is not None:
+            list_options(lambda: names(value), lookup, kind)
+
+    return typer.Option(
+        None,
+        "--list-options",
+        metavar=metavar,
+        is_eager=True,
+        callback=callback,
+        help=f"List the options of {what} (type, default, check) and exit.",
+    )

@@ -9,6 +9,7 @@ are always x in [0, 1] and the normalisation ``Normalize`` is the model's first 
 """
 
 from wdrobust.nets.cnn import SmallCNN
+from wdrobust.nets.exported import is_exported
 from wdrobust.nets.gradients import margin_gradients
 from wdrobust.nets.io import is_torchscript, load, load_metadata, save, sidecar_path
 from wdrobust.nets.layers import ACTIVATIONS, Normalize, make_activation, normalized
@@ -47,6 +48,7 @@ __all__ = [
     "check_arch",
     "cnn",
     "display_name",
+    "is_exported",
     "is_torchscript",
     "load",
     "load_metadata",

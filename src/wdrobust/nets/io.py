@@ -11,7 +11,8 @@ names the first layer with both shapes. An architecture given without sidecar (a
 user's ``SOURCE:Class``, ``nets.custom``) takes its number of classes from the checkpoint's output layer
 unless it is given. Plain ``.pt`` / ``.pth`` files are read with torch.load(weights_only=True), which
 refuses every pickle that is not tensors in containers; a ``.pt`` / ``.pth`` TorchScript archive
-(``torch.jit.save``) carries its architecture and is read with torch.jit.load.
+(``torch.jit.save``) carries its architecture and is read with torch.jit.load; so does a ``torch.export``
+archive (``torch.export.save``, any suffix, recognised by content: ``nets.exported``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from torch import nn
 
 from wdrobust._atomic import atomic_write_all
 from wdrobust._device import resolve_device
+from wdrobust.nets.exported import is_exported, load_exported
 from wdrobust.nets.registry import ARCHS, arch_options, build, check_arch, class_axes, spec_of
 
 FORMAT = "wdrobust.model"
@@ -258,7 +260,8 @@ def load(
     Weights: ``.safetensors``, or ``.pt`` / ``.pth`` holding a plain state_dict (read with
     weights_only=True; nested under state_dict/model_state_dict/model/net and 'module.' prefixes are
     accepted); an ONNX network (``.onnx`` / ``.onnx.gz``) is imported whole by ``nets.onnx``, a
-    TorchScript archive (``.pt`` / ``.pth`` written by torch.jit.save) by torch.jit.load.
+    TorchScript archive (``.pt`` / ``.pth`` written by torch.jit.save) by torch.jit.load, a torch.export
+    archive (any suffix, ``nets.exported``) by torch.export.load.
     Architecture: the sidecar's arch and kwargs when ``arch`` is None (``kwargs`` override them), else
     ``arch`` built with ``kwargs`` (num_classes, when not given, read from the checkpoint's output layer).
     Keys and shapes must match exactly (strict loading); they are compared before the model is allocated,
@@ -273,13 +276,18 @@ def load(
         from wdrobust.nets.onnx import load_onnx  # the onnx extra is optional
 
         return load_onnx(path, device)
+    if is_exported(path):
+        if arch is not None or kwargs:
+            raise ValueError(f"{path} is a torch.export archive: it carries its architecture (no --arch)")
+        return load_exported(path, device)
     if path.suffix in TORCH_SUFFIXES and is_torchscript(path):
         if arch is not None or kwargs:
             raise ValueError(f"{path} is a TorchScript archive: it carries its architecture (give no --arch)")
         return _load_torchscript(path, device)
     if path.suffix not in (".safetensors", *TORCH_SUFFIXES):
         raise ValueError(
-            f"unknown model file type {path.suffix!r}: expected .safetensors, .pt, .pth, .onnx or .onnx.gz"
+            f"unknown model file type {path.suffix!r}: expected .safetensors, .pt, .pth, .onnx, .onnx.gz or "
+            "a torch.export archive"
         )
     sidecar = None
     if arch is None:

@@ -37,7 +37,8 @@ from wdrobust.pipeline.document import (
     ThreatResult,
     UpperEntry,
 )
-from wdrobust.pipeline.jobs import AttackJob, CertificateJob, attack_jobs, batches
+from wdrobust.pipeline.jobs import AttackJob, CertificateJob, attack_jobs
+from wdrobust.pipeline.jobs.plan import PARTS_META, Layout
 from wdrobust.pipeline.records import AttackRecord, CertificateRecord
 from wdrobust.pipeline.store import Store, Unit
 from wdrobust.threat import ThreatModel
@@ -92,29 +93,29 @@ def combine(recs: list[CertificateRecord], loss: str, correct: np.ndarray) -> Ce
 
 
 def load_records(store: Store) -> Records:
-    """Join every complete job of the store; jobs with missing batches are listed in ``incomplete``."""
+    """Join every complete job of the store (all the units of its ``Layout``, in sample order); jobs with
+    missing units are listed in ``incomplete``."""
     raw = store.get_meta("config")
     if raw is None:
         raise ValueError(f"{store.path} holds no evaluation (no configuration recorded)")
     cfg = from_json(EvalConfig, raw, f"{store.path}: the stored configuration")
     facts = store.get_meta("facts")
-    n_batches = len(batches(facts["n"], cfg.batch_size))
+    layout = Layout(facts["n"], cfg.batch_size, store.get_meta(PARTS_META) or {})
     units = store.units()
     by_job: dict[str, list[Unit]] = {}
     for u in units:
         by_job.setdefault(u.job, []).append(u)
     specs = store.jobs()
-    complete = {j for j, us in by_job.items() if len(us) == n_batches}
+    complete = {j for j, us in by_job.items() if len(us) == len(layout.units(j))}
     if "clean" not in complete:
         raise ValueError(f"{store.path}: the clean pass has not finished; nothing to aggregate yet")
-    order = range(n_batches)
-    clean = store.job_arrays("clean", order)
+    clean = store.job_arrays("clean", layout.units("clean"))
     attacks: dict[str, AttackRecord] = {}
     certificates: dict[str, CertificateRecord] = {}
     for job, spec in specs.items():
         if job not in complete or spec["kind"] == "clean":
             continue
-        arrays = store.job_arrays(job, order)
+        arrays = store.job_arrays(job, layout.units(job))
         if spec["kind"] == "attack":
             attacks[job] = AttackJob.from_arrays(spec, arrays, by_job[job])
         else:

@@ -1,6 +1,6 @@
 """The typed results model: the whole results.json document (schema ``wdrobust/results/v1``, documented in
 docs/evaluate.md, JSON Schema in docs/results.schema.json) as frozen dataclasses, what aggregation
-(``pipeline.aggregate``) builds, every report writer reads (re-exported as ``report.document``) and
+(``pipeline.aggregate``) builds, every report writer reads and
 ``wdrobust.evaluate`` returns from Python.
 
 The JSON form is generated from the fields (``wdrobust._serde``; the few keys spelled otherwise are declared

@@ -88,12 +88,12 @@ def load_model(
     """The model of a checkpoint in eval mode: rebuilt from its sidecar, or (``arch`` given, for a plain
     .pt/.pth state_dict without one) built as ``arch`` (registered, or a user's ``SOURCE:Class``) with
     input_shape (the data's) and num_classes (given, else the checkpoint's output layer's, ``nets.load``)
-    when it takes them, and ``arch_options``; a TorchScript archive as saved. Wrapped as
+    when it takes them, and ``arch_options``; a TorchScript or torch.export archive as saved. Wrapped as
     ``nets.normalized(model, mean, std)`` when ``normalization`` is given. A .pt/.pth state_dict without
     sidecar and without arch raises ValueError saying what to give."""
     path = Path(path)
     plain = path.suffix in TORCH_SUFFIXES and not nets.sidecar_path(path).is_file()
-    if arch is None and plain and not nets.is_torchscript(path):
+    if arch is None and plain and not (nets.is_torchscript(path) or nets.is_exported(path)):
         raise ValueError(
             f"{path} is a plain torch checkpoint without a {nets.sidecar_path(path).name} sidecar: give its "
             f"architecture with --arch NAME ({', '.join(nets.ARCHS)}) or --arch SOURCE:Class (your own "

@@ -21,7 +21,8 @@ from wdrobust._serde import from_json, to_json
 from wdrobust.pipeline import config as config_mod
 from wdrobust.pipeline import folder
 from wdrobust.pipeline.config import EvalConfig
-from wdrobust.pipeline.jobs import batches, plan, units
+from wdrobust.pipeline.jobs import plan, units
+from wdrobust.pipeline.jobs.plan import PARTS_META, Layout
 from wdrobust.pipeline.runner import check_run_folder
 from wdrobust.pipeline.store import STORE_NAME, Store, read_meta, store_errors
 
@@ -57,7 +58,8 @@ def _read_shard(path: Path) -> _Shard:
     if not store.is_file():
         raise ValueError(f"{path} is not a wdrobust run folder (no {STORE_NAME})")
     with store_errors(store):
-        meta = {k: read_meta(store, k) for k in ("config", "config_hash", "facts", "versions", "created")}
+        keys = ("config", "config_hash", "facts", "versions", "created", PARTS_META)
+        meta = {k: read_meta(store, k) for k in keys}
     if meta["config_hash"] is None or meta["facts"] is None:
         raise ValueError(f"{path} holds no evaluation yet (killed before it started)")
     return _Shard(path, meta)
@@ -71,6 +73,11 @@ def _check_same_run(shards: list[_Shard]) -> None:
             raise ValueError(
                 f"{other.path} holds another configuration than {first.path} (config hash {hashes}): "
                 "not shards of one run"
+            )
+        if (other.meta[PARTS_META] or {}) != (first.meta[PARTS_META] or {}):
+            raise ValueError(
+                f"{other.path} and {first.path} cut their certificate batches into different units "
+                f"({other.meta[PARTS_META] or {}} vs {first.meta[PARTS_META] or {}}): not shards of one run"
             )
         keys = first.facts.keys() | other.facts.keys()
         differ = sorted(k for k in keys if first.facts.get(k) != other.facts.get(k))
@@ -127,7 +134,9 @@ def merge(
                 if store.get_meta("config_hash") is None:
                     store.set_meta(_merged_meta(cfg, shards))
                 copied = sum(store.import_units(shard.path / STORE_NAME) for shard in shards)
-                missing = _missing(cfg, shards[0].meta["facts"]["n"], store.finished())
+                parts = store.get_meta(PARTS_META) or {}
+                layout = Layout(shards[0].meta["facts"]["n"], cfg.batch_size, parts)
+                missing = _missing(cfg, layout, store.finished())
             finished = None
             if finish is not None and not any(job == "clean" for job, _ in missing):
                 with store_errors(target):
@@ -155,10 +164,9 @@ def _merged_meta(cfg: EvalConfig, shards: list[_Shard]) -> dict[str, Any]:
         "versions": first["versions"] or {},
         "created": min(created, default=time.time()),
         "merged_from": [str(s.path) for s in shards],
-    }
+    } | ({PARTS_META: first[PARTS_META]} if first[PARTS_META] else {})
 
 
-def _missing(cfg: EvalConfig, n: int, have: set[tuple[str, int]]) -> list[tuple[str, int]]:
+def _missing(cfg: EvalConfig, layout: Layout, have: set[tuple[str, int]]) -> list[tuple[str, int]]:
     """The units of the plan that are not in ``have``, in plan order."""
-    plan_units = units(plan(cfg), len(batches(n, cfg.batch_size)))
-    return [(job.key, b) for job, b in plan_units if (job.key, b) not in have]
+    return [(job.key, u) for job, u in units(plan(cfg), layout) if (job.key, u) not in have]

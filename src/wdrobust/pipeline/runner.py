@@ -7,14 +7,18 @@ Order of events (so bad input never leaves anything behind):
 2. load and check model and data; run every method not yet used in the run folder once on the first
    sample (options and model support, e.g. ``cell`` on a GELU network, fail here), with progress shown;
    a certificate's result for that sample is kept and joins its first unit (``Checked``), so an
-   expensive certificate does not pay for it twice;
+   expensive certificate does not pay for it twice; a certificate whose batch may hold more than
+   ``UNIT_SECONDS`` of work at that pace also runs on samples 1 and 2 (kept as well when it is cut), which
+   separates its fixed cost from its cost per sample (``parts_for``);
 3. create the run folder and lock it (another process working on it is refused); check the folder again,
    now that no other run can change it; with ``force`` remove the previous run's files (only wdrobust's);
    remove temporary files a killed writer left;
 4. create the store, record config, hash and data facts, open a session; compute the missing units in
    plan order, one transaction per finished unit, with progress shown (``wdrobust._progress``: a bar on
    a terminal, a timestamped line every few seconds elsewhere); log to ``run.log`` (the checks of step
-   2, every unit, an interruption by Ctrl-C too);
+   2, every unit, an interruption by Ctrl-C too); a certificate whose batch the check estimates at more
+   than ``jobs.plan.UNIT_SECONDS`` of work is cut into pieces (``Layout``, recorded in the store's meta
+   ``unit_parts``, so that later sessions, aggregation and merges cut it the same way);
 5. call ``finish(run_dir)`` (the CLI renders the report there), still holding the lock.
 A folder created in step 3 is removed again if the run fails before any unit was stored. sqlite3
 failures (a full disk, a read-only folder) are raised as ``StoreError`` naming the store.
@@ -23,12 +27,14 @@ failures (a full disk, a read-only folder) are raised as ``StoreError`` naming t
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import logging
 import platform
 import sys
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +58,13 @@ from wdrobust.pipeline.jobs import (
     CleanJob,
     Job,
     UnitTask,
-    batches,
     plan,
     unit_seed,
     units,
 )
 from wdrobust.pipeline.jobs.base import UnitOutput
 from wdrobust.pipeline.jobs.certificate import majorant_arrays, majorants_of
+from wdrobust.pipeline.jobs.plan import PARTS_META, UNIT_SECONDS, Layout, parts_for
 from wdrobust.pipeline.store import STORE_NAME, Store, read_meta, store_errors, stored_jobs
 from wdrobust.primal.curves import Majorant, pad_columns
 
@@ -68,11 +74,13 @@ log = logging.getLogger("wdrobust.pipeline")
 @dataclass
 class Checked:
     """What the check of step 2 (module docstring) found: the seconds each method took on the first
-    sample, by "kind 'method'", and the outputs of the certificate jobs on it with their seconds, by job
-    key (kept for the job's first unit, ``join_first``)."""
+    sample, by "kind 'method'"; the outputs of the certificate jobs on the first one or three samples
+    with their seconds, by job key (kept for the job's first units, ``join_first``); and the pieces each
+    certificate job's batches are cut into (``parts_for``; only those cut, by job key)."""
 
     seconds: dict[str, float]
     first: dict[str, tuple[UnitOutput, float]]
+    parts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -203,10 +211,12 @@ def _session(
     try:
         with store_errors(out / STORE_NAME), Store(out / STORE_NAME) as store:
             try:
-                todo, done = _open_run(store, cfg, inputs, resume)
+                layout, todo, done = _open_run(store, cfg, inputs, resume, checked.parts)
                 for name, seconds in checked.seconds.items():
                     log.info("checked %s on the first sample (%.2f s)", name, seconds)
-                _compute(store, cfg, inputs, todo, device, console, checked.first)
+                for key, k in layout.parts.items():
+                    log.info("%s: every batch cut into %d units (over %.0f s each)", key, k, UNIT_SECONDS)
+                _compute(store, cfg, inputs, layout, todo, device, console, checked.first)
             except KeyboardInterrupt:
                 log.warning(
                     "session %s interrupted (Ctrl-C) with %d units stored; re-run the same command to resume",
@@ -222,9 +232,11 @@ def _session(
 
 
 def _open_run(
-    store: Store, cfg: EvalConfig, inputs: Inputs, resume: bool
-) -> tuple[list[tuple[Job, int]], set[tuple[str, int]]]:
-    """Record meta and jobs, open a session; return the units to compute and those already finished."""
+    store: Store, cfg: EvalConfig, inputs: Inputs, resume: bool, parts: dict[str, int]
+) -> tuple[Layout, list[tuple[Job, int]], set[tuple[str, int]]]:
+    """Record meta and jobs, open a session; return the layout of the units, the units to compute and
+    those already finished. The pieces of jobs cut in an earlier session stay as recorded (``unit_parts``);
+    those of jobs with no unit stored yet are added (``parts``, measured by this session's check)."""
     if store.get_meta("config_hash") is None:
         store.set_meta(
             {
@@ -242,9 +254,14 @@ def _open_run(
     store.add_jobs({j.key: j.spec() for j in jobs})
     session = store.begin_session()
     done = store.finished()
-    n_batches = len(batches(inputs.x.shape[0], cfg.batch_size))
+    started = {job for job, _ in done}
+    recorded = store.get_meta(PARTS_META) or {}
+    cut = recorded | {k: v for k, v in parts.items() if k not in recorded and k not in started}
+    if cut != recorded:
+        store.set_meta({PARTS_META: cut})
+    layout = Layout(inputs.x.shape[0], cfg.batch_size, cut)
     shard = None if cfg.shard is None else parse_shard(cfg.shard)
-    todo = [(j, b) for j, b in units(jobs, n_batches, shard) if (j.key, b) not in done]
+    todo = [(j, u) for j, u in units(jobs, layout, shard) if (j.key, u) not in done]
     log.info(
         "session %d (%s%s): %d units to compute, %d already finished%s",
         session,
@@ -254,45 +271,43 @@ def _open_run(
         len(done),
         "" if not done else " (not recomputed)",
     )
-    return todo, done
+    return layout, todo, done
 
 
 def _compute(
     store: Store,
     cfg: EvalConfig,
     inputs: Inputs,
+    layout: Layout,
     todo: list[tuple[Job, int]],
     device: torch.device,
     console: Console | None,
     first: dict[str, tuple[UnitOutput, float]],
 ) -> None:
     """Compute and store the units of ``todo`` in order, with progress unless quiet (a unit's label is
-    shown while it runs); the first unit of a job in ``first`` computes its samples after the first and
-    joins them to the checked one (``join_first``)."""
-    slices = batches(inputs.x.shape[0], cfg.batch_size)
+    shown while it runs); a unit of a job in ``first`` that holds checked samples takes their rows and
+    computes only the others (``reuse``)."""
     total = len(todo)
     with progress("evaluating", quiet=cfg.quiet or total == 0, console=console, unit="units") as update:
-        for i, (job, b) in enumerate(todo):
-            update(i, total, f"{job.key} [{b + 1}/{len(slices)}]")
-            sl = slices[b]
-            seed = unit_seed(cfg.seed, job.key, b)
+        for i, (job, u) in enumerate(todo):
+            units_of_job = layout.units(job.key)
+            update(i, total, f"{job.key} [{units_of_job.index(u) + 1}/{len(units_of_job)}]")
+            sl, b = layout.samples(job.key, u), layout.batch(job.key, u)
+            seed = unit_seed(cfg.seed, job.key, u)
             torch.manual_seed(seed)
             started = time.time()
             tic = time.perf_counter()
-            visited = visited_points(store, cfg, b, job.method) if job.reads_visited else None
-            checked, spent = first.pop(job.key, (None, 0.0)) if b == 0 else (None, 0.0)
-            output = checked if sl.stop - sl.start == 1 else None
-            if checked is not None and output is None:
-                rest = job.run(UnitTask(cfg, inputs, slice(sl.start + 1, sl.stop), seed, device, visited))
-                output = join_first(checked, rest)
-            if output is None:  # nothing checked, or not joinable: the whole unit
-                spent = 0.0
-                output = job.run(UnitTask(cfg, inputs, sl, seed, device, visited))
+            visited = visited_points(store, cfg, b, job.method) if job.reads_visited else None  # never cut
+            task = UnitTask(cfg, inputs, sl, seed, device, visited)
+            compute = functools.partial(_run_on, job, task)
+            output, spent = reuse(first[job.key], sl, compute) if job.key in first else (None, 0.0)
+            if output is None:  # nothing checked in this unit, or not joinable: the whole unit
+                output = job.run(task)
             arrays, info = output
             seconds = time.perf_counter() - tic + spent
             store.put_unit(
                 job.key,
-                b,
+                u,
                 arrays,
                 started=started,
                 seconds=seconds,
@@ -300,9 +315,51 @@ def _compute(
                 backward_passes=info.pop("backward_passes", 0),
                 info=info,
             )
-            reused = "; its first sample from the check" if spent else ""
-            log.info("unit %s batch %d stored (%.2f s%s)", job.key, b, seconds, reused)
+            reused = "; samples from the check reused" if spent else ""
+            piece = "" if layout.pieces(job.key) == 1 else f" samples {sl.start}-{sl.stop - 1}"
+            log.info("unit %s batch %d%s stored (%.2f s%s)", job.key, b, piece, seconds, reused)
             update(i + 1, total)
+
+
+def reuse(
+    checked: tuple[UnitOutput, float], sl: slice, compute: Callable[[slice], UnitOutput]
+) -> tuple[UnitOutput | None, float]:
+    """The output of the unit of samples ``sl`` from a checked output of samples [0, c) (``checked``: the
+    output and its seconds): its rows of ``sl`` (``take_rows``), joined with ``compute`` of the samples
+    of ``sl`` from c on (``join_first``), and the checked seconds' share of those rows. (None, 0.0) when
+    ``sl`` holds no checked sample or the outputs do not have the row layout."""
+    output, spent = checked
+    c = n_rows(output)
+    stop = min(sl.stop, c)
+    if c == 0 or sl.start >= stop:
+        return None, 0.0
+    head = take_rows(output, sl.start, stop)
+    if head is not None and sl.stop > c:
+        head = join_first(head, compute(slice(c, sl.stop)))
+    return (None, 0.0) if head is None else (head, spent * (stop - sl.start) / c)
+
+
+def n_rows(output: UnitOutput) -> int:
+    """The number of samples of a certificate output (rows of its arrays; 0 when it has none)."""
+    return min((len(a) for a in output[0].values() if a.ndim > 0), default=0)
+
+
+def take_rows(output: UnitOutput, lo: int, hi: int) -> UnitOutput | None:
+    """The rows lo..hi-1 of a certificate output whose every array has one row per sample, with the
+    method's seconds apportioned; None for another layout."""
+    arrays, info = output
+    c = n_rows(output)
+    if any(a.ndim == 0 or len(a) != c for a in arrays.values()):
+        return None
+    share = (hi - lo) / c
+    seconds = info.get("seconds_method", 0.0) * share
+    return {k: a[lo:hi] for k, a in arrays.items()}, {**info, "seconds_method": seconds}
+
+
+def _run_on(job: Job, task: UnitTask, samples: slice) -> UnitOutput:
+    """``job`` run on other samples of the same unit (``task`` with ``samples`` instead of its slice; the
+    visited points, which are the unit's, are not read by a job whose checked output is reused)."""
+    return job.run(dataclasses.replace(task, sl=samples, visited=None))
 
 
 def visited_points(store: Store, cfg: EvalConfig, batch: int, reader: str) -> torch.Tensor | None:
@@ -336,7 +393,8 @@ def check_methods(
     with a job in ``used`` (jobs with units in the store) already ran on this model and are skipped.
     Errors are ValueErrors naming the method. Returns the seconds of each check and the certificate
     outputs kept for their first unit (a certificate bounds each sample on its own; one that reads the
-    attacks' points is not kept: those come from the attack units)."""
+    attacks' points is not kept: those come from the attack units), and the pieces of the certificates
+    whose batches are too much work for one unit (``_cost``)."""
     jobs = plan(cfg)
     ran = {(j.kind, j.method) for j in jobs if j.key in used}
     todo: dict[tuple[str, str], Job] = {}
@@ -358,8 +416,31 @@ def check_methods(
             checked.seconds[name] = time.perf_counter() - tic
             if isinstance(job, CertificateJob) and not job.reads_visited:
                 checked.first[job.key] = (output, checked.seconds[name])
+                _cost(job, checked, UnitTask(cfg, inputs, slice(1, 3), seed, device), cfg.shard is None)
             update(i + 1, len(todo))
     return checked
+
+
+def _cost(job: CertificateJob, checked: Checked, more: UnitTask, may_cut: bool) -> None:
+    """When a batch of ``job`` may hold more than ``UNIT_SECONDS`` at the pace of its check (and the run
+    may be cut: not a shard, whose pieces must agree with the other shards'), run it on samples 1 and 2
+    too (``more``) and record the pieces of its batches (``parts_for``) in ``checked.parts``; the outputs
+    of samples 1 and 2 are kept with the first (``join_first``) only when the batches are cut (an uncut
+    job recomputes them in its first batch, so that its results are those of a run without the check)."""
+    output, one = checked.first[job.key]
+    batch = min(more.cfg.batch_size, more.inputs.x.shape[0])
+    if not may_cut or batch < 3 or one * batch <= UNIT_SECONDS:
+        return
+    tic = time.perf_counter()
+    rest = job.run(more)
+    two = time.perf_counter() - tic
+    parts = parts_for(one, one + two, batch, UNIT_SECONDS)
+    if parts == 1:  # samples 1 and 2 are computed again in their batch: results as an uncut run's
+        return
+    checked.parts[job.key] = parts
+    joined = join_first(output, rest)
+    if joined is not None:
+        checked.first[job.key] = (joined, one + two)
 
 
 def join_first(first: UnitOutput, rest: UnitOutput) -> UnitOutput | None:

@@ -2,8 +2,8 @@
 docs/evaluate.md) and the writers of every output format (``writers``: results.json, report.md, plots,
 RobustBench's model_info, the per-sample CSV)."""
 
+from wdrobust.pipeline.document import SCHEMA, Results
 from wdrobust.pipeline.folder import PLOTS_DIR, REPORT_NAME, RESULTS_NAME
-from wdrobust.report.document import SCHEMA, Results
 from wdrobust.report.render import Rendered, render
 from wdrobust.report.results import build_results
 

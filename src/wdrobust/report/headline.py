@@ -8,7 +8,7 @@ kind ran. Numbers go through ``report.numbers``.
 
 from __future__ import annotations
 
-from wdrobust.report.document import Results, p_json
+from wdrobust.pipeline.document import Results, p_json
 from wdrobust.report.numbers import MISSING, number
 
 

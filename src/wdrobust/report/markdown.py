@@ -1,4 +1,4 @@
-"""``report.md``: the tables a practitioner reads, rendered from the typed results (``report.document``).
+"""``report.md``: the tables a practitioner reads, rendered from the typed results (``pipeline.document``).
 
 Per loss, one row per threat model with the band [best lower bound, best sound upper bound], the gap and
 UB/LB; then every method's value with its label: ``attained`` (lower bound from an explicit distribution
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from wdrobust.pipeline.aggregate import COMBINED
-from wdrobust.report.document import LossBounds, LowerEntry, Results, p_json
+from wdrobust.pipeline.document import LossBounds, LowerEntry, Results, p_json
 from wdrobust.report.numbers import MISSING, number, seconds
 
 

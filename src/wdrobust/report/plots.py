@@ -36,10 +36,10 @@ from wdrobust import primal
 from wdrobust.attacks import ATTACKS
 from wdrobust.certify import CERTIFICATES
 from wdrobust.pipeline.aggregate import COMBINED, Records, best_flip_distances
+from wdrobust.pipeline.document import Results, ThreatResult, p_json
 from wdrobust.pipeline.inputs import Inputs
 from wdrobust.pipeline.jobs import attack_jobs
 from wdrobust.primal.curves import AttainedPoints
-from wdrobust.report.document import Results, ThreatResult, p_json
 from wdrobust.report.io import atomic_write
 from wdrobust.report.numbers import number
 from wdrobust.threat import ThreatModel
@@ -263,14 +263,28 @@ def accuracy_plot(results: Results, path: Path) -> str | None:
     return _save(fig, path)
 
 
-def _radii(records: Records) -> dict[str, tuple[bool, np.ndarray]]:
-    """Per certificate that gives radii: whether they are certified (sound; else estimates) and the
-    radii of the correctly classified samples."""
-    return {
-        r.method: (r.sound, r.certified_radius[records.correct])
-        for r in records.certificates.values()
-        if r.certified_radius is not None
-    }
+def merged(series: dict[str, tuple[bool, np.ndarray]]) -> dict[str, tuple[str, bool, np.ndarray]]:
+    """Per-sample series that look the same (``same_curves``, among the sound and among the estimates)
+    drawn once: "local = radius" -> (the first name, whose style it is drawn in, sound, its values (N,)).
+    series: name -> (sound, values (N,))."""
+    groups = [
+        group
+        for sound in (True, False)
+        for group in same_curves({n: [v] for n, (sd, v) in series.items() if sd is sound})
+    ]
+    return {" = ".join(g): (g[0], *series[g[0]]) for g in groups}
+
+
+def _radii(records: Records) -> dict[str, tuple[str, bool, np.ndarray]]:
+    """Per certificate that gives radii, equal ones merged (``merged``): the style name, whether they are
+    certified (sound; else estimates) and the radii of the correctly classified samples."""
+    return merged(
+        {
+            r.method: (r.sound, r.certified_radius[records.correct])
+            for r in records.certificates.values()
+            if r.certified_radius is not None
+        }
+    )
 
 
 def _radius_label(name: str, sound: bool) -> str:
@@ -279,21 +293,22 @@ def _radius_label(name: str, sound: bool) -> str:
 
 
 def radius_flip_plot(results: Results, records: Records, path: Path) -> str | None:
-    """Per sample: certified radius (y) against the best attack's flip distance (x); None without both."""
+    """Per sample: certified radius (y) against the best attack's flip distance (x), equal radii merged
+    ("local = radius", ``merged``); None without both."""
     flips = best_flip_distances(records)
     radii = _radii(records)
     if flips is None or not radii:
         return None
     x = flips[records.correct]
     fig, ax = plt.subplots(figsize=(8.0, 4.6), layout="constrained")
-    shown = [v for _, r in radii.values() for v in r[np.isfinite(x) & (r > 0)]]
+    shown = [v for _, _, r in radii.values() for v in r[np.isfinite(x) & (r > 0)]]
     shown += list(x[np.isfinite(x) & (x > 0)])
     log = _log_worthy(shown)
-    for name, (sound, r) in radii.items():
+    for name, (first, sound, r) in radii.items():
         keep = np.isfinite(x) & np.isfinite(r) & ((r > 0) if log else True)
-        colour = style(name)["color"]
+        colour = style(first)["color"]
         # estimates as crosses (no outline): never read as certified points
-        hollow = {"facecolors": "none", "edgecolors": [colour], "marker": style(name)["marker"]}
+        hollow = {"facecolors": "none", "edgecolors": [colour], "marker": style(first)["marker"]}
         marker = hollow if sound else {"c": [colour], "marker": "x"}
         kind = "" if sound else ": estimate, not certified"
         ax.scatter(
@@ -320,8 +335,8 @@ def radii_plot(results: Results, records: Records, path: Path) -> str | None:
     flips = best_flip_distances(records)
     if flips is not None:
         series["best attack"] = ("flip distance (best attack)", flips[records.correct])
-    for name, (sound, r) in _radii(records).items():
-        series[name] = (_radius_label(name, sound), r)
+    for name, (first, sound, r) in _radii(records).items():
+        series[first] = (_radius_label(name, sound), r)
     series = {k: (label, v[np.isfinite(v)]) for k, (label, v) in series.items()}
     if not any(v.size for _, v in series.values()):
         return None
@@ -346,20 +361,21 @@ def radii_plot(results: Results, records: Records, path: Path) -> str | None:
 
 
 def lipschitz_plot(results: Results, records: Records, path: Path) -> str | None:
-    """Histograms of each certificate's per-sample local Lipschitz constants (log axis); None if none."""
+    """Histograms of each certificate's per-sample local Lipschitz constants (log axis), equal ones merged
+    (``merged``); None if none."""
+    methods = records.certificates.values()
+    every_method = {r.method: (True, r.lipschitz) for r in methods if r.lipschitz is not None}
     series = {
-        r.method: r.lipschitz[np.isfinite(r.lipschitz) & (r.lipschitz > 0)]
-        for r in records.certificates.values()
-        if r.lipschitz is not None
+        name: (first, v[np.isfinite(v) & (v > 0)]) for name, (first, _, v) in merged(every_method).items()
     }
-    series = {k: v for k, v in series.items() if v.size}
+    series = {k: (first, v) for k, (first, v) in series.items() if v.size}
     if not series:
         return None
-    every = np.concatenate(list(series.values()))
+    every = np.concatenate([v for _, v in series.values()])
     bins = np.logspace(np.log10(every.min()), np.log10(every.max()) + 1e-9, 31)
     fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
-    for k, (name, values) in enumerate(series.items()):
-        st = style(name)
+    for k, (name, (first, values)) in enumerate(series.items()):
+        st = style(first)
         ax.hist(values, bins=bins, histtype="step", linewidth=1.0 + 2.4 / (k + 1), color=st["color"],
                 linestyle=st["linestyle"], label=name)  # fmt: skip
     ax.set_xscale("log")

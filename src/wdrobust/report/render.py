@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wdrobust.report.document import Results
+from wdrobust.pipeline.document import Results
 from wdrobust.report.sources import Sources
 from wdrobust.report.writers import WRITERS
 

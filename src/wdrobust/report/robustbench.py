@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from wdrobust.report.document import Results, ThreatResult, p_json
+from wdrobust.pipeline.document import Results, ThreatResult, p_json
 
 MODEL_INFO_SCHEMA = "wdrobust/model_info/v1"
 THREAT_NAMES = {"linf": "Linf", "l2": "L2", "l1": "L1"}

@@ -13,11 +13,11 @@ import torch
 
 from wdrobust.data.indices import read_indices
 from wdrobust.pipeline.aggregate import Records, load_records
+from wdrobust.pipeline.document import Results
 from wdrobust.pipeline.inputs import Inputs, evaluation_inputs
-from wdrobust.pipeline.jobs import batches
+from wdrobust.pipeline.jobs.plan import Layout
 from wdrobust.pipeline.store import STORE_NAME, Store
 from wdrobust.primal.curves import pad_columns
-from wdrobust.report.document import Results
 from wdrobust.report.results import build_results
 
 
@@ -66,10 +66,10 @@ class Sources:
             self._points = {}
             records = self.records
             if records.config.stores_points:
-                order = range(len(batches(records.n, records.config.batch_size)))
+                layout = Layout(records.n, records.config.batch_size)  # attacks are never cut
                 with _store(self.run_dir) as store:
                     for job, rec in records.attacks.items():
-                        parts = [b.get("points") for b in store.job_arrays(job, order)]
+                        parts = [b.get("points") for b in store.job_arrays(job, layout.units(job))]
                         if all(p is not None for p in parts):
                             self._points[job] = np.concatenate(
                                 [pad_columns(p, rec.t.shape[1], np.nan) for p in parts]

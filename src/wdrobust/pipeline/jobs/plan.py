@@ -8,11 +8,23 @@ Strategy (documented in docs/evaluate.md):
   aggregation pools them ("best" lower bound).
 - certificates produce majorants phibar_i(t) valid for every t in [0, diam X], hence for every (eps, p):
   one job per certificate (``jobs.certificate``).
+
+Units (``Layout``): every job runs on batches of ``batch_size`` samples (the unit of sharding: every job
+of a batch is in the same shard). A certificate whose batch would hold more than ``UNIT_SECONDS`` of work
+(estimated from the dry run's seconds, ``parts_for``) cuts every batch into ``parts`` pieces of at most
+ceil(batch_size / parts) samples; its unit u is piece u mod parts of batch u // parts (with one part, the
+unit is the batch, as in stores written before parts existed). A certificate bounds each sample on its
+own, so the pieces give the same results as whole batches (to float32 rounding: kernels of other batch
+sizes round differently); attacks are never cut (their random starts are seeded per unit), nor are the
+certificates that read the attacks' points of their batch.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from wdrobust.pipeline.config import EvalConfig
 from wdrobust.pipeline.jobs.attack import AttackJob
@@ -36,17 +48,74 @@ def attack_jobs(cfg: EvalConfig, threat: ThreatModel) -> list[AttackJob]:
     return [AttackJob(a, threat) for a in cfg.attacks]
 
 
-def units(jobs: list[Job], n_batches: int, shard: tuple[int, int] | None = None) -> list[tuple[Job, int]]:
-    """The (job, batch) units of the plan in order (job-major), or those of shard (I, K): the units of
-    batch b belong to shard (b mod K) + 1. The batches go round-robin, so every shard gets about 1/K of
-    every job (the shards cost about the same when there are at least K batches), and every job of a
-    batch is in the same shard (a certificate that ``needs_points`` reads the attacks' points of its own
-    batch)."""
-    every = [(job, b) for job in jobs for b in range(n_batches)]
+#: Seconds of work one unit should hold at most: a certificate estimated above it per batch is cut.
+UNIT_SECONDS = 60.0
+#: The store's meta key of the pieces per batch of the cut jobs ({job key: pieces}; absent: none cut).
+PARTS_META = "unit_parts"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the n evaluated samples are cut into units: batches of ``batch_size``, and for the job keys in
+    ``parts`` (certificates whose batch is too much work for one unit) each batch in that many pieces."""
+
+    n: int
+    batch_size: int
+    parts: Mapping[str, int] = field(default_factory=dict)
+
+    def n_batches(self) -> int:
+        return len(batches(self.n, self.batch_size))
+
+    def pieces(self, key: str) -> int:
+        """The number of pieces each batch of job ``key`` is cut into (1: the batch is one unit)."""
+        return self.parts.get(key, 1)
+
+    def units(self, key: str) -> list[int]:
+        """The unit indices of job ``key`` in sample order: b * pieces + j for piece j of batch b."""
+        k = self.pieces(key)
+        size = math.ceil(self.batch_size / k)
+        return [b * k + j for b, sl in enumerate(batches(self.n, self.batch_size))
+                for j in range(math.ceil((sl.stop - sl.start) / size))]  # fmt: skip
+
+    def batch(self, key: str, unit: int) -> int:
+        """The batch that unit ``unit`` of job ``key`` belongs to."""
+        return unit // self.pieces(key)
+
+    def samples(self, key: str, unit: int) -> slice:
+        """The samples of unit ``unit`` of job ``key``: its piece of its batch."""
+        k = self.pieces(key)
+        size = math.ceil(self.batch_size / k)
+        start = self.batch(key, unit) * self.batch_size + (unit % k) * size
+        return slice(start, min(start + size, (unit // k + 1) * self.batch_size, self.n))
+
+
+def parts_for(one: float, three: float | None, batch_size: int, target: float = UNIT_SECONDS) -> int:
+    """Pieces per batch for a certificate that took ``one`` seconds on one sample and ``three`` on three
+    (None: not measured, the batch is small enough at ``one`` per sample). Cost model c + a m for m
+    samples, a = (three - one) / 2, c = one - a (c >= 0): the batch stays whole when c + a batch_size <=
+    target, or when the fixed cost c is at least half the target (pieces would mostly repeat c); else
+    pieces of m = floor((target - c) / a) samples (at least 1)."""
+    if three is None or one * batch_size <= target:
+        return 1
+    a = max((three - one) / 2, 0.0)
+    c = max(one - a, 0.0)
+    if a == 0.0 or c + a * batch_size <= target or c >= target / 2:
+        return 1
+    m = max(int((target - c) // a), 1)
+    return math.ceil(batch_size / m)
+
+
+def units(jobs: list[Job], layout: Layout, shard: tuple[int, int] | None = None) -> list[tuple[Job, int]]:
+    """The (job, unit) pairs of the plan in order (job-major, ``Layout.units``), or those of shard (I, K):
+    the units of batch b belong to shard (b mod K) + 1. The batches go round-robin, so every shard gets
+    about 1/K of every job (the shards cost about the same when there are at least K batches), and every
+    job of a batch is in the same shard (a certificate that ``needs_points`` reads the attacks' points of
+    its own batch)."""
+    every = [(job, u) for job in jobs for u in layout.units(job.key)]
     if shard is None:
         return every
     i, k = shard
-    return [(job, b) for job, b in every if b % k == i - 1]
+    return [(job, u) for job, u in every if layout.batch(job.key, u) % k == i - 1]
 
 
 def batches(n: int, batch_size: int) -> list[slice]:

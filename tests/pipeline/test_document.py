@@ -1,4 +1,4 @@
-"""The typed results model (``report.document``, defined in ``pipeline.document``): it reads and writes
+"""The typed results model (``pipeline.document``): it reads and writes
 results.json exactly (bytes), p is a float inside, the document follows docs/results.schema.json, a malformed
 document is refused naming the path of the bad value, aggregation builds the same model the document reads
 back, and the output formats of ``report.writers`` each write the files they declare through
@@ -16,9 +16,9 @@ from _jsonschema import errors
 from _paths import ROOT
 
 from wdrobust.cli.report import FORMATS
+from wdrobust.pipeline.document import Normalization
 from wdrobust.pipeline.store import STORE_NAME, Store
 from wdrobust.report import SCHEMA, Results
-from wdrobust.report.document import Normalization
 from wdrobust.report.writers import WRITERS
 
 SCHEMA_FILE = json.loads((ROOT / "docs" / "results.schema.json").read_text())

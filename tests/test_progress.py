@@ -1,10 +1,12 @@
 """Progress off a terminal (wdrobust._progress): plain timestamped lines every interval, also while one step
 blocks (the elapsed clock moves, no eta before a step has finished), a last line at the end, nothing for a
-quick block or with quiet; the eta from the time per finished step; a bad interval is one ValueError."""
+quick block or with quiet; the eta from the time per finished step; a bad interval is one ValueError; the
+stages of a slow step (``stage``) in both displays, and the bound engine's layers among them."""
 
 from __future__ import annotations
 
 import io
+import itertools
 import re
 import time
 
@@ -12,7 +14,7 @@ import pytest
 from rich.console import Console
 
 from wdrobust import _progress
-from wdrobust._progress import INTERVAL_ENV, PlainProgress, interval, progress
+from wdrobust._progress import INTERVAL_ENV, PlainProgress, current_stage, interval, progress, stage
 
 LINE = re.compile(
     r"^\[\d\d:\d\d:\d\d\] (?P<what>.+): (?P<count>\d+/\d+) samples, elapsed \d:\d\d:\d\d(?P<eta>, eta .*)?$"
@@ -97,3 +99,48 @@ def test_on_a_terminal_a_bar_with_the_label_and_the_count() -> None:
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buffer.getvalue())
     assert "crown" in text and "4/4" in text and "samples" in text
     assert not re.search(r"^\[\d\d:\d\d:\d\d\]", text, re.M)  # no plain lines on a terminal
+
+
+def test_stages_nest_show_in_the_plain_line_and_end_with_their_block(monkeypatch) -> None:
+    console, _ = plain_console()
+    plain = PlainProgress(console, "certify", "samples")
+    plain.update(1, 4)
+    with stage("crown balls"), stage("layer") as show:
+        show("layer 2/3")
+        assert current_stage() == "crown balls > layer 2/3"
+        assert plain.line().endswith(" [crown balls > layer 2/3]")
+    assert current_stage() == ""
+    assert not plain.line().endswith("]")
+
+
+def test_on_a_terminal_the_bar_shows_the_stage() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=160)
+    with progress("certify", console=console, unit="samples") as update, stage("bab 12 domains"):
+        update(1, 4, "crown")
+        wait_for(lambda: "[bab 12 domains]" in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buffer.getvalue()))
+
+
+def test_the_bound_engine_names_the_layer_it_bounds(monkeypatch) -> None:
+    import torch
+    from torch import nn
+
+    from wdrobust.certify.bounds import BoundGraph
+    from wdrobust.certify.bounds.propagation import Crown
+    from wdrobust.certify.bounds.region import Region
+
+    seen: list[str] = []
+    bound = Crown._bound_neurons
+
+    def watching(self, *args, **kwargs):
+        seen.append(current_stage())
+        return bound(self, *args, **kwargs)
+
+    monkeypatch.setattr(Crown, "_bound_neurons", watching)
+    torch.manual_seed(0)
+    widths = (2, 8, 8, 8)
+    hidden = [m for a, b in itertools.pairwise(widths) for m in (nn.Linear(a, b), nn.ReLU())]
+    net = nn.Sequential(*hidden, nn.Linear(8, 3)).double()
+    x0 = torch.zeros(1, 2, dtype=torch.float64)
+    Crown(BoundGraph(net), Region.ball(x0, x0.new_full((1,), 1.0), "linf"), "crown")
+    assert seen and all(re.fullmatch(r"layer [12]/2", s) for s in seen)

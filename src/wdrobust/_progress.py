@@ -7,6 +7,10 @@ nohup), where a bar would print nothing until the end: one plain line every ``in
 that a line comes also while one step takes minutes (the eta is left out until a step has finished),
 and a last line when the block ends (only for blocks that printed one before: a quick command stays
 silent). ``quiet`` silences both.
+
+Inside one slow step: code deep in a step (a certificate's phase, the bound engine's layer, branch and
+bound's domain count) names what it is doing with ``stage(text)``; both forms show the current stages
+after their count, "[crown balls > layer 5/21]", so a step of minutes is not a frozen line.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 #: The environment variable that sets the seconds between two plain progress lines.
 INTERVAL_ENV = "WDROBUST_PROGRESS_INTERVAL"
@@ -38,10 +44,43 @@ DEFAULT_INTERVAL = 10.0
 #: given) and the description (when a label is given).
 Update = Callable[..., None]
 
+#: The stack of what the running step is doing now (``stage``); read by the progress displays.
+_STAGES: list[str] = []
+
+
+@contextlib.contextmanager
+def stage(text: str) -> Iterator[Callable[[str], None]]:
+    """Within the block the progress displays show text after their count, nested stages joined by
+    " > "; yields set(text), which replaces the block's text (e.g. a counter "layer 5/21")."""
+    _STAGES.append(text)
+    depth = len(_STAGES) - 1
+
+    def set_text(new: str) -> None:
+        if depth < len(_STAGES):
+            _STAGES[depth] = new
+
+    try:
+        yield set_text
+    finally:
+        del _STAGES[depth:]
+
+
+def current_stage() -> str:
+    """The stages of the running step, outermost first, joined by " > " ("" outside any)."""
+    return " > ".join(list(_STAGES))
+
+
+class StageColumn(ProgressColumn):
+    """The bar's column of ``current_stage()`` in brackets (redrawn with the bar, ten times a second)."""
+
+    def render(self, task: Task) -> Text:
+        now = current_stage()
+        return Text(f"[{now}]" if now else "")
+
 
 def columns(unit: str = "") -> tuple[ProgressColumn, ...]:
-    """The columns "description [===>   ] done/total unit  elapsed  eta remaining" (no unit column
-    without a unit)."""
+    """The columns "description [===>   ] done/total unit  elapsed  eta remaining [stage]" (no unit
+    column without a unit)."""
     return (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -50,6 +89,7 @@ def columns(unit: str = "") -> tuple[ProgressColumn, ...]:
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
+        StageColumn(),
     )
 
 
@@ -96,8 +136,8 @@ class PlainProgress:
             self.description = label if label is not None else self.description
 
     def line(self) -> str:
-        """The line "[HH:MM:SS] description: done/total unit, elapsed H:MM:SS[, eta H:MM:SS]", the eta
-        from the average time per finished step, shown once a step has finished."""
+        """The line "[HH:MM:SS] description: done/total unit, elapsed H:MM:SS[, eta H:MM:SS][ [stage]]",
+        the eta from the average time per finished step, shown once a step has finished."""
         with self._lock:
             elapsed = time.monotonic() - self.started
             count = f"{self.done}/{self.total}" if self.total is not None else f"{self.done}"
@@ -107,6 +147,9 @@ class PlainProgress:
                 per_step = (self.last_step - self.started) / self.done
                 remaining = max(per_step * (self.total - self.done) - (time.monotonic() - self.last_step), 0)
                 text += f", eta {_clock(remaining)}"
+        now = current_stage()
+        if now:
+            text += f" [{now}]"
         return f"[{time.strftime('%H:%M:%S')}] {text}"
 
     def emit(self) -> None:

@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from wdrobust._options import Option, at_least, one_of
+from wdrobust._progress import stage
 from wdrobust.certify.base import Certificate, ShellBound, box_diameter, shell_knots
 from wdrobust.certify.bounds import BoundGraph, margin_lipschitz
 from wdrobust.certify.bounds.alpha import MODES as ALPHA_MODES
@@ -140,10 +141,12 @@ class CrownCertificate(Certificate):
 
     @contextmanager
     def _phase(self, name: str) -> Iterator[None]:
-        """Add the seconds of the block to the phase ``name`` of the current batch."""
+        """Add the seconds of the block to the phase ``name`` of the current batch (shown as a progress
+        stage "crown name")."""
         start = time.perf_counter()
         try:
-            yield
+            with stage(f"crown {name}"):
+                yield
         finally:
             self._seconds[name] = self._seconds.get(name, 0.0) + time.perf_counter() - start
 

@@ -44,6 +44,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from wdrobust._progress import stage
 from wdrobust.certify.bounds.activations import ActivationRule
 from wdrobust.certify.bounds.alpha import optimise_upper
 from wdrobust.certify.bounds.graph import BoundGraph, Bounds, flat_args
@@ -267,30 +268,38 @@ class Crown:
         their number times the cost of one neuron's pass (``_plan``) is at most AUTO_COST, else the chunk
         keeps its interval boxes and the value is named in ``fallback``)."""
         widest = max(v.lo[0].numel() for v in self.bounds.boxes.values())
-        for pre, relu_like in self._targets().items():
-            box = self.bounds.boxes[pre]
-            lo, hi = box.lo.flatten(1).clone(), box.hi.flatten(1).clone()
-            need = ((lo < 0) & (hi > 0)) if relu_like else (hi > lo)
-            limit = AUTO_COST // sum(self._plan(pre)[1]) if mode == "auto" else lo.shape[1]
-            # rows sorted by their number of neurons to bound, so that chunks are alike
-            order = torch.argsort(need.sum(dim=1))
-            start = 0
-            while start < order.numel():
-                count = int(need[order[start]].sum())
-                step = max(1, CHUNK_ENTRIES // (2 * max(count, 1) * widest))
-                rows = order[start : start + step]
-                start += rows.numel()
-                idx = need[rows].any(dim=0).nonzero().flatten()
-                if idx.numel() > limit and pre.name not in self.fallback:
-                    self.fallback.append(pre.name)
-                if idx.numel() == 0 or idx.numel() > limit:
-                    continue
-                new_lo, new_hi = self._bound_neurons(pre, idx, rows)
-                lo[rows[:, None], idx] = torch.maximum(lo[rows[:, None], idx], new_lo)
-                hi[rows[:, None], idx] = torch.minimum(hi[rows[:, None], idx], new_hi)
-            self.bounds.boxes[pre] = Box(
-                lo.reshape(box.lo.shape), torch.maximum(lo, hi).reshape(box.lo.shape), box.batch_dim
-            )
+        targets = self._targets()
+        with stage("layer") as show:
+            for i, (pre, relu_like) in enumerate(targets.items()):
+                show(f"layer {i + 1}/{len(targets)}")
+                self._tighten_one(pre, relu_like, mode, widest)
+
+    def _tighten_one(self, pre: fx.Node, relu_like: bool, mode: str, widest: int) -> None:
+        """``_tighten`` of the pre-activation pre (``relu_like``: only its unstable neurons); widest: the
+        largest number of entries of a value per row (sizes the row chunks)."""
+        box = self.bounds.boxes[pre]
+        lo, hi = box.lo.flatten(1).clone(), box.hi.flatten(1).clone()
+        need = ((lo < 0) & (hi > 0)) if relu_like else (hi > lo)
+        limit = AUTO_COST // sum(self._plan(pre)[1]) if mode == "auto" else lo.shape[1]
+        # rows sorted by their number of neurons to bound, so that chunks are alike
+        order = torch.argsort(need.sum(dim=1))
+        start = 0
+        while start < order.numel():
+            count = int(need[order[start]].sum())
+            step = max(1, CHUNK_ENTRIES // (2 * max(count, 1) * widest))
+            rows = order[start : start + step]
+            start += rows.numel()
+            idx = need[rows].any(dim=0).nonzero().flatten()
+            if idx.numel() > limit and pre.name not in self.fallback:
+                self.fallback.append(pre.name)
+            if idx.numel() == 0 or idx.numel() > limit:
+                continue
+            new_lo, new_hi = self._bound_neurons(pre, idx, rows)
+            lo[rows[:, None], idx] = torch.maximum(lo[rows[:, None], idx], new_lo)
+            hi[rows[:, None], idx] = torch.minimum(hi[rows[:, None], idx], new_hi)
+        self.bounds.boxes[pre] = Box(
+            lo.reshape(box.lo.shape), torch.maximum(lo, hi).reshape(box.lo.shape), box.batch_dim
+        )
 
     def _targets(self) -> dict[fx.Node, bool]:
         """The inputs of the nonlinear nodes outside the affine prefix, in graph order, each with True when

@@ -15,7 +15,9 @@ ball, ROOT_STEPS times longer; then (ReLU splits) the root's pre-activation boxe
 every layer (``engine.root_bounds``, at most ROOT_SHARE of the time left):
 
 - ``relu``: on the neuron of best BaBSR-like score (``branching``), or on its m <= `splits` best neurons
-  at once (2^m children) while the queue is shorter than a batch, so that the first batches fill up; a domain
+  at once (2^m children) while the queue is shorter than a batch, so that the first batches fill up; the
+  pre-activation boxes after the split are bounded again only every `rebound` splits (kept from the parent
+  otherwise, ``BabOptions``); a domain
   with no unstable neuron left cannot be split further: on linf / l1 balls of ReLU MLPs the network is
   affine there and an LP over the domain's constraints bounds it exactly (``leaves``); leaves it does not
   close stay open;
@@ -82,7 +84,7 @@ class BabOptions:
     rebound: a domain's pre-activation boxes after its last split node are bounded again only when its
     depth (ReLU splits since the root) is a multiple of rebound, else every box is kept from the parent
     (sound: the parent's boxes hold on the child, the split constraint enters through the split neuron's
-    box and the multipliers), 1: always."""
+    box and the multipliers); 1: always."""
 
     time_limit: float = 10.0
     batch: int = 256
@@ -99,7 +101,7 @@ class BabOptions:
     max_domains: int = 200_000
     max_bounded: int | None = None
     splits: int = 1
-    rebound: int = 1
+    rebound: int = 4
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -16,6 +16,7 @@ def _domains(d: int, widths: list[int]) -> Domains:
         [torch.full((d, w), 1.0, dtype=torch.float64) for w in widths],
         torch.zeros(d, 1, dtype=torch.float64),
         torch.full((d,), -1, dtype=torch.long),
+        torch.zeros(d, dtype=torch.long),
     )
 
 
@@ -33,6 +34,10 @@ def test_multi_neuron_splits_cover_the_parent_with_every_sign_pattern() -> None:
     neuron = torch.tensor([[2, 0], [3, 4], [1, 3]])
     kids = parent.split_relu(node, neuron)
     assert len(kids) == 12 and kids.split.tolist() == [0, 1, 0] * 4
+    assert (
+        kids.depth.tolist() == [2] * 12
+        and kids.split_relu(node.repeat(4, 1)[:, :1], neuron.repeat(4, 1)[:, :1]).depth.min() == 3
+    )
     gen = torch.Generator().manual_seed(0)
     z = [2 * torch.rand(500, w, generator=gen, dtype=torch.float64) - 1 for w in (4, 5)]
     for b in range(3):

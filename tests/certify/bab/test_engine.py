@@ -167,3 +167,52 @@ def test_root_boxes_by_alpha_contain_the_grid_and_no_looser_than_crown(seed: int
     assert (alpha[0] <= crown[0] + 1e-9).all()
     for a, b in zip(alpha[1] + crown[2], crown[1] + alpha[2], strict=True):
         assert (a >= b - 1e-9).all()  # alpha's lo >= crown's lo, crown's hi >= alpha's hi
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_children_keeping_every_parent_box_are_sound(seed: int) -> None:
+    """Children of a bounded root split on random neurons with every box kept from the root (split =
+    the last node: nothing bounded again, as ``BabOptions.rebound`` does between re-boundings), with and
+    without beta: their bounds hold on every grid point of the child (the root's grid points that meet
+    its sign constraints)."""
+    net, graph, x0, y, spec, pts, env = _setup(seed, "linf")
+    nodes = split_nodes(graph, x0[None])
+    region = Region.ball(x0[None], torch.tensor([0.3], dtype=torch.float64), "linf")
+    widths = [graph.evaluate(x0[None])[n].numel() for n in nodes]
+    free = [torch.full((1, w), torch.inf, dtype=torch.float64) for w in widths]
+    root = bound_domains(
+        graph, region, spec, nodes, [-t for t in free], free, torch.zeros(1, dtype=torch.long)
+    )
+    with torch.no_grad():
+        z = [env[n].reshape(pts.shape[0], -1) for n in nodes]
+        margins = (net(pts) - net(pts)[:, y : y + 1])[:, [j for j in range(3) if j != y]]
+    d = 8
+    lo, hi = [t.repeat(d, 1) for t in root.lo], [t.repeat(d, 1) for t in root.hi]
+    unstable = [
+        (i, k)
+        for i, (a, c) in enumerate(zip(root.lo, root.hi, strict=True))
+        for k in range(widths[i])
+        if a[0, k] < 0 < c[0, k]
+    ]
+    gen = torch.Generator().manual_seed(seed)
+    for b in range(d):
+        for j in torch.randperm(len(unstable), generator=gen)[: 1 + b % 3].tolist():
+            i, k = unstable[j]
+            if (b + j) % 2:
+                lo[i][b, k] = 0.0
+            else:
+                hi[i][b, k] = 0.0
+    args = (graph, Region.ball(x0.expand(d, 2), torch.full((d,), 0.3, dtype=torch.float64), "linf"))
+    args += (spec.expand(d, -1, -1), nodes, lo, hi, torch.zeros(d, dtype=torch.long))
+    kept = torch.full((d,), len(nodes) - 1, dtype=torch.long)
+    checked = 0
+    for steps in (0, 10):
+        upper = bound_domains(*args, kept, beta_steps=steps).upper
+        for b in range(d):
+            inside = torch.ones(pts.shape[0], dtype=torch.bool)
+            for t, low, up in zip(z, lo, hi, strict=True):
+                inside &= ((t >= low[b]) & (t <= up[b])).all(dim=1)
+            if inside.any():
+                assert (upper[b] >= margins[inside].amax(dim=0) - 1e-9).all()
+                checked += 1
+    assert checked >= d

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -84,6 +85,28 @@ def test_bab_verifies_where_crown_cannot() -> None:
     assert closed["input"] >= 1 and closed["relu"] >= 1
 
 
+@pytest.mark.parametrize("rebound", [2, 1000])
+def test_bab_keeping_the_parents_boxes_never_contradicts_the_grid(rebound: int) -> None:
+    """rebound > 1 (boxes bounded again every other split, or never after the root) on nets with two or
+    three hidden layers: the anytime bound holds on the grid, verified only where no grid point flips;
+    on some of them the search differs from rebound = 1 (the option is not ignored)."""
+    differ = 0
+    x0 = torch.tensor([0.5, 0.4], dtype=torch.float64)
+    options = BabOptions(math.inf, 8, "relu", root_alpha_steps=0, attack_steps=3, restarts=2, max_bounded=40)
+    for seed, r in ((0, 0.3), (1, 0.5), (5, 0.5)):
+        net = tiny_net(seed, 2, "relu")
+        assert len(net) >= 5  # two hidden layers at least
+        graph = BoundGraph(net)
+        y = int(net(x0[None]).argmax())
+        with torch.no_grad():
+            worst = _rows(net, region_points(x0, r, "linf", 41), y)
+        res, every = (verify(graph, x0, y, r, "linf", replace(options, rebound=k)) for k in (rebound, 1))
+        assert (torch.as_tensor(res.upper) >= worst - 1e-9).all()
+        assert res.status != "verified" or bool((worst < 0).all())
+        differ += (res.domains, res.upper.tolist()) != (every.domains, every.upper.tolist())
+    assert differ >= 1
+
+
 def test_bab_is_deterministic() -> None:
     """A search cut by its domain limit (not by time) repeats exactly, batch sizes and attacks included."""
     net = tiny_net(5, 2, "relu")
@@ -121,3 +144,5 @@ def test_bab_options_are_checked() -> None:
         BabOptions(time_limit=0)
     with pytest.raises(ValueError, match="max_bounded"):
         BabOptions(max_bounded=0)
+    with pytest.raises(ValueError, match="rebound"):
+        BabOptions(rebound=0)

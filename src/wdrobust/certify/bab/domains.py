@@ -26,7 +26,8 @@ BOXES = ("lo", "hi", "slopes")
 class Domains:
     """A batch of D domains; see the module docstring. centre (D, *S), half (D,), lo / hi: per split node
     (D, n) flat pre-activation bounds, upper (D, C) float, split (D,) long: the split node of the last
-    ReLU split (-1: none; the boxes of the nodes up to it are the parent's, final: ``engine``); slopes:
+    ReLU split (-1: none; the boxes of the nodes up to it are the parent's, final: ``engine``); depth (D,)
+    long: ReLU splits since the root (``BabOptions.rebound``); slopes:
     per split node (D, C, n) float32 lower ReLU slopes of the output pass (NaN: none yet; ``engine``),
     inherited by the children, or empty (not optimised)."""
 
@@ -36,6 +37,7 @@ class Domains:
     hi: list[torch.Tensor]
     upper: torch.Tensor
     split: torch.Tensor
+    depth: torch.Tensor
     slopes: list[torch.Tensor] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -50,6 +52,7 @@ class Domains:
             [t[idx] for t in self.hi],
             self.upper[idx],
             self.split[idx],
+            self.depth[idx],
             [t[idx] for t in self.slopes],
         )
 
@@ -76,12 +79,13 @@ class Domains:
         """The 2^m children of every domain for m neuron splits: domain b split on split node node[b, j],
         flat neuron neuron[b, j] (distinct neurons), j < m (node, neuron (D, m)); child b + D t has
         z >= 0 on split j when bit j of t is 0 (lo := max(lo, 0)), z <= 0 when it is 1 (hi := min(hi, 0)).
-        Its split index is the earliest split node, min_j node[b, j]."""
+        Its split index is the earliest split node, min_j node[b, j], its depth the parent's plus m."""
         kids, nodes, neurons = self, node, neuron
         for j in range(node.shape[1]):
             kids = kids._split_one(nodes[:, j], neurons[:, j])
             nodes, neurons = torch.cat([nodes, nodes]), torch.cat([neurons, neurons])
         kids.split = node.amin(dim=1).repeat(2 ** node.shape[1])
+        kids.depth = (self.depth + node.shape[1]).repeat(2 ** node.shape[1])
         return kids
 
     def _split_one(self, node: torch.Tensor, neuron: torch.Tensor) -> Domains:

@@ -15,7 +15,9 @@ ball, ROOT_STEPS times longer; then (ReLU splits) the root's pre-activation boxe
 every layer (``engine.root_bounds``, at most ROOT_SHARE of the time left):
 
 - ``relu``: on the neuron of best BaBSR-like score (``branching``), or on its m <= `splits` best neurons
-  at once (2^m children) while the queue is shorter than a batch, so that the first batches fill up; a domain
+  at once (2^m children) while the queue is shorter than a batch, so that the first batches fill up; the
+  pre-activation boxes after the split are bounded again only every `rebound` splits (kept from the parent
+  otherwise, ``BabOptions``); a domain
   with no unstable neuron left cannot be split further: on linf / l1 balls of ReLU MLPs the network is
   affine there and an LP over the domain's constraints bounds it exactly (``leaves``); leaves it does not
   close stay open;
@@ -78,7 +80,11 @@ class BabOptions:
     every layer for the root's pre-activation boxes (ReLU splits; 0: plain CROWN boxes);
     attack_steps (PGD steps per restart), restarts (domains attacked per batch); seed; max_domains
     (open domains kept at most, the search stops beyond); max_bounded (domains bounded at most, None: no
-    limit); splits (most neurons split at once per domain while the queue is shorter than a batch)."""
+    limit); splits (most neurons split at once per domain while the queue is shorter than a batch);
+    rebound: a domain's pre-activation boxes after its last split node are bounded again only when its
+    depth (ReLU splits since the root) is a multiple of rebound, else every box is kept from the parent
+    (sound: the parent's boxes hold on the child, the split constraint enters through the split neuron's
+    box and the multipliers); 1: always."""
 
     time_limit: float = 10.0
     batch: int = 256
@@ -95,6 +101,7 @@ class BabOptions:
     max_domains: int = 200_000
     max_bounded: int | None = None
     splits: int = 1
+    rebound: int = 4
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -103,7 +110,7 @@ class BabOptions:
             raise ValueError(f"bab: intermediate must be one of {', '.join(INTERMEDIATE)}")
         if not self.time_limit > 0:
             raise ValueError(f"bab: time_limit must be positive, got {self.time_limit}")
-        for key in ("batch", "input_dims", "restarts", "max_domains", "splits", "max_bounded"):
+        for key in ("batch", "input_dims", "restarts", "max_domains", "splits", "max_bounded", "rebound"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"bab: {key} must be >= 1, got {getattr(self, key)}")
 
@@ -151,6 +158,7 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
         free,
         torch.full((1, c), torch.inf, dtype=x0.dtype, device=dev),
         torch.full((1,), -1, dtype=torch.long, device=dev),
+        torch.zeros(1, dtype=torch.long, device=dev),
     )
     most = options.max_domains
     if options.slopes and nodes and options.beta_steps > 0:
@@ -207,7 +215,7 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
             batch.lo,
             batch.hi,
             torch.searchsorted(cols, prop.worst(batch.upper)[1]),
-            batch.split,
+            _final(batch, len(nodes), options.rebound),
             intermediate=options.intermediate,
             alpha_steps=options.alpha_steps,
             beta_steps=0 if inputs else options.beta_steps,
@@ -260,6 +268,12 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
     elif leaves is None:
         status = "verified"
     return BabResult(status, upper.cpu().numpy(), cex, bounded, time.perf_counter() - start)
+
+
+def _final(batch: Domains, count: int, rebound: int) -> torch.Tensor:
+    """(D,) long: per domain the last split node whose boxes are final (``bound_domains``' split): its
+    last split's node, or every node (count - 1) when its depth is no multiple of rebound."""
+    return torch.where(batch.depth % rebound == 0, batch.split, torch.full_like(batch.split, count - 1))
 
 
 def _splits(room: int, n: int, most: int) -> int:

@@ -9,7 +9,9 @@ import pytest
 import torch
 from _certify_brute import region_points, tiny_net
 
+from wdrobust._progress import current_stage
 from wdrobust.certify.bab import BabOptions, verify
+from wdrobust.certify.bab import search as module
 from wdrobust.certify.bab.attack import max_margin
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
@@ -146,3 +148,22 @@ def test_bab_options_are_checked() -> None:
         BabOptions(max_bounded=0)
     with pytest.raises(ValueError, match="rebound"):
         BabOptions(rebound=0)
+
+
+def test_the_search_names_its_domain_count_as_a_progress_stage(monkeypatch) -> None:
+    """Inside one slow sample the progress line says how far the search is ("bab: N domains bounded")."""
+    seen: list[str] = []
+    inner = module.bound_domains
+
+    def watching(*args, **kwargs):
+        seen.append(current_stage())
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(module, "bound_domains", watching)
+    net = tiny_net(0, 2, "relu")
+    x0 = torch.tensor([0.5, 0.4], dtype=torch.float64)
+    y = int(net(x0[None]).argmax())
+    options = BabOptions(math.inf, 4, "relu", max_bounded=12, root_alpha_steps=0)
+    verify(BoundGraph(net), x0, y, 0.3, "linf", options)
+    assert seen and seen[0].startswith("bab: 0 domains bounded, 1 open")
+    assert current_stage() == ""

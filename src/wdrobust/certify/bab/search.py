@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from wdrobust._progress import stage
 from wdrobust.certify.bab.attack import search
 from wdrobust.certify.bab.branching import choose_neurons
 from wdrobust.certify.bab.domains import Domains
@@ -193,74 +194,78 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
         if bool(prop.refuted(queue.upper).all()):  # proved at the root
             closed, queue = queue.upper[0], queue.take(torch.zeros(1, dtype=torch.bool, device=dev))
     status = "unknown"
-    while cex is None and len(queue) and len(queue) <= most:
-        now = time.perf_counter()
-        if previous is not None:  # the last iteration's domains and seconds, all work included
-            history = [*[h for h in history if h[0] != previous[0]][-1:], (previous[0], now - previous[1])]
-        size = _batch_size(options.batch, options.time_limit - (now - start), history)
-        if options.max_bounded is not None:
-            size = min(size, options.max_bounded - bounded)
-        if size < 1:
-            break
-        order = torch.argsort(prop.worst(queue.upper)[0], descending=True)
-        batch, queue = queue.take(order[:size]), queue.take(order[size:])
-        n = len(batch)
-        previous = (n, now)
-        cols = prop.open_rows(batch.upper).any(dim=0).nonzero().flatten()  # rows some domain needs
-        bounds = bound_domains(
-            graph,
-            _regions(batch, prop, inputs),
-            prop.spec[cols].expand(n, -1, -1),
-            nodes,
-            batch.lo,
-            batch.hi,
-            torch.searchsorted(cols, prop.worst(batch.upper)[1]),
-            _final(batch, len(nodes), options.rebound),
-            intermediate=options.intermediate,
-            alpha_steps=options.alpha_steps,
-            beta_steps=0 if inputs else options.beta_steps,
-            slopes=[t[:, cols] for t in batch.slopes] if batch.slopes else None,
-        )
-        spent["bound"] += n * (1 + (0 if inputs else options.beta_steps)) * cols.numel()
-        bounded += n
-        batch = batch.with_bounds(bounds.lo, bounds.hi)
-        for mine, new in zip(batch.slopes, bounds.slopes, strict=False):
-            mine[:, cols] = new.to(mine.dtype)
-        batch.upper[:, cols] = torch.minimum(batch.upper[:, cols], bounds.upper + prop.offset[cols] + slack)
-        done = prop.refuted(batch.upper).all(dim=1)
-        if done.any():
-            closed = torch.maximum(closed, batch.upper[done].amax(dim=0))
-        keep = (~done).nonzero().flatten()
-        if keep.numel() == 0:
-            continue
-        batch = batch.take(keep)
-        if spent["attack"] <= ATTACK_SHARE * spent["bound"]:
-            cex = _attack_batch(batch, bounds, keep, inputs, prop, options, attack)
-            spent["attack"] += min(options.restarts, len(batch)) * options.attack_steps
-        if cex is not None:
-            queue = Domains.cat([queue, batch])  # its bounds stay part of the anytime bound
-            break
-        if inputs:
-            kids = _meeting(batch.split_input(), prop)
-        else:
-            m = _splits(options.batch - len(queue), len(batch), options.splits)
-            node, neuron, found = choose_neurons(batch.lo, batch.hi, [t[keep] for t in bounds.lam], m)
-            ok = found > 0
-            if not ok.all():
-                decided = _close(batch.take(~ok), graph, prop, slack)
-                shut = prop.refuted(decided.upper).all(dim=1)
-                if shut.any():
-                    closed = torch.maximum(closed, decided.upper[shut].amax(dim=0))
-                if not shut.all():
-                    stuck.append(decided.take(~shut))
-            full = found >= node.shape[1]
-            kids = Domains.cat(
-                [
-                    batch.take(full).split_relu(node[full], neuron[full]),
-                    batch.take(ok & ~full).split_relu(node[ok & ~full, :1], neuron[ok & ~full, :1]),
-                ]
+    with stage("bab") as show:
+        while cex is None and len(queue) and len(queue) <= most:
+            show(f"bab: {bounded} domains bounded, {len(queue)} open")
+            now = time.perf_counter()
+            if previous is not None:  # the last iteration's domains and seconds, all work included
+                kept = [h for h in history if h[0] != previous[0]][-1:]
+                history = [*kept, (previous[0], now - previous[1])]
+            size = _batch_size(options.batch, options.time_limit - (now - start), history)
+            if options.max_bounded is not None:
+                size = min(size, options.max_bounded - bounded)
+            if size < 1:
+                break
+            order = torch.argsort(prop.worst(queue.upper)[0], descending=True)
+            batch, queue = queue.take(order[:size]), queue.take(order[size:])
+            n = len(batch)
+            previous = (n, now)
+            cols = prop.open_rows(batch.upper).any(dim=0).nonzero().flatten()  # rows some domain needs
+            bounds = bound_domains(
+                graph,
+                _regions(batch, prop, inputs),
+                prop.spec[cols].expand(n, -1, -1),
+                nodes,
+                batch.lo,
+                batch.hi,
+                torch.searchsorted(cols, prop.worst(batch.upper)[1]),
+                _final(batch, len(nodes), options.rebound),
+                intermediate=options.intermediate,
+                alpha_steps=options.alpha_steps,
+                beta_steps=0 if inputs else options.beta_steps,
+                slopes=[t[:, cols] for t in batch.slopes] if batch.slopes else None,
             )
-        queue = Domains.cat([queue, kids])
+            spent["bound"] += n * (1 + (0 if inputs else options.beta_steps)) * cols.numel()
+            bounded += n
+            batch = batch.with_bounds(bounds.lo, bounds.hi)
+            for mine, new in zip(batch.slopes, bounds.slopes, strict=False):
+                mine[:, cols] = new.to(mine.dtype)
+            fresh = bounds.upper + prop.offset[cols] + slack
+            batch.upper[:, cols] = torch.minimum(batch.upper[:, cols], fresh)
+            done = prop.refuted(batch.upper).all(dim=1)
+            if done.any():
+                closed = torch.maximum(closed, batch.upper[done].amax(dim=0))
+            keep = (~done).nonzero().flatten()
+            if keep.numel() == 0:
+                continue
+            batch = batch.take(keep)
+            if spent["attack"] <= ATTACK_SHARE * spent["bound"]:
+                cex = _attack_batch(batch, bounds, keep, inputs, prop, options, attack)
+                spent["attack"] += min(options.restarts, len(batch)) * options.attack_steps
+            if cex is not None:
+                queue = Domains.cat([queue, batch])  # its bounds stay part of the anytime bound
+                break
+            if inputs:
+                kids = _meeting(batch.split_input(), prop)
+            else:
+                m = _splits(options.batch - len(queue), len(batch), options.splits)
+                node, neuron, found = choose_neurons(batch.lo, batch.hi, [t[keep] for t in bounds.lam], m)
+                ok = found > 0
+                if not ok.all():
+                    decided = _close(batch.take(~ok), graph, prop, slack)
+                    shut = prop.refuted(decided.upper).all(dim=1)
+                    if shut.any():
+                        closed = torch.maximum(closed, decided.upper[shut].amax(dim=0))
+                    if not shut.all():
+                        stuck.append(decided.take(~shut))
+                full = found >= node.shape[1]
+                kids = Domains.cat(
+                    [
+                        batch.take(full).split_relu(node[full], neuron[full]),
+                        batch.take(ok & ~full).split_relu(node[ok & ~full, :1], neuron[ok & ~full, :1]),
+                    ]
+                )
+            queue = Domains.cat([queue, kids])
     leaves = Domains.cat([queue, *stuck]) if (len(queue) or stuck) else None
     upper = closed if leaves is None else torch.maximum(closed, leaves.upper.amax(dim=0))
     if cex is not None:

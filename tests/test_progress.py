@@ -78,6 +78,11 @@ def test_the_eta_is_the_time_per_finished_step_times_the_steps_left(monkeypatch)
     plain.update(2, 5)  # 2 steps in 30 s: 15 s each, 3 left
     now[0] = 140.0
     assert plain.line().endswith("units: 2/5 units, elapsed 0:00:40, eta 0:00:35")
+    now[0] = 200.0  # the third step outlasts the estimate: no false 0:00:00
+    late = "units: 2/5 units, elapsed 0:01:40, eta unknown (longer than the average step)"
+    assert plain.line().endswith(late)
+    plain.update(5, 5)
+    assert plain.line().endswith("units: 5/5 units, elapsed 0:01:40, eta 0:00:00")
     assert buffer.getvalue() == ""  # line() prints nothing
 
 

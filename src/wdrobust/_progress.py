@@ -137,7 +137,8 @@ class PlainProgress:
 
     def line(self) -> str:
         """The line "[HH:MM:SS] description: done/total unit, elapsed H:MM:SS[, eta H:MM:SS][ [stage]]",
-        the eta from the average time per finished step, shown once a step has finished."""
+        the eta from the average time per finished step, shown once a step has finished ("unknown" once
+        the running step has outlasted that estimate: never a false 0:00:00 while work goes on)."""
         with self._lock:
             elapsed = time.monotonic() - self.started
             count = f"{self.done}/{self.total}" if self.total is not None else f"{self.done}"
@@ -145,8 +146,10 @@ class PlainProgress:
             text = f"{self.description}: {count}{unit}, elapsed {_clock(elapsed)}"
             if self.done and self.total and self.last_step is not None:
                 per_step = (self.last_step - self.started) / self.done
-                remaining = max(per_step * (self.total - self.done) - (time.monotonic() - self.last_step), 0)
-                text += f", eta {_clock(remaining)}"
+                remaining = per_step * (self.total - self.done) - (time.monotonic() - self.last_step)
+                late = remaining < 1 and self.done < self.total  # the estimate is used up, work goes on
+                eta = "unknown (longer than the average step)" if late else _clock(max(remaining, 0))
+                text += f", eta {eta}"
         now = current_stage()
         if now:
             text += f" [{now}]"

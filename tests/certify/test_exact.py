@@ -104,9 +104,12 @@ def test_time_limited_runs_stay_sound() -> None:
         y = model(x).argmax(dim=1)
     full = flip_distances(model, x, y, "linf")
     quick = flip_distances(model, x, y, "linf", time_limit=1e-3)
-    assert full.proven.all() and not quick.proven.any()
+    assert full.proven.all()
     assert (quick.lower <= full.lower + 1e-6).all()
     assert (quick.upper >= full.upper - 1e-6).all()
+    # whether 1 ms binds depends on the machine; a bracket it proves anyway is the exact one
+    done = quick.proven
+    assert (abs(quick.lower[done] - full.lower[done]) <= 1e-6).all()
 
 
 def test_certificate_radii_are_the_flip_lower_bounds() -> None:

@@ -50,10 +50,10 @@ def test_milp_l2_is_a_sound_bound() -> None:
 def test_time_limited_programs_still_bound_the_truth() -> None:
     model = tiny_mlp(5, widths=(24, 24))
     lo, hi = np.zeros(2), np.ones(2)
-    values, optimal = lipschitz_on_box(
+    values, _ = lipschitz_on_box(
         ReluNet.from_model(model, (2,)), lo + 0.5, 0.5, 0, "linf", time_limit=0.01
     )
-    assert not optimal
+    # whether 10 ms binds depends on the machine: the values bound the truth either way
     assert (values >= _brute(model, lo, hi, 0, "l1") - 1e-6).all()
 
 

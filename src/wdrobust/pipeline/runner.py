@@ -288,10 +288,11 @@ def _compute(
     shown while it runs); a unit of a job in ``first`` that holds checked samples takes their rows and
     computes only the others (``reuse``)."""
     total = len(todo)
+    # each unit's place among its job's units, for the label "key [place/count]"
+    place = {key: {u: i for i, u in enumerate(layout.units(key))} for key in {job.key for job, _ in todo}}
     with progress("evaluating", quiet=cfg.quiet or total == 0, console=console, unit="units") as update:
         for i, (job, u) in enumerate(todo):
-            units_of_job = layout.units(job.key)
-            update(i, total, f"{job.key} [{units_of_job.index(u) + 1}/{len(units_of_job)}]")
+            update(i, total, f"{job.key} [{place[job.key][u] + 1}/{len(place[job.key])}]")
             sl, b = layout.samples(job.key, u), layout.batch(job.key, u)
             seed = unit_seed(cfg.seed, job.key, u)
             torch.manual_seed(seed)

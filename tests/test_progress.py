@@ -12,9 +12,18 @@ import time
 
 import pytest
 from rich.console import Console
+from rich.progress import Progress
 
 from wdrobust import _progress
-from wdrobust._progress import INTERVAL_ENV, PlainProgress, current_stage, interval, progress, stage
+from wdrobust._progress import (
+    INTERVAL_ENV,
+    EtaColumn,
+    PlainProgress,
+    current_stage,
+    interval,
+    progress,
+    stage,
+)
 
 LINE = re.compile(
     r"^\[\d\d:\d\d:\d\d\] (?P<what>.+): (?P<count>\d+/\d+) samples, elapsed \d:\d\d:\d\d(?P<eta>, eta .*)?$"
@@ -84,6 +93,24 @@ def test_the_eta_is_the_time_per_finished_step_times_the_steps_left(monkeypatch)
     plain.update(5, 5)
     assert plain.line().endswith("units: 5/5 units, elapsed 0:01:40, eta 0:00:00")
     assert buffer.getvalue() == ""  # line() prints nothing
+
+
+def test_the_bars_eta_follows_the_same_rule_as_the_plain_line() -> None:
+    """EtaColumn: nothing before a step has finished, the time per step times the steps left, "unknown"
+    once a slow step outlasts it (rich's own column froze at 0:00:00)."""
+    now = [100.0]
+    bar = Progress(EtaColumn(), get_time=lambda: now[0])
+    task = bar.add_task("units", total=5)
+    column = EtaColumn()
+    now[0] = 130.0
+    assert column.render(bar.tasks[0]).plain == ""
+    bar.update(task, completed=2, last_step=now[0])  # 2 steps in 30 s: 15 s each, 3 left
+    now[0] = 140.0
+    assert column.render(bar.tasks[0]).plain == "eta 0:00:35"
+    now[0] = 200.0
+    assert column.render(bar.tasks[0]).plain == "eta unknown (longer than the average step)"
+    bar.update(task, completed=5, last_step=now[0])
+    assert column.render(bar.tasks[0]).plain == "eta 0:00:00"
 
 
 @pytest.mark.parametrize("text", ["0", "-1", "soon", "nan"])

@@ -1,6 +1,6 @@
 """Progress of every long-running wdrobust command, on a terminal and off it.
 
-On a terminal: a rich bar "description [===>   ] done/total unit  elapsed  eta remaining", redrawn ten
+On a terminal: a rich bar "description [===>   ] done/total unit  elapsed  eta H:MM:SS", redrawn ten
 times a second, so its elapsed clock moves inside one slow step too. Elsewhere (a pipe, a file, CI,
 nohup), where a bar would print nothing until the end: one plain line every ``interval()`` seconds,
 "[HH:MM:SS] description: done/total unit, elapsed H:MM:SS, eta H:MM:SS", written by a timer thread so
@@ -31,7 +31,6 @@ from rich.progress import (
     Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -78,8 +77,35 @@ class StageColumn(ProgressColumn):
         return Text(f"[{now}]" if now else "")
 
 
+def eta_text(started: float, last_step: float | None, done: int, total: int | None, now: float) -> str:
+    """The eta of a block started at ``started`` whose ``done``-th of ``total`` steps finished at
+    ``last_step`` (monotonic seconds): remaining = (last_step - started) / done * (total - done) -
+    (now - last_step), as H:MM:SS; "unknown (longer than the average step)" once that estimate is used up
+    while steps remain (never a false 0:00:00 while work goes on); "" before a step has finished."""
+    if not done or not total or last_step is None:
+        return ""
+    per_step = (last_step - started) / done
+    remaining = per_step * (total - done) - (now - last_step)
+    if remaining < 1 and done < total:
+        return "unknown (longer than the average step)"
+    return _clock(max(remaining, 0))
+
+
+class EtaColumn(ProgressColumn):
+    """The bar's "eta ..." column by ``eta_text`` (rich's own estimate freezes at 0:00:00 in a slow
+    step); the task's field ``last_step`` is when its count last grew."""
+
+    def render(self, task: Task) -> Text:
+        if task.start_time is None:
+            return Text("")
+        total = None if task.total is None else int(task.total)
+        now = task.get_time()
+        text = eta_text(task.start_time, task.fields.get("last_step"), int(task.completed), total, now)
+        return Text(f"eta {text}" if text else "")
+
+
 def columns(unit: str = "") -> tuple[ProgressColumn, ...]:
-    """The columns "description [===>   ] done/total unit  elapsed  eta remaining [stage]" (no unit
+    """The columns "description [===>   ] done/total unit  elapsed  eta H:MM:SS [stage]" (no unit
     column without a unit)."""
     return (
         TextColumn("{task.description}"),
@@ -87,8 +113,7 @@ def columns(unit: str = "") -> tuple[ProgressColumn, ...]:
         MofNCompleteColumn(),
         *((TextColumn(unit),) if unit else ()),
         TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
+        EtaColumn(),
         StageColumn(),
     )
 
@@ -144,11 +169,8 @@ class PlainProgress:
             count = f"{self.done}/{self.total}" if self.total is not None else f"{self.done}"
             unit = f" {self.unit}" if self.unit else ""
             text = f"{self.description}: {count}{unit}, elapsed {_clock(elapsed)}"
-            if self.done and self.total and self.last_step is not None:
-                per_step = (self.last_step - self.started) / self.done
-                remaining = per_step * (self.total - self.done) - (time.monotonic() - self.last_step)
-                late = remaining < 1 and self.done < self.total  # the estimate is used up, work goes on
-                eta = "unknown (longer than the average step)" if late else _clock(max(remaining, 0))
+            eta = eta_text(self.started, self.last_step, self.done, self.total, time.monotonic())
+            if eta:
                 text += f", eta {eta}"
         now = current_stage()
         if now:
@@ -190,6 +212,8 @@ def progress(
 
             def update(done: int, total: int | None = None, label: str | None = None) -> None:
                 extra = {} if label is None else {"description": label}
+                if done > next(t.completed for t in bar.tasks if t.id == task):
+                    extra["last_step"] = bar.get_time()
                 bar.update(task, completed=done, **({} if total is None else {"total": total}), **extra)
 
             yield update

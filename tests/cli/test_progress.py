@@ -41,8 +41,6 @@ def test_progress_lines_off_a_terminal_and_none_with_quiet(digits_mlp_path: Path
     assert not LINE.search(quiet.output)
 
 
-
-
 def test_newcomer_script_with_output_redirected_to_a_file(tmp_path: Path) -> None:
     """evaluate a user's module file through --arch with stdout and stderr going to a file, see progress
     lines there, read the headline at the end, export the per-sample CSV."""

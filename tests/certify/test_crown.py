@@ -167,9 +167,10 @@ def test_crown_certificate_dominates_brute_force(act: str, norm: str) -> None:
         cert = CERTIFICATES["crown"](net, norm, losses=("ce", "margin", "zero_one"), radii=[0.02, 0.05, 0.2])
         res = cert.run(x, y)
         assert res.sound
+        on_grid = {loss: _phi_on_grid(net, x, y, pts, norm, loss) for loss in ("ce", "margin")}
         for loss in ("ce", "margin"):
             major = res.majorants[loss]
-            for i, (dist, gain) in enumerate(_phi_on_grid(net, x, y, pts, norm, loss)):
+            for i, (dist, gain) in enumerate(on_grid[loss]):
                 bound = _row(major, i, dist.shape[0])(dist.double().numpy())
                 assert (gain.double().numpy() <= bound + 1e-5 * (1 + np.abs(bound))).all()
         # certified radius <= the distance of every misclassified grid point
@@ -184,7 +185,7 @@ def test_crown_certificate_dominates_brute_force(act: str, norm: str) -> None:
         for p in (1.0, 2.0, math.inf):
             t = ThreatModel(norm, 0.05, p)
             for loss in ("ce", "margin"):
-                dist_gain = _phi_on_grid(net, x, y, pts, norm, loss)
+                dist_gain = on_grid[loss]
                 points = AttainedPoints(
                     np.stack([d.numpy() for d, _ in dist_gain]),
                     np.stack([gg.double().numpy() for _, gg in dist_gain]),

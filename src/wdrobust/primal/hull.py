@@ -51,17 +51,29 @@ class Hull:
 
 
 def _sorted_columns(s: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Points with gain > 0 and finite s sorted by s after the start (column 0), vertex-major (W, R):
-    (s, g, original column), other points padded with g = -inf. W: the most such points per row, plus 1."""
+    """The points that can lie on the hull, sorted by s after the start (column 0), vertex-major (W, R):
+    (s, g, original column), other entries padded with g = -inf. A point can lie on it only if it is on the
+    Pareto front, g > 0 and s finite with g above every gain sorted before it (the chain's running maximum:
+    any other point is never pushed), so the others are dropped here and the column sweep runs over the
+    front only. W: the largest front per row, plus 1."""
     r, m = s.shape
     useful = (g > 0) & (s < np.inf)  # s = inf: padding, or t^p overflowed
-    width = int(useful.sum(axis=1).max(initial=0)) + 1
     key = np.where(useful, s, np.inf)
     key[:, 0] = -1.0  # the start vertex (0, 0) sorts first
-    order = np.argsort(key, axis=1)[:, :width]
+    order = np.argsort(key, axis=1)
+    gain = np.take_along_axis(np.where(useful, g, -np.inf), order, axis=1)
+    gain[:, 0] = 0.0
+    before = np.maximum.accumulate(gain, axis=1)
+    front = np.empty((r, m), dtype=bool)
+    front[:, 0] = True
+    front[:, 1:] = gain[:, 1:] > before[:, :-1]
+    width = int(front.sum(axis=1).max(initial=1))
+    keep = np.argsort(~front, axis=1, kind="stable")[:, :width]  # front columns first, in s order
+    order = np.take_along_axis(order, keep, axis=1)
+    kept = np.take_along_axis(front, keep, axis=1)
     flat = (order + (np.arange(r) * m)[:, None]).T.ravel()
     cs = s.ravel()[flat].reshape(width, r)
-    cg = np.where(useful, g, -np.inf).ravel()[flat].reshape(width, r)
+    cg = np.where(kept.T, g.ravel()[flat].reshape(width, r), -np.inf)
     return cs, cg, np.ascontiguousarray(order.T)
 
 

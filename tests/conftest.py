@@ -24,6 +24,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--no-onednn", action="store_true", help="run with torch.backends.mkldnn disabled")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked slow run first (stable order otherwise): xdist deals the first tests to its workers in
+    turn, so the long ones start together instead of one of them leaving a worker idle at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(config.getoption("--torch-threads"))
     if config.getoption("--no-onednn"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 from _cli import invoke, strip_timing
 from _paths import FIXTURES
 
@@ -46,6 +47,7 @@ def _close(got, want, where="results"):
         assert got == want, f"{where}: {got!r} != {want!r}"
 
 
+@pytest.mark.slow
 def test_demo_results_match_the_record(tmp_path, torch_threads):
     out = tmp_path / "demo"
     result = invoke("evaluate", "--out", out, "--quiet", "--threads", torch_threads)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from _paths import ROOT
 
 from wdrobust.pipeline.config import EvalConfig
@@ -45,6 +46,7 @@ def test_readme_commands_are_found():
     assert {"train", "attack", "certify", "evaluate", "report"} <= subcommands, subcommands
 
 
+@pytest.mark.slow
 def test_readme_cli_lines_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     lines = readme_commands(README.read_text())
@@ -56,6 +58,7 @@ def test_readme_cli_lines_run(tmp_path):
         assert done.returncode == 0, f"README line failed: {line}\n{done.stdout}\n{done.stderr}"
 
 
+@pytest.mark.slow
 def test_readme_python_blocks_run(tmp_path):
     """The ```python blocks of the README run, in order, as one script."""
     blocks = re.findall(r"^```python\n(.*?)^```", README.read_text(), flags=re.S | re.M)
@@ -90,6 +93,7 @@ TWO_TEST_DIGITS = 100 * 2 / 450
 RETRAINED_RANGE = 5.0
 
 
+@pytest.mark.slow
 def test_readme_quotes_the_models_figures():
     """The README's figures of the shipped default MLP are what scripts/model_figures.py measures from its
     fixed weights, to two test digits; the figures of models trained here (PGD-trained, plain `wdrobust

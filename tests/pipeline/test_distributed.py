@@ -46,6 +46,7 @@ def results(folder):
     return strip_timing(json.loads((folder / "results.json").read_text()))
 
 
+@pytest.mark.slow
 def test_two_ranks_equal_the_single_process_run(tmp_path, env):
     done = subprocess.run(torchrun(MEDIUM, tmp_path / "ranks"), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -56,6 +57,7 @@ def test_two_ranks_equal_the_single_process_run(tmp_path, env):
     assert results(tmp_path / "ranks") == results(tmp_path / "single")
 
 
+@pytest.mark.slow
 def test_a_killed_rank_resumes_only_its_missing_units(tmp_path, env):
     out = tmp_path / "ranks"
     second = out / "shards" / "rank-2-of-2" / "store.sqlite"

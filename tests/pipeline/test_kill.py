@@ -40,6 +40,7 @@ def env():
     return dict(os.environ, OMP_NUM_THREADS="1")
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_recomputes_nothing_and_matches_uninterrupted(tmp_path, env):
     killed_dir, clean_dir = tmp_path / "killed", tmp_path / "uninterrupted"
     store = killed_dir / "store.sqlite"

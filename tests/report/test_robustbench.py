@@ -14,6 +14,7 @@ def _in_tmp(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_results_name_the_model_and_robustbench_record(tmp_path, digits_mlp_path):
     pytest.importorskip("pyautoattack")
     flags = ["--n", "4", "--batch-size", "4", "--eps", "0.1", "--p", "inf", "--attacks", "autoattack",

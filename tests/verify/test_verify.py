@@ -156,6 +156,7 @@ SHARED = next((p for p in (Path("/work/shared"), ROOT.parent / "shared") if p.is
 
 
 @pytest.mark.skipif(SHARED is None, reason="shared/benchmarks/vnncomp is absent")
+@pytest.mark.slow
 def test_shared_mnistfc_instances_agree_with_the_published_verdicts() -> None:
     """A few mnistfc instances (1 s each, the cheap deciders): every sat re-checks, and no unsat where
     some tool found a counterexample."""

@@ -64,7 +64,7 @@ from wdrobust.pipeline.jobs import (
 )
 from wdrobust.pipeline.jobs.base import UnitOutput
 from wdrobust.pipeline.jobs.certificate import majorant_arrays, majorants_of
-from wdrobust.pipeline.jobs.plan import PARTS_META, UNIT_SECONDS, Layout, parts_for
+from wdrobust.pipeline.jobs.plan import PARTS_META, UNIT_SECONDS, Layout, may_exceed, parts_for
 from wdrobust.pipeline.store import STORE_NAME, Store, read_meta, store_errors, stored_jobs
 from wdrobust.primal.curves import Majorant, pad_columns
 
@@ -430,7 +430,7 @@ def _cost(job: CertificateJob, checked: Checked, more: UnitTask, may_cut: bool) 
     job recomputes them in its first batch, so that its results are those of a run without the check)."""
     output, one = checked.first[job.key]
     batch = min(more.cfg.batch_size, more.inputs.x.shape[0])
-    if not may_cut or batch < 3 or one * batch <= UNIT_SECONDS:
+    if not may_cut or batch < 3 or not may_exceed(one, batch):
         return
     tic = time.perf_counter()
     rest = job.run(more)

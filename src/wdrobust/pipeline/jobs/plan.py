@@ -89,13 +89,19 @@ class Layout:
         return slice(start, min(start + size, (unit // k + 1) * self.batch_size, self.n))
 
 
+def may_exceed(one: float, batch_size: int, target: float = UNIT_SECONDS) -> bool:
+    """Whether a batch of ``batch_size`` samples at ``one`` second per sample may hold more than
+    ``target`` seconds of work (then its cost on three samples is worth measuring: ``parts_for``)."""
+    return one * batch_size > target
+
+
 def parts_for(one: float, three: float | None, batch_size: int, target: float = UNIT_SECONDS) -> int:
     """Pieces per batch for a certificate that took ``one`` seconds on one sample and ``three`` on three
     (None: not measured, the batch is small enough at ``one`` per sample). Cost model c + a m for m
     samples, a = (three - one) / 2, c = one - a (c >= 0): the batch stays whole when c + a batch_size <=
     target, or when the fixed cost c is at least half the target (pieces would mostly repeat c); else
     pieces of m = floor((target - c) / a) samples (at least 1)."""
-    if three is None or one * batch_size <= target:
+    if three is None or not may_exceed(one, batch_size, target):
         return 1
     a = max((three - one) / 2, 0.0)
     c = max(one - a, 0.0)

@@ -430,7 +430,7 @@ def _cost(job: CertificateJob, checked: Checked, more: UnitTask, may_cut: bool) 
     job recomputes them in its first batch, so that its results are those of a run without the check)."""
     output, one = checked.first[job.key]
     batch = min(more.cfg.batch_size, more.inputs.x.shape[0])
-    if not may_cut or batch < 3 or not may_exceed(one, batch):
+    if not may_cut or batch < 3 or not may_exceed(one, batch, UNIT_SECONDS):
         return
     tic = time.perf_counter()
     rest = job.run(more)

@@ -430,6 +430,8 @@ def margin_bounds(
     alpha: str = "output",
     alpha_stop: float | None = None,
     fallback: list[str] | None = None,
+    known: dict[fx.Node, Box] | None = None,
+    tightened: dict[fx.Node, Box] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(U (B, C), A (B, C, *S), bias (B, C)): U_bc >= max over the row's region of spec_bc . f(x), and the
     linear bound spec_bc . f(x) <= A_bc . x + bias_bc it comes from (plain CROWN slopes; with alpha_steps
@@ -438,8 +440,11 @@ def margin_bounds(
 
     region: B rows (``Region``), spec (B, C, K); everything in the graph's dtype. fallback: a list that
     receives the names of the values ``auto`` kept as interval boxes (``Crown.fallback``) not yet in it.
+    known: sound boxes (B, *S) of some values on the same regions (``Crown``), e.g. those of larger regions
+    containing these; tightened: a dict that receives the final boxes (B, *S) of the values CROWN tightens
+    (the inputs of the nonlinear nodes outside the affine prefix), to serve as ``known`` for sub-regions.
     """
-    crown = Crown(graph, region, intermediate)
+    crown = Crown(graph, region, intermediate, known)
     if fallback is not None:
         fallback.extend(name for name in crown.fallback if name not in fallback)
     with torch.no_grad():
@@ -449,4 +454,6 @@ def margin_bounds(
         upper = torch.minimum(upper, crown.optimise_upper(spec, alpha_steps, alpha, alpha_stop))
     if torch.isnan(upper).any():
         raise ValueError("crown: the bounds contain NaN (check the model for non-finite weights)")
+    if tightened is not None:
+        tightened.update({node: crown.bounds.boxes[node] for node in crown._targets()})
     return upper, a, bias

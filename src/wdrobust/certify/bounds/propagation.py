@@ -59,7 +59,7 @@ from wdrobust.threat import dual_of, lp_norm
 INTERMEDIATE = ("ibp", "crown", "auto")
 #: ``auto``: largest (bounded neurons) x (coefficient entries of one neuron's pass, summed over the values it
 #: visits: their windows on a receptive-field pass, their sizes on a dense one) per row and value.
-AUTO_COST = 1 << 22
+AUTO_COST = 1 << 24
 #: Coefficient entries (rows x specs x widest value) per chunk of a backward pass.
 CHUNK_ENTRIES = 1 << 23
 

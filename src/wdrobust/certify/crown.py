@@ -21,6 +21,10 @@ The whole-box rows bound their pre-activations with ``auto`` even when ``interme
 nearly every neuron is unstable, so full CROWN costs the most and buys the least. The result's note names
 the values whose interval boxes ``auto`` kept (``bounds.propagation.Crown.fallback``), for the balls and the
 box.
+The balls are bounded from the largest radius down, each one's pre-activation boxes intersected with those
+of the next larger ball (which contains it): the same bounds or tighter, with fewer neurons left for CROWN
+to tighten. A run that serves p = inf alone reads the bounds up to ``reach`` only (``options_for``: the
+largest eps); balls and bisection steps beyond it get CROWN-IBP without alpha.
 zero_one: the certified radius is the largest grid radius with every U_ijk < 0, extended inside the next
 shell by the chord (m_ij + g_ijk + t ||A_ijk||_* < 0) and refined by bisection on "every U_ij(r) < 0".
 

@@ -62,6 +62,8 @@ INTERMEDIATE = ("ibp", "crown", "auto")
 AUTO_COST = 1 << 24
 #: Coefficient entries (rows x specs x widest value) per chunk of a backward pass.
 CHUNK_ENTRIES = 1 << 23
+#: Largest ratio of the neurons a row chunk bounds (rows x the union of their neurons) to those its rows need.
+UNION_WASTE = 1.25
 
 
 def flat_dot(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -71,6 +73,29 @@ def flat_dot(a: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     if v.shape[0] == 1 and a.shape[0] != 1:
         return flat @ v.reshape(-1)
     return torch.bmm(flat, v.reshape(v.shape[0], -1, 1)).squeeze(2)
+
+
+def _row_chunks(need: torch.Tensor, widest: int) -> list[torch.Tensor]:
+    """Chunks of the rows of need (B, n) (the neurons each row must bound; a chunk bounds the union of its
+    rows' neurons on every row), rows taken by increasing count: a row joins the chunk while its
+    coefficient entries (rows x 2 x union x widest) stay within CHUNK_ENTRIES and rows x union stays within
+    UNION_WASTE times the sum of the rows' own counts."""
+    counts = need.sum(dim=1)
+    chunks: list[list[int]] = []
+    union, total = need[0], 0
+    for row in torch.argsort(counts).tolist():
+        joined, count = union | need[row], int(counts[row])
+        size, rows = int(joined.sum()), len(chunks[-1]) + 1 if chunks else 0
+        fits = rows * 2 * max(size, 1) * widest <= CHUNK_ENTRIES and rows * size <= UNION_WASTE * (
+            total + count
+        )
+        if chunks and fits:
+            chunks[-1].append(row)
+            union, total = joined, total + count
+        else:
+            chunks.append([row])
+            union, total = need[row], count
+    return [torch.tensor(c, device=need.device) for c in chunks]
 
 
 def check_linear_rules(graph: BoundGraph) -> None:
@@ -275,20 +300,14 @@ class Crown:
                 self._tighten_one(pre, relu_like, mode, widest)
 
     def _tighten_one(self, pre: fx.Node, relu_like: bool, mode: str, widest: int) -> None:
-        """``_tighten`` of the pre-activation pre (``relu_like``: only its unstable neurons); widest: the
-        largest number of entries of a value per row (sizes the row chunks)."""
+        """``_tighten`` of the pre-activation pre (``relu_like``: only its unstable neurons), by row chunks
+        (``_row_chunks``) that bound the union of their rows' neurons; widest: the largest number of entries
+        of a value per row (sizes the row chunks)."""
         box = self.bounds.boxes[pre]
         lo, hi = box.lo.flatten(1).clone(), box.hi.flatten(1).clone()
         need = ((lo < 0) & (hi > 0)) if relu_like else (hi > lo)
         limit = AUTO_COST // sum(self._plan(pre)[1]) if mode == "auto" else lo.shape[1]
-        # rows sorted by their number of neurons to bound, so that chunks are alike
-        order = torch.argsort(need.sum(dim=1))
-        start = 0
-        while start < order.numel():
-            count = int(need[order[start]].sum())
-            step = max(1, CHUNK_ENTRIES // (2 * max(count, 1) * widest))
-            rows = order[start : start + step]
-            start += rows.numel()
+        for rows in _row_chunks(need, widest):
             idx = need[rows].any(dim=0).nonzero().flatten()
             if idx.numel() > limit and pre.name not in self.fallback:
                 self.fallback.append(pre.name)

@@ -416,3 +416,91 @@ def test_p_inf_alone_bounds_the_whole_box_by_intervals(monkeypatch) -> None:
 def test_crown_refuses_orders_below_one() -> None:
     with pytest.raises(ValueError, match="orders"):
         CERTIFICATES["crown"](tiny_net(0, 2, "relu").float(), "linf", orders=(0.5,))
+
+
+@pytest.mark.parametrize(
+    ("act", "norm", "mode"),
+    [("relu", "linf", "crown"), ("relu", "l2", "auto"), ("gelu", "linf", "auto"), ("gelu", "l2", "crown")],
+)
+def test_boxes_of_a_larger_ball_seed_a_smaller_one_soundly(act: str, norm: str, mode: str) -> None:
+    """margin_bounds with known = the tightened boxes of a concentric larger ball: never looser than without
+    them, above the grid maximum, and its tightened boxes contain the pre-activations at the grid points."""
+    seeded_nets = 0
+    for seed in range(6):
+        net = tiny_net(40 + seed, 2, act).requires_grad_(False)
+        graph = BoundGraph(net)
+        g = torch.Generator().manual_seed(seed)
+        x0 = torch.rand(3, 2, generator=g, dtype=torch.float64)
+        y = torch.randint(0, 3, (3,), generator=g)
+        _, c = margin_cotangents(y, 3)
+        small, large = torch.full((3,), 0.1, dtype=torch.float64), torch.full((3,), 0.3, dtype=torch.float64)
+        seed_boxes: dict = {}
+        margin_bounds(
+            graph, Region.ball(x0, large, norm), c.double(), intermediate=mode, tightened=seed_boxes
+        )
+        seeded_nets += bool(seed_boxes)  # one hidden layer: its boxes are the exact affine prefix's
+        plain, _, _ = margin_bounds(graph, Region.ball(x0, small, norm), c.double(), intermediate=mode)
+        tight: dict = {}
+        seeded, _, _ = margin_bounds(
+            graph,
+            Region.ball(x0, small, norm),
+            c.double(),
+            intermediate=mode,
+            known=seed_boxes,
+            tightened=tight,
+        )
+        assert (seeded <= plain + 1e-12).all()
+        for i in range(3):
+            pts = region_points(x0[i], 0.1, norm, 61)
+            assert ((net(pts) @ c[i].double().T).amax(dim=0) <= seeded[i] + 1e-9).all()
+            values = graph.evaluate(pts)
+            for node, box in tight.items():
+                v = values[node]
+                assert (v >= box.lo[i] - 1e-9).all() and (v <= box.hi[i] + 1e-9).all()
+    assert seeded_nets >= 2
+
+
+def test_p_inf_alone_bounds_the_balls_beyond_reach_by_intervals(monkeypatch) -> None:
+    """With orders (inf,) and reach, the balls beyond reach get CROWN-IBP without alpha, the others the
+    configured bounds (the same majorants up to reach as a run without reach); any finite order reads every
+    ball; the majorants and certified radii stay sound; options_for sets reach = eps."""
+    import wdrobust.certify.crown as crown_module
+
+    assert CERTIFICATES["crown"].options_for("linf", 0.05, 2)["reach"] == 0.05
+    assert "reach" not in CERTIFICATES["crown"].options_for("linf", 0.0, 2)
+    net = tiny_net(8, 2, "relu").float().requires_grad_(False)
+    x = torch.rand(5, 2, generator=torch.Generator().manual_seed(6))
+    y = net(x).argmax(dim=1)
+    seen: list[tuple[str, int, float]] = []
+
+    def spy(graph, region, spec, **kw):
+        seen.extend((kw["intermediate"], kw["alpha_steps"], float(r)) for r in region.r)
+        return margin_bounds(graph, region, spec, **kw)
+
+    monkeypatch.setattr(crown_module, "margin_bounds", spy)
+    runs = {}
+    for orders in ((2.0, math.inf), (math.inf,)):
+        seen.clear()
+        cert = CERTIFICATES["crown"](
+            net, "linf", losses=("margin", "zero_one"), radii=[0.05, 0.2, 0.4], alpha_steps=3, orders=orders,
+            reach=0.05,
+        )  # fmt: skip
+        runs[orders] = cert.run(x, y)
+        balls = [(mode, steps, r) for mode, steps, r in seen if r < 1.0]
+        far = {(mode, steps) for mode, steps, r in balls if r > 0.05 * (1 + 1e-6)}
+        near = {(mode, steps) for mode, steps, r in balls if r <= 0.05 * (1 + 1e-6)}
+        assert near == {("auto", 3)}
+        assert far == ({("ibp", 0)} if orders == (math.inf,) else {("auto", 3)})
+    lazy, full = runs[(math.inf,)].majorants["margin"], runs[(2.0, math.inf)].majorants["margin"]
+    for t in np.linspace(0, 0.05, 11):
+        np.testing.assert_allclose(lazy(np.full(5, t)), full(np.full(5, t)), rtol=1e-12)
+    pts = torch.cartesian_prod(torch.linspace(0, 1, 101), torch.linspace(0, 1, 101))
+    for i, (dist, gain) in enumerate(_phi_on_grid(net, x, y, pts, "linf", "margin")):
+        bound = _row(lazy, i, dist.shape[0])(dist.double().numpy())
+        assert (gain.double().numpy() <= bound + 1e-5 * (1 + np.abs(bound))).all()
+    with torch.no_grad():
+        wrong = net(pts).argmax(dim=1)
+    for i in range(x.shape[0]):
+        flips = pts[wrong != y[i]]
+        if flips.shape[0]:
+            assert runs[(math.inf,)].certified_radius[i] <= float(lp_norm(flips - x[i], "linf").min()) + 1e-6

@@ -21,6 +21,10 @@ The whole-box rows bound their pre-activations with ``auto`` even when ``interme
 nearly every neuron is unstable, so full CROWN costs the most and buys the least. The result's note names
 the values whose interval boxes ``auto`` kept (``bounds.propagation.Crown.fallback``), for the balls and the
 box.
+The balls are bounded from the largest radius down, each one's pre-activation boxes intersected with those
+of the next larger ball (which contains it): the same bounds or tighter, with fewer neurons left for CROWN
+to tighten. A run that serves p = inf alone reads the bounds up to ``reach`` only (``options_for``: the
+largest eps); balls and bisection steps beyond it get CROWN-IBP without alpha.
 zero_one: the certified radius is the largest grid radius with every U_ijk < 0, extended inside the next
 shell by the chord (m_ij + g_ijk + t ||A_ijk||_* < 0) and refined by bisection on "every U_ij(r) < 0".
 
@@ -34,6 +38,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,13 +46,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
+from torch import fx, nn
 
 from wdrobust._options import Option, at_least, one_of
 from wdrobust._progress import stage
 from wdrobust.certify.base import Certificate, ShellBound, box_diameter, shell_knots
 from wdrobust.certify.bounds import BoundGraph, margin_lipschitz
 from wdrobust.certify.bounds.alpha import MODES as ALPHA_MODES
+from wdrobust.certify.bounds.interval import Box
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
 from wdrobust.certify.bounds.propagation import INTERMEDIATE, check_linear_rules, flat_dot, margin_bounds
 from wdrobust.certify.bounds.region import Region
@@ -61,6 +67,8 @@ FLOAT32_SLACK = 1e-5
 RADIUS_NUDGE = 1e-9
 #: Coefficient entries (rows x classes x widest value) per chunk of rows.
 CHUNK_ENTRIES = 1 << 23
+#: Relative tolerance of ``reach`` (the grid radius at eps is eps nudged by RADIUS_NUDGE, in float64).
+REACH_TOLERANCE = 1e-6
 
 log = logging.getLogger("wdrobust.certify.crown")
 
@@ -96,6 +104,13 @@ class CrownCertificate(Certificate):
         Option("subdivide", int, 2, at_least(1), "shells each gap of the radius grid is split into"),
         Option("bisection", int, 6, at_least(0), "steps refining the certified radius"),
         Option("shells", int, None, at_least(1), "size of the default grid (without radii)"),
+        Option(
+            "reach",
+            float,
+            None,
+            at_least(0),
+            "p = inf alone: the largest radius whose bounds are read (beyond it CROWN-IBP; default none)",
+        ),
     )
 
     def __init__(self, model: nn.Module, norm: str = "linf", **options: Any) -> None:
@@ -106,6 +121,9 @@ class CrownCertificate(Certificate):
                 "(evaluate and options_for give them): drop shells"
             )
         self.shells = self.default_shells if self.shells is None else self.shells
+        #: radii beyond which balls get CROWN-IBP bounds: reach, when only p = inf is served (see ``_far``)
+        inf_only = self.orders is not None and all(math.isinf(p) for p in self.orders)
+        self._tight_up_to = self.reach * (1 + REACH_TOLERANCE) if inf_only and self.reach else math.inf
         self._graphs: dict[str, BoundGraph] = {}
         self._box: dict[int, tuple[torch.Tensor, ...]] = {}
         self._fallback: dict[str, list[str]] = {"balls": [], "whole box": []}  # values auto left to intervals
@@ -119,6 +137,12 @@ class CrownCertificate(Certificate):
             model.requires_grad_(False)
             self._graphs[precision] = BoundGraph(model.eval())
         return self._graphs[precision]
+
+    @classmethod
+    def options_for(cls, norm: str, eps: float, d: int) -> dict[str, Any]:
+        """The shell radii of ``Certificate.options_for`` and reach = eps (when eps > 0): a run that serves
+        p = inf alone reads the bounds up to eps only."""
+        return {**super().options_for(norm, eps, d), **({"reach": float(eps)} if eps > 0 else {})}
 
     def crown_radii(self, d: int) -> np.ndarray:
         """The radius grid (M,): the shell radii (``shell_radii``: given, or default with ``shells``), each
@@ -151,30 +175,94 @@ class CrownCertificate(Certificate):
             self._seconds[name] = self._seconds.get(name, 0.0) + time.perf_counter() - start
 
     # -- the linear bounds ---------------------------------------------------------------------------
+    def _far(self, r: torch.Tensor) -> torch.Tensor:
+        """(R,) bool: the radii r (R,) beyond ``reach`` on a run that serves p = inf alone; their balls get
+        CROWN-IBP bounds without alpha (no figure of such a run reads them; certified radii beyond reach
+        stay sound, only looser)."""
+        return r > self._tight_up_to
+
     def _bounds(
-        self, x: torch.Tensor, r: torch.Tensor, y: torch.Tensor, k: int
+        self,
+        x: torch.Tensor,
+        r: torch.Tensor,
+        y: torch.Tensor,
+        k: int,
+        known: dict[fx.Node, Box] | None = None,
+        tightened: dict[fx.Node, Box] | None = None,
+        stop: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For rows (x (R, *S) float64, r (R,), y (R,)): U, A . x_row + b and ||A||_*, each (R, K-1) over
-        the classes j != y in increasing order, in row chunks."""
+        the classes j != y in increasing order, in row chunks (``_far`` rows with CROWN-IBP). known: sound
+        pre-activation boxes (R, *S) on the rows' balls, e.g. those of balls containing them; tightened:
+        receives the rows' final pre-activation boxes (R, *S) (``margin_bounds``);
+        stop: alpha's early stop."""
         graph = self.graph()
         widest = max(v.numel() for v in graph.evaluate(x[:1]).values() if isinstance(v, torch.Tensor))
         step = max(1, CHUNK_ENTRIES // ((k - 1) * widest))
-        parts = []
-        for lo in range(0, x.shape[0], step):
-            sl = slice(lo, lo + step)
-            _, c = margin_cotangents(y[sl], k)
+        out = [x.new_empty((x.shape[0], k - 1)) for _ in range(3)]
+        far = self._far(r)
+        chunks = [rows for g in (~far, far) for rows in g.nonzero().flatten().split(step) if rows.numel()]
+        for rows in chunks:
+            tight = {} if tightened is not None else None
+            _, c = margin_cotangents(y[rows], k)
             upper, a, b = margin_bounds(
                 graph,
-                Region.ball(x[sl], r[sl], self.norm),
+                Region.ball(x[rows], r[rows], self.norm),
                 c.to(x.dtype),
-                intermediate=self.intermediate,
-                alpha_steps=self.alpha_steps,
+                intermediate="ibp" if far[rows[0]] else self.intermediate,
+                alpha_steps=0 if far[rows[0]] else self.alpha_steps,
                 alpha=self.alpha,
+                alpha_stop=stop,
                 fallback=self._fallback["balls"],
+                known=None if known is None else {n: Box(v.lo[rows], v.hi[rows]) for n, v in known.items()},
+                tightened=tight,
             )
-            at_x = flat_dot(a, x[sl]) + b
-            parts.append((upper, at_x, lp_norm(a, dual_of(self.norm), batch_dims=2)))
-        return tuple(torch.cat(p) for p in zip(*parts, strict=True))  # type: ignore[return-value]
+            out[0][rows], out[1][rows] = upper, flat_dot(a, x[rows]) + b
+            out[2][rows] = lp_norm(a, dual_of(self.norm), batch_dims=2)
+            for node, box in (tight or {}).items():
+                if node not in tightened:
+                    inf = torch.full(
+                        (x.shape[0], *box.lo.shape[1:]), torch.inf, dtype=x.dtype, device=x.device
+                    )
+                    tightened[node] = Box(-inf, inf.clone())
+                tightened[node].lo[rows], tightened[node].hi[rows] = box.lo, box.hi
+        return out[0], out[1], out[2]
+
+    def _balls(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        k: int,
+        inner: torch.Tensor,
+        last: torch.Tensor,
+        slack: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[fx.Node, Box]]:
+        """U, A . x + b and ||A||_*, each (n (M-1), K-1) radius-major, of the n samples x (n, *S) on the
+        inner radii (M-1,), from the largest ball down: each ball's pre-activation boxes are intersected with
+        those of the next larger ball, which contains it (bounds as tight or tighter, fewer neurons left for
+        CROWN to tighten). Also the pre-activation boxes (n, *S) of each sample's smallest unverified ball,
+        the shell bisection refines (infinite where none): a ball is unverified while the suffix minimum
+        over the radii of some class's bound plus slack (n, 1) is >= 0, the whole box's last (n, K-1)
+        (slack included) ending the suffix, as in ``_bound_batch``."""
+        n = x.shape[0]
+        parts: list[tuple[torch.Tensor, ...]] = []
+        known: dict[fx.Node, Box] | None = None
+        failed: dict[fx.Node, Box] = {}
+        for r in reversed(inner.tolist()):
+            tight: dict[fx.Node, Box] = {}
+            upper, at_x, norm_a = self._bounds(x, x.new_full((n,), r), y, k, known, tight)
+            last = torch.minimum(last, upper + slack)
+            open_rows = ~(last < 0).all(dim=1)
+            for node, box in tight.items():
+                keep = failed.get(
+                    node, Box(torch.full_like(box.lo, -torch.inf), torch.full_like(box.hi, torch.inf))
+                )
+                where = open_rows.reshape(-1, *([1] * (box.lo.dim() - 1)))
+                failed[node] = Box(torch.where(where, box.lo, keep.lo), torch.where(where, box.hi, keep.hi))
+            known = tight
+            parts.append((upper, at_x, norm_a))
+        upper, at_x, norm_a = (torch.cat(p[::-1]) for p in zip(*parts, strict=True))
+        return upper, at_x, norm_a, failed
 
     def _bound_batch(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor, **batch: Any) -> ShellBound:
         self._seconds = {}
@@ -186,12 +274,6 @@ class CrownCertificate(Certificate):
         k = z.shape[1]
         slack = (FLOAT32_SLACK * (1 + z64.abs().amax(dim=1)))[:, None, None]  # (n, 1, 1)
         inner = torch.as_tensor(radii[:-1], dtype=torch.float64, device=x.device)
-        # radius-major rows (k, i): chunks hold one radius, so they share their stable neurons
-        rows_x = x64.repeat(m_sh - 1, *([1] * (x.dim() - 1)))
-        rows_r = inner.repeat_interleave(n)
-        rows_y = y.repeat(m_sh - 1)
-        with self._phase("balls"):
-            upper, at_x, norm_a = self._bounds(rows_x, rows_r, rows_y, k) if m_sh > 1 else (None,) * 3
         box_cls, _ = margin_cotangents(torch.arange(k, device=x.device), k)
         majorants_read = set(self.losses) != {"zero_one"}  # radii never read the box or the local shells
         if not majorants_read:  # the whole box stays unverified
@@ -201,6 +283,13 @@ class CrownCertificate(Certificate):
                 box_u, a_y, b_y = self._whole_box(y, k, x64)
             box_at_x = flat_dot(a_y, x64) + b_y
             box_norm = lp_norm(a_y, dual_of(self.norm), batch_dims=2)
+        upper = at_x = norm_a = None  # radius-major ball rows (k, i)
+        failed: dict[fx.Node, Box] = {}
+        if m_sh > 1:
+            with self._phase("balls"):
+                upper, at_x, norm_a, failed = self._balls(
+                    x64, y, k, inner, box_u + slack[:, :, 0], slack[:, 0]
+                )
 
         def per_sample(rows: torch.Tensor | None, last: torch.Tensor) -> torch.Tensor:
             """(n, K-1, M) from the ball rows (n (M-1), K-1) and the box values (n, K-1)."""
@@ -242,7 +331,7 @@ class CrownCertificate(Certificate):
             correct = z.argmax(dim=1) == y
             with self._phase("radius"):
                 radius = self._certified_radius(
-                    x64, y, correct, knots, u, reach(knots.new_zeros(n, m_sh)), lip, slack[:, 0, 0]
+                    x64, y, correct, knots, u, reach(knots.new_zeros(n, m_sh)), lip, slack[:, 0, 0], failed
                 )
         lip0 = local.lipschitz if local is not None else lip[:, :, 0].amax(dim=1)
         kept = [f"{where}: {', '.join(names)}" for where, names in self._fallback.items() if names]
@@ -315,11 +404,14 @@ class CrownCertificate(Certificate):
         at_centre: torch.Tensor,
         lip: torch.Tensor,
         slack: torch.Tensor,
+        failed: dict[fx.Node, Box],
     ) -> torch.Tensor:
         """(n,) certified radii (0 where misclassified); see the module docstring.
 
         u (n, K-1, M): margin bounds over the balls (slack included); at_centre (n, K-1, M): m_ij + g_ijk
-        (slack included); lip (n, K-1, M): ||A_ijk||_*; slack (n,).
+        (slack included); lip (n, K-1, M): ||A_ijk||_*; slack (n,); failed: each sample's pre-activation
+        boxes (n, *S) on its first unverified ball (``_balls``), which contains every ball bisection tries;
+        each step's boxes replace them on the rows it leaves unverified.
         """
         m = u.shape[2]
         safe = (u < 0).all(dim=1)  # (n, M): the ball of radius r_k is verified
@@ -337,22 +429,21 @@ class CrownCertificate(Certificate):
             lo = torch.maximum(radius[rows], torch.minimum(t_chord.amin(dim=1), top))
             hi = top
             k = u.shape[1] + 1
-            _, c = margin_cotangents(y[rows], k)
+            # each row's pre-activation boxes on the ball of radius hi, which contains every later ball
+            known = {node: Box(box.lo[rows], box.hi[rows]) for node, box in failed.items()}
             for _ in range(self.bisection):
                 mid = (lo + hi) / 2
-                upper, _, _ = margin_bounds(
-                    self.graph(),
-                    Region.ball(x64[rows], mid, self.norm),
-                    c.to(torch.float64),
-                    intermediate=self.intermediate,
-                    alpha_steps=self.alpha_steps,
-                    alpha=self.alpha,
-                    alpha_stop=-float(slack[rows].max()),  # only the signs matter here
-                    fallback=self._fallback["balls"],
-                )
+                tight: dict[fx.Node, Box] = {}
+                stop = -float(slack[rows].max())  # only the signs matter here
+                upper = self._bounds(x64[rows], mid, y[rows], k, known, tight, stop)[0]
                 ok = (upper + slack[rows, None] < 0).all(dim=1)
                 lo = torch.where(ok, mid, lo)
                 hi = torch.where(ok, hi, mid)
+                for node, box in tight.items():
+                    keep = ok.reshape(-1, *([1] * (box.lo.dim() - 1)))
+                    known[node] = Box(
+                        torch.where(keep, known[node].lo, box.lo), torch.where(keep, known[node].hi, box.hi)
+                    )
             radius[rows] = lo
         return torch.where(correct, radius, torch.zeros_like(radius))
 

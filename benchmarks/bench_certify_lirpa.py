@@ -2,6 +2,7 @@
 
     python -m benchmarks.run certify_lirpa
     python -m benchmarks.bench_certify_lirpa digits_mlp fashion_mlp3     # only these models
+    python -m benchmarks.bench_certify_lirpa fashion_cnn methods=CROWN  # only these methods (a,b,...)
 
 Skips unless auto_LiRPA is importable (a benchmark reference only, never a dependency: install its 0.7.1
 source from the Verified-Intelligence/auto_LiRPA repository with `pip install --no-deps .`, plus packaging,
@@ -121,14 +122,20 @@ def _timed(fn: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, float]:
 
 
 def compare(
-    label: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, full: bool
+    label: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    full: bool,
+    methods: set[str] | None = None,
 ) -> list[dict]:
     """Rows of one model: agreement and time ratios of CROWN-IBP and CROWN, alpha-CROWN tightness (full:
-    also alpha-CROWN's full mode)."""
+    also alpha-CROWN's full mode); methods: only these (default all)."""
     mine, rival = ours(model, x, y, eps, full), theirs(model, x, y, eps)
     rows: list[dict] = []
     name = f"certify_lirpa_{label}"
-    for method in mine:
+    for method in (m for m in mine if methods is None or m in methods):
         best = {"ours": float("inf"), "theirs": float("inf")}
         for _ in range(REPEATS):
             u, t_ours = _timed(mine[method])
@@ -159,9 +166,9 @@ def fashion_model(name: str) -> Path | None:
     return path
 
 
-def main(only: set[str] | None = None) -> list[dict]:
+def main(only: set[str] | None = None, methods: set[str] | None = None) -> list[dict]:
     """Rows {benchmark, figure, value, unit} for benchmarks/run.py (only: these model labels, e.g.
-    digits_mlp, fashion_mlp3; default all)."""
+    digits_mlp, fashion_mlp3; methods: these methods, e.g. CROWN; default all)."""
     if not available():
         print("skipped: auto_LiRPA is not installed (see the module docstring)")
         return []
@@ -173,11 +180,13 @@ def main(only: set[str] | None = None) -> list[dict]:
         x, y = x[:N], y[:N]
         rows: list[dict] = []
         if only is None or "digits_mlp" in only:
-            rows += compare("digits_mlp", nets.load(default_model_path(), device="cpu"), x, y, 0.1, True)
+            rows += compare(
+                "digits_mlp", nets.load(default_model_path(), device="cpu"), x, y, 0.1, True, methods
+            )
         if only is None or "digits_cnn" in only:
             torch.manual_seed(0)
             cnn = nets.build("cnn", input_shape=(1, 8, 8)).eval()
-            rows += compare("digits_cnn", cnn, x, y, 0.03, False)
+            rows += compare("digits_cnn", cnn, x, y, 0.03, False, methods)
         for name, (flags, eps) in FASHION.items():
             label = name.replace("-", "_")
             if only is not None and label not in only:
@@ -188,12 +197,14 @@ def main(only: set[str] | None = None) -> list[dict]:
                 continue
             fx, fy = data.load("fashion-mnist", "test", root=FASHION_ROOT, device="cpu")
             model = nets.load(path, device="cpu")
-            rows += compare(label, model, fx[:N], fy[:N], eps, "mlp" in flags)
+            rows += compare(label, model, fx[:N], fy[:N], eps, "mlp" in flags, methods)
     finally:
         torch.set_default_dtype(default_dtype)
     return rows
 
 
 if __name__ == "__main__":
-    for r in main(set(sys.argv[1:]) or None):
+    models = {a for a in sys.argv[1:] if not a.startswith("methods=")}
+    chosen = {m for a in sys.argv[1:] if a.startswith("methods=") for m in a.split("=", 1)[1].split(",")}
+    for r in main(models or None, chosen or None):
         print(r)

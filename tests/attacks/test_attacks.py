@@ -275,6 +275,35 @@ def test_a3_records_the_margin_its_discarding_reads_whatever_losses_ask(name: st
     assert np.array_equal(result.t, full.t, equal_nan=True)
 
 
+def test_a3_wda_probes_the_targets_in_doubling_stages_on_the_samples_left_unbroken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import wdrobust.attacks.a3 as a3
+    from wdrobust.attacks.batch import Batch
+
+    stages: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def spy(batch: Batch, rows: torch.Tensor, targets: torch.Tensor, *rule: object) -> torch.Tensor:
+        stages.append((rows.clone(), targets.clone(), batch.recorder.flip.clone()))
+        return rank(batch, rows, targets, *rule)
+
+    rank = a3.rank_targets
+    monkeypatch.setattr(a3, "rank_targets", spy)
+    x, y = data(n=20, k=10)
+    threat = ThreatModel("linf", 0.05)
+    model = tiny(k=10)
+    ATTACKS["a3-wda"](model, threat, **{**FAST["a3-wda"], "k": 9}).run(x, y)
+    with torch.no_grad():
+        top = model.eval()(x).scatter(1, y[:, None], -math.inf).topk(9, dim=1).indices
+    assert [t.shape[1] for _, t, _ in stages] == [1, 2, 4, 2][: len(stages)] and len(stages) >= 2
+    start = 0
+    for rows, targets, flip in stages:
+        assert torch.equal(rows, torch.nonzero(flip > threat.eps).squeeze(1))  # the unbroken, no others
+        assert torch.equal(targets, top[rows, start : start + targets.shape[1]])  # the next clean targets
+        start += targets.shape[1]
+    assert stages[-1][0].numel() < stages[0][0].numel() < x.shape[0]  # stages shed broken samples
+
+
 def test_a3_wda_probes_the_other_targets_of_the_samples_its_top_target_left_unbroken(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

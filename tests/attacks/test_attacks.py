@@ -153,9 +153,12 @@ def test_wda_plus_points_are_misclassified_at_their_distance() -> None:
 
 
 def test_a3_wda_probe_batches_the_targets_in_one_pass() -> None:
-    x, y = data(n=15)
+    x, _ = data(n=15)
     model = Counting(tiny())
-    ATTACKS["wda"](model, ThreatModel("linf", 0.1), k=3, probe_steps=2, steps=1).run(x, y)
+    with torch.no_grad():
+        y = tiny().eval()(x).argmax(1)  # clean-correct, and eps too small to break any: no probe retires
+    result = ATTACKS["wda"](model, ThreatModel("linf", 1e-4), k=3, probe_steps=2, steps=1).run(x, y)
+    assert np.all(result.flips() > 1e-4)
     # clean (15) + probe 2 steps + 1 final forward over 45 rows + 1 step + 1 final forward over 15 rows
     assert model.forward_count == 15 + 3 * 45 + 2 * 15
     assert model.backward_count == 2 * 45 + 15
@@ -270,6 +273,35 @@ def test_a3_records_the_margin_its_discarding_reads_whatever_losses_ask(name: st
     assert set(result.gains) == {"zero_one", "margin"}  # was a KeyError on 'margin' in OSD
     full = ATTACKS[name](tiny(), ThreatModel("linf", 0.1), **FAST[name]).run(x, y)
     assert np.array_equal(result.t, full.t, equal_nan=True)
+
+
+def test_a3_wda_probes_the_targets_in_doubling_stages_on_the_samples_left_unbroken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import wdrobust.attacks.a3 as a3
+    from wdrobust.attacks.batch import Batch
+
+    stages: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+    def spy(batch: Batch, rows: torch.Tensor, targets: torch.Tensor, *rule: object) -> torch.Tensor:
+        stages.append((rows.clone(), targets.clone(), batch.recorder.flip.clone()))
+        return rank(batch, rows, targets, *rule)
+
+    rank = a3.rank_targets
+    monkeypatch.setattr(a3, "rank_targets", spy)
+    x, y = data(n=20, k=10)
+    threat = ThreatModel("linf", 0.05)
+    model = tiny(k=10)
+    ATTACKS["a3-wda"](model, threat, **{**FAST["a3-wda"], "k": 9}).run(x, y)
+    with torch.no_grad():
+        top = model.eval()(x).scatter(1, y[:, None], -math.inf).topk(9, dim=1).indices
+    assert [t.shape[1] for _, t, _ in stages] == [1, 2, 4, 2][: len(stages)] and len(stages) >= 2
+    start = 0
+    for rows, targets, flip in stages:
+        assert torch.equal(rows, torch.nonzero(flip > threat.eps).squeeze(1))  # the unbroken, no others
+        assert torch.equal(targets, top[rows, start : start + targets.shape[1]])  # the next clean targets
+        start += targets.shape[1]
+    assert stages[-1][0].numel() < stages[0][0].numel() < x.shape[0]  # stages shed broken samples
 
 
 def test_a3_wda_probes_the_other_targets_of_the_samples_its_top_target_left_unbroken(

@@ -1,5 +1,6 @@
 """attacks/wda.py: the radius schedule's cost at p < inf, ``steps`` gradients at eps and ``warm_steps`` at
-each warm-started radius, and p = inf unchanged (one radius, ``steps`` gradients)."""
+each warm-started radius, and p = inf unchanged (one radius, ``steps`` gradients); the target probe
+retires the samples it breaks and leaves the others' scores unchanged."""
 
 from __future__ import annotations
 
@@ -7,9 +8,13 @@ import math
 
 import pytest
 import torch
+from _attack_setup import data, tiny
 from torch import nn
 
-from wdrobust.attacks.wda import WDA
+from wdrobust.attacks.batch import Batch
+from wdrobust.attacks.budget import Budget
+from wdrobust.attacks.passes import Passes
+from wdrobust.attacks.wda import WDA, rank_targets
 from wdrobust.threat import ThreatModel
 
 N, D = 8, 6
@@ -29,3 +34,32 @@ def test_passes_of_the_radius_schedule(p: float, steps: int, radii: int) -> None
     gradients = steps + (count - 1) * attack.warm_steps
     assert result.backward_passes == N * gradients
     assert result.forward_passes == N * (1 + gradients + count)  # clean, gradients, last iterate per radius
+
+
+def test_probe_retires_broken_samples_and_keeps_the_survivors_scores() -> None:
+    """A sample leaves the probe once one of its iterates is misclassified (a flip within eps recorded);
+    the samples that never break get the scores of a probe run on them alone (where none retires), and
+    the probe costs fewer passes than k (2 probe_steps + 1) per sample (the count without retiring)."""
+    x, y = data(n=20)
+    model = tiny().eval()
+    threat = ThreatModel("linf", 0.08)
+    k, steps = 3, 3
+
+    def probe(rows: torch.Tensor) -> tuple[torch.Tensor, Batch]:
+        batch = Batch(
+            model, threat, x[rows], y[rows], losses=("zero_one",), passes=Passes(),
+            generator=torch.Generator(), budget=Budget(threat, rows.numel()),
+        )  # fmt: skip
+        targets = batch.top_targets(k)
+        return rank_targets(batch, batch.all, targets, "probe", steps, "margin", 2.5), batch
+
+    everyone = torch.arange(x.shape[0])
+    scores, batch = probe(everyone)
+    broken = batch.recorder.flip <= threat.eps
+    assert 0 < int(broken.sum()) < x.shape[0] - 5  # some break (the clean-misclassified among them)
+    assert batch.passes.backward < k * steps * x.shape[0]
+    assert batch.passes.forward < x.shape[0] * (1 + k * (steps + 1))
+    survivors = everyone[~broken]
+    alone, batch_alone = probe(survivors)
+    assert bool((batch_alone.recorder.flip > threat.eps).all())  # the reference run retires none
+    torch.testing.assert_close(scores[survivors], alone, rtol=1e-6, atol=1e-6)

@@ -120,26 +120,26 @@ class A3WDA(A3):
         self.ranked = torch.empty(0)
 
     def prepare(self, batch: Batch) -> None:
-        """Rank the targets once per batch with WDA's probe, in two stages: the top clean target of every
-        sample, then the other k - 1 of the samples that the first stage left unbroken within eps. A broken
-        sample leaves before the restarts (its ranking is never read), and each row's probe depends on its
-        own state only, so the survivors get the ranking of one probe of all k targets; a sample broken by
-        its top target costs one probe instead of k."""
+        """Rank the targets once per batch with WDA's probe, in stages of doubling size over the k
+        candidates in clean-logit order (1, 2, 4, ... targets), each stage on the samples that no earlier
+        one broke within eps (none clean-misclassified). A broken sample leaves before the restarts (its
+        ranking is never read), and each row's probe depends on its own state only, so the survivors get the
+        ranking of one probe of all k targets; a sample first broken by its r-th target costs the probes of
+        fewer than 2 r targets instead of k (and the probe itself retires it once broken)."""
         wda = self.wda
         candidates = batch.top_targets(min(wda.k, batch.classes - 1))
         if candidates.shape[1] == 1 or wda.target != "probe":
             self.ranked = wda.ranked_targets(batch)
             return
-
-        def probe(rows: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            rule = (wda.probe_steps, wda.probe_metric, wda.step_size)
-            return rank_targets(batch, rows, targets, "probe", *rule)
-
+        rule = (wda.probe_steps, wda.probe_metric, wda.step_size)
         scores = torch.full(candidates.shape, -torch.inf, device=candidates.device)
-        scores[:, :1] = probe(batch.all, candidates[:, :1])
+        start, size = 0, 1
         left = batch.all[batch.recorder.flip > self.threat.eps]
-        if left.numel():
-            scores[left, 1:] = probe(left, candidates[left, 1:])
+        while start < candidates.shape[1] and left.numel():
+            stop = min(start + size, candidates.shape[1])
+            scores[left, start:stop] = rank_targets(batch, left, candidates[left, start:stop], "probe", *rule)
+            left = left[batch.recorder.flip[left] > self.threat.eps]
+            start, size = stop, 2 * size
         self.ranked = candidates.gather(1, scores.argsort(dim=1, descending=True))
 
     def inner(self, batch: Batch, start: torch.Tensor, rows: torch.Tensor, restart: int) -> torch.Tensor:

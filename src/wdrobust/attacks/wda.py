@@ -2,7 +2,8 @@
 
 Per sample, a target class j* among the top-k non-true classes (by clean logit) is chosen, either by
 probing (a few fixed-target ascent steps of m_j = z_j - z_y for all k candidates at once, the batch
-repeated k times) or by the largest dual norm ||grad m_j(x_i)||_*. Then m_{j*} is ascended along the
+repeated k times; a sample leaves the probe once one of its iterates is misclassified) or by the largest
+dual norm ||grad m_j(x_i)||_*. Then m_{j*} is ascended along the
 dual-norm maximiser with projection onto B(x_i, r) cap [0,1]^d, over the radii r of ``Budget.schedule``
 (warm-started from the best point of the previous radius). For p = inf this is the point-wise attack at
 r = eps; for p < inf the larger radii let the primal solver move a few samples far and leave the rest.
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 
 from wdrobust._options import Option, at_least, one_of, positive
-from wdrobust.attacks.ascent import ascend
+from wdrobust.attacks.ascent import ascend, ascend_until_broken
 from wdrobust.attacks.base import Attack
 from wdrobust.attacks.batch import Batch
 from wdrobust.attacks.objectives import LinearObjective, margin_weights
@@ -35,11 +36,16 @@ WARM_FRACTION = 0.25
 PROBE_METRICS = ("margin", "gain")
 
 
-def repeated_margin(y: torch.Tensor, targets: torch.Tensor, classes: int) -> LinearObjective:
-    """Objective m_t = z_t - z_y for samples with labels y (m,) repeated k times: targets (m, k) -> row
-    block j uses column j (positional weights, (k m, K))."""
+def repeated_weights(y: torch.Tensor, targets: torch.Tensor, classes: int) -> torch.Tensor:
+    """Weights (k m, K) of m_t = z_t - z_y for samples with labels y (m,) repeated k times: targets (m, k)
+    -> row block j uses column j."""
     k = targets.shape[1]
-    return LinearObjective(margin_weights(y.repeat(k), targets.T.reshape(-1), classes), positional=True)
+    return margin_weights(y.repeat(k), targets.T.reshape(-1), classes)
+
+
+def repeated_margin(y: torch.Tensor, targets: torch.Tensor, classes: int) -> LinearObjective:
+    """Objective m_t = z_t - z_y over the rows of ``repeated_weights`` (positional weights)."""
+    return LinearObjective(repeated_weights(y, targets, classes), positional=True)
 
 
 def rank_targets(
@@ -53,20 +59,20 @@ def rank_targets(
 ) -> torch.Tensor:
     """Scores (m, k) of the candidate targets (m, k) of the samples rows (m,) (higher = better), from one
     batched pass per step over those samples repeated k times. probe: the best m_j after ``probe_steps``
-    ascent steps at radius eps (metric "margin"), or its increase over the clean m_j (metric "gain");
+    ascent steps at radius eps (metric "margin"), or its increase over the clean m_j (metric "gain"); a
+    sample leaves the probe once one of its iterates is misclassified (``ascend_until_broken``: a flip within
+    eps is recorded, its ranking is that of the steps until then, the others' scores are unchanged);
     dual_norm: ||grad m_j(x_i)||_*."""
     m, k = candidates.shape
     x0 = batch.x0 if rows is batch.all else batch.x0[rows]
-    objective = repeated_margin(batch.y[rows], candidates, batch.classes)
+    weights = repeated_weights(batch.y[rows], candidates, batch.classes)
     x = x0.repeat(k, *([1] * (x0.dim() - 1)))
     rows = rows.repeat(k)
     if rule == "dual_norm":
-        _, _, g = batch.gradient(x, objective, rows)
+        _, _, g = batch.gradient(x, LinearObjective(weights, positional=True), rows)
         return batch.threat.dual_norm(g).reshape(k, m).T
     eps = batch.threat.eps
-    _, best = ascend(
-        batch, x, rows, objective, eps, probe_steps, step_size * eps / probe_steps, track="value"
-    )
+    best = ascend_until_broken(batch, x, rows, weights, eps, probe_steps, step_size * eps / probe_steps)
     scores = best.reshape(k, m).T
     if metric == "gain":
         z0 = batch.z0[rows[:m]]

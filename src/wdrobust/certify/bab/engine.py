@@ -28,6 +28,7 @@ subclass of ``Crown`` that watches ``_push``. This is the hook to replace after 
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from torch import fx
 
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.activations import ActivationRule
-from wdrobust.certify.bounds.alpha import optimise_upper, slope_range
+from wdrobust.certify.bounds.alpha import optimise_upper, slope_range, step_entries
 from wdrobust.certify.bounds.interval import Box
 from wdrobust.certify.bounds.propagation import Crown, concretize
 from wdrobust.certify.bounds.region import Region
@@ -47,9 +48,12 @@ BETA_LR = 0.1
 ALPHA_LR = 0.1
 #: Adam's moment decay rates (beta1, beta2).
 ADAM = (0.9, 0.999)
-#: Time of one alpha-CROWN step through every layer, in units of the time to build the Crown (measured
-#: about 2 on the mnistfc MLPs: both bound every unstable neuron once, the step with autograd).
-STEP_COST = 2.5
+#: Seconds per coefficient entry of an alpha-CROWN step through every layer (``alpha.step_entries``), before
+#: the first root run of the process measures it (measured 4e-8 to 9e-8 on one thread here, on the
+#: mnistfc MLPs and the oval21 CNNs alike; the guess errs on the slow side).
+ENTRY_SECONDS = 1.5e-7
+#: The measured seconds per entry, updated by every root run that takes alpha steps (module docstring).
+_CLOCK = {"entry": ENTRY_SECONDS}
 
 
 def split_nodes(graph: BoundGraph, x0: torch.Tensor) -> list[fx.Node]:
@@ -199,6 +203,14 @@ def _optimise(
     return best.detach(), out
 
 
+@functools.cache
+def _import_adam() -> None:
+    """Constructs one torch.optim.Adam (``optimise_upper`` uses it): the first construction of a process
+    imports torch._dynamo (4-6 s here), which must be charged to the time but not read as alpha-CROWN's
+    cost (``_CLOCK``)."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
 def root_bounds(
     graph: BoundGraph,
     region: Region,
@@ -211,14 +223,21 @@ def root_bounds(
     """(upper (1, C), lo, hi per split node (1, n)): the root's bounds by alpha-CROWN through every layer
     (``bounds.alpha`` mode ``full``): its output bound of spec (1, C, K) over the region (one row) and the
     intersection of every step's pre-activation boxes, all sound on the region (the branch and bound's
-    first domain starts from them). Adam steps: at most `steps`, as many as fit in budget seconds at
-    STEP_COST times the time the Crown took to build, none when fewer than two fit (plain CROWN then)."""
+    first domain starts from them). Adam steps: at most `steps`, as many s as fit in budget seconds at a
+    cost of (s + 1) E t (E = ``alpha.step_entries``, t the seconds per entry of the last run, ``_CLOCK``;
+    the extra step stands for the polish and the last pass), none when fewer than two fit (plain CROWN
+    then). A root run with steps measures t."""
     clock = time.perf_counter()
+    _import_adam()
+    budget -= time.perf_counter() - clock
     crown = Crown(graph, region, intermediate)
-    fit = budget / (STEP_COST * (time.perf_counter() - clock))
-    steps = min(steps, int(fit)) if math.isfinite(fit) else steps
+    entries = step_entries(crown, spec.shape[1])
+    if math.isfinite(budget):
+        steps = min(steps, int(budget / (entries * _CLOCK["entry"])) - 1)
     if steps >= 2:
+        clock = time.perf_counter()
         upper = optimise_upper(crown, spec, steps, mode="full")
+        _CLOCK["entry"] = (time.perf_counter() - clock) / ((steps + 1) * entries)
     else:
         with torch.no_grad():
             upper = crown.upper(graph.output, spec)

@@ -24,9 +24,11 @@ every layer (``engine.root_bounds``, at most ROOT_SHARE of the time left):
 - ``input`` (few input dimensions): into its 2^d half cubes, bounded over B_inf(c, h) cap [0,1]^d, a superset
   of the domain's part of the ball for every norm; cubes that miss the region are dropped.
 
-Worst domains (largest open bound) are processed first, `batch` at a time, fewer when the time left
-would not fit a full batch at the cost a + b n fitted to the last batches (``_batch_size``) or when fewer
-than a batch remain of the `max_bounded` domains. Given the seed, every step depends on the time only
+Worst domains (largest open bound) are processed first, `batch` at a time, in batches of one kind: the
+worst domain's, re-bounding boxes (depth a multiple of `rebound`) or keeping them, which cost several
+times more or less per domain. A batch holds fewer when the time left would not fit a full one at the
+cost predicted from the last batches of its kind (``_batch_size``; none starts that would not fit) or
+when fewer than a batch remain of the `max_bounded` domains. Given the seed, every step depends on the time only
 through this batch size and the root's alpha steps: a search that the time limit does not cut
 (time_limit = inf and max_bounded set) is deterministic. Result:
 ``verified`` (every leaf closed: a proof), ``falsified`` (a re-checked counterexample), or ``unknown``
@@ -169,8 +171,9 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
     stuck: list[Domains] = []
     bounded = 0
     spent = {"attack": 0, "bound": 0}  # gradient evaluations (module docstring)
-    history: list[tuple[int, float]] = []  # (domains, seconds) of the last iterations of two sizes
-    previous: tuple[int, float] | None = None
+    # per kind of batch (its domains re-bound their boxes or not): (domains, seconds) of its last two sizes
+    history: dict[bool, list[tuple[int, float]]] = {True: [], False: []}
+    previous: tuple[bool, int, float] | None = None
 
     def attack(starts: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor | None:
         return search(graph.gm, prop, starts, lo, hi, options.attack_steps)
@@ -198,18 +201,24 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
         while cex is None and len(queue) and len(queue) <= most:
             show(f"bab: {bounded} domains bounded, {len(queue)} open")
             now = time.perf_counter()
-            if previous is not None:  # the last iteration's domains and seconds, all work included
-                kept = [h for h in history if h[0] != previous[0]][-1:]
-                history = [*kept, (previous[0], now - previous[1])]
-            size = _batch_size(options.batch, options.time_limit - (now - start), history)
+            if previous is not None:  # the last iteration's kind, domains and seconds, all work included
+                kind, n, began = previous
+                kept = [h for h in history[kind] if h[0] != n][-1:]
+                history[kind] = [*kept, (n, now - began)]
+            order = torch.argsort(prop.worst(queue.upper)[0], descending=True)
+            redo = queue.depth[order] % options.rebound == 0
+            kind = bool(redo[0])  # the worst domain's kind; the batch takes the worst domains of that kind
+            order = torch.cat([order[redo == kind], order[redo != kind]])
+            fit = history[kind] or history[not kind]  # a kept-box batch costs less than a re-bounding one
+            size = _batch_size(options.batch, options.time_limit - (now - start), fit)
+            size = min(size, int((redo == kind).sum()))
             if options.max_bounded is not None:
                 size = min(size, options.max_bounded - bounded)
             if size < 1:
                 break
-            order = torch.argsort(prop.worst(queue.upper)[0], descending=True)
             batch, queue = queue.take(order[:size]), queue.take(order[size:])
             n = len(batch)
-            previous = (n, now)
+            previous = (kind, n, now)
             cols = prop.open_rows(batch.upper).any(dim=0).nonzero().flatten()  # rows some domain needs
             bounds = bound_domains(
                 graph,
@@ -291,22 +300,22 @@ def _splits(room: int, n: int, most: int) -> int:
 
 
 def _batch_size(batch: int, left: float, history: list[tuple[int, float]]) -> int:
-    """Domains to bound next (0: none fits): the most, up to batch, whose cost a + b n fits in the time
-    left (s); a, b >= 0 fitted to the last two batches of different sizes (n_i domains in t_i s), a = t,
-    b = 0 after one batch (the queue holds at most 2^splits domains then), full before the first."""
+    """Domains to bound next (0: none fits): the most, up to batch, whose predicted cost fits in the time
+    left (s), from the last batches of the batch's kind, (n_i domains, t_i s), up to two of different
+    sizes (full before the first). Up to the largest measured size n_m the cost is a + b n fitted to two
+    batches (b > 0), beyond it (or with one batch, or b <= 0) it grows in proportion, t_m n / n_m (the
+    fixed cost a >= 0 makes this an overestimate)."""
     if left <= 0:
         return 0
     if not history:
         return batch
-    if len(history) == 1:
-        a, b = history[0][1], 0.0
-    else:
+    n_max, t_max = max(history)
+    if t_max > left and len(history) == 2:
         (n1, t1), (n2, t2) = history
-        b = max((t2 - t1) / (n2 - n1), 0.0)
-        a = max(t2 - b * n2, 0.0)
-    if b == 0:
-        return batch if a <= left else 0
-    return int(max(0.0, min(batch, (left - a) / b)))
+        b = (t2 - t1) / (n2 - n1)
+        if b > 0:
+            return int(max(0.0, min(n_max, (left - max(t2 - b * n2, 0.0)) / b)))
+    return int(max(0.0, min(batch, left * n_max / t_max)))
 
 
 def _regions(batch: Domains, prop: BabProperty, inputs: bool) -> Region:

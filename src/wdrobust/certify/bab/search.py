@@ -28,8 +28,8 @@ Worst domains (largest open bound) are processed first, `batch` at a time, in ba
 worst domain's, re-bounding boxes (depth a multiple of `rebound`) or keeping them, which cost several
 times more or less per domain. A batch holds fewer when the time left would not fit a full one at the
 cost predicted from the last batches of its kind (``_batch_size``; none starts that would not fit) or
-when fewer than a batch remain of the `max_bounded` domains. Given the seed, every step depends on the time only
-through this batch size and the root's alpha steps: a search that the time limit does not cut
+when fewer than a batch remain of the `max_bounded` domains. Given the seed, every step depends on the
+time only through this batch size and the root's alpha steps: a search that the time limit does not cut
 (time_limit = inf and max_bounded set) is deterministic. Result:
 ``verified`` (every leaf closed: a proof), ``falsified`` (a re-checked counterexample), or ``unknown``
 (time, domain limits, or unsplittable leaves), always with the best sound bound so far: per row, the max

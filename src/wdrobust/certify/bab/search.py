@@ -38,6 +38,7 @@ over all leaves of their bounds.
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
 from collections.abc import Callable
@@ -233,6 +234,7 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
                 alpha_steps=options.alpha_steps,
                 beta_steps=0 if inputs else options.beta_steps,
                 slopes=[t[:, cols] for t in batch.slopes] if batch.slopes else None,
+                proved=functools.partial(_proved, prop=prop, parent=batch.upper, cols=cols, slack=slack),
             )
             spent["bound"] += n * (1 + (0 if inputs else options.beta_steps)) * cols.numel()
             bounded += n
@@ -282,6 +284,16 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
     elif leaves is None:
         status = "verified"
     return BabResult(status, upper.cpu().numpy(), cex, bounded, time.perf_counter() - start)
+
+
+def _proved(
+    upper: torch.Tensor, prop: BabProperty, parent: torch.Tensor, cols: torch.Tensor, slack: float
+) -> torch.Tensor:
+    """(D,) bool: the domains with every group refuted by the bounds upper (D, C') of spec_cols . f (no
+    offset, no slack) and their own earlier bounds parent (D, C) of the rows."""
+    rows = parent.clone()
+    rows[:, cols] = torch.minimum(rows[:, cols], upper + prop.offset[cols] + slack)
+    return prop.refuted(rows).all(dim=1)
 
 
 def _final(batch: Domains, count: int, rebound: int) -> torch.Tensor:

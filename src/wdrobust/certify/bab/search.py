@@ -96,7 +96,7 @@ class BabOptions:
     input_dims: int = 4
     intermediate: str = "crown"
     alpha_steps: int = 0
-    beta_steps: int = 10
+    beta_steps: int = 5
     slopes: bool = True
     root_alpha_steps: int = 10
     attack_steps: int = 10
@@ -104,7 +104,7 @@ class BabOptions:
     seed: int = 0
     max_domains: int = 200_000
     max_bounded: int | None = None
-    splits: int = 1
+    splits: int = 3
     rebound: int = 4
 
     def __post_init__(self) -> None:

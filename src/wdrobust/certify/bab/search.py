@@ -206,13 +206,9 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
                 kind, n, began = previous
                 kept = [h for h in history[kind] if h[0] != n][-1:]
                 history[kind] = [*kept, (n, now - began)]
-            order = torch.argsort(prop.worst(queue.upper)[0], descending=True)
-            redo = queue.depth[order] % options.rebound == 0
-            kind = bool(redo[0])  # the worst domain's kind; the batch takes the worst domains of that kind
-            order = torch.cat([order[redo == kind], order[redo != kind]])
+            order, kind, count = _order(queue, prop, options.rebound)
             fit = history[kind] or history[not kind]  # a kept-box batch costs less than a re-bounding one
-            size = _batch_size(options.batch, options.time_limit - (now - start), fit)
-            size = min(size, int((redo == kind).sum()))
+            size = min(_batch_size(options.batch, options.time_limit - (now - start), fit), count)
             if options.max_bounded is not None:
                 size = min(size, options.max_bounded - bounded)
             if size < 1:
@@ -309,6 +305,16 @@ def _splits(room: int, n: int, most: int) -> int:
     while m < most and n * 2 ** (m + 1) <= room:
         m += 1
     return m
+
+
+def _order(queue: Domains, prop: BabProperty, rebound: int) -> tuple[torch.Tensor, bool, int]:
+    """(order (D,), kind, count): the queue's domains worst first (largest open bound), those of the
+    worst domain's kind before the others; kind: whether they bound their boxes again (depth a multiple
+    of rebound); count: how many of that kind there are (the next batch takes only those)."""
+    order = torch.argsort(prop.worst(queue.upper)[0], descending=True)
+    redo = queue.depth[order] % rebound == 0
+    kind = bool(redo[0])
+    return torch.cat([order[redo == kind], order[redo != kind]]), kind, int((redo == kind).sum())
 
 
 def _batch_size(batch: int, left: float, history: list[tuple[int, float]]) -> int:

@@ -8,6 +8,7 @@ import pytest
 import torch
 from _certify_brute import region_points, tiny_net
 
+from wdrobust.certify.bab import engine
 from wdrobust.certify.bab.engine import bound_domains, root_bounds, split_nodes
 from wdrobust.certify.bab.leaves import leaf_upper
 from wdrobust.certify.bounds import BoundGraph
@@ -27,9 +28,10 @@ def _setup(seed: int, norm: str, r: float = 0.3):
     return net, graph, x0, y, spec.to(torch.float64), pts, env
 
 
-def _split_bounds(seed: int, norm: str):
+def _random_domains(seed: int, norm: str):
     """16 random domains (two or three random neurons split with random signs) of one 2-D net: the grid
-    data, the boxes, and the bounds without and with 20 beta steps."""
+    data (split node values, margins), the label, and bound_domains' arguments (graph, region, spec,
+    nodes, lo, hi, rows)."""
     net, graph, x0, y, spec, pts, env = _setup(seed, norm)
     nodes = split_nodes(graph, x0[None])
     with torch.no_grad():
@@ -50,6 +52,13 @@ def _split_bounds(seed: int, norm: str):
     region = Region.ball(x0.expand(d, 2), torch.full((d,), 0.3, dtype=torch.float64), norm)
     args = (graph, region, spec.expand(d, -1, -1))
     rows = torch.zeros(d, dtype=torch.long)
+    return z, margins, y, (*args, nodes, lo, hi, rows)
+
+
+def _split_bounds(seed: int, norm: str):
+    """The random domains' grid data, boxes, and bounds without and with 20 beta steps."""
+    z, margins, y, (*args, nodes, lo, hi, rows) = _random_domains(seed, norm)
+    d = rows.shape[0]
     plain = bound_domains(*args, nodes, lo, hi, rows).upper
     beta = bound_domains(*args, nodes, lo, hi, rows, beta_steps=20).upper
     nan = [torch.full((d, 2, t.shape[1]), torch.nan, dtype=torch.float32) for t in lo]
@@ -85,6 +94,43 @@ def test_beta_and_slopes_tighten_some_split_domain() -> None:
         slopes.append(float((beta - joint)[finite].max()))
     assert max(gains) > 1e-3
     assert max(slopes) > 1e-3  # the slopes add to beta somewhere
+
+
+class _ProvedAfter:
+    """A `proved` callable: no domain before its call number `call` (the start of that step), the domains
+    of mask from then on."""
+
+    def __init__(self, mask: torch.Tensor, call: int) -> None:
+        self.mask, self.call, self.calls = mask, call, 0
+
+    def __call__(self, upper: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.mask if self.calls >= self.call else torch.zeros_like(self.mask)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_proved_domains_leave_the_steps_and_the_others_keep_theirs(seed: int) -> None:
+    """Domains that `proved` marks before step t keep the bounds of t - 1 steps (the plain pass for t = 1);
+    the others get the same bounds and slopes as without `proved` (one domain's steps never depend on
+    another's, so restricting the Crown to the open ones changes nothing for them); all proved: no step."""
+    *_, (*args, nodes, lo, hi, rows) = _random_domains(seed, "linf")
+    d = rows.shape[0]
+    nan = [torch.full((d, 2, t.shape[1]), torch.nan, dtype=torch.float32) for t in lo]
+    mask = torch.arange(d) % 3 == 0
+    free = bound_domains(*args, nodes, lo, hi, rows, beta_steps=6, slopes=nan)
+    for call in (1, 3):
+        fewer = bound_domains(*args, nodes, lo, hi, rows, beta_steps=call - 1, slopes=nan).upper
+        got = bound_domains(
+            *args, nodes, lo, hi, rows, beta_steps=6, slopes=nan, proved=_ProvedAfter(mask, call)
+        )
+        torch.testing.assert_close(got.upper[mask], fewer[mask], rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(got.upper[~mask], free.upper[~mask], rtol=1e-9, atol=1e-12)
+        for a, b in zip(got.slopes, free.slopes, strict=True):
+            torch.testing.assert_close(a[~mask], b[~mask], rtol=1e-9, atol=1e-12)
+    assert (fewer[mask] > free.upper[mask] + 1e-6).any()  # the marked domains did stop early
+    everything = torch.ones(d, dtype=torch.bool)
+    none = bound_domains(*args, nodes, lo, hi, rows, beta_steps=6, slopes=nan, proved=lambda u: everything)
+    torch.testing.assert_close(none.upper, bound_domains(*args, nodes, lo, hi, rows).upper)
 
 
 @pytest.mark.parametrize("norm", ["linf", "l1"])
@@ -216,3 +262,22 @@ def test_children_keeping_every_parent_box_are_sound(seed: int) -> None:
                 assert (upper[b] >= margins[inside].amax(dim=0) - 1e-9).all()
                 checked += 1
     assert checked >= d
+
+
+def test_root_alpha_steps_follow_their_predicted_cost(monkeypatch) -> None:
+    """root_bounds takes alpha steps only when their predicted cost ((steps + 1) x step_entries x the
+    seconds per entry) fits the budget: at a huge time per entry none (plain CROWN, as with budget 0), at
+    a tiny one all of them (as with no budget); a run with steps measures the time per entry."""
+    _, graph, x0, _, spec, *_ = _setup(3, "linf")
+    nodes = split_nodes(graph, x0[None])
+    region = Region.ball(x0[None], torch.tensor([0.3], dtype=torch.float64), "linf")
+    plain = root_bounds(graph, region, spec, nodes, "crown", 5, budget=0.0)
+    monkeypatch.setitem(engine._CLOCK, "entry", 1e3)
+    slow = root_bounds(graph, region, spec, nodes, "crown", 5, budget=1.0)
+    monkeypatch.setitem(engine._CLOCK, "entry", 1e-15)
+    fast = root_bounds(graph, region, spec, nodes, "crown", 5, budget=100.0)
+    assert engine._CLOCK["entry"] > 1e-15  # measured by the run with steps
+    unlimited = root_bounds(graph, region, spec, nodes, "crown", 5)
+    assert torch.equal(slow[0], plain[0])
+    assert torch.equal(fast[0], unlimited[0])
+    assert (fast[0] < plain[0] - 1e-6).any()

@@ -13,6 +13,8 @@ from wdrobust._progress import current_stage
 from wdrobust.certify.bab import BabOptions, verify
 from wdrobust.certify.bab import search as module
 from wdrobust.certify.bab.attack import max_margin
+from wdrobust.certify.bab.domains import Domains
+from wdrobust.certify.bab.property import BabProperty
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.lipschitz import margin_cotangents
 from wdrobust.certify.bounds.propagation import margin_bounds
@@ -167,3 +169,34 @@ def test_the_search_names_its_domain_count_as_a_progress_stage(monkeypatch) -> N
     verify(BoundGraph(net), x0, y, 0.3, "linf", options)
     assert seen and seen[0].startswith("bab: 0 domains bounded, 1 open")
     assert current_stage() == ""
+
+
+def test_batch_size_predicts_no_batch_that_would_not_fit() -> None:
+    """Before any batch: full; one batch: cost in proportion to its size; two: a + b n up to the larger
+    size, in proportion to the larger beyond it (never the line's smaller slope), in proportion when the
+    line does not rise; nothing when no time is left."""
+    size = module._batch_size
+    assert size(256, 5.0, []) == 256
+    assert size(256, 0.0, [(4, 0.1)]) == 0
+    assert size(256, 1.0, [(10, 2.0)]) == 5
+    two = [(2, 0.6), (10, 1.0)]  # a = 0.5, b = 0.05
+    assert size(256, 0.78, two) == 5
+    assert size(256, 0.45, two) == 0
+    assert size(256, 2.5, two) == 25
+    assert size(16, 2.5, two) == 16
+    assert size(256, 0.55, [(2, 1.0), (10, 1.0)]) == 5
+
+
+def test_a_batch_takes_the_worst_domains_of_the_worst_ones_kind() -> None:
+    """Domains of depths 0..5 (rebound 2: depths 0, 2, 4 bound their boxes again): the worst one has
+    depth 3, so the kept-box domains come first, worst first, then the others."""
+    x0 = torch.tensor([0.5, 0.4], dtype=torch.float64)
+    prop = BabProperty.margin(x0, 0, 0.1, "linf", 3)
+    upper = torch.tensor([[0.1, -1.0], [0.2, -1.0], [0.5, -1.0], [0.9, -1.0], [0.3, -1.0], [0.4, -1.0]])
+    none = torch.zeros((6, 0), dtype=torch.float64)
+    queue = Domains(
+        x0.expand(6, 2), torch.zeros(6), [none], [none], upper.double(), torch.zeros(6), torch.arange(6)
+    )
+    order, kind, count = module._order(queue, prop, 2)
+    assert (kind, count) == (False, 3)
+    assert order.tolist() == [3, 5, 1, 2, 4, 0]

@@ -28,8 +28,10 @@ subclass of ``Crown`` that watches ``_push``. This is the hook to replace after 
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -37,7 +39,7 @@ from torch import fx
 
 from wdrobust.certify.bounds import BoundGraph
 from wdrobust.certify.bounds.activations import ActivationRule
-from wdrobust.certify.bounds.alpha import optimise_upper, slope_range
+from wdrobust.certify.bounds.alpha import optimise_upper, slope_range, step_entries
 from wdrobust.certify.bounds.interval import Box
 from wdrobust.certify.bounds.propagation import Crown, concretize
 from wdrobust.certify.bounds.region import Region
@@ -47,9 +49,12 @@ BETA_LR = 0.1
 ALPHA_LR = 0.1
 #: Adam's moment decay rates (beta1, beta2).
 ADAM = (0.9, 0.999)
-#: Time of one alpha-CROWN step through every layer, in units of the time to build the Crown (measured
-#: about 2 on the mnistfc MLPs: both bound every unstable neuron once, the step with autograd).
-STEP_COST = 2.5
+#: Seconds per coefficient entry of an alpha-CROWN step through every layer (``alpha.step_entries``), before
+#: the first root run of the process measures it (measured 4e-8 to 9e-8 on one thread here, on the
+#: mnistfc MLPs and the oval21 CNNs alike; the guess errs on the slow side).
+ENTRY_SECONDS = 1.5e-7
+#: The measured seconds per entry, updated by every root run that takes alpha steps (module docstring).
+_CLOCK = {"entry": ENTRY_SECONDS}
 
 
 def split_nodes(graph: BoundGraph, x0: torch.Tensor) -> list[fx.Node]:
@@ -138,20 +143,24 @@ def _optimise(
     upper: torch.Tensor,
     steps: int,
     slopes: list[torch.Tensor] | None,
+    proved: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """(upper (D, C), slopes): upper bounds of spec . f over the domains with split multipliers beta >= 0
     (per domain, row and decided neuron; module docstring) from beta = 0 and, when slopes is given (per
     split node (D, C, n), NaN: the Crown's slope), the output pass's lower ReLU slopes alpha (per domain,
     row and neuron, in their sound range ``slope_range``) from slopes, optimised jointly by projected Adam
     (step sizes BETA_LR, ALPHA_LR); each step's bound is sound, the elementwise minimum with upper (D, C)
-    is returned with the last slopes per split node (for the children; empty when slopes is None)."""
+    is returned with the last slopes per split node (for the children; empty when slopes is None).
+    proved: maps the bounds (D, C) so far to the domains (D,) bool that need no tighter ones; before each
+    step those leave the optimisation (the Crown restricted to the others, ``Crown.restrict``), and it
+    ends when none is left."""
     d, c = spec.shape[:2]
     shapes = {n: crown.bounds.boxes[n].lo.shape[1:] for n in nodes}
-    signs = {}
+    signs = []
     for n in nodes:
         box = crown.bounds.boxes[n]
-        signs[n] = ((box.lo >= 0).to(spec.dtype) - (box.hi <= 0).to(spec.dtype)).reshape(d, 1, -1)
-    params = [spec.new_zeros((d, c, signs[n].shape[2]), requires_grad=True) for n in nodes]
+        signs.append(((box.lo >= 0).to(spec.dtype) - (box.hi <= 0).to(spec.dtype)).reshape(d, 1, -1))
+    params = [spec.new_zeros((d, c, sign.shape[2]), requires_grad=True) for sign in signs]
     rates = [BETA_LR] * len(params)
     ranges = []
     if slopes is not None:
@@ -164,23 +173,36 @@ def _optimise(
                 torch.maximum(torch.minimum(init, ranges[-1][1]), ranges[-1][0]).requires_grad_(True)
             )
             rates.append(ALPHA_LR)
-    alphas = params[len(nodes) :]
     moments = [(torch.zeros_like(p), torch.zeros_like(p)) for p in params]
-    best = upper
+    out = [p.detach().clone() for p in params[len(nodes) :]]  # the slopes of every domain, written back
+    best, view, active = upper, crown, torch.arange(d, device=spec.device)
     for t in range(1, steps + 1):
-        crown.beta = {
-            n: (p * signs[n]).reshape(d, c, *shapes[n]) for n, p in zip(nodes, params, strict=False)
+        if proved is not None:
+            done = proved(best)[active]
+            if bool(done.all()):
+                break
+            if bool(done.any()):  # the optimisation goes on over the open domains only
+                keep = (~done).nonzero().flatten()
+                view, active = view.restrict(keep), active[keep]
+                params = [p.detach()[keep].requires_grad_(True) for p in params]
+                moments = [(m[keep], v[keep]) for m, v in moments]
+                signs = [sign[keep] for sign in signs]
+                ranges = [(low[keep], high[keep]) for low, high in ranges]
+        alphas = params[len(nodes) :]
+        view.beta = {
+            n: (p * sign).reshape(-1, c, *shapes[n]) for n, p, sign in zip(nodes, params, signs, strict=False)
         }
         if alphas:
-            crown.slopes = {
-                a: p.reshape(d, c, *shapes[nodes[i]]) for (a, i), p in zip(acts.items(), alphas, strict=True)
+            view.slopes = {
+                a: p.reshape(-1, c, *shapes[nodes[i]]) for (a, i), p in zip(acts.items(), alphas, strict=True)
             }
         with torch.enable_grad():
-            a, bias = crown.backward(crown.graph.output, spec)
-            bound = concretize(a, bias, crown.region)
+            a, bias = view.backward(view.graph.output, spec[active])
+            bound = concretize(a, bias, view.region)
             grads = torch.autograd.grad(bound.sum(), params, allow_unused=True)
         with torch.no_grad():
-            best = torch.minimum(best, bound)
+            best = best.clone()
+            best[active] = torch.minimum(best[active], bound)
             for k, (p, (m, v), g, lr) in enumerate(zip(params, moments, grads, rates, strict=True)):
                 if g is None:
                     continue
@@ -192,11 +214,21 @@ def _optimise(
                 else:
                     low, high = ranges[k - len(nodes)]
                     p.copy_(torch.maximum(torch.minimum(p, high), low))
+            for o, p in zip(out, params[len(nodes) :], strict=True):
+                o[active] = p
     crown.beta, crown.slopes = {}, None
-    out = [spec.new_empty(0)] * len(nodes) if alphas else []
-    for (_, i), p in zip(acts.items(), alphas, strict=False):
-        out[i] = p.detach()
-    return best.detach(), out
+    slopes_out = [spec.new_empty(0)] * len(nodes) if out else []
+    for (_, i), o in zip(acts.items(), out, strict=False):
+        slopes_out[i] = o
+    return best, slopes_out
+
+
+@functools.cache
+def _import_adam() -> None:
+    """Constructs one torch.optim.Adam (``optimise_upper`` uses it): the first construction of a process
+    imports torch._dynamo (4-6 s here), which must be charged to the time but not read as alpha-CROWN's
+    cost (``_CLOCK``)."""
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
 def root_bounds(
@@ -211,14 +243,21 @@ def root_bounds(
     """(upper (1, C), lo, hi per split node (1, n)): the root's bounds by alpha-CROWN through every layer
     (``bounds.alpha`` mode ``full``): its output bound of spec (1, C, K) over the region (one row) and the
     intersection of every step's pre-activation boxes, all sound on the region (the branch and bound's
-    first domain starts from them). Adam steps: at most `steps`, as many as fit in budget seconds at
-    STEP_COST times the time the Crown took to build, none when fewer than two fit (plain CROWN then)."""
+    first domain starts from them). Adam steps: at most `steps`, as many s as fit in budget seconds at a
+    cost of (s + 1) E t (E = ``alpha.step_entries``, t the seconds per entry of the last run, ``_CLOCK``;
+    the extra step stands for the polish and the last pass), none when fewer than two fit (plain CROWN
+    then). A root run with steps measures t."""
     clock = time.perf_counter()
+    _import_adam()
+    budget -= time.perf_counter() - clock
     crown = Crown(graph, region, intermediate)
-    fit = budget / (STEP_COST * (time.perf_counter() - clock))
-    steps = min(steps, int(fit)) if math.isfinite(fit) else steps
+    entries = step_entries(crown, spec.shape[1])
+    if math.isfinite(budget):
+        steps = min(steps, int(budget / (entries * _CLOCK["entry"])) - 1)
     if steps >= 2:
+        clock = time.perf_counter()
         upper = optimise_upper(crown, spec, steps, mode="full")
+        _CLOCK["entry"] = (time.perf_counter() - clock) / ((steps + 1) * entries)
     else:
         with torch.no_grad():
             upper = crown.upper(graph.output, spec)
@@ -240,6 +279,7 @@ def bound_domains(
     alpha_steps: int = 0,
     beta_steps: int = 0,
     slopes: list[torch.Tensor] | None = None,
+    proved: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> DomainBounds:
     """Sound bounds of D domains; see the module docstring.
 
@@ -251,7 +291,8 @@ def bound_domains(
     parent's bounds: re-bounding them over the same relaxations gives the same boxes), default none.
     alpha_steps: separate alpha-CROWN steps on the output pass (``Crown.optimise_upper``); beta_steps:
     joint steps of the split multipliers and, when slopes is given (per node (D, C, n), NaN: the Crown's
-    slope; e.g. the parent's), of the output pass's lower slopes (``_optimise``).
+    slope; e.g. the parent's), of the output pass's lower slopes (``_optimise``); proved: maps upper
+    bounds (D, C) to the domains (D,) bool that need no tighter ones (they leave those steps).
     """
     x0 = region.x0
     d = x0.shape[0]
@@ -278,7 +319,7 @@ def bound_domains(
         upper = torch.minimum(upper, crown.optimise_upper(spec, alpha_steps))
     out: list[torch.Tensor] = []
     if beta_steps > 0:
-        upper, out = _optimise(crown, spec, nodes, acts, upper, beta_steps, slopes)
+        upper, out = _optimise(crown, spec, nodes, acts, upper, beta_steps, slopes, proved)
     if torch.isnan(upper).any():
         raise ValueError("bab: the bounds contain NaN (check the model for non-finite weights)")
     boxes = crown.bounds.boxes

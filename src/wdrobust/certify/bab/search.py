@@ -24,11 +24,13 @@ every layer (``engine.root_bounds``, at most ROOT_SHARE of the time left):
 - ``input`` (few input dimensions): into its 2^d half cubes, bounded over B_inf(c, h) cap [0,1]^d, a superset
   of the domain's part of the ball for every norm; cubes that miss the region are dropped.
 
-Worst domains (largest open bound) are processed first, `batch` at a time, fewer when the time left
-would not fit a full batch at the cost a + b n fitted to the last batches (``_batch_size``) or when fewer
-than a batch remain of the `max_bounded` domains. Given the seed, every step depends on the time only
-through this batch size and the root's alpha steps: a search that the time limit does not cut
-(time_limit = inf and max_bounded set) is deterministic. Result:
+Worst domains (largest open bound) are processed first, `batch` at a time, in batches of one kind: the
+worst domain's, re-bounding boxes (depth a multiple of `rebound`) or keeping them, which cost several
+times more or less per domain. A batch holds fewer when the time left would not fit a full one at the
+cost predicted from the last batches of its kind (``_batch_size``, in FIT_SHARE of the time left; none
+starts that would not fit) or when fewer than a batch remain of the `max_bounded` domains. Given the
+seed, every step depends on the time only through this batch size and the root's alpha steps: a search
+that the time limit does not cut (time_limit = inf and max_bounded set) is deterministic. Result:
 ``verified`` (every leaf closed: a proof), ``falsified`` (a re-checked counterexample), or ``unknown``
 (time, domain limits, or unsplittable leaves), always with the best sound bound so far: per row, the max
 over all leaves of their bounds.
@@ -36,6 +38,7 @@ over all leaves of their bounds.
 
 from __future__ import annotations
 
+import functools
 import time
 import weakref
 from collections.abc import Callable
@@ -68,6 +71,9 @@ ATTACK_SHARE = 0.25
 SLOPE_MEMORY = 2 << 30
 #: Most share of the time left that the root's alpha-CROWN may take.
 ROOT_SHARE = 0.3
+#: A batch is sized to fit in this share of the time left at its predicted cost: batches of one kind
+#: still differ by about 25 % in cost per domain (how early their domains leave the beta steps).
+FIT_SHARE = 0.75
 MODES = ("auto", "relu", "input")
 
 
@@ -93,7 +99,7 @@ class BabOptions:
     input_dims: int = 4
     intermediate: str = "crown"
     alpha_steps: int = 0
-    beta_steps: int = 10
+    beta_steps: int = 5
     slopes: bool = True
     root_alpha_steps: int = 10
     attack_steps: int = 10
@@ -101,7 +107,7 @@ class BabOptions:
     seed: int = 0
     max_domains: int = 200_000
     max_bounded: int | None = None
-    splits: int = 1
+    splits: int = 3
     rebound: int = 4
 
     def __post_init__(self) -> None:
@@ -169,8 +175,9 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
     stuck: list[Domains] = []
     bounded = 0
     spent = {"attack": 0, "bound": 0}  # gradient evaluations (module docstring)
-    history: list[tuple[int, float]] = []  # (domains, seconds) of the last iterations of two sizes
-    previous: tuple[int, float] | None = None
+    # per kind of batch (its domains re-bound their boxes or not): (domains, seconds) of its last two sizes
+    history: dict[bool, list[tuple[int, float]]] = {True: [], False: []}
+    previous: tuple[bool, int, float] | None = None
 
     def attack(starts: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor | None:
         return search(graph.gm, prop, starts, lo, hi, options.attack_steps)
@@ -198,18 +205,21 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
         while cex is None and len(queue) and len(queue) <= most:
             show(f"bab: {bounded} domains bounded, {len(queue)} open")
             now = time.perf_counter()
-            if previous is not None:  # the last iteration's domains and seconds, all work included
-                kept = [h for h in history if h[0] != previous[0]][-1:]
-                history = [*kept, (previous[0], now - previous[1])]
-            size = _batch_size(options.batch, options.time_limit - (now - start), history)
+            if previous is not None:  # the last iteration's kind, domains and seconds, all work included
+                kind, n, began = previous
+                kept = [h for h in history[kind] if h[0] != n][-1:]
+                history[kind] = [*kept, (n, now - began)]
+            order, kind, count = _order(queue, prop, options.rebound)
+            fit = history[kind] or history[not kind]  # a kept-box batch costs less than a re-bounding one
+            left = FIT_SHARE * (options.time_limit - (now - start))
+            size = min(_batch_size(options.batch, left, fit), count)
             if options.max_bounded is not None:
                 size = min(size, options.max_bounded - bounded)
             if size < 1:
                 break
-            order = torch.argsort(prop.worst(queue.upper)[0], descending=True)
             batch, queue = queue.take(order[:size]), queue.take(order[size:])
             n = len(batch)
-            previous = (n, now)
+            previous = (kind, n, now)
             cols = prop.open_rows(batch.upper).any(dim=0).nonzero().flatten()  # rows some domain needs
             bounds = bound_domains(
                 graph,
@@ -224,6 +234,7 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
                 alpha_steps=options.alpha_steps,
                 beta_steps=0 if inputs else options.beta_steps,
                 slopes=[t[:, cols] for t in batch.slopes] if batch.slopes else None,
+                proved=functools.partial(_proved, prop=prop, parent=batch.upper, cols=cols, slack=slack),
             )
             spent["bound"] += n * (1 + (0 if inputs else options.beta_steps)) * cols.numel()
             bounded += n
@@ -275,6 +286,16 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
     return BabResult(status, upper.cpu().numpy(), cex, bounded, time.perf_counter() - start)
 
 
+def _proved(
+    upper: torch.Tensor, prop: BabProperty, parent: torch.Tensor, cols: torch.Tensor, slack: float
+) -> torch.Tensor:
+    """(D,) bool: the domains with every group refuted by the bounds upper (D, C') of spec_cols . f (no
+    offset, no slack) and their own earlier bounds parent (D, C) of the rows."""
+    rows = parent.clone()
+    rows[:, cols] = torch.minimum(rows[:, cols], upper + prop.offset[cols] + slack)
+    return prop.refuted(rows).all(dim=1)
+
+
 def _final(batch: Domains, count: int, rebound: int) -> torch.Tensor:
     """(D,) long: per domain the last split node whose boxes are final (``bound_domains``' split): its
     last split's node, or every node (count - 1) when its depth is no multiple of rebound."""
@@ -290,23 +311,33 @@ def _splits(room: int, n: int, most: int) -> int:
     return m
 
 
+def _order(queue: Domains, prop: BabProperty, rebound: int) -> tuple[torch.Tensor, bool, int]:
+    """(order (D,), kind, count): the queue's domains worst first (largest open bound), those of the
+    worst domain's kind before the others; kind: whether they bound their boxes again (depth a multiple
+    of rebound); count: how many of that kind there are (the next batch takes only those)."""
+    order = torch.argsort(prop.worst(queue.upper)[0], descending=True)
+    redo = queue.depth[order] % rebound == 0
+    kind = bool(redo[0])
+    return torch.cat([order[redo == kind], order[redo != kind]]), kind, int((redo == kind).sum())
+
+
 def _batch_size(batch: int, left: float, history: list[tuple[int, float]]) -> int:
-    """Domains to bound next (0: none fits): the most, up to batch, whose cost a + b n fits in the time
-    left (s); a, b >= 0 fitted to the last two batches of different sizes (n_i domains in t_i s), a = t,
-    b = 0 after one batch (the queue holds at most 2^splits domains then), full before the first."""
+    """Domains to bound next (0: none fits): the most, up to batch, whose predicted cost fits in the time
+    left (s), from the last batches of the batch's kind, (n_i domains, t_i s), up to two of different
+    sizes (full before the first). Up to the largest measured size n_m the cost is a + b n fitted to two
+    batches (b > 0), beyond it (or with one batch, or b <= 0) it grows in proportion, t_m n / n_m (the
+    fixed cost a >= 0 makes this an overestimate)."""
     if left <= 0:
         return 0
     if not history:
         return batch
-    if len(history) == 1:
-        a, b = history[0][1], 0.0
-    else:
+    n_max, t_max = max(history)
+    if t_max > left and len(history) == 2:
         (n1, t1), (n2, t2) = history
-        b = max((t2 - t1) / (n2 - n1), 0.0)
-        a = max(t2 - b * n2, 0.0)
-    if b == 0:
-        return batch if a <= left else 0
-    return int(max(0.0, min(batch, (left - a) / b)))
+        b = (t2 - t1) / (n2 - n1)
+        if b > 0:
+            return int(max(0.0, min(n_max, (left - max(t2 - b * n2, 0.0)) / b)))
+    return int(max(0.0, min(batch, left * n_max / t_max)))
 
 
 def _regions(batch: Domains, prop: BabProperty, inputs: bool) -> Region:

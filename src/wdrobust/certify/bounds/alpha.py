@@ -117,6 +117,18 @@ def starts(crown: Crown, mode: str) -> list[Start]:
     return out
 
 
+def step_entries(crown: Crown, specs: int, mode: str = "full") -> int:
+    """The coefficient entries one step of ``optimise_upper`` passes back over all of the Crown's rows, a
+    measure of its cost (its time per entry is about constant across networks): per start, two spec rows
+    (+e_k, -e_k) per neuron to bound times its dense pass's entries, plus specs rows per region row of the
+    output pass."""
+    rows = crown.x0.shape[0]
+    out = rows * specs * _dense_entries(crown, crown.graph.output)
+    for s in starts(crown, mode):
+        out += 2 * int(s.need(crown).sum()) * _dense_entries(crown, s.node)
+    return out
+
+
 def _dense_entries(crown: Crown, node: fx.Node) -> int:
     """Coefficient entries of one spec row of a dense pass from node back to the input: the sum of the
     per-row sizes of the bounded values up to node (full mode's passes are dense)."""

@@ -36,7 +36,6 @@ ATTACKS: dict[str, type[Attack]] = {
 }
 
 
-
 def attack_class(name: str) -> type[Attack]:
     """The registered attack ``name``; ValueError naming the choices otherwise."""
     if name not in ATTACKS:

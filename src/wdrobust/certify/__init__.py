@@ -43,7 +43,6 @@ CERTIFICATES: dict[str, type[Certificate]] = {
 }
 
 
-
 def certificate_class(name: str) -> type[Certificate]:
     """The registered certificate ``name``; ValueError naming the choices otherwise."""
     if name not in CERTIFICATES:

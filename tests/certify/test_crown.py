@@ -154,6 +154,24 @@ def _row(major: Majorant, i: int, copies: int) -> Majorant:
     return Majorant(major.knots[take], major.slopes[take], major.cap[take], jumps=major.jumps[take])
 
 
+def _check_against_grid(res, net: nn.Module, x, y, pts, norm: str, losses: tuple[str, ...]) -> dict:
+    """Assert that the result's majorants of ``losses`` lie above every grid point's gain and its certified
+    radii below the distance of every misclassified grid point; returns the grid's (distances, gains)
+    per loss (``_phi_on_grid``)."""
+    on_grid = {loss: _phi_on_grid(net, x, y, pts, norm, loss) for loss in losses}
+    for loss in losses:
+        for i, (dist, gain) in enumerate(on_grid[loss]):
+            bound = _row(res.majorants[loss], i, dist.shape[0])(dist.double().numpy())
+            assert (gain.double().numpy() <= bound + 1e-5 * (1 + np.abs(bound))).all()
+    with torch.no_grad():
+        wrong = net(pts).argmax(dim=1)
+    for i in range(x.shape[0]):
+        flips = pts[wrong != y[i]]
+        if flips.shape[0]:
+            assert res.certified_radius[i] <= float(lp_norm(flips - x[i], norm).min()) + 1e-6
+    return on_grid
+
+
 @pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
 @pytest.mark.parametrize("act", ["relu", "gelu", "silu", "leaky", "elu"])
 def test_crown_certificate_dominates_brute_force(act: str, norm: str) -> None:
@@ -167,20 +185,7 @@ def test_crown_certificate_dominates_brute_force(act: str, norm: str) -> None:
         cert = CERTIFICATES["crown"](net, norm, losses=("ce", "margin", "zero_one"), radii=[0.02, 0.05, 0.2])
         res = cert.run(x, y)
         assert res.sound
-        on_grid = {loss: _phi_on_grid(net, x, y, pts, norm, loss) for loss in ("ce", "margin")}
-        for loss in ("ce", "margin"):
-            major = res.majorants[loss]
-            for i, (dist, gain) in enumerate(on_grid[loss]):
-                bound = _row(major, i, dist.shape[0])(dist.double().numpy())
-                assert (gain.double().numpy() <= bound + 1e-5 * (1 + np.abs(bound))).all()
-        # certified radius <= the distance of every misclassified grid point
-        with torch.no_grad():
-            wrong = net(pts).argmax(dim=1)
-        for i in range(x.shape[0]):
-            flips = pts[wrong != y[i]]
-            if flips.shape[0]:
-                closest = float(lp_norm(flips - x[i], norm).min())
-                assert res.certified_radius[i] <= closest + 1e-6
+        on_grid = _check_against_grid(res, net, x, y, pts, norm, ("ce", "margin"))
         # the upper bound stays above the exact value of the grid's distribution (a lower bound)
         for p in (1.0, 2.0, math.inf):
             t = ThreatModel(norm, 0.05, p)
@@ -495,12 +500,4 @@ def test_p_inf_alone_bounds_the_balls_beyond_reach_by_intervals(monkeypatch) -> 
     for t in np.linspace(0, 0.05, 11):
         np.testing.assert_allclose(lazy(np.full(5, t)), full(np.full(5, t)), rtol=1e-12)
     pts = torch.cartesian_prod(torch.linspace(0, 1, 101), torch.linspace(0, 1, 101))
-    for i, (dist, gain) in enumerate(_phi_on_grid(net, x, y, pts, "linf", "margin")):
-        bound = _row(lazy, i, dist.shape[0])(dist.double().numpy())
-        assert (gain.double().numpy() <= bound + 1e-5 * (1 + np.abs(bound))).all()
-    with torch.no_grad():
-        wrong = net(pts).argmax(dim=1)
-    for i in range(x.shape[0]):
-        flips = pts[wrong != y[i]]
-        if flips.shape[0]:
-            assert runs[(math.inf,)].certified_radius[i] <= float(lp_norm(flips - x[i], "linf").min()) + 1e-6
+    _check_against_grid(runs[(math.inf,)], net, x, y, pts, "linf", ("margin",))

@@ -99,7 +99,7 @@ class BabOptions:
     input_dims: int = 4
     intermediate: str = "crown"
     alpha_steps: int = 0
-    beta_steps: int = 5
+    beta_steps: int = 10
     slopes: bool = True
     root_alpha_steps: int = 10
     attack_steps: int = 10

@@ -73,6 +73,23 @@ REACH_TOLERANCE = 1e-6
 log = logging.getLogger("wdrobust.certify.crown")
 
 
+def _take(boxes: dict[fx.Node, Box], rows: torch.Tensor) -> dict[fx.Node, Box]:
+    """The boxes (B, *S) of every node on the batch rows (R,) only."""
+    return {node: Box(box.lo[rows], box.hi[rows]) for node, box in boxes.items()}
+
+
+def _unbounded(shape: tuple[int, ...], like: torch.Tensor) -> Box:
+    """The box (-inf, inf) of the given shape, in like's dtype and device."""
+    inf = torch.full(shape, torch.inf, dtype=like.dtype, device=like.device)
+    return Box(-inf, inf.clone())
+
+
+def _choose(mask: torch.Tensor, a: Box, b: Box) -> Box:
+    """Per batch row (mask (B,) bool): a's box (B, *S) where mask holds, b's elsewhere."""
+    where = mask.reshape(-1, *([1] * (a.lo.dim() - 1)))
+    return Box(torch.where(where, a.lo, b.lo), torch.where(where, a.hi, b.hi))
+
+
 class CrownCertificate(Certificate):
     """Sound staircase-and-chord growth majorants from CROWN output bounds; see the module docstring.
 
@@ -214,17 +231,14 @@ class CrownCertificate(Certificate):
                 alpha=self.alpha,
                 alpha_stop=stop,
                 fallback=self._fallback["balls"],
-                known=None if known is None else {n: Box(v.lo[rows], v.hi[rows]) for n, v in known.items()},
+                known=None if known is None else _take(known, rows),
                 tightened=tight,
             )
             out[0][rows], out[1][rows] = upper, flat_dot(a, x[rows]) + b
             out[2][rows] = lp_norm(a, dual_of(self.norm), batch_dims=2)
             for node, box in (tight or {}).items():
                 if node not in tightened:
-                    inf = torch.full(
-                        (x.shape[0], *box.lo.shape[1:]), torch.inf, dtype=x.dtype, device=x.device
-                    )
-                    tightened[node] = Box(-inf, inf.clone())
+                    tightened[node] = _unbounded((x.shape[0], *box.lo.shape[1:]), box.lo)
                 tightened[node].lo[rows], tightened[node].hi[rows] = box.lo, box.hi
         return out[0], out[1], out[2]
 
@@ -254,11 +268,8 @@ class CrownCertificate(Certificate):
             last = torch.minimum(last, upper + slack)
             open_rows = ~(last < 0).all(dim=1)
             for node, box in tight.items():
-                keep = failed.get(
-                    node, Box(torch.full_like(box.lo, -torch.inf), torch.full_like(box.hi, torch.inf))
-                )
-                where = open_rows.reshape(-1, *([1] * (box.lo.dim() - 1)))
-                failed[node] = Box(torch.where(where, box.lo, keep.lo), torch.where(where, box.hi, keep.hi))
+                keep = failed.get(node, _unbounded(box.lo.shape, box.lo))
+                failed[node] = _choose(open_rows, box, keep)
             known = tight
             parts.append((upper, at_x, norm_a))
         upper, at_x, norm_a = (torch.cat(p[::-1]) for p in zip(*parts, strict=True))
@@ -430,7 +441,7 @@ class CrownCertificate(Certificate):
             hi = top
             k = u.shape[1] + 1
             # each row's pre-activation boxes on the ball of radius hi, which contains every later ball
-            known = {node: Box(box.lo[rows], box.hi[rows]) for node, box in failed.items()}
+            known = _take(failed, rows)
             for _ in range(self.bisection):
                 mid = (lo + hi) / 2
                 tight: dict[fx.Node, Box] = {}
@@ -440,10 +451,7 @@ class CrownCertificate(Certificate):
                 lo = torch.where(ok, mid, lo)
                 hi = torch.where(ok, hi, mid)
                 for node, box in tight.items():
-                    keep = ok.reshape(-1, *([1] * (box.lo.dim() - 1)))
-                    known[node] = Box(
-                        torch.where(keep, known[node].lo, box.lo), torch.where(keep, known[node].hi, box.hi)
-                    )
+                    known[node] = _choose(ok, known[node], box)
             radius[rows] = lo
         return torch.where(correct, radius, torch.zeros_like(radius))
 

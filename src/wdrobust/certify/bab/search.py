@@ -241,8 +241,7 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
             batch = batch.with_bounds(bounds.lo, bounds.hi)
             for mine, new in zip(batch.slopes, bounds.slopes, strict=False):
                 mine[:, cols] = new.to(mine.dtype)
-            fresh = bounds.upper + prop.offset[cols] + slack
-            batch.upper[:, cols] = torch.minimum(batch.upper[:, cols], fresh)
+            batch.upper = _merged(batch.upper, bounds.upper, prop, cols, slack)
             done = prop.refuted(batch.upper).all(dim=1)
             if done.any():
                 closed = torch.maximum(closed, batch.upper[done].amax(dim=0))
@@ -286,14 +285,21 @@ def solve(graph: BoundGraph, prop: BabProperty, options: BabOptions = BabOptions
     return BabResult(status, upper.cpu().numpy(), cex, bounded, time.perf_counter() - start)
 
 
+def _merged(
+    parent: torch.Tensor, upper: torch.Tensor, prop: BabProperty, cols: torch.Tensor, slack: float
+) -> torch.Tensor:
+    """(D, C): the domains' earlier bounds parent (D, C) of the rows, with the rows cols replaced by their
+    minimum with the new bounds upper (D, C') of spec_cols . f (no offset, no slack) plus offset and slack."""
+    rows = parent.clone()
+    rows[:, cols] = torch.minimum(rows[:, cols], upper + prop.offset[cols] + slack)
+    return rows
+
+
 def _proved(
     upper: torch.Tensor, prop: BabProperty, parent: torch.Tensor, cols: torch.Tensor, slack: float
 ) -> torch.Tensor:
-    """(D,) bool: the domains with every group refuted by the bounds upper (D, C') of spec_cols . f (no
-    offset, no slack) and their own earlier bounds parent (D, C) of the rows."""
-    rows = parent.clone()
-    rows[:, cols] = torch.minimum(rows[:, cols], upper + prop.offset[cols] + slack)
-    return prop.refuted(rows).all(dim=1)
+    """(D,) bool: the domains with every group refuted by ``_merged`` bounds (the beta steps' early stop)."""
+    return prop.refuted(_merged(parent, upper, prop, cols, slack)).all(dim=1)
 
 
 def _final(batch: Domains, count: int, rebound: int) -> torch.Tensor:
